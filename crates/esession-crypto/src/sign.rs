@@ -1,0 +1,376 @@
+//! Signatures on raw key components (XEP-0116 §8.2, §8.3; XEP-0187 `signs`).
+//!
+//! No XML here: `esession-forms` turns [`PublicKey`] into `<KeyValue/>` and back.
+//!
+//! * `rsa-sha256`: RSASSA-PKCS1-v1_5 with SHA-256 over the given octets (A5), with blinding.
+//! * `dsa-sha256`: DSA over SHA-256 of the octets, RFC 6979 deterministic k, the signature being
+//!   r || s, each as long as q (A5, I14).
+//! * `Profile::Gajim` RSA: textbook RSA of SHA-256(octets) read as an integer, the signature
+//!   written as minimal octets (what Gajim's RSA library `sign()` does).
+
+use crate::Profile;
+use crate::error::{Error, Result};
+use crate::hash::sha256;
+use core::fmt;
+use core::str::FromStr;
+use crypto_bigint::BoxedUint;
+use dsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
+use rand_core::CryptoRng;
+use rsa::traits::PublicKeyParts;
+
+/// The XEP-0116 URI of RSA with SHA-256.
+pub const RSA_SHA256_URI: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha256";
+/// The XEP-0116 URI of DSA with SHA-256.
+pub const DSA_SHA256_URI: &str = "http://www.w3.org/2000/09/xmldsig#dsa-sha256";
+
+/// A `sign_algs` option.
+///
+/// Emitted as the XEP-0116 URIs; `rsa`/`dsa` (XEP-0187 examples) and the W3C URIs
+/// (RFC 4051 `xmldsig-more#rsa-sha256`, XML-DSig 1.1 `xmldsig11#dsa-sha256`) are accepted as
+/// aliases and answered with the XEP URI (A5). The alias spelling is not kept, so `Display` of a
+/// parsed alias gives the canonical URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (MUST).
+    RsaSha256,
+    /// DSA with SHA-256 (SHOULD).
+    DsaSha256,
+    /// Any other URI.
+    Unknown(String),
+}
+
+impl SignAlg {
+    /// Supported algorithms in our preference order.
+    pub const SUPPORTED: [SignAlg; 2] = [SignAlg::RsaSha256, SignAlg::DsaSha256];
+
+    /// The canonical wire name (the XEP-0116 URI).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            SignAlg::RsaSha256 => RSA_SHA256_URI,
+            SignAlg::DsaSha256 => DSA_SHA256_URI,
+            SignAlg::Unknown(s) => s,
+        }
+    }
+
+    /// Whether this crate implements it.
+    #[must_use]
+    pub fn is_supported(&self) -> bool {
+        !matches!(self, SignAlg::Unknown(_))
+    }
+}
+
+impl FromStr for SignAlg {
+    type Err = core::convert::Infallible;
+    fn from_str(s: &str) -> core::result::Result<Self, Self::Err> {
+        Ok(match s {
+            RSA_SHA256_URI | "rsa" | "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => {
+                SignAlg::RsaSha256
+            }
+            DSA_SHA256_URI | "dsa" | "http://www.w3.org/2009/xmldsig11#dsa-sha256" => {
+                SignAlg::DsaSha256
+            }
+            other => SignAlg::Unknown(other.to_owned()),
+        })
+    }
+}
+
+impl fmt::Display for SignAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A public signature-verification key, as the components `<KeyValue/>` carries.
+#[derive(Clone)]
+pub enum PublicKey {
+    /// `<RSAKeyValue/>`: modulus and exponent.
+    Rsa(rsa::RsaPublicKey),
+    /// `<DSAKeyValue/>`: P, Q, G, Y.
+    Dsa(dsa::VerifyingKey),
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.components() == other.components()
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicKey::Rsa(k) => write!(f, "PublicKey::Rsa({} bits)", k.n().bit_width()),
+            PublicKey::Dsa(k) => write!(f, "PublicKey::Dsa({} bits)", k.components().p().bit_width()),
+        }
+    }
+}
+
+/// The components of a public key, each as minimal big-endian octets (XML-DSig CryptoBinary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyComponents {
+    /// RSA modulus and public exponent.
+    Rsa {
+        /// Modulus.
+        n: Vec<u8>,
+        /// Public exponent.
+        e: Vec<u8>,
+    },
+    /// DSA domain parameters and public value.
+    Dsa {
+        /// Prime p.
+        p: Vec<u8>,
+        /// Subgroup order q.
+        q: Vec<u8>,
+        /// Generator g.
+        g: Vec<u8>,
+        /// Public value y.
+        y: Vec<u8>,
+    },
+}
+
+fn uint(bytes: &[u8]) -> BoxedUint {
+    BoxedUint::from_be_slice_vartime(crate::mpi::trim(bytes))
+}
+
+fn octets(u: &BoxedUint) -> Vec<u8> {
+    crate::mpi::trim(&u.to_be_bytes()).to_vec()
+}
+
+impl PublicKey {
+    /// An RSA key from its modulus and exponent (minimal or zero-padded big-endian).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if rejected by the `rsa` crate (size limits 1024..=16384 bits).
+    pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self> {
+        rsa::RsaPublicKey::new(uint(n), uint(e)).map(PublicKey::Rsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// A DSA key from its components.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] unless (L, N) is one of FIPS 186's sizes and y is in the subgroup.
+    pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<Self> {
+        let c = dsa::Components::from_components(uint(p), uint(q), uint(g))
+            .map_err(|_| Error::InvalidKey)?;
+        dsa::VerifyingKey::from_components(c, uint(y)).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// Rebuilds a key from its components.
+    ///
+    /// # Errors
+    /// As [`PublicKey::rsa`] and [`PublicKey::dsa`].
+    pub fn from_components(c: &KeyComponents) -> Result<Self> {
+        match c {
+            KeyComponents::Rsa { n, e } => Self::rsa(n, e),
+            KeyComponents::Dsa { p, q, g, y } => Self::dsa(p, q, g, y),
+        }
+    }
+
+    /// The components, minimal octets.
+    #[must_use]
+    pub fn components(&self) -> KeyComponents {
+        match self {
+            PublicKey::Rsa(k) => KeyComponents::Rsa { n: octets(k.n()), e: octets(k.e()) },
+            PublicKey::Dsa(k) => {
+                let c = k.components();
+                KeyComponents::Dsa {
+                    p: octets(c.p()),
+                    q: octets(c.q()),
+                    g: octets(c.g()),
+                    y: octets(k.y()),
+                }
+            }
+        }
+    }
+
+    /// The algorithm this key verifies.
+    #[must_use]
+    pub fn alg(&self) -> SignAlg {
+        match self {
+            PublicKey::Rsa(_) => SignAlg::RsaSha256,
+            PublicKey::Dsa(_) => SignAlg::DsaSha256,
+        }
+    }
+
+    /// Verifies `sig` over `msg` (the octets themselves; the hash is applied here).
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] on any mismatch, including an algorithm that does not fit the key.
+    pub fn verify(&self, profile: Profile, alg: &SignAlg, msg: &[u8], sig: &[u8]) -> Result<()> {
+        let digest = sha256(msg);
+        match (self, alg, profile) {
+            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
+                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, sig)
+                .map_err(|_| Error::Crypto),
+            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
+                let n = k.n();
+                let t = crate::mpi::trim(sig);
+                if t.len() > n.as_ref().bits_precision().div_ceil(8) as usize {
+                    return Err(Error::Crypto);
+                }
+                let s = BoxedUint::from_be_slice(t, n.as_ref().bits_precision())
+                    .map_err(|_| Error::Crypto)?;
+                if s.cmp_vartime(n.as_ref()).is_ge() {
+                    return Err(Error::Crypto);
+                }
+                let m = rsa::hazmat::rsa_encrypt(k, &s).map_err(|_| Error::Crypto)?;
+                if crate::secret::ct_eq(&octets(&m), crate::mpi::trim(&digest)) {
+                    Ok(())
+                } else {
+                    Err(Error::Crypto)
+                }
+            }
+            (PublicKey::Dsa(k), SignAlg::DsaSha256, _) => {
+                let qlen = k.components().q().bit_width().div_ceil(8) as usize;
+                if sig.len() != 2 * qlen {
+                    return Err(Error::Crypto);
+                }
+                let (r, s) = sig.split_at(qlen);
+                let sig = dsa::Signature::from_components(uint(r), uint(s)).ok_or(Error::Crypto)?;
+                k.verify_prehash(&digest, &sig).map_err(|_| Error::Crypto)
+            }
+            _ => Err(Error::Crypto),
+        }
+    }
+}
+
+/// A private signing key. Zeroized on drop by the `rsa`/`dsa` crates; never printed.
+pub enum PrivateKey {
+    /// RSA.
+    Rsa(rsa::RsaPrivateKey),
+    /// DSA.
+    Dsa(dsa::SigningKey),
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({:?}, <redacted>)", self.public_key())
+    }
+}
+
+impl PrivateKey {
+    /// Generates an RSA key of `bits` bits (e = 65537).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for unsupported sizes.
+    pub fn generate_rsa<R: CryptoRng + ?Sized>(rng: &mut R, bits: usize) -> Result<Self> {
+        rsa::RsaPrivateKey::new(rng, bits).map(PrivateKey::Rsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// Generates a DSA 2048/256 key with fresh domain parameters (slow: prime generation).
+    ///
+    /// # Errors
+    /// [`Error::Rng`] if the generator fails.
+    pub fn generate_dsa<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
+        let c = dsa::Components::try_generate_from_rng_with_key_size(rng, dsa::KeySize::DSA_2048_256)
+            .map_err(|_| Error::Rng)?;
+        dsa::SigningKey::try_generate_from_rng_with_components(rng, c)
+            .map(PrivateKey::Dsa)
+            .map_err(|_| Error::Rng)
+    }
+
+    /// An RSA key from n, e, d (primes recovered, SP 800-56B C.2).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the components do not form a valid key.
+    pub fn rsa_from_components(n: &[u8], e: &[u8], d: &[u8]) -> Result<Self> {
+        rsa::RsaPrivateKey::from_components(uint(n), uint(e), uint(d), Vec::new())
+            .map(PrivateKey::Rsa)
+            .map_err(|_| Error::InvalidKey)
+    }
+
+    /// A DSA key from p, q, g, y, x.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the components do not form a valid key.
+    pub fn dsa_from_components(p: &[u8], q: &[u8], g: &[u8], y: &[u8], x: &[u8]) -> Result<Self> {
+        let PublicKey::Dsa(vk) = PublicKey::dsa(p, q, g, y)? else {
+            return Err(Error::InvalidKey);
+        };
+        dsa::SigningKey::from_components(vk, uint(x)).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// The matching public key.
+    #[must_use]
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
+            PrivateKey::Dsa(k) => PublicKey::Dsa(k.verifying_key().clone()),
+        }
+    }
+
+    /// Signs `msg` (the octets; hashing is done here).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if `alg` does not fit the key; [`Error::InvalidKey`] if the
+    /// primitive fails.
+    pub fn sign<R: CryptoRng + ?Sized>(
+        &self,
+        profile: Profile,
+        alg: &SignAlg,
+        msg: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>> {
+        let digest = sha256(msg);
+        match (self, alg, profile) {
+            (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
+                .sign_with_rng(rng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
+                .map_err(|_| Error::InvalidKey),
+            (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
+                let bits = k.n().as_ref().bits_precision();
+                let m = BoxedUint::from_be_slice(&digest, bits).map_err(|_| Error::InvalidKey)?;
+                let s = rsa::hazmat::rsa_decrypt_and_check(k, Some(rng), &m)
+                    .map_err(|_| Error::InvalidKey)?;
+                Ok(octets(&s))
+            }
+            (PrivateKey::Dsa(k), SignAlg::DsaSha256, _) => {
+                let sig = k.sign_prehash(&digest).map_err(|_| Error::InvalidKey)?;
+                let qlen = k.verifying_key().components().q().bit_width().div_ceil(8) as usize;
+                let mut out = fixed(&sig.r().to_be_bytes(), qlen)?;
+                out.extend(fixed(&sig.s().to_be_bytes(), qlen)?);
+                Ok(out)
+            }
+            _ => Err(Error::Unsupported("signature algorithm for this key")),
+        }
+    }
+}
+
+/// Left-pads (or trims leading zeros of) a big-endian integer to exactly `len` octets.
+fn fixed(bytes: &[u8], len: usize) -> Result<Vec<u8>> {
+    let t = crate::mpi::trim(bytes);
+    if t.len() > len {
+        return Err(Error::InvalidKey);
+    }
+    let mut out = vec![0u8; len - t.len()];
+    out.extend_from_slice(t);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_and_aliases() {
+        assert_eq!("rsa".parse::<SignAlg>().unwrap(), SignAlg::RsaSha256);
+        assert_eq!("dsa".parse::<SignAlg>().unwrap(), SignAlg::DsaSha256);
+        assert_eq!(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256".parse::<SignAlg>().unwrap(),
+            SignAlg::RsaSha256
+        );
+        assert_eq!(SignAlg::RsaSha256.to_string(), RSA_SHA256_URI);
+        assert_eq!(SignAlg::DsaSha256.to_string(), DSA_SHA256_URI);
+        let u: SignAlg = "urn:x".parse().unwrap();
+        assert_eq!(u.to_string(), "urn:x");
+        assert!(!u.is_supported());
+    }
+
+    #[test]
+    fn fixed_pads_and_rejects() {
+        assert_eq!(fixed(&[0, 0, 5], 2).unwrap(), vec![0, 5]);
+        assert!(fixed(&[1, 2, 3], 2).is_err());
+    }
+}
