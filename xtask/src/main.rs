@@ -1,1 +1,97 @@
-fn main(){}
+//! `cargo xtask <command>`: the project's automation, the same commands locally and in CI.
+//!
+//! * `test`: everything a contributor must keep green: formatting, clippy (warnings are errors),
+//!   every unit, integration and doc test, and the vector checker on every vector file.
+//! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
+//! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
+//! * `doc`: rustdoc with warnings as errors.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("ci") => test().and_then(|()| doc()),
+        Some("vectors") => vectors(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("doc") => doc(),
+        _ => {
+            eprintln!("usage: cargo xtask <test|ci|vectors [FILE...]|bench [--quick]|doc>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+mod bench;
+
+fn root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map_or(here.clone(), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed: {status}")) }
+}
+
+fn test() -> Result<(), String> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
+    let mut t = cargo();
+    t.args(["test", "--workspace"]);
+    run(t)?;
+    vectors(&[])
+}
+
+fn doc() -> Result<(), String> {
+    let mut d = cargo();
+    d.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    run(d)
+}
+
+/// The vector files: the shared folder beside the checkout (where the project's vectors are
+/// published), else the copies under `tests/vectors/`.
+fn vector_files() -> Vec<PathBuf> {
+    let mut dirs = vec![root().join("../shared/vectors"), root().join("tests/vectors")];
+    dirs.retain(|d| d.is_dir());
+    let Some(dir) = dirs.first() else { return Vec::new() };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_else(|_| Vec::new());
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    files
+}
+
+fn vectors(files: &[String]) -> Result<(), String> {
+    let files: Vec<PathBuf> =
+        if files.is_empty() { vector_files() } else { files.iter().map(PathBuf::from).collect() };
+    if files.is_empty() {
+        return Err("no vector files found".into());
+    }
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--release", "-p", "esession-cli", "--", "vectors", "check"]);
+    c.args(&files);
+    run(c)
+}

@@ -1,1 +1,32 @@
-fn main(){}
+//! `esession`: the command-line program of the esession workspace.
+//!
+//! Commands available in this build:
+//!
+//! * `esession vectors check FILE...`: recompute and replay test vectors (docs/vectors.md);
+//! * `esession demo`: a self-contained run of the primitives (until the full stack lands).
+
+use std::process::ExitCode;
+
+mod demo;
+mod vectors;
+
+const USAGE: &str = "usage:
+  esession vectors check FILE...   check test vector files (exit 1 on any failure)
+  esession demo                    run the built-in demonstration";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["vectors", "check", files @ ..] if !files.is_empty() => vectors::main(files),
+        ["demo"] => demo::main(),
+        ["--help" | "-h" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
