@@ -36,7 +36,11 @@ fn run() -> Result<(), esession_crypto::Error> {
     let t = Instant::now();
     let k_a = alice.agree(&d)?.session_key(&hash)?;
     let k_b = bob.agree(&e)?.session_key(&hash)?;
-    println!("  agreement on both sides: {:.1} ms, K equal: {}", t.elapsed().as_secs_f64() * 1e3, k_a.ct_eq(k_b.expose_secret()));
+    println!(
+        "  agreement on both sides: {:.1} ms, K equal: {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        k_a.ct_eq(k_b.expose_secret())
+    );
 
     let keys_a = SessionKeys::derive(&hash, &k_a)?;
     let keys_b = SessionKeys::derive(&hash, &k_b)?;
@@ -47,7 +51,12 @@ fn run() -> Result<(), esession_crypto::Error> {
     let mut data = body.as_bytes().to_vec();
     let after = enc.encrypt(counter, &mut data);
     let mac = hash.hmac(keys_a.initiator.km.expose_secret(), &[&data, &mpi::encode_u128(counter)])?;
-    println!("  Alice -> Bob: {} octets of ciphertext, MAC {} octets, counter +{}", data.len(), mac.len(), after - counter);
+    println!(
+        "  Alice -> Bob: {} octets of ciphertext, MAC {} octets, counter +{}",
+        data.len(),
+        mac.len(),
+        after - counter
+    );
     hash.verify_hmac(keys_b.initiator.km.expose_secret(), &[&data, &mpi::encode_u128(counter)], &mac)?;
     let _ = dec.decrypt(counter, &mut data);
     println!("  Bob verified the MAC and decrypted: {}", String::from_utf8_lossy(&data));

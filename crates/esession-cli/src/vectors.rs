@@ -131,7 +131,8 @@ impl<'a> Ctx<'a> {
         let profile: Profile =
             v.get("profile").and_then(Value::as_str).unwrap_or("xep").parse().map_err(err)?;
         let s = |k: &str| values.get(k).and_then(Value::as_str).map(str::to_owned);
-        let hash: HashAlg = s("hash").unwrap_or_else(|| "sha256".into()).parse().map_err(|e| format!("{e:?}"))?;
+        let hash: HashAlg =
+            s("hash").unwrap_or_else(|| "sha256".into()).parse().map_err(|e| format!("{e:?}"))?;
         let alg: CryptAlg = s("crypt_alg").ok_or("no crypt_alg")?.parse().map_err(|e| format!("{e:?}"))?;
         let group = match values.get("modp_group") {
             Some(Value::Number(n)) => ModpGroup::from_number(n.as_u64().unwrap_or(0) as u32),
@@ -182,7 +183,11 @@ impl<'a> Ctx<'a> {
                 let got = DhKeyPair::from_exponent(grp, &x).map(|k| k.public().to_vec()).map_err(err);
                 r.bytes(&nm(&format!("{epfx}{num}")), &e, got);
                 if let Some(he) = hex_of(m.get(&format!("He_modp{num}"))) {
-                    r.bytes(&nm(&format!("He_modp{num}")), &he, Ok(esession_crypto::hash::sha256(&e).to_vec()));
+                    r.bytes(
+                        &nm(&format!("He_modp{num}")),
+                        &he,
+                        Ok(esession_crypto::hash::sha256(&e).to_vec()),
+                    );
                 }
             }
         }
@@ -253,7 +258,8 @@ impl<'a> Ctx<'a> {
         // Alice's identity travels under the keys of K; in a 4-message negotiation Bob's
         // identity (and the session) uses the keys of K_final (XEP-0116 4.6.3, 4.7.3).
         let bob_k = if self.mode == 4 { &k_final } else { &k };
-        let (Ok(keys_a), Ok(keys_b)) = (SessionKeys::derive(&self.hash, &k), SessionKeys::derive(&self.hash, bob_k))
+        let (Ok(keys_a), Ok(keys_b)) =
+            (SessionKeys::derive(&self.hash, &k), SessionKeys::derive(&self.hash, bob_k))
         else {
             return;
         };
@@ -279,7 +285,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// macA/macB, signatures, ID_A/ID_B, M_A/M_B, SAS.
-    fn sigma(&self, r: &mut Report, label: &str, m: &'a Map<String, Value>, keys_a: &SessionKeys, keys_b: &SessionKeys) {
+    fn sigma(
+        &self,
+        r: &mut Report,
+        label: &str,
+        m: &'a Map<String, Value>,
+        keys_a: &SessionKeys,
+        keys_b: &SessionKeys,
+    ) {
         let nm = |k: &str| self.n(&format!("{label}.{k}"));
         let na = self.get(m, "NA");
         let nb = self.get(m, "NB");
@@ -293,9 +306,16 @@ impl<'a> Ctx<'a> {
                 let Some(input) = hex_of(m.get(&input_key)) else { continue };
                 let parts: Option<Vec<Vec<u8>>> = if side == "A" {
                     let pk = self.get(m, &format!("pubKeyA{calc}")).or_else(|| self.get(m, "pubKeyA"));
-                    vec![nb.clone(), na.clone(), self.get(m, "e"), pk, self.get(m, "formA"), self.get(m, "formA2")]
-                        .into_iter()
-                        .collect()
+                    vec![
+                        nb.clone(),
+                        na.clone(),
+                        self.get(m, "e"),
+                        pk,
+                        self.get(m, "formA"),
+                        self.get(m, "formA2"),
+                    ]
+                    .into_iter()
+                    .collect()
                 } else {
                     let pk = self.get(m, &format!("pubKeyB{calc}")).or_else(|| self.get(m, "pubKeyB"));
                     let mut p = vec![na.clone(), nb.clone(), self.get(m, "d"), pk, self.get(m, "formB")];
@@ -319,7 +339,8 @@ impl<'a> Ctx<'a> {
             let (Some(ma), Some(form_b)) = (self.get(m, "MA"), self.get(m, "formB")) else { return };
             for key in ["SAS", "alice_SAS", "bob_SAS"] {
                 let Some(exp) = m.get(key).and_then(Value::as_str) else { continue };
-                let got = sas::sas28x5(self.profile, &self.hash, &ma, &form_b).map(|s| s.as_str().as_bytes().to_vec());
+                let got = sas::sas28x5(self.profile, &self.hash, &ma, &form_b)
+                    .map(|s| s.as_str().as_bytes().to_vec());
                 r.bytes(&nm(key), exp.as_bytes(), got.map_err(err));
             }
         }
@@ -329,7 +350,9 @@ impl<'a> Ctx<'a> {
         let keys = self.v.pointer(&format!("/inputs/{who}/config/keys"))?;
         let h = |k: &str, f: &str| hex_of(keys.get(k).and_then(|x| x.get(f)));
         match sign_alg {
-            SignAlg::RsaSha256 => PrivateKey::rsa_from_components(&h("rsa", "n")?, &h("rsa", "e")?, &h("rsa", "d")?).ok(),
+            SignAlg::RsaSha256 => {
+                PrivateKey::rsa_from_components(&h("rsa", "n")?, &h("rsa", "e")?, &h("rsa", "d")?).ok()
+            }
             SignAlg::DsaSha256 => PrivateKey::dsa_from_components(
                 &h("dsa", "p")?,
                 &h("dsa", "q")?,
@@ -390,7 +413,8 @@ impl<'a> Ctx<'a> {
                     match (id, sig) {
                         (Some(mut id), Some(sig)) => {
                             id.extend_from_slice(
-                                format!("<SignatureValue>{}</SignatureValue>", mpi::b64_encode(&sig)).as_bytes(),
+                                format!("<SignatureValue>{}</SignatureValue>", mpi::b64_encode(&sig))
+                                    .as_bytes(),
                             );
                             Some(id)
                         }
@@ -415,7 +439,11 @@ impl<'a> Ctx<'a> {
             let after = cipher.encrypt(c, &mut data);
             r.bytes(&nm(&format!("ID{side}")), &exp, Ok(data));
             if let Some(exp_after) = int_u128(m.get(&format!("C{side}_after_identity"))) {
-                r.bytes(&nm(&format!("C{side}_after_identity")), &exp_after.to_be_bytes(), Ok(after.to_be_bytes().to_vec()));
+                r.bytes(
+                    &nm(&format!("C{side}_after_identity")),
+                    &exp_after.to_be_bytes(),
+                    Ok(after.to_be_bytes().to_vec()),
+                );
             }
         }
         // The receiver's decryption of the identity it got.
@@ -424,7 +452,10 @@ impl<'a> Ctx<'a> {
             let mut data = id;
             let _ = cipher.decrypt(c, &mut data);
             // Gajim pads with spaces: the decryption keeps them, the record may not.
-            if self.profile == Profile::Gajim && data.len() > exp.len() && data[exp.len()..].iter().all(|&b| b == b' ') {
+            if self.profile == Profile::Gajim
+                && data.len() > exp.len()
+                && data[exp.len()..].iter().all(|&b| b == b' ')
+            {
                 data.truncate(exp.len());
             }
             r.bytes(&nm(&dec_key), &exp, Ok(data));
@@ -442,10 +473,8 @@ impl<'a> Ctx<'a> {
                 r.bytes(&nm(&mk), &exp, self.hash.hmac(dk.km.expose_secret(), &[&input]).map_err(err));
             }
         }
-        if side == "B" {
-            if let (Some(ca), Some(cb)) = (int_u128(m.get("CA")), int_u128(m.get("CB"))) {
-                r.truth(&nm("CB = CA xor 2^127"), cb == ca ^ (1u128 << 127), "counters are not related");
-            }
+        if let ("B", Some(ca), Some(cb)) = (side, int_u128(m.get("CA")), int_u128(m.get("CB"))) {
+            r.truth(&nm("CB = CA xor 2^127"), cb == ca ^ (1u128 << 127), "counters are not related");
         }
     }
 
@@ -468,11 +497,19 @@ impl<'a> Ctx<'a> {
                         let mut data = m;
                         let after = cipher.encrypt(c, &mut data);
                         if let Some(b64) = send.get("data_b64").and_then(Value::as_str) {
-                            r.bytes(&nm("send.data_b64"), b64.as_bytes(), Ok(mpi::b64_encode(&data).into_bytes()));
+                            r.bytes(
+                                &nm("send.data_b64"),
+                                b64.as_bytes(),
+                                Ok(mpi::b64_encode(&data).into_bytes()),
+                            );
                         }
                         r.bytes(&nm("send.m_final"), &exp, Ok(data));
                         if let Some(ea) = int_u128(send.get("counter_after")) {
-                            r.bytes(&nm("send.counter_after"), &ea.to_be_bytes(), Ok(after.to_be_bytes().to_vec()));
+                            r.bytes(
+                                &nm("send.counter_after"),
+                                &ea.to_be_bytes(),
+                                Ok(after.to_be_bytes().to_vec()),
+                            );
                         }
                     }
                     Err(e) => r.fail(&nm("send.m_final"), &err(e)),
@@ -484,7 +521,9 @@ impl<'a> Ctx<'a> {
             }
             for (side, obj) in [("send", Some(send)), ("recv", entry.get("recv"))] {
                 let Some(obj) = obj else { continue };
-                let (Some(mc), Some(cb)) = (hex_of(obj.get("m_content")), hex_of(obj.get("mac_counter_bytes"))) else {
+                let (Some(mc), Some(cb)) =
+                    (hex_of(obj.get("m_content")), hex_of(obj.get("mac_counter_bytes")))
+                else {
                     continue;
                 };
                 let input = [mc.as_slice(), cb.as_slice()].concat();
@@ -494,7 +533,11 @@ impl<'a> Ctx<'a> {
                 let key = hex_of(obj.get("mac_key")).or_else(|| mac_key.clone());
                 let tag = if side == "send" { "a_mac" } else { "b_mac" };
                 if let (Some(key), Some(exp)) = (key, hex_of(obj.get(tag))) {
-                    r.bytes(&nm(&format!("{side}.{tag}")), &exp, self.hash.hmac(&key, &[&input]).map_err(err));
+                    r.bytes(
+                        &nm(&format!("{side}.{tag}")),
+                        &exp,
+                        self.hash.hmac(&key, &[&input]).map_err(err),
+                    );
                 }
             }
         }
@@ -504,7 +547,9 @@ impl<'a> Ctx<'a> {
         let Some(entries) = self.v.get("rekey").and_then(Value::as_array) else { return };
         for (i, entry) in entries.iter().enumerate() {
             let nm = |k: &str| self.n(&format!("rekey[{i}].{k}"));
-            let (Some(x), Some(peer)) = (hex_of(entry.get("x")), hex_of(entry.get("peer_public"))) else { continue };
+            let (Some(x), Some(peer)) = (hex_of(entry.get("x")), hex_of(entry.get("peer_public"))) else {
+                continue;
+            };
             let pair = match DhKeyPair::from_exponent(self.group, &x) {
                 Ok(p) => p,
                 Err(e) => {
@@ -530,7 +575,9 @@ impl<'a> Ctx<'a> {
             }
             self.rekey_keys(r, &nm(""), entry, &k);
             if let Some(acc) = entry.get("acceptor_computation") {
-                let (Some(ex), Some(re)) = (hex_of(acc.get("own_private_used")), hex_of(acc.get("received_e"))) else {
+                let (Some(ex), Some(re)) =
+                    (hex_of(acc.get("own_private_used")), hex_of(acc.get("received_e")))
+                else {
                     continue;
                 };
                 let got = DhKeyPair::from_exponent(self.group, &ex).and_then(|p| p.agree(&re));
@@ -560,11 +607,9 @@ impl<'a> Ctx<'a> {
                 r.bytes(&format!("{prefix}{name}"), &exp, Ok(val.expose_secret().to_vec()));
             }
             let ck = format!("{name}_cipher_key");
-            if name.starts_with("KC") {
-                if let Some(exp) = hex_of(entry.get(&ck)) {
-                    let got = cipher_key(self.profile, &self.alg, val).map(|c| c.expose_secret().to_vec());
-                    r.bytes(&format!("{prefix}{ck}"), &exp, got.map_err(err));
-                }
+            if let (true, Some(exp)) = (name.starts_with("KC"), hex_of(entry.get(&ck))) {
+                let got = cipher_key(self.profile, &self.alg, val).map(|c| c.expose_secret().to_vec());
+                r.bytes(&format!("{prefix}{ck}"), &exp, got.map_err(err));
             }
         }
     }
@@ -572,10 +617,14 @@ impl<'a> Ctx<'a> {
     fn offline(&self, r: &mut Report) {
         let Some(off) = self.v.get("offline") else { return };
         let nm = |k: &str| self.n(&format!("offline.{k}"));
-        if let (Some(xs), Some(es)) = (off.get("x").and_then(Value::as_object), off.get("e").and_then(Value::as_object)) {
+        if let (Some(xs), Some(es)) =
+            (off.get("x").and_then(Value::as_object), off.get("e").and_then(Value::as_object))
+        {
             for (grp, x) in xs {
                 let Some(num) = grp.strip_prefix("modp") else { continue };
-                let (Ok(g), Some(x), Some(e)) = (num.parse::<ModpGroup>(), hex_of(Some(x)), hex_of(es.get(grp))) else {
+                let (Ok(g), Some(x), Some(e)) =
+                    (num.parse::<ModpGroup>(), hex_of(Some(x)), hex_of(es.get(grp)))
+                else {
                     continue;
                 };
                 let got = DhKeyPair::from_exponent(g, &x).map(|k| k.public().to_vec()).map_err(err);
@@ -604,7 +653,11 @@ impl<'a> Ctx<'a> {
             match key {
                 Some(k) => {
                     let ok = k.verify(self.profile, &alg, &content, &sig).is_ok();
-                    r.truth(&format!("{name} verifies"), ok, "signature over the signed content does not verify");
+                    r.truth(
+                        &format!("{name} verifies"),
+                        ok,
+                        "signature over the signed content does not verify",
+                    );
                 }
                 None => r.fail(&name, "public key missing or invalid"),
             }

@@ -71,7 +71,7 @@ impl DhKeyPair {
         rng: &mut R,
     ) -> Result<Self> {
         let params = group.params()?;
-        if bits < 2 * BLOCK_BITS || bits % 8 != 0 || bits >= params.bits() {
+        if bits < 2 * BLOCK_BITS || !bits.is_multiple_of(8) || bits >= params.bits() {
             return Err(Error::InvalidLength { what: "DH exponent bits", got: bits as usize });
         }
         let mut buf = vec![0u8; (bits / 8) as usize];
@@ -109,8 +109,7 @@ impl DhKeyPair {
             None => true,
         };
         let wide = crypto_bigint::Resize::resize(&x, params.bits());
-        let p_minus_1 = params.p().wrapping_sub(&BoxedUint::one_with_precision(params.bits()));
-        let too_big = wide.cmp_vartime(&p_minus_1).is_ge();
+        let too_big = wide.cmp_vartime(params.p_minus_1()).is_ge();
         if too_small || too_big {
             return Err(Error::Crypto);
         }

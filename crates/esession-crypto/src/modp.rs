@@ -163,10 +163,7 @@ impl ModpGroup {
             ModpGroup::G18 => 7,
             _ => return Err(Error::Unsupported("MODP group")),
         };
-        CACHE[slot]
-            .get_or_init(|| GroupParams::build(self))
-            .as_ref()
-            .ok_or(Error::Unsupported("MODP group"))
+        CACHE[slot].get_or_init(|| GroupParams::build(self)).as_ref().ok_or(Error::Unsupported("MODP group"))
     }
 }
 
@@ -215,7 +212,7 @@ impl GroupParams {
         let odd = Odd::new(p.clone()).into_option()?;
         let monty = BoxedMontyParams::new_vartime(odd);
         let generator = BoxedMontyForm::new(BoxedUint::from_be_slice(&[2], bits).ok()?, &monty);
-        let p_minus_1 = p.wrapping_sub(&BoxedUint::one_with_precision(bits));
+        let p_minus_1 = p.wrapping_sub(BoxedUint::one_with_precision(bits));
         Some(Self { group, p, p_minus_1, monty, generator })
     }
 
@@ -249,6 +246,10 @@ impl GroupParams {
         self.p.bits_precision()
     }
 
+    pub(crate) fn p_minus_1(&self) -> &BoxedUint {
+        &self.p_minus_1
+    }
+
     pub(crate) fn monty(&self) -> &BoxedMontyParams {
         &self.monty
     }
@@ -276,13 +277,10 @@ impl GroupParams {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]

@@ -68,9 +68,7 @@ impl FromStr for SignAlg {
             RSA_SHA256_URI | "rsa" | "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => {
                 SignAlg::RsaSha256
             }
-            DSA_SHA256_URI | "dsa" | "http://www.w3.org/2009/xmldsig11#dsa-sha256" => {
-                SignAlg::DsaSha256
-            }
+            DSA_SHA256_URI | "dsa" | "http://www.w3.org/2009/xmldsig11#dsa-sha256" => SignAlg::DsaSha256,
             other => SignAlg::Unknown(other.to_owned()),
         })
     }
@@ -153,8 +151,7 @@ impl PublicKey {
     /// # Errors
     /// [`Error::InvalidKey`] unless (L, N) is one of FIPS 186's sizes and y is in the subgroup.
     pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<Self> {
-        let c = dsa::Components::from_components(uint(p), uint(q), uint(g))
-            .map_err(|_| Error::InvalidKey)?;
+        let c = dsa::Components::from_components(uint(p), uint(q), uint(g)).map_err(|_| Error::InvalidKey)?;
         dsa::VerifyingKey::from_components(c, uint(y)).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
     }
 
@@ -176,12 +173,7 @@ impl PublicKey {
             PublicKey::Rsa(k) => KeyComponents::Rsa { n: octets(k.n()), e: octets(k.e()) },
             PublicKey::Dsa(k) => {
                 let c = k.components();
-                KeyComponents::Dsa {
-                    p: octets(c.p()),
-                    q: octets(c.q()),
-                    g: octets(c.g()),
-                    y: octets(k.y()),
-                }
+                KeyComponents::Dsa { p: octets(c.p()), q: octets(c.q()), g: octets(c.g()), y: octets(k.y()) }
             }
         }
     }
@@ -202,17 +194,17 @@ impl PublicKey {
     pub fn verify(&self, profile: Profile, alg: &SignAlg, msg: &[u8], sig: &[u8]) -> Result<()> {
         let digest = sha256(msg);
         match (self, alg, profile) {
-            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
-                .verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, sig)
-                .map_err(|_| Error::Crypto),
+            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => {
+                k.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, sig).map_err(|_| Error::Crypto)
+            }
             (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
                 let n = k.n();
                 let t = crate::mpi::trim(sig);
                 if t.len() > n.as_ref().bits_precision().div_ceil(8) as usize {
                     return Err(Error::Crypto);
                 }
-                let s = BoxedUint::from_be_slice(t, n.as_ref().bits_precision())
-                    .map_err(|_| Error::Crypto)?;
+                let s =
+                    BoxedUint::from_be_slice(t, n.as_ref().bits_precision()).map_err(|_| Error::Crypto)?;
                 if s.cmp_vartime(n.as_ref()).is_ge() {
                     return Err(Error::Crypto);
                 }
@@ -322,8 +314,8 @@ impl PrivateKey {
             (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
                 let bits = k.n().as_ref().bits_precision();
                 let m = BoxedUint::from_be_slice(&digest, bits).map_err(|_| Error::InvalidKey)?;
-                let s = rsa::hazmat::rsa_decrypt_and_check(k, Some(rng), &m)
-                    .map_err(|_| Error::InvalidKey)?;
+                let s =
+                    rsa::hazmat::rsa_decrypt_and_check(k, Some(rng), &m).map_err(|_| Error::InvalidKey)?;
                 Ok(octets(&s))
             }
             (PrivateKey::Dsa(k), SignAlg::DsaSha256, _) => {

@@ -1,0 +1,96 @@
+//! Signatures with the vectors' identity keys: both profiles, round trips and negatives.
+
+use crate::{hex, load, rng, s};
+use esession_crypto::{Error, PrivateKey, Profile, PublicKey, SignAlg};
+
+fn keys() -> (PrivateKey, PrivateKey) {
+    let k = load("identity-keys.json");
+    let r = &k["rsa"];
+    let d = &k["dsa"];
+    let rsa = PrivateKey::rsa_from_components(&hex(s(r, "n")), &hex(s(r, "e")), &hex(s(r, "d"))).unwrap();
+    let dsa = PrivateKey::dsa_from_components(
+        &hex(s(d, "p")),
+        &hex(s(d, "q")),
+        &hex(s(d, "g")),
+        &hex(s(d, "y")),
+        &hex(s(d, "x")),
+    )
+    .unwrap();
+    (rsa, dsa)
+}
+
+#[test]
+fn round_trips_and_every_flipped_bit_fails() {
+    let (rsa, dsa) = keys();
+    let mut r = rng();
+    let msg = b"mac_A octets";
+    for (key, alg, profile) in [
+        (&rsa, SignAlg::RsaSha256, Profile::Xep),
+        (&rsa, SignAlg::RsaSha256, Profile::Gajim),
+        (&dsa, SignAlg::DsaSha256, Profile::Xep),
+    ] {
+        let sig = key.sign(profile, &alg, msg, &mut r).unwrap();
+        let public = key.public_key();
+        assert!(public.verify(profile, &alg, msg, &sig).is_ok());
+        for bit in (0..sig.len() * 8).step_by(7) {
+            let mut bad = sig.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(public.verify(profile, &alg, msg, &bad), Err(Error::Crypto), "{alg} bit {bit}");
+        }
+        assert_eq!(public.verify(profile, &alg, b"another message", &sig), Err(Error::Crypto));
+        assert_eq!(public.verify(profile, &alg, msg, &sig[1..]), Err(Error::Crypto));
+        assert_eq!(public.verify(profile, &alg, msg, &[]), Err(Error::Crypto));
+    }
+}
+
+#[test]
+fn deterministic_signatures() {
+    // PKCS#1 v1.5 and RFC 6979 DSA are deterministic; DSA is r||s of len(q) = 32 octets each.
+    let (rsa, dsa) = keys();
+    let mut r = rng();
+    let a = rsa.sign(Profile::Xep, &SignAlg::RsaSha256, b"x", &mut r).unwrap();
+    assert_eq!(a, rsa.sign(Profile::Xep, &SignAlg::RsaSha256, b"x", &mut r).unwrap());
+    assert_eq!(a.len(), 256);
+    let b = dsa.sign(Profile::Xep, &SignAlg::DsaSha256, b"x", &mut r).unwrap();
+    assert_eq!(b, dsa.sign(Profile::Xep, &SignAlg::DsaSha256, b"x", &mut r).unwrap());
+    assert_eq!(b.len(), 64);
+}
+
+#[test]
+fn profiles_and_algorithms_do_not_mix() {
+    let (rsa, dsa) = keys();
+    let mut r = rng();
+    let xep = rsa.sign(Profile::Xep, &SignAlg::RsaSha256, b"m", &mut r).unwrap();
+    let gajim = rsa.sign(Profile::Gajim, &SignAlg::RsaSha256, b"m", &mut r).unwrap();
+    let pk = rsa.public_key();
+    assert_eq!(pk.verify(Profile::Gajim, &SignAlg::RsaSha256, b"m", &xep), Err(Error::Crypto));
+    assert_eq!(pk.verify(Profile::Xep, &SignAlg::RsaSha256, b"m", &gajim), Err(Error::Crypto));
+    assert!(rsa.sign(Profile::Xep, &SignAlg::DsaSha256, b"m", &mut r).is_err());
+    assert!(dsa.sign(Profile::Xep, &SignAlg::RsaSha256, b"m", &mut r).is_err());
+    assert_eq!(pk.verify(Profile::Xep, &SignAlg::DsaSha256, b"m", &xep), Err(Error::Crypto));
+    let unknown = SignAlg::Unknown("urn:x".into());
+    assert!(rsa.sign(Profile::Xep, &unknown, b"m", &mut r).is_err());
+}
+
+#[test]
+fn components_round_trip_and_debug_is_public_only() {
+    let (rsa, dsa) = keys();
+    for key in [&rsa, &dsa] {
+        let public = key.public_key();
+        let back = PublicKey::from_components(&public.components()).unwrap();
+        assert_eq!(back, public);
+        let shown = format!("{key:?}");
+        assert!(shown.contains("redacted"), "{shown}");
+        assert!(!shown.to_lowercase().contains(&s(&load("identity-keys.json")["rsa"], "d")[..16]));
+    }
+    assert!(PublicKey::rsa(&[0x01, 0x00], &[3]).is_err(), "a 9-bit modulus is not a key");
+    assert!(PublicKey::dsa(&[23], &[11], &[2], &[4]).is_err(), "toy DSA sizes are refused");
+}
+
+#[test]
+fn generated_rsa_key_signs() {
+    let mut r = rng();
+    let key = PrivateKey::generate_rsa(&mut r, 1024).unwrap();
+    let sig = key.sign(Profile::Xep, &SignAlg::RsaSha256, b"hello", &mut r).unwrap();
+    assert!(key.public_key().verify(Profile::Xep, &SignAlg::RsaSha256, b"hello", &sig).is_ok());
+}
