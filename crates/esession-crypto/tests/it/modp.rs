@@ -87,7 +87,7 @@ fn atan_inv(x: u64, scale: &Big) -> Big {
     let mut k = 0u64;
     while !power.is_zero() {
         let term = power.div_small(2 * k + 1);
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             pos = pos.add(&term)
         } else {
             neg = neg.add(&term)
