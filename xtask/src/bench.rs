@@ -1,5 +1,171 @@
-//! `cargo xtask bench`: filled in below.
+//! `cargo xtask bench [--quick]`: the criterion benchmarks and, in the same run, the matching
+//! `openssl speed` figures; prints each ratio ours/OpenSSL and writes docs/performance.md.
 
-pub(crate) fn run(_args: &[String]) -> Result<(), String> {
-    Err("not yet".into())
+use crate::{cargo, root};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+
+/// One of our benchmarks and the OpenSSL figure it is compared with.
+enum Reference {
+    /// OpenSSL throughput (bytes/s) of an `-evp` cipher or `-hmac` digest at `bytes`.
+    Throughput { args: Vec<String>, bytes: u64 },
+    /// OpenSSL operations per second, `field` of the `+F` line (2 = sign or derive, 3 = verify).
+    Ops { alg: String, field: usize },
+}
+
+struct Pair {
+    ours: String,
+    reference: Reference,
+    label: String,
+}
+
+fn pairs() -> Vec<Pair> {
+    let mut v = Vec::new();
+    for (ours, evp) in [("aes128-ctr", "aes-128-ctr"), ("aes256-ctr", "aes-256-ctr")] {
+        for bytes in [64u64, 1024, 65536] {
+            v.push(Pair {
+                ours: format!("ctr/{ours}/{bytes}"),
+                reference: Reference::Throughput { args: vec!["-evp".into(), evp.into()], bytes },
+                label: format!("openssl speed -evp {evp} -bytes {bytes}"),
+            });
+        }
+    }
+    for bytes in [64u64, 1024, 65536] {
+        v.push(Pair {
+            ours: format!("hmac/sha256/{bytes}"),
+            reference: Reference::Throughput { args: vec!["-hmac".into(), "sha256".into()], bytes },
+            label: format!("openssl speed -hmac sha256 -bytes {bytes}"),
+        });
+    }
+    for (group, bits) in [(14, 2048), (15, 3072), (16, 4096), (17, 6144), (18, 8192)] {
+        for op in ["keygen", "agree"] {
+            v.push(Pair {
+                ours: format!("dh/{op}/modp{group}"),
+                reference: Reference::Ops { alg: format!("ffdh{bits}"), field: 3 },
+                label: format!("openssl speed ffdh{bits} (derive)"),
+            });
+        }
+    }
+    for (name, alg) in [("rsa2048", "rsa2048"), ("dsa2048_256", "dsa2048")] {
+        for (op, field) in [("sign", 3), ("verify", 4)] {
+            v.push(Pair {
+                ours: format!("sign/{name}/{op}"),
+                reference: Reference::Ops { alg: alg.into(), field },
+                label: format!("openssl speed {alg} ({op})"),
+            });
+        }
+    }
+    v
+}
+
+/// Parses criterion's `--output-format bencher` lines: `test NAME ... bench: N ns/iter (+/- M)`.
+fn parse_bencher(out: &str) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    for line in out.lines() {
+        let Some(rest) = line.strip_prefix("test ") else { continue };
+        let Some((name, tail)) = rest.split_once(" ... bench:") else { continue };
+        let ns: String = tail.trim().split_whitespace().next().unwrap_or("").replace(',', "");
+        if let Ok(ns) = ns.parse::<f64>() {
+            m.insert(name.trim().to_owned(), ns);
+        }
+    }
+    m
+}
+
+fn openssl(args: &[String]) -> Option<String> {
+    let out = Command::new("openssl").args(["speed", "-mr", "-seconds", "1"]).args(args).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// OpenSSL's figure for a reference: bytes/s or ops/s.
+fn reference_rate(r: &Reference, cache: &mut BTreeMap<String, String>) -> Option<f64> {
+    match r {
+        Reference::Throughput { args, bytes } => {
+            let mut a = args.clone();
+            a.extend(["-bytes".to_owned(), bytes.to_string()]);
+            let key = a.join(" ");
+            let out = cache.entry(key).or_insert_with(|| openssl(&a).unwrap_or_default());
+            let line = out.lines().find(|l| l.starts_with("+F:"))?;
+            line.rsplit(':').next()?.trim().parse().ok()
+        }
+        Reference::Ops { alg, field } => {
+            let out = cache.entry(alg.clone()).or_insert_with(|| openssl(std::slice::from_ref(alg)).unwrap_or_default());
+            let line = out.lines().find(|l| l.starts_with("+F"))?;
+            line.split(':').nth(*field)?.trim().parse().ok()
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let ossl = Command::new("openssl")
+        .arg("version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores; {ossl}")
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut c = cargo();
+    c.args(["bench", "-p", "esession-crypto", "--bench", "crypto", "--", "--output-format", "bencher"]);
+    if quick {
+        c.arg("--quick");
+    }
+    eprintln!("xtask: running {c:?}");
+    let out = c.output().map_err(|e| format!("cannot run cargo bench: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo bench failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let ours = parse_bencher(&String::from_utf8_lossy(&out.stdout));
+    let mut cache = BTreeMap::new();
+    let mut table = String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
+    for p in pairs() {
+        let Some(ns) = ours.get(&p.ours) else { continue };
+        let (ours_txt, ours_rate, unit) = match &p.reference {
+            Reference::Throughput { bytes, .. } => {
+                let rate = *bytes as f64 / (ns * 1e-9);
+                (format!("{:.1} MB/s", rate / 1e6), rate, "MB/s")
+            }
+            Reference::Ops { .. } => (format!("{:.3} ms", ns / 1e6), 1e9 / ns, "op/s"),
+        };
+        let (theirs, ratio) = match reference_rate(&p.reference, &mut cache) {
+            Some(r) if r > 0.0 => {
+                let t = if unit == "MB/s" { format!("{:.1} MB/s", r / 1e6) } else { format!("{:.3} ms", 1e3 / r) };
+                (t, format!("{:.2}", ours_rate / r))
+            }
+            _ => ("n/a".into(), "n/a".into()),
+        };
+        let _ = writeln!(table, "| {} | {ours_txt} | {theirs} | {ratio} | `{}` |", p.ours, p.label);
+    }
+    let mut rest = String::from("| benchmark | ours |\n|---|---|\n");
+    let paired: Vec<String> = pairs().into_iter().map(|p| p.ours).collect();
+    for (name, ns) in &ours {
+        if !paired.contains(name) {
+            let _ = writeln!(rest, "| {name} | {:.3} µs |", ns / 1e3);
+        }
+    }
+    println!("{table}\n{rest}");
+    let doc = root().join("docs/performance.md");
+    let old = std::fs::read_to_string(&doc).unwrap_or_default();
+    let begin = "<!-- BEGIN xtask bench -->";
+    let end = "<!-- END xtask bench -->";
+    let generated = format!(
+        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}{end}",
+        if quick { " --quick" } else { "" },
+        machine()
+    );
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{generated}{}", &old[..a], &old[b + end.len()..]),
+        _ => format!("{old}\n{generated}\n"),
+    };
+    std::fs::write(&doc, new).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
+    eprintln!("xtask: wrote {}", doc.display());
+    Ok(())
 }
