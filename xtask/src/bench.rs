@@ -90,7 +90,9 @@ fn reference_rate(r: &Reference, cache: &mut BTreeMap<String, String>) -> Option
             line.rsplit(':').next()?.trim().parse().ok()
         }
         Reference::Ops { alg, field } => {
-            let out = cache.entry(alg.clone()).or_insert_with(|| openssl(std::slice::from_ref(alg)).unwrap_or_default());
+            let out = cache
+                .entry(alg.clone())
+                .or_insert_with(|| openssl(std::slice::from_ref(alg)).unwrap_or_default());
             let line = out.lines().find(|l| l.starts_with("+F"))?;
             line.split(':').nth(*field)?.trim().parse().ok()
         }
@@ -100,7 +102,11 @@ fn reference_rate(r: &Reference, cache: &mut BTreeMap<String, String>) -> Option
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let ossl = Command::new("openssl")
@@ -125,7 +131,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let ours = parse_bencher(&String::from_utf8_lossy(&out.stdout));
     let mut cache = BTreeMap::new();
-    let mut table = String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
+    let mut table =
+        String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
     for p in pairs() {
         let Some(ns) = ours.get(&p.ours) else { continue };
         let (ours_txt, ours_rate, unit) = match &p.reference {
@@ -137,7 +144,11 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         };
         let (theirs, ratio) = match reference_rate(&p.reference, &mut cache) {
             Some(r) if r > 0.0 => {
-                let t = if unit == "MB/s" { format!("{:.1} MB/s", r / 1e6) } else { format!("{:.3} ms", 1e3 / r) };
+                let t = if unit == "MB/s" {
+                    format!("{:.1} MB/s", r / 1e6)
+                } else {
+                    format!("{:.3} ms", 1e3 / r)
+                };
                 (t, format!("{:.2}", ours_rate / r))
             }
             _ => ("n/a".into(), "n/a".into()),

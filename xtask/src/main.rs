@@ -70,18 +70,27 @@ fn doc() -> Result<(), String> {
     run(d)
 }
 
-/// The vector files: the shared folder beside the checkout (where the project's vectors are
-/// published), else the copies under `tests/vectors/`.
+/// The vector files: those of the shared folder beside the checkout (where the project's vectors
+/// are published); without it, the Gajim vector the crypto tests carry.
 fn vector_files() -> Vec<PathBuf> {
-    let mut dirs = vec![root().join("../shared/vectors"), root().join("tests/vectors")];
-    dirs.retain(|d| d.is_dir());
-    let Some(dir) = dirs.first() else { return Vec::new() };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_else(|_| Vec::new());
-    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
-    files.sort();
-    files
+    let list = |dir: PathBuf, prefix: &str| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => Vec::new(),
+        };
+        files.retain(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix))
+        });
+        files.sort();
+        files
+    };
+    let shared = list(root().join("../shared/vectors"), "");
+    if !shared.is_empty() {
+        return shared;
+    }
+    eprintln!("xtask: ../shared/vectors not found; checking the vectors carried in the repository");
+    list(root().join("crates/esession-crypto/tests/vectors"), "gajim-")
 }
 
 fn vectors(files: &[String]) -> Result<(), String> {
