@@ -65,7 +65,7 @@ fn parse_bencher(out: &str) -> BTreeMap<String, f64> {
     for line in out.lines() {
         let Some(rest) = line.strip_prefix("test ") else { continue };
         let Some((name, tail)) = rest.split_once(" ... bench:") else { continue };
-        let ns: String = tail.trim().split_whitespace().next().unwrap_or("").replace(',', "");
+        let ns: String = tail.split_whitespace().next().unwrap_or("").replace(',', "");
         if let Ok(ns) = ns.parse::<f64>() {
             m.insert(name.trim().to_owned(), ns);
         }
