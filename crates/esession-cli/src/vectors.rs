@@ -11,6 +11,7 @@ use esession_crypto::{
     CryptAlg, CtrCipher, DhKeyPair, HashAlg, ModpGroup, PrivateKey, Profile, PublicKey, Role, SecretBytes,
     SignAlg, mpi, sas,
 };
+use esession_forms as forms;
 use serde_json::{Map, Value};
 use std::process::ExitCode;
 
@@ -94,13 +95,25 @@ fn check_file(path: &str, report: &mut Report) {
         Err(e) => return report.fail(&name, &e),
     };
     ctx.step1(report);
+    ctx.step2(report);
+    ctx.pubkeys(report);
     for (step, layer) in [
-        ("step 2 (forms)", "esession-forms"),
         ("step 3 (negotiation replay)", "esession-negotiate"),
         ("step 4 (xep0200 replay)", "esession-stanza"),
     ] {
         report.skip(&format!("{name} {step}"), &format!("needs {layer}"));
     }
+}
+
+/// The ESession data form of a stanza: inside `<feature/>`/`<init/>`, or inside a PEP publish.
+fn find_form(stanza: &minidom::Element) -> Option<&minidom::Element> {
+    if let Some(w) = forms::esession::Wrapper::find(stanza) {
+        return forms::esession::Wrapper::unwrap(w).ok().map(|(_, x)| x);
+    }
+    let pubsub = stanza.children().find(|c| c.name() == "pubsub")?;
+    let publish = pubsub.children().find(|c| c.name() == "publish")?;
+    let item = publish.children().find(|c| c.name() == "item")?;
+    item.children().find(|c| c.is("x", forms::dataform::NS))
 }
 
 /// Lower-case hex (an octet string) or a hex integer of any length.
@@ -161,6 +174,84 @@ impl<'a> Ctx<'a> {
         self.xep0200(r);
         self.rekeys(r);
         self.offline(r);
+    }
+
+    /// Step 2: parse the recorded stanzas (the negotiation, and for offline sessions Alice's
+    /// PEP publish) and normalize their forms under the file's profile: each party's first form
+    /// gives formA/formB, its second formA2/formB2 (`identity` and `mac` excluded).
+    fn step2(&self, r: &mut Report) {
+        let entries: Vec<&Value> = match self.v.get("transcript").and_then(Value::as_array) {
+            Some(t) => t
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e.get("kind").and_then(Value::as_str),
+                        Some("negotiation" | "offline-start" | "pep-publish")
+                    )
+                })
+                .collect(),
+            None => match self.v.get("negotiation_stanzas").and_then(Value::as_array) {
+                Some(s) => s.iter().collect(),
+                None => return r.skip(&self.n("step 2 (forms)"), "no recorded stanzas"),
+            },
+        };
+        let mut seen = [0usize; 2];
+        for (i, entry) in entries.iter().enumerate() {
+            let from = entry.get("from").and_then(Value::as_str).unwrap_or("");
+            let side = match from {
+                "alice" => 0,
+                "bob" => 1,
+                _ => continue,
+            };
+            let name = self.n(&format!("stanza[{i}] from {from}"));
+            let Some(xml) = entry.get("xml").and_then(Value::as_str) else { continue };
+            let stanza = match forms::xml::parse(xml) {
+                Ok(s) => s,
+                Err(e) => {
+                    r.fail(&name, &format!("not XML: {e}"));
+                    continue;
+                }
+            };
+            let Some(x) = find_form(&stanza) else { continue };
+            match forms::dataform::DataForm::parse(x).and_then(|f| forms::esession::AnyForm::parse(&f)) {
+                Ok(_) => r.ok(&format!("{name} parses")),
+                Err(e) => r.fail(&format!("{name} parses"), &e.to_string()),
+            }
+            let key = match (side, seen[side]) {
+                (0, 0) => "formA",
+                (0, 1) => "formA2",
+                (1, 0) => "formB",
+                (1, 1) => "formB2",
+                _ => continue,
+            };
+            seen[side] += 1;
+            if let Some(expected) = hex_of(self.values.get(key)) {
+                let got = forms::normalize::form_content(self.profile, x, &["identity", "mac"]);
+                r.bytes(&self.n(key), &expected, got.map_err(|e| e.to_string()));
+            }
+        }
+    }
+
+    /// pubKeyA/pubKeyB: the normalized `<KeyValue/>` of each signer's key (and, for `hash`
+    /// identities, its fingerprint).
+    fn pubkeys(&self, r: &mut Report) {
+        let Some(alg) = self.sign_alg() else { return };
+        for (side, who) in [("A", "alice"), ("B", "bob")] {
+            let Some(expected) = hex_of(self.values.get(&format!("pubKey{side}"))) else { continue };
+            if expected.is_empty() {
+                continue;
+            }
+            let Some(key) = self.private_key(who, &alg) else { continue };
+            let got =
+                forms::keyvalue::pubkey_octets(self.profile, &key.public_key()).map_err(|e| e.to_string());
+            r.bytes(&self.n(&format!("pubKey{side}")), &expected, got.clone());
+            let fp_key = format!("fingerprint{side}");
+            let fp = self.v.pointer(&format!("/text/{fp_key}")).and_then(Value::as_str).map(str::to_owned);
+            if let (Some(fp), Ok(pk)) = (fp, got) {
+                let calc = forms::keyvalue::fingerprint(&self.hash, &pk).map_err(|e| e.to_string());
+                r.bytes(&self.n(&fp_key), fp.as_bytes(), calc.map(String::into_bytes));
+            }
+        }
     }
 
     /// Looks `key` up in the party's map, then in `values`.
