@@ -4,6 +4,7 @@
 //!   every unit, integration and doc test, and the vector checker on every vector file.
 //! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
 //! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
+//! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
 //! * `doc`: rustdoc with warnings as errors.
 
 use std::env;
@@ -17,9 +18,12 @@ fn main() -> ExitCode {
         Some("ci") => test().and_then(|()| doc()),
         Some("vectors") => vectors(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::main(&args[1..]),
         Some("doc") => doc(),
         _ => {
-            eprintln!("usage: cargo xtask <test|ci|vectors [FILE...]|bench [--quick]|doc>");
+            eprintln!(
+                "usage: cargo xtask <test|ci|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
 }
 
 mod bench;
+mod fuzz;
 
 fn root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

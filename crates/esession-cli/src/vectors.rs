@@ -97,6 +97,7 @@ fn check_file(path: &str, report: &mut Report) {
     ctx.step1(report);
     ctx.step2(report);
     ctx.pubkeys(report);
+    ctx.offline_content(report);
     for (step, layer) in [
         ("step 3 (negotiation replay)", "esession-negotiate"),
         ("step 4 (xep0200 replay)", "esession-stanza"),
@@ -230,6 +231,22 @@ impl<'a> Ctx<'a> {
                 r.bytes(&self.n(key), &expected, got.map_err(|e| e.to_string()));
             }
         }
+    }
+
+    /// The XEP-0187 options: the signed content is the normalized options form without `signs`.
+    fn offline_content(&self, r: &mut Report) {
+        let Some(off) = self.v.get("offline") else { return };
+        let (Some(form), Some(expected)) =
+            (off.get("options_form").and_then(Value::as_str), hex_of(off.get("signed_content")))
+        else {
+            return;
+        };
+        let name = self.n("offline.signed_content");
+        let got = forms::xml::parse(form).and_then(|x| {
+            forms::dataform::DataForm::parse(&x).and_then(|f| forms::esession::OfflineOptions::parse(&f))?;
+            forms::normalize::form_content(self.profile, &x, &["signs"])
+        });
+        r.bytes(&name, &expected, got.map_err(|e| e.to_string()));
     }
 
     /// pubKeyA/pubKeyB: the normalized `<KeyValue/>` of each signer's key (and, for `hash`

@@ -409,6 +409,12 @@ pub struct Request {
 }
 
 impl Request {
+    /// The element this form travels in (A8).
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        Wrapper::Feature
+    }
+
     /// Whether this is a 4-message request (it commits with `dhhashes`).
     #[must_use]
     pub fn is_four_message(&self) -> bool {
@@ -532,6 +538,13 @@ pub struct Response {
 }
 
 impl Response {
+    /// The element this form travels in (A8): `<init/>` for an XEP-0187 offline start (an answer
+    /// with an identity and no `accept`), `<feature/>` otherwise.
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        if self.accept.is_none() && self.identity.is_some() { Wrapper::Init } else { Wrapper::Feature }
+    }
+
     /// Parses an answer.
     ///
     /// # Errors
@@ -653,6 +666,12 @@ pub struct Accept {
 }
 
 impl Accept {
+    /// The element this form travels in (A8).
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        Wrapper::Feature
+    }
+
     /// Parses an accept.
     ///
     /// # Errors
@@ -715,6 +734,12 @@ pub struct BobIdentity {
 }
 
 impl BobIdentity {
+    /// The element this form travels in (A8).
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        Wrapper::Init
+    }
+
     /// Parses the form.
     ///
     /// # Errors
@@ -757,6 +782,12 @@ pub struct SsnAnswer {
 }
 
 impl SsnAnswer {
+    /// The element this form travels in (A8).
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        Wrapper::Feature
+    }
+
     /// Parses an answer that has no ESession fields (no `dhkeys`).
     ///
     /// # Errors
@@ -807,6 +838,12 @@ pub enum Terminate {
 }
 
 impl Terminate {
+    /// The element this form travels in (inside the encrypted content of an ESession).
+    #[must_use]
+    pub fn wrapper(self) -> Wrapper {
+        Wrapper::Feature
+    }
+
     /// Parses a terminate form.
     ///
     /// # Errors

@@ -193,6 +193,30 @@ mod tests {
     }
 
     #[test]
+    fn dsa_key_value_round_trip() {
+        // A DSA 2048/256 key of shared/vectors (the crypto crate's test data).
+        let keys: &str = include_str!("../../esession-crypto/tests/vectors/identity-keys.json");
+        let field = |k: &str| {
+            let start = keys.find(&format!("\"{k}\": \"")).unwrap() + k.len() + 5;
+            let end = start + keys[start..].find('"').unwrap();
+            let h = &keys[start..end];
+            let h = if h.len() % 2 == 1 { format!("0{h}") } else { h.to_owned() };
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect::<Vec<u8>>()
+        };
+        let k = PublicKey::dsa(&field("p"), &field("q"), &field("g"), &field("y")).unwrap();
+        let e = key_value(&k);
+        assert_eq!(parse_key_value(&e).unwrap(), k);
+        let s = String::from_utf8(pubkey_octets(Profile::Xep, &k).unwrap()).unwrap();
+        assert!(
+            s.starts_with("<KeyValue><DSAKeyValue><P>") && s.contains("</P><Q>") && s.contains("</G><Y>"),
+            "{s}"
+        );
+    }
+
+    #[test]
     fn identity_split() {
         let k = rsa();
         let plain = format!(

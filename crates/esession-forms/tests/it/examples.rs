@@ -163,6 +163,7 @@ fn xep0116_example12_bob_identity_in_init() {
     let (w, form) = form_of(&stanza(&example("xep-0116-ex12")));
     assert_eq!(w, Wrapper::Init);
     let b = BobIdentity::parse(&form).unwrap();
+    assert_eq!(b.wrapper(), Wrapper::Init);
     round_trip(&b, |b| b.to_form(Profile::Xep), BobIdentity::parse);
     assert!(matches!(AnyForm::parse(&form).unwrap(), AnyForm::BobIdentity(_)));
     // Either wrapper is accepted on receipt (A8).
@@ -277,5 +278,6 @@ fn xep0187_examples04_to_08_pubsub_and_start() {
     assert_eq!(r.sign_alg, Some(SignAlg::RsaSha256));
     assert_eq!((r.init_pubkey.clone(), r.resp_pubkey.clone()), (None, None));
     assert!(r.identity.is_some() && r.mac.is_some());
+    assert_eq!(r.wrapper(), Wrapper::Init);
     round_trip(&r, |r| r.to_form(Profile::Xep), Response::parse);
 }

@@ -1,0 +1,63 @@
+//! `cargo xtask fuzz --smoke` (every target for a few seconds) and
+//! `cargo xtask fuzz TARGET [--minutes N]` (one long run). Uses cargo-fuzz with
+//! `--sanitizer none`, which runs on the stable toolchain; installs cargo-fuzz when missing.
+
+use crate::{root, run};
+use std::process::Command;
+
+const TARGETS: &[&str] = &["crypto_decode", "dataform", "esession_form", "keyvalue"];
+
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let ok = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if ok {
+        return Ok(());
+    }
+    let mut c = Command::new("cargo");
+    c.args(["install", "--locked", "cargo-fuzz"]);
+    run(c)
+}
+
+fn fuzz(target: &str, seconds: u64) -> Result<(), String> {
+    let dir = root().join("fuzz");
+    let corpus = dir.join("corpus").join(target);
+    std::fs::create_dir_all(&corpus).map_err(|e| format!("cannot create {}: {e}", corpus.display()))?;
+    let seeds = dir.join("seeds").join(target);
+    let mut c = Command::new("cargo");
+    c.current_dir(&dir).args(["fuzz", "run", "--sanitizer", "none", target]);
+    c.arg(&corpus);
+    if seeds.is_dir() {
+        c.arg(&seeds);
+    }
+    c.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
+    run(c)
+}
+
+pub(crate) fn main(args: &[String]) -> Result<(), String> {
+    ensure_cargo_fuzz()?;
+    if args.iter().any(|a| a == "--smoke") {
+        for t in TARGETS {
+            fuzz(t, 20)?;
+        }
+        return Ok(());
+    }
+    let Some(target) = args.first().filter(|a| !a.starts_with("--")) else {
+        return Err(format!(
+            "usage: cargo xtask fuzz --smoke | TARGET [--minutes N]; targets: {}",
+            TARGETS.join(", ")
+        ));
+    };
+    if !TARGETS.contains(&target.as_str()) {
+        return Err(format!("unknown target {target}; targets: {}", TARGETS.join(", ")));
+    }
+    let minutes = args
+        .iter()
+        .position(|a| a == "--minutes")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|m| m.parse::<u64>().ok())
+        .unwrap_or(5);
+    fuzz(target, minutes * 60)
+}
