@@ -1,0 +1,151 @@
+//! `compress` (XEP-0116 §8.6, XEP-0200 §6 step 2): `none` (MUST) and, with the `zlib` feature,
+//! zlib (RFC 1950) with one compression context per direction, initialized after the key
+//! exchange and carried from stanza to stanza with a partial (sync) flush at the end of each.
+
+use crate::error::{Error, Result, TerminationCause};
+use esession_forms::names::Compress;
+
+/// Stanzas larger than this after decompression are refused (a zlib bomb would otherwise
+/// expand without bound).
+pub const MAX_DECOMPRESSED: usize = 1 << 20;
+
+/// One direction's compression state.
+pub(crate) enum Compressor {
+    None,
+    #[cfg(feature = "zlib")]
+    Zlib(Box<flate2::Compress>),
+}
+
+/// One direction's decompression state.
+pub(crate) enum Decompressor {
+    None,
+    #[cfg(feature = "zlib")]
+    Zlib(Box<flate2::Decompress>),
+}
+
+/// Whether this build implements the algorithm.
+#[must_use]
+pub fn supported(c: &Compress) -> bool {
+    match c {
+        Compress::None => true,
+        #[cfg(feature = "zlib")]
+        Compress::Zlib => true,
+        _ => false,
+    }
+}
+
+impl Compressor {
+    pub(crate) fn new(c: &Compress) -> Result<Self> {
+        match c {
+            Compress::None => Ok(Compressor::None),
+            #[cfg(feature = "zlib")]
+            Compress::Zlib => {
+                Ok(Compressor::Zlib(Box::new(flate2::Compress::new(flate2::Compression::default(), true))))
+            }
+            _ => Err(Error::Crypto(esession_crypto::Error::Unsupported("compression"))),
+        }
+    }
+
+    pub(crate) fn compress(&mut self, m: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Compressor::None => Ok(m.to_vec()),
+            #[cfg(feature = "zlib")]
+            Compressor::Zlib(z) => {
+                let mut out = Vec::with_capacity(m.len() + 64);
+                let mut input = m;
+                loop {
+                    out.reserve(out.len().max(256));
+                    let before_in = z.total_in();
+                    z.compress_vec(input, &mut out, flate2::FlushCompress::Sync)
+                        .map_err(|_| Error::Crypto(esession_crypto::Error::Unsupported("compression")))?;
+                    let consumed = usize::try_from(z.total_in() - before_in).unwrap_or(input.len());
+                    input = &input[consumed.min(input.len())..];
+                    // Done when all input is consumed and the flush left spare room.
+                    if input.is_empty() && out.len() < out.capacity() {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Decompressor {
+    pub(crate) fn new(c: &Compress) -> Result<Self> {
+        match c {
+            Compress::None => Ok(Decompressor::None),
+            #[cfg(feature = "zlib")]
+            Compress::Zlib => Ok(Decompressor::Zlib(Box::new(flate2::Decompress::new(true)))),
+            _ => Err(Error::Crypto(esession_crypto::Error::Unsupported("compression"))),
+        }
+    }
+
+    pub(crate) fn decompress(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Decompressor::None => Ok(data.to_vec()),
+            #[cfg(feature = "zlib")]
+            Decompressor::Zlib(z) => {
+                let bad = || Error::Terminated(TerminationCause::Compression);
+                let mut out = Vec::with_capacity(data.len() * 4 + 64);
+                let mut input = data;
+                loop {
+                    if out.len() > MAX_DECOMPRESSED {
+                        return Err(bad());
+                    }
+                    out.reserve(out.len().max(256));
+                    let before_in = z.total_in();
+                    let before_out = z.total_out();
+                    z.decompress_vec(input, &mut out, flate2::FlushDecompress::Sync).map_err(|_| bad())?;
+                    let consumed = usize::try_from(z.total_in() - before_in).map_err(|_| bad())?;
+                    input = &input[consumed.min(input.len())..];
+                    let progressed = consumed > 0 || z.total_out() > before_out;
+                    if input.is_empty() && out.len() < out.capacity() {
+                        return Ok(out);
+                    }
+                    if !progressed {
+                        return Err(bad());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use crate::error::TerminationCause;
+
+    #[test]
+    fn none_is_identity() {
+        let mut c = Compressor::new(&Compress::None).unwrap();
+        let mut d = Decompressor::new(&Compress::None).unwrap();
+        assert_eq!(d.decompress(&c.compress(b"abc").unwrap()).unwrap(), b"abc");
+        assert!(Compressor::new(&Compress::Lzw).is_err());
+        assert!(!supported(&Compress::Lzw));
+    }
+
+    #[cfg(feature = "zlib")]
+    #[test]
+    fn zlib_context_carries_across_stanzas() {
+        let mut c = Compressor::new(&Compress::Zlib).unwrap();
+        let mut d = Decompressor::new(&Compress::Zlib).unwrap();
+        let msg = b"<body>the same words again and again and again</body>".repeat(4);
+        let first = c.compress(&msg).unwrap();
+        let second = c.compress(&msg).unwrap();
+        assert!(second.len() < first.len(), "the shared context makes the repeat cheaper");
+        assert_eq!(d.decompress(&first).unwrap(), msg);
+        assert_eq!(d.decompress(&second).unwrap(), msg);
+        // Out of order, the second stanza cannot be decompressed by a fresh context.
+        let mut fresh = Decompressor::new(&Compress::Zlib).unwrap();
+        assert!(
+            fresh.decompress(&second).is_err() || fresh.decompress(&second).map(|m| m != msg).unwrap_or(true)
+        );
+        let big = vec![b'a'; 4 * MAX_DECOMPRESSED];
+        let mut c2 = Compressor::new(&Compress::Zlib).unwrap();
+        let bomb = c2.compress(&big).unwrap();
+        let mut d2 = Decompressor::new(&Compress::Zlib).unwrap();
+        assert_eq!(d2.decompress(&bomb), Err(Error::Terminated(TerminationCause::Compression)));
+    }
+}

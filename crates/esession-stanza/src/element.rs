@@ -1,0 +1,212 @@
+//! The `<c xmlns='http://www.xmpp.org/extensions/xep-0200.html#ns'/>` element (XEP-0200 §7, §14).
+
+use crate::error::{Error, Result};
+use esession_crypto::{Profile, mpi};
+use minidom::Element;
+
+/// The XEP-0200 namespace.
+pub const NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
+
+/// A parsed `<c/>`: Base64-decoded values, plus the normalized content its MAC covers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Encrypted {
+    /// `<data/>`: m_final (absent for an empty re-key stanza).
+    pub data: Option<Vec<u8>>,
+    /// `<key/>`: a re-key's new e, §6.1 octets.
+    pub key: Option<Vec<u8>>,
+    /// `<new/>`: how many of our `<key/>`s the sender had received since its last stanza.
+    pub new: Option<u32>,
+    /// `<old/>`s: published old MAC keys (ignored on receipt).
+    pub old: Vec<Vec<u8>>,
+    /// `<mac/>`: a_mac.
+    pub mac: Vec<u8>,
+    /// m_content as received: the normalized children except `<mac/>`, in received order.
+    m_content: Vec<u8>,
+}
+
+impl core::fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Encrypted")
+            .field("data_len", &self.data.as_ref().map(Vec::len))
+            .field("key", &self.key.is_some())
+            .field("new", &self.new)
+            .field("old", &self.old.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn text_el(name: &str, text: String) -> Element {
+    Element::builder(name, NS).append(text).build()
+}
+
+impl Encrypted {
+    /// A `<c/>` to send: the children in the canonical order `data`, `key`, `new`, `old`...,
+    /// and m_content computed from them (A17). The MAC is filled in by [`Encrypted::set_mac`].
+    #[must_use]
+    pub fn new(data: Option<Vec<u8>>, key: Option<Vec<u8>>, new: Option<u32>, old: Vec<Vec<u8>>) -> Self {
+        let mut m_content = String::new();
+        if let Some(d) = &data {
+            m_content.push_str(&format!("<data>{}</data>", mpi::b64_encode(d)));
+        }
+        if let Some(k) = &key {
+            m_content.push_str(&format!("<key>{}</key>", mpi::b64_encode(k)));
+        }
+        if let Some(n) = new {
+            m_content.push_str(&format!("<new>{n}</new>"));
+        }
+        for o in &old {
+            m_content.push_str(&format!("<old>{}</old>", mpi::b64_encode(o)));
+        }
+        Self { data, key, new, old, mac: Vec::new(), m_content: m_content.into_bytes() }
+    }
+
+    /// Sets a_mac.
+    pub fn set_mac(&mut self, mac: Vec<u8>) {
+        self.mac = mac;
+    }
+
+    /// m_content: what a_mac covers (before the counter).
+    #[must_use]
+    pub fn m_content(&self) -> &[u8] {
+        &self.m_content
+    }
+
+    /// Parses a received `<c/>`; children may come in any order (A17).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`] for a wrong element, unknown or repeated children, text outside the
+    /// children, invalid Base64, a `<new/>` that is not a positive integer, or a missing `<mac/>`.
+    pub fn parse(profile: Profile, c: &Element) -> Result<Self> {
+        if !c.is("c", NS) {
+            return Err(Error::Malformed("not a <c/> element"));
+        }
+        for n in c.nodes() {
+            if let minidom::Node::Text(t) = n
+                && !t.trim().is_empty()
+            {
+                return Err(Error::Malformed("text in <c/>"));
+            }
+        }
+        let mut out = Self {
+            data: None,
+            key: None,
+            new: None,
+            old: Vec::new(),
+            mac: Vec::new(),
+            m_content: Vec::new(),
+        };
+        let mut mac = None;
+        let mut m_content = String::new();
+        let b64 = |e: &Element| -> Result<Vec<u8>> {
+            if e.children().next().is_some() {
+                return Err(Error::Malformed("element inside a <c/> child"));
+            }
+            mpi::b64_decode(e.text().trim()).map_err(|_| Error::Malformed("invalid base64"))
+        };
+        for child in c.children() {
+            if !child.has_ns(NS) {
+                return Err(Error::Malformed("foreign element in <c/>"));
+            }
+            if child.name() != "mac" {
+                let normalized = esession_forms::normalize::element(profile, child)
+                    .map_err(|_| Error::Malformed("cannot normalize"))?;
+                m_content.push_str(&normalized);
+            }
+            match child.name() {
+                "data" if out.data.is_none() => out.data = Some(b64(child)?),
+                "key" if out.key.is_none() => out.key = Some(b64(child)?),
+                "mac" if mac.is_none() => mac = Some(b64(child)?),
+                "old" => out.old.push(b64(child)?),
+                "new" if out.new.is_none() => {
+                    let t = child.text();
+                    let canonical = !t.is_empty()
+                        && t.len() <= 10
+                        && t.bytes().all(|b| b.is_ascii_digit())
+                        && !t.starts_with('0');
+                    let n: u32 = if canonical {
+                        t.parse().map_err(|_| Error::Malformed("<new/> too large"))?
+                    } else {
+                        0
+                    };
+                    if n == 0 {
+                        return Err(Error::Malformed("<new/> is not a positive integer"));
+                    }
+                    out.new = Some(n);
+                }
+                "data" | "key" | "mac" | "new" => return Err(Error::Malformed("repeated child")),
+                _ => return Err(Error::Malformed("unknown child")),
+            }
+        }
+        out.mac = mac.ok_or(Error::Malformed("no <mac/>"))?;
+        out.m_content = m_content.into_bytes();
+        Ok(out)
+    }
+
+    /// The element to send, in the canonical order with `<mac/>` last.
+    #[must_use]
+    pub fn to_element(&self) -> Element {
+        let mut c = Element::builder("c", NS).build();
+        if let Some(d) = &self.data {
+            c.append_child(text_el("data", mpi::b64_encode(d)));
+        }
+        if let Some(k) = &self.key {
+            c.append_child(text_el("key", mpi::b64_encode(k)));
+        }
+        if let Some(n) = self.new {
+            c.append_child(text_el("new", n.to_string()));
+        }
+        for o in &self.old {
+            c.append_child(text_el("old", mpi::b64_encode(o)));
+        }
+        c.append_child(text_el("mac", mpi::b64_encode(&self.mac)));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use esession_forms::xml::parse;
+
+    #[test]
+    fn any_order_on_receipt_canonical_on_send() {
+        let c = parse(&format!(
+            "<c xmlns='{NS}'>\n <mac>AQI=</mac>\n <new>2</new>\n <data>AAEC</data>\n <old>BQ==</old></c>"
+        ))
+        .unwrap();
+        let e = Encrypted::parse(Profile::Xep, &c).unwrap();
+        assert_eq!(e.data, Some(vec![0, 1, 2]));
+        assert_eq!(e.new, Some(2));
+        assert_eq!(e.old, vec![vec![5]]);
+        assert_eq!(e.mac, vec![1, 2]);
+        // m_content keeps the received order, without <mac/> and whitespace.
+        assert_eq!(e.m_content(), b"<new>2</new><data>AAEC</data><old>BQ==</old>");
+        let mut sent = Encrypted::new(e.data.clone(), None, e.new, e.old.clone());
+        sent.set_mac(e.mac.clone());
+        assert_eq!(sent.m_content(), b"<data>AAEC</data><new>2</new><old>BQ==</old>");
+        let back = Encrypted::parse(Profile::Xep, &sent.to_element()).unwrap();
+        assert_eq!(back, sent);
+    }
+
+    #[test]
+    fn malformed_elements() {
+        for body in [
+            "<data>AAEC</data>",
+            "<mac>AQI=</mac><mac>AQI=</mac>",
+            "<data>AAEC</data><data>AAEC</data><mac>AQI=</mac>",
+            "<data>A A</data><mac>AQI=</mac>",
+            "<new>0</new><mac>AQI=</mac>",
+            "<new>01</new><mac>AQI=</mac>",
+            "<new>-1</new><mac>AQI=</mac>",
+            "<new>99999999999</new><mac>AQI=</mac>",
+            "<bogus/><mac>AQI=</mac>",
+            "text<mac>AQI=</mac>",
+            "<data><x/></data><mac>AQI=</mac>",
+        ] {
+            let c = parse(&format!("<c xmlns='{NS}'>{body}</c>")).unwrap();
+            assert!(Encrypted::parse(Profile::Xep, &c).is_err(), "{body}");
+        }
+        let other = parse("<c xmlns='http://jabber.org/protocol/caps'/>").unwrap();
+        assert!(Encrypted::parse(Profile::Xep, &other).is_err());
+    }
+}

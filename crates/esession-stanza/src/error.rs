@@ -1,0 +1,88 @@
+//! Errors of the stanza layer, in the categories of STYLE.md, each mapped to what goes on the
+//! wire.
+
+use core::fmt;
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A MAC did not verify, a re-key value was out of range, or the decrypted content is not
+    /// well-formed XML. The session is terminated (XEP-0200 §8 steps 3 and 6) and the peer may be
+    /// sent `<not-acceptable/>`.
+    Terminated(TerminationCause),
+    /// The session was already terminated; nothing more can be sent or received.
+    SessionClosed,
+    /// The `<c/>` element is malformed (missing `<mac/>`, bad Base64, duplicates...). Treated
+    /// like a MAC failure by sessions: it cannot be authenticated.
+    Malformed(&'static str),
+    /// The stanza type was not negotiated (`stanzas` field) and clear text was not allowed
+    /// explicitly (XEP-0116 §4.1).
+    NotNegotiated(String),
+    /// A re-key was requested before `rekey_freq` stanzas were exchanged (XEP-0200 §9.1).
+    RekeyTooSoon {
+        /// Stanzas still to exchange before a re-key is allowed.
+        remaining: u32,
+    },
+    /// The stanza has no `<c/>`: it was sent in clear (the session is not affected; the caller
+    /// decides whether to show it, and must say it was not protected).
+    NotEncrypted,
+    /// The block budget since the last key exchange is spent and `rekey_freq` forbids a re-key:
+    /// the session must be terminated (XEP-0200 §11.4).
+    KeyExhausted,
+    /// A primitive failed (unknown algorithm, bad key length).
+    Crypto(esession_crypto::Error),
+}
+
+/// Why a session was terminated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminationCause {
+    /// b_mac differed from a_mac, or the `<c/>` element could not be authenticated.
+    Mac,
+    /// The decrypted content is not well-formed XML.
+    Xml,
+    /// A `<key/>` value outside 1 < e < p - 1 (A18).
+    RekeyRange,
+    /// A `<new/>` value that selects no stored key set.
+    New,
+    /// Decompression failed.
+    Compression,
+}
+
+impl Error {
+    /// The XMPP error condition to send back, if any (`not-acceptable` for terminations, the
+    /// MAY of XEP-0200 §8).
+    #[must_use]
+    pub fn condition(&self) -> Option<&'static str> {
+        match self {
+            Error::Terminated(_) | Error::Malformed(_) => Some("not-acceptable"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Terminated(c) => write!(f, "session terminated: {c:?}"),
+            Error::SessionClosed => f.write_str("session closed"),
+            Error::Malformed(w) => write!(f, "malformed <c/>: {w}"),
+            Error::NotNegotiated(t) => write!(f, "stanza type {t} is not encrypted in this session"),
+            Error::RekeyTooSoon { remaining } => write!(f, "re-key not allowed for {remaining} more stanzas"),
+            Error::NotEncrypted => f.write_str("the stanza is not encrypted"),
+            Error::KeyExhausted => f.write_str("the key must be renewed before more data is sent"),
+            Error::Crypto(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<esession_crypto::Error> for Error {
+    fn from(e: esession_crypto::Error) -> Self {
+        Error::Crypto(e)
+    }
+}
+
+/// Result alias.
+pub type Result<T> = core::result::Result<T, Error>;

@@ -1,0 +1,367 @@
+//! Every rule of XEP-0200 with its negative cases.
+
+use crate::{TestRng, body, chat, pair, pair_seeded, params};
+use esession_crypto::{CryptAlg, HashAlg};
+use esession_stanza::{EncryptOptions, Error, NS, SealOptions, Session, TerminationCause};
+use minidom::Element;
+
+fn p() -> esession_stanza::Params {
+    params(CryptAlg::Aes128Ctr, HashAlg::Sha256)
+}
+
+fn c_of(e: &Element) -> &Element {
+    e.get_child("c", NS).unwrap()
+}
+
+/// Rebuilds `wire` with one <c/> child's text changed.
+fn with_c_child(wire: &Element, name: &str, f: impl Fn(&str) -> String) -> Element {
+    let mut out = Element::bare(wire.name(), wire.ns());
+    for ((ns, n), v) in wire.attrs().iter() {
+        out.attrs_mut().insert(ns.clone(), n.clone(), v.clone());
+    }
+    for child in wire.children() {
+        if child.is("c", NS) {
+            let mut c = Element::bare("c", NS);
+            for gc in child.children() {
+                if gc.name() == name {
+                    c.append_child(Element::builder(name, NS).append(f(&gc.text())).build());
+                } else {
+                    c.append_child(gc.clone());
+                }
+            }
+            out.append_child(c);
+        } else {
+            out.append_child(child.clone());
+        }
+    }
+    out
+}
+
+fn flip_b64(text: &str, bit: usize) -> String {
+    let mut raw = esession_crypto::mpi::b64_decode(text).unwrap();
+    raw[bit / 8] ^= 1 << (bit % 8);
+    esession_crypto::mpi::b64_encode(&raw)
+}
+
+fn send(s: &mut Session, text: &str) -> Element {
+    s.encrypt(&chat(text), EncryptOptions::default(), &mut TestRng::new(99)).unwrap()
+}
+
+fn recv(s: &mut Session, wire: &Element) -> Option<String> {
+    body(&s.decrypt(wire).unwrap().0)
+}
+
+#[test]
+fn round_trip_keeps_thread_amp_and_order() {
+    let (mut a, mut b) = pair(&p());
+    let mut m = chat("Hello, Bob!");
+    m.append_child(
+        esession_forms::xml::parse("<amp xmlns='http://jabber.org/protocol/amp' per-hop='true'><rule action='error' condition='match-resource' value='exact'/></amp>").unwrap(),
+    );
+    let wire = a.encrypt(&m, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    let names: Vec<&str> = wire.children().map(Element::name).collect();
+    assert_eq!(names, ["thread", "c", "amp"], "thread and amp stay clear, <c/> replaces the content");
+    assert!(!String::from(&wire).contains("Hello"));
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert_eq!(body(&clear).as_deref(), Some("Hello, Bob!"));
+    assert!(clear.get_child("active", "http://jabber.org/protocol/chatstates").is_some());
+    assert!(!opened.rekeyed);
+    assert_eq!(a.send_counter(), Some(b.recv_counter()), "both counters moved the same way");
+}
+
+#[test]
+fn every_flipped_bit_of_data_and_mac_is_detected() {
+    let (mut a, _) = pair_seeded(&p(), 7);
+    let wire = send(&mut a, "Flip me");
+    let data_len =
+        esession_crypto::mpi::b64_decode(&c_of(&wire).get_child("data", NS).unwrap().text()).unwrap().len();
+    for (name, len) in [("data", data_len), ("mac", 32)] {
+        for bit in 0..len * 8 {
+            let (_, mut b) = pair_seeded(&p(), 7);
+            let bad = with_c_child(&wire, name, |t| flip_b64(t, bit));
+            assert_eq!(
+                b.decrypt(&bad).map(|_| ()),
+                Err(Error::Terminated(TerminationCause::Mac)),
+                "{name} bit {bit}"
+            );
+            assert!(b.is_closed(), "a MAC failure terminates the session");
+            assert_eq!(b.decrypt(&wire).map(|_| ()), Err(Error::SessionClosed), "nothing after termination");
+        }
+    }
+    // The untouched stanza verifies with a fresh receiver.
+    let (_, mut b) = pair_seeded(&p(), 7);
+    assert_eq!(recv(&mut b, &wire).as_deref(), Some("Flip me"));
+}
+
+#[test]
+fn replay_drop_and_reorder_are_detected() {
+    let (mut a, _) = pair_seeded(&p(), 3);
+    let w1 = send(&mut a, "one");
+    let w2 = send(&mut a, "two");
+    let w3 = send(&mut a, "three");
+    // Replay.
+    let (_, mut b) = pair_seeded(&p(), 3);
+    assert_eq!(recv(&mut b, &w1).as_deref(), Some("one"));
+    assert_eq!(b.decrypt(&w1).map(|_| ()), Err(Error::Terminated(TerminationCause::Mac)));
+    // Drop.
+    let (_, mut b) = pair_seeded(&p(), 3);
+    assert_eq!(recv(&mut b, &w1).as_deref(), Some("one"));
+    assert!(b.decrypt(&w3).is_err(), "w2 was dropped");
+    // Reorder.
+    let (_, mut b) = pair_seeded(&p(), 3);
+    assert!(b.decrypt(&w2).is_err(), "w2 before w1");
+    let (_, mut b) = pair_seeded(&p(), 3);
+    for (w, t) in [(&w1, "one"), (&w2, "two"), (&w3, "three")] {
+        assert_eq!(recv(&mut b, w).as_deref(), Some(t));
+    }
+}
+
+#[test]
+fn none_cipher_empty_content_sizes_and_text() {
+    // Cipher none: <data/> carries Base64 of the plaintext, the counter moves by 1, MACs hold.
+    let (mut a, mut b) = pair(&params(CryptAlg::None, HashAlg::Sha256));
+    let c0 = a.send_counter().unwrap();
+    let wire = send(&mut a, "visible");
+    assert_eq!(a.send_counter(), Some(c0 + 1));
+    let data = esession_crypto::mpi::b64_decode(&c_of(&wire).get_child("data", NS).unwrap().text()).unwrap();
+    assert!(String::from_utf8(data).unwrap().contains("visible"));
+    assert_eq!(recv(&mut b, &wire).as_deref(), Some("visible"));
+    // Empty content: no <data/>, counter + 1, still MACed.
+    let (mut a, mut b) = pair(&p());
+    let c0 = a.send_counter().unwrap();
+    let empty =
+        esession_forms::xml::parse("<message xmlns='jabber:client'><thread>t</thread></message>").unwrap();
+    let wire = a.encrypt(&empty, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    assert!(c_of(&wire).get_child("data", NS).is_none());
+    assert_eq!(a.send_counter(), Some(c0 + 1));
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert_eq!(opened.m, None);
+    assert_eq!(clear.children().count(), 1);
+    // 1 octet, 64 KiB and non-ASCII bodies, every cipher.
+    for alg in esession_crypto::CryptAlg::SUPPORTED {
+        let (mut a, mut b) = pair(&params(alg.clone(), HashAlg::Sha256));
+        let big = "é".repeat(32 * 1024);
+        for text in ["x", "Grüße, 世界 🌍 <&>\"'", big.as_str()] {
+            let c0 = a.send_counter().unwrap();
+            let wire = send(&mut a, text);
+            assert_eq!(recv(&mut b, &wire).as_deref(), Some(text), "{alg}");
+            if alg != CryptAlg::None {
+                assert!(a.send_counter().unwrap() - c0 >= 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn stanza_types_limited_to_the_negotiated_ones() {
+    let mut prm = p();
+    prm.stanzas = vec![esession_forms::names::StanzaType::Message];
+    let (mut a, _) = pair(&prm);
+    let presence =
+        esession_forms::xml::parse("<presence xmlns='jabber:client'><show>dnd</show></presence>").unwrap();
+    assert_eq!(
+        a.encrypt(&presence, EncryptOptions::default(), &mut TestRng::new(1)),
+        Err(Error::NotNegotiated("presence".into()))
+    );
+    let other = esession_forms::xml::parse("<stream-ish xmlns='jabber:client'/>").unwrap();
+    assert!(a.encrypt(&other, EncryptOptions::default(), &mut TestRng::new(1)).is_err());
+    // A stanza that arrives without <c/> is reported, the session goes on.
+    let (_, mut b) = pair(&p());
+    assert_eq!(b.decrypt(&chat("clear")).map(|_| ()), Err(Error::NotEncrypted));
+    assert!(!b.is_closed());
+}
+
+#[test]
+fn iq_and_presence_and_error_stanzas() {
+    let (mut a, mut b) = pair(&p());
+    let iq = esession_forms::xml::parse(
+        "<iq xmlns='jabber:client' type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>",
+    )
+    .unwrap();
+    let wire = a.encrypt(&iq, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    assert_eq!(wire.attr("id"), Some("v1"));
+    let (clear, _) = b.decrypt(&wire).unwrap();
+    assert!(clear.get_child("query", "jabber:iq:version").is_some());
+    // XEP-0200 Example 5/6: the <error/> and its condition stay clear.
+    let err = esession_forms::xml::parse(
+        "<iq xmlns='jabber:client' type='error' id='publish1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='n'/></pubsub>\
+         <error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+    )
+    .unwrap();
+    let wire = a.encrypt(&err, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    assert!(wire.get_child("error", "jabber:client").is_some());
+    assert!(wire.get_child("pubsub", "http://jabber.org/protocol/pubsub").is_none());
+    let (clear, _) = b.decrypt(&wire).unwrap();
+    assert!(clear.get_child("pubsub", "http://jabber.org/protocol/pubsub").is_some());
+}
+
+#[test]
+fn malformed_content_terminates() {
+    // A sender that encrypts something that is not XML: the receiver verifies the MAC, decrypts,
+    // finds no well-formed content and terminates; nothing is delivered.
+    let (mut a, mut b) = pair(&p());
+    let sealed = a.seal(Some(b"<body>unclosed"), SealOptions::default()).unwrap();
+    let mut stanza = esession_forms::xml::parse("<message xmlns='jabber:client'/>").unwrap();
+    stanza.append_child(sealed.to_element());
+    let r = b.decrypt(&stanza);
+    assert_eq!(r.map(|_| ()), Err(Error::Terminated(TerminationCause::Xml)));
+    assert!(b.is_closed());
+    assert_eq!(Error::Terminated(TerminationCause::Xml).condition(), Some("not-acceptable"));
+}
+
+fn rekey(s: &mut Session, text: Option<&str>, seed: u64) -> Element {
+    let mut stanza = chat(text.unwrap_or(""));
+    if text.is_none() {
+        stanza = esession_forms::xml::parse("<message xmlns='jabber:client'><thread>t</thread></message>")
+            .unwrap();
+    }
+    s.encrypt(&stanza, EncryptOptions { rekey: true, publish_old: false }, &mut TestRng::new(seed)).unwrap()
+}
+
+#[test]
+fn rekey_by_each_side_and_new_counting() {
+    let (mut a, mut b) = pair(&p());
+    // Alice re-keys with data; Bob accepts.
+    let w = rekey(&mut a, Some("rekey 1"), 11);
+    assert!(c_of(&w).get_child("key", NS).is_some());
+    assert_eq!(a.stored_sets(), 2, "Alice keeps two sets of (KC_B, KM_B, x)");
+    let (clear, opened) = b.decrypt(&w).unwrap();
+    assert!(opened.rekeyed);
+    assert_eq!(body(&clear).as_deref(), Some("rekey 1"));
+    // Bob's next stanza says <new>1</new> and uses his new keys; Alice drops her old set.
+    let w = send(&mut b, "after");
+    assert_eq!(c_of(&w).get_child("new", NS).map(Element::text).as_deref(), Some("1"));
+    assert_eq!(recv(&mut a, &w).as_deref(), Some("after"));
+    assert_eq!(a.stored_sets(), 1);
+    assert!(a.publishable_old_keys() >= 1, "Alice may now publish her old MAC key");
+    // Alice's next stanza uses her new keys.
+    let w = send(&mut a, "new keys");
+    assert_eq!(recv(&mut b, &w).as_deref(), Some("new keys"));
+    // Bob re-keys with an empty stanza (counter + 1).
+    let c0 = b.send_counter().unwrap();
+    let w = rekey(&mut b, None, 12);
+    assert_eq!(b.send_counter(), Some(c0 + 1));
+    assert!(c_of(&w).get_child("data", NS).is_none());
+    assert!(a.decrypt(&w).unwrap().1.rekeyed);
+    let w = send(&mut a, "ack");
+    assert_eq!(c_of(&w).get_child("new", NS).map(Element::text).as_deref(), Some("1"));
+    assert_eq!(recv(&mut b, &w).as_deref(), Some("ack"));
+    // Old keys are published in <old/> and ignored on receipt.
+    let w = a
+        .encrypt(&chat("old"), EncryptOptions { rekey: false, publish_old: true }, &mut TestRng::new(2))
+        .unwrap();
+    assert!(c_of(&w).get_child("old", NS).is_some());
+    assert_eq!(a.publishable_old_keys(), 0);
+    let (_, opened) = b.decrypt(&w).unwrap();
+    assert!(opened.old_published >= 1);
+}
+
+#[test]
+fn rekeys_crossing_in_flight() {
+    // Both re-key at once: each stanza was encrypted with the sender's old keys.
+    let (mut a, mut b) = pair(&p());
+    let wa = rekey(&mut a, Some("from alice"), 21);
+    let wb = rekey(&mut b, Some("from bob"), 22);
+    assert_eq!(a.stored_sets(), 2);
+    assert_eq!(b.stored_sets(), 2);
+    assert_eq!(recv(&mut b, &wa).as_deref(), Some("from alice"));
+    assert_eq!(recv(&mut a, &wb).as_deref(), Some("from bob"));
+    // Traffic continues in both directions, several stanzas each way, also crossing.
+    for i in 0..3 {
+        let x = send(&mut a, &format!("a{i}"));
+        let y = send(&mut b, &format!("b{i}"));
+        assert_eq!(recv(&mut b, &x), Some(format!("a{i}")));
+        assert_eq!(recv(&mut a, &y), Some(format!("b{i}")));
+    }
+    // Stanzas crossing a single re-key: Bob sends with old keys while Alice's key is in flight.
+    let (mut a, mut b) = pair(&p());
+    let wa = rekey(&mut a, Some("key"), 31);
+    let wb1 = send(&mut b, "old keys 1");
+    let wb2 = send(&mut b, "old keys 2");
+    assert_eq!(recv(&mut a, &wb1).as_deref(), Some("old keys 1"), "Alice still holds the old set");
+    assert_eq!(recv(&mut a, &wb2).as_deref(), Some("old keys 2"));
+    assert_eq!(a.stored_sets(), 2);
+    assert_eq!(recv(&mut b, &wa).as_deref(), Some("key"));
+    let wb3 = send(&mut b, "new keys");
+    assert_eq!(recv(&mut a, &wb3).as_deref(), Some("new keys"));
+    assert_eq!(a.stored_sets(), 1);
+}
+
+#[test]
+fn rekey_limits() {
+    let mut prm = p();
+    prm.rekey_freq = 3;
+    let (mut a, mut b) = pair(&prm);
+    let r = a.encrypt(&chat("x"), EncryptOptions { rekey: true, publish_old: false }, &mut TestRng::new(1));
+    assert_eq!(r, Err(Error::RekeyTooSoon { remaining: 2 }));
+    let w = send(&mut a, "1");
+    recv(&mut b, &w);
+    let w = send(&mut b, "2");
+    recv(&mut a, &w);
+    assert_eq!(a.rekey_wait(), 0, "the third stanza may carry the key");
+    let w = rekey(&mut a, Some("3"), 5);
+    assert!(b.decrypt(&w).unwrap().1.rekeyed);
+    // A forced re-key when the block budget runs out.
+    let mut prm = p();
+    prm.max_blocks = 10;
+    let (mut a, mut b) = pair(&prm);
+    let w = send(&mut a, "short");
+    recv(&mut b, &w);
+    let long = "y".repeat(200);
+    let w = send(&mut a, &long);
+    assert!(c_of(&w).get_child("key", NS).is_some(), "the block budget forced a re-key");
+    assert!(b.decrypt(&w).unwrap().1.rekeyed);
+    // If rekey_freq forbids it, the session refuses to go on.
+    let mut prm = p();
+    prm.max_blocks = 10;
+    prm.rekey_freq = 100;
+    let (mut a, _) = pair(&prm);
+    assert_eq!(
+        a.encrypt(&chat(&long), EncryptOptions::default(), &mut TestRng::new(1)),
+        Err(Error::KeyExhausted)
+    );
+}
+
+#[test]
+fn rekey_value_out_of_range_terminates() {
+    // A tampered <key/> fails the MAC, which covers it.
+    let (mut a, mut b) = pair(&p());
+    let w = rekey(&mut a, Some("k"), 41);
+    let tampered = with_c_child(&w, "key", |_| esession_crypto::mpi::b64_encode(&[1]));
+    assert_eq!(b.decrypt(&tampered).map(|_| ()), Err(Error::Terminated(TerminationCause::Mac)));
+    // A misbehaving peer MACs an out-of-range key correctly: the range check (A18) catches it.
+    for bad_key in [vec![0u8], vec![1], esession_crypto::ModpGroup::G1.params().unwrap().p_bytes()] {
+        let (_, mut b, raw) = crate::pair_with_keys(&p(), 60);
+        let (sealed, _) = esession_stanza::session::seal_raw(
+            &HashAlg::Sha256,
+            &raw.cipher,
+            raw.km.expose_secret(),
+            raw.counter,
+            Some(b"<body>x</body>"),
+            Some(bad_key),
+            None,
+            vec![],
+        )
+        .unwrap();
+        let mut stanza = esession_forms::xml::parse("<message xmlns='jabber:client'/>").unwrap();
+        stanza.append_child(sealed.to_element());
+        assert_eq!(b.decrypt(&stanza).map(|_| ()), Err(Error::Terminated(TerminationCause::RekeyRange)));
+        assert!(b.is_closed());
+    }
+    // A <new/> that selects no stored set.
+    let (_, mut b, raw) = crate::pair_with_keys(&p(), 61);
+    let (sealed, _) = esession_stanza::session::seal_raw(
+        &HashAlg::Sha256,
+        &raw.cipher,
+        raw.km.expose_secret(),
+        raw.counter,
+        None,
+        None,
+        Some(3),
+        vec![],
+    )
+    .unwrap();
+    let mut stanza = esession_forms::xml::parse("<message xmlns='jabber:client'/>").unwrap();
+    stanza.append_child(sealed.to_element());
+    assert_eq!(b.decrypt(&stanza).map(|_| ()), Err(Error::Terminated(TerminationCause::New)));
+}
