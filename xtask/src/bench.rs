@@ -117,10 +117,9 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores; {ossl}")
 }
 
-pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let quick = args.iter().any(|a| a == "--quick");
+fn criterion(package: &str, bench: &str, quick: bool) -> Result<BTreeMap<String, f64>, String> {
     let mut c = cargo();
-    c.args(["bench", "-p", "esession-crypto", "--bench", "crypto", "--", "--output-format", "bencher"]);
+    c.args(["bench", "-p", package, "--bench", bench, "--", "--output-format", "bencher"]);
     if quick {
         c.arg("--quick");
     }
@@ -129,7 +128,37 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     if !out.status.success() {
         return Err(format!("cargo bench failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
-    let ours = parse_bencher(&String::from_utf8_lossy(&out.stdout));
+    Ok(parse_bencher(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The stanza path beside the raw CTR + HMAC of the same octets, from the same run.
+fn stanza_table(s: &BTreeMap<String, f64>) -> String {
+    let mut t = String::from(
+        "| cipher | body | encrypt (XML to `<c/>`) | encrypt + decrypt | raw CTR + HMAC | raw / encrypt | encrypts per second |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (name, enc) in s {
+        let Some(rest) = name.strip_prefix("stanza/encrypt/") else { continue };
+        let Some((alg, len)) = rest.rsplit_once('/') else { continue };
+        let rt = s.get(&format!("stanza/roundtrip/{alg}/{len}"));
+        let raw = s.get(&format!("stanza/raw-ctr-hmac/{alg}/{len}"));
+        let (Some(rt), Some(raw)) = (rt, raw) else { continue };
+        let _ = writeln!(
+            t,
+            "| {alg} | {len} B | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} | {:.0} |",
+            enc / 1e3,
+            rt / 1e3,
+            raw / 1e3,
+            raw / enc,
+            1e9 / enc
+        );
+    }
+    t
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let ours = criterion("esession-crypto", "crypto", quick)?;
+    let stanza = criterion("esession-stanza", "stanza", quick)?;
     let mut cache = BTreeMap::new();
     let mut table =
         String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
@@ -162,13 +191,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             let _ = writeln!(rest, "| {name} | {:.3} µs |", ns / 1e3);
         }
     }
-    println!("{table}\n{rest}");
+    let stanza_tbl = stanza_table(&stanza);
+    println!("{table}\n{rest}\n{stanza_tbl}");
     let doc = root().join("docs/performance.md");
     let old = std::fs::read_to_string(&doc).unwrap_or_default();
     let begin = "<!-- BEGIN xtask bench -->";
     let end = "<!-- END xtask bench -->";
     let generated = format!(
-        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}{end}",
+        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}\n### XEP-0200 stanza path (esession-stanza) beside the raw primitives on the same octets\n\n{stanza_tbl}{end}",
         if quick { " --quick" } else { "" },
         machine()
     );
