@@ -708,6 +708,10 @@ impl Accept {
         w.b64("nonce", None, &self.nonce);
         if let Some(e) = &self.e {
             w.b64("dhkeys", hidden, e);
+        }
+        // rshashes is written whenever it has values, with or without dhkeys (a fuzzer found a
+        // form with rshashes and no dhkeys that did not survive a round trip).
+        if !self.rshashes.is_empty() {
             w.values("rshashes", hidden, self.rshashes.iter().map(|h| mpi::b64_encode(h)));
         }
         if self.terminate {

@@ -149,3 +149,24 @@ fn esession_fields_are_validated() {
         Err(Error::BadValue { .. })
     ));
 }
+
+/// Regression (fuzz/regressions/esession_form/crash-3d854cd7...): an accept with `rshashes` but
+/// no `dhkeys` lost its rshashes when serialized.
+#[test]
+fn accept_with_rshashes_and_no_dhkeys_round_trips() {
+    use esession_crypto::Profile;
+    use esession_forms::esession::Accept;
+    let x = parse(
+        "<x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='text-single'><value>urn:xmpp:ssn</value></field>\
+         <field var='accept'><value>1</value></field><field var='nonce'><value>tAxFIg5uWQo=</value></field>\
+         <field var='rshashes'><value>NIacRngMMAaZnFDRAgVNxAmKL8nYnp0XKJ66wp4iGG8=</value></field>\
+         <field var='identity'><value>AQID</value></field><field var='mac'><value>BAUG</value></field></x>",
+    )
+    .unwrap();
+    let a = Accept::parse(&DataForm::parse(&x).unwrap()).unwrap();
+    assert_eq!(a.e, None);
+    assert_eq!(a.rshashes.len(), 1);
+    for p in [Profile::Xep, Profile::Gajim] {
+        assert_eq!(Accept::parse(&a.to_form(p, true)).unwrap(), a);
+    }
+}
