@@ -67,6 +67,8 @@ pub mod sas;
 pub mod seal;
 pub mod secret;
 pub mod sign;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cipher::{CryptAlg, CtrCipher};
 pub use dh::{DhKeyPair, SharedSecret};

@@ -25,47 +25,7 @@ pub(crate) fn params(cipher: CryptAlg, hash: HashAlg) -> Params {
     }
 }
 
-/// A deterministic generator for tests (SHA-256 in counter mode over a seed): the same seed
-/// gives the same sessions, so a test can rebuild a receiver in its original state.
-pub(crate) struct TestRng {
-    seed: [u8; 32],
-    n: u64,
-    buf: Vec<u8>,
-}
-
-impl TestRng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self { seed: esession_crypto::hash::sha256(&seed.to_be_bytes()), n: 0, buf: Vec::new() }
-    }
-}
-
-impl rand_core::TryRng for TestRng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_be_bytes(b))
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_be_bytes(b))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for d in dst {
-            if self.buf.is_empty() {
-                self.n += 1;
-                let mut input = self.seed.to_vec();
-                input.extend_from_slice(&self.n.to_be_bytes());
-                self.buf = esession_crypto::hash::sha256(&input).to_vec();
-            }
-            *d = self.buf.remove(0);
-        }
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for TestRng {}
+pub(crate) use esession_crypto::testing::TestRng;
 
 /// Alice and Bob as a negotiation leaves them: a real agreement, the six keys, C_B = C_A xor 2^127.
 pub(crate) fn pair(p: &Params) -> (Session, Session) {

@@ -1,0 +1,60 @@
+//! Randomness as a parameter: every random value a negotiation consumes comes through
+//! [`Entropy`], so tests and vector replays can fix them.
+
+use esession_crypto::{DhKeyPair, ModpGroup, Profile, Result};
+use rand_core::CryptoRng;
+
+/// The random values of a negotiation.
+pub trait Entropy {
+    /// An ESession ID (N_A or N_B).
+    fn nonce(&mut self) -> Vec<u8>;
+    /// A fresh DH key pair for `group`.
+    ///
+    /// # Errors
+    /// An unsupported group.
+    fn dh(&mut self, group: ModpGroup) -> Result<DhKeyPair>;
+    /// C_A, chosen by Bob.
+    fn counter(&mut self, profile: Profile) -> u128;
+    /// Random octets (rshash decoys, a random srshash).
+    fn bytes(&mut self, len: usize) -> Vec<u8>;
+    /// A generator for what needs no recording (RSA blinding when signing).
+    fn rng(&mut self) -> &mut dyn CryptoRng;
+}
+
+/// Nonces are 32 octets (I7).
+pub const NONCE_LEN: usize = 32;
+
+/// [`Entropy`] from a cryptographically secure generator.
+pub struct RngEntropy<'a, R: CryptoRng>(pub &'a mut R);
+
+impl<R: CryptoRng> Entropy for RngEntropy<'_, R> {
+    fn nonce(&mut self) -> Vec<u8> {
+        self.bytes(NONCE_LEN)
+    }
+
+    fn dh(&mut self, group: ModpGroup) -> Result<DhKeyPair> {
+        DhKeyPair::generate(group, self.0)
+    }
+
+    fn counter(&mut self, profile: Profile) -> u128 {
+        let mut b = [0u8; 16];
+        self.0.fill_bytes(&mut b);
+        let c = u128::from_be_bytes(b);
+        match profile {
+            Profile::Xep => c,
+            // Gajim's receiver MACs the 16-octet counter: keep C_A and C_B = C_A xor 2^127 at or
+            // above 2^120 so their minimal encodings are 16 octets too (ARCHITECTURE.md).
+            Profile::Gajim => c | (1 << 126),
+        }
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.0.fill_bytes(&mut v);
+        v
+    }
+
+    fn rng(&mut self) -> &mut dyn CryptoRng {
+        self.0
+    }
+}

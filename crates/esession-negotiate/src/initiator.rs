@@ -1,0 +1,622 @@
+//! Alice: the initiator of a 3-message (SIGMA-I) or 4-message (SIGMA-R) negotiation
+//! (XEP-0116 §4.3, §4.6, §4.8).
+
+use crate::config::Config;
+use crate::entropy::Entropy;
+use crate::error::{Check, Condition, Error, Result};
+use crate::outputs::{Alert, Established, Output};
+use crate::sigma::{self, Algs, Who};
+use crate::store::{Stores, bare};
+use crate::wire;
+use esession_crypto::kdf::{self, SessionKeys};
+use esession_crypto::{DhKeyPair, ModpGroup, SecretBytes, hash::sha256, sas};
+use esession_forms::dataform::DataForm;
+use esession_forms::esession::{Accept, BobIdentity, DhOffer, Offers, Request, Response, SsnAnswer, Wrapper};
+use esession_forms::names::{PubkeyMethod, Security, Version};
+use esession_forms::normalize::form_content;
+use minidom::Element;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// 3-message (SIGMA-I, Bob proves his identity first) or 4-message (SIGMA-R, with the He
+/// commitment, SAS and retained secrets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 3-message.
+    Three,
+    /// 4-message.
+    Four,
+}
+
+struct AwaitResponse {
+    mode: Mode,
+    request: Request,
+    na: Vec<u8>,
+    pairs: Vec<(ModpGroup, DhKeyPair)>,
+    form_a: Vec<u8>,
+}
+
+struct AwaitIdentity {
+    algs: Algs,
+    settings: crate::responder::Settings,
+    na: Vec<u8>,
+    nb: Vec<u8>,
+    d: Vec<u8>,
+    own: DhKeyPair,
+    k: SecretBytes,
+    ca_after: u128,
+    cb: u128,
+    form_b: Vec<u8>,
+    ma: Vec<u8>,
+    resp_method: PubkeyMethod,
+}
+
+enum State {
+    Idle,
+    AwaitResponse(Box<AwaitResponse>),
+    AwaitIdentity(Box<AwaitIdentity>),
+    Done,
+}
+
+/// Alice. Created per negotiation; [`Initiator::start`] sends the request, [`Initiator::handle`]
+/// takes Bob's stanzas, outputs are drained with [`Initiator::poll_output`].
+pub struct Initiator {
+    cfg: Arc<Config>,
+    peer: String,
+    thread: String,
+    state: State,
+    out: VecDeque<Output>,
+}
+
+impl core::fmt::Debug for Initiator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Initiator(peer {}, thread {})", self.peer, self.thread)
+    }
+}
+
+impl Initiator {
+    /// A negotiation with `peer` (a full JID) on `thread`.
+    #[must_use]
+    pub fn new(cfg: Arc<Config>, peer: &str, thread: &str) -> Self {
+        Self {
+            cfg,
+            peer: peer.to_owned(),
+            thread: thread.to_owned(),
+            state: State::Idle,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The next output.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Whether the negotiation is over (established or failed).
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Sends the ESession request (§4.3): one e (3-message) or He (4-message) per offered
+    /// group, in preference order, and N_A.
+    ///
+    /// # Errors
+    /// [`Error::ApiMisuse`] when already started; [`Error::Config`] for an offer that cannot be
+    /// made (no group, `none` identities in a 3-message request).
+    pub fn start(&mut self, mode: Mode, entropy: &mut dyn Entropy) -> Result<()> {
+        if !matches!(self.state, State::Idle) {
+            return Err(Error::ApiMisuse("already started"));
+        }
+        let c = &self.cfg;
+        let p = c.provider.sanitized();
+        let (init_pubkey, resp_pubkey) = match mode {
+            Mode::Four => (c.init_pubkey.clone(), c.resp_pubkey.clone()),
+            // 'none' MUST NOT be specified with 3-message negotiation (§4.3 item 9).
+            Mode::Three => (
+                c.init_pubkey.iter().filter(|m| **m != PubkeyMethod::None).cloned().collect::<Vec<_>>(),
+                c.resp_pubkey.iter().filter(|m| **m != PubkeyMethod::None).cloned().collect::<Vec<_>>(),
+            ),
+        };
+        if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
+            return Err(Error::Config("no group, cipher or hash to offer"));
+        }
+        if init_pubkey.is_empty() || resp_pubkey.is_empty() {
+            return Err(Error::Config("a 3-message negotiation needs key or hash identities"));
+        }
+        let none_only = init_pubkey.iter().chain(&resp_pubkey).all(|m| *m == PubkeyMethod::None);
+        let na = entropy.nonce();
+        let mut pairs = Vec::with_capacity(p.modp.len());
+        for g in &p.modp {
+            pairs.push((*g, entropy.dh(*g)?));
+        }
+        let dh = match mode {
+            Mode::Four => DhOffer::Hashes(pairs.iter().map(|(_, kp)| sha256(kp.public()).to_vec()).collect()),
+            Mode::Three => DhOffer::Keys(pairs.iter().map(|(_, kp)| kp.public().to_vec()).collect()),
+        };
+        let request = Request {
+            accept: true,
+            offers: Offers {
+                logging: c.logging.clone(),
+                disclosure: vec![esession_forms::names::Disclosure::Never],
+                security: c.security.clone(),
+                modp: p.modp.clone(),
+                crypt_algs: p.crypt_algs.clone(),
+                hash_algs: p.hash_algs.clone(),
+                // Left out when both identities are fixed to 'none' (§4.3 item 10, I3). One
+                // algorithm serves both directions: when we identify with a key, only its
+                // algorithm can be chosen.
+                sign_algs: if none_only {
+                    Vec::new()
+                } else {
+                    match (&c.identity, init_pubkey.iter().any(|m| *m != PubkeyMethod::None)) {
+                        (Some(k), true) => vec![k.public_key().alg()],
+                        _ => p.sign_algs.clone(),
+                    }
+                },
+                compress: c.compress.clone(),
+                stanzas: c.stanzas.clone(),
+                ver: vec![Version::V1_0],
+                rekey_freq: c.rekey_freq,
+            },
+            init_pubkey,
+            resp_pubkey,
+            my_nonce: na.clone(),
+            sas_algs: if mode == Mode::Four { p.sas_algs.clone() } else { Vec::new() },
+            dh,
+        };
+        let x = request.to_form(c.profile).to_element_with(c.profile == esession_crypto::Profile::Gajim);
+        // form_A is what we send, normalized.
+        let form_a =
+            form_content(c.profile, &x, &[]).map_err(|_| Error::Config("cannot normalize our request"))?;
+        self.out.push_back(Output::Send(wire::message(
+            &self.peer,
+            &self.thread,
+            vec![Wrapper::Feature.wrap(x)],
+        )));
+        self.state = State::AwaitResponse(Box::new(AwaitResponse { mode, request, na, pairs, form_a }));
+        Ok(())
+    }
+
+    /// Handles a stanza from Bob. On any failure the negotiation ends (an error may be sent and
+    /// `Output::Rejected` is emitted) and everything learned is discarded.
+    ///
+    /// # Errors
+    /// The failure, also reported as `Output::Rejected`.
+    pub fn handle(
+        &mut self,
+        now: u64,
+        stanza: &Element,
+        entropy: &mut dyn Entropy,
+        stores: &mut Stores<'_>,
+    ) -> Result<()> {
+        let state = core::mem::replace(&mut self.state, State::Done);
+        let r = match state {
+            State::AwaitResponse(s) => self.on_response(*s, stanza, entropy, stores, now),
+            State::AwaitIdentity(s) => self.on_identity(*s, stanza, stores, now),
+            State::Idle | State::Done => {
+                self.state = state;
+                return Err(Error::ApiMisuse("no stanza is expected"));
+            }
+        };
+        if let Err(e) = &r {
+            // Everything learned in this negotiation is dropped with the state (§4.4).
+            self.state = State::Done;
+            self.out.push_back(Output::Rejected(e.clone()));
+        }
+        r
+    }
+
+    fn refuse(
+        &mut self,
+        received: Option<&Element>,
+        check: Check,
+        condition: Condition,
+        fields: &[&str],
+    ) -> Error {
+        let owned: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        self.out.push_back(Output::Send(wire::error_reply(
+            &self.peer,
+            &self.thread,
+            received,
+            condition,
+            &owned,
+        )));
+        Error::peer(check, condition, fields)
+    }
+
+    fn on_response(
+        &mut self,
+        s: AwaitResponse,
+        stanza: &Element,
+        entropy: &mut dyn Entropy,
+        stores: &mut Stores<'_>,
+        now: u64,
+    ) -> Result<()> {
+        if let Some((condition, fields)) = wire::error_of(stanza) {
+            return Err(Error::Rejected { condition, fields });
+        }
+        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
+        let (_, x) =
+            Wrapper::unwrap(wrapper).map_err(|_| Error::peer(Check::Form, Condition::NotAcceptable, &[]))?;
+        let form = DataForm::parse(x)
+            .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &[]))?;
+        if form.field("dhkeys").is_none() {
+            // A stanza-session answer: Bob declined the ESession (§4.4, Example 7).
+            let a =
+                SsnAnswer::parse(&form).map_err(|_| Error::Rejected { condition: None, fields: vec![] })?;
+            return match a.security {
+                Some(sec @ (Security::C2s | Security::None))
+                    if a.accept && s.request.offers.security.contains(&sec) =>
+                {
+                    self.out.push_back(Output::StanzaSession { security: sec });
+                    Ok(())
+                }
+                _ => Err(Error::Rejected { condition: None, fields: vec![] }),
+            };
+        }
+        let resp = Response::parse(&form).map_err(|e| {
+            let field = match &e {
+                esession_forms::Error::MissingField(f) => vec![*f],
+                _ => vec![],
+            };
+            self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
+        })?;
+        // §4.6.1 step 1: Bob's choices must be among our offers.
+        let bad = unacceptable(&s, &resp);
+        if !bad.is_empty() {
+            return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &bad));
+        }
+        if resp.nonce != s.na {
+            return Err(self.refuse(
+                Some(wrapper),
+                Check::NonceEcho,
+                Condition::FeatureNotImplemented,
+                &["nonce"],
+            ));
+        }
+        let Some(own) = s.pairs.into_iter().find(|(g, _)| *g == resp.modp).map(|(_, kp)| kp) else {
+            return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &["modp"]));
+        };
+        // Step 2: 1 < d < p - 1, and K = HASH(d^x mod p).
+        let z = match own.agree_reusable(&resp.d) {
+            Ok(z) => z,
+            Err(_) => {
+                return Err(self.refuse(Some(wrapper), Check::DRange, Condition::NotAcceptable, &["dhkeys"]));
+            }
+        };
+        let cfg = Arc::clone(&self.cfg);
+        let algs = Algs {
+            profile: cfg.profile,
+            hash: resp.hash_alg.clone(),
+            cipher: resp.crypt_alg.clone(),
+            sign: resp.sign_alg.clone(),
+        };
+        let k = z.session_key(&algs.hash)?;
+        let ca = resp.counter;
+        let cb = ca ^ (1 << 127);
+        let form_b =
+            form_content(cfg.profile, x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
+        let e = own.public().to_vec();
+        let init_method = resp.init_pubkey.clone().unwrap_or(PubkeyMethod::Key);
+        let resp_method = resp.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key);
+        let settings = crate::responder::Settings::from_response(&resp);
+        self.alert_disclosure(&settings);
+        match s.mode {
+            Mode::Three => {
+                let keys = SessionKeys::derive(&algs.hash, &k)?;
+                // §4.6.2: verify Bob's identity.
+                let (Some(id_b), Some(m_b)) = (resp.identity.as_ref(), resp.mac.as_ref()) else {
+                    return Err(self.refuse(
+                        Some(wrapper),
+                        Check::Form,
+                        Condition::FeatureNotImplemented,
+                        &["identity"],
+                    ));
+                };
+                let rev = sigma::reveal(
+                    &algs,
+                    &keys.responder,
+                    cb,
+                    id_b,
+                    m_b,
+                    &resp_method,
+                    &[&s.na, &resp.my_nonce, &resp.d],
+                    &[&form_b],
+                    &*stores.trust,
+                    &self.peer,
+                    Who::Bob,
+                )
+                .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
+                self.observe_key(stores, rev.key.as_ref());
+                // §4.6.3-4.6.4: our identity, then the session.
+                let mut accept = Accept {
+                    accept: true,
+                    nonce: resp.my_nonce.clone(),
+                    e: None,
+                    rshashes: Vec::new(),
+                    terminate: false,
+                    identity: Vec::new(),
+                    mac: Vec::new(),
+                };
+                let form_a2_x = accept
+                    .to_form(cfg.profile, false)
+                    .to_element_with(cfg.profile == esession_crypto::Profile::Gajim);
+                let form_a2 = form_content(cfg.profile, &form_a2_x, &["identity", "mac"])
+                    .map_err(|_| Error::Config("normalize"))?;
+                let hidden = sigma::hide(
+                    &algs,
+                    &keys.initiator,
+                    ca,
+                    &init_method,
+                    cfg.identity.as_ref(),
+                    &[&resp.my_nonce, &s.na, &e],
+                    &[&s.form_a, &form_a2],
+                    entropy.rng(),
+                )?;
+                accept.identity = hidden.id;
+                accept.mac = hidden.m;
+                let x = accept
+                    .to_form(cfg.profile, false)
+                    .to_element_with(cfg.profile == esession_crypto::Profile::Gajim);
+                self.out.push_back(Output::Send(wire::message(
+                    &self.peer,
+                    &self.thread,
+                    vec![Wrapper::Feature.wrap(x)],
+                )));
+                let session = crate::responder::open_session(
+                    &algs,
+                    &settings,
+                    &keys,
+                    true,
+                    hidden.counter_after,
+                    rev.counter_after,
+                    own,
+                    resp.d.clone(),
+                )?;
+                self.out.push_back(Output::Established(Box::new(Established {
+                    session,
+                    peer: self.peer.clone(),
+                    thread: self.thread.clone(),
+                    sas: None,
+                    peer_key: rev.key,
+                    retained_secret_used: false,
+                    logging: settings.logging.clone(),
+                    disclosure: settings.disclosure.clone(),
+                    k,
+                })));
+                self.state = State::Done;
+                Ok(())
+            }
+            Mode::Four => {
+                // Provisory keys for our identity (§4.6.1 step 6), rshashes with decoys (§4.6.4).
+                let keys = SessionKeys::derive(&algs.hash, &k)?;
+                let mut rshashes: Vec<Vec<u8>> = Vec::new();
+                for r in stores.retained.for_jid(bare(&self.peer), now) {
+                    rshashes.push(kdf::rshash(&algs.hash, &s.na, &r.secret)?);
+                }
+                let hlen = algs.hash.output_len()?;
+                for _ in 0..cfg.decoys {
+                    let mut d = entropy.bytes(hlen);
+                    d.truncate(hlen);
+                    rshashes.push(d);
+                }
+                let mut accept = Accept {
+                    accept: true,
+                    nonce: resp.my_nonce.clone(),
+                    e: Some(e.clone()),
+                    rshashes,
+                    terminate: false,
+                    identity: Vec::new(),
+                    mac: Vec::new(),
+                };
+                let gajim = cfg.profile == esession_crypto::Profile::Gajim;
+                let form_a2_x = accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim);
+                let form_a2 = form_content(cfg.profile, &form_a2_x, &["identity", "mac"])
+                    .map_err(|_| Error::Config("normalize"))?;
+                let hidden = sigma::hide(
+                    &algs,
+                    &keys.initiator,
+                    ca,
+                    &init_method,
+                    cfg.identity.as_ref(),
+                    &[&resp.my_nonce, &s.na, &e],
+                    &[&s.form_a, &form_a2],
+                    entropy.rng(),
+                )?;
+                accept.identity = hidden.id;
+                accept.mac = hidden.m.clone();
+                let x = accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim);
+                self.out.push_back(Output::Send(wire::message(
+                    &self.peer,
+                    &self.thread,
+                    vec![Wrapper::Feature.wrap(x)],
+                )));
+                self.state = State::AwaitIdentity(Box::new(AwaitIdentity {
+                    algs,
+                    settings,
+                    na: s.na,
+                    nb: resp.my_nonce,
+                    d: resp.d,
+                    own,
+                    k,
+                    ca_after: hidden.counter_after,
+                    cb,
+                    form_b,
+                    ma: hidden.m,
+                    resp_method,
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    fn on_identity(
+        &mut self,
+        s: AwaitIdentity,
+        stanza: &Element,
+        stores: &mut Stores<'_>,
+        now: u64,
+    ) -> Result<()> {
+        if let Some((condition, fields)) = wire::error_of(stanza) {
+            return Err(Error::Rejected { condition, fields });
+        }
+        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
+        let (_, x) = Wrapper::unwrap(wrapper)
+            .map_err(|_| Error::peer(Check::Form, Condition::FeatureNotImplemented, &[]))?;
+        let form = DataForm::parse(x)
+            .and_then(|f| BobIdentity::parse(&f))
+            .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::FeatureNotImplemented, &[]))?;
+        if form.nonce != s.na {
+            return Err(self.refuse(
+                Some(wrapper),
+                Check::NonceEcho,
+                Condition::FeatureNotImplemented,
+                &["nonce"],
+            ));
+        }
+        let cfg = Arc::clone(&self.cfg);
+        // §4.8.1: find the SRS by srshash, K = HASH(K | SRS | OSS).
+        let jid = bare(&self.peer).to_owned();
+        let srs = stores.retained.for_jid(&jid, now).into_iter().find_map(|r| {
+            let h = kdf::srshash(&s.algs.hash, &r.secret).ok()?;
+            esession_crypto::secret::ct_eq(&h, &form.srshash)
+                .then(|| (r.secret.duplicate(), r.chain_verified))
+        });
+        let k_final = kdf::final_k(&s.algs.hash, &s.k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
+        let keys = SessionKeys::derive(&s.algs.hash, &k_final)?;
+        // §4.8.2: Bob's identity, with form_B2.
+        let form_b2 =
+            form_content(cfg.profile, x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
+        let rev = sigma::reveal(
+            &s.algs,
+            &keys.responder,
+            s.cb,
+            &form.identity,
+            &form.mac,
+            &s.resp_method,
+            &[&s.na, &s.nb, &s.d],
+            &[&s.form_b, &form_b2],
+            &*stores.trust,
+            &self.peer,
+            Who::Bob,
+        )
+        .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
+        self.observe_key(stores, rev.key.as_ref());
+        let sas_value = sas::sas28x5(cfg.profile, &s.algs.hash, &s.ma, &s.form_b)?;
+        let had_secrets = !stores.retained.for_jid(&jid, now).is_empty();
+        if srs.is_none() && had_secrets {
+            self.out.push_back(Output::Alert(Alert::RetainedSecretMismatch { jid: jid.clone() }));
+        }
+        self.sas_alerts(stores, srs.is_some());
+        let new_rs = kdf::new_retained_secret(&s.algs.hash, &k_final)?;
+        let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
+        stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified);
+        self.out.push_back(Output::SasReady(sas_value.clone()));
+        let session = crate::responder::open_session(
+            &s.algs,
+            &s.settings,
+            &keys,
+            true,
+            s.ca_after,
+            rev.counter_after,
+            s.own,
+            s.d,
+        )?;
+        self.out.push_back(Output::Established(Box::new(Established {
+            session,
+            peer: self.peer.clone(),
+            thread: self.thread.clone(),
+            sas: Some(sas_value),
+            peer_key: rev.key,
+            retained_secret_used: srs.is_some(),
+            logging: s.settings.logging.clone(),
+            disclosure: s.settings.disclosure.clone(),
+            k: k_final,
+        })));
+        self.state = State::Done;
+        Ok(())
+    }
+
+    fn alert_disclosure(&mut self, s: &crate::responder::Settings) {
+        if s.disclosure != esession_forms::names::Disclosure::Never {
+            self.out.push_back(Output::Alert(Alert::Disclosure(s.disclosure.clone())));
+        }
+    }
+
+    fn sas_alerts(&mut self, stores: &mut Stores<'_>, retained: bool) {
+        let jid = bare(&self.peer).to_owned();
+        if !retained {
+            self.out.push_back(Output::Alert(Alert::NoRetainedSecret { jid: jid.clone() }));
+        }
+        if !stores.trust.sas_confirmed(&jid) {
+            self.out.push_back(Output::Alert(Alert::SasNotConfirmed { jid }));
+        }
+    }
+
+    fn observe_key(&mut self, stores: &mut Stores<'_>, key: Option<&esession_crypto::PublicKey>) {
+        for a in crate::responder::key_alerts(&mut *stores.trust, &self.peer, key) {
+            self.out.push_back(Output::Alert(a));
+        }
+    }
+}
+
+/// The fields whose chosen value we did not offer (§4.6.1 step 1).
+fn unacceptable(s: &AwaitResponse, r: &Response) -> Vec<&'static str> {
+    let o = &s.request.offers;
+    let mut bad = Vec::new();
+    let four = s.mode == Mode::Four;
+    if r.accept == Some(false) {
+        bad.push("accept");
+    }
+    if !o.logging.contains(&r.logging) {
+        bad.push("logging");
+    }
+    if !o.disclosure.contains(&r.disclosure) {
+        bad.push("disclosure");
+    }
+    if r.security != Security::E2e || !o.security.contains(&r.security) {
+        bad.push("security");
+    }
+    if !o.modp.contains(&r.modp) || !r.modp.is_supported() {
+        bad.push("modp");
+    }
+    if !o.crypt_algs.contains(&r.crypt_alg) {
+        bad.push("crypt_algs");
+    }
+    if !o.hash_algs.contains(&r.hash_alg) {
+        bad.push("hash_algs");
+    }
+    let needs_sign = |m: &Option<PubkeyMethod>| !matches!(m, Some(PubkeyMethod::None));
+    match &r.sign_alg {
+        Some(a) if !o.sign_algs.contains(a) => bad.push("sign_algs"),
+        None if needs_sign(&r.init_pubkey) || needs_sign(&r.resp_pubkey) => bad.push("sign_algs"),
+        _ => {}
+    }
+    if !o.compress.contains(&r.compress) || !esession_stanza::compress::supported(&r.compress) {
+        bad.push("compress");
+    }
+    if r.stanzas.is_empty() || r.stanzas.iter().any(|t| !o.stanzas.contains(t)) {
+        bad.push("stanzas");
+    }
+    match &r.init_pubkey {
+        Some(m) if s.request.init_pubkey.contains(m) && (four || *m != PubkeyMethod::None) => {}
+        _ => bad.push("init_pubkey"),
+    }
+    match &r.resp_pubkey {
+        Some(m) if s.request.resp_pubkey.contains(m) && (four || *m != PubkeyMethod::None) => {}
+        _ => bad.push("resp_pubkey"),
+    }
+    if r.ver != Version::V1_0 {
+        bad.push("ver");
+    }
+    if r.rekey_freq < o.rekey_freq {
+        bad.push("rekey_freq");
+    }
+    match (&r.sas_alg, four) {
+        (Some(a), true) if s.request.sas_algs.contains(a) => {}
+        (None, false) => {}
+        _ => bad.push("sas_algs"),
+    }
+    bad
+}

@@ -1,0 +1,67 @@
+//! # esession-negotiate
+//!
+//! XEP-0116 online Encrypted Session negotiation as sans-IO state machines: Alice
+//! ([`Initiator`]) and Bob ([`Responder`]) for the 3-message (SIGMA-I) and 4-message (SIGMA-R)
+//! flows, with the He commitment, identity hiding (key / hash / none, RSA and DSA), the SAS,
+//! retained secrets with decoys, the other shared secret, key-association alerts, the SSN
+//! fall-back and the rejections of §4.4. Time, randomness ([`Entropy`]) and stores
+//! ([`Stores`]) are parameters; established sessions are handed to esession-stanza.
+//!
+//! ```
+//! use esession_negotiate::*;
+//! use std::sync::Arc;
+//!
+//! # fn main() -> Result<()> {
+//! let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+//! let (alice_cfg, bob_cfg) = (Arc::new(Config::default()), Arc::new(Config::default()));
+//! let (mut at, mut ar, mut bt, mut br) = (MemoryTrust::default(), MemoryRetained::default(), MemoryTrust::default(), MemoryRetained::default());
+//! let mut alice = Initiator::new(alice_cfg, "bob@example.com/laptop", "thread-1");
+//! let mut bob = Responder::new(bob_cfg, "alice@example.org/pda", "thread-1");
+//! alice.start(Mode::Four, &mut RngEntropy(&mut rng))?;
+//!
+//! // Relay stanzas until both are established.
+//! let (mut a_est, mut b_est) = (None, None);
+//! for _ in 0..4 {
+//!     while let Some(o) = alice.poll_output() {
+//!         match o {
+//!             Output::Send(s) => bob.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut bt, retained: &mut br })?,
+//!             Output::Established(e) => a_est = Some(e),
+//!             _ => {}
+//!         }
+//!     }
+//!     while let Some(o) = bob.poll_output() {
+//!         match o {
+//!             Output::Send(s) => alice.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut at, retained: &mut ar })?,
+//!             Output::Established(e) => b_est = Some(e),
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! let (a, b) = (a_est.expect("alice"), b_est.expect("bob"));
+//! assert_eq!(a.sas, b.sas, "the same SAS on both sides");
+//! # Ok(()) }
+//! ```
+//!
+//! Not yet in this crate (tracked in the issue): the durable (redb) stores, termination
+//! (`terminate` forms inside the session) and a recorded-vector replay harness.
+
+mod config;
+mod entropy;
+mod error;
+mod initiator;
+mod outputs;
+mod responder;
+mod sigma;
+mod store;
+pub mod wire;
+
+pub use config::Config;
+pub use entropy::{Entropy, NONCE_LEN, RngEntropy};
+pub use error::{Check, Condition, Error, Result};
+pub use initiator::{Initiator, Mode};
+pub use outputs::{Alert, Established, Output};
+pub use responder::Responder;
+pub use store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, Stores, TrustStore, bare};
+
+/// The disco#info feature of XEP-0116 (§3).
+pub const DISCO_FEATURE: &str = esession_forms::esession::ESESSION_NS;

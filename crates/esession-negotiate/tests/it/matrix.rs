@@ -1,0 +1,172 @@
+//! The combination matrix: {3,4}-message x identities x {rsa, dsa} x {sha256, whirlpool} x
+//! ciphers x groups x {SRS, OSS}: each completes and exchanges stanzas both ways.
+
+use crate::*;
+use esession_crypto::{CryptAlg, CryptoProvider, HashAlg, ModpGroup, PrivateKey, SecretBytes};
+use esession_forms::names::PubkeyMethod;
+
+struct Case {
+    mode: Mode,
+    init: PubkeyMethod,
+    resp: PubkeyMethod,
+    dsa: bool,
+    hash: HashAlg,
+    cipher: CryptAlg,
+    group: ModpGroup,
+    srs: bool,
+    oss: bool,
+}
+
+fn config(c: &Case, key: Option<PrivateKey>, peer_methods: (PubkeyMethod, PubkeyMethod)) -> Config {
+    let mut cfg = match key {
+        Some(k) => Config::with_identity(k),
+        None => Config::default(),
+    };
+    cfg.provider = CryptoProvider {
+        modp: vec![c.group],
+        crypt_algs: vec![c.cipher.clone()],
+        hash_algs: vec![c.hash.clone()],
+        ..CryptoProvider::default()
+    };
+    cfg.init_pubkey = vec![peer_methods.0];
+    cfg.resp_pubkey = vec![peer_methods.1];
+    if c.oss {
+        cfg.oss = Some(SecretBytes::from_slice(b"correct horse battery staple"));
+    }
+    cfg
+}
+
+fn run(c: &Case) {
+    let (rsa_a, rsa_b, dsa_a, dsa_b) = keys();
+    let (ka, kb) = if c.dsa { (dsa_a, dsa_b) } else { (rsa_a, rsa_b) };
+    let needs_a = c.init != PubkeyMethod::None;
+    let needs_b = c.resp != PubkeyMethod::None;
+    let (pa, pb) = (ka.public_key(), kb.public_key());
+    let alice_cfg = config(c, needs_a.then_some(ka), (c.init.clone(), c.resp.clone()));
+    let mut bob_cfg = config(c, needs_b.then_some(kb), (c.init.clone(), c.resp.clone()));
+    bob_cfg.support.init_pubkey = vec![c.init.clone()];
+    let (alice_cfg, bob_cfg) = (Arc::new(alice_cfg), Arc::new(bob_cfg));
+    let mut a = Side::new(1);
+    let mut b = Side::new(2);
+    // Each side trusts the other's key for its JID.
+    a.trust.trust(bare(BOB), pb);
+    b.trust.trust(bare(ALICE), pa);
+    if c.srs {
+        // A first session leaves a retained secret on both sides.
+        negotiate(c.mode, alice_cfg.clone(), bob_cfg.clone(), &mut a, &mut b, no_tamper());
+        assert!(
+            a.established.is_some() && b.established.is_some(),
+            "first session {:?} {} {} dsa={}: {:?} {:?}",
+            c.mode,
+            c.init,
+            c.resp,
+            c.dsa,
+            a.rejected,
+            b.rejected
+        );
+        a.established = None;
+        b.established = None;
+    }
+    negotiate(c.mode, alice_cfg, bob_cfg, &mut a, &mut b, no_tamper());
+    let desc = format!(
+        "{:?} {} {} dsa={} {} {} modp{} srs={} oss={}",
+        c.mode, c.init, c.resp, c.dsa, c.hash, c.cipher, c.group, c.srs, c.oss
+    );
+    assert!(a.rejected.is_none(), "{desc}: alice {:?}", a.rejected);
+    assert!(b.rejected.is_none(), "{desc}: bob {:?}", b.rejected);
+    let (ea, eb) = (a.established.as_ref().expect(&desc), b.established.as_ref().expect(&desc));
+    assert_eq!(ea.k.expose_secret(), eb.k.expose_secret(), "{desc}");
+    assert_eq!(ea.sas, eb.sas, "{desc}");
+    assert_eq!(ea.sas.is_some(), c.mode == Mode::Four, "{desc}");
+    if c.mode == Mode::Four {
+        assert_eq!(ea.retained_secret_used, c.srs, "{desc}");
+        assert_eq!(eb.retained_secret_used, c.srs, "{desc}");
+    }
+    assert_eq!(ea.peer_key.is_some(), needs_b, "{desc}");
+    assert_eq!(eb.peer_key.is_some(), needs_a, "{desc}");
+    exchange(&mut a, &mut b);
+}
+
+#[test]
+fn combination_matrix() {
+    let idents_4 = [PubkeyMethod::None, PubkeyMethod::Key, PubkeyMethod::Hash];
+    let idents_3 = [PubkeyMethod::Key, PubkeyMethod::Hash];
+    let mut n = 0;
+    let small = [ModpGroup::G1, ModpGroup::G2, ModpGroup::G5];
+    // Identities x modes x signature algorithms x hashes, on the small groups.
+    for mode in [Mode::Three, Mode::Four] {
+        let idents: &[PubkeyMethod] = if mode == Mode::Four { &idents_4 } else { &idents_3 };
+        for init in idents {
+            for resp in idents {
+                for dsa in [false, true] {
+                    if *init == PubkeyMethod::None && *resp == PubkeyMethod::None && dsa {
+                        continue; // no key at all: the signature algorithm does not matter
+                    }
+                    for hash in [HashAlg::Sha256, HashAlg::Whirlpool] {
+                        let srs = n % 3 == 1 && mode == Mode::Four;
+                        let oss = n % 4 == 2;
+                        run(&Case {
+                            mode,
+                            init: init.clone(),
+                            resp: resp.clone(),
+                            dsa,
+                            hash,
+                            cipher: CryptAlg::Aes128Ctr,
+                            group: small[n % 3],
+                            srs,
+                            oss,
+                        });
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Every cipher, both modes, with and without SRS and OSS.
+    for (i, cipher) in CryptAlg::SUPPORTED.iter().enumerate() {
+        for mode in [Mode::Three, Mode::Four] {
+            let (init, resp) = if mode == Mode::Four {
+                (PubkeyMethod::None, PubkeyMethod::None)
+            } else {
+                (PubkeyMethod::Key, PubkeyMethod::Hash)
+            };
+            run(&Case {
+                mode,
+                init,
+                resp,
+                dsa: i % 2 == 1,
+                hash: HashAlg::Sha256,
+                cipher: cipher.clone(),
+                group: ModpGroup::G1,
+                srs: mode == Mode::Four && i % 2 == 0,
+                oss: i % 3 == 0,
+            });
+            n += 1;
+        }
+    }
+    // Every large group at least once.
+    for (i, group) in [ModpGroup::G14, ModpGroup::G15, ModpGroup::G16, ModpGroup::G17, ModpGroup::G18]
+        .into_iter()
+        .enumerate()
+    {
+        let mode = if i % 2 == 0 { Mode::Four } else { Mode::Three };
+        let (init, resp) = if mode == Mode::Four {
+            (PubkeyMethod::None, PubkeyMethod::Key)
+        } else {
+            (PubkeyMethod::Key, PubkeyMethod::Key)
+        };
+        run(&Case {
+            mode,
+            init,
+            resp,
+            dsa: false,
+            hash: HashAlg::Sha256,
+            cipher: CryptAlg::Aes256Ctr,
+            group,
+            srs: false,
+            oss: i == 4,
+        });
+        n += 1;
+    }
+    assert!(n >= 75, "{n} cases");
+}
