@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
 use crate::outputs::{Alert, Established, Output};
+use crate::shape::{FormKind, Shaper, set_b64};
 use crate::sigma::{self, Algs, Who};
 use crate::store::{Stores, bare};
 use crate::wire;
@@ -66,6 +67,7 @@ pub struct Initiator {
     thread: String,
     state: State,
     out: VecDeque<Output>,
+    shaper: Option<Box<dyn Shaper>>,
 }
 
 impl core::fmt::Debug for Initiator {
@@ -84,6 +86,21 @@ impl Initiator {
             thread: thread.to_owned(),
             state: State::Idle,
             out: VecDeque::new(),
+            shaper: None,
+        }
+    }
+
+    /// Sends the forms through `shaper` (see [`Shaper`]).
+    #[must_use]
+    pub fn with_shaper(mut self, shaper: Box<dyn Shaper>) -> Self {
+        self.shaper = Some(shaper);
+        self
+    }
+
+    fn shape(&mut self, kind: FormKind, x: Element) -> Element {
+        match self.shaper.as_mut() {
+            Some(s) => s.shape(kind, x),
+            None => x,
         }
     }
 
@@ -165,10 +182,27 @@ impl Initiator {
             sas_algs: if mode == Mode::Four { p.sas_algs.clone() } else { Vec::new() },
             dh,
         };
-        let x = request.to_form(c.profile).to_element_with(c.profile == esession_crypto::Profile::Gajim);
+        let profile = c.profile;
+        let x = request.to_form(profile).to_element_with(profile == esession_crypto::Profile::Gajim);
+        let x = self.shape(FormKind::Request, x);
+        // What we send is what counts: re-read it (a shaper may have changed the layout).
+        let request = DataForm::parse(&x)
+            .and_then(|f| Request::parse(&f))
+            .map_err(|_| Error::Config("the request does not parse"))?;
+        let ours: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(
+                |(_, kp)| {
+                    if mode == Mode::Four { sha256(kp.public()).to_vec() } else { kp.public().to_vec() }
+                },
+            )
+            .collect();
+        if request.dh.values() != ours.as_slice() || request.my_nonce != na {
+            return Err(Error::Config("the request sent does not carry our DH values and nonce"));
+        }
         // form_A is what we send, normalized.
         let form_a =
-            form_content(c.profile, &x, &[]).map_err(|_| Error::Config("cannot normalize our request"))?;
+            form_content(profile, &x, &[]).map_err(|_| Error::Config("cannot normalize our request"))?;
         self.out.push_back(Output::Send(wire::message(
             &self.peer,
             &self.thread,
@@ -330,7 +364,7 @@ impl Initiator {
                 .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
                 self.observe_key(stores, rev.key.as_ref());
                 // §4.6.3-4.6.4: our identity, then the session.
-                let mut accept = Accept {
+                let accept = Accept {
                     accept: true,
                     nonce: resp.my_nonce.clone(),
                     e: None,
@@ -339,10 +373,16 @@ impl Initiator {
                     identity: Vec::new(),
                     mac: Vec::new(),
                 };
-                let form_a2_x = accept
-                    .to_form(cfg.profile, false)
-                    .to_element_with(cfg.profile == esession_crypto::Profile::Gajim);
-                let form_a2 = form_content(cfg.profile, &form_a2_x, &["identity", "mac"])
+                let gajim = cfg.profile == esession_crypto::Profile::Gajim;
+                let mut x =
+                    self.shape(FormKind::Accept, accept.to_form(cfg.profile, false).to_element_with(gajim));
+                let sent = DataForm::parse(&x)
+                    .and_then(|f| Accept::parse(&f))
+                    .map_err(|_| Error::Config("the accept does not parse"))?;
+                if sent.nonce != resp.my_nonce {
+                    return Err(Error::Config("the accept sent does not carry Bob's nonce"));
+                }
+                let form_a2 = form_content(cfg.profile, &x, &["identity", "mac"])
                     .map_err(|_| Error::Config("normalize"))?;
                 let hidden = sigma::hide(
                     &algs,
@@ -354,11 +394,8 @@ impl Initiator {
                     &[&s.form_a, &form_a2],
                     entropy.rng(),
                 )?;
-                accept.identity = hidden.id;
-                accept.mac = hidden.m;
-                let x = accept
-                    .to_form(cfg.profile, false)
-                    .to_element_with(cfg.profile == esession_crypto::Profile::Gajim);
+                set_b64(&mut x, "identity", &hidden.id);
+                set_b64(&mut x, "mac", &hidden.m);
                 self.out.push_back(Output::Send(wire::message(
                     &self.peer,
                     &self.thread,
@@ -401,7 +438,7 @@ impl Initiator {
                     d.truncate(hlen);
                     rshashes.push(d);
                 }
-                let mut accept = Accept {
+                let accept = Accept {
                     accept: true,
                     nonce: resp.my_nonce.clone(),
                     e: Some(e.clone()),
@@ -411,8 +448,17 @@ impl Initiator {
                     mac: Vec::new(),
                 };
                 let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-                let form_a2_x = accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim);
-                let form_a2 = form_content(cfg.profile, &form_a2_x, &["identity", "mac"])
+                let mut x = self.shape(
+                    FormKind::Accept,
+                    accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim),
+                );
+                let sent = DataForm::parse(&x)
+                    .and_then(|f| Accept::parse(&f))
+                    .map_err(|_| Error::Config("the accept does not parse"))?;
+                if sent.e.as_deref() != Some(e.as_slice()) || sent.nonce != resp.my_nonce {
+                    return Err(Error::Config("the accept sent does not carry our e and Bob's nonce"));
+                }
+                let form_a2 = form_content(cfg.profile, &x, &["identity", "mac"])
                     .map_err(|_| Error::Config("normalize"))?;
                 let hidden = sigma::hide(
                     &algs,
@@ -424,9 +470,8 @@ impl Initiator {
                     &[&s.form_a, &form_a2],
                     entropy.rng(),
                 )?;
-                accept.identity = hidden.id;
-                accept.mac = hidden.m.clone();
-                let x = accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim);
+                set_b64(&mut x, "identity", &hidden.id);
+                set_b64(&mut x, "mac", &hidden.m);
                 self.out.push_back(Output::Send(wire::message(
                     &self.peer,
                     &self.thread,

@@ -51,6 +51,7 @@ mod error;
 mod initiator;
 mod outputs;
 mod responder;
+mod shape;
 mod sigma;
 mod store;
 pub mod wire;
@@ -61,6 +62,7 @@ pub use error::{Check, Condition, Error, Result};
 pub use initiator::{Initiator, Mode};
 pub use outputs::{Alert, Established, Output};
 pub use responder::Responder;
+pub use shape::{FormKind, Shaper};
 pub use store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, Stores, TrustStore, bare};
 
 /// The disco#info feature of XEP-0116 (§3).

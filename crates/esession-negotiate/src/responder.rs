@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
 use crate::outputs::{Alert, Established, Output};
+use crate::shape::{FormKind, Shaper, set_b64};
 use crate::sigma::{self, Algs, Who};
 use crate::store::{Stores, TrustStore, bare};
 use crate::wire;
@@ -12,7 +13,7 @@ use esession_crypto::{DhKeyPair, ModpGroup, PublicKey, SecretBytes, hash::sha256
 use esession_forms::dataform::DataForm;
 use esession_forms::esession::{Accept, BobIdentity, DhOffer, Request, Response, SsnAnswer, Wrapper};
 use esession_forms::names::{Compress, Disclosure, Logging, PubkeyMethod, Security, StanzaType};
-use esession_forms::negotiation::{Choices, choose};
+use esession_forms::negotiation::choose;
 use esession_forms::normalize::form_content;
 use esession_stanza::{DirectionKeys, Params, Session};
 use minidom::Element;
@@ -39,17 +40,6 @@ impl Settings {
             compress: r.compress.clone(),
             rekey_freq: r.rekey_freq,
             group: r.modp,
-        }
-    }
-
-    fn from_choices(c: &Choices) -> Self {
-        Self {
-            logging: c.logging.clone(),
-            disclosure: c.disclosure.clone(),
-            stanzas: c.stanzas.clone(),
-            compress: c.compress.clone(),
-            rekey_freq: c.rekey_freq,
-            group: c.modp.0,
         }
     }
 }
@@ -130,7 +120,6 @@ struct AwaitAccept {
     form_b: Vec<u8>,
     init_method: PubkeyMethod,
     resp_method: PubkeyMethod,
-    peer_key_3msg: Option<PublicKey>,
 }
 
 enum State {
@@ -146,6 +135,7 @@ pub struct Responder {
     thread: String,
     state: State,
     out: VecDeque<Output>,
+    shaper: Option<Box<dyn Shaper>>,
 }
 
 impl core::fmt::Debug for Responder {
@@ -164,6 +154,21 @@ impl Responder {
             thread: thread.to_owned(),
             state: State::Idle,
             out: VecDeque::new(),
+            shaper: None,
+        }
+    }
+
+    /// Sends the forms through `shaper` (see [`Shaper`]).
+    #[must_use]
+    pub fn with_shaper(mut self, shaper: Box<dyn Shaper>) -> Self {
+        self.shaper = Some(shaper);
+        self
+    }
+
+    fn shape(&mut self, kind: FormKind, x: Element) -> Element {
+        match self.shaper.as_mut() {
+            Some(s) => s.shape(kind, x),
+            None => x,
         }
     }
 
@@ -236,9 +241,9 @@ impl Responder {
         stores: &mut Stores<'_>,
     ) -> Result<()> {
         let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
-        let (_, x) =
+        let (_, x_req) =
             Wrapper::unwrap(wrapper).map_err(|_| Error::peer(Check::Form, Condition::NotAcceptable, &[]))?;
-        let req = DataForm::parse(x).and_then(|f| Request::parse(&f)).map_err(|e| {
+        let req = DataForm::parse(x_req).and_then(|f| Request::parse(&f)).map_err(|e| {
             let field = match &e {
                 esession_forms::Error::MissingField(f) => vec![*f],
                 esession_forms::Error::BadValue { .. } | esession_forms::Error::Base64 { .. } => vec![],
@@ -281,24 +286,16 @@ impl Responder {
         if !esession_stanza::compress::supported(&choices.compress) {
             return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &["compress"]));
         }
-        let algs = Algs {
-            profile: cfg.profile,
-            hash: choices.hash_alg.clone(),
-            cipher: choices.crypt_alg.clone(),
-            sign: choices.sign_alg.clone(),
-        };
         let (group, idx) = choices.modp;
-        let settings = Settings::from_choices(&choices);
-        if settings.disclosure != Disclosure::Never {
-            self.out.push_back(Output::Alert(Alert::Disclosure(settings.disclosure.clone())));
+        if choices.disclosure != Disclosure::Never {
+            self.out.push_back(Output::Alert(Alert::Disclosure(choices.disclosure.clone())));
         }
         // §4.5.1: N_B, C_A, C_B, y, d.
         let nb = entropy.nonce();
         let ca = entropy.counter(cfg.profile);
-        let cb = ca ^ (1 << 127);
         let y = entropy.dh(group)?;
         let d = y.public().to_vec();
-        let mut response = Response {
+        let response = Response {
             accept: Some(true),
             logging: choices.logging.clone(),
             disclosure: choices.disclosure.clone(),
@@ -313,7 +310,7 @@ impl Responder {
             resp_pubkey: Some(choices.resp_pubkey.clone()),
             ver: choices.ver.clone(),
             rekey_freq: choices.rekey_freq,
-            my_nonce: nb.clone(),
+            my_nonce: nb,
             sas_alg: choices.sas_alg.clone(),
             d: d.clone(),
             nonce: req.my_nonce.clone(),
@@ -323,7 +320,27 @@ impl Responder {
             mac: None,
         };
         let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-        let form_a = form_content(cfg.profile, x, &[]).map_err(|_| Error::Config("normalize"))?;
+        let mut x = self.shape(FormKind::Response, response.to_form(cfg.profile).to_element_with(gajim));
+        // What we send is what counts: re-read our choices from it (a shaper may have made other
+        // free choices, which must still be acceptable to us).
+        let sent = DataForm::parse(&x)
+            .and_then(|f| Response::parse(&f))
+            .map_err(|_| Error::Config("the response does not parse"))?;
+        if sent.d != d || sent.nonce != req.my_nonce || !within(&req, &sent, &cfg.support) {
+            return Err(Error::Config("the response sent is not one we can stand by"));
+        }
+        let algs = Algs {
+            profile: cfg.profile,
+            hash: sent.hash_alg.clone(),
+            cipher: sent.crypt_alg.clone(),
+            sign: sent.sign_alg.clone(),
+        };
+        let settings = Settings::from_response(&sent);
+        let (nb, ca) = (sent.my_nonce.clone(), sent.counter);
+        let cb = ca ^ (1 << 127);
+        let form_a = form_content(cfg.profile, x_req, &[]).map_err(|_| Error::Config("normalize"))?;
+        let form_b =
+            form_content(cfg.profile, &x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
         let mut state = AwaitAccept {
             four,
             algs,
@@ -339,19 +356,12 @@ impl Responder {
             cb,
             cb_after: cb,
             form_a,
-            form_b: Vec::new(),
-            init_method: choices.init_pubkey.clone(),
-            resp_method: choices.resp_pubkey.clone(),
-            peer_key_3msg: None,
+            form_b,
+            init_method: sent.init_pubkey.clone().unwrap_or(PubkeyMethod::Key),
+            resp_method: sent.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key),
         };
         match &req.dh {
-            DhOffer::Hashes(h) => {
-                state.he = h.get(idx).cloned();
-                let x = response.to_form(cfg.profile).to_element_with(gajim);
-                state.form_b = form_content(cfg.profile, &x, &["identity", "mac"])
-                    .map_err(|_| Error::Config("normalize"))?;
-                self.send_form(Wrapper::Feature, x);
-            }
+            DhOffer::Hashes(h) => state.he = h.get(idx).cloned(),
             DhOffer::Keys(es) => {
                 let e = es.get(idx).cloned().unwrap_or_default();
                 // §4.5.1: 1 < e < p - 1, else feature-not-implemented.
@@ -367,9 +377,6 @@ impl Responder {
                     }
                 };
                 let keys = SessionKeys::derive(&state.algs.hash, &k)?;
-                let x0 = response.to_form(cfg.profile).to_element_with(gajim);
-                state.form_b = form_content(cfg.profile, &x0, &["identity", "mac"])
-                    .map_err(|_| Error::Config("normalize"))?;
                 let hidden = sigma::hide(
                     &state.algs,
                     &keys.responder,
@@ -380,15 +387,14 @@ impl Responder {
                     &[&state.form_b],
                     entropy.rng(),
                 )?;
-                response.identity = Some(hidden.id);
-                response.mac = Some(hidden.m);
+                set_b64(&mut x, "identity", &hidden.id);
+                set_b64(&mut x, "mac", &hidden.m);
                 state.cb_after = hidden.counter_after;
-                let x = response.to_form(cfg.profile).to_element_with(gajim);
-                self.send_form(Wrapper::Feature, x);
                 state.e = Some(e);
                 state.k = Some(k);
             }
         }
+        self.send_form(Wrapper::Feature, x);
         let _ = stores;
         self.state = State::AwaitAccept(Box::new(state));
         Ok(())
@@ -477,7 +483,6 @@ impl Responder {
         for a in key_alerts(&mut *stores.trust, &self.peer, rev.key.as_ref()) {
             self.out.push_back(Output::Alert(a));
         }
-        let _ = &s.peer_key_3msg;
         if !s.four {
             let session =
                 open_session(&s.algs, &s.settings, &provisory, false, s.cb_after, rev.counter_after, s.y, e)?;
@@ -522,11 +527,17 @@ impl Responder {
                 r
             }
         };
-        let mut ident = BobIdentity { nonce: s.na.clone(), srshash, identity: Vec::new(), mac: Vec::new() };
+        let ident = BobIdentity { nonce: s.na.clone(), srshash, identity: Vec::new(), mac: Vec::new() };
         let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-        let x0 = ident.to_form(cfg.profile).to_element_with(gajim);
+        let mut x = self.shape(FormKind::BobIdentity, ident.to_form(cfg.profile).to_element_with(gajim));
+        let sent = DataForm::parse(&x)
+            .and_then(|f| BobIdentity::parse(&f))
+            .map_err(|_| Error::Config("our identity form does not parse"))?;
+        if sent.nonce != s.na {
+            return Err(Error::Config("the identity form sent does not echo Alice's nonce"));
+        }
         let form_b2 =
-            form_content(cfg.profile, &x0, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
+            form_content(cfg.profile, &x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
         let hidden = sigma::hide(
             &s.algs,
             &keys.responder,
@@ -537,9 +548,8 @@ impl Responder {
             &[&s.form_b, &form_b2],
             entropy.rng(),
         )?;
-        ident.identity = hidden.id;
-        ident.mac = hidden.m;
-        let x = ident.to_form(cfg.profile).to_element_with(gajim);
+        set_b64(&mut x, "identity", &hidden.id);
+        set_b64(&mut x, "mac", &hidden.m);
         self.send_form(Wrapper::Init, x);
         if srs.is_none() && !stores.retained.for_jid(&jid, now).is_empty() {
             self.out.push_back(Output::Alert(Alert::RetainedSecretMismatch { jid: jid.clone() }));
@@ -578,4 +588,37 @@ impl Responder {
         self.state = State::Done;
         Ok(())
     }
+}
+
+/// Whether the choices of a response are among the request's offers and our support (for a
+/// shaped response: the sender's free choices must still be ones we could have made).
+fn within(req: &Request, r: &Response, support: &esession_forms::negotiation::Support) -> bool {
+    let o = &req.offers;
+    let p = support.crypto.sanitized();
+    let four = req.is_four_message();
+    let method_ok = |m: &Option<PubkeyMethod>, offered: &[PubkeyMethod]| {
+        m.as_ref().is_some_and(|m| offered.contains(m) && (four || *m != PubkeyMethod::None))
+    };
+    o.logging.contains(&r.logging)
+        && support.logging.contains(&r.logging)
+        && o.disclosure.contains(&r.disclosure)
+        && support.disclosure.contains(&r.disclosure)
+        && o.security.contains(&r.security)
+        && support.security.contains(&r.security)
+        && o.modp.contains(&r.modp)
+        && p.modp.contains(&r.modp)
+        && o.crypt_algs.contains(&r.crypt_alg)
+        && p.crypt_algs.contains(&r.crypt_alg)
+        && o.hash_algs.contains(&r.hash_alg)
+        && p.hash_algs.contains(&r.hash_alg)
+        && r.sign_alg.as_ref().is_none_or(|a| o.sign_algs.contains(a) && p.sign_algs.contains(a))
+        && o.compress.contains(&r.compress)
+        && esession_stanza::compress::supported(&r.compress)
+        && !r.stanzas.is_empty()
+        && r.stanzas.iter().all(|s| o.stanzas.contains(s) && support.stanzas.contains(s))
+        && method_ok(&r.init_pubkey, &req.init_pubkey)
+        && method_ok(&r.resp_pubkey, &req.resp_pubkey)
+        && o.ver.contains(&r.ver)
+        && r.rekey_freq >= o.rekey_freq
+        && (four == r.sas_alg.is_some())
 }
