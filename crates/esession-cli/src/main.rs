@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 mod demo;
+mod replay;
 mod vectors;
 
 const USAGE: &str = "usage:

@@ -87,8 +87,7 @@ fn check_file(path: &str, report: &mut Report) {
     };
     let name = v.get("name").and_then(Value::as_str).unwrap_or(path).to_owned();
     if v.get("kind").and_then(Value::as_str) == Some("negative") {
-        let n = v.get("variants").and_then(Value::as_array).map_or(0, Vec::len);
-        report.skip(&format!("{name}: {n} negative variants"), "step 3 needs esession-negotiate");
+        negative(path, &name, &v, report);
         return;
     }
     let ctx = match Ctx::new(&name, &v) {
@@ -100,7 +99,7 @@ fn check_file(path: &str, report: &mut Report) {
     ctx.pubkeys(report);
     ctx.offline_content(report);
     ctx.step4(report);
-    report.skip(&format!("{name} step 3 (negotiation replay)"), "needs esession-negotiate");
+    ctx.step3(report);
 }
 
 /// The ESession data form of a stanza: inside `<feature/>`/`<init/>`, or inside a PEP publish.
@@ -228,6 +227,65 @@ impl<'a> Ctx<'a> {
                 r.bytes(&self.n(key), &expected, got.map_err(|e| e.to_string()));
             }
         }
+    }
+
+    /// Step 3: each party replays the recorded stanzas of its peer with its own secrets and
+    /// recorded forms, and must reach the recorded SAS, K and state.
+    fn step3(&self, r: &mut Report) {
+        if self.values.get("kind").and_then(Value::as_str) == Some("offline") {
+            return r.skip(&self.n("step 3 (offline replay)"), "needs esession-offline");
+        }
+        let stanzas = crate::replay::recorded(self.v);
+        for (alice, who) in [(true, "alice"), (false, "bob")] {
+            let nm = |k: &str| self.n(&format!("step3 {who} {k}"));
+            match crate::replay::replay(self.v, alice, &stanzas) {
+                Ok(crate::replay::Reached::Established { sas, k, bodies, sent_ok }) => {
+                    r.ok(&nm("established"));
+                    let k_key = if self.mode == 4 { "K_final" } else { "K" };
+                    if let Some(exp) = hex_of(self.values.get(k_key)) {
+                        r.bytes(&nm(k_key), &exp, Ok(k));
+                    }
+                    if self.mode == 4 {
+                        let key = format!("{who}_SAS");
+                        let exp =
+                            self.values.get(&key).or_else(|| self.values.get("SAS")).and_then(Value::as_str);
+                        if let Some(exp) = exp {
+                            r.bytes(&nm("SAS"), exp.as_bytes(), Ok(sas.unwrap_or_default().into_bytes()));
+                        }
+                    }
+                    for (seq, ok) in sent_ok {
+                        r.truth(
+                            &nm(&format!("own stanza {seq} reproduced")),
+                            ok,
+                            "our identity/MAC differ from the recording",
+                        );
+                    }
+                    for (seq, body) in bodies {
+                        let exp = self.recorded_body(seq);
+                        match exp {
+                            Some(exp) => r.bytes(
+                                &nm(&format!("stanza {seq} body")),
+                                exp.as_bytes(),
+                                Ok(body.unwrap_or_default().into_bytes()),
+                            ),
+                            None => r.ok(&nm(&format!("stanza {seq} decrypted"))),
+                        }
+                    }
+                }
+                Ok(crate::replay::Reached::Rejected { seq, check, condition }) => {
+                    r.fail(&nm("established"), &format!("refused stanza {seq}: {check} ({condition})"))
+                }
+                Ok(crate::replay::Reached::Incomplete(why)) => r.fail(&nm("established"), &why),
+                Err(e) => r.fail(&nm("replay"), &e),
+            }
+        }
+    }
+
+    /// The body the recording says the receiver of stanza `seq` got.
+    fn recorded_body(&self, seq: u64) -> Option<String> {
+        let entries = self.v.get("xep0200").and_then(Value::as_array)?;
+        let e = entries.iter().find(|e| e.get("seq").and_then(Value::as_u64) == Some(seq))?;
+        e.pointer("/recv/body").and_then(Value::as_str).map(str::to_owned)
     }
 
     /// Step 4: every `xep0200` entry through the code a live session uses: the sender's recorded
@@ -903,4 +961,136 @@ impl<'a> Ctx<'a> {
             }
         }
     }
+}
+
+/// A negative file: each variant delivers the base transcript with one stanza substituted; the
+/// expected party must refuse it at the expected stanza with the expected check and condition.
+fn negative(path: &str, name: &str, v: &Value, report: &mut Report) {
+    let Some(base_name) = v.get("base").and_then(Value::as_str) else {
+        return report.fail(name, "no base named");
+    };
+    let dir = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new("."));
+    let base = std::fs::read_dir(dir).ok().and_then(|rd| {
+        rd.filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| std::fs::read_to_string(&p).ok())
+            .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+            .find(|b| {
+                b.get("name").and_then(Value::as_str) == Some(base_name)
+                    && b.get("kind").and_then(Value::as_str) != Some("negative")
+            })
+    });
+    let Some(base) = base else {
+        return report.skip(name, &format!("base vector {base_name} not found beside it"));
+    };
+    if base.pointer("/values/kind").and_then(Value::as_str) == Some("offline") {
+        let n = v.get("variants").and_then(Value::as_array).map_or(0, Vec::len);
+        return report.skip(&format!("{name}: {n} offline variants"), "needs esession-offline");
+    }
+    let stanzas = crate::replay::recorded(&base);
+    for variant in v.get("variants").and_then(Value::as_array).into_iter().flatten() {
+        let id = variant.get("id").and_then(Value::as_str).unwrap_or("?");
+        let nm = format!("{name} {id}");
+        if variant.get("scenario_patch").is_some_and(|p| !p.is_null()) {
+            report.skip(&nm, "clock variants need esession-offline");
+            continue;
+        }
+        let Some(seq) = variant.get("seq").and_then(Value::as_u64) else { continue };
+        let delivered: Vec<String> = match variant.get("delivered_at_seq") {
+            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => continue,
+        };
+        let expected = variant.get("expected").filter(|e| !e.is_null());
+        let rejecting_alice =
+            expected.and_then(|e| e.get("rejected_by")).and_then(Value::as_str) == Some("alice");
+        let patched = patch(&stanzas, variant, seq, &delivered, rejecting_alice);
+        match expected {
+            None => {
+                for alice in [true, false] {
+                    let ok = matches!(
+                        crate::replay::replay(&base, alice, &patched),
+                        Ok(crate::replay::Reached::Established { .. })
+                    );
+                    report.truth(
+                        &format!("{nm} accepted by {}", if alice { "alice" } else { "bob" }),
+                        ok,
+                        "the variant was refused",
+                    );
+                }
+            }
+            Some(exp) => {
+                let who = exp.get("rejected_by").and_then(Value::as_str).unwrap_or("");
+                let at = exp.get("at_seq").and_then(Value::as_u64);
+                let check = exp.get("check").and_then(Value::as_str).unwrap_or("");
+                let condition = exp.get("condition").and_then(Value::as_str).unwrap_or("");
+                match crate::replay::replay(&base, who == "alice", &patched) {
+                    Ok(crate::replay::Reached::Rejected {
+                        seq: got_seq,
+                        check: got_check,
+                        condition: got_cond,
+                    }) => {
+                        let ok = Some(got_seq) == at && got_check == check && got_cond == condition;
+                        report.truth(
+                            &nm,
+                            ok,
+                            &format!("expected {who} to refuse stanza {at:?} ({check}, {condition}), got stanza {got_seq} ({got_check}, {got_cond})"),
+                        );
+                    }
+                    Ok(_) => report
+                        .fail(&nm, &format!("expected {who} to refuse stanza {at:?} ({check}); it did not")),
+                    Err(e) => report.fail(&nm, &e),
+                }
+            }
+        }
+    }
+}
+
+/// The stanzas a party sees in a negative variant: the base before `seq`; at `seq` the delivered
+/// stanza(s) if the peer sent it (our own is what we sent, the original); after `seq`, the peer's
+/// stanzas of the tampered run (`transcript`) and our own originals.
+fn patch(
+    base: &[crate::replay::Recorded],
+    variant: &Value,
+    seq: u64,
+    delivered: &[String],
+    me_alice: bool,
+) -> Vec<crate::replay::Recorded> {
+    let mut out: Vec<crate::replay::Recorded> = base.iter().filter(|s| s.seq < seq).cloned().collect();
+    if let Some(at) = base.iter().find(|s| s.seq == seq) {
+        if at.alice == me_alice {
+            out.push(at.clone());
+        } else {
+            for xml in delivered {
+                out.push(crate::replay::Recorded { xml: xml.clone(), ..at.clone() });
+            }
+        }
+    }
+    let later: Vec<crate::replay::Recorded> = match variant.get("transcript").and_then(Value::as_array) {
+        Some(t) => t
+            .iter()
+            .filter_map(|e| {
+                let s = e.get("seq")?.as_u64()?;
+                let from = e.get("from")?.as_str()?;
+                let kind = e.get("kind")?.as_str()?;
+                if s <= seq || kind == "error" || !(from == "alice" || from == "bob") {
+                    return None;
+                }
+                let alice = from == "alice";
+                if alice == me_alice {
+                    return base.iter().find(|b| b.seq == s).cloned();
+                }
+                Some(crate::replay::Recorded {
+                    seq: s,
+                    alice,
+                    kind: kind.to_owned(),
+                    xml: e.get("xml")?.as_str()?.to_owned(),
+                    entry: None,
+                })
+            })
+            .collect(),
+        None => base.iter().filter(|s| s.seq > seq).cloned().collect(),
+    };
+    out.extend(later);
+    out
 }
