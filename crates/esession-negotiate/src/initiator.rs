@@ -68,6 +68,7 @@ pub struct Initiator {
     state: State,
     out: VecDeque<Output>,
     shaper: Option<Box<dyn Shaper>>,
+    piggyback: Option<(Element, bool)>,
 }
 
 impl core::fmt::Debug for Initiator {
@@ -87,7 +88,14 @@ impl Initiator {
             state: State::Idle,
             out: VecDeque::new(),
             shaper: None,
+            piggyback: None,
         }
+    }
+
+    /// Content to encrypt into the stanza of our 3-message accept (§4.6.4). With `terminate`,
+    /// the session ends with that stanza: object encryption.
+    pub fn piggyback(&mut self, content: Element, terminate: bool) {
+        self.piggyback = Some((content, terminate));
     }
 
     /// Sends the forms through `shaper` (see [`Shaper`]).
@@ -364,12 +372,13 @@ impl Initiator {
                 .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
                 self.observe_key(stores, rev.key.as_ref());
                 // §4.6.3-4.6.4: our identity, then the session.
+                let object = self.piggyback.as_ref().is_some_and(|(_, t)| *t);
                 let accept = Accept {
                     accept: true,
                     nonce: resp.my_nonce.clone(),
                     e: None,
                     rshashes: Vec::new(),
-                    terminate: false,
+                    terminate: object,
                     identity: Vec::new(),
                     mac: Vec::new(),
                 };
@@ -396,12 +405,7 @@ impl Initiator {
                 )?;
                 set_b64(&mut x, "identity", &hidden.id);
                 set_b64(&mut x, "mac", &hidden.m);
-                self.out.push_back(Output::Send(wire::message(
-                    &self.peer,
-                    &self.thread,
-                    vec![Wrapper::Feature.wrap(x)],
-                )));
-                let session = crate::responder::open_session(
+                let mut session = crate::responder::open_session(
                     &algs,
                     &settings,
                     &keys,
@@ -411,6 +415,14 @@ impl Initiator {
                     own,
                     resp.d.clone(),
                 )?;
+                let mut msg = wire::message(&self.peer, &self.thread, vec![Wrapper::Feature.wrap(x)]);
+                if let Some((content, _)) = self.piggyback.take() {
+                    crate::piggyback::attach(&mut session, &mut msg, &content, entropy.rng())?;
+                }
+                if object {
+                    session.close();
+                }
+                self.out.push_back(Output::Send(msg));
                 self.out.push_back(Output::Established(Box::new(Established {
                     session,
                     peer: self.peer.clone(),
@@ -421,6 +433,7 @@ impl Initiator {
                     logging: settings.logging.clone(),
                     disclosure: settings.disclosure.clone(),
                     k,
+                    terminating: false,
                 })));
                 self.state = State::Done;
                 Ok(())
@@ -568,7 +581,7 @@ impl Initiator {
             s.own,
             s.d,
         )?;
-        self.out.push_back(Output::Established(Box::new(Established {
+        let mut est = Box::new(Established {
             session,
             peer: self.peer.clone(),
             thread: self.thread.clone(),
@@ -578,7 +591,16 @@ impl Initiator {
             logging: s.settings.logging.clone(),
             disclosure: s.settings.disclosure.clone(),
             k: k_final,
-        })));
+            terminating: false,
+        });
+        // Content that came with Bob's identity, now that it verified (§4.7.4).
+        let content = crate::piggyback::open(&mut est, stanza);
+        self.out.push_back(Output::Established(est));
+        match content {
+            Ok(Some(c)) => self.out.push_back(Output::Received(c)),
+            Ok(None) => {}
+            Err(e) => self.out.push_back(Output::Rejected(e)),
+        }
         self.state = State::Done;
         Ok(())
     }

@@ -42,15 +42,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet in this crate (tracked in the issue): the durable (redb) stores, termination
-//! (`terminate` forms inside the session) and a recorded-vector replay harness.
+//! Not yet in this crate (tracked in the issue): the durable (redb) stores.
 
 mod config;
 mod entropy;
 mod error;
 mod initiator;
 mod outputs;
+mod piggyback;
 mod responder;
+mod session;
 mod shape;
 mod sigma;
 mod store;
@@ -62,6 +63,7 @@ pub use error::{Check, Condition, Error, Result};
 pub use initiator::{Initiator, Mode};
 pub use outputs::{Alert, Established, Output};
 pub use responder::Responder;
+pub use session::{Phase, Received};
 pub use shape::{FormKind, Shaper};
 pub use store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, Stores, TrustStore, bare};
 

@@ -17,6 +17,9 @@ pub enum Output {
     Rejected(crate::Error),
     /// Something the user must be told at once (§7.4, §7.6, §4.7.2).
     Alert(Alert),
+    /// Encrypted content that came in the same stanza as the last negotiation message,
+    /// decrypted after the negotiation verified (XEP-0116 §4.6.4, §4.7.4).
+    Received(Element),
     /// The peer accepted a plain stanza session instead of an ESession (XEP-0116 §4.4).
     StanzaSession {
         /// The `security` the peer chose (`c2s` or `none`).
@@ -80,6 +83,8 @@ pub struct Established {
     /// The final K the session keys came from (4-message: HASH(K | SRS | OSS)); for
     /// known-answer checks only.
     pub k: SecretBytes,
+    /// Whether we sent the terminate form.
+    pub(crate) terminating: bool,
 }
 
 impl core::fmt::Debug for Established {

@@ -136,6 +136,7 @@ pub struct Responder {
     state: State,
     out: VecDeque<Output>,
     shaper: Option<Box<dyn Shaper>>,
+    piggyback: Option<Element>,
 }
 
 impl core::fmt::Debug for Responder {
@@ -155,7 +156,13 @@ impl Responder {
             state: State::Idle,
             out: VecDeque::new(),
             shaper: None,
+            piggyback: None,
         }
+    }
+
+    /// Content to encrypt into the stanza of our identity (4-message, §4.7.4).
+    pub fn piggyback(&mut self, content: Element) {
+        self.piggyback = Some(content);
     }
 
     /// Sends the forms through `shaper` (see [`Shaper`]).
@@ -486,7 +493,7 @@ impl Responder {
         if !s.four {
             let session =
                 open_session(&s.algs, &s.settings, &provisory, false, s.cb_after, rev.counter_after, s.y, e)?;
-            self.out.push_back(Output::Established(Box::new(Established {
+            let mut est = Box::new(Established {
                 session,
                 peer: self.peer.clone(),
                 thread: self.thread.clone(),
@@ -496,7 +503,20 @@ impl Responder {
                 logging: s.settings.logging,
                 disclosure: s.settings.disclosure,
                 k,
-            })));
+                terminating: false,
+            });
+            // Content in the same stanza, processed only now that Alice's identity verified.
+            let content = crate::piggyback::open(&mut est, stanza);
+            if accept.terminate {
+                // Object encryption: the session ends with this stanza (§4.6.4).
+                est.session.close();
+            }
+            self.out.push_back(Output::Established(est));
+            match content {
+                Ok(Some(c)) => self.out.push_back(Output::Received(c)),
+                Ok(None) => {}
+                Err(e) => self.out.push_back(Output::Rejected(e)),
+            }
             self.state = State::Done;
             return Ok(());
         }
@@ -550,7 +570,7 @@ impl Responder {
         )?;
         set_b64(&mut x, "identity", &hidden.id);
         set_b64(&mut x, "mac", &hidden.m);
-        self.send_form(Wrapper::Init, x);
+        let mut msg4 = wire::message(&self.peer, &self.thread, vec![Wrapper::Init.wrap(x)]);
         if srs.is_none() && !stores.retained.for_jid(&jid, now).is_empty() {
             self.out.push_back(Output::Alert(Alert::RetainedSecretMismatch { jid: jid.clone() }));
         }
@@ -564,7 +584,7 @@ impl Responder {
             self.out.push_back(Output::Alert(Alert::SasNotConfirmed { jid }));
         }
         self.out.push_back(Output::SasReady(sas_value.clone()));
-        let session = open_session(
+        let mut session = open_session(
             &s.algs,
             &s.settings,
             &keys,
@@ -574,6 +594,10 @@ impl Responder {
             s.y,
             e,
         )?;
+        if let Some(content) = self.piggyback.take() {
+            crate::piggyback::attach(&mut session, &mut msg4, &content, entropy.rng())?;
+        }
+        self.out.push_back(Output::Send(msg4));
         self.out.push_back(Output::Established(Box::new(Established {
             session,
             peer: self.peer.clone(),
@@ -584,6 +608,7 @@ impl Responder {
             logging: s.settings.logging,
             disclosure: s.settings.disclosure,
             k: k_final,
+            terminating: false,
         })));
         self.state = State::Done;
         Ok(())

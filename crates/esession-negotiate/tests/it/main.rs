@@ -2,6 +2,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod lifecycle;
 mod matrix;
 mod security;
 
@@ -25,6 +26,7 @@ pub(crate) struct Side {
     pub(crate) sas: Option<esession_crypto::Sas>,
     pub(crate) alerts: Vec<Alert>,
     pub(crate) ssn: bool,
+    pub(crate) received: Vec<Element>,
 }
 
 impl Side {
@@ -38,6 +40,7 @@ impl Side {
             sas: None,
             alerts: Vec::new(),
             ssn: false,
+            received: Vec::new(),
         }
     }
 }
@@ -53,10 +56,32 @@ pub(crate) fn negotiate(
     bob_cfg: Arc<Config>,
     a: &mut Side,
     b: &mut Side,
+    tamper: Tamper<'_>,
+) {
+    negotiate_with(mode, alice_cfg, bob_cfg, a, b, tamper, None, None);
+}
+
+/// [`negotiate`], with content piggybacked by Alice (3-message accept, optionally terminating)
+/// and by Bob (4-message identity).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn negotiate_with(
+    mode: Mode,
+    alice_cfg: Arc<Config>,
+    bob_cfg: Arc<Config>,
+    a: &mut Side,
+    b: &mut Side,
     mut tamper: Tamper<'_>,
+    alice_content: Option<(Element, bool)>,
+    bob_content: Option<Element>,
 ) {
     let mut alice = Initiator::new(alice_cfg, BOB, "thread-1");
     let mut bob = Responder::new(bob_cfg, ALICE, "thread-1");
+    if let Some((c, t)) = alice_content {
+        alice.piggyback(c, t);
+    }
+    if let Some(c) = bob_content {
+        bob.piggyback(c);
+    }
     let mut ent = TestRng::new(a.rng_seed());
     alice.start(mode, &mut RngEntropy(&mut ent)).unwrap();
     let mut n = 0usize;
@@ -112,6 +137,7 @@ fn collect(o: Output, side: &mut Side) -> Option<Element> {
         Output::Rejected(e) => side.rejected = Some(e),
         Output::Alert(a) => side.alerts.push(a),
         Output::StanzaSession { .. } => side.ssn = true,
+        Output::Received(e) => side.received.push(e),
     }
     None
 }

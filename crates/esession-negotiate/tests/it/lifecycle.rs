@@ -1,0 +1,151 @@
+//! Termination (§5), content in the last negotiation stanza, object encryption.
+
+use crate::*;
+use esession_crypto::testing::TestRng;
+use esession_crypto::{CryptAlg, CryptoProvider, HashAlg, ModpGroup};
+
+fn small(mut c: Config) -> Config {
+    c.provider = CryptoProvider {
+        modp: vec![ModpGroup::G1],
+        crypt_algs: vec![CryptAlg::Aes128Ctr],
+        hash_algs: vec![HashAlg::Sha256],
+        ..c.provider
+    };
+    c
+}
+
+fn three_message_cfgs() -> (Arc<Config>, Arc<Config>, Side, Side) {
+    let (ra, rb, _, _) = keys();
+    let (pa, pb) = (ra.public_key(), rb.public_key());
+    let (mut a, mut b) = (Side::new(1), Side::new(2));
+    a.trust.trust(bare(BOB), pb);
+    b.trust.trust(bare(ALICE), pa);
+    (Arc::new(small(Config::with_identity(ra))), Arc::new(small(Config::with_identity(rb))), a, b)
+}
+
+fn body_of(e: &Element) -> Option<String> {
+    e.get_child("body", "jabber:client").map(Element::text)
+}
+
+#[test]
+fn termination_with_encrypted_acknowledgement() {
+    for alice_ends in [true, false] {
+        let (mut a, mut b) = (Side::new(1), Side::new(2));
+        let cfg = Arc::new(small(Config::default()));
+        negotiate(Mode::Four, cfg.clone(), cfg, &mut a, &mut b, no_tamper());
+        exchange(&mut a, &mut b);
+        let (mut ea, mut eb) = (a.established.take().unwrap(), b.established.take().unwrap());
+        let (ender, other) = if alice_ends { (&mut ea, &mut eb) } else { (&mut eb, &mut ea) };
+        let mut r = TestRng::new(3);
+        let term = ender.terminate(true, &mut r).unwrap();
+        assert!(!String::from(&term).contains("terminate"), "the terminate form is encrypted");
+        assert_eq!(ender.phase(), Phase::Terminating);
+        // Nothing more may be sent by the terminating side.
+        assert!(ender.encrypt(&chat("late"), esession_stanza::EncryptOptions::default(), &mut r).is_err());
+        let ack = match other.receive(&term, true, &mut r).unwrap() {
+            Received::Terminated { ack: Some(ack), verified: true } => ack,
+            x => panic!("expected a terminate, got {x:?}"),
+        };
+        assert_eq!(other.phase(), Phase::Closed);
+        assert!(other.encrypt(&chat("late"), esession_stanza::EncryptOptions::default(), &mut r).is_err());
+        assert!(matches!(
+            ender.receive(&ack, false, &mut r).unwrap(),
+            Received::Terminated { ack: None, verified: true }
+        ));
+        assert_eq!(ender.phase(), Phase::Closed);
+    }
+}
+
+#[test]
+fn clear_terminate_is_accepted_but_not_verified() {
+    let (mut a, mut b) = (Side::new(1), Side::new(2));
+    let cfg = Arc::new(small(Config::default()));
+    negotiate(Mode::Four, cfg.clone(), cfg, &mut a, &mut b, no_tamper());
+    let mut eb = b.established.take().unwrap();
+    let clear = esession_forms::xml::parse(
+        "<message xmlns='jabber:client'><thread>thread-1</thread><feature xmlns='http://jabber.org/protocol/feature-neg'>\
+         <x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:ssn</value></field>\
+         <field var='terminate'><value>1</value></field></x></feature></message>",
+    )
+    .unwrap();
+    assert!(matches!(
+        eb.receive(&clear, false, &mut TestRng::new(1)).unwrap(),
+        Received::Terminated { verified: false, .. }
+    ));
+    assert_eq!(eb.phase(), Phase::Closed);
+}
+
+#[test]
+fn content_in_the_last_negotiation_stanza() {
+    // 3-message: Alice's first message rides with her identity.
+    let (ca, cb, mut a, mut b) = three_message_cfgs();
+    negotiate_with(
+        Mode::Three,
+        ca,
+        cb,
+        &mut a,
+        &mut b,
+        no_tamper(),
+        Some((chat("with my identity"), false)),
+        None,
+    );
+    assert_eq!(b.received.len(), 1, "{:?}", b.rejected);
+    assert_eq!(body_of(&b.received[0]).as_deref(), Some("with my identity"));
+    exchange(&mut a, &mut b);
+    // 4-message: Bob's first message rides with his identity.
+    let (mut a, mut b) = (Side::new(1), Side::new(2));
+    let cfg = Arc::new(small(Config::default()));
+    negotiate_with(
+        Mode::Four,
+        cfg.clone(),
+        cfg,
+        &mut a,
+        &mut b,
+        no_tamper(),
+        None,
+        Some(chat("with Bob's identity")),
+    );
+    assert_eq!(body_of(&a.received[0]).as_deref(), Some("with Bob's identity"));
+    exchange(&mut a, &mut b);
+}
+
+#[test]
+fn tampered_piggyback_is_not_delivered() {
+    let (ca, cb, mut a, mut b) = three_message_cfgs();
+    negotiate_with(
+        Mode::Three,
+        ca,
+        cb,
+        &mut a,
+        &mut b,
+        Box::new(|i, _, s: Element| {
+            if i != 2 {
+                return Some(s);
+            }
+            // Flip a character of <data/> in the <c/> that came with the accept.
+            let text = String::from(&s);
+            let start = text.find("<data>").unwrap() + 6;
+            let mut bytes = text.into_bytes();
+            bytes[start] = if bytes[start] == b'A' { b'B' } else { b'A' };
+            Some(esession_forms::xml::parse(&String::from_utf8(bytes).unwrap()).unwrap())
+        }),
+        Some((chat("secret"), false)),
+        None,
+    );
+    assert!(b.received.is_empty(), "nothing that failed its MAC is delivered");
+    assert!(matches!(b.rejected, Some(Error::Stanza(_))));
+}
+
+#[test]
+fn object_encryption_ends_the_session_with_the_stanza() {
+    let (ca, cb, mut a, mut b) = three_message_cfgs();
+    negotiate_with(Mode::Three, ca, cb, &mut a, &mut b, no_tamper(), Some((chat("one object"), true)), None);
+    assert_eq!(body_of(&b.received[0]).as_deref(), Some("one object"));
+    assert_eq!(a.established.as_ref().unwrap().phase(), Phase::Closed);
+    assert_eq!(b.established.as_ref().unwrap().phase(), Phase::Closed);
+}
+
+#[test]
+fn disco_feature() {
+    assert_eq!(DISCO_FEATURE, "http://www.xmpp.org/extensions/xep-0116.html#ns");
+}
