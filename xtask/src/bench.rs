@@ -155,10 +155,35 @@ fn stanza_table(s: &BTreeMap<String, f64>) -> String {
     t
 }
 
+/// A complete negotiation beside the sum of its primitives, from the same run.
+fn negotiate_table(s: &BTreeMap<String, f64>) -> String {
+    let mut t = String::from(
+        "| group | identities | full negotiation (both parties) | primitives (2 g^x, 2 agreements [, 2 RSA sign+verify]) | full / primitives | time outside the primitives |\n|---|---|---|---|---|---|\n",
+    );
+    let rsa = s.get("negotiate/primitives/rsa/2x(sign+verify)").copied().unwrap_or(0.0);
+    for g in ["modp5", "modp14", "modp18"] {
+        let Some(dh) = s.get(&format!("negotiate/primitives/dh/{g}")).copied() else { continue };
+        for (label, extra) in [("none", 0.0), ("rsa", rsa)] {
+            let Some(full) = s.get(&format!("negotiate/full/{label}/{g}")).copied() else { continue };
+            let prim = dh + extra;
+            let _ = writeln!(
+                t,
+                "| {g} | {label} | {:.2} ms | {:.2} ms | {:.2} | {:.0} % |",
+                full / 1e6,
+                prim / 1e6,
+                full / prim,
+                100.0 * (full - prim).max(0.0) / full
+            );
+        }
+    }
+    t
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let ours = criterion("esession-crypto", "crypto", quick)?;
     let stanza = criterion("esession-stanza", "stanza", quick)?;
+    let negotiate = criterion("esession-negotiate", "negotiate", quick)?;
     let mut cache = BTreeMap::new();
     let mut table =
         String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
@@ -192,13 +217,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let stanza_tbl = stanza_table(&stanza);
-    println!("{table}\n{rest}\n{stanza_tbl}");
+    let neg_tbl = negotiate_table(&negotiate);
+    println!("{table}\n{rest}\n{stanza_tbl}\n{neg_tbl}");
     let doc = root().join("docs/performance.md");
     let old = std::fs::read_to_string(&doc).unwrap_or_default();
     let begin = "<!-- BEGIN xtask bench -->";
     let end = "<!-- END xtask bench -->";
     let generated = format!(
-        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}\n### XEP-0200 stanza path (esession-stanza) beside the raw primitives on the same octets\n\n{stanza_tbl}{end}",
+        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}\n### XEP-0200 stanza path (esession-stanza) beside the raw primitives on the same octets\n\n{stanza_tbl}\n### A complete 4-message negotiation (esession-negotiate) beside its primitives\n\n{neg_tbl}{end}",
         if quick { " --quick" } else { "" },
         machine()
     );
