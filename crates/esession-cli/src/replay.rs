@@ -240,7 +240,7 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
     }
     let mut retained = MemoryRetained::default();
     if let Some(srs) = hex(values.get("SRS")).filter(|s| !s.is_empty()) {
-        retained.replace(bare(peer_jid), None, SecretBytes::new(srs), 0, false);
+        retained.replace(bare(peer_jid), None, SecretBytes::new(srs), 0, false).map_err(|e| e.to_string())?;
     }
     let _ = peer_who;
     let cfg = Arc::new(cfg);

@@ -24,7 +24,12 @@ fn rsa_keys() -> (PrivateKey, PrivateKey) {
     (k(), k())
 }
 
-fn negotiate(a_cfg: &Arc<Config>, b_cfg: &Arc<Config>, trust: &(MemoryTrust, MemoryTrust), seed: u64) -> bool {
+fn negotiate(
+    a_cfg: &Arc<Config>,
+    b_cfg: &Arc<Config>,
+    trust: &(MemoryTrust, MemoryTrust),
+    seed: u64,
+) -> bool {
     let mut r = TestRng::new(seed);
     let mut alice = Initiator::new(a_cfg.clone(), "bob@example.com/laptop", "t");
     let mut bob = Responder::new(b_cfg.clone(), "alice@example.org/pda", "t");
@@ -36,7 +41,12 @@ fn negotiate(a_cfg: &Arc<Config>, b_cfg: &Arc<Config>, trust: &(MemoryTrust, Mem
         while let Some(o) = alice.poll_output() {
             match o {
                 Output::Send(s) => {
-                    let _ = bob.handle(0, &s, &mut RngEntropy(&mut r), &mut Stores { trust: &mut bt, retained: &mut br });
+                    let _ = bob.handle(
+                        0,
+                        &s,
+                        &mut RngEntropy(&mut r),
+                        &mut Stores { trust: &mut bt, retained: &mut br },
+                    );
                 }
                 Output::Established(_) => done += 1,
                 _ => {}
@@ -45,7 +55,12 @@ fn negotiate(a_cfg: &Arc<Config>, b_cfg: &Arc<Config>, trust: &(MemoryTrust, Mem
         while let Some(o) = bob.poll_output() {
             match o {
                 Output::Send(s) => {
-                    let _ = alice.handle(0, &s, &mut RngEntropy(&mut r), &mut Stores { trust: &mut at, retained: &mut ar });
+                    let _ = alice.handle(
+                        0,
+                        &s,
+                        &mut RngEntropy(&mut r),
+                        &mut Stores { trust: &mut at, retained: &mut ar },
+                    );
                 }
                 Output::Established(_) => done += 1,
                 _ => {}
@@ -91,7 +106,8 @@ fn bench(c: &mut Criterion) {
                 Arc::new(c)
             };
             let (rsa_a, rsa_b) = rsa_keys();
-            let (a_cfg, b_cfg) = if rsa { (cfg(Some(rsa_a)), cfg(Some(rsa_b))) } else { (cfg(None), cfg(None)) };
+            let (a_cfg, b_cfg) =
+                if rsa { (cfg(Some(rsa_a)), cfg(Some(rsa_b))) } else { (cfg(None), cfg(None)) };
             let label = if rsa { "rsa" } else { "none" };
             g.bench_function(BenchmarkId::new(format!("full/{label}"), format!("modp{group}")), |bn| {
                 bn.iter(|| {

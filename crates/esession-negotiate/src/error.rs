@@ -108,6 +108,9 @@ pub enum Error {
     Crypto(esession_crypto::Error),
     /// The stanza layer refused the keys.
     Stanza(esession_stanza::Error),
+    /// A store could not record what the negotiation must keep (retained secret, key
+    /// association): the negotiation fails rather than forget it.
+    Store(crate::store::StoreError),
 }
 
 impl Error {
@@ -129,6 +132,7 @@ impl fmt::Display for Error {
             Error::Config(w) => write!(f, "configuration: {w}"),
             Error::Crypto(e) => write!(f, "{e}"),
             Error::Stanza(e) => write!(f, "{e}"),
+            Error::Store(e) => write!(f, "{e}"),
         }
     }
 }
@@ -149,3 +153,9 @@ impl From<esession_stanza::Error> for Error {
 
 /// Result alias.
 pub type Result<T> = core::result::Result<T, Error>;
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        Error::Store(e)
+    }
+}

@@ -370,7 +370,7 @@ impl Initiator {
                     Who::Bob,
                 )
                 .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-                self.observe_key(stores, rev.key.as_ref());
+                self.observe_key(stores, rev.key.as_ref())?;
                 // §4.6.3-4.6.4: our identity, then the session.
                 let object = self.piggyback.as_ref().is_some_and(|(_, t)| *t);
                 let accept = Accept {
@@ -560,7 +560,7 @@ impl Initiator {
             Who::Bob,
         )
         .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-        self.observe_key(stores, rev.key.as_ref());
+        self.observe_key(stores, rev.key.as_ref())?;
         let sas_value = sas::sas28x5(cfg.profile, &s.algs.hash, &s.ma, &s.form_b)?;
         let had_secrets = !stores.retained.for_jid(&jid, now).is_empty();
         if srs.is_none() && had_secrets {
@@ -569,7 +569,7 @@ impl Initiator {
         self.sas_alerts(stores, srs.is_some());
         let new_rs = kdf::new_retained_secret(&s.algs.hash, &k_final)?;
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
-        stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified);
+        stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         self.out.push_back(Output::SasReady(sas_value.clone()));
         let session = crate::responder::open_session(
             &s.algs,
@@ -621,10 +621,15 @@ impl Initiator {
         }
     }
 
-    fn observe_key(&mut self, stores: &mut Stores<'_>, key: Option<&esession_crypto::PublicKey>) {
-        for a in crate::responder::key_alerts(&mut *stores.trust, &self.peer, key) {
+    fn observe_key(
+        &mut self,
+        stores: &mut Stores<'_>,
+        key: Option<&esession_crypto::PublicKey>,
+    ) -> Result<()> {
+        for a in crate::responder::key_alerts(&mut *stores.trust, &self.peer, key)? {
             self.out.push_back(Output::Alert(a));
         }
+        Ok(())
     }
 }
 

@@ -65,7 +65,9 @@ pub use outputs::{Alert, Established, Output};
 pub use responder::Responder;
 pub use session::{Phase, Received};
 pub use shape::{FormKind, Shaper};
-pub use store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, Stores, TrustStore, bare};
+pub use store::{
+    KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, Stores, TrustStore, bare,
+};
 
 /// The disco#info feature of XEP-0116 (§3).
 pub const DISCO_FEATURE: &str = esession_forms::esession::ESESSION_NS;

@@ -80,7 +80,11 @@ pub(crate) fn open_session(
 }
 
 /// Key-association alerts (§7.4) for the key `peer` proved (or none), then the association.
-pub(crate) fn key_alerts(trust: &mut dyn TrustStore, peer: &str, key: Option<&PublicKey>) -> Vec<Alert> {
+pub(crate) fn key_alerts(
+    trust: &mut dyn TrustStore,
+    peer: &str,
+    key: Option<&PublicKey>,
+) -> core::result::Result<Vec<Alert>, crate::store::StoreError> {
     let jid = bare(peer).to_owned();
     let mut alerts = Vec::new();
     let known: Vec<PublicKey> = trust.for_jid(&jid).into_iter().map(|r| r.key.clone()).collect();
@@ -94,9 +98,9 @@ pub(crate) fn key_alerts(trust: &mut dyn TrustStore, peer: &str, key: Option<&Pu
                 alerts.push(Alert::KeyUnderOtherJid { jid: jid.clone(), known_as: others });
             }
         }
-        trust.associate(&jid, k.clone());
+        trust.associate(&jid, k.clone())?;
     }
-    alerts
+    Ok(alerts)
 }
 
 struct AwaitAccept {
@@ -487,7 +491,7 @@ impl Responder {
             Who::Alice,
         )
         .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-        for a in key_alerts(&mut *stores.trust, &self.peer, rev.key.as_ref()) {
+        for a in key_alerts(&mut *stores.trust, &self.peer, rev.key.as_ref())? {
             self.out.push_back(Output::Alert(a));
         }
         if !s.four {
@@ -576,7 +580,7 @@ impl Responder {
         }
         let new_rs = kdf::new_retained_secret(&s.algs.hash, &k_final)?;
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
-        stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified);
+        stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         if srs.is_none() {
             self.out.push_back(Output::Alert(Alert::NoRetainedSecret { jid: jid.clone() }));
         }

@@ -2,7 +2,21 @@
 //! (§7.3, §7.4). Traits with in-memory implementations; the durable implementation (redb,
 //! sealed values) is future work (see the crate docs).
 
+use core::fmt;
 use esession_crypto::{PublicKey, SecretBytes};
+
+/// A store could not record something. The operation that needed it fails: nothing is silently
+/// kept only in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 /// A secret retained from a previous session with a peer's client.
 pub struct Retained {
@@ -29,6 +43,9 @@ pub trait RetainedStore {
     /// Every unexpired secret, for the extended search across JIDs (§4.7.3).
     fn all(&self, now: u64) -> Vec<&Retained>;
     /// Stores `new` for `jid`, destroying `old` (the SRS just used) if given.
+    ///
+    /// # Errors
+    /// The store could not record it durably.
     fn replace(
         &mut self,
         jid: &str,
@@ -36,9 +53,12 @@ pub trait RetainedStore {
         new: SecretBytes,
         now: u64,
         chain_verified: bool,
-    );
+    ) -> Result<(), StoreError>;
     /// Marks every secret of `jid` as SAS-verified (the user confirmed the SAS).
-    fn mark_verified(&mut self, jid: &str);
+    ///
+    /// # Errors
+    /// The store could not record it durably.
+    fn mark_verified(&mut self, jid: &str) -> Result<(), StoreError>;
 }
 
 /// In-memory retained secrets with an expiry.
@@ -77,18 +97,20 @@ impl RetainedStore for MemoryRetained {
         new: SecretBytes,
         now: u64,
         chain_verified: bool,
-    ) {
+    ) -> Result<(), StoreError> {
         if let Some(old) = old {
             // Dropping the entry wipes it (SecretBytes zeroizes).
             self.entries.retain(|r| !old.ct_eq(r.secret.expose_secret()));
         }
         self.entries.push(Retained { jid: jid.to_owned(), secret: new, created: now, chain_verified });
+        Ok(())
     }
 
-    fn mark_verified(&mut self, jid: &str) {
+    fn mark_verified(&mut self, jid: &str) -> Result<(), StoreError> {
         for r in self.entries.iter_mut().filter(|r| r.jid == jid) {
             r.chain_verified = true;
         }
+        Ok(())
     }
 }
 
@@ -118,11 +140,17 @@ pub trait TrustStore {
         self.record(key).is_some_and(|r| r.jids.iter().any(|j| j == jid))
     }
     /// Associates `key` with `jid` (remembering keys is SHOULD, §7.4).
-    fn associate(&mut self, jid: &str, key: PublicKey);
+    ///
+    /// # Errors
+    /// The store could not record it durably.
+    fn associate(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError>;
     /// Whether the user has confirmed a SAS with `jid` (else they are reminded, §4.7.2).
     fn sas_confirmed(&self, jid: &str) -> bool;
     /// Records the user's SAS confirmation for `jid`.
-    fn confirm_sas(&mut self, jid: &str);
+    ///
+    /// # Errors
+    /// The store could not record it durably.
+    fn confirm_sas(&mut self, jid: &str) -> Result<(), StoreError>;
 }
 
 /// In-memory trust store.
@@ -135,10 +163,32 @@ pub struct MemoryTrust {
 impl MemoryTrust {
     /// Trusts `key` for `jid` (as if the user had verified it).
     pub fn trust(&mut self, jid: &str, key: PublicKey) {
-        self.associate(jid, key.clone());
+        self.add(jid, key.clone());
         if let Some(r) = self.records.iter_mut().find(|r| r.key == key) {
             r.verified = true;
         }
+    }
+
+    fn add(&mut self, jid: &str, key: PublicKey) {
+        match self.records.iter_mut().find(|r| r.key == key) {
+            Some(r) => {
+                if !r.jids.iter().any(|j| j == jid) {
+                    r.jids.push(jid.to_owned());
+                }
+            }
+            None => self.records.push(KeyRecord {
+                key,
+                jids: vec![jid.to_owned()],
+                petname: None,
+                verified: false,
+            }),
+        }
+    }
+
+    /// Replaces a record whole (used by the durable store's cache).
+    pub fn put(&mut self, record: KeyRecord) {
+        self.records.retain(|r| r.key != record.key);
+        self.records.push(record);
     }
 
     /// Sets a petname.
@@ -162,30 +212,20 @@ impl TrustStore for MemoryTrust {
         self.records.iter().collect()
     }
 
-    fn associate(&mut self, jid: &str, key: PublicKey) {
-        match self.records.iter_mut().find(|r| r.key == key) {
-            Some(r) => {
-                if !r.jids.iter().any(|j| j == jid) {
-                    r.jids.push(jid.to_owned());
-                }
-            }
-            None => self.records.push(KeyRecord {
-                key,
-                jids: vec![jid.to_owned()],
-                petname: None,
-                verified: false,
-            }),
-        }
+    fn associate(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError> {
+        self.add(jid, key);
+        Ok(())
     }
 
     fn sas_confirmed(&self, jid: &str) -> bool {
         self.sas.iter().any(|j| j == jid)
     }
 
-    fn confirm_sas(&mut self, jid: &str) {
+    fn confirm_sas(&mut self, jid: &str) -> Result<(), StoreError> {
         if !self.sas_confirmed(jid) {
             self.sas.push(jid.to_owned());
         }
+        Ok(())
     }
 }
 

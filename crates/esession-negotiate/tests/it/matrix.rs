@@ -170,3 +170,35 @@ fn combination_matrix() {
     }
     assert!(n >= 75, "{n} cases");
 }
+
+#[test]
+fn gajim_profile_on_both_sides_and_never_mixed_with_xep() {
+    use esession_crypto::Profile;
+    for (pa, pb, works) in [
+        (Profile::Gajim, Profile::Gajim, true),
+        (Profile::Xep, Profile::Gajim, false),
+        (Profile::Gajim, Profile::Xep, false),
+    ] {
+        let mk = |p: Profile| {
+            let mut c = Config { profile: p, ..Config::default() };
+            c.provider = CryptoProvider {
+                modp: vec![ModpGroup::G5],
+                crypt_algs: vec![CryptAlg::Aes128Ctr],
+                hash_algs: vec![HashAlg::Sha256],
+                ..CryptoProvider::default()
+            };
+            Arc::new(c)
+        };
+        let (mut a, mut b) = (Side::new(11), Side::new(12));
+        negotiate(Mode::Four, mk(pa), mk(pb), &mut a, &mut b, no_tamper());
+        let both = a.established.is_some() && b.established.is_some();
+        assert_eq!(both, works, "{pa:?} vs {pb:?}: {:?} {:?}", a.rejected, b.rejected);
+        if works {
+            let (ea, eb) = (a.established.as_ref().unwrap(), b.established.as_ref().unwrap());
+            assert_eq!(ea.sas, eb.sas);
+            // Gajim keeps C_A and C_B at or above 2^120 (its receiver MACs the 16-octet counter).
+            assert!(ea.session.send_counter().unwrap() >= 1 << 120 && ea.session.recv_counter() >= 1 << 120);
+            exchange(&mut a, &mut b);
+        }
+    }
+}
