@@ -42,9 +42,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet in this crate (tracked in the issue): the durable (redb) stores.
+//! With the default `durable` feature, [`durable::DurableStore`] keeps retained secrets (sealed)
+//! and key trust in one redb database file.
 
 mod config;
+#[cfg(feature = "durable")]
+pub mod durable;
 mod entropy;
 mod error;
 mod initiator;

@@ -1,0 +1,162 @@
+//! The durable (redb) store: everything survives a reopen and a kill -9 right after a call
+//! returns; secrets are sealed.
+
+use crate::*;
+use esession_crypto::testing::TestRng;
+use esession_crypto::{SealingKey, SecretBytes};
+use esession_negotiate::durable::DurableStore;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn key() -> SealingKey {
+    SealingKey::from_bytes(SecretBytes::new(vec![0x42; 32])).unwrap()
+}
+
+fn open(path: &std::path::Path) -> DurableStore {
+    DurableStore::open(path, key(), Box::new(TestRng::new(1))).unwrap()
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("esession-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("store.redb")
+}
+
+#[test]
+fn everything_survives_a_reopen_and_secrets_are_sealed() {
+    let path = tmp("reopen");
+    let (ra, _, da, _) = keys();
+    {
+        let mut s = open(&path);
+        s.trust("alice@example.org", ra.public_key()).unwrap();
+        s.set_petname(&ra.public_key(), "Alice (laptop)").unwrap();
+        s.associate("alice@example.org", da.public_key()).unwrap();
+        s.confirm_sas("alice@example.org").unwrap();
+        s.replace("alice@example.org", None, SecretBytes::from_slice(b"retained one"), 10, false).unwrap();
+        s.replace("bob@example.com", None, SecretBytes::from_slice(b"retained two"), 11, false).unwrap();
+        // Using the first one replaces it.
+        let old = SecretBytes::from_slice(b"retained one");
+        s.replace("alice@example.org", Some(&old), SecretBytes::from_slice(b"retained three"), 12, true)
+            .unwrap();
+        s.mark_verified("bob@example.com").unwrap();
+    }
+    let raw = std::fs::read(&path).unwrap();
+    assert!(!raw.windows(12).any(|w| w == b"retained two"), "secrets are sealed on disk");
+    let s = open(&path);
+    let alice: Vec<Vec<u8>> = RetainedStore::for_jid(&s, "alice@example.org", 100)
+        .iter()
+        .map(|r| r.secret.expose_secret().to_vec())
+        .collect();
+    assert_eq!(alice, vec![b"retained three".to_vec()], "the used secret was destroyed");
+    assert!(RetainedStore::for_jid(&s, "bob@example.com", 100)[0].chain_verified);
+    assert_eq!(RetainedStore::all(&s, 100).len(), 2);
+    let rec = s.record(&ra.public_key()).unwrap();
+    assert!(rec.verified);
+    assert_eq!(rec.petname.as_deref(), Some("Alice (laptop)"));
+    assert!(s.trusts("alice@example.org", &ra.public_key()));
+    assert!(!s.trusts("mallory@example.net", &ra.public_key()), "trust is per JID");
+    assert_eq!(TrustStore::for_jid(&s, "alice@example.org").len(), 2);
+    assert!(s.sas_confirmed("alice@example.org"));
+    drop(s);
+    // The wrong key cannot open the secrets.
+    let wrong = SealingKey::from_bytes(SecretBytes::new(vec![7; 32])).unwrap();
+    assert!(DurableStore::open(&path, wrong, Box::new(TestRng::new(2))).is_err());
+}
+
+#[test]
+fn a_retained_secret_carries_across_a_restart() {
+    let (pa, pb) = (tmp("alice"), tmp("bob"));
+    let cfg = Arc::new(Config::default());
+    for round in 0..2 {
+        let (mut sa, mut sb) = (open(&pa), open(&pb));
+        let mut alice = Initiator::new(cfg.clone(), BOB, "t");
+        let mut bob = Responder::new(cfg.clone(), ALICE, "t");
+        let mut r = TestRng::new(round + 10);
+        alice.start(Mode::Four, &mut RngEntropy(&mut r)).unwrap();
+        let mut est = (None, None);
+        for _ in 0..4 {
+            while let Some(o) = alice.poll_output() {
+                match o {
+                    Output::Send(s) => {
+                        // none identities: the trust store is not consulted, a scratch one will do.
+                        let stores = &mut Stores { trust: &mut MemoryTrust::default(), retained: &mut sb };
+                        let _ = bob.handle(0, &s, &mut RngEntropy(&mut r), stores);
+                    }
+                    Output::Established(e) => est.0 = Some(e),
+                    _ => {}
+                }
+            }
+            while let Some(o) = bob.poll_output() {
+                match o {
+                    Output::Send(s) => {
+                        let stores = &mut Stores { trust: &mut MemoryTrust::default(), retained: &mut sa };
+                        let _ = alice.handle(0, &s, &mut RngEntropy(&mut r), stores);
+                    }
+                    Output::Established(e) => est.1 = Some(e),
+                    _ => {}
+                }
+            }
+        }
+        let (a, b) = (est.0.unwrap(), est.1.unwrap());
+        assert_eq!(a.retained_secret_used, round == 1, "round {round}");
+        assert_eq!(b.retained_secret_used, round == 1);
+        assert_eq!(RetainedStore::all(&sa, 0).len(), 1, "the old secret is replaced, not accumulated");
+    }
+}
+
+/// The child of the crash test: records entries and reports each one after the call returned.
+#[test]
+fn crash_child() {
+    let Ok(path) = std::env::var("ESESSION_CRASH_CHILD") else { return };
+    let mut s = open(std::path::Path::new(&path));
+    for i in 0u64.. {
+        s.replace(
+            &format!("peer{i}@example.org"),
+            None,
+            SecretBytes::new(i.to_be_bytes().to_vec()),
+            i,
+            false,
+        )
+        .unwrap();
+        println!("recorded {i}");
+    }
+}
+
+#[test]
+fn a_kill_9_right_after_a_call_returns_loses_nothing() {
+    let exe = std::env::current_exe().unwrap();
+    for round in 0..4u64 {
+        let path = tmp(&format!("crash{round}"));
+        let mut child = Command::new(&exe)
+            .args(["--exact", "durable::crash_child", "--nocapture", "--test-threads=1"])
+            .env("ESESSION_CRASH_CHILD", &path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Let it record a varying number of entries, then SIGKILL it mid-flight.
+        let target = 3 + round * 7;
+        let mut confirmed = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(n) = line.strip_prefix("recorded ") {
+                confirmed.push(n.parse::<u64>().unwrap());
+                if confirmed.len() as u64 >= target {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        assert!(!confirmed.is_empty());
+        let s = open(&path);
+        for i in &confirmed {
+            let jid = format!("peer{i}@example.org");
+            let got = RetainedStore::for_jid(&s, &jid, u64::MAX);
+            assert_eq!(got.len(), 1, "entry {i} was confirmed before the kill but is lost");
+            assert_eq!(got[0].secret.expose_secret(), i.to_be_bytes());
+        }
+    }
+}
