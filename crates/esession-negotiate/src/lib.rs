@@ -56,7 +56,7 @@ mod piggyback;
 mod responder;
 mod session;
 mod shape;
-mod sigma;
+pub mod sigma;
 mod store;
 pub mod wire;
 
@@ -65,7 +65,7 @@ pub use entropy::{Entropy, NONCE_LEN, RngEntropy};
 pub use error::{Check, Condition, Error, Result};
 pub use initiator::{Initiator, Mode};
 pub use outputs::{Alert, Established, Output};
-pub use responder::Responder;
+pub use responder::{Responder, Settings, open_session};
 pub use session::{Phase, Received};
 pub use shape::{FormKind, Shaper};
 pub use store::{

@@ -87,6 +87,34 @@ pub struct Established {
     pub(crate) terminating: bool,
 }
 
+impl Established {
+    /// Wraps a session a layer above built itself (an XEP-0187 offline session).
+    #[allow(clippy::too_many_arguments)]
+    #[must_use]
+    pub fn new(
+        session: esession_stanza::Session,
+        peer: String,
+        thread: String,
+        peer_key: Option<PublicKey>,
+        logging: Logging,
+        disclosure: Disclosure,
+        k: SecretBytes,
+    ) -> Self {
+        Self {
+            session,
+            peer,
+            thread,
+            sas: None,
+            peer_key,
+            retained_secret_used: false,
+            logging,
+            disclosure,
+            k,
+            terminating: false,
+        }
+    }
+}
+
 impl core::fmt::Debug for Established {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Established")

@@ -22,17 +22,25 @@ use std::sync::Arc;
 
 /// The negotiated values the session needs.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) logging: Logging,
-    pub(crate) disclosure: Disclosure,
-    pub(crate) stanzas: Vec<StanzaType>,
-    pub(crate) compress: Compress,
-    pub(crate) rekey_freq: u32,
-    pub(crate) group: ModpGroup,
+pub struct Settings {
+    /// `logging`.
+    pub logging: Logging,
+    /// `disclosure`.
+    pub disclosure: Disclosure,
+    /// `stanzas`.
+    pub stanzas: Vec<StanzaType>,
+    /// `compress`.
+    pub compress: Compress,
+    /// `rekey_freq`.
+    pub rekey_freq: u32,
+    /// `modp`.
+    pub group: ModpGroup,
 }
 
 impl Settings {
-    pub(crate) fn from_response(r: &Response) -> Self {
+    /// The settings an answer (or an offline start) chose.
+    #[must_use]
+    pub fn from_response(r: &Response) -> Self {
         Self {
             logging: r.logging.clone(),
             disclosure: r.disclosure.clone(),
@@ -46,8 +54,11 @@ impl Settings {
 
 /// Hands the final keys and counters over to esession-stanza. Identity blocks consumed the
 /// counters; stanzas continue from there (A9).
+///
+/// # Errors
+/// Unsupported algorithms or key lengths.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn open_session(
+pub fn open_session(
     algs: &Algs,
     s: &Settings,
     keys: &SessionKeys,

@@ -1,5 +1,8 @@
 //! Hiding and verifying identities (XEP-0116 §4.5.4, §4.6.2, §4.6.3, §4.7.1): the SIGMA MAC,
 //! the signature, ID_X = CIPHER(KC_X, C_X, ...) and M_X = HMAC(HASH, KM_X, C_X | ID_X).
+//!
+//! Public for the layer above (XEP-0187 offline sessions reuse Bob's 3-message identity); the
+//! negotiation state machines are the normal way to use it.
 
 use crate::error::Check;
 use crate::store::TrustStore;
@@ -11,15 +14,23 @@ use rand_core::CryptoRng;
 
 /// The algorithms of a negotiation.
 #[derive(Debug, Clone)]
-pub(crate) struct Algs {
-    pub(crate) profile: Profile,
-    pub(crate) hash: HashAlg,
-    pub(crate) cipher: CryptAlg,
-    pub(crate) sign: Option<SignAlg>,
+pub struct Algs {
+    /// Wire profile.
+    pub profile: Profile,
+    /// HASH.
+    pub hash: HashAlg,
+    /// CIPHER.
+    pub cipher: CryptAlg,
+    /// SIGN / VERIFY (none when both identities are `none`).
+    pub sign: Option<SignAlg>,
 }
 
 impl Algs {
-    pub(crate) fn ctr(&self, keys: &DirectionKeys) -> esession_crypto::Result<CtrCipher> {
+    /// The keyed cipher of a direction.
+    ///
+    /// # Errors
+    /// Unsupported cipher or key length.
+    pub fn ctr(&self, keys: &DirectionKeys) -> esession_crypto::Result<CtrCipher> {
         CtrCipher::new(&self.cipher, self.profile, &cipher_key(self.profile, &self.cipher, &keys.kc)?)
     }
 
@@ -38,16 +49,22 @@ impl Algs {
 }
 
 /// An identity to send: ID_X, M_X and the counter after ID_X.
-pub(crate) struct Hidden {
-    pub(crate) id: Vec<u8>,
-    pub(crate) m: Vec<u8>,
-    pub(crate) counter_after: u128,
+pub struct Hidden {
+    /// ID_X.
+    pub id: Vec<u8>,
+    /// M_X.
+    pub m: Vec<u8>,
+    /// The counter after ID_X (stanzas continue from it, A9).
+    pub counter_after: u128,
 }
 
 /// Hides our identity. `before` are the nonces and DH value, `after` the forms, in the order of
 /// the mac formula of our role.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn hide(
+///
+/// # Errors
+/// No key for a key/hash method, no signature algorithm, or a primitive failure.
+pub fn hide(
     algs: &Algs,
     keys: &DirectionKeys,
     counter: u128,
@@ -90,22 +107,29 @@ pub(crate) fn hide(
 }
 
 /// What a verified identity proved.
-pub(crate) struct Revealed {
-    pub(crate) key: Option<PublicKey>,
-    pub(crate) counter_after: u128,
+pub struct Revealed {
+    /// The proved key (none for `none` identities).
+    pub key: Option<PublicKey>,
+    /// The counter after ID_X.
+    pub counter_after: u128,
 }
 
 /// Which party is being verified (for the names of the failed checks).
-#[derive(Clone, Copy)]
-pub(crate) enum Who {
+#[derive(Debug, Clone, Copy)]
+pub enum Who {
+    /// Alice's identity (M_A, mac_A).
     Alice,
+    /// Bob's identity (M_B, mac_B).
     Bob,
 }
 
 /// Verifies the peer's identity: M_X, then decrypts ID_X and checks mac_X (none) or the key's
 /// trust and signature (key, hash).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn reveal(
+///
+/// # Errors
+/// The failed check.
+pub fn reveal(
     algs: &Algs,
     keys: &DirectionKeys,
     counter: u128,

@@ -1,0 +1,213 @@
+//! # esession-offline
+//!
+//! XEP-0187 offline encrypted sessions:
+//!
+//! * [`publish`]: Alice, going offline, builds her options form (the 3-message request minus
+//!   `accept`/`init_pubkey`/`resp_pubkey`, plus `expires`, `dhkeys` and `match_resource`), signs
+//!   its content with every identity key (`signs`), and keeps N_A, every x and the expiry;
+//! * [`pep`]: the XEP-0060/0163 IQs to create and configure the nodes, publish, withdraw and
+//!   fetch the options;
+//! * [`send`]: Bob verifies the options (a trusted signature, expiry, support) and starts the
+//!   session in one stanza, as a 3-message responder with `resp_pubkey` = `key`;
+//! * [`receive`]: Alice, back online, checks each offline start in the order of I27 (expiry,
+//!   nonce, group, replay, options, d, K, M_B, trust, signature), records d and N_B in the
+//!   [`replay`] store, and decrypts. Every failure is silent: nothing is sent back.
+
+pub mod pep;
+pub mod publish;
+pub mod receive;
+pub mod replay;
+pub mod send;
+
+use core::fmt;
+
+/// The PEP node of the options for presence subscribers.
+pub const SUBSCRIBERS_NODE: &str = "http://www.xmpp.org/extensions/xep-0187.html#ns";
+/// The PEP node of the options for everyone.
+pub const EVERYONE_NODE: &str = esession_forms::esession::ESESSION_NS;
+
+/// Who may fetch a set of options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// Presence subscribers (access model `presence`); secrets destroyed once used.
+    Subscribers,
+    /// Everyone (access model `open`); every d is remembered until the options change.
+    Everyone,
+}
+
+impl Audience {
+    /// The PEP node.
+    #[must_use]
+    pub fn node(self) -> &'static str {
+        match self {
+            Audience::Subscribers => SUBSCRIBERS_NODE,
+            Audience::Everyone => EVERYONE_NODE,
+        }
+    }
+
+    /// The access model.
+    #[must_use]
+    pub fn access_model(self) -> &'static str {
+        match self {
+            Audience::Subscribers => "presence",
+            Audience::Everyone => "open",
+        }
+    }
+}
+
+/// Why an offline session was not started or not accepted (the vector format's check names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// No signature verifies with a key trusted for the JID.
+    OptionsSignature,
+    /// The options expired.
+    OptionsExpired,
+    /// A field has no supported option.
+    OptionsUnsupported,
+    /// The start answers no nonce we published.
+    UnknownNonce,
+    /// The start picks a group we did not publish.
+    UnknownGroup,
+    /// d or N_B was already seen.
+    Replay,
+    /// The chosen options are not among ours.
+    Options,
+    /// d out of range.
+    DRange,
+    /// M_B does not verify.
+    MB,
+    /// The key is not trusted.
+    KeyTrust,
+    /// The signature does not verify.
+    Signature,
+    /// The identity does not parse.
+    IdentityFormat,
+    /// The form does not parse.
+    Form,
+    /// The encrypted content failed.
+    Content,
+}
+
+impl Check {
+    /// The name used by the vector format.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::OptionsSignature => "options-signature",
+            Check::OptionsExpired => "options-expired",
+            Check::OptionsUnsupported => "options-unsupported",
+            Check::UnknownNonce => "unknown-nonce",
+            Check::UnknownGroup => "unknown-group",
+            Check::Replay => "replay",
+            Check::Options => "options",
+            Check::DRange => "d-range",
+            Check::MB => "M_B",
+            Check::KeyTrust => "key-trust",
+            Check::Signature => "signature",
+            Check::IdentityFormat => "identity-format",
+            Check::Form => "form",
+            Check::Content => "xep0200-mac",
+        }
+    }
+
+    pub(crate) fn from_negotiate(c: esession_negotiate::Check) -> Self {
+        use esession_negotiate::Check as N;
+        match c {
+            N::MB | N::MA => Check::MB,
+            N::KeyTrust | N::KeyUnknown => Check::KeyTrust,
+            N::Signature | N::MacA | N::MacB => Check::Signature,
+            N::IdentityFormat => Check::IdentityFormat,
+            _ => Check::Options,
+        }
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A check failed: the offline session is refused (silently, on the wire).
+    Refused(Check),
+    /// Our own configuration cannot publish options (no group, no key).
+    Config(&'static str),
+    /// A store could not record.
+    Store(esession_negotiate::StoreError),
+    /// A primitive failed.
+    Crypto(esession_crypto::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Refused(c) => write!(f, "offline session refused: {}", c.as_str()),
+            Error::Config(w) => write!(f, "configuration: {w}"),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Crypto(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<esession_crypto::Error> for Error {
+    fn from(e: esession_crypto::Error) -> Self {
+        Error::Crypto(e)
+    }
+}
+
+impl From<esession_negotiate::StoreError> for Error {
+    fn from(e: esession_negotiate::StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+
+/// Result alias.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Formats a time as XEP-0082 `YYYY-MM-DDThh:mm:ssZ`.
+#[must_use]
+pub fn xep0082(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parses XEP-0082 `YYYY-MM-DDThh:mm:ssZ`.
+#[must_use]
+pub fn parse_xep0082(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if !esession_forms::esession::is_xep0082_utc(s) {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Sets the values of field `var` of a form (adding the field, typed `hidden`, if missing).
+pub(crate) fn set_values(x: &mut minidom::Element, var: &str, values: &[String]) {
+    use minidom::Element;
+    let ns = x.ns();
+    let existing = x.children_mut().find(|f| f.name() == "field" && f.attr("var") == Some(var));
+    let mut field = Element::bare("field", ns.clone());
+    match existing {
+        Some(f) => {
+            for ((ans, n), v) in f.attrs().iter() {
+                field.attrs_mut().insert(ans.clone(), n.clone(), v.clone());
+            }
+            for c in f.children().filter(|c| c.name() != "value") {
+                field.append_child(c.clone());
+            }
+            for v in values {
+                field.append_child(Element::builder("value", ns.clone()).append(v.as_str()).build());
+            }
+            *f = field;
+        }
+        None => {
+            for (name, value) in [("type", "hidden"), ("var", var)] {
+                if let Ok(n) = esession_forms::xml::attr_name(name) {
+                    field.set_attr(minidom::rxml::Namespace::NONE, n, value.to_owned());
+                }
+            }
+            for v in values {
+                field.append_child(Element::builder("value", ns.clone()).append(v.as_str()).build());
+            }
+            x.append_child(field);
+        }
+    }
+}

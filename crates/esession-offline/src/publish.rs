@@ -1,0 +1,185 @@
+//! Alice going offline (XEP-0187 §3.1): the options form, its signatures, and the secrets she
+//! keeps for her return.
+
+use crate::{Audience, Error, Result, set_values, xep0082};
+use esession_crypto::{
+    CryptoProvider, DhKeyPair, ModpGroup, PrivateKey, Profile, SealingKey, SecretBytes, mpi,
+};
+use esession_forms::esession::{Offers, OfflineOptions};
+use esession_forms::names::{Compress, Disclosure, Logging, Security, StanzaType, Version};
+use esession_forms::normalize::form_content;
+use esession_negotiate::Entropy;
+use minidom::Element;
+
+/// What Alice offers while offline.
+pub struct Plan {
+    /// Wire profile.
+    pub profile: Profile,
+    /// Algorithms in preference order.
+    pub provider: CryptoProvider,
+    /// `logging` in preference order.
+    pub logging: Vec<Logging>,
+    /// `compress`.
+    pub compress: Vec<Compress>,
+    /// `stanzas` (`iq` is never offered offline; only `message` with `match_resource`).
+    pub stanzas: Vec<StanzaType>,
+    /// `rekey_freq`.
+    pub rekey_freq: u32,
+    /// The identity keys that sign the options, in `signs` order.
+    pub keys: Vec<PrivateKey>,
+    /// How long the options are valid.
+    pub lifetime: chrono::Duration,
+    /// Restrict delivery to this resource (`match_resource`).
+    pub match_resource: Option<String>,
+}
+
+impl core::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Plan({} keys, {:?})", self.keys.len(), self.match_resource)
+    }
+}
+
+/// What Alice keeps until she returns: N_A, one x per offered group, the expiry.
+pub struct Secrets {
+    /// Which options these belong to.
+    pub audience: Audience,
+    /// N_A.
+    pub na: Vec<u8>,
+    /// x per group, in offer order.
+    pub pairs: Vec<(ModpGroup, DhKeyPair)>,
+    /// When the options expire.
+    pub expires: chrono::DateTime<chrono::Utc>,
+}
+
+impl core::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Secrets({:?}, expires {}, <redacted>)", self.audience, self.expires)
+    }
+}
+
+impl Secrets {
+    /// Seals the secrets for storage (versioned record, bound to the audience).
+    ///
+    /// # Errors
+    /// Sealing failed.
+    pub fn seal<R: rand_core::CryptoRng + ?Sized>(&self, key: &SealingKey, rng: &mut R) -> Result<Vec<u8>> {
+        let mut plain = vec![1u8, u8::from(self.audience == Audience::Everyone)];
+        plain.extend_from_slice(&self.expires.timestamp().to_be_bytes());
+        let put = |out: &mut Vec<u8>, b: &[u8]| {
+            out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(b);
+        };
+        put(&mut plain, &self.na);
+        plain.extend_from_slice(&u32::try_from(self.pairs.len()).unwrap_or(0).to_be_bytes());
+        for (g, kp) in &self.pairs {
+            plain.extend_from_slice(&g.number().to_be_bytes());
+            put(&mut plain, kp.export_secret().expose_secret());
+        }
+        let sealed = key.seal(rng, b"esession offline secrets v1", &plain);
+        let plain = SecretBytes::new(plain);
+        drop(plain);
+        Ok(sealed?)
+    }
+
+    /// Opens sealed secrets.
+    ///
+    /// # Errors
+    /// A wrong key, a damaged or unknown record.
+    pub fn open(key: &SealingKey, sealed: &[u8]) -> Result<Self> {
+        let plain = key.open(b"esession offline secrets v1", sealed)?;
+        let mut b = plain.expose_secret();
+        let bad = || Error::Config("damaged offline secrets record");
+        let mut take = |n: usize| -> Result<&[u8]> {
+            if b.len() < n {
+                return Err(bad());
+            }
+            let (x, rest) = b.split_at(n);
+            b = rest;
+            Ok(x)
+        };
+        let head = take(2)?;
+        if head[0] != 1 {
+            return Err(bad());
+        }
+        let audience = if head[1] == 1 { Audience::Everyone } else { Audience::Subscribers };
+        let ts = i64::from_be_bytes(take(8)?.try_into().map_err(|_| bad())?);
+        let expires = chrono::DateTime::from_timestamp(ts, 0).ok_or_else(bad)?;
+        let n = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
+        let na = take(n)?.to_vec();
+        let count = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?);
+        let mut pairs = Vec::new();
+        for _ in 0..count {
+            let g = ModpGroup::from_number(u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?));
+            let n = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
+            pairs.push((g, DhKeyPair::from_exponent(g, take(n)?)?));
+        }
+        Ok(Self { audience, na, pairs, expires })
+    }
+}
+
+/// Builds and signs the options (§3.1, I24, I25) and the secrets to keep.
+///
+/// # Errors
+/// No group or no signing key; a primitive failure.
+pub fn prepare(
+    plan: &Plan,
+    audience: Audience,
+    now: chrono::DateTime<chrono::Utc>,
+    entropy: &mut dyn Entropy,
+) -> Result<(Element, Secrets)> {
+    let p = plan.provider.sanitized();
+    if p.modp.is_empty() || plan.keys.is_empty() {
+        return Err(Error::Config("offline options need a group and a signing key"));
+    }
+    let na = entropy.nonce();
+    let mut pairs = Vec::new();
+    for g in &p.modp {
+        pairs.push((*g, entropy.dh(*g)?));
+    }
+    let stanzas: Vec<StanzaType> = if plan.match_resource.is_some() {
+        vec![StanzaType::Message]
+    } else {
+        plan.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect()
+    };
+    let sign_algs: Vec<_> = {
+        let mut v = Vec::new();
+        for k in &plan.keys {
+            let a = k.public_key().alg();
+            if !v.contains(&a) {
+                v.push(a);
+            }
+        }
+        v
+    };
+    let expires = now + plan.lifetime;
+    let options = OfflineOptions {
+        offers: Offers {
+            logging: plan.logging.clone(),
+            disclosure: vec![Disclosure::Never],
+            security: vec![Security::E2e],
+            modp: p.modp.clone(),
+            crypt_algs: p.crypt_algs.clone(),
+            hash_algs: p.hash_algs.clone(),
+            sign_algs,
+            compress: plan.compress.clone(),
+            stanzas,
+            ver: vec![Version::V1_0],
+            rekey_freq: plan.rekey_freq,
+        },
+        expires: xep0082(expires),
+        my_nonce: na.clone(),
+        dhkeys: pairs.iter().map(|(_, kp)| kp.public().to_vec()).collect(),
+        match_resource: plan.match_resource.clone(),
+        signs: Vec::new(),
+    };
+    let mut x = options.to_form(plan.profile).to_element_with(plan.profile == Profile::Gajim);
+    // `signs` signs the normalized content without `signs` (XEP-0187 §3.1, I25).
+    let content = form_content(plan.profile, &x, &["signs"]).map_err(|_| Error::Config("normalize"))?;
+    let mut signs = Vec::new();
+    for k in &plan.keys {
+        let sig = k.sign(plan.profile, &k.public_key().alg(), &content, entropy.rng())?;
+        signs.push(mpi::b64_encode(&sig));
+    }
+    set_values(&mut x, "signs", &signs);
+    Ok((x, Secrets { audience, na, pairs, expires }))
+}
