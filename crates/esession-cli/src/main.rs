@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 mod demo;
+mod offline;
 mod replay;
 mod vectors;
 

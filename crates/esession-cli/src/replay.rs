@@ -35,14 +35,17 @@ pub(crate) fn recorded(v: &Value) -> Vec<Recorded> {
             .iter()
             .filter_map(|e| {
                 let from = e.get("from")?.as_str()?;
+                let kind = e.get("kind")?.as_str()?;
+                // A PEP items result carries Alice's options to Bob: it counts as hers.
+                let alice = from == "alice" || kind == "pep-items";
                 Some(Recorded {
                     seq: e.get("seq")?.as_u64()?,
-                    alice: from == "alice",
-                    kind: e.get("kind")?.as_str()?.to_owned(),
+                    alice,
+                    kind: kind.to_owned(),
                     xml: e.get("xml")?.as_str()?.to_owned(),
                     entry: None,
                 })
-                .filter(|_| from == "alice" || from == "bob")
+                .filter(|_| from == "alice" || from == "bob" || kind == "pep-items")
             })
             .collect();
     }
@@ -75,7 +78,7 @@ pub(crate) fn recorded(v: &Value) -> Vec<Recorded> {
     out
 }
 
-fn hex(v: Option<&Value>) -> Option<Vec<u8>> {
+pub(crate) fn hex(v: Option<&Value>) -> Option<Vec<u8>> {
     let s = v?.as_str()?;
     let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() };
     hex::decode(s).ok()
@@ -96,11 +99,11 @@ pub(crate) enum Reached {
     Incomplete(String),
 }
 
-struct Scripted {
-    nonce: Vec<u8>,
-    counter: u128,
-    dh: Vec<(ModpGroup, Vec<u8>)>,
-    rng: getrandom::rand_core::UnwrapErr<getrandom::SysRng>,
+pub(crate) struct Scripted {
+    pub(crate) nonce: Vec<u8>,
+    pub(crate) counter: u128,
+    pub(crate) dh: Vec<(ModpGroup, Vec<u8>)>,
+    pub(crate) rng: getrandom::rand_core::UnwrapErr<getrandom::SysRng>,
 }
 
 impl Entropy for Scripted {
@@ -135,13 +138,13 @@ impl Shaper for Recording {
     }
 }
 
-fn form_of(xml: &str) -> Option<Element> {
+pub(crate) fn form_of(xml: &str) -> Option<Element> {
     let s = esession_forms::xml::parse(xml).ok()?;
     let w = Wrapper::find(&s)?;
     Wrapper::unwrap(w).ok().map(|(_, x)| x.clone())
 }
 
-fn private_key(v: &Value, who: &str, alg: Option<&SignAlg>) -> Option<PrivateKey> {
+pub(crate) fn private_key(v: &Value, who: &str, alg: Option<&SignAlg>) -> Option<PrivateKey> {
     let keys = v.pointer(&format!("/inputs/{who}/config/keys"))?;
     let h = |k: &str, f: &str| hex(keys.get(k).and_then(|x| x.get(f)));
     match alg? {
@@ -160,7 +163,7 @@ fn private_key(v: &Value, who: &str, alg: Option<&SignAlg>) -> Option<PrivateKey
     }
 }
 
-fn trusted(v: &Value, who: &str) -> Vec<PublicKey> {
+pub(crate) fn trusted(v: &Value, who: &str) -> Vec<PublicKey> {
     let Some(list) = v.pointer(&format!("/inputs/{who}/config/trusted")).and_then(Value::as_array) else {
         return Vec::new();
     };
@@ -269,28 +272,7 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
                     }
                 }
                 ("xep0200", Some(est)) => {
-                    // Keep our sending state in step: re-seal the recorded content.
-                    let (m, key) = own_content(v, s, &stanza);
-                    let rekey = match key {
-                        true => rekeys
-                            .pop_front()
-                            .map(|(g, x)| DhKeyPair::from_exponent(g, &x))
-                            .transpose()
-                            .map_err(|e| e.to_string())?,
-                        false => None,
-                    };
-                    let publish_old =
-                        stanza.children().any(|c| c.name() == "c" && c.children().any(|o| o.name() == "old"));
-                    let sealed = est
-                        .session
-                        .seal(m.as_deref(), SealOptions { rekey, publish_old })
-                        .map_err(|e| format!("seal {}: {e}", s.seq))?;
-                    let recorded_mac = stanza
-                        .children()
-                        .find(|c| c.name() == "c")
-                        .and_then(|c| c.children().find(|m| m.name() == "mac"))
-                        .and_then(|m| esession_crypto::mpi::b64_decode(&m.text()).ok());
-                    sent_ok.push((s.seq, recorded_mac.as_deref() == Some(sealed.mac.as_slice())));
+                    sent_ok.push((s.seq, reseal_own(v, s, &stanza, est, &mut rekeys)?));
                 }
                 _ => {}
             }
@@ -319,20 +301,8 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
                     bodies.push((s.seq, clear.children().find(|c| c.name() == "body").map(Element::text)))
                 }
                 Err(e) => {
-                    let check = match &e {
-                        esession_stanza::Error::Terminated(esession_stanza::TerminationCause::Xml) => {
-                            "xep0200-xml"
-                        }
-                        esession_stanza::Error::Terminated(esession_stanza::TerminationCause::New) => {
-                            "xep0200-new"
-                        }
-                        esession_stanza::Error::Terminated(esession_stanza::TerminationCause::RekeyRange) => {
-                            "rekey-range"
-                        }
-                        _ => "xep0200-mac",
-                    };
                     let condition = e.condition().unwrap_or("silent").to_owned();
-                    return Ok(Reached::Rejected { seq: s.seq, check: check.into(), condition });
+                    return Ok(Reached::Rejected { seq: s.seq, check: stanza_check(&e).into(), condition });
                 }
             },
         }
@@ -346,6 +316,52 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
             sent_ok,
         }),
         None => Ok(Reached::Incomplete("the negotiation did not complete".into())),
+    }
+}
+
+/// Re-seals our own recorded XEP-0200 stanza to keep the sending state in step; whether the MAC
+/// we computed is the recorded one.
+pub(crate) fn reseal_own(
+    v: &Value,
+    s: &Recorded,
+    stanza: &Element,
+    est: &mut Established,
+    rekeys: &mut VecDeque<(ModpGroup, Vec<u8>)>,
+) -> Result<bool, String> {
+    let (m, key) = own_content(v, s, stanza);
+    let rekey = match key {
+        true => rekeys
+            .pop_front()
+            .map(|(g, x)| DhKeyPair::from_exponent(g, &x))
+            .transpose()
+            .map_err(|e| e.to_string())?,
+        false => None,
+    };
+    let publish_old = stanza.children().any(|c| c.name() == "c" && c.children().any(|o| o.name() == "old"));
+    let sealed = est
+        .session
+        .seal(m.as_deref(), SealOptions { rekey, publish_old })
+        .map_err(|e| format!("seal {}: {e}", s.seq))?;
+    Ok(recorded_mac(stanza).as_deref() == Some(sealed.mac.as_slice()))
+}
+
+/// The `<mac/>` octets of the `<c/>` in a stanza.
+pub(crate) fn recorded_mac(stanza: &Element) -> Option<Vec<u8>> {
+    stanza
+        .children()
+        .find(|c| c.name() == "c")
+        .and_then(|c| c.children().find(|m| m.name() == "mac"))
+        .and_then(|m| esession_crypto::mpi::b64_decode(&m.text()).ok())
+}
+
+/// The vector format's check name for a XEP-0200 receive failure.
+pub(crate) fn stanza_check(e: &esession_stanza::Error) -> &'static str {
+    use esession_stanza::{Error as E, TerminationCause as T};
+    match e {
+        E::Terminated(T::Xml) => "xep0200-xml",
+        E::Terminated(T::New) => "xep0200-new",
+        E::Terminated(T::RekeyRange) => "rekey-range",
+        _ => "xep0200-mac",
     }
 }
 
@@ -404,7 +420,7 @@ fn describe(e: &esession_negotiate::Error, sent: &[Element]) -> (String, String)
 }
 
 /// Whether two stanzas carry the same form (as normalized content).
-fn same_form(a: &Element, b: &Element) -> bool {
+pub(crate) fn same_form(a: &Element, b: &Element) -> bool {
     let f = |s: &Element| {
         Wrapper::find(s)
             .and_then(|w| Wrapper::unwrap(w).ok())
@@ -433,7 +449,7 @@ fn own_content(v: &Value, rec: &Recorded, stanza: &Element) -> (Option<Vec<u8>>,
 }
 
 /// The exponents of the re-keys this party initiates, in order.
-fn rekey_exponents(v: &Value, alice: bool) -> VecDeque<(ModpGroup, Vec<u8>)> {
+pub(crate) fn rekey_exponents(v: &Value, alice: bool) -> VecDeque<(ModpGroup, Vec<u8>)> {
     let g =
         ModpGroup::from_number(v.pointer("/values/modp_group").and_then(Value::as_u64).unwrap_or(0) as u32);
     v.get("rekey")

@@ -232,13 +232,16 @@ impl<'a> Ctx<'a> {
     /// Step 3: each party replays the recorded stanzas of its peer with its own secrets and
     /// recorded forms, and must reach the recorded SAS, K and state.
     fn step3(&self, r: &mut Report) {
-        if self.values.get("kind").and_then(Value::as_str) == Some("offline") {
-            return r.skip(&self.n("step 3 (offline replay)"), "needs esession-offline");
-        }
+        let offline = self.values.get("kind").and_then(Value::as_str) == Some("offline");
         let stanzas = crate::replay::recorded(self.v);
         for (alice, who) in [(true, "alice"), (false, "bob")] {
             let nm = |k: &str| self.n(&format!("step3 {who} {k}"));
-            match crate::replay::replay(self.v, alice, &stanzas) {
+            let reached = if offline {
+                crate::offline::replay(self.v, alice, &stanzas, None)
+            } else {
+                crate::replay::replay(self.v, alice, &stanzas)
+            };
+            match reached {
                 Ok(crate::replay::Reached::Established { sas, k, bodies, sent_ok }) => {
                     r.ok(&nm("established"));
                     let k_key = if self.mode == 4 { "K_final" } else { "K" };
@@ -254,6 +257,14 @@ impl<'a> Ctx<'a> {
                         }
                     }
                     for (seq, ok) in sent_ok {
+                        if seq == u64::MAX {
+                            r.truth(
+                                &nm("replay store holds d and N_B"),
+                                ok,
+                                "offline.replay_keys not recorded",
+                            );
+                            continue;
+                        }
                         r.truth(
                             &nm(&format!("own stanza {seq} reproduced")),
                             ok,
@@ -983,35 +994,48 @@ fn negative(path: &str, name: &str, v: &Value, report: &mut Report) {
     let Some(base) = base else {
         return report.skip(name, &format!("base vector {base_name} not found beside it"));
     };
-    if base.pointer("/values/kind").and_then(Value::as_str) == Some("offline") {
-        let n = v.get("variants").and_then(Value::as_array).map_or(0, Vec::len);
-        return report.skip(&format!("{name}: {n} offline variants"), "needs esession-offline");
-    }
+    let offline = base.pointer("/values/kind").and_then(Value::as_str) == Some("offline");
     let stanzas = crate::replay::recorded(&base);
     for variant in v.get("variants").and_then(Value::as_array).into_iter().flatten() {
         let id = variant.get("id").and_then(Value::as_str).unwrap_or("?");
         let nm = format!("{name} {id}");
-        if variant.get("scenario_patch").is_some_and(|p| !p.is_null()) {
-            report.skip(&nm, "clock variants need esession-offline");
-            continue;
+        let scenario = variant.get("scenario_patch").filter(|p| !p.is_null());
+        if let Some(p) = scenario {
+            // Only offline parties read clocks; check the patch applies before replaying.
+            if let Err(e) = crate::offline::patched(&base, Some(p)) {
+                report.fail(&nm, &format!("scenario_patch: {e}"));
+                continue;
+            }
         }
-        let Some(seq) = variant.get("seq").and_then(Value::as_u64) else { continue };
-        let delivered: Vec<String> = match variant.get("delivered_at_seq") {
-            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => continue,
+        let run = |alice: bool, stanzas: &[crate::replay::Recorded]| {
+            if offline {
+                crate::offline::replay(&base, alice, stanzas, scenario)
+            } else {
+                crate::replay::replay(&base, alice, stanzas)
+            }
+        };
+        let seq = variant.get("seq").and_then(Value::as_u64);
+        let delivered: Option<Vec<String>> = match variant.get("delivered_at_seq") {
+            Some(Value::Array(a)) => Some(a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()),
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            _ => None,
         };
         let expected = variant.get("expected").filter(|e| !e.is_null());
         let rejecting_alice =
             expected.and_then(|e| e.get("rejected_by")).and_then(Value::as_str) == Some("alice");
-        let patched = patch(&stanzas, variant, seq, &delivered, rejecting_alice);
+        let patched = match (seq, delivered) {
+            (Some(seq), Some(d)) => patch(&stanzas, variant, seq, &d, rejecting_alice),
+            // A clock variant may deliver the base transcript unchanged.
+            _ if scenario.is_some() => stanzas.clone(),
+            _ => {
+                report.fail(&nm, "the variant names no seq/delivered_at_seq and no scenario_patch");
+                continue;
+            }
+        };
         match expected {
             None => {
                 for alice in [true, false] {
-                    let ok = matches!(
-                        crate::replay::replay(&base, alice, &patched),
-                        Ok(crate::replay::Reached::Established { .. })
-                    );
+                    let ok = matches!(run(alice, &patched), Ok(crate::replay::Reached::Established { .. }));
                     report.truth(
                         &format!("{nm} accepted by {}", if alice { "alice" } else { "bob" }),
                         ok,
@@ -1024,7 +1048,7 @@ fn negative(path: &str, name: &str, v: &Value, report: &mut Report) {
                 let at = exp.get("at_seq").and_then(Value::as_u64);
                 let check = exp.get("check").and_then(Value::as_str).unwrap_or("");
                 let condition = exp.get("condition").and_then(Value::as_str).unwrap_or("");
-                match crate::replay::replay(&base, who == "alice", &patched) {
+                match run(who == "alice", &patched) {
                     Ok(crate::replay::Reached::Rejected {
                         seq: got_seq,
                         check: got_check,
@@ -1073,10 +1097,10 @@ fn patch(
                 let s = e.get("seq")?.as_u64()?;
                 let from = e.get("from")?.as_str()?;
                 let kind = e.get("kind")?.as_str()?;
-                if s <= seq || kind == "error" || !(from == "alice" || from == "bob") {
+                if s <= seq || kind == "error" || !(from == "alice" || from == "bob" || kind == "pep-items") {
                     return None;
                 }
-                let alice = from == "alice";
+                let alice = from == "alice" || kind == "pep-items";
                 if alice == me_alice {
                     return base.iter().find(|b| b.seq == s).cloned();
                 }

@@ -633,62 +633,52 @@ impl Initiator {
     }
 }
 
-/// The fields whose chosen value we did not offer (§4.6.1 step 1).
+/// The fields whose chosen value we did not offer (§4.6.1 step 1), in request field order.
 fn unacceptable(s: &AwaitResponse, r: &Response) -> Vec<&'static str> {
-    let o = &s.request.offers;
-    let mut bad = Vec::new();
+    const ORDER: [&str; 15] = [
+        "accept",
+        "logging",
+        "disclosure",
+        "security",
+        "modp",
+        "crypt_algs",
+        "hash_algs",
+        "sign_algs",
+        "compress",
+        "stanzas",
+        "init_pubkey",
+        "resp_pubkey",
+        "ver",
+        "rekey_freq",
+        "sas_algs",
+    ];
     let four = s.mode == Mode::Four;
+    let mut bad = s.request.offers.unacceptable(r);
     if r.accept == Some(false) {
         bad.push("accept");
     }
-    if !o.logging.contains(&r.logging) {
-        bad.push("logging");
-    }
-    if !o.disclosure.contains(&r.disclosure) {
-        bad.push("disclosure");
-    }
-    if r.security != Security::E2e || !o.security.contains(&r.security) {
-        bad.push("security");
-    }
-    if !o.modp.contains(&r.modp) || !r.modp.is_supported() {
-        bad.push("modp");
-    }
-    if !o.crypt_algs.contains(&r.crypt_alg) {
-        bad.push("crypt_algs");
-    }
-    if !o.hash_algs.contains(&r.hash_alg) {
-        bad.push("hash_algs");
-    }
     let needs_sign = |m: &Option<PubkeyMethod>| !matches!(m, Some(PubkeyMethod::None));
-    match &r.sign_alg {
-        Some(a) if !o.sign_algs.contains(a) => bad.push("sign_algs"),
-        None if needs_sign(&r.init_pubkey) || needs_sign(&r.resp_pubkey) => bad.push("sign_algs"),
-        _ => {}
+    if r.sign_alg.is_none() && (needs_sign(&r.init_pubkey) || needs_sign(&r.resp_pubkey)) {
+        bad.push("sign_algs");
     }
-    if !o.compress.contains(&r.compress) || !esession_stanza::compress::supported(&r.compress) {
+    if !esession_stanza::compress::supported(&r.compress) {
         bad.push("compress");
     }
-    if r.stanzas.is_empty() || r.stanzas.iter().any(|t| !o.stanzas.contains(t)) {
-        bad.push("stanzas");
+    let pubkey_ok = |m: &Option<PubkeyMethod>, offered: &[PubkeyMethod]| {
+        m.as_ref().is_some_and(|m| offered.contains(m) && (four || *m != PubkeyMethod::None))
+    };
+    if !pubkey_ok(&r.init_pubkey, &s.request.init_pubkey) {
+        bad.push("init_pubkey");
     }
-    match &r.init_pubkey {
-        Some(m) if s.request.init_pubkey.contains(m) && (four || *m != PubkeyMethod::None) => {}
-        _ => bad.push("init_pubkey"),
-    }
-    match &r.resp_pubkey {
-        Some(m) if s.request.resp_pubkey.contains(m) && (four || *m != PubkeyMethod::None) => {}
-        _ => bad.push("resp_pubkey"),
-    }
-    if r.ver != Version::V1_0 {
-        bad.push("ver");
-    }
-    if r.rekey_freq < o.rekey_freq {
-        bad.push("rekey_freq");
+    if !pubkey_ok(&r.resp_pubkey, &s.request.resp_pubkey) {
+        bad.push("resp_pubkey");
     }
     match (&r.sas_alg, four) {
         (Some(a), true) if s.request.sas_algs.contains(a) => {}
         (None, false) => {}
         _ => bad.push("sas_algs"),
     }
+    bad.sort_by_key(|f| ORDER.iter().position(|o| o == f));
+    bad.dedup();
     bad
 }

@@ -12,6 +12,73 @@
 //! * [`receive`]: Alice, back online, checks each offline start in the order of I27 (expiry,
 //!   nonce, group, replay, options, d, K, M_B, trust, signature), records d and N_B in the
 //!   [`replay`] store, and decrypts. Every failure is silent: nothing is sent back.
+//!
+//! Like every protocol crate of the workspace it does no I/O and reads no clock: the caller
+//! sends the stanzas, passes `now`, and supplies randomness.
+//!
+//! ```
+//! use chrono::{Duration, TimeZone, Utc};
+//! use esession_crypto::{CryptoProvider, PrivateKey, Profile, testing::TestRng};
+//! use esession_forms::names::{Compress, Logging, StanzaType};
+//! use esession_negotiate::{Config, MemoryTrust, RngEntropy};
+//! use esession_offline::replay::MemoryReplay;
+//! use esession_offline::{Audience, pep, publish, receive, send};
+//! use minidom::Element;
+//!
+//! let mut rng = TestRng::new(7); // use a CSPRNG such as getrandom's in real code
+//! let alice_key = PrivateKey::generate_rsa(&mut rng, 2048)?;
+//! let bob_key = PrivateKey::generate_rsa(&mut rng, 2048)?;
+//! let (alice_public, bob_public) = (alice_key.public_key(), bob_key.public_key());
+//! let now = Utc.with_ymd_and_hms(2026, 1, 1, 8, 0, 0).unwrap();
+//!
+//! // Alice goes offline: sign and publish her options, keep the secrets (sealed, in practice).
+//! let plan = publish::Plan {
+//!     profile: Profile::Xep,
+//!     provider: CryptoProvider::default(),
+//!     logging: vec![Logging::May],
+//!     compress: vec![Compress::None],
+//!     stanzas: vec![StanzaType::Message],
+//!     rekey_freq: 1,
+//!     keys: vec![alice_key],
+//!     lifetime: Duration::days(1),
+//!     match_resource: None,
+//! };
+//! let (options, secrets) =
+//!     publish::prepare(&plan, Audience::Subscribers, now, &mut RngEntropy(&mut rng))?;
+//! let _iq = pep::publish(Audience::Subscribers, "pub1", options.clone());
+//!
+//! // Bob fetches them, checks them against the key he trusts for Alice, and starts.
+//! let mut bob_trust = MemoryTrust::default();
+//! bob_trust.trust("alice@example.org", alice_public);
+//! let later = now + Duration::hours(2);
+//! let verified = send::verify(&options, "alice@example.org", &bob_trust, later, Profile::Xep)?;
+//! let body = Element::builder("body", "jabber:client").append("see you").build();
+//! let content = Element::builder("message", "jabber:client").append(body).build();
+//! let (mut stanza, _bob_session) = send::start(
+//!     &verified,
+//!     &Config::with_identity(bob_key),
+//!     "thread-1",
+//!     Some(content),
+//!     false,
+//!     later,
+//!     &mut RngEntropy(&mut rng),
+//! )?;
+//!
+//! // The server stamps the sender; Alice returns and accepts it once.
+//! stanza.set_attr(minidom::rxml::Namespace::NONE, esession_forms::xml::attr_name("from")?,
+//!     "bob@example.com/laptop".to_owned());
+//! let mut alice_trust = MemoryTrust::default();
+//! alice_trust.trust("bob@example.com", bob_public);
+//! let mut seen = MemoryReplay::default();
+//! let back = now + Duration::hours(5);
+//! let (_alice_session, clear) =
+//!     receive::accept(&secrets, &stanza, back, Profile::Xep, &alice_trust, &mut seen)?;
+//! let clear = clear.expect("content");
+//! assert_eq!(clear.get_child("body", "jabber:client").map(Element::text).as_deref(), Some("see you"));
+//! // The same start again is a replay, dropped silently.
+//! assert!(receive::accept(&secrets, &stanza, back, Profile::Xep, &alice_trust, &mut seen).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod pep;
 pub mod publish;

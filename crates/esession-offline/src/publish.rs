@@ -5,6 +5,7 @@ use crate::{Audience, Error, Result, set_values, xep0082};
 use esession_crypto::{
     CryptoProvider, DhKeyPair, ModpGroup, PrivateKey, Profile, SealingKey, SecretBytes, mpi,
 };
+use esession_forms::dataform::DataForm;
 use esession_forms::esession::{Offers, OfflineOptions};
 use esession_forms::names::{Compress, Disclosure, Logging, Security, StanzaType, Version};
 use esession_forms::normalize::form_content;
@@ -39,10 +40,13 @@ impl core::fmt::Debug for Plan {
     }
 }
 
-/// What Alice keeps until she returns: N_A, one x per offered group, the expiry.
+/// What Alice keeps until she returns: N_A, one x per offered group, the expiry, and what she
+/// offered (a start must choose among it).
 pub struct Secrets {
     /// Which options these belong to.
     pub audience: Audience,
+    /// The published options (the start's choices are checked against them).
+    pub offers: Offers,
     /// N_A.
     pub na: Vec<u8>,
     /// x per group, in offer order.
@@ -63,7 +67,7 @@ impl Secrets {
     /// # Errors
     /// Sealing failed.
     pub fn seal<R: rand_core::CryptoRng + ?Sized>(&self, key: &SealingKey, rng: &mut R) -> Result<Vec<u8>> {
-        let mut plain = vec![1u8, u8::from(self.audience == Audience::Everyone)];
+        let mut plain = vec![2u8, u8::from(self.audience == Audience::Everyone)];
         plain.extend_from_slice(&self.expires.timestamp().to_be_bytes());
         let put = |out: &mut Vec<u8>, b: &[u8]| {
             out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(0).to_be_bytes());
@@ -75,6 +79,15 @@ impl Secrets {
             plain.extend_from_slice(&g.number().to_be_bytes());
             put(&mut plain, kp.export_secret().expose_secret());
         }
+        let offers = OfflineOptions {
+            offers: self.offers.clone(),
+            expires: xep0082(self.expires),
+            my_nonce: self.na.clone(),
+            dhkeys: self.pairs.iter().map(|(_, kp)| kp.public().to_vec()).collect(),
+            match_resource: None,
+            signs: Vec::new(),
+        };
+        put(&mut plain, String::from(&offers.to_form(Profile::Xep).to_element()).as_bytes());
         let sealed = key.seal(rng, b"esession offline secrets v1", &plain);
         let plain = SecretBytes::new(plain);
         drop(plain);
@@ -98,7 +111,7 @@ impl Secrets {
             Ok(x)
         };
         let head = take(2)?;
-        if head[0] != 1 {
+        if head[0] != 2 {
             return Err(bad());
         }
         let audience = if head[1] == 1 { Audience::Everyone } else { Audience::Subscribers };
@@ -113,7 +126,14 @@ impl Secrets {
             let n = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
             pairs.push((g, DhKeyPair::from_exponent(g, take(n)?)?));
         }
-        Ok(Self { audience, na, pairs, expires })
+        let n = u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
+        let text = core::str::from_utf8(take(n)?).map_err(|_| bad())?;
+        let offers = esession_forms::xml::parse(text)
+            .and_then(|x| DataForm::parse(&x))
+            .and_then(|f| OfflineOptions::parse(&f))
+            .map_err(|_| bad())?
+            .offers;
+        Ok(Self { audience, offers, na, pairs, expires })
     }
 }
 
@@ -181,5 +201,5 @@ pub fn prepare(
         signs.push(mpi::b64_encode(&sig));
     }
     set_values(&mut x, "signs", &signs);
-    Ok((x, Secrets { audience, na, pairs, expires }))
+    Ok((x, Secrets { audience, offers: options.offers, na, pairs, expires }))
 }

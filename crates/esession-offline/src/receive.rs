@@ -4,7 +4,7 @@
 
 use crate::publish::Secrets;
 use crate::replay::ReplayStore;
-use crate::{Audience, Check, Error, Result};
+use crate::{Check, Error, Result};
 use esession_crypto::Profile;
 use esession_crypto::kdf::SessionKeys;
 use esession_forms::dataform::DataForm;
@@ -53,7 +53,10 @@ pub fn accept(
     if keys.iter().any(|k| replay.seen(k, ts)) {
         return Err(Error::Refused(Check::Replay));
     }
-    if !r.hash_alg.is_supported()
+    // The choices must be among the published options, and implemented here (I27 "options").
+    if !secrets.offers.unacceptable(&r).is_empty()
+        || r.sign_alg.is_none()
+        || !r.hash_alg.is_supported()
         || !r.crypt_alg.is_supported()
         || !esession_stanza::compress::supported(&r.compress)
     {
@@ -115,6 +118,5 @@ pub fn accept(
     if r.terminate {
         est.session.close();
     }
-    let _ = Audience::Everyone;
     Ok((est, content))
 }

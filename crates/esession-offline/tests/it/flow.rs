@@ -271,7 +271,26 @@ fn alice_drops_every_bad_start_silently() {
     let logging =
         esession_forms::xml::parse(&text.replacen("<value>may</value>", "<value>mustnot</value>", 1))
             .unwrap();
-    assert_eq!(run(&logging, ok_time), Some(Error::Refused(Check::Signature)), "form_B is covered by mac_B");
+    assert_eq!(run(&logging, ok_time), Some(Error::Refused(Check::Options)), "mustnot was not offered");
+    // An acceptable value Bob did not send (rekey_freq above the minimum) passes the options
+    // check but not mac_B, which covers form_B.
+    let f = find_var(&text, "rekey_freq");
+    let other = esession_forms::xml::parse(&format!(
+        "{}{}",
+        &text[..f],
+        text[f..].replacen("<value>1</value>", "<value>2</value>", 1)
+    ))
+    .unwrap();
+    assert_eq!(run(&other, ok_time), Some(Error::Refused(Check::Signature)), "form_B is covered by mac_B");
+    // A choice Alice never offered is refused before any key is computed (I27 "options").
+    let f = find_var(&text, "crypt_algs");
+    let unoffered = esession_forms::xml::parse(&format!(
+        "{}{}",
+        &text[..f],
+        text[f..].replacen("aes128-ctr", "aes192-ctr", 1)
+    ))
+    .unwrap();
+    assert_eq!(run(&unoffered, ok_time), Some(Error::Refused(Check::Options)));
     let data = flip_c_data(&text);
     assert_eq!(run(&data, ok_time), Some(Error::Refused(Check::Content)));
     // A key Alice does not trust.
@@ -329,6 +348,7 @@ fn sealed_secrets_and_pep_stanzas() {
     assert_eq!(back.expires, w.secrets.expires);
     assert_eq!(back.pairs.len(), 2);
     assert_eq!(back.pairs[1].1.public(), w.secrets.pairs[1].1.public());
+    assert_eq!(back.offers, w.secrets.offers, "the offers survive, so a reopened store still checks them");
     assert!(Secrets::open(&esession_crypto::SealingKey::generate(&mut TestRng::new(7)), &sealed).is_err());
     // PEP: create, publish, withdraw, fetch.
     let create = pep::create_node(Audience::Subscribers, "c1");
