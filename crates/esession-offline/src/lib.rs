@@ -9,6 +9,9 @@
 //!   fetch the options;
 //! * [`send`]: Bob verifies the options (a trusted signature, expiry, support) and starts the
 //!   session in one stanza, as a 3-message responder with `resp_pubkey` = `key`;
+//! * [`away`]: the steps put together: [`away::go_offline`], [`away::come_back`] (withdraw,
+//!   then every queued stanza in order) and Bob's [`away::Outbox`] (one session per contact,
+//!   ended when the contact comes online);
 //! * [`receive`]: Alice, back online, checks each offline start in the order of I27 (expiry,
 //!   nonce, group, replay, options, d, K, M_B, trust, signature), records d and N_B in the
 //!   [`replay`] store, and decrypts. Every failure is silent: nothing is sent back.
@@ -80,6 +83,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod away;
 pub mod pep;
 pub mod publish;
 pub mod receive;
@@ -153,6 +157,8 @@ pub enum Check {
     Form,
     /// The encrypted content failed.
     Content,
+    /// An encrypted stanza belongs to no accepted offline session.
+    NoSession,
 }
 
 impl Check {
@@ -174,6 +180,7 @@ impl Check {
             Check::IdentityFormat => "identity-format",
             Check::Form => "form",
             Check::Content => "xep0200-mac",
+            Check::NoSession => "no-session",
         }
     }
 

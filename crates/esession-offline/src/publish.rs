@@ -161,6 +161,10 @@ pub fn prepare(
     } else {
         plan.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect()
     };
+    if stanzas.is_empty() {
+        // iq is never offered offline (§3.1): a plan of iq alone offers nothing.
+        return Err(Error::Config("offline options need message or presence among the stanzas"));
+    }
     let sign_algs: Vec<_> = {
         let mut v = Vec::new();
         for k in &plan.keys {

@@ -98,15 +98,9 @@ pub fn accept(
     let session =
         open_session(&algs, &settings, &session_keys, true, ca, rev.counter_after, own, r.d.clone())
             .map_err(|_| Error::Refused(Check::Options))?;
-    let mut est = Established::new(
-        session,
-        bob.to_owned(),
-        String::new(),
-        rev.key,
-        settings.logging,
-        settings.disclosure,
-        k,
-    );
+    let thread = stanza.get_child("thread", "jabber:client").map(Element::text).unwrap_or_default();
+    let mut est =
+        Established::new(session, bob.to_owned(), thread, rev.key, settings.logging, settings.disclosure, k);
     let content = if stanza.children().any(|c| c.is("c", esession_stanza::NS)) {
         match est.session.decrypt(stanza) {
             Ok((clear, _)) => Some(clear),

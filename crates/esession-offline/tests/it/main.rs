@@ -3,8 +3,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod away;
 mod crash;
 mod flow;
+mod props;
 
 use esession_crypto::PrivateKey;
 

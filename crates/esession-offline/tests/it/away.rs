@@ -1,0 +1,187 @@
+//! The whole absence: both option sets, Bob's outbox, Alice's return with a queue.
+
+use crate::keys;
+use chrono::{Duration, TimeZone, Utc};
+use esession_crypto::testing::TestRng;
+use esession_crypto::{CryptoProvider, ModpGroup, Profile};
+use esession_forms::names::{Compress, Logging, StanzaType};
+use esession_negotiate::{Config, MemoryTrust, RngEntropy};
+use esession_offline::away::{Dropped, Outbox, come_back, go_offline};
+use esession_offline::publish::Plan;
+use esession_offline::replay::MemoryReplay;
+use esession_offline::{Audience, Check, Error, pep, send};
+use minidom::Element;
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap()
+}
+
+fn chat(body: &str) -> Element {
+    let mut m = Element::bare("message", "jabber:client");
+    m.append_child(Element::builder("body", "jabber:client").append(body).build());
+    m
+}
+
+fn stamped(mut s: Element, from: &str) -> Element {
+    s.set_attr(
+        minidom::rxml::Namespace::NONE,
+        esession_forms::xml::attr_name("from").unwrap(),
+        from.to_owned(),
+    );
+    s
+}
+
+fn body_of(e: &Element) -> Option<String> {
+    e.get_child("body", "jabber:client").map(Element::text)
+}
+
+#[test]
+fn both_sets_an_outbox_and_a_return() {
+    let (rsa, dsa) = keys();
+    // Alice signs with both keys; Bob's identity is a DSA key.
+    let (alice_pub, bob_pub) = (rsa.public_key(), keys().1.public_key());
+    let plan = Plan {
+        profile: Profile::Xep,
+        provider: CryptoProvider { modp: vec![ModpGroup::G1, ModpGroup::G2], ..CryptoProvider::default() },
+        logging: vec![Logging::May],
+        compress: vec![Compress::None],
+        stanzas: vec![StanzaType::Message],
+        rekey_freq: 1,
+        keys: vec![rsa, dsa],
+        lifetime: Duration::hours(24),
+        match_resource: Some("home".into()),
+    };
+    let mut sets = go_offline(
+        &plan,
+        &[Audience::Subscribers, Audience::Everyone],
+        t0(),
+        &mut RngEntropy(&mut TestRng::new(1)),
+    )
+    .unwrap();
+    assert_eq!(sets.len(), 2);
+    assert_ne!(sets[0].secrets.na, sets[1].secrets.na, "each set has its own N_A");
+    for p in &sets {
+        assert_eq!(p.iqs.len(), 2);
+        assert!(String::from(&p.iqs[0]).contains(p.audience.node()));
+        assert!(pep::options_in(&p.iqs[1]).is_some());
+    }
+    let options = |i: usize| pep::options_in(&sets[i].iqs[1]).unwrap().clone();
+    let (subs_options, everyone_options) = (options(0), options(1));
+    let everyone = sets.pop().unwrap().secrets;
+    let subscribers = sets.pop().unwrap().secrets;
+
+    // Bob (a subscriber, DSA identity) and Carol (anyone, the same key for brevity).
+    let mut trust_alice = MemoryTrust::default();
+    trust_alice.trust("alice@example.org", alice_pub);
+    let now = t0() + Duration::hours(3);
+    let bob_cfg = Config::with_identity(keys().1);
+    let mut bob = Outbox::new();
+    let v = send::verify(&subs_options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let mut e = RngEntropy(&mut TestRng::new(2));
+    let start = bob.start(&v, &bob_cfg, "t-bob", Some(chat("one")), false, now, &mut e).unwrap();
+    assert_eq!(start.attr("to"), Some("alice@example.org/home"));
+    assert!(bob.has_session("alice@example.org/anything"));
+    assert_eq!(
+        bob.start(&v, &bob_cfg, "t-bob2", None, false, now, &mut e).err(),
+        Some(Error::Config("an offline session with this contact is already open")),
+        "never a second session while one exists"
+    );
+    let later = bob.send("alice@example.org", &chat("two"), &mut TestRng::new(3)).unwrap();
+    assert!(later.children().any(|c| c.name() == "amp"), "later stanzas carry the AMP rule");
+    let terminate = bob.contact_online("alice@example.org", &mut TestRng::new(4)).unwrap().unwrap();
+    assert!(!bob.has_session("alice@example.org"));
+    assert_eq!(bob.contact_online("alice@example.org", &mut TestRng::new(4)).unwrap(), None);
+
+    let mut carol = Outbox::new();
+    let v2 = send::verify(&everyone_options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let carol_start = carol
+        .start(
+            &v2,
+            &bob_cfg,
+            "t-carol",
+            Some(chat("hi from carol")),
+            true,
+            now,
+            &mut RngEntropy(&mut TestRng::new(5)),
+        )
+        .unwrap();
+    assert!(!carol.has_session("alice@example.org"), "object encryption keeps no session");
+
+    // Alice returns with a queue.
+    let mut trust_peers = MemoryTrust::default();
+    trust_peers.trust("bob@example.com", bob_pub.clone());
+    trust_peers.trust("carol@example.net", bob_pub);
+    let bob_jid = "bob@example.com/laptop";
+    let queue = vec![
+        stamped(start.clone(), bob_jid),
+        stamped(later.clone(), bob_jid),
+        stamped(chat("plain"), "dave@example.com/x"),
+        stamped(terminate, bob_jid),
+        stamped(later.clone(), bob_jid), // after the end: nobody to receive it
+        stamped(carol_start, "carol@example.net/phone"),
+        stamped(start.clone(), bob_jid), // a replay
+    ];
+    let mut replay = MemoryReplay::default();
+    let back = t0() + Duration::hours(6);
+    let r = come_back(
+        Some(subscribers),
+        Some(&everyone),
+        &queue,
+        back,
+        Profile::Xep,
+        &trust_peers,
+        &mut replay,
+        &mut TestRng::new(6),
+    )
+    .unwrap();
+    assert!(pep::options_in(&r.withdraw).is_none());
+    assert!(String::from(&r.withdraw).contains(Audience::Subscribers.node()));
+    assert_eq!(r.sessions.len(), 2);
+    let bodies: Vec<Option<String>> = r.sessions[0].contents.iter().map(body_of).collect();
+    assert_eq!(bodies, vec![Some("one".into()), Some("two".into())]);
+    assert!(r.sessions[0].ended, "Bob's terminate ended it");
+    assert_eq!(
+        r.sessions[1].contents.iter().map(body_of).collect::<Vec<_>>(),
+        vec![Some("hi from carol".into())]
+    );
+    assert!(r.sessions[1].ended);
+    assert_eq!(r.other, vec![2]);
+    assert_eq!(
+        r.dropped,
+        vec![Dropped { index: 4, check: Check::NoSession }, Dropped { index: 6, check: Check::Replay }]
+    );
+
+    // The everyone set stays valid; the same start is still a replay later on.
+    let again = come_back(
+        None,
+        Some(&everyone),
+        &queue[6..],
+        back,
+        Profile::Xep,
+        &trust_peers,
+        &mut replay,
+        &mut TestRng::new(7),
+    )
+    .unwrap();
+    assert_eq!(
+        again.dropped,
+        vec![Dropped { index: 0, check: Check::UnknownNonce }],
+        "the subscribers' secrets are gone"
+    );
+
+    // Expired when she returns: everything is dropped unread.
+    let late = t0() + Duration::hours(25);
+    let r = come_back(
+        None,
+        Some(&everyone),
+        &queue[5..6],
+        late,
+        Profile::Xep,
+        &trust_peers,
+        &mut MemoryReplay::default(),
+        &mut TestRng::new(8),
+    )
+    .unwrap();
+    assert!(r.sessions.is_empty());
+    assert_eq!(r.dropped, vec![Dropped { index: 0, check: Check::OptionsExpired }]);
+}
