@@ -97,9 +97,11 @@ pub struct Returned {
 /// returns, used or not; the caller deletes its sealed copy. The everyone set stays valid until
 /// it is replaced.
 ///
+/// Replay entries of expired options are purged first.
+///
 /// # Errors
-/// Only a replay store that cannot record: then nothing may be trusted, and no session is
-/// returned.
+/// Only a replay store that cannot record or purge: then nothing may be trusted, and no session
+/// is returned.
 #[allow(clippy::too_many_arguments)]
 pub fn come_back<R: CryptoRng + ?Sized>(
     subscribers: Option<Secrets>,
@@ -111,6 +113,8 @@ pub fn come_back<R: CryptoRng + ?Sized>(
     replay: &mut dyn ReplayStore,
     rng: &mut R,
 ) -> Result<Returned> {
+    // Entries of expired options can never match again: forget them (bounded growth).
+    replay.purge(u64::try_from(now.timestamp()).unwrap_or(0))?;
     let withdraw = pep::withdraw(Audience::Subscribers, "esession-withdraw");
     let mut sessions: Vec<Accepted> = Vec::new();
     let mut dropped = Vec::new();

@@ -169,7 +169,8 @@ fn both_sets_an_outbox_and_a_return() {
         "the subscribers' secrets are gone"
     );
 
-    // Expired when she returns: everything is dropped unread.
+    assert_eq!(replay.len(), 4, "d and N_B of two starts");
+    // Expired when she returns: everything is dropped unread, and the old entries are purged.
     let late = t0() + Duration::hours(25);
     let r = come_back(
         None,
@@ -178,10 +179,11 @@ fn both_sets_an_outbox_and_a_return() {
         late,
         Profile::Xep,
         &trust_peers,
-        &mut MemoryReplay::default(),
+        &mut replay,
         &mut TestRng::new(8),
     )
     .unwrap();
+    assert!(replay.is_empty());
     assert!(r.sessions.is_empty());
     assert_eq!(r.dropped, vec![Dropped { index: 0, check: Check::OptionsExpired }]);
 }
