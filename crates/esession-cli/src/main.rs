@@ -9,12 +9,14 @@ use std::process::ExitCode;
 
 mod demo;
 mod offline;
+mod party;
 mod replay;
 mod vectors;
 
 const USAGE: &str = "usage:
   esession vectors check FILE...   check test vector files (exit 1 on any failure)
-  esession demo                    run the built-in demonstration";
+  esession demo                    run the built-in demonstration
+  esession party --role alice|bob --stdio [options]   one party driven by lines on stdin";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
     match words.as_slice() {
         ["vectors", "check", files @ ..] if !files.is_empty() => vectors::main(files),
         ["demo"] => demo::main(),
+        ["party", rest @ ..] => party::main(rest),
         ["--help" | "-h" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS

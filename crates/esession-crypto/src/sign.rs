@@ -155,6 +155,18 @@ impl PublicKey {
         dsa::VerifyingKey::from_components(c, uint(y)).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
     }
 
+    /// A public key from SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`), RSA or DSA.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if it is neither an RSA nor a DSA public key.
+    pub fn from_public_key_pem(pem: &str) -> Result<Self> {
+        use rsa::pkcs8::DecodePublicKey;
+        if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(pem) {
+            return Ok(PublicKey::Rsa(k));
+        }
+        dsa::VerifyingKey::from_public_key_pem(pem).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
+    }
+
     /// Rebuilds a key from its components.
     ///
     /// # Errors
@@ -283,6 +295,18 @@ impl PrivateKey {
             return Err(Error::InvalidKey);
         };
         dsa::SigningKey::from_components(vk, uint(x)).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// A private key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), RSA or DSA.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if it is neither an RSA nor a DSA PKCS#8 key.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
+        use rsa::pkcs8::DecodePrivateKey;
+        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+            return Ok(PrivateKey::Rsa(k));
+        }
+        dsa::SigningKey::from_pkcs8_pem(pem).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
     }
 
     /// The matching public key.

@@ -94,3 +94,27 @@ fn generated_rsa_key_signs() {
     let sig = key.sign(Profile::Xep, &SignAlg::RsaSha256, b"hello", &mut r).unwrap();
     assert!(key.public_key().verify(Profile::Xep, &SignAlg::RsaSha256, b"hello", &sig).is_ok());
 }
+
+/// Keys written by OpenSSL (`openssl genpkey`, PKCS#8 and SPKI PEM) load, match their public
+/// halves, and sign and verify in both algorithms; other PEM is refused.
+#[test]
+fn pem_keys_from_openssl() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pem/");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
+    for (name, alg) in [("rsa", SignAlg::RsaSha256), ("dsa", SignAlg::DsaSha256)] {
+        let sk = PrivateKey::from_pkcs8_pem(&read(&format!("{name}.pem"))).unwrap();
+        let pk = PublicKey::from_public_key_pem(&read(&format!("{name}.pub.pem"))).unwrap();
+        assert!(pk == sk.public_key(), "{name}: the SPKI key is the private key's public half");
+        assert_eq!(pk.alg(), alg);
+        let sig = sk.sign(Profile::Xep, &alg, b"mac octets", &mut rng()).unwrap();
+        pk.verify(Profile::Xep, &alg, b"mac octets", &sig).unwrap();
+        assert!(pk.verify(Profile::Xep, &alg, b"mac octetz", &sig).is_err());
+        // A public key is not a private key and vice versa.
+        assert!(PrivateKey::from_pkcs8_pem(&read(&format!("{name}.pub.pem"))).is_err());
+        assert!(PublicKey::from_public_key_pem(&read(&format!("{name}.pem"))).is_err());
+    }
+    assert!(
+        PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+    );
+    assert!(PublicKey::from_public_key_pem("").is_err());
+}

@@ -1,0 +1,205 @@
+//! Two `esession party --stdio` processes relayed to each other, as an interop harness drives
+//! them: 4- and 3-message negotiations in both profiles, messages both ways, re-keys (with and
+//! without content), old MAC keys, encrypted presence and iq, termination, and an offline
+//! session (publish, offline sends, terminate, return).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+struct Party {
+    name: &'static str,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    events: Vec<serde_json::Value>,
+}
+
+fn pem(f: &str) -> String {
+    format!("{}/../esession-crypto/tests/vectors/pem/{f}", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Party {
+    fn spawn(name: &'static str, profile: &str) -> Self {
+        Self::spawn_with(name, profile, &[])
+    }
+
+    fn spawn_with(name: &'static str, profile: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_esession"))
+            .args(["party", "--role", name, "--stdio", "--profile", profile, "--modp", "5,14"])
+            .args(["--identity", &pem("rsa.pem"), "--trust", &pem("rsa.pub.pem")])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Party { name, child, stdin, stdout, events: Vec::new() }
+    }
+
+    /// Sends a line and `!state`; returns the lines before the state event.
+    fn line(&mut self, line: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}\n!state").unwrap();
+        self.stdin.flush().unwrap();
+        let mut out = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(self.stdout.read_line(&mut l).unwrap() > 0, "{} exited", self.name);
+            let l = l.trim_end().to_owned();
+            if let Some(e) = l.strip_prefix("EVT ") {
+                let v: serde_json::Value = serde_json::from_str(e).unwrap();
+                if v["event"] == "state" {
+                    return out;
+                }
+                self.events.push(v);
+            } else {
+                assert!(l.starts_with("OUT <"), "unexpected line {l:?}");
+            }
+            out.push(l);
+        }
+    }
+
+    fn take_events(&mut self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// Runs `line` on `from` and relays every stanza it writes to `to` (and the answers back),
+/// except the server-only withdraw IQ.
+fn run(from: &mut Party, to: &mut Party, line: &str) {
+    for l in from.line(line) {
+        let Some(x) = l.strip_prefix("OUT ") else { continue };
+        if x.starts_with("<iq") && x.contains("<item/>") {
+            continue;
+        }
+        run(to, from, x);
+    }
+}
+
+fn kinds(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] != "alert")
+        .map(|e| match e["event"].as_str().unwrap() {
+            "message" => format!("message:{}", e["body"].as_str().unwrap_or("")),
+            "negotiated" => format!("negotiated:{}", e["sas"].as_str().unwrap_or("-")),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
+#[test]
+fn online_sessions_in_both_profiles() {
+    for profile in ["xep", "gajim"] {
+        let mut a = Party::spawn("alice", profile);
+        let mut b = Party::spawn("bob", profile);
+        for mode in ["4", "3"] {
+            run(&mut a, &mut b, &format!("!start {mode}"));
+            let (ea, eb) = (a.take_events(), b.take_events());
+            let (ka, kb) = (kinds(&ea), kinds(&eb));
+            assert_eq!(ka.len(), 1, "{profile} {mode}: {ea:?}");
+            assert_eq!(ka, kb, "{profile} {mode}: both negotiated, with the same SAS");
+            assert_eq!(ka[0] == "negotiated:-", mode == "3", "a SAS only for 4-message: {ka:?}");
+            run(&mut a, &mut b, "!send hello bob");
+            run(&mut b, &mut a, "!send hi alice");
+            run(&mut a, &mut b, "!rekey after alice's re-key");
+            run(&mut b, &mut a, "!rekey");
+            run(&mut b, &mut a, "!old with old keys");
+            run(&mut b, &mut a, "!presence away");
+            run(&mut a, &mut b, "!iq <iq type='get' id='v1'><query xmlns='jabber:iq:version'/></iq>");
+            assert_eq!(
+                kinds(&b.take_events()),
+                vec!["message:hello bob", "message:after alice's re-key", "iq"],
+                "{profile} {mode}"
+            );
+            assert_eq!(
+                kinds(&a.take_events()),
+                vec!["message:hi alice", "message:with old keys", "presence"],
+                "{profile} {mode}"
+            );
+            run(&mut a, &mut b, "!terminate");
+            assert_eq!(kinds(&a.take_events()), vec!["terminated"]);
+            assert_eq!(kinds(&b.take_events()), vec!["terminated"]);
+            // Nothing more may be sent.
+            a.line("!send too late");
+            assert_eq!(a.take_events()[0]["condition"], "no-session");
+        }
+        for p in [&mut a, &mut b] {
+            writeln!(p.stdin, "!quit").unwrap();
+            p.stdin.flush().unwrap();
+            assert!(p.child.wait().unwrap().success());
+        }
+    }
+}
+
+#[test]
+fn offline_session_through_the_party() {
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    run(&mut a, &mut b, "!now 2026-06-01T08:00:00Z");
+    run(&mut b, &mut a, "!now 2026-06-01T08:30:00Z");
+    run(&mut a, &mut b, "!publish-offline 3600");
+    assert_eq!(kinds(&a.take_events()), vec!["published"]);
+    let eb = b.take_events();
+    assert_eq!(eb[0]["event"], "offline-options");
+    assert_eq!(eb[0]["ok"], true);
+    run(&mut b, &mut a, "!offline-send while you were away");
+    run(&mut b, &mut a, "!offline-send second");
+    run(&mut b, &mut a, "!terminate");
+    assert_eq!(kinds(&b.take_events()), vec!["negotiated:-", "terminated"]);
+    assert!(a.take_events().is_empty(), "Alice is away: everything is queued");
+    // Back before the options expire.
+    run(&mut a, &mut b, "!now 2026-06-01T08:59:00Z");
+    let lines = a.line("!return");
+    assert!(lines[0].starts_with("OUT <iq") && lines[0].contains("<item/>"), "withdraw first: {lines:?}");
+    assert_eq!(
+        kinds(&a.take_events()),
+        vec!["negotiated:-", "message:while you were away", "message:second", "terminated"]
+    );
+    // Too late: Bob refuses expired options.
+    run(&mut a, &mut b, "!publish-offline 60");
+    let _ = (a.take_events(), b.take_events());
+    run(&mut b, &mut a, "!now 2026-06-01T10:00:00Z");
+    run(&mut b, &mut a, "!offline-send nobody reads this");
+    let eb = b.take_events();
+    assert_eq!(eb.last().unwrap()["condition"], "silent", "{eb:?}");
+}
+
+#[test]
+fn durable_stores_keep_the_retained_secret_across_restarts() {
+    let root = std::env::temp_dir().join(format!("esession-party-store-{}", std::process::id()));
+    let (da, db) = (root.join("alice"), root.join("bob"));
+    let alerts = |evs: &[serde_json::Value]| -> Vec<String> {
+        evs.iter()
+            .filter(|e| e["event"] == "alert")
+            .map(|e| e["alert"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for _round in 0..2 {
+        let mut a = Party::spawn_with("alice", "xep", &["--store", da.to_str().unwrap()]);
+        let mut b = Party::spawn_with("bob", "xep", &["--store", db.to_str().unwrap()]);
+        run(&mut a, &mut b, "!start 4");
+        let (ea, eb) = (a.take_events(), b.take_events());
+        assert_eq!(kinds(&ea), kinds(&eb));
+        seen.push((alerts(&ea), alerts(&eb)));
+        for p in [&mut a, &mut b] {
+            writeln!(p.stdin, "!quit").unwrap();
+            p.stdin.flush().unwrap();
+            assert!(p.child.wait().unwrap().success());
+        }
+    }
+    // First run: no retained secret yet; after a restart the stored one is found.
+    assert!(seen[0].0.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
+    assert!(!seen[1].0.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
+    assert!(!seen[1].1.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(da.join("seal.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the sealing key is private to its owner");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
