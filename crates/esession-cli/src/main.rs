@@ -3,7 +3,9 @@
 //! Commands available in this build:
 //!
 //! * `esession vectors check FILE...`: recompute and replay test vectors (docs/vectors.md);
-//! * `esession demo`: a self-contained run of the primitives (until the full stack lands).
+//! * `esession demo`: Alice and Bob in one process: negotiation, SAS, messages, re-key,
+//!   termination, then an offline session;
+//! * `esession party --role alice|bob --stdio`: one party of the interop line protocol.
 
 use std::process::ExitCode;
 
