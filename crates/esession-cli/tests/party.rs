@@ -203,3 +203,39 @@ fn durable_stores_keep_the_retained_secret_across_restarts() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn hostile_lines_are_errors_not_crashes() {
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    for junk in [
+        "<message",
+        "<message xmlns='jabber:client'><c xmlns='http://www.xmpp.org/extensions/xep-0200.html#ns'><data>AAAA</data></c></message>",
+        "!start 7",
+        "!frobnicate",
+        "!now yesterday",
+        "!return",
+        "!offline-send nothing fetched",
+        "!iq <presence/>",
+        "<iq xmlns='jabber:client' type='result'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='x'><item><x xmlns='jabber:x:data' type='form'/></item></items></pubsub></iq>",
+    ] {
+        b.line(junk);
+        let e = b.take_events();
+        assert!(e.iter().all(|e| e["event"] == "error" || e["event"] == "offline-options"), "{junk}: {e:?}");
+    }
+    // A tampered request (one character of the form changed) is refused; a good one still works.
+    let req = a.line("!start 4").into_iter().find_map(|l| l.strip_prefix("OUT ").map(str::to_owned)).unwrap();
+    let i = req.find("<value>").unwrap() + 7;
+    let mut bad = req.clone().into_bytes();
+    bad[i] ^= 0x01;
+    b.line(&String::from_utf8(bad).unwrap());
+    let _ = (a.take_events(), b.take_events());
+    writeln!(a.stdin, "!quit").unwrap();
+    a.stdin.flush().unwrap();
+    assert!(a.child.wait().unwrap().success());
+    let mut a = Party::spawn("alice", "xep");
+    run(&mut a, &mut b, "!start 4");
+    assert_eq!(kinds(&a.take_events()).len(), 1, "negotiated after the junk");
+    run(&mut a, &mut b, "!send still fine");
+    assert_eq!(kinds(&b.take_events()).last().unwrap(), "message:still fine");
+}
