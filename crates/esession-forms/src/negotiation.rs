@@ -2,7 +2,7 @@
 //! offerer's options, in the offerer's preference order, that we support; and, when a field has
 //! no acceptable option, the list of every such field for the `<not-acceptable/>` error (§4.4).
 
-use crate::esession::{Offers, Request};
+use crate::esession::{Offers, Request, Response};
 use crate::names::{
     Compress, CryptAlg, Disclosure, HashAlg, Logging, ModpGroup, PubkeyMethod, SasAlg, Security, SignAlg,
     StanzaType, Version,
@@ -101,6 +101,39 @@ pub struct Choices {
     pub sas_alg: Option<SasAlg>,
     /// `rekey_freq` = max(offered, our minimum).
     pub rekey_freq: u32,
+}
+
+impl Choices {
+    /// Bob's response form for these choices (XEP-0116 §4.5, XEP-0187 §3.3): N_B, d, the
+    /// echoed `nonce` (N_A) and the counter C_A; `identity` and `mac` are filled in later.
+    /// `accept` is `Some(true)` online and absent offline (set it with struct update).
+    #[must_use]
+    pub fn response(&self, my_nonce: Vec<u8>, d: Vec<u8>, nonce: Vec<u8>, counter: u128) -> Response {
+        Response {
+            accept: Some(true),
+            logging: self.logging.clone(),
+            disclosure: self.disclosure.clone(),
+            security: self.security.clone(),
+            modp: self.modp.0,
+            crypt_alg: self.crypt_alg.clone(),
+            hash_alg: self.hash_alg.clone(),
+            sign_alg: self.sign_alg.clone(),
+            compress: self.compress.clone(),
+            stanzas: self.stanzas.clone(),
+            init_pubkey: Some(self.init_pubkey.clone()),
+            resp_pubkey: Some(self.resp_pubkey.clone()),
+            ver: self.ver.clone(),
+            rekey_freq: self.rekey_freq,
+            my_nonce,
+            sas_alg: self.sas_alg.clone(),
+            d,
+            nonce,
+            counter,
+            terminate: false,
+            identity: None,
+            mac: None,
+        }
+    }
 }
 
 /// Chooses one option per field of a request, or names every field without an acceptable

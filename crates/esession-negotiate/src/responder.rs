@@ -317,30 +317,7 @@ impl Responder {
         let ca = entropy.counter(cfg.profile);
         let y = entropy.dh(group)?;
         let d = y.public().to_vec();
-        let response = Response {
-            accept: Some(true),
-            logging: choices.logging.clone(),
-            disclosure: choices.disclosure.clone(),
-            security: choices.security.clone(),
-            modp: group,
-            crypt_alg: choices.crypt_alg.clone(),
-            hash_alg: choices.hash_alg.clone(),
-            sign_alg: choices.sign_alg.clone(),
-            compress: choices.compress.clone(),
-            stanzas: choices.stanzas.clone(),
-            init_pubkey: Some(choices.init_pubkey.clone()),
-            resp_pubkey: Some(choices.resp_pubkey.clone()),
-            ver: choices.ver.clone(),
-            rekey_freq: choices.rekey_freq,
-            my_nonce: nb,
-            sas_alg: choices.sas_alg.clone(),
-            d: d.clone(),
-            nonce: req.my_nonce.clone(),
-            counter: ca,
-            terminate: false,
-            identity: None,
-            mac: None,
-        };
+        let response = choices.response(nb, d.clone(), req.my_nonce.clone(), ca);
         let gajim = cfg.profile == esession_crypto::Profile::Gajim;
         let mut x = self.shape(FormKind::Response, response.to_form(cfg.profile).to_element_with(gajim));
         // What we send is what counts: re-read our choices from it (a shaper may have made other

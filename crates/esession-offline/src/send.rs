@@ -117,29 +117,14 @@ pub fn start(
     // A bad e: terminate without an error (§3.3 step 1).
     let k = y.agree_reusable(&e).map_err(|_| Error::Refused(Check::DRange))?.session_key(&algs.hash)?;
     let keys = SessionKeys::derive(&algs.hash, &k)?;
+    // Offline: no `accept`, no pubkey fields (A1); `terminate` is part of form_B (I4).
     let mut response = Response {
         accept: None,
-        logging: choices.logging.clone(),
-        disclosure: choices.disclosure.clone(),
-        security: choices.security.clone(),
-        modp: group,
-        crypt_alg: choices.crypt_alg.clone(),
-        hash_alg: choices.hash_alg.clone(),
-        sign_alg: choices.sign_alg.clone(),
-        compress: choices.compress.clone(),
-        stanzas: choices.stanzas.clone(),
         init_pubkey: None,
         resp_pubkey: None,
-        ver: choices.ver.clone(),
-        rekey_freq: choices.rekey_freq,
-        my_nonce: nb.clone(),
         sas_alg: None,
-        d: d.clone(),
-        nonce: v.options.my_nonce.clone(),
-        counter: ca,
         terminate,
-        identity: None,
-        mac: None,
+        ..choices.response(nb.clone(), d.clone(), v.options.my_nonce.clone(), ca)
     };
     let gajim = cfg.profile == Profile::Gajim;
     let x0 = response.to_form(cfg.profile).to_element_with(gajim);
