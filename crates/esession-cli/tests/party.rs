@@ -158,6 +158,13 @@ fn offline_session_through_the_party() {
         kinds(&a.take_events()),
         vec!["negotiated:-", "message:while you were away", "message:second", "terminated"]
     );
+    // Object encryption: one stanza that starts and ends the session.
+    run(&mut a, &mut b, "!publish-offline 3600");
+    let _ = (a.take_events(), b.take_events());
+    run(&mut b, &mut a, "!offline-terminate one shot");
+    assert_eq!(kinds(&b.take_events()), vec!["negotiated:-", "terminated"]);
+    a.line("!return");
+    assert_eq!(kinds(&a.take_events()), vec!["negotiated:-", "message:one shot", "terminated"]);
     // Too late: Bob refuses expired options.
     run(&mut a, &mut b, "!publish-offline 60");
     let _ = (a.take_events(), b.take_events());
