@@ -243,14 +243,18 @@ fn replay_bob(v: &Value, stanzas: &[Recorded]) -> Result<Reached, String> {
     let mut cfg = Config::with_identity(key);
     cfg.profile = profile;
     let group = values.get("modp_group").and_then(Value::as_u64).unwrap_or(0);
+    // Bob's recorded randomness: a vector without it cannot be replayed.
+    let nb = hex(values.get("NB")).ok_or("the vector records no NB")?;
+    let y = hex(values.get("y")).ok_or("the vector records no y")?;
+    let counter = values
+        .get("CA")
+        .and_then(Value::as_str)
+        .and_then(|c| u128::from_str_radix(c, 16).ok())
+        .ok_or("the vector records no CA")?;
     let mut entropy = Scripted {
-        nonce: hex(values.get("NB")).unwrap_or_default(),
-        counter: values
-            .get("CA")
-            .and_then(Value::as_str)
-            .and_then(|c| u128::from_str_radix(c, 16).ok())
-            .unwrap_or(0),
-        dh: hex(values.get("y")).map(|y| vec![(ModpGroup::from_number(group as u32), y)]).unwrap_or_default(),
+        nonce: nb,
+        counter,
+        dh: vec![(ModpGroup::from_number(group as u32), y)],
         rng: getrandom::rand_core::UnwrapErr(getrandom::SysRng),
     };
     let mut trust = MemoryTrust::default();

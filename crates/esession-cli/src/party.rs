@@ -407,7 +407,9 @@ impl Party {
             return;
         }
         if s.attr("type") == Some("error") {
-            let cond = esession_negotiate::wire::error_of(&s).and_then(|(c, _)| c).unwrap_or_default();
+            let cond = esession_negotiate::wire::error_of(&s)
+                .and_then(|(c, _)| c)
+                .unwrap_or_else(|| "undefined-condition".into());
             return error(&cond, "error stanza from the peer");
         }
         let Some(est) = self.session.as_mut() else {

@@ -226,7 +226,8 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
     let counter =
         values.get("CA").and_then(Value::as_str).and_then(|c| u128::from_str_radix(c, 16).ok()).unwrap_or(0);
     let mut entropy = Scripted {
-        nonce: pick(if alice { "NA" } else { "NB" }).unwrap_or_default(),
+        nonce: pick(if alice { "NA" } else { "NB" })
+            .ok_or_else(|| format!("the vector records no {}", if alice { "NA" } else { "NB" }))?,
         counter,
         dh,
         rng: getrandom::rand_core::UnwrapErr(getrandom::SysRng),

@@ -114,11 +114,7 @@ fn find_form(stanza: &minidom::Element) -> Option<&minidom::Element> {
 }
 
 /// Lower-case hex (an octet string) or a hex integer of any length.
-fn hex_of(v: Option<&Value>) -> Option<Vec<u8>> {
-    let s = v?.as_str()?;
-    let s = if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() };
-    hex::decode(s).ok()
-}
+use crate::replay::hex as hex_of;
 
 fn int_u128(v: Option<&Value>) -> Option<u128> {
     mpi::decode_u128(&hex_of(v)?).ok()
@@ -651,22 +647,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn private_key(&self, who: &str, sign_alg: &SignAlg) -> Option<PrivateKey> {
-        let keys = self.v.pointer(&format!("/inputs/{who}/config/keys"))?;
-        let h = |k: &str, f: &str| hex_of(keys.get(k).and_then(|x| x.get(f)));
-        match sign_alg {
-            SignAlg::RsaSha256 => {
-                PrivateKey::rsa_from_components(&h("rsa", "n")?, &h("rsa", "e")?, &h("rsa", "d")?).ok()
-            }
-            SignAlg::DsaSha256 => PrivateKey::dsa_from_components(
-                &h("dsa", "p")?,
-                &h("dsa", "q")?,
-                &h("dsa", "g")?,
-                &h("dsa", "y")?,
-                &h("dsa", "x")?,
-            )
-            .ok(),
-            _ => None,
-        }
+        crate::replay::private_key(self.v, who, Some(sign_alg))
     }
 
     fn sign_alg(&self) -> Option<SignAlg> {

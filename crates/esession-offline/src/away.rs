@@ -55,8 +55,7 @@ pub fn go_offline(
     Ok(out)
 }
 
-/// An offline session Alice accepted on her return.
-#[derive(Debug)]
+/// An offline session Alice accepted on her return. Its `Debug` shows no content.
 pub struct Accepted {
     /// Alice's side (receive only: she never sends inside it).
     pub session: Established,
@@ -73,6 +72,16 @@ pub struct Dropped {
     pub index: usize,
     /// Why.
     pub check: Check,
+}
+
+impl core::fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Accepted")
+            .field("session", &self.session)
+            .field("contents", &format_args!("<{} redacted>", self.contents.len()))
+            .field("ended", &self.ended)
+            .finish()
+    }
 }
 
 /// What the return produced.

@@ -146,6 +146,8 @@ fn both_sets_an_outbox_and_a_return() {
     );
     assert!(r.sessions[1].ended);
     assert_eq!(r.other, vec![2]);
+    let shown = format!("{r:?}");
+    assert!(!shown.contains("hi from carol") && !shown.contains("two"), "Debug shows no content: {shown}");
     assert_eq!(
         r.dropped,
         vec![Dropped { index: 4, check: Check::NoSession }, Dropped { index: 6, check: Check::Replay }]
