@@ -55,6 +55,13 @@ impl SealingKey {
         Ok(Self(key))
     }
 
+    /// An explicit copy, for several stores sealing under the same key (deliberately not
+    /// `Clone`: every duplication of a secret is a decision).
+    #[must_use]
+    pub fn duplicate(&self) -> Self {
+        Self(self.0.duplicate())
+    }
+
     /// A fresh random key.
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut k = vec![0u8; 32];

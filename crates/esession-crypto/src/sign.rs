@@ -167,6 +167,20 @@ impl PublicKey {
         dsa::VerifyingKey::from_public_key_pem(pem).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
     }
 
+    /// The key as SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`), for handing it to a
+    /// contact who verifies it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the encoder fails.
+    pub fn to_public_key_pem(&self) -> Result<String> {
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        match self {
+            PublicKey::Rsa(k) => k.to_public_key_pem(LineEnding::LF),
+            PublicKey::Dsa(k) => k.to_public_key_pem(LineEnding::LF),
+        }
+        .map_err(|_| Error::InvalidKey)
+    }
+
     /// Rebuilds a key from its components.
     ///
     /// # Errors
@@ -307,6 +321,20 @@ impl PrivateKey {
             return Ok(PrivateKey::Rsa(k));
         }
         dsa::SigningKey::from_pkcs8_pem(pem).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
+    }
+
+    /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), the form [`PrivateKey::from_pkcs8_pem`]
+    /// reads. The text is zeroized when dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the encoder fails.
+    pub fn to_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>> {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        match self {
+            PrivateKey::Rsa(k) => k.to_pkcs8_pem(LineEnding::LF),
+            PrivateKey::Dsa(k) => k.to_pkcs8_pem(LineEnding::LF),
+        }
+        .map_err(|_| Error::InvalidKey)
     }
 
     /// The matching public key.

@@ -112,6 +112,12 @@ fn pem_keys_from_openssl() {
         // A public key is not a private key and vice versa.
         assert!(PrivateKey::from_pkcs8_pem(&read(&format!("{name}.pub.pem"))).is_err());
         assert!(PublicKey::from_public_key_pem(&read(&format!("{name}.pem"))).is_err());
+        // Encoding: the SPKI text is OpenSSL's, octet for octet; PKCS#8 reads back as the same key.
+        assert_eq!(pk.to_public_key_pem().unwrap(), read(&format!("{name}.pub.pem")), "{name}");
+        let again = PrivateKey::from_pkcs8_pem(&sk.to_pkcs8_pem().unwrap()).unwrap();
+        assert!(again.public_key() == pk, "{name}: PKCS#8 round trip");
+        let sig = again.sign(Profile::Xep, &alg, b"m", &mut rng()).unwrap();
+        pk.verify(Profile::Xep, &alg, b"m", &sig).unwrap();
     }
     assert!(
         PrivateKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()

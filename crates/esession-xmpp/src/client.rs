@@ -1,0 +1,727 @@
+//! The client: a tokio-xmpp connection driving an [`Engine`].
+
+use crate::engine::{Engine, Event, Rng, os_rng, set_attr};
+use crate::{Account, Error};
+use esession_crypto::{PrivateKey, Profile};
+use esession_forms::esession::{ESESSION_NS, FEATURE_NEG_NS, INIT_NS};
+use esession_negotiate::{Config, Mode, bare};
+use esession_offline::{Audience, pep, send};
+use esession_stanza::EncryptOptions;
+use futures_util::StreamExt;
+use minidom::Element;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
+use tokio_xmpp::jid::Jid;
+use tokio_xmpp::parsers::stanza::Stanza;
+use tokio_xmpp::xmlstream::Timeouts;
+
+const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
+const PING: &str = "urn:xmpp:ping";
+const XEP0200_NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
+const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain TCP: accepted only for a server on a loopback address (tests, local servers).
+    PlainLoopbackOnly,
+    /// STARTTLS with rustls and the system's roots (feature `starttls`).
+    StartTls,
+}
+
+/// How to log in.
+pub struct Options {
+    /// The account's JID (bare, or full to ask for a resource).
+    pub jid: String,
+    /// The password.
+    pub password: zeroize::Zeroizing<String>,
+    /// The server as `host:port`.
+    pub server: String,
+    /// Transport security.
+    pub tls: Tls,
+    /// The wire profile.
+    pub profile: Profile,
+    /// How long to wait for the server and for a contact.
+    pub timeout: Duration,
+    /// How long offline options stay valid.
+    pub offline_lifetime: chrono::Duration,
+}
+
+impl core::fmt::Debug for Options {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Options")
+            .field("jid", &self.jid)
+            .field("server", &self.server)
+            .field("tls", &self.tls)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// Options for `jid` on `server` (`host:port`), plain TCP on loopback, profile `Xep`, a
+    /// 20-second timeout, offline options valid for a week.
+    #[must_use]
+    pub fn new(jid: &str, password: &str, server: &str) -> Self {
+        Self {
+            jid: jid.to_owned(),
+            password: zeroize::Zeroizing::new(password.to_owned()),
+            server: server.to_owned(),
+            tls: Tls::PlainLoopbackOnly,
+            profile: Profile::Xep,
+            timeout: Duration::from_secs(20),
+            offline_lifetime: chrono::Duration::days(7),
+        }
+    }
+}
+
+/// How a message went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Inside an online session (with the SAS of its negotiation, when it had one).
+    Online {
+        /// The short authentication string.
+        sas: Option<String>,
+    },
+    /// Inside an offline session (the contact reads it on return).
+    Offline,
+}
+
+/// A logged-in account.
+pub struct Client {
+    xmpp: tokio_xmpp::Client,
+    engine: Engine,
+    account: Account,
+    me: String,
+    timeout: Duration,
+    lifetime: chrono::Duration,
+    events: VecDeque<Event>,
+    results: HashMap<String, Element>,
+    online: HashMap<String, Vec<String>>,
+    rng: Rng,
+    recorded: Option<Vec<Element>>,
+}
+
+impl core::fmt::Debug for Client {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client").field("me", &self.me).finish_non_exhaustive()
+    }
+}
+
+fn is_loopback(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+fn to_element(s: Stanza) -> Element {
+    Element::from(s)
+}
+
+fn to_stanza(e: Element) -> Result<Stanza, Error> {
+    Stanza::try_from(e).map_err(|e| Error::Protocol(format!("cannot send this stanza: {e}")))
+}
+
+/// The error condition of an error stanza.
+fn condition(e: &Element) -> String {
+    e.get_child("error", "jabber:client")
+        .and_then(|err| err.children().find(|c| c.ns() == STANZAS_NS).map(|c| c.name().to_owned()))
+        .unwrap_or_else(|| "undefined-condition".into())
+}
+
+/// Logs in once without binding, to tell a wrong password and an unreachable server apart
+/// (the client below reconnects forever on either).
+async fn preflight(jid: &Jid, opts: &Options) -> Result<(), Error> {
+    let t = Timeouts::default();
+    let addr = opts.server.clone();
+    let connector = TcpServerConnector::from(DnsConfig::addr(&addr));
+    let connect = connector.connect(jid, "jabber:client", t);
+    let (stream, binding) = tokio::time::timeout(opts.timeout, connect)
+        .await
+        .map_err(|_| Error::Unreachable(format!("{addr}: no answer")))?
+        .map_err(|e| Error::Unreachable(format!("{addr}: {e}")))?;
+    let (features, stream) = stream.recv_features().await.map_err(|e| Error::Unreachable(e.to_string()))?;
+    let node = jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
+    let creds = sasl::common::Credentials::default()
+        .with_username(node)
+        .with_password(opts.password.as_str())
+        .with_channel_binding(binding);
+    match tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds).await {
+        Ok(_) => Ok(()),
+        Err(tokio_xmpp::Error::Auth(e)) => Err(Error::Auth(e.to_string())),
+        Err(e) => Err(Error::Unreachable(e.to_string())),
+    }
+}
+
+impl Client {
+    /// Logs in, announces presence, and if offline options were published before, processes
+    /// what arrived while away (XEP-0187 §3.4) and withdraws them.
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`], [`Error::Auth`], [`Error::Timeout`], [`Error::BadJid`],
+    /// [`Error::Config`] for plain TCP to a remote server; store errors.
+    pub async fn connect(opts: Options, account: Account) -> Result<Self, Error> {
+        let jid = Jid::new(&opts.jid).map_err(|_| Error::BadJid(opts.jid.clone()))?;
+        if jid.node().is_none() {
+            return Err(Error::BadJid(opts.jid.clone()));
+        }
+        let stores = account.stores()?;
+        let mut cfg = match account.identity()? {
+            Some(k) => Config::with_identity(k),
+            None => Config::default(),
+        };
+        cfg.profile = opts.profile;
+        let xmpp = match opts.tls {
+            Tls::PlainLoopbackOnly => {
+                if !is_loopback(&opts.server) {
+                    return Err(Error::Config(format!(
+                        "plain TCP is only allowed to a loopback server, not {}; use STARTTLS",
+                        opts.server
+                    )));
+                }
+                preflight(&jid, &opts).await?;
+                tokio_xmpp::Client::new_plaintext(
+                    jid.clone(),
+                    opts.password.as_str(),
+                    DnsConfig::addr(&opts.server),
+                    Timeouts::default(),
+                )
+            }
+            #[cfg(feature = "starttls")]
+            Tls::StartTls => {
+                let (host, port) = opts.server.rsplit_once(':').unwrap_or((opts.server.as_str(), "5222"));
+                let port = port.parse().map_err(|_| Error::Config(format!("bad port in {}", opts.server)))?;
+                tokio_xmpp::Client::new_starttls(
+                    jid.clone(),
+                    opts.password.as_str(),
+                    DnsConfig::no_srv(host, port),
+                    Timeouts::default(),
+                )
+            }
+            #[cfg(not(feature = "starttls"))]
+            Tls::StartTls => {
+                return Err(Error::Config("built without the `starttls` feature".into()));
+            }
+        };
+        let mut c = Self {
+            xmpp,
+            engine: Engine::new(cfg, stores),
+            account,
+            me: String::new(),
+            timeout: opts.timeout,
+            lifetime: opts.offline_lifetime,
+            events: VecDeque::new(),
+            results: HashMap::new(),
+            online: HashMap::new(),
+            rng: os_rng(),
+            recorded: None,
+        };
+        // Online.
+        let deadline = tokio::time::Instant::now() + c.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, c.xmpp.next()).await {
+                Err(_) => return Err(Error::Timeout("login")),
+                Ok(None) => return Err(Error::Disconnected("stream ended during login".into())),
+                Ok(Some(tokio_xmpp::Event::Online { bound_jid, .. })) => {
+                    c.me = bound_jid.to_string();
+                    break;
+                }
+                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
+                    return Err(Error::Disconnected(e.to_string()));
+                }
+                Ok(Some(tokio_xmpp::Event::Stanza(_))) => {}
+            }
+        }
+        c.come_back().await?;
+        Ok(c)
+    }
+
+    /// Our full JID.
+    #[must_use]
+    pub fn jid(&self) -> &str {
+        &self.me
+    }
+
+    /// The engine (sessions, trust store).
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Sends initial presence; when offline secrets are kept, first collects what the server
+    /// stored while we were away (everything before the answer to a ping sent after the
+    /// presence), accepts it, and withdraws the options.
+    async fn come_back(&mut self) -> Result<(), Error> {
+        let subscribers = self.account.offline("subscribers")?;
+        let everyone = self.account.offline("everyone")?;
+        self.send(Element::builder("presence", "jabber:client").build()).await?;
+        if subscribers.is_none() && everyone.is_none() {
+            return Ok(());
+        }
+        let mut queued = Vec::new();
+        let ping = self.iq_element("get", None, Element::bare("ping", PING));
+        let id = ping.attr("id").unwrap_or_default().to_owned();
+        self.send(ping).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let s = self.recv(deadline).await?;
+            if s.name() == "iq" && s.attr("id") == Some(id.as_str()) {
+                break;
+            }
+            if s.name() == "message" && s.attr("type") != Some("error") {
+                queued.push(s);
+            } else {
+                self.process(s).await?;
+            }
+        }
+        let now = chrono::Utc::now();
+        let (step, other) = self.engine.come_back(subscribers, everyone.as_ref(), &queued, now)?;
+        // The subscribers' secrets are consumed: forget the sealed copy before anything else.
+        self.account.forget_offline("subscribers")?;
+        for s in step.send {
+            let _ = self.request(s).await;
+        }
+        self.events.extend(step.events);
+        for i in other {
+            if let Some(s) = queued.get(i) {
+                self.process(s.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keeps a copy of every stanza sent from now on (wire form, already encrypted), for
+    /// diagnostics and tests; [`Client::take_recorded`] hands them over.
+    pub fn record_outgoing(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
+    }
+
+    /// The stanzas recorded since the last call.
+    pub fn take_recorded(&mut self) -> Vec<Element> {
+        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    async fn send(&mut self, e: Element) -> Result<(), Error> {
+        if let Some(r) = self.recorded.as_mut() {
+            r.push(e.clone());
+        }
+        let s = to_stanza(e)?;
+        self.xmpp.send_stanza(s).await.map(|_| ()).map_err(|e| Error::Disconnected(e.to_string()))
+    }
+
+    /// Sends a stanza in clear, as the caller explicitly asks (never used for content that a
+    /// session should protect).
+    ///
+    /// # Errors
+    /// The connection is lost.
+    pub async fn send_clear(&mut self, stanza: Element) -> Result<(), Error> {
+        self.send(stanza).await
+    }
+
+    /// Sends a stanza protected by the session with its addressee.
+    ///
+    /// # Errors
+    /// [`Error::NotProtected`] without a session (nothing is sent).
+    pub async fn send_protected(&mut self, stanza: &Element) -> Result<(), Error> {
+        let w = self.engine.protect(stanza, EncryptOptions::default())?;
+        self.send(w).await
+    }
+
+    fn iq_element(&mut self, kind: &str, to: Option<&str>, payload: Element) -> Element {
+        let mut iq = Element::builder("iq", "jabber:client").append(payload).build();
+        set_attr(&mut iq, "type", kind);
+        set_attr(&mut iq, "id", &crate::engine::new_thread(&mut self.rng));
+        if let Some(t) = to {
+            set_attr(&mut iq, "to", t);
+        }
+        iq
+    }
+
+    /// The next stanza from the server, before `deadline`.
+    async fn recv(&mut self, deadline: tokio::time::Instant) -> Result<Element, Error> {
+        loop {
+            match tokio::time::timeout_at(deadline, self.xmpp.next()).await {
+                Err(_) => return Err(Error::Timeout("server")),
+                Ok(None) => return Err(Error::Disconnected("stream ended".into())),
+                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
+                    return Err(Error::Disconnected(e.to_string()));
+                }
+                Ok(Some(tokio_xmpp::Event::Online { .. })) => {
+                    // Reconnected: announce ourselves again.
+                    self.send(Element::builder("presence", "jabber:client").build()).await?;
+                }
+                Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(to_element(s)),
+            }
+        }
+    }
+
+    /// Sends an IQ and waits for its answer, processing everything else that arrives.
+    async fn request(&mut self, iq: Element) -> Result<Element, Error> {
+        let id = iq.attr("id").unwrap_or_default().to_owned();
+        self.send(iq).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            if let Some(r) = self.results.remove(&id) {
+                return Ok(r);
+            }
+            let s = self.recv(deadline).await?;
+            self.process(s).await?;
+        }
+    }
+
+    /// Handles one stanza from the server.
+    async fn process(&mut self, s: Element) -> Result<(), Error> {
+        let from = s.attr("from").unwrap_or_default().to_owned();
+        match s.name() {
+            "iq" => match s.attr("type") {
+                Some("result" | "error") => {
+                    let id = s.attr("id").unwrap_or_default().to_owned();
+                    self.results.insert(id, s);
+                }
+                _ => self.answer_iq(&s).await?,
+            },
+            "presence" => self.presence(&s, from).await?,
+            "message" => {
+                let step = self.engine.handle(chrono::Utc::now(), &s);
+                for out in step.send {
+                    self.send(out).await?;
+                }
+                self.events.extend(step.events);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn answer_iq(&mut self, s: &Element) -> Result<(), Error> {
+        let query = s.children().next();
+        let mut reply = Element::builder("iq", "jabber:client").build();
+        for (k, v) in [("id", s.attr("id")), ("to", s.attr("from"))] {
+            if let Some(v) = v {
+                set_attr(&mut reply, k, v);
+            }
+        }
+        match query {
+            Some(q) if q.is("query", DISCO_INFO) && s.attr("type") == Some("get") => {
+                set_attr(&mut reply, "type", "result");
+                let mut info = Element::bare("query", DISCO_INFO);
+                let mut identity = Element::bare("identity", DISCO_INFO);
+                set_attr(&mut identity, "category", "client");
+                set_attr(&mut identity, "type", "pc");
+                set_attr(&mut identity, "name", "esession");
+                info.append_child(identity);
+                for var in [DISCO_INFO, PING, FEATURE_NEG_NS, ESESSION_NS, INIT_NS, XEP0200_NS] {
+                    let mut f = Element::bare("feature", DISCO_INFO);
+                    set_attr(&mut f, "var", var);
+                    info.append_child(f);
+                }
+                reply.append_child(info);
+            }
+            Some(q) if q.is("ping", PING) => set_attr(&mut reply, "type", "result"),
+            _ => {
+                set_attr(&mut reply, "type", "error");
+                let mut error = Element::builder("error", "jabber:client")
+                    .append(Element::bare("service-unavailable", STANZAS_NS))
+                    .build();
+                set_attr(&mut error, "type", "cancel");
+                reply.append_child(error);
+            }
+        }
+        self.send(reply).await
+    }
+
+    async fn presence(&mut self, s: &Element, from: String) -> Result<(), Error> {
+        let b = bare(&from).to_owned();
+        if b == bare(&self.me) {
+            return Ok(());
+        }
+        match s.attr("type") {
+            None => {
+                let list = self.online.entry(b.clone()).or_default();
+                if !list.contains(&from) {
+                    list.push(from.clone());
+                }
+                self.events.push_back(Event::Presence { peer: from, available: true });
+                // Bob: an offline session ends when its contact comes online (XEP-0187 §5).
+                if let Some(w) = self.engine.contact_online(&b) {
+                    self.send(w).await?;
+                    self.events.push_back(Event::Terminated { peer: b, offline: true });
+                }
+            }
+            Some("unavailable") => {
+                if let Some(list) = self.online.get_mut(&b) {
+                    list.retain(|j| *j != from);
+                }
+                self.events.push_back(Event::Presence { peer: from, available: false });
+            }
+            Some("subscribe") => self.events.push_back(Event::SubscriptionRequest { peer: b }),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The next event (waits for the server as long as it takes).
+    ///
+    /// # Errors
+    /// The connection is lost.
+    pub async fn next_event(&mut self) -> Result<Event, Error> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(e);
+            }
+            let s = self.recv(tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)).await?;
+            self.process(s).await?;
+        }
+    }
+
+    /// Waits (up to the timeout) for the first event `pick` accepts and returns it; other
+    /// events stay queued for [`Client::next_event`].
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; the connection is lost.
+    pub async fn wait_for(&mut self, mut pick: impl FnMut(&Event) -> bool) -> Result<Event, Error> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            if let Some(i) = self.events.iter().position(&mut pick)
+                && let Some(e) = self.events.remove(i)
+            {
+                return Ok(e);
+            }
+            let s = self.recv(deadline).await?;
+            self.process(s).await?;
+        }
+    }
+
+    /// Asks to see `peer`'s presence (needed to read options published for subscribers).
+    ///
+    /// # Errors
+    /// The connection is lost.
+    pub async fn subscribe(&mut self, peer: &str) -> Result<(), Error> {
+        self.presence_to(peer, "subscribe").await
+    }
+
+    /// Lets `peer` see our presence.
+    ///
+    /// # Errors
+    /// The connection is lost.
+    pub async fn approve(&mut self, peer: &str) -> Result<(), Error> {
+        self.presence_to(peer, "subscribed").await
+    }
+
+    async fn presence_to(&mut self, peer: &str, kind: &str) -> Result<(), Error> {
+        let mut p = Element::builder("presence", "jabber:client").build();
+        set_attr(&mut p, "to", bare(peer));
+        set_attr(&mut p, "type", kind);
+        self.send(p).await
+    }
+
+    /// The available resources of `peer`, as seen in presence.
+    #[must_use]
+    pub fn resources(&self, peer: &str) -> Vec<String> {
+        self.online.get(bare(peer)).cloned().unwrap_or_default()
+    }
+
+    /// Whether `peer` (a full JID) announces encrypted sessions (disco#info).
+    ///
+    /// # Errors
+    /// The connection is lost; no answer in time.
+    pub async fn supports(&mut self, peer: &str) -> Result<bool, Error> {
+        let iq = self.iq_element("get", Some(peer), Element::bare("query", DISCO_INFO));
+        let r = self.request(iq).await?;
+        Ok(r.attr("type") == Some("result")
+            && r.get_child("query", DISCO_INFO).is_some_and(|q| {
+                q.children().any(|f| f.name() == "feature" && f.attr("var") == Some(ESESSION_NS))
+            }))
+    }
+
+    /// Negotiates a session with `peer` (a full JID, or a bare one that is available), and
+    /// waits for the outcome. Returns the SAS of a 4-message negotiation.
+    ///
+    /// # Errors
+    /// [`Error::NoSupport`], [`Error::Negotiation`], [`Error::Timeout`].
+    pub async fn negotiate(&mut self, peer: &str, mode: Mode) -> Result<Option<String>, Error> {
+        let full = if peer.contains('/') {
+            peer.to_owned()
+        } else {
+            self.resources(peer)
+                .last()
+                .cloned()
+                .ok_or_else(|| Error::NoSupport(format!("{peer} (offline)")))?
+        };
+        if !self.supports(&full).await? {
+            return Err(Error::NoSupport(full));
+        }
+        let step = self.engine.start(&full, mode)?;
+        for s in step.send {
+            self.send(s).await?;
+        }
+        self.events.extend(step.events);
+        let b = bare(&full).to_owned();
+        let e = self
+            .wait_for(|e| match e {
+                Event::Negotiated { peer, offline: false, .. } | Event::Failed { peer, .. } => {
+                    bare(peer) == b
+                }
+                _ => false,
+            })
+            .await?;
+        match e {
+            Event::Negotiated { sas, .. } => Ok(sas),
+            Event::Failed { condition, detail, .. } => {
+                Err(Error::Negotiation(format!("{condition}: {detail}")))
+            }
+            _ => Err(Error::Negotiation("unexpected outcome".into())),
+        }
+    }
+
+    /// Sends `text` to `peer`: inside the session with it; else negotiates one (4-message) when
+    /// it is available; else in an offline session from its published options.
+    ///
+    /// # Errors
+    /// [`Error::NoSupport`], [`Error::NoOfflineOptions`], [`Error::Offline`] (untrusted or
+    /// expired options), negotiation and connection errors. Nothing is ever sent in clear.
+    pub async fn send_text(&mut self, peer: &str, text: &str) -> Result<Delivery, Error> {
+        if !self.engine.has_session(peer) && !self.resources(peer).is_empty() {
+            self.negotiate(peer, Mode::Four).await?;
+        }
+        if self.engine.has_session(peer) {
+            let w = self.engine.chat(peer, text, EncryptOptions::default())?;
+            self.send(w).await?;
+            return Ok(Delivery::Online { sas: self.engine.sas(peer) });
+        }
+        let w = if self.engine.has_offline_session(peer) {
+            self.engine.offline_send(peer, text)?
+        } else {
+            let v = self.fetch_options(peer).await?;
+            self.engine.offline_start(&v, text, chrono::Utc::now())?
+        };
+        self.send(w).await?;
+        Ok(Delivery::Offline)
+    }
+
+    /// Re-keys the session with `peer` (an empty stanza carrying `<key/>`).
+    ///
+    /// # Errors
+    /// [`Error::NotProtected`] without a session.
+    pub async fn rekey(&mut self, peer: &str, text: &str) -> Result<(), Error> {
+        let w = self.engine.chat(peer, text, EncryptOptions { rekey: true, publish_old: false })?;
+        self.send(w).await
+    }
+
+    /// Terminates the session with `peer` and waits for the acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::NotProtected`] without a session; [`Error::Timeout`].
+    pub async fn terminate(&mut self, peer: &str) -> Result<(), Error> {
+        let w = self.engine.terminate(peer)?;
+        self.send(w).await?;
+        let b = bare(peer).to_owned();
+        self.wait_for(|e| matches!(e, Event::Terminated { peer, .. } if bare(peer) == b)).await?;
+        Ok(())
+    }
+
+    /// Fetches `peer`'s offline options (the subscribers' node, then the everyone node) and
+    /// verifies them with the keys we trust for it.
+    async fn fetch_options(&mut self, peer: &str) -> Result<esession_offline::send::Verified, Error> {
+        let mut last = None;
+        for audience in [Audience::Subscribers, Audience::Everyone] {
+            let id = crate::engine::new_thread(&mut self.rng);
+            let r = self.request(pep::items_request(audience, bare(peer), &id)).await?;
+            if r.attr("type") != Some("result") {
+                last = Some(condition(&r));
+                continue;
+            }
+            let Some(x) = pep::options_in(&r) else { continue };
+            let x = x.clone();
+            return send::verify(
+                &x,
+                peer,
+                self.engine.trust(),
+                chrono::Utc::now(),
+                self.engine.config().profile,
+            )
+            .map_err(|e| Error::Offline(e.to_string()));
+        }
+        Err(Error::NoOfflineOptions(match last {
+            Some(c) => format!("{} ({c})", bare(peer)),
+            None => bare(peer).to_owned(),
+        }))
+    }
+
+    /// Publishes offline options (one set for presence subscribers, one for everyone), keeping
+    /// their secrets sealed in the account first.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without an identity key; [`Error::Server`] when a publish is refused.
+    pub async fn publish_offline(&mut self) -> Result<(), Error> {
+        let keys: Vec<PrivateKey> = self.account.identity()?.into_iter().collect();
+        let plan = self.engine.plan(keys, self.lifetime)?;
+        let sets = esession_offline::away::go_offline(
+            &plan,
+            &[Audience::Subscribers, Audience::Everyone],
+            chrono::Utc::now(),
+            &mut esession_negotiate::RngEntropy(&mut self.rng),
+        )
+        .map_err(|e| Error::Config(e.to_string()))?;
+        for p in sets {
+            let which = match p.audience {
+                Audience::Subscribers => "subscribers",
+                Audience::Everyone => "everyone",
+            };
+            self.account.keep_offline(which, &p.secrets)?;
+            let mut iqs = p.iqs.into_iter();
+            // Node creation fails harmlessly when the node exists; the publish carries the
+            // configuration as publish-options.
+            if let Some(create) = iqs.next() {
+                self.request(create).await?;
+            }
+            for iq in iqs {
+                let r = self.request(iq).await?;
+                if r.attr("type") != Some("result") {
+                    return Err(Error::Server(format!("publishing the {which} options: {}", condition(&r))));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Withdraws the subscribers' options and forgets their secrets (for `offline withdraw`).
+    ///
+    /// # Errors
+    /// [`Error::Server`] when the withdraw is refused.
+    pub async fn withdraw_offline(&mut self) -> Result<(), Error> {
+        for (audience, which) in [(Audience::Subscribers, "subscribers"), (Audience::Everyone, "everyone")] {
+            let id = crate::engine::new_thread(&mut self.rng);
+            let r = self.request(pep::withdraw(audience, &id)).await?;
+            if r.attr("type") != Some("result") {
+                return Err(Error::Server(format!("withdrawing the {which} options: {}", condition(&r))));
+            }
+            self.account.forget_offline(which)?;
+        }
+        Ok(())
+    }
+
+    /// Goes offline: terminates every session, publishes offline options, and disconnects.
+    ///
+    /// # Errors
+    /// As [`Client::publish_offline`].
+    pub async fn go_offline(mut self) -> Result<(), Error> {
+        for w in self.engine.terminate_all() {
+            self.send(w).await?;
+        }
+        self.publish_offline().await?;
+        self.disconnect().await
+    }
+
+    /// Sends unavailable presence and closes the stream.
+    ///
+    /// # Errors
+    /// The stream could not be closed cleanly.
+    pub async fn disconnect(mut self) -> Result<(), Error> {
+        let mut p = Element::builder("presence", "jabber:client").build();
+        set_attr(&mut p, "type", "unavailable");
+        let _ = self.send(p).await;
+        self.xmpp.send_end().await.map_err(|e| Error::Disconnected(e.to_string()))
+    }
+}

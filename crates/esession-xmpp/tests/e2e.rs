@@ -1,0 +1,235 @@
+//! End to end against a real Prosody on loopback (see tests/support): two or three clients
+//! of this crate through the server.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod support;
+
+use esession_crypto::{PrivateKey, PublicKey};
+use esession_negotiate::{Mode, bare};
+use esession_xmpp::{Account, Client, Delivery, Error, Event, Options, Sealing};
+use support::{PASSWORD, Prosody, fixture};
+
+/// Each user's identity: Alice's is the OpenSSL-made RSA fixture, the others are generated
+/// RSA keys (XEP-0116 negotiates one signature algorithm for both parties). Every public key
+/// is written beside the server as `USER.pub.pem` for the others to trust.
+fn identities(p: &Prosody, users: &[&str]) {
+    for user in users {
+        let acct = Account::open(&p.data(user), Sealing::KeyFile).unwrap();
+        let k = if *user == "alice" {
+            PrivateKey::from_pkcs8_pem(&fixture("rsa.pem")).unwrap()
+        } else {
+            PrivateKey::generate_rsa(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng), 2048).unwrap()
+        };
+        acct.set_identity(&k, false).unwrap();
+        std::fs::write(p.dir.join(format!("{user}.pub.pem")), k.public_key().to_public_key_pem().unwrap())
+            .unwrap();
+    }
+}
+
+fn server(users: &[&str]) -> Option<Prosody> {
+    let p = Prosody::start(users)?;
+    identities(&p, users);
+    Some(p)
+}
+
+fn account(p: &Prosody, user: &str, trusts: &[&str]) -> Account {
+    let acct = Account::open(&p.data(user), Sealing::KeyFile).unwrap();
+    for peer in trusts {
+        let pem = std::fs::read_to_string(p.dir.join(format!("{peer}.pub.pem"))).unwrap();
+        acct.trust(&format!("{peer}@localhost"), PublicKey::from_public_key_pem(&pem).unwrap()).unwrap();
+    }
+    acct
+}
+
+async fn login(p: &Prosody, user: &str, trusts: &[&str]) -> Client {
+    let acct = account(p, user, trusts);
+    Client::connect(Options::new(&format!("{user}@localhost"), PASSWORD, &p.server()), acct).await.unwrap()
+}
+
+async fn befriend(a: &mut Client, b: &mut Client) {
+    let (aj, bj) = (bare(a.jid()).to_owned(), bare(b.jid()).to_owned());
+    a.subscribe(&bj).await.unwrap();
+    b.wait_for(|e| matches!(e, Event::SubscriptionRequest { peer } if *peer == aj)).await.unwrap();
+    b.approve(&aj).await.unwrap();
+    b.subscribe(&aj).await.unwrap();
+    a.wait_for(|e| matches!(e, Event::SubscriptionRequest { peer } if *peer == bj)).await.unwrap();
+    a.approve(&bj).await.unwrap();
+    let (af, bf) = (a.jid().to_owned(), b.jid().to_owned());
+    a.wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == bf)).await.unwrap();
+    b.wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == af)).await.unwrap();
+}
+
+async fn message(c: &mut Client) -> (String, String) {
+    match c.wait_for(|e| matches!(e, Event::Message { .. })).await.unwrap() {
+        Event::Message { peer, body, .. } => (peer, body.unwrap_or_default()),
+        _ => unreachable!(),
+    }
+}
+
+async fn negotiated(c: &mut Client) -> Option<String> {
+    match c.wait_for(|e| matches!(e, Event::Negotiated { .. } | Event::Failed { .. })).await.unwrap() {
+        Event::Negotiated { sas, .. } => sas,
+        other => panic!("negotiation failed: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn online_sessions_chat_rekey_and_terminate() {
+    let Some(p) = server(&["alice", "bob"]) else { return };
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let bob_jid = bob.jid().to_owned();
+    let alice_jid = alice.jid().to_owned();
+
+    for mode in [Mode::Four, Mode::Three] {
+        let (sas_a, sas_b) = tokio::join!(alice.negotiate(&bob_jid, mode), negotiated(&mut bob));
+        let sas_a = sas_a.unwrap();
+        match mode {
+            Mode::Four => {
+                assert!(sas_a.is_some(), "a 4-message negotiation has a SAS");
+                assert_eq!(sas_a, sas_b, "both sides show the same SAS");
+            }
+            Mode::Three => assert_eq!((sas_a, sas_b), (None, None)),
+        }
+        // Chat both ways, re-keys under traffic.
+        for i in 0..4 {
+            let d = alice.send_text(&bob_jid, &format!("a{i}")).await.unwrap();
+            assert!(matches!(d, Delivery::Online { .. }));
+            bob.send_text(&alice_jid, &format!("b{i}")).await.unwrap();
+            if i == 1 {
+                alice.rekey(&bob_jid, "rekeyed by alice").await.unwrap();
+                bob.rekey(&alice_jid, "").await.unwrap();
+            }
+        }
+        let mut at_bob = Vec::new();
+        for _ in 0..5 {
+            let (from, body) = message(&mut bob).await;
+            assert_eq!(from, alice_jid);
+            at_bob.push(body);
+        }
+        assert_eq!(at_bob, ["a0", "a1", "rekeyed by alice", "a2", "a3"]);
+        let mut at_alice = Vec::new();
+        for _ in 0..4 {
+            at_alice.push(message(&mut alice).await.1);
+        }
+        assert_eq!(at_alice, ["b0", "b1", "b2", "b3"], "bob's empty re-key stanza is not a message");
+        // Termination, acknowledged.
+        let (a, b) = tokio::join!(
+            alice.terminate(&bob_jid),
+            bob.wait_for(|e| matches!(e, Event::Terminated { offline: false, .. }))
+        );
+        a.unwrap();
+        b.unwrap();
+        assert!(!alice.engine().has_session(&bob_jid) && !bob.engine().has_session(&alice_jid));
+        // Nothing goes out in clear by accident.
+        let clear = minidom::Element::builder("message", "jabber:client")
+            .attr(minidom::rxml::NcName::try_from("to").unwrap(), bob_jid.clone())
+            .build();
+        assert!(matches!(alice.send_protected(&clear).await, Err(Error::NotProtected(_))));
+    }
+}
+
+#[tokio::test]
+async fn offline_messages_survive_a_server_restart_and_a_replay_is_rejected() {
+    let Some(mut p) = server(&["alice", "bob", "carol"]) else { return };
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let alice_jid = alice.jid().to_owned();
+    alice.go_offline().await.unwrap();
+    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: false } if *peer == alice_jid))
+        .await
+        .unwrap();
+    bob.record_outgoing();
+    for text in ["one", "two", "three"] {
+        assert_eq!(bob.send_text("alice@localhost", text).await.unwrap(), Delivery::Offline);
+    }
+    let sent = bob.take_recorded();
+    // The first stanza of the three is the offline start (pubsub fetches are IQs).
+    let start = sent.into_iter().find(|s| s.name() == "message").unwrap();
+    drop(bob);
+    // Carol (a third client) injects a copy of Bob's start.
+    let mut carol = login(&p, "carol", &[]).await;
+    let mut replay = start.clone();
+    replay.attrs_mut().retain(|_, n, _| n.as_str() != "from" && n.as_str() != "id");
+    carol.send_clear(replay).await.unwrap();
+    carol.disconnect().await.unwrap();
+    // Prosody restarts between send and receive: nothing is lost.
+    p.restart();
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    match alice.wait_for(|e| matches!(e, Event::Negotiated { .. })).await.unwrap() {
+        Event::Negotiated { peer, offline, sas, .. } => {
+            assert!(offline && sas.is_none());
+            assert_eq!(bare(&peer), "bob@localhost");
+        }
+        _ => unreachable!(),
+    }
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let (from, body) = message(&mut alice).await;
+        assert_eq!(bare(&from), "bob@localhost");
+        bodies.push(body);
+    }
+    assert_eq!(bodies, ["one", "two", "three"], "all three, in order");
+    match alice.wait_for(|e| matches!(e, Event::Failed { .. })).await.unwrap() {
+        Event::Failed { peer, condition, .. } => {
+            assert_eq!(bare(&peer), "carol@localhost");
+            assert_eq!(condition, "silent", "refused without an answer");
+        }
+        _ => unreachable!(),
+    }
+    // Only one session came out of the two starts.
+    assert!(alice.wait_for(|e| matches!(e, Event::Negotiated { .. } | Event::Message { .. })).await.is_err());
+}
+
+#[tokio::test]
+async fn a_non_subscriber_uses_the_everyone_options() {
+    let Some(p) = server(&["alice", "carol"]) else { return };
+    let alice = login(&p, "alice", &["carol"]).await;
+    alice.go_offline().await.unwrap();
+    let mut carol = login(&p, "carol", &["alice"]).await;
+    assert_eq!(carol.send_text("alice@localhost", "hello from a stranger").await.unwrap(), Delivery::Offline);
+    carol.disconnect().await.unwrap();
+    let mut alice = login(&p, "alice", &["carol"]).await;
+    let (from, body) = message(&mut alice).await;
+    assert_eq!((bare(&from), body.as_str()), ("carol@localhost", "hello from a stranger"));
+}
+
+#[tokio::test]
+async fn errors_a_person_can_act_on() {
+    let Some(p) = server(&["alice", "bob"]) else { return };
+    // Wrong password.
+    let acct = account(&p, "alice", &[]);
+    let e = Client::connect(Options::new("alice@localhost", "wrong", &p.server()), acct).await.unwrap_err();
+    assert!(matches!(e, Error::Auth(_)), "{e}");
+    // Unreachable server (a port nobody listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let acct = account(&p, "alice", &[]);
+    let e = Client::connect(Options::new("alice@localhost", PASSWORD, &format!("127.0.0.1:{port}")), acct)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Unreachable(_)), "{e}");
+    // Plain TCP to a remote server is refused before anything is sent.
+    let acct = account(&p, "alice", &[]);
+    let e =
+        Client::connect(Options::new("alice@localhost", PASSWORD, "192.0.2.1:5222"), acct).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    // A wrong passphrase does not open the account.
+    let dir = p.data("dave");
+    drop(Account::open(&dir, Sealing::Passphrase("right".to_owned().into())).unwrap());
+    let e = Account::open(&dir, Sealing::Passphrase("wrong".to_owned().into())).unwrap_err();
+    assert_eq!(e, Error::WrongPassphrase);
+    // Untrusted options: Bob does not trust Alice's key; nothing is sent.
+    let alice = login(&p, "alice", &[]).await;
+    alice.go_offline().await.unwrap();
+    let mut bob = login(&p, "bob", &[]).await;
+    bob.record_outgoing();
+    let e = bob.send_text("alice@localhost", "hi").await.unwrap_err();
+    assert!(matches!(&e, Error::Offline(m) if m.contains("signature")), "{e}");
+    assert!(bob.take_recorded().iter().all(|s| s.name() == "iq"), "only the fetch went out");
+    // A contact that published nothing.
+    let e = bob.send_text("nobody@localhost", "hi").await.unwrap_err();
+    assert!(matches!(e, Error::NoOfflineOptions(_)), "{e}");
+}
