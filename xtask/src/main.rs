@@ -5,7 +5,13 @@
 //! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
 //! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
 //! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
+//! * `e2e`: the end-to-end tests against a real Prosody on loopback (installed with apt-get when
+//!   missing and running as root; otherwise it says how to install it).
 //! * `doc`: rustdoc with warnings as errors.
+//!
+//! `test` includes the end-to-end tests: it makes sure Prosody is there first and runs the tests
+//! with `ESESSION_E2E=require`, so that they fail rather than skip. `ESESSION_E2E=skip` in the
+//! environment opts out explicitly (the tests then say they did not run).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -20,9 +26,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("doc") => doc(),
+        Some("e2e") => e2e(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
+                "usage: cargo xtask <test|ci|e2e|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
             );
             return ExitCode::from(2);
         }
@@ -63,10 +70,65 @@ fn test() -> Result<(), String> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy)?;
+    let e2e = e2e_mode()?;
     let mut t = cargo();
-    t.args(["test", "--workspace"]);
+    t.args(["test", "--workspace"]).env("ESESSION_E2E", e2e);
     run(t)?;
     vectors(&[])
+}
+
+/// `require` once Prosody is installed (installing it if we may), or `skip` when the user
+/// opted out with `ESESSION_E2E=skip`.
+fn e2e_mode() -> Result<&'static str, String> {
+    if env::var("ESESSION_E2E").as_deref() == Ok("skip") {
+        eprintln!("xtask: ESESSION_E2E=skip: the end-to-end tests against Prosody will NOT run");
+        return Ok("skip");
+    }
+    ensure_prosody()?;
+    Ok("require")
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new(cmd).arg("--help").output().is_ok()
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Prosody 0.12 from Debian's packages (with lua-unbound, which silences its DNS warning).
+fn ensure_prosody() -> Result<(), String> {
+    if have("prosodyctl") {
+        return Ok(());
+    }
+    if !is_root() || !have("apt-get") {
+        return Err("the end-to-end tests need Prosody: `sudo apt-get install prosody lua-unbound` \
+                    (or set ESESSION_E2E=skip to leave them out)"
+            .into());
+    }
+    let install = || {
+        let mut c = Command::new("apt-get");
+        c.args(["install", "-y", "-q", "--no-install-recommends", "prosody", "lua-unbound"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(c)
+    };
+    if install().is_err() {
+        let mut update = Command::new("apt-get");
+        update.args(["update", "-q"]);
+        run(update)?;
+        install()?;
+    }
+    // The package starts a system-wide server on the default port; the tests start their own.
+    let _ = Command::new("service").args(["prosody", "stop"]).output();
+    if have("prosodyctl") { Ok(()) } else { Err("Prosody was installed but prosodyctl is not found".into()) }
+}
+
+fn e2e() -> Result<(), String> {
+    ensure_prosody()?;
+    let mut t = cargo();
+    t.args(["test", "-p", "esession-xmpp", "--test", "e2e", "-p", "esession-cli", "--test", "account"])
+        .env("ESESSION_E2E", "require");
+    run(t)
 }
 
 fn doc() -> Result<(), String> {

@@ -1,39 +1,83 @@
 //! `esession`: the command-line program of the esession workspace.
 //!
-//! Commands available in this build:
-//!
-//! * `esession vectors check FILE...`: recompute and replay test vectors (docs/vectors.md);
 //! * `esession demo`: Alice and Bob in one process: negotiation, SAS, messages, re-key,
-//!   termination, then an offline session;
-//! * `esession party --role alice|bob --stdio`: one party of the interop line protocol.
+//!   termination, then an offline session (no server needed);
+//! * account commands against a real XMPP server (`--jid --password --server`, or `--config`):
+//!   `keygen`, `fingerprint`, `trust list|verify|petname`, `chat PEER`, `send PEER TEXT`,
+//!   `offline publish|withdraw`, `receive`;
+//! * `esession vectors check FILE...`: recompute and replay test vectors (docs/vectors.md);
+//! * `esession party --role alice|bob --stdio [options]`: one party of the interop line
+//!   protocol (docs/party.md).
 
+use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod account;
 mod demo;
 mod offline;
 mod party;
 mod replay;
 mod vectors;
 
-const USAGE: &str = "usage:
-  esession vectors check FILE...   check test vector files (exit 1 on any failure)
-  esession demo                    run the built-in demonstration
-  esession party --role alice|bob --stdio [options]   one party driven by lines on stdin";
+#[derive(Parser, Debug)]
+#[command(name = "esession", version, about = "XMPP Encrypted Sessions (XEP-0116, XEP-0187, XEP-0200)")]
+struct Cli {
+    #[command(flatten)]
+    common: account::Common,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Alice and Bob in one process: negotiation, SAS, messages, re-key, termination, offline.
+    Demo,
+    /// Test vectors (format: vectors/README.md).
+    Vectors {
+        #[command(subcommand)]
+        cmd: VectorsCmd,
+    },
+    /// One party of the interop line protocol (options: see docs/party.md).
+    #[command(disable_help_flag = true)]
+    Party {
+        /// --role alice|bob --stdio [--profile xep|gajim] [--jid JID] [--peer JID] [--modp 5,14]
+        /// [--crypt ...] [--hash ...] [--identity KEY.pem] [--trust PUB.pem] [--oss SECRET]
+        /// [--store DIR]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(flatten)]
+    Account(account::AccountCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum VectorsCmd {
+    /// Recompute and replay every vector; one line per check, exit 1 on any failure.
+    Check {
+        /// Vector files.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["vectors", "check", files @ ..] if !files.is_empty() => vectors::main(files),
-        ["demo"] => demo::main(),
-        ["party", rest @ ..] => party::main(rest),
-        ["--help" | "-h" | "help"] => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+    // The party's options are its own (ARCHITECTURE.md): they never meet the account options.
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("party") {
+        let args: Vec<&str> = raw[1..].iter().map(String::as_str).collect();
+        return party::main(&args);
+    }
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Demo => demo::main(),
+        Cmd::Vectors { cmd: VectorsCmd::Check { files } } => {
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            vectors::main(&files)
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        Cmd::Party { args } => {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            party::main(&args)
         }
+        Cmd::Account(cmd) => account::main(cli.common, cmd),
     }
 }

@@ -249,6 +249,21 @@ impl Client {
         &self.engine
     }
 
+    /// The engine, mutably (for [`Engine::confirm_sas`] and the like).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Processes what the server has sent so far: a ping to the server, everything before its
+    /// answer (contacts' presence after login, for instance).
+    ///
+    /// # Errors
+    /// The connection is lost; no answer in time.
+    pub async fn settle(&mut self) -> Result<(), Error> {
+        let ping = self.iq_element("get", None, Element::bare("ping", PING));
+        self.request(ping).await.map(|_| ())
+    }
+
     /// Sends initial presence; when offline secrets are kept, first collects what the server
     /// stored while we were away (everything before the answer to a ping sent after the
     /// presence), accepts it, and withdraws the options.

@@ -269,6 +269,18 @@ impl Engine {
         self.active(peer).and_then(|i| self.open[i].est.sas.as_ref().map(ToString::to_string))
     }
 
+    /// The user compared the SAS of the session with `peer` and found it equal: the key
+    /// association is verified (XEP-0116 §7.4).
+    ///
+    /// # Errors
+    /// No session with a SAS; the store failed.
+    pub fn confirm_sas(&mut self, peer: &str) -> Result<(), Error> {
+        if self.sas(peer).is_none() {
+            return Err(Error::NotProtected(bare(peer).to_owned()));
+        }
+        self.stores.trust.confirm_sas(bare(peer)).map_err(|e| Error::Store(e.to_string()))
+    }
+
     /// Whether Bob has an offline session open with `peer`.
     #[must_use]
     pub fn has_offline_session(&self, peer: &str) -> bool {
