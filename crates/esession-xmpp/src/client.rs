@@ -556,7 +556,8 @@ impl Client {
     /// # Errors
     /// [`Error::NoSupport`], [`Error::Negotiation`], [`Error::Timeout`].
     pub async fn negotiate(&mut self, peer: &str, mode: Mode) -> Result<Option<String>, Error> {
-        let full = if peer.contains('/') {
+        // A full JID, or a service's (no node): addressed as given.
+        let full = if peer.contains('/') || !peer.contains('@') {
             peer.to_owned()
         } else {
             self.resources(peer)
@@ -590,15 +591,19 @@ impl Client {
         }
     }
 
-    /// Sends `text` to `peer`: inside the session with it; else negotiates one (4-message) when
-    /// it is available; else in an offline session from its published options.
+    /// Sends `text` to `peer`: inside the session with it; else negotiates one when it is
+    /// available (4-message; 3-message with a service, a JID without a node); else in an offline
+    /// session from its published options.
     ///
     /// # Errors
     /// [`Error::NoSupport`], [`Error::NoOfflineOptions`], [`Error::Offline`] (untrusted or
     /// expired options), negotiation and connection errors. Nothing is ever sent in clear.
     pub async fn send_text(&mut self, peer: &str, text: &str) -> Result<Delivery, Error> {
-        if !self.engine.has_session(peer) && !self.resources(peer).is_empty() {
-            self.negotiate(peer, Mode::Four).await?;
+        if !self.engine.has_session(peer) && (!self.resources(peer).is_empty() || !peer.contains('@')) {
+            // 4-message with people (SAS, identity protection); 3-message with services (a JID
+            // without a node), which answer at once and compare no SAS (XEP-0116 §4.5).
+            let mode = if peer.contains('@') { Mode::Four } else { Mode::Three };
+            self.negotiate(peer, mode).await?;
         }
         if self.engine.has_session(peer) {
             let w = self.engine.chat(peer, text, EncryptOptions::default())?;
