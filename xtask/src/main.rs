@@ -74,7 +74,19 @@ fn test() -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "--workspace"]).env("ESESSION_E2E", e2e);
     run(t)?;
+    if e2e == "require" {
+        tls_e2e()?;
+    }
     vectors(&[])
+}
+
+/// The STARTTLS end-to-end test (feature `starttls`, off by default: it pulls a DNS resolver
+/// and rustls).
+fn tls_e2e() -> Result<(), String> {
+    let mut t = cargo();
+    t.args(["test", "-p", "esession-xmpp", "--features", "starttls", "--test", "e2e_tls"])
+        .env("ESESSION_E2E", "require");
+    run(t)
 }
 
 /// `require` once Prosody is installed (installing it if we may), or `skip` when the user
@@ -128,7 +140,8 @@ fn e2e() -> Result<(), String> {
     let mut t = cargo();
     t.args(["test", "-p", "esession-xmpp", "--test", "e2e", "-p", "esession-cli", "--test", "account"])
         .env("ESESSION_E2E", "require");
-    run(t)
+    run(t)?;
+    tls_e2e()
 }
 
 fn doc() -> Result<(), String> {

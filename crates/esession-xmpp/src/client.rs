@@ -132,10 +132,9 @@ fn condition(e: &Element) -> String {
 
 /// Logs in once without binding, to tell a wrong password and an unreachable server apart
 /// (the client below reconnects forever on either).
-async fn preflight(jid: &Jid, opts: &Options) -> Result<(), Error> {
+async fn preflight<C: ServerConnector>(connector: &C, jid: &Jid, opts: &Options) -> Result<(), Error> {
     let t = Timeouts::default();
     let addr = opts.server.clone();
-    let connector = TcpServerConnector::from(DnsConfig::addr(&addr));
     let connect = connector.connect(jid, "jabber:client", t);
     let (stream, binding) = tokio::time::timeout(opts.timeout, connect)
         .await
@@ -180,22 +179,26 @@ impl Client {
                         opts.server
                     )));
                 }
-                preflight(&jid, &opts).await?;
-                tokio_xmpp::Client::new_plaintext(
+                let connector = TcpServerConnector::from(DnsConfig::addr(&opts.server));
+                preflight(&connector, &jid, &opts).await?;
+                tokio_xmpp::Client::new_with_connector(
                     jid.clone(),
                     opts.password.as_str(),
-                    DnsConfig::addr(&opts.server),
+                    connector,
                     Timeouts::default(),
                 )
             }
             #[cfg(feature = "starttls")]
             Tls::StartTls => {
-                let (host, port) = opts.server.rsplit_once(':').unwrap_or((opts.server.as_str(), "5222"));
-                let port = port.parse().map_err(|_| Error::Config(format!("bad port in {}", opts.server)))?;
-                tokio_xmpp::Client::new_starttls(
+                // The certificate must name the JID's domain; roots are the system's
+                // (SSL_CERT_FILE is honoured).
+                let connector =
+                    tokio_xmpp::connect::StartTlsServerConnector::from(DnsConfig::addr(&opts.server));
+                preflight(&connector, &jid, &opts).await?;
+                tokio_xmpp::Client::new_with_connector(
                     jid.clone(),
                     opts.password.as_str(),
-                    DnsConfig::no_srv(host, port),
+                    connector,
                     Timeouts::default(),
                 )
             }

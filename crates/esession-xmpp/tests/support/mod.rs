@@ -30,6 +30,12 @@ impl Prosody {
     /// Starts a server with `users` registered, or None (with a message) when Prosody is not
     /// installed and not required.
     pub fn start(users: &[&str]) -> Option<Self> {
+        Self::start_with(users, false)
+    }
+
+    /// The same with STARTTLS required, on a self-signed certificate for `localhost`
+    /// (`certs/localhost.crt`, made with openssl).
+    pub fn start_with(users: &[&str], tls: bool) -> Option<Self> {
         if !have_prosody() {
             assert!(
                 std::env::var("ESESSION_E2E").as_deref() != Ok("require"),
@@ -47,7 +53,47 @@ impl Prosody {
         std::fs::create_dir_all(dir.join("certs")).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let template = include_str!("../../../../e2e/prosody.cfg.lua.in");
-        let cfg = template.replace("@DIR@", dir.to_str().unwrap()).replace("@PORT@", &port.to_string());
+        let ssl = if tls {
+            let st = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=localhost",
+                ])
+                .args([
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                ])
+                .args(["-addext", "extendedKeyUsage=serverAuth", "-keyout"])
+                .arg(dir.join("certs/localhost.key"))
+                .arg("-out")
+                .arg(dir.join("certs/localhost.crt"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "openssl req");
+            format!(
+                "ssl = {{ key = \"{0}/certs/localhost.key\"; certificate = \"{0}/certs/localhost.crt\"; }}",
+                dir.display()
+            )
+        } else {
+            String::new()
+        };
+        let cfg = template
+            .replace("@DIR@", dir.to_str().unwrap())
+            .replace("@PORT@", &port.to_string())
+            .replace("@DISABLED_TLS@", if tls { "" } else { "\"tls\"" })
+            .replace("@REQUIRE_ENCRYPTION@", if tls { "true" } else { "false" })
+            .replace("@SSL@", &ssl);
         std::fs::write(dir.join("prosody.cfg.lua"), cfg).unwrap();
         let mut p = Self { dir, port, child: None };
         for u in users {
