@@ -153,6 +153,21 @@ async fn preflight<C: ServerConnector>(connector: &C, jid: &Jid, opts: &Options)
     }
 }
 
+/// The preflight login, then the reconnecting client on the same connector.
+async fn login<C: ServerConnector>(
+    connector: C,
+    jid: &Jid,
+    opts: &Options,
+) -> Result<tokio_xmpp::Client, Error> {
+    preflight(&connector, jid, opts).await?;
+    Ok(tokio_xmpp::Client::new_with_connector(
+        jid.clone(),
+        opts.password.as_str(),
+        connector,
+        Timeouts::default(),
+    ))
+}
+
 impl Client {
     /// Logs in, announces presence, and if offline options were published before, processes
     /// what arrived while away (XEP-0187 §3.4) and withdraws them.
@@ -179,14 +194,7 @@ impl Client {
                         opts.server
                     )));
                 }
-                let connector = TcpServerConnector::from(DnsConfig::addr(&opts.server));
-                preflight(&connector, &jid, &opts).await?;
-                tokio_xmpp::Client::new_with_connector(
-                    jid.clone(),
-                    opts.password.as_str(),
-                    connector,
-                    Timeouts::default(),
-                )
+                login(TcpServerConnector::from(DnsConfig::addr(&opts.server)), &jid, &opts).await?
             }
             #[cfg(feature = "starttls")]
             Tls::StartTls => {
@@ -194,13 +202,7 @@ impl Client {
                 // (SSL_CERT_FILE is honoured).
                 let connector =
                     tokio_xmpp::connect::StartTlsServerConnector::from(DnsConfig::addr(&opts.server));
-                preflight(&connector, &jid, &opts).await?;
-                tokio_xmpp::Client::new_with_connector(
-                    jid.clone(),
-                    opts.password.as_str(),
-                    connector,
-                    Timeouts::default(),
-                )
+                login(connector, &jid, &opts).await?
             }
             #[cfg(not(feature = "starttls"))]
             Tls::StartTls => {

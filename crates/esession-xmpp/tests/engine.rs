@@ -83,6 +83,16 @@ fn relay(a: &mut Engine, b: &mut Engine, first: Vec<Element>) -> (Vec<Event>, Ve
     (ea, eb)
 }
 
+fn bodies(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { body, .. } => body.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
 fn sas_of(events: &[Event]) -> Option<Option<String>> {
     events.iter().find_map(|e| match e {
         Event::Negotiated { sas, .. } => Some(sas.clone()),
@@ -107,14 +117,7 @@ fn online_session_chat_refusal_and_termination() {
         let w = a.chat(BOB, "rekeyed", EncryptOptions { rekey: true, publish_old: false }).unwrap();
         let w2 = a.chat(BOB, "after", EncryptOptions::default()).unwrap();
         let (_, eb) = relay(&mut a, &mut b, vec![w, w2]);
-        let bodies: Vec<_> = eb
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message { body, .. } => body.clone(),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(bodies, ["rekeyed", "after"]);
+        assert_eq!(bodies(&eb), ["rekeyed", "after"]);
         // The wire form hides the body.
         let w = a.chat(BOB, "secret words", EncryptOptions::default()).unwrap();
         assert!(!String::from(&w).contains("secret words"));
@@ -182,15 +185,7 @@ fn offline_session_from_published_options() {
     let (step, other) = a.come_back(Some(p.secrets), None, &queued, now).unwrap();
     assert!(other.is_empty());
     assert_eq!(step.send.len(), 1, "the withdraw");
-    let bodies: Vec<_> = step
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { body, .. } => body.clone(),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(bodies, ["while you were away", "and more"]);
+    assert_eq!(bodies(&step.events), ["while you were away", "and more"]);
     assert!(
         step.events.iter().any(|e| matches!(e, Event::Failed { condition, .. } if condition == "silent"))
     );
