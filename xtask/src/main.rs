@@ -7,6 +7,8 @@
 //! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
 //! * `e2e`: the end-to-end tests against a real Prosody on loopback (installed with apt-get when
 //!   missing and running as root; otherwise it says how to install it).
+//! * `conformance`: docs/conformance.md against the specifications and the code (see
+//!   xtask/src/conformance.rs); not yet part of `test` while XEP-0116/0187 are untraced.
 //! * `doc`: rustdoc with warnings as errors.
 //!
 //! `test` includes the end-to-end tests: it makes sure Prosody is there first and runs the tests
@@ -27,9 +29,10 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("doc") => doc(),
         Some("e2e") => e2e(),
+        Some("conformance") => conformance::run(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|e2e|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
+                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
             );
             return ExitCode::from(2);
         }
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
 }
 
 mod bench;
+mod conformance;
 mod fuzz;
 
 fn root() -> PathBuf {

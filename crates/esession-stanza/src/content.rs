@@ -15,6 +15,7 @@ pub const CLIENT_NS: &str = "jabber:client";
 
 /// Whether a child stays in clear text.
 #[must_use]
+// X200-5-02: thread, amp and error are never encrypted.
 pub fn stays_clear(child: &Element) -> bool {
     (is_stanza_ns(&child.ns()) && matches!(child.name(), "thread" | "error"))
         || child.is("amp", "http://jabber.org/protocol/amp")
@@ -96,6 +97,7 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 ///
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Xml`].
+// X200-8-07: content that does not parse terminates the session.
 pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
     let bad = || Error::Terminated(TerminationCause::Xml);
     let text = core::str::from_utf8(m).map_err(|_| bad())?;
@@ -154,6 +156,7 @@ pub fn assemble(stanza: &Element, clear: Vec<Element>, inserted: Vec<Element>) -
 ///
 /// # Errors
 /// [`Error::Malformed`] when the rule is broken.
+// X200-5-03 X200-5-04: one <c/>, a direct child; an error stanza may carry one in <error/>.
 pub fn find_c(stanza: &Element) -> Result<(Option<&Element>, Option<&Element>)> {
     let direct: Vec<&Element> = stanza.children().filter(|c| c.is("c", C_NS)).collect();
     if direct.len() > 1 {

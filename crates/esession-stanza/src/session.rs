@@ -75,6 +75,7 @@ pub fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter: u128) -> Result
 /// [`Error::Terminated`] with [`TerminationCause::Mac`].
 pub fn verify(profile: Profile, hash: &HashAlg, km: &[u8], c: &Encrypted, counter: u128) -> Result<()> {
     let minimal = mac(hash, km, c.m_content(), counter)?;
+    // X200-8-04: constant-time MAC check; a mismatch terminates.
     let mut ok = secret::ct_eq(&minimal, &c.mac);
     if profile == Profile::Gajim {
         let padded = hash.hmac(km, &[c.m_content(), &counter.to_be_bytes()])?;
@@ -106,6 +107,7 @@ pub fn seal_raw(
             let after = cipher.encrypt(counter, &mut d);
             (Some(d), after)
         }
+        // X200-6-02 X200-6-04: no content (or cipher none): the counter still advances by 1.
         None => (None, counter.wrapping_add(1)),
     };
     let mut e = Encrypted::new(data, key, new, old);
@@ -317,8 +319,10 @@ impl Session {
     pub fn seal(&mut self, m: Option<&[u8]>, opts: SealOptions) -> Result<Encrypted> {
         let Some(send) = self.send.as_ref() else { return Err(Error::SessionClosed) };
         if opts.rekey.is_some() && self.rekey_wait() > 0 {
+            // X200-9.1-04: never re-key more often than the agreed rekey_freq.
             return Err(Error::RekeyTooSoon { remaining: self.rekey_wait() });
         }
+        // X200-11.4-01: the block budget forces a re-key before 2^32 blocks.
         if opts.rekey.is_none() && self.needs_rekey(m.map_or(0, <[u8]>::len)) {
             return Err(Error::KeyExhausted);
         }
@@ -363,6 +367,7 @@ impl Session {
     /// Our re-key (§9.2): K = d^x (not hashed, A18); our new send keys; a new receive set
     /// {KC_peer, KM_peer, x}. Our old MAC key waits for the peer's confirmation before it may be
     /// published (§10).
+    // X200-9.2-01 X200-9.2-02 X200-9.2-07 X200-9.2-08: new keys from K (then destroyed); old keys for this stanza, new ones after.
     fn start_rekey(&mut self, pair: DhKeyPair) -> Result<()> {
         let k = pair.agree_reusable(&self.peer_public)?.into_rekey_secret();
         let keys = RekeyKeys::derive(&self.params.hash, &k)?;
@@ -443,6 +448,7 @@ impl Session {
 
     /// The peer's re-key (§9.3): 1 < e < p - 1 (A18), K = e^y with the y of our oldest set; the
     /// peer's keys are replaced in every set; ours only if we store exactly one set.
+    // X200-9.3-01 X200-9.3-02 X200-9.3-03 X200-9.3-04: range check, K from the oldest y, replace the sets.
     fn accept_rekey(&mut self, e: &[u8]) -> Result<()> {
         let Some(oldest) = self.recv_sets.first() else { return Err(Error::SessionClosed) };
         let k = match oldest.own.agree_reusable(e) {
