@@ -123,6 +123,7 @@ pub fn come_back<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Returned> {
     // Entries of expired options can never match again: forget them (bounded growth).
+    // X187-6.1-03: entries live until their options expire.
     replay.purge(u64::try_from(now.timestamp()).unwrap_or(0))?;
     let withdraw = pep::withdraw(Audience::Subscribers, "esession-withdraw");
     let mut sessions: Vec<Accepted> = Vec::new();
@@ -231,6 +232,7 @@ impl Outbox {
         now: chrono::DateTime<chrono::Utc>,
         entropy: &mut dyn Entropy,
     ) -> Result<Element> {
+        // X187-3-02: one offline session per contact.
         if self.has_session(&v.alice) {
             return Err(Error::Config("an offline session with this contact is already open"));
         }
@@ -293,6 +295,7 @@ impl Outbox {
         jid: &str,
         rng: &mut R,
     ) -> Result<Option<Element>> {
+        // X187-5-01: the contact is online: terminate at once.
         let Some(i) = self.open.iter().position(|o| o.alice == bare(jid)) else { return Ok(None) };
         let mut o = self.open.swap_remove(i);
         let wire = o.session.terminate(false, rng).map_err(|_| Error::Config("terminate failed"))?;

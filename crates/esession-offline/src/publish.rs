@@ -162,6 +162,7 @@ pub fn prepare(
         plan.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect()
     };
     if stanzas.is_empty() {
+        // X187-3.1-02 X187-3.1-06: never iq; only message with match_resource.
         // iq is never offered offline (§3.1): a plan of iq alone offers nothing.
         return Err(Error::Config("offline options need message or presence among the stanzas"));
     }

@@ -92,6 +92,7 @@ pub fn accept(
     // Only a verified start enters the replay store, so a forged copy cannot block the genuine
     // one (I27).
     let expires = u64::try_from(secrets.expires.timestamp()).unwrap_or(u64::MAX);
+    // X187-6.1-01 X187-6.1-02: d and N_B remembered durably; a second use is refused.
     replay.record(&keys, expires)?;
     let settings = Settings::from_response(&r);
     let own = esession_crypto::DhKeyPair::from_exponent(*group, pair.export_secret().expose_secret())?;

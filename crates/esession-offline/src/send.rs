@@ -41,11 +41,13 @@ pub fn verify(
         .and_then(|f| OfflineOptions::parse(&f))
         .map_err(|_| Error::Refused(Check::Form))?;
     let expires = parse_xep0082(&options.expires).ok_or(Error::Refused(Check::Form))?;
+    // X187-3.2-05: expired options start nothing.
     if now >= expires {
         return Err(Error::Refused(Check::OptionsExpired));
     }
     let content = form_content(profile, x, &["signs"]).map_err(|_| Error::Refused(Check::Form))?;
     let alice = bare(alice_jid).to_owned();
+    // X187-3.2-04: a signature by a key trusted for Alice, or nothing.
     let signer = options
         .signs
         .iter()
