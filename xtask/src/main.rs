@@ -1,14 +1,15 @@
 //! `cargo xtask <command>`: the project's automation, the same commands locally and in CI.
 //!
 //! * `test`: everything a contributor must keep green: formatting, clippy (warnings are errors),
-//!   every unit, integration and doc test, and the vector checker on every vector file.
+//!   the conformance matrix, every unit, integration, end-to-end and doc test, and the vector
+//!   checker on every vector file.
 //! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
 //! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
 //! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
 //! * `e2e`: the end-to-end tests against a real Prosody on loopback (installed with apt-get when
 //!   missing and running as root; otherwise it says how to install it).
 //! * `conformance`: docs/conformance.md against the specifications and the code (see
-//!   xtask/src/conformance.rs); not yet part of `test` while XEP-0116/0187 are untraced.
+//!   xtask/src/conformance.rs); part of `test`.
 //! * `doc`: rustdoc with warnings as errors.
 //!
 //! `test` includes the end-to-end tests: it makes sure Prosody is there first and runs the tests
@@ -74,6 +75,7 @@ fn test() -> Result<(), String> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy)?;
+    conformance::run(&root())?;
     let e2e = e2e_mode()?;
     let mut t = cargo();
     t.args(["test", "--workspace"]).env("ESESSION_E2E", e2e);

@@ -170,6 +170,7 @@ pub fn choose(req: &Request, support: &Support) -> Result<Choices, Vec<&'static 
         bad.push("stanzas");
     }
     // 'none' MUST NOT be used with a 3-message negotiation (§4.3 item 9).
+    // X116-4.3-07: never none with 3-message.
     let allowed = |m: &PubkeyMethod| four || *m != PubkeyMethod::None;
     let init_pubkey = req.init_pubkey.iter().find(|m| allowed(m) && support.init_pubkey.contains(m)).cloned();
     if init_pubkey.is_none() {

@@ -446,6 +446,7 @@ impl Initiator {
                     rshashes.push(kdf::rshash(&algs.hash, &s.na, &r.secret)?);
                 }
                 let hlen = algs.hash.output_len()?;
+                // X116-4.6.4-04: random decoys in rshashes.
                 for _ in 0..cfg.decoys {
                     let mut d = entropy.bytes(hlen);
                     d.truncate(hlen);
@@ -607,6 +608,7 @@ impl Initiator {
 
     fn alert_disclosure(&mut self, s: &crate::responder::Settings) {
         if s.disclosure != esession_forms::names::Disclosure::Never {
+            // X116-7.6-01: disclosure other than never is told at once.
             self.out.push_back(Output::Alert(Alert::Disclosure(s.disclosure.clone())));
         }
     }

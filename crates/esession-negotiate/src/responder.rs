@@ -310,6 +310,7 @@ impl Responder {
         }
         let (group, idx) = choices.modp;
         if choices.disclosure != Disclosure::Never {
+            // X116-7.6-01: disclosure other than never is told at once.
             self.out.push_back(Output::Alert(Alert::Disclosure(choices.disclosure.clone())));
         }
         // §4.5.1: N_B, C_A, C_B, y, d.

@@ -453,6 +453,7 @@ impl Engine {
     /// # Errors
     /// [`Error::NotProtected`] when there is no active session with the addressee: the stanza
     /// must not go out in clear by accident (XEP-0116 §4.1).
+    // X116-4.1-04 X116-4.8.2-03: nothing one-to-one goes out in clear by accident.
     pub fn protect(&mut self, stanza: &Element, opts: EncryptOptions) -> Result<Element, Error> {
         let to = stanza.attr("to").unwrap_or_default().to_owned();
         let i = self.active(&to).ok_or_else(|| Error::NotProtected(bare(&to).to_owned()))?;
@@ -489,6 +490,7 @@ impl Engine {
     }
 
     /// Terminates every active session (before going offline, XEP-0187 §3.1).
+    // X116-5-02: every session ends before going offline.
     pub fn terminate_all(&mut self) -> Vec<Element> {
         let mut out = Vec::new();
         for o in self.open.iter_mut().filter(|o| !o.offline) {

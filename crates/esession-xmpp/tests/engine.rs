@@ -194,3 +194,17 @@ fn offline_session_from_published_options() {
     let step = a.handle(now, &stamp(t, BOB));
     assert!(step.events.iter().any(|e| matches!(e, Event::Terminated { offline: true, .. })), "{step:?}");
 }
+
+#[test]
+fn terminate_all_before_going_offline() {
+    let (mut a, mut b) = pair();
+    let step = a.start(BOB, Mode::Four).unwrap();
+    relay(&mut a, &mut b, step.send);
+    assert!(a.has_session(BOB));
+    let out = a.terminate_all();
+    assert_eq!(out.len(), 1, "one terminate per open session");
+    assert!(!a.has_session(BOB));
+    let step = b.handle(chrono::Utc::now(), &stamp(out[0].clone(), ALICE));
+    assert!(step.events.iter().any(|e| matches!(e, Event::Terminated { .. })), "{step:?}");
+    assert!(!b.has_session(ALICE));
+}

@@ -149,3 +149,84 @@ fn object_encryption_ends_the_session_with_the_stanza() {
 fn disco_feature() {
     assert_eq!(DISCO_FEATURE, "http://www.xmpp.org/extensions/xep-0116.html#ns");
 }
+
+/// The number of `<value/>`s of the field `var` anywhere in `e`.
+fn values_of(e: &Element, var: &str) -> Option<usize> {
+    if e.name() == "field" && e.attr("var") == Some(var) {
+        return Some(e.children().filter(|c| c.name() == "value").count());
+    }
+    e.children().find_map(|c| values_of(c, var))
+}
+
+#[test]
+fn accept_carries_random_rshash_decoys() {
+    // X116-4.6.4-04: Alice appends random decoys to rshashes (no retained secret here, so the
+    // field holds decoys only); two runs never repeat a decoy.
+    let mut seen: Vec<Option<usize>> = Vec::new();
+    let mut firsts: Vec<String> = Vec::new();
+    for (seed, decoys) in [(1u64, 2usize), (3, 5)] {
+        let (mut a, mut b) = (Side::new(seed), Side::new(seed + 1));
+        let mut cfg = small(Config::default());
+        cfg.decoys = decoys;
+        let cfg = Arc::new(cfg);
+        let tamper: Tamper<'_> = Box::new(|i, from_alice, s: Element| {
+            if i == 2 && from_alice {
+                seen.push(values_of(&s, "rshashes"));
+                firsts.push(String::from(&s));
+            }
+            Some(s)
+        });
+        negotiate(Mode::Four, cfg.clone(), cfg, &mut a, &mut b, tamper);
+        assert!(a.established.is_some() && b.established.is_some(), "{:?}", b.rejected);
+    }
+    assert_eq!(seen, [Some(2), Some(5)]);
+    assert_ne!(firsts[0], firsts[1]);
+}
+
+#[test]
+fn a_disclosure_other_than_never_is_an_alert() {
+    // X116-7.6-01: a peer (another implementation) offers `disclosure` enabled and Bob accepts
+    // it: he is told at once. (Our own requests offer `never` only.)
+    let (mut a, mut b) = (Side::new(5), Side::new(6));
+    let cfg = Arc::new(small(Config::default()));
+    let mut bob_cfg = small(Config::default());
+    bob_cfg.support.disclosure = vec![esession_forms::names::Disclosure::Enabled];
+    let tamper: Tamper<'_> = Box::new(|i, from_alice, mut s: Element| {
+        if i == 0 && from_alice {
+            assert!(offer_enabled(&mut s), "the request has a disclosure field");
+        }
+        Some(s)
+    });
+    negotiate(Mode::Four, cfg, Arc::new(bob_cfg), &mut a, &mut b, tamper);
+    assert!(
+        b.alerts.contains(&Alert::Disclosure(esession_forms::names::Disclosure::Enabled)),
+        "alerts {:?}, rejected {:?}",
+        b.alerts,
+        b.rejected
+    );
+}
+
+/// Makes the `disclosure` field offer `enabled` (first) as well as `never`.
+fn offer_enabled(e: &mut Element) -> bool {
+    if e.name() == "field" && e.attr("var") == Some("disclosure") {
+        let ns = e.ns();
+        let option = |v: &str| {
+            Element::builder("option", ns.as_str())
+                .append(Element::builder("value", ns.as_str()).append(v))
+                .build()
+        };
+        let kept: Vec<Element> = e.children().filter(|c| c.name() != "option").cloned().collect();
+        let mut f = Element::builder("field", ns.as_str()).build();
+        for (k, v) in e.attrs() {
+            f.set_attr(k.0.clone(), k.1.clone(), v.to_owned());
+        }
+        for c in kept {
+            f.append_child(c);
+        }
+        f.append_child(option("enabled"));
+        f.append_child(option("never"));
+        *e = f;
+        return true;
+    }
+    e.children_mut().any(offer_enabled)
+}
