@@ -153,7 +153,12 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut summary = Vec::new();
     for xep in SCOPE {
         let path = spec_dir.join(format!("xep-{xep}.md"));
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            // Without the specifications (a checkout without ../shared), only the table, the
+            // tests and the code are checked.
+            println!("XEP-{xep}: {} not found: sentence coverage not checked", path.display());
+            continue;
+        };
         let expected = sentences(xep, &text);
         let prefix = format!("X{}-", xep.trim_start_matches('0'));
         let traced = rows.keys().any(|k| k.starts_with(&prefix));
