@@ -24,6 +24,49 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! The engine alone, two parties relayed in memory (the relay stamps `from`, as a server does):
+//!
+//! ```
+//! use esession_negotiate::{Config, MemoryRetained, MemoryTrust, Mode};
+//! use esession_offline::replay::MemoryReplay;
+//! use esession_stanza::EncryptOptions;
+//! use esession_xmpp::{Engine, EngineStores, Event};
+//!
+//! let stores = || EngineStores {
+//!     trust: Box::new(MemoryTrust::default()),
+//!     retained: Box::new(MemoryRetained::default()),
+//!     replay: Box::new(MemoryReplay::default()),
+//! };
+//! let (alice, bob) = ("alice@example.org/pda", "bob@example.com/laptop");
+//! let (mut a, mut b) = (Engine::new(Config::default(), stores()), Engine::new(Config::default(), stores()));
+//! let from = |mut s: minidom::Element, jid: &str| {
+//!     s.set_attr(minidom::rxml::Namespace::NONE, minidom::rxml::NcName::try_from("from").unwrap(), jid.to_owned());
+//!     s
+//! };
+//! let now = chrono::Utc::now();
+//! let (mut to_bob, mut events) = (a.start(bob, Mode::Four)?.send, Vec::new());
+//! while !to_bob.is_empty() {
+//!     let mut to_alice = Vec::new();
+//!     for s in to_bob.drain(..) {
+//!         let step = b.handle(now, &from(s, alice));
+//!         to_alice.extend(step.send);
+//!         events.extend(step.events);
+//!     }
+//!     for s in to_alice {
+//!         let step = a.handle(now, &from(s, bob));
+//!         to_bob.extend(step.send);
+//!         events.extend(step.events);
+//!     }
+//! }
+//! assert!(a.has_session(bob) && b.has_session(alice));
+//! assert!(events.iter().any(|e| matches!(e, Event::Negotiated { sas: Some(_), .. })));
+//! let wire = a.chat(bob, "hello", EncryptOptions::default())?;
+//! let step = b.handle(now, &from(wire, alice));
+//! assert!(matches!(&step.events[..], [Event::Message { body: Some(t), .. }] if t == "hello"));
+//! # Ok::<(), esession_xmpp::Error>(())
+//! ```
+
 pub mod account;
 pub mod client;
 pub mod engine;
