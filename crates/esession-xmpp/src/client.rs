@@ -495,6 +495,17 @@ impl Client {
         }
     }
 
+    /// The events as an async stream (each item as [`Client::next_event`] gives it; pinned, so
+    /// `StreamExt::next` works on it directly).
+    pub fn events(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, Error>> + '_>> {
+        Box::pin(futures_util::stream::unfold(self, |c| async move {
+            let e = c.next_event().await;
+            Some((e, c))
+        }))
+    }
+
     /// Waits (up to the timeout) for the first event `pick` accepts and returns it; other
     /// events stay queued for [`Client::next_event`].
     ///

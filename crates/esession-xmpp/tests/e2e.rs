@@ -1,7 +1,7 @@
 //! End to end against a real Prosody on loopback (see tests/support): two or three clients
 //! of this crate through the server.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -199,13 +199,22 @@ async fn a_non_subscriber_uses_the_everyone_options() {
     assert_eq!(carol.send_text("alice@localhost", "hello from a stranger").await.unwrap(), Delivery::Offline);
     carol.disconnect().await.unwrap();
     let mut alice = login(&p, "alice", &["carol"]).await;
-    let (from, body) = message(&mut alice).await;
-    assert_eq!((bare(&from), body.as_str()), ("carol@localhost", "hello from a stranger"));
+    // The events as a stream: an offline session, then its message.
+    use futures_util::StreamExt;
+    let mut events = alice.events();
+    let first = events.next().await.unwrap().unwrap();
+    assert!(matches!(&first, Event::Negotiated { offline: true, .. }), "{first:?}");
+    match events.next().await.unwrap().unwrap() {
+        Event::Message { peer, body, .. } => {
+            assert_eq!((bare(&peer), body.as_deref()), ("carol@localhost", Some("hello from a stranger")));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
 async fn errors_a_person_can_act_on() {
-    let Some(p) = server(&["alice", "bob"]) else { return };
+    let Some(p) = server(&["alice", "bob", "carol"]) else { return };
     // Wrong password.
     let acct = account(&p, "alice", &[]);
     let e = Client::connect(Options::new("alice@localhost", "wrong", &p.server()), acct).await.unwrap_err();
@@ -238,4 +247,60 @@ async fn errors_a_person_can_act_on() {
     // A contact that published nothing.
     let e = bob.send_text("nobody@localhost", "hi").await.unwrap_err();
     assert!(matches!(e, Error::NoOfflineOptions(_)), "{e}");
+    drop(bob);
+    // Expired options: Alice's live one second; Bob (who trusts her) is refused with the reason.
+    let mut o = Options::new("alice@localhost", PASSWORD, &p.server());
+    o.offline_lifetime = chrono::Duration::seconds(1);
+    let alice = Client::connect(o, account(&p, "alice", &[])).await.unwrap();
+    alice.go_offline().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    let e = bob.send_text("alice@localhost", "too late").await.unwrap_err();
+    assert!(matches!(&e, Error::Offline(m) if m.contains("expired")), "{e}");
+    // A contact whose client does not announce encrypted sessions (a plain tokio-xmpp client
+    // that answers disco#info without the feature): nothing is negotiated.
+    let carol = plain_client(&p, "carol").await;
+    let e = bob.negotiate(&carol, Mode::Four).await.unwrap_err();
+    assert!(matches!(e, Error::NoSupport(_)), "{e}");
+}
+
+/// A tokio-xmpp client without esession, answering every IQ get with an empty disco#info; its
+/// full JID.
+async fn plain_client(p: &Prosody, user: &str) -> String {
+    use futures_util::StreamExt;
+    use tokio_xmpp::connect::DnsConfig;
+    use tokio_xmpp::parsers::stanza::Stanza;
+    let jid = tokio_xmpp::jid::Jid::new(&format!("{user}@localhost/plain")).unwrap();
+    let mut c = tokio_xmpp::Client::new_plaintext(
+        jid,
+        PASSWORD,
+        DnsConfig::addr(&p.server()),
+        tokio_xmpp::xmlstream::Timeouts::default(),
+    );
+    let online = async {
+        loop {
+            if let Some(tokio_xmpp::Event::Online { bound_jid, .. }) = c.next().await {
+                break bound_jid.to_string();
+            }
+        }
+    };
+    let full =
+        tokio::time::timeout(std::time::Duration::from_secs(20), online).await.expect("plain client online");
+    tokio::spawn(async move {
+        while let Some(ev) = c.next().await {
+            let tokio_xmpp::Event::Stanza(s) = ev else { continue };
+            let e = minidom::Element::from(s);
+            if e.name() != "iq" || e.attr("type") != Some("get") {
+                continue;
+            }
+            let reply = format!(
+                "<iq xmlns='jabber:client' type='result' id='{}' to='{}'><query xmlns='http://jabber.org/protocol/disco#info'><feature var='http://jabber.org/protocol/disco#info'/></query></iq>",
+                e.attr("id").unwrap_or_default(),
+                e.attr("from").unwrap_or_default()
+            );
+            let el: minidom::Element = reply.parse().unwrap();
+            let _ = c.send_stanza(Stanza::try_from(el).unwrap()).await;
+        }
+    });
+    full
 }
