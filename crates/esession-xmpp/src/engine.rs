@@ -373,8 +373,9 @@ impl Engine {
             let i = match pending {
                 Some(i) => i,
                 None => {
-                    // A new request: a new responder.
-                    let thread = thread.unwrap_or_default();
+                    // A new request: a new responder. A request without a <thread/> is not a
+                    // session request (XEP-0155 §4.1): ignored.
+                    let Some(thread) = thread else { return step };
                     let b = Responder::new(self.cfg.clone(), &from, &thread);
                     self.pending.retain(|p| bare(&p.peer) != bare(&from));
                     self.pending.push(Pending {
