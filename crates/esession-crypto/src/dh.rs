@@ -114,7 +114,14 @@ impl DhKeyPair {
             return Err(Error::Crypto);
         }
         let secret = DhSecret { group, x, bits };
-        let public = pow_to_mpi(params.generator(), &secret);
+        // g^x: the precomputed comb when the exponent's (public) precision fits its table.
+        let comb = params.comb();
+        let gx = if bits <= comb.max_bits() {
+            comb.pow(params, &secret.x)
+        } else {
+            params.generator().pow_bounded_exp(&secret.x, secret.bits)
+        };
+        let public = to_mpi(gx);
         Ok(Self { secret, public })
     }
 
@@ -162,7 +169,13 @@ impl DhKeyPair {
 }
 
 fn pow_to_mpi(base: &BoxedMontyForm, secret: &DhSecret) -> Vec<u8> {
-    let mut r = base.pow_bounded_exp(&secret.x, secret.bits).retrieve();
+    to_mpi(base.pow_bounded_exp(&secret.x, secret.bits))
+}
+
+/// Leaves Montgomery form and returns §6.1 minimal octets, zeroizing the intermediates.
+fn to_mpi(mut m: BoxedMontyForm) -> Vec<u8> {
+    let mut r = m.retrieve();
+    m.zeroize();
     let mut bytes = r.to_be_bytes();
     r.zeroize();
     let out = crate::mpi::trim(&bytes).to_vec();

@@ -55,6 +55,7 @@
 //! `twofish` and `dsa` are slow (see `docs/performance.md`).
 
 pub mod cipher;
+mod comb;
 pub mod dh;
 pub mod error;
 pub mod hash;

@@ -1,5 +1,6 @@
 //! MODP Diffie-Hellman groups (`modp` wire names, XEP-0116 §4.3).
 
+use crate::comb::Comb;
 use crate::error::{Error, Result};
 use crate::modp_primes::*;
 use core::fmt;
@@ -195,6 +196,7 @@ pub struct GroupParams {
     p_minus_1: BoxedUint,
     monty: BoxedMontyParams,
     generator: BoxedMontyForm,
+    comb: OnceLock<Comb>,
 }
 
 impl fmt::Debug for GroupParams {
@@ -213,7 +215,7 @@ impl GroupParams {
         let monty = BoxedMontyParams::new_vartime(odd);
         let generator = BoxedMontyForm::new(BoxedUint::from_be_slice(&[2], bits).ok()?, &monty);
         let p_minus_1 = p.wrapping_sub(BoxedUint::one_with_precision(bits));
-        Some(Self { group, p, p_minus_1, monty, generator })
+        Some(Self { group, p, p_minus_1, monty, generator, comb: OnceLock::new() })
     }
 
     /// Which group this is.
@@ -256,6 +258,11 @@ impl GroupParams {
 
     pub(crate) fn generator(&self) -> &BoxedMontyForm {
         &self.generator
+    }
+
+    /// The fixed-base table for g^x, built on first use for the group's exponent length.
+    pub(crate) fn comb(&self) -> &Comb {
+        self.comb.get_or_init(|| Comb::build(self, self.group.exponent_bits().unwrap_or(256)))
     }
 
     /// Decodes a peer's public value (minimal big-endian octets) and checks 1 < y < p - 1
