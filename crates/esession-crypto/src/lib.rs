@@ -5,6 +5,7 @@
 //!
 //! * [`modp`]: the MODP groups 1, 2, 5, 14-18 ([`ModpGroup`]); 3 and 4 are known but never used;
 //! * [`dh`]: constant-time Diffie-Hellman with range checks on every peer value ([`DhKeyPair`]);
+//! * [`pool`]: pre-generated key pairs, refilled off the critical path ([`DhPool`]);
 //! * [`mpi`]: the §6.1 integer encoding and strict Base64;
 //! * [`hash`]: `sha256`, `whirlpool` and HMAC ([`HashAlg`]);
 //! * [`kdf`]: the six session keys, the retained-secret formulas and the re-key keys;
@@ -63,6 +64,7 @@ pub mod kdf;
 pub mod modp;
 mod modp_primes;
 pub mod mpi;
+pub mod pool;
 pub mod provider;
 pub mod sas;
 pub mod seal;
@@ -77,6 +79,7 @@ pub use error::{Error, Result};
 pub use hash::HashAlg;
 pub use kdf::Role;
 pub use modp::ModpGroup;
+pub use pool::DhPool;
 pub use provider::CryptoProvider;
 pub use sas::{Sas, SasAlg};
 pub use seal::SealingKey;

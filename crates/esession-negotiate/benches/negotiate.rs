@@ -146,5 +146,40 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Time to Alice's first message when offering all eight groups: with fresh key pairs (eight
+/// g^x on the critical path) and with pairs taken from a [`esession_crypto::DhPool`] filled
+/// beforehand (the refill is setup, outside the measurement).
+fn first_message(c: &mut Criterion) {
+    let mut g = c.benchmark_group("start");
+    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    let cfg = Arc::new(Config::default());
+    assert_eq!(cfg.provider.modp.len(), 8);
+    let mut r = TestRng::new(11);
+    g.bench_function(BenchmarkId::new("all-groups", "fresh"), |bn| {
+        bn.iter(|| {
+            let mut alice = Initiator::new(cfg.clone(), "bob@example.com/laptop", "t");
+            alice.start(Mode::Four, &mut RngEntropy(&mut r)).unwrap();
+            black_box(alice.poll_output())
+        })
+    });
+    let mut pool = esession_crypto::DhPool::new(&cfg.provider.modp, 1).unwrap();
+    g.bench_function(BenchmarkId::new("all-groups", "pooled"), |bn| {
+        bn.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                pool.refill(&mut r).unwrap();
+                let mut alice = Initiator::new(cfg.clone(), "bob@example.com/laptop", "t");
+                let t = std::time::Instant::now();
+                alice.start(Mode::Four, &mut PooledEntropy { rng: &mut r, pool: &mut pool }).unwrap();
+                black_box(alice.poll_output());
+                spent += t.elapsed();
+                assert_eq!(pool.wanted(), Some(ModpGroup::G1), "all eight pooled pairs were used");
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, first_message);
 criterion_main!(benches);

@@ -1,7 +1,7 @@
 //! Randomness as a parameter: every random value a negotiation consumes comes through
 //! [`Entropy`], so tests and vector replays can fix them.
 
-use esession_crypto::{DhKeyPair, ModpGroup, Profile, Result};
+use esession_crypto::{DhKeyPair, DhPool, ModpGroup, Profile, Result};
 use rand_core::CryptoRng;
 
 /// The random values of a negotiation.
@@ -56,5 +56,58 @@ impl<R: CryptoRng> Entropy for RngEntropy<'_, R> {
 
     fn rng(&mut self) -> &mut dyn CryptoRng {
         self.0
+    }
+}
+
+/// [`Entropy`] that takes Diffie-Hellman key pairs from a [`DhPool`] filled in advance, and
+/// generates one on the spot only when the pool has none for the group. Everything else comes
+/// from the generator. Refill the pool between negotiations with [`DhPool::refill`] (or from a
+/// background thread, as esession-xmpp does); each pooled pair is used once.
+///
+/// ```
+/// use esession_crypto::{DhPool, ModpGroup};
+/// use esession_negotiate::{Config, Initiator, Mode, PooledEntropy};
+/// use std::sync::Arc;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+/// let cfg = Arc::new(Config::default());
+/// let mut pool = DhPool::new(&cfg.provider.modp, 1)?;
+/// pool.refill(&mut rng)?; // off the critical path
+/// let mut alice = Initiator::new(cfg.clone(), "bob@example.org/laptop", "thread-1");
+/// alice.start(Mode::Four, &mut PooledEntropy { rng: &mut rng, pool: &mut pool })?;
+/// // One pair of every offered group went into the request; none is left for the next one.
+/// assert!(cfg.provider.modp.iter().all(|g| pool.available(*g) == 0));
+/// # Ok(()) }
+/// ```
+pub struct PooledEntropy<'a, R: CryptoRng> {
+    /// The generator for nonces, counters, decoys and pairs the pool lacks.
+    pub rng: &'a mut R,
+    /// The key pairs prepared in advance.
+    pub pool: &'a mut DhPool,
+}
+
+impl<R: CryptoRng> Entropy for PooledEntropy<'_, R> {
+    fn nonce(&mut self) -> Vec<u8> {
+        RngEntropy(&mut *self.rng).nonce()
+    }
+
+    fn dh(&mut self, group: ModpGroup) -> Result<DhKeyPair> {
+        match self.pool.take(group) {
+            Some(pair) => Ok(pair),
+            None => DhKeyPair::generate(group, self.rng),
+        }
+    }
+
+    fn counter(&mut self, profile: Profile) -> u128 {
+        RngEntropy(&mut *self.rng).counter(profile)
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        RngEntropy(&mut *self.rng).bytes(len)
+    }
+
+    fn rng(&mut self) -> &mut dyn CryptoRng {
+        self.rng
     }
 }

@@ -46,6 +46,9 @@ pub struct Options {
     pub timeout: Duration,
     /// How long offline options stay valid.
     pub offline_lifetime: chrono::Duration,
+    /// Diffie-Hellman key pairs kept ready per offered group by a background thread
+    /// ([`crate::KeyPool`]); 0 generates them when a negotiation starts.
+    pub key_pool_depth: usize,
 }
 
 impl core::fmt::Debug for Options {
@@ -61,7 +64,7 @@ impl core::fmt::Debug for Options {
 
 impl Options {
     /// Options for `jid` on `server` (`host:port`), plain TCP on loopback, profile `Xep`, a
-    /// 20-second timeout, offline options valid for a week.
+    /// 20-second timeout, offline options valid for a week, one pooled key pair per group.
     #[must_use]
     pub fn new(jid: &str, password: &str, server: &str) -> Self {
         Self {
@@ -72,6 +75,7 @@ impl Options {
             profile: Profile::Xep,
             timeout: Duration::from_secs(20),
             offline_lifetime: chrono::Duration::days(7),
+            key_pool_depth: 1,
         }
     }
 }
@@ -209,9 +213,14 @@ impl Client {
                 return Err(Error::Config("built without the `starttls` feature".into()));
             }
         };
+        let groups = cfg.provider.modp.clone();
+        let mut engine = Engine::new(cfg, stores);
+        if opts.key_pool_depth > 0 {
+            engine.set_key_pool(crate::KeyPool::spawn(&groups, opts.key_pool_depth)?);
+        }
         let mut c = Self {
             xmpp,
-            engine: Engine::new(cfg, stores),
+            engine,
             account,
             me: String::new(),
             timeout: opts.timeout,

@@ -3,12 +3,13 @@
 //! stanzas a real connection delivers and sends what it returns; tests can drive it directly.
 
 use crate::Error;
-use esession_crypto::PrivateKey;
+use crate::KeyPool;
+use esession_crypto::{DhKeyPair, ModpGroup, PrivateKey, Profile};
 use esession_forms::esession::Wrapper;
 use esession_forms::names::{Compress, StanzaType};
 use esession_negotiate::{
-    Config, Established, Initiator, Mode, Output, Received, Responder, RetainedStore, RngEntropy, Stores,
-    TrustStore, bare,
+    Config, Entropy, Established, Initiator, Mode, Output, Received, Responder, RetainedStore, RngEntropy,
+    Stores, TrustStore, bare,
 };
 use esession_offline::away::{Outbox, Returned, come_back};
 use esession_offline::publish::{Plan, Secrets};
@@ -187,6 +188,38 @@ pub struct Engine {
     open: Vec<Open>,
     outbox: Outbox,
     rng: Rng,
+    pool: Option<KeyPool>,
+}
+
+/// The engine's randomness: DH key pairs from the [`KeyPool`] when one is attached and has one.
+struct EngineEntropy<'a> {
+    rng: &'a mut Rng,
+    pool: Option<&'a KeyPool>,
+}
+
+impl Entropy for EngineEntropy<'_> {
+    fn nonce(&mut self) -> Vec<u8> {
+        RngEntropy(&mut *self.rng).nonce()
+    }
+
+    fn dh(&mut self, group: ModpGroup) -> esession_crypto::Result<DhKeyPair> {
+        match self.pool.and_then(|p| p.take(group)) {
+            Some(pair) => Ok(pair),
+            None => DhKeyPair::generate(group, self.rng),
+        }
+    }
+
+    fn counter(&mut self, profile: Profile) -> u128 {
+        RngEntropy(&mut *self.rng).counter(profile)
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        RngEntropy(&mut *self.rng).bytes(len)
+    }
+
+    fn rng(&mut self) -> &mut dyn rand_core::CryptoRng {
+        self.rng
+    }
 }
 
 impl fmt::Debug for Engine {
@@ -236,7 +269,24 @@ impl Engine {
             open: Vec::new(),
             outbox: Outbox::new(),
             rng: os_rng(),
+            pool: None,
         }
+    }
+
+    /// Takes Diffie-Hellman key pairs for new negotiations (as Alice, as Bob, and offline
+    /// starts) from `pool` rather than generating them on the critical path.
+    pub fn set_key_pool(&mut self, pool: KeyPool) {
+        self.pool = Some(pool);
+    }
+
+    /// The attached key pool.
+    #[must_use]
+    pub fn key_pool(&self) -> Option<&KeyPool> {
+        self.pool.as_ref()
+    }
+
+    fn entropy(&mut self) -> EngineEntropy<'_> {
+        EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() }
     }
 
     /// The configuration.
@@ -300,7 +350,7 @@ impl Engine {
     pub fn start(&mut self, peer: &str, mode: Mode) -> Result<Step, Error> {
         let thread = new_thread(&mut self.rng);
         let mut a = Initiator::new(self.cfg.clone(), peer, &thread);
-        a.start(mode, &mut RngEntropy(&mut self.rng)).map_err(|e| Error::Protocol(e.to_string()))?;
+        a.start(mode, &mut self.entropy()).map_err(|e| Error::Protocol(e.to_string()))?;
         self.pending.retain(|p| bare(&p.peer) != bare(peer));
         self.pending.push(Pending { peer: peer.to_owned(), thread, machine: Machine::Alice(a), sas: None });
         let mut step = Step::default();
@@ -391,7 +441,7 @@ impl Engine {
             p.peer.clone_from(&from);
             let mut stores =
                 Stores { trust: self.stores.trust.as_mut(), retained: self.stores.retained.as_mut() };
-            let mut entropy = RngEntropy(&mut self.rng);
+            let mut entropy = EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() };
             let ts = now_secs(now);
             let _ = match &mut p.machine {
                 Machine::Alice(a) => a.handle(ts, s, &mut entropy, &mut stores),
@@ -517,7 +567,15 @@ impl Engine {
         let thread = new_thread(&mut self.rng);
         let content = body_message(text);
         self.outbox
-            .start(v, &self.cfg, &thread, Some(content), false, now, &mut RngEntropy(&mut self.rng))
+            .start(
+                v,
+                &self.cfg,
+                &thread,
+                Some(content),
+                false,
+                now,
+                &mut EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() },
+            )
             .map_err(|e| Error::Offline(e.to_string()))
     }
 

@@ -70,10 +70,12 @@
 pub mod account;
 pub mod client;
 pub mod engine;
+pub mod pool;
 
 pub use account::{Account, Sealing, fingerprint};
 pub use client::{Client, Delivery, Options, Tls};
 pub use engine::{Engine, EngineStores, Event, Step};
+pub use pool::{KeyPool, PoolStats};
 
 use std::fmt;
 

@@ -208,3 +208,46 @@ fn terminate_all_before_going_offline() {
     assert!(step.events.iter().any(|e| matches!(e, Event::Terminated { .. })), "{step:?}");
     assert!(!b.has_session(ALICE));
 }
+
+#[test]
+fn negotiations_take_their_key_pairs_from_the_pool() {
+    // Issue 9: with a KeyPool attached, starting a negotiation offering several groups and
+    // answering one take the pairs generated in the background; both sides still agree.
+    use esession_crypto::{CryptoProvider, ModpGroup};
+    use esession_xmpp::KeyPool;
+    let groups = [ModpGroup::G5, ModpGroup::G2, ModpGroup::G1];
+    let small = |k: PrivateKey, peer: &str, pk: PublicKey| {
+        let mut cfg = Config::with_identity(k);
+        cfg.provider = CryptoProvider { modp: groups.to_vec(), ..CryptoProvider::default() };
+        let mut trust = MemoryTrust::default();
+        trust.trust(peer, pk);
+        let stores = EngineStores {
+            trust: Box::new(trust),
+            retained: Box::new(MemoryRetained::default()),
+            replay: Box::new(MemoryReplay::default()),
+        };
+        Engine::new(cfg, stores)
+    };
+    let (ak, bk) = (rsa("rsa.pem"), bob_key());
+    let (ap, bp) = (ak.public_key(), bk.public_key());
+    let (mut a, mut b) = (small(ak, "bob@example.com", bp), small(bk, "alice@example.org", ap));
+    a.set_key_pool(KeyPool::spawn(&groups, 2).unwrap());
+    b.set_key_pool(KeyPool::spawn(&groups, 2).unwrap());
+    for e in [&a, &b] {
+        assert!(e.key_pool().unwrap().wait_full(std::time::Duration::from_secs(60)));
+    }
+    let step = a.start(BOB, Mode::Four).unwrap();
+    for g in groups {
+        let s = a.key_pool().unwrap().stats(g);
+        assert_eq!((s.served, s.missed), (1, 0), "one pooled pair of modp {g} went into the request");
+    }
+    let (ea, eb) = relay(&mut a, &mut b, step.send);
+    assert_eq!(sas_of(&ea).unwrap(), sas_of(&eb).unwrap());
+    assert!(sas_of(&ea).unwrap().is_some());
+    // Bob chose the strongest group and took one pooled pair of it, none of the others.
+    let served: Vec<u64> = groups.iter().map(|g| b.key_pool().unwrap().stats(*g).served).collect();
+    assert_eq!(served, [1, 0, 0]);
+    let w = a.chat(BOB, "pooled", EncryptOptions::default()).unwrap();
+    let (_, eb) = relay(&mut a, &mut b, vec![w]);
+    assert_eq!(bodies(&eb), ["pooled"]);
+}

@@ -230,3 +230,52 @@ fn offer_enabled(e: &mut Element) -> bool {
     }
     e.children_mut().any(offer_enabled)
 }
+
+#[test]
+fn pooled_key_pairs_are_the_ones_sent_and_used_once() {
+    // Issue 9: a negotiation started from a DhPool uses the pooled pair (its hash is Alice's He,
+    // Bob's pooled d is his dhkeys) and leaves the pool without it.
+    use esession_crypto::{DhKeyPair, DhPool, hash::sha256, mpi::b64_encode};
+    let cfg = Arc::new(small(Config::default()));
+    let mut rng = TestRng::new(40);
+    let (mut pa, mut pb) =
+        (DhPool::new(&[ModpGroup::G1], 1).unwrap(), DhPool::new(&[ModpGroup::G1], 1).unwrap());
+    let ea = DhKeyPair::generate(ModpGroup::G1, &mut rng).unwrap();
+    let db = DhKeyPair::generate(ModpGroup::G1, &mut rng).unwrap();
+    let (he, d) = (b64_encode(&sha256(ea.public())), b64_encode(db.public()));
+    assert!(pa.put(ea).is_ok() && pb.put(db).is_ok());
+    let mut alice = Initiator::new(cfg.clone(), BOB, "thread-p");
+    let mut bob = Responder::new(cfg, ALICE, "thread-p");
+    let (mut a, mut b) = (Side::new(41), Side::new(42));
+    alice.start(Mode::Four, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }).unwrap();
+    assert_eq!(pa.available(ModpGroup::G1), 0, "Alice's pair left the pool");
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        while let Some(o) = alice.poll_output() {
+            if let Output::Send(s) = o {
+                sent.push(String::from(&s));
+                let mut st = Stores { trust: &mut b.trust, retained: &mut b.retained };
+                bob.handle(0, &s, &mut PooledEntropy { rng: &mut b.rng, pool: &mut pb }, &mut st).unwrap();
+            } else if let Output::Established(e) = o {
+                a.established = Some(e);
+            }
+        }
+        while let Some(o) = bob.poll_output() {
+            if let Output::Send(s) = o {
+                sent.push(String::from(&s));
+                let mut st = Stores { trust: &mut a.trust, retained: &mut a.retained };
+                alice.handle(0, &s, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }, &mut st).unwrap();
+            } else if let Output::Established(e) = o {
+                b.established = Some(e);
+            }
+        }
+    }
+    assert!(a.established.is_some() && b.established.is_some());
+    assert!(sent[0].contains(&he), "the request commits to the pooled e");
+    assert!(sent[1].contains(&d), "the response carries the pooled d");
+    assert_eq!(pb.available(ModpGroup::G1), 0, "Bob's pair left the pool");
+    // Empty pools fall back to fresh pairs: a second negotiation still works.
+    let mut alice2 = Initiator::new(Arc::new(small(Config::default())), BOB, "thread-q");
+    alice2.start(Mode::Four, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }).unwrap();
+    assert!(matches!(alice2.poll_output(), Some(Output::Send(_))));
+}
