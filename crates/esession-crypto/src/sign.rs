@@ -513,7 +513,7 @@ mod tests {
             }
             let zero = BoxedUint::zero();
             let one = BoxedUint::one();
-            let qm1 = q.wrapping_sub(&BoxedUint::one_with_precision(q.bits_precision()));
+            let qm1 = q.wrapping_sub(BoxedUint::one_with_precision(q.bits_precision()));
             for (rr, ss) in [(&zero, &s), (&r, &zero), (&q, &s), (&r, &q), (&one, &s), (&qm1, &s), (&r, &qm1)]
             {
                 assert_eq!(dsa_verify(&vk, &digest, rr, ss), crate_says(&digest, rr, ss));
