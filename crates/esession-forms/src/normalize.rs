@@ -118,29 +118,23 @@ fn write(profile: Profile, e: &Element, root_ns: Option<&str>, depth: usize, out
 }
 
 fn escape_text(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
+    crate::xml::escape_into(s, out, *b"&<>\r", |b| match b {
+        b'&' => "&amp;",
+        b'<' => "&lt;",
+        b'>' => "&gt;",
+        _ => "&#xD;",
+    });
 }
 
 fn escape_attr(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#x9;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
+    crate::xml::escape_into(s, out, *b"&<\"\t\n\r", |b| match b {
+        b'&' => "&amp;",
+        b'<' => "&lt;",
+        b'"' => "&quot;",
+        b'\t' => "&#x9;",
+        b'\n' => "&#xA;",
+        _ => "&#xD;",
+    });
 }
 
 #[cfg(test)]

@@ -67,3 +67,65 @@ pub fn attr_name(s: &str) -> Result<rxml::NcName> {
 pub fn parse(text: &str) -> Result<Element> {
     text.parse::<Element>().map_err(|e| Error::Xml(e.to_string()))
 }
+
+/// Appends `s` to `out`, replacing each octet of `special` (ASCII only) by `replace(octet)`.
+/// Blocks of 32 octets containing none of them are tested with one branch-free pass the
+/// compiler vectorizes and copied as part of a run, so the long text of a chat body or a Base64
+/// value costs little more than a `memcpy`.
+pub fn escape_into<const N: usize>(
+    s: &str,
+    out: &mut String,
+    special: [u8; N],
+    replace: impl Fn(u8) -> &'static str,
+) {
+    const BLOCK: usize = 32;
+    let is_special = |b: u8| special.iter().fold(false, |acc, &x| acc | (x == b));
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(block) = bytes.get(i..i + BLOCK)
+            && !block.iter().fold(false, |acc, &b| acc | is_special(b))
+        {
+            i += BLOCK;
+            continue;
+        }
+        if is_special(bytes[i]) {
+            // Special octets are ASCII, so i and i + 1 are character boundaries.
+            out.push_str(&s[run..i]);
+            out.push_str(replace(bytes[i]));
+            run = i + 1;
+        }
+        i += 1;
+    }
+    out.push_str(&s[run..]);
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape_into;
+
+    fn amp(b: u8) -> &'static str {
+        if b == b'&' { "&amp;" } else { "&lt;" }
+    }
+
+    #[test]
+    fn escapes_at_every_position_across_blocks() {
+        for len in [0usize, 1, 31, 32, 33, 64, 100] {
+            for pos in 0..len {
+                let mut s: String = "é".repeat(len / 2) + &"a".repeat(len - len / 2);
+                let at = s.char_indices().nth(pos.min(s.chars().count() - 1)).unwrap().0;
+                s.insert(at, '&');
+                s.push('<');
+                let want = s.replace('&', "&amp;").replace('<', "&lt;");
+                let mut out = String::from("pre");
+                escape_into(&s, &mut out, *b"&<", amp);
+                assert_eq!(out, format!("pre{want}"), "len {len} pos {pos}");
+            }
+        }
+        let mut out = String::new();
+        escape_into("", &mut out, *b"&<", amp);
+        assert!(out.is_empty());
+    }
+}

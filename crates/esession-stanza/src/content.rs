@@ -40,6 +40,19 @@ pub fn split(stanza: &Element) -> (Vec<Element>, Vec<Element>) {
 /// Serializes elements into m (I16).
 #[must_use]
 pub fn serialize(parent_ns: &str, children: &[Element]) -> Vec<u8> {
+    serialize_iter(parent_ns, children.iter())
+}
+
+/// Serializes the encryptable children of `stanza` into m without copying them first, or
+/// `None` when it has none.
+#[must_use]
+pub fn serialize_secret(stanza: &Element) -> Option<Vec<u8>> {
+    let mut secret = stanza.children().filter(|c| !stays_clear(c)).peekable();
+    secret.peek()?;
+    Some(serialize_iter(&stanza.ns(), secret))
+}
+
+fn serialize_iter<'a>(parent_ns: &str, children: impl Iterator<Item = &'a Element>) -> Vec<u8> {
     let mut out = String::new();
     for c in children {
         write(c, parent_ns, &mut out);
@@ -80,14 +93,16 @@ fn write(e: &Element, parent_ns: &str, out: &mut String) {
 }
 
 fn escape(s: &str, attr: bool, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' if attr => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    let rep = |b| match b {
+        b'&' => "&amp;",
+        b'<' => "&lt;",
+        b'>' => "&gt;",
+        _ => "&quot;",
+    };
+    if attr {
+        esession_forms::xml::escape_into(s, out, *b"&<>\"", rep);
+    } else {
+        esession_forms::xml::escape_into(s, out, *b"&<>", rep);
     }
 }
 
@@ -210,6 +225,25 @@ mod tests {
             ["thread", "body", "active", "amp"]
         );
         assert_eq!(rebuilt.attr("type"), Some("chat"));
+    }
+
+    #[test]
+    fn serialization_escapes_and_round_trips() {
+        let s = xml("<message xmlns='jabber:client'><body a='x&quot;&lt;y&apos;'>&lt;b&gt; &amp; \"é€😀\" &amp;amp;</body><x xmlns='urn:x'/></message>").unwrap();
+        let (_, secret) = split(&s);
+        let m = serialize(CLIENT_NS, &secret);
+        assert_eq!(
+            String::from_utf8(m.clone()).unwrap(),
+            "<body a=\"x&quot;&lt;y'\">&lt;b&gt; &amp; \"é€😀\" &amp;amp;</body><x xmlns=\"urn:x\"/>"
+        );
+        assert_eq!(parse(CLIENT_NS, &m).unwrap(), secret);
+        let mut out = String::new();
+        escape("", false, &mut out);
+        escape("&", false, &mut out);
+        escape("plain", true, &mut out);
+        escape("\"", true, &mut out);
+        escape("\"", false, &mut out);
+        assert_eq!(out, "&amp;plain&quot;\"");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use minidom::Element;
 pub const NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
 
 /// A parsed `<c/>`: Base64-decoded values, plus the normalized content its MAC covers.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Encrypted {
     /// `<data/>`: m_final (absent for an empty re-key stanza).
     pub data: Option<Vec<u8>>,
@@ -22,7 +22,19 @@ pub struct Encrypted {
     pub mac: Vec<u8>,
     /// m_content as received: the normalized children except `<mac/>`, in received order.
     m_content: Vec<u8>,
+    /// The Base64 text of `data`, kept from building m_content so that sending encodes it once.
+    data_b64: Option<String>,
 }
+
+impl PartialEq for Encrypted {
+    fn eq(&self, o: &Self) -> bool {
+        // `data_b64` is a cache of `data`.
+        (&self.data, &self.key, self.new, &self.old, &self.mac, &self.m_content)
+            == (&o.data, &o.key, o.new, &o.old, &o.mac, &o.m_content)
+    }
+}
+
+impl Eq for Encrypted {}
 
 impl core::fmt::Debug for Encrypted {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -44,9 +56,12 @@ impl Encrypted {
     /// and m_content computed from them (A17). The MAC is filled in by [`Encrypted::set_mac`].
     #[must_use]
     pub fn new(data: Option<Vec<u8>>, key: Option<Vec<u8>>, new: Option<u32>, old: Vec<Vec<u8>>) -> Self {
-        let mut m_content = String::new();
-        if let Some(d) = &data {
-            m_content.push_str(&format!("<data>{}</data>", mpi::b64_encode(d)));
+        let data_b64 = data.as_deref().map(mpi::b64_encode);
+        let mut m_content = String::with_capacity(data_b64.as_ref().map_or(0, String::len) + 64);
+        if let Some(d) = &data_b64 {
+            m_content.push_str("<data>");
+            m_content.push_str(d);
+            m_content.push_str("</data>");
         }
         if let Some(k) = &key {
             m_content.push_str(&format!("<key>{}</key>", mpi::b64_encode(k)));
@@ -57,7 +72,7 @@ impl Encrypted {
         for o in &old {
             m_content.push_str(&format!("<old>{}</old>", mpi::b64_encode(o)));
         }
-        Self { data, key, new, old, mac: Vec::new(), m_content: m_content.into_bytes() }
+        Self { data, key, new, old, mac: Vec::new(), m_content: m_content.into_bytes(), data_b64 }
     }
 
     /// Sets a_mac.
@@ -94,6 +109,7 @@ impl Encrypted {
             old: Vec::new(),
             mac: Vec::new(),
             m_content: Vec::new(),
+            data_b64: None,
         };
         let mut mac = None;
         let mut m_content = String::new();
@@ -142,12 +158,24 @@ impl Encrypted {
         Ok(out)
     }
 
+    /// [`Encrypted::to_element`], moving the Base64 text of `<data/>` instead of copying it.
+    #[must_use]
+    pub fn into_element(mut self) -> Element {
+        let text = self.data_b64.take().or_else(|| self.data.as_deref().map(mpi::b64_encode));
+        self.build(text)
+    }
+
     /// The element to send, in the canonical order with `<mac/>` last.
     #[must_use]
     pub fn to_element(&self) -> Element {
+        let text = self.data.as_deref().map(|d| self.data_b64.clone().unwrap_or_else(|| mpi::b64_encode(d)));
+        self.build(text)
+    }
+
+    fn build(&self, data_text: Option<String>) -> Element {
         let mut c = Element::builder("c", NS).build();
-        if let Some(d) = &self.data {
-            c.append_child(text_el("data", mpi::b64_encode(d)));
+        if let Some(text) = data_text {
+            c.append_child(text_el("data", text));
         }
         if let Some(k) = &self.key {
             c.append_child(text_el("key", mpi::b64_encode(k)));
@@ -186,6 +214,7 @@ mod tests {
         assert_eq!(sent.m_content(), b"<data>AAEC</data><new>2</new><old>BQ==</old>");
         let back = Encrypted::parse(Profile::Xep, &sent.to_element()).unwrap();
         assert_eq!(back, sent);
+        assert_eq!(sent.to_element(), sent.clone().into_element(), "the same element either way");
     }
 
     #[test]

@@ -496,13 +496,13 @@ impl Session {
         if content::find_c(stanza)?.0.is_some() {
             return Err(Error::Malformed("the stanza already has a <c/>"));
         }
-        let (clear, secret) = content::split(stanza);
-        let m = (!secret.is_empty()).then(|| content::serialize(&stanza.ns(), &secret));
+        let clear: Vec<Element> = stanza.children().filter(|c| content::stays_clear(c)).cloned().collect();
+        let m = content::serialize_secret(stanza);
         let forced = self.needs_rekey(m.as_ref().map_or(0, Vec::len)) && self.rekey_wait() == 0;
         let rekey =
             if opts.rekey || forced { Some(DhKeyPair::generate(self.params.group, rng)?) } else { None };
         let sealed = self.seal(m.as_deref(), SealOptions { rekey, publish_old: opts.publish_old })?;
-        Ok(content::assemble(stanza, clear, vec![sealed.to_element()]))
+        Ok(content::assemble(stanza, clear, vec![sealed.into_element()]))
     }
 
     /// Decrypts a stanza: verifies and decrypts its `<c/>` (and, in an error stanza, the one in
