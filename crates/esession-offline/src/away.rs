@@ -125,6 +125,10 @@ pub fn come_back<R: CryptoRng + ?Sized>(
     // Entries of expired options can never match again: forget them (bounded growth).
     // X187-6.1-03: entries live until their options expire.
     replay.purge(u64::try_from(now.timestamp()).unwrap_or(0))?;
+    // Every start is checked against the staged entries too, and all of them are committed in
+    // one unit before anything is returned (the crash guarantee, one fsync per return).
+    let mut staged = crate::replay::Staged::new(replay);
+    let replay: &mut dyn ReplayStore = &mut staged;
     let withdraw = pep::withdraw(Audience::Subscribers, "esession-withdraw");
     let mut sessions: Vec<Accepted> = Vec::new();
     let mut dropped = Vec::new();
@@ -185,6 +189,8 @@ pub fn come_back<R: CryptoRng + ?Sized>(
     }
     drop(sets);
     drop(subscribers);
+    // Nothing accepted is handed out unless its replay entries are durable.
+    staged.commit()?;
     Ok(Returned { withdraw, sessions, dropped, other })
 }
 

@@ -13,6 +13,23 @@ pub trait ReplayStore {
     /// # Errors
     /// The store could not record them: the caller must refuse the session.
     fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError>;
+    /// Records entries with their own expiry times as one unit: all of them are durable when it
+    /// returns `Ok`. A durable store should override it with one transaction; the default makes
+    /// one [`ReplayStore::record`] call per distinct expiry time.
+    ///
+    /// # Errors
+    /// As [`ReplayStore::record`]; some entries may then be recorded, never reported as such.
+    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
+        let mut times: Vec<u64> = entries.iter().map(|(_, e)| *e).collect();
+        times.sort_unstable();
+        times.dedup();
+        for t in times {
+            let keys: Vec<Vec<u8>> =
+                entries.iter().filter(|(_, e)| *e == t).map(|(k, _)| k.clone()).collect();
+            self.record(&keys, t)?;
+        }
+        Ok(())
+    }
     /// Forgets expired entries (bounded growth).
     ///
     /// # Errors
@@ -144,6 +161,23 @@ pub mod durable {
             self.cache.record(keys, expires)
         }
 
+        /// One committed transaction (one `fsync`) for all of them.
+        fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
+            let mut w = self.db.begin_write().map_err(err)?;
+            w.set_durability(Durability::Immediate).map_err(err)?;
+            {
+                let mut t = w.open_table(REPLAY).map_err(err)?;
+                for (k, e) in entries {
+                    t.insert(k.as_slice(), *e).map_err(err)?;
+                }
+            }
+            w.commit().map_err(err)?;
+            for (k, e) in entries {
+                self.cache.record(std::slice::from_ref(k), *e)?;
+            }
+            Ok(())
+        }
+
         fn purge(&mut self, now: u64) -> Result<(), StoreError> {
             let w = self.db.begin_write().map_err(err)?;
             {
@@ -153,5 +187,60 @@ pub mod durable {
             w.commit().map_err(err)?;
             self.cache.purge(now)
         }
+    }
+}
+
+/// Entries recorded in memory and committed to the underlying store in one unit by
+/// [`Staged::commit`]. [`crate::away::come_back`] accepts every queued start against it and
+/// commits once before it returns anything: nothing of a batch is delivered before its entries
+/// are durable, so the crash guarantee of a per-session commit holds at the cost of one `fsync`
+/// per return instead of one per session. A duplicate within the batch is seen by `seen`.
+pub struct Staged<'a> {
+    inner: &'a mut dyn ReplayStore,
+    staged: Vec<(Vec<u8>, u64)>,
+    index: HashMap<Vec<u8>, u64>,
+}
+
+impl core::fmt::Debug for Staged<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Staged({} entries)", self.staged.len())
+    }
+}
+
+impl<'a> Staged<'a> {
+    /// Stages over `inner`.
+    pub fn new(inner: &'a mut dyn ReplayStore) -> Self {
+        Self { inner, staged: Vec::new(), index: HashMap::new() }
+    }
+
+    /// Makes every staged entry durable in the underlying store, in one unit.
+    ///
+    /// # Errors
+    /// The underlying store failed: the batch must not be used.
+    pub fn commit(self) -> Result<(), StoreError> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        self.inner.record_all(&self.staged)
+    }
+}
+
+impl ReplayStore for Staged<'_> {
+    fn seen(&self, key: &[u8], now: u64) -> bool {
+        self.index.get(key).is_some_and(|e| *e >= now) || self.inner.seen(key, now)
+    }
+
+    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+        for k in keys {
+            self.index.insert(k.clone(), expires);
+            self.staged.push((k.clone(), expires));
+        }
+        Ok(())
+    }
+
+    fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+        self.index.retain(|_, e| *e >= now);
+        self.staged.retain(|(_, e)| *e >= now);
+        self.inner.purge(now)
     }
 }

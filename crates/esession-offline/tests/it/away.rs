@@ -189,3 +189,111 @@ fn both_sets_an_outbox_and_a_return() {
     assert!(r.sessions.is_empty());
     assert_eq!(r.dropped, vec![Dropped { index: 0, check: Check::OptionsExpired }]);
 }
+
+/// A replay store that counts its calls and can be made to fail.
+#[derive(Default)]
+struct Counting {
+    inner: MemoryReplay,
+    records: usize,
+    batches: Vec<usize>,
+    fail: bool,
+}
+
+impl esession_offline::replay::ReplayStore for Counting {
+    fn seen(&self, key: &[u8], now: u64) -> bool {
+        self.inner.seen(key, now)
+    }
+    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), esession_negotiate::StoreError> {
+        self.records += 1;
+        self.inner.record(keys, expires)
+    }
+    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), esession_negotiate::StoreError> {
+        if self.fail {
+            return Err(esession_negotiate::StoreError("disk full".into()));
+        }
+        self.batches.push(entries.len());
+        for (k, e) in entries {
+            self.inner.record(std::slice::from_ref(k), *e)?;
+        }
+        Ok(())
+    }
+    fn purge(&mut self, now: u64) -> Result<(), esession_negotiate::StoreError> {
+        self.inner.purge(now)
+    }
+}
+
+#[test]
+fn a_return_commits_its_replay_entries_once_and_fails_closed() {
+    // Issue 9: the return records every accepted start in one durable unit, after all of them
+    // were checked and before any is handed out; a duplicate inside the batch is still a replay,
+    // and a store that cannot commit gives no session at all.
+    let (rsa, dsa) = keys();
+    let alice_pub = rsa.public_key();
+    let plan = Plan {
+        profile: Profile::Xep,
+        provider: CryptoProvider { modp: vec![ModpGroup::G1], ..CryptoProvider::default() },
+        logging: vec![Logging::May],
+        compress: vec![Compress::None],
+        stanzas: vec![StanzaType::Message],
+        rekey_freq: 1,
+        keys: vec![rsa, dsa],
+        lifetime: Duration::hours(24),
+        match_resource: None,
+    };
+    let set = go_offline(&plan, &[Audience::Everyone], t0(), &mut RngEntropy(&mut TestRng::new(20)))
+        .unwrap()
+        .pop()
+        .unwrap();
+    let options = pep::options_in(&set.iqs[1]).unwrap().clone();
+    let mut trust_alice = MemoryTrust::default();
+    trust_alice.trust("alice@example.org", alice_pub);
+    let now = t0() + Duration::hours(1);
+    let v = send::verify(&options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let bob_key = keys().1;
+    let mut trust_peers = MemoryTrust::default();
+    let mut queue = Vec::new();
+    for i in 0..3u64 {
+        let jid = format!("peer{i}@example.com");
+        trust_peers.trust(&jid, bob_key.public_key());
+        let mut out = Outbox::new();
+        let s = out
+            .start(
+                &v,
+                &Config::with_identity(keys().1),
+                &format!("t{i}"),
+                Some(chat(&format!("m{i}"))),
+                false,
+                now,
+                &mut RngEntropy(&mut TestRng::new(30 + i)),
+            )
+            .unwrap();
+        queue.push(stamped(s, &format!("{jid}/r")));
+    }
+    queue.push(queue[1].clone()); // a replay inside the same batch
+    let back = t0() + Duration::hours(2);
+    let run = |store: &mut Counting| {
+        come_back(
+            None,
+            Some(&set.secrets),
+            &queue,
+            back,
+            Profile::Xep,
+            &trust_peers,
+            store,
+            &mut TestRng::new(9),
+        )
+    };
+    let mut failing = Counting { fail: true, ..Counting::default() };
+    assert!(matches!(run(&mut failing), Err(Error::Store(_))), "no session without a durable record");
+    assert!(failing.inner.is_empty());
+    let mut store = Counting::default();
+    let r = run(&mut store).unwrap();
+    assert_eq!(r.sessions.len(), 3);
+    assert_eq!(r.dropped, vec![Dropped { index: 3, check: Check::Replay }]);
+    assert_eq!((store.records, store.batches.clone()), (0, vec![6]), "one unit: d and N_B of three starts");
+    // Later returns see them as replays.
+    let again = run(&mut store).unwrap();
+    assert!(again.sessions.is_empty());
+    assert_eq!(again.dropped.len(), 4);
+    assert!(again.dropped.iter().all(|d| d.check == Check::Replay));
+}

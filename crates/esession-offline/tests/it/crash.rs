@@ -62,3 +62,20 @@ fn entries_survive_kill_9_and_expire() {
     assert_eq!(s.len(), 1);
     assert!(s.seen(b"new", 500) && !s.seen(b"old", 0));
 }
+
+#[test]
+fn a_batch_is_durable_as_a_whole() {
+    // record_all: one transaction; after reopening, every entry is there with its own expiry.
+    let path = tmp("batch");
+    {
+        let mut s = DurableReplay::open(&path).unwrap();
+        s.record_all(&[(b"d:1".to_vec(), 100), (b"NB:1".to_vec(), 100), (b"d:2".to_vec(), 200)]).unwrap();
+        assert_eq!(s.len(), 3);
+    }
+    let s = DurableReplay::open(&path).unwrap();
+    assert_eq!(s.len(), 3);
+    assert!(s.seen(b"d:1", 100) && s.seen(b"NB:1", 50) && s.seen(b"d:2", 200));
+    assert!(!s.seen(b"d:1", 101), "its own expiry");
+    assert!(s.seen(b"d:2", 150));
+    assert!(!s.seen(b"d:3", 0));
+}
