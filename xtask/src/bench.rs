@@ -1,5 +1,7 @@
 //! `cargo xtask bench [--quick]`: the criterion benchmarks and, in the same run, the matching
-//! `openssl speed` figures; prints each ratio ours/OpenSSL and writes docs/performance.md.
+//! `openssl speed` figures and OpenSSL's constant-time modular exponentiation at our exponent
+//! lengths (xtask/ref/modexp.c, built with the system's C compiler against libcrypto); prints
+//! each ratio ours/OpenSSL and writes docs/performance.md.
 
 use crate::{cargo, root};
 use std::collections::BTreeMap;
@@ -134,7 +136,7 @@ fn criterion(package: &str, bench: &str, quick: bool) -> Result<BTreeMap<String,
 /// The stanza path beside the raw CTR + HMAC of the same octets, from the same run.
 fn stanza_table(s: &BTreeMap<String, f64>) -> String {
     let mut t = String::from(
-        "| cipher | body | encrypt (XML to `<c/>`) | encrypt + decrypt | raw CTR + HMAC | raw / encrypt | encrypts per second |\n|---|---|---|---|---|---|---|\n",
+        "| cipher | body | encrypt (XML to `<c/>`) | encrypt + decrypt | raw CTR + HMAC | raw / encrypt | encrypts per second | round trips per second |\n|---|---|---|---|---|---|---|---|\n",
     );
     for (name, enc) in s {
         let Some(rest) = name.strip_prefix("stanza/encrypt/") else { continue };
@@ -144,12 +146,13 @@ fn stanza_table(s: &BTreeMap<String, f64>) -> String {
         let (Some(rt), Some(raw)) = (rt, raw) else { continue };
         let _ = writeln!(
             t,
-            "| {alg} | {len} B | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} | {:.0} |",
+            "| {alg} | {len} B | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} | {:.0} | {:.0} |",
             enc / 1e3,
             rt / 1e3,
             raw / 1e3,
             raw / enc,
-            1e9 / enc
+            1e9 / enc,
+            1e9 / rt
         );
     }
     t
@@ -179,11 +182,131 @@ fn negotiate_table(s: &BTreeMap<String, f64>) -> String {
     t
 }
 
+/// Our DH exponent lengths (`ModpGroup::exponent_bits`), for the OpenSSL reference.
+const EXPONENTS: [(u32, u32); 8] =
+    [(1, 256), (2, 256), (5, 256), (14, 320), (15, 448), (16, 512), (17, 576), (18, 640)];
+
+/// Builds and runs xtask/ref/modexp.c: ns per `BN_mod_exp_mont_consttime` for 2^x and y^x with
+/// our exponent lengths, keyed `keygen/modpN` and `agree/modpN`. Installs the compiler and the
+/// libcrypto headers with apt-get when missing and running as root.
+fn openssl_modexp() -> Result<BTreeMap<String, f64>, String> {
+    let src = root().join("xtask/ref/modexp.c");
+    let out_dir = root().join("target/xtask");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+    let exe = out_dir.join("modexp");
+    let build = || {
+        Command::new("cc")
+            .args(["-O2", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .arg("-lcrypto")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !build() {
+        let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+        if root_user {
+            eprintln!("xtask: installing gcc and libssl-dev for the OpenSSL reference");
+            let _ = Command::new("apt-get").args(["install", "-y", "-q", "gcc", "libssl-dev"]).status();
+        }
+        if !build() {
+            return Err("cannot build xtask/ref/modexp.c (needs cc and libssl-dev)".into());
+        }
+    }
+    let args: Vec<String> = EXPONENTS.iter().map(|(g, b)| format!("{g}:{b}")).collect();
+    eprintln!("xtask: running the OpenSSL modexp reference");
+    let out = Command::new(&exe).args(&args).output().map_err(|e| e.to_string())?;
+    let mut m = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let [op, group, ns] = f[..]
+            && let Ok(ns) = ns.parse::<f64>()
+        {
+            m.insert(format!("{op}/{group}"), ns);
+        }
+    }
+    Ok(m)
+}
+
+/// DH beside OpenSSL's constant-time exponentiation with the same exponent lengths.
+fn dh_table(ours: &BTreeMap<String, f64>, reference: &BTreeMap<String, f64>) -> String {
+    let mut t = String::from(
+        "| group | exponent bits | ours g^x (comb) | OpenSSL 2^x | ratio | ours e^y | OpenSSL y^x | ratio |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (g, bits) in EXPONENTS {
+        let get = |m: &BTreeMap<String, f64>, k: String| m.get(&k).copied();
+        let (Some(k), Some(a)) =
+            (get(ours, format!("dh/keygen/modp{g}")), get(ours, format!("dh/agree/modp{g}")))
+        else {
+            continue;
+        };
+        let (rk, ra) = (get(reference, format!("keygen/modp{g}")), get(reference, format!("agree/modp{g}")));
+        let ms = |ns: f64| format!("{:.3} ms", ns / 1e6);
+        let cell = |r: Option<f64>| r.map_or("n/a".into(), ms);
+        let ratio = |o: f64, r: Option<f64>| r.map_or("n/a".into(), |r| format!("{:.2}", r / o));
+        let _ = writeln!(
+            t,
+            "| modp{g} | {bits} | {} | {} | {} | {} | {} | {} |",
+            ms(k),
+            cell(rk),
+            ratio(k, rk),
+            ms(a),
+            cell(ra),
+            ratio(a, ra)
+        );
+    }
+    t
+}
+
+/// Time to Alice's first message with all eight groups, fresh or pooled key pairs.
+fn start_table(s: &BTreeMap<String, f64>) -> String {
+    let mut t = String::from("| key pairs | time to the first message (8 groups offered) |\n|---|---|\n");
+    for k in ["fresh", "pooled"] {
+        if let Some(ns) = s.get(&format!("start/all-groups/{k}")) {
+            let _ = writeln!(t, "| {k} | {:.3} ms |", ns / 1e6);
+        }
+    }
+    t
+}
+
+/// A returning Alice beside her primitives, and the cost of one commit per session.
+fn offline_table(s: &BTreeMap<String, f64>) -> String {
+    let mut t = String::new();
+    let ret = s.get("offline/return/1000/modp14");
+    let prim = s.get("offline/primitives/1000/modp14");
+    if let (Some(r), Some(p)) = (ret, prim) {
+        let _ = writeln!(
+            t,
+            "| 1,000 queued starts (group 14, RSA) | come_back, durable store | 1,000 × (d^x + RSA verify) | ratio |\n|---|---|---|---|\n| | {:.0} ms | {:.0} ms | {:.2} |\n",
+            r / 1e6,
+            p / 1e6,
+            r / p
+        );
+    }
+    if let (Some(e), Some(b)) =
+        (s.get("offline/replay/commit-each/100"), s.get("offline/replay/commit-batch/100"))
+    {
+        let _ = writeln!(
+            t,
+            "Replay entries of 100 sessions: one transaction each {:.1} ms, one for all {:.1} ms.",
+            e / 1e6,
+            b / 1e6
+        );
+    }
+    t
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     let ours = criterion("esession-crypto", "crypto", quick)?;
     let stanza = criterion("esession-stanza", "stanza", quick)?;
     let negotiate = criterion("esession-negotiate", "negotiate", quick)?;
+    let offline = criterion("esession-offline", "offline", quick)?;
+    let modexp = openssl_modexp().unwrap_or_else(|e| {
+        eprintln!("xtask: no OpenSSL modexp reference: {e}");
+        BTreeMap::new()
+    });
     let mut cache = BTreeMap::new();
     let mut table =
         String::from("| benchmark | ours | OpenSSL | ours/OpenSSL | reference |\n|---|---|---|---|---|\n");
@@ -218,13 +341,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
     let stanza_tbl = stanza_table(&stanza);
     let neg_tbl = negotiate_table(&negotiate);
-    println!("{table}\n{rest}\n{stanza_tbl}\n{neg_tbl}");
+    let dh_tbl = dh_table(&ours, &modexp);
+    let start_tbl = start_table(&negotiate);
+    let offline_tbl = offline_table(&offline);
+    println!("{table}\n{dh_tbl}\n{rest}\n{stanza_tbl}\n{neg_tbl}\n{start_tbl}\n{offline_tbl}");
     let doc = root().join("docs/performance.md");
     let old = std::fs::read_to_string(&doc).unwrap_or_default();
     let begin = "<!-- BEGIN xtask bench -->";
     let end = "<!-- END xtask bench -->";
     let generated = format!(
-        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Other benchmarks\n\n{rest}\n### XEP-0200 stanza path (esession-stanza) beside the raw primitives on the same octets\n\n{stanza_tbl}\n### A complete 4-message negotiation (esession-negotiate) beside its primitives\n\n{neg_tbl}{end}",
+        "{begin}\nMeasured by `cargo xtask bench{}` on {}.\n\n### Compared with OpenSSL in the same run\n\n{table}\n### Diffie-Hellman beside OpenSSL's constant-time exponentiation with our exponent lengths\n\n{dh_tbl}\n### Other benchmarks\n\n{rest}\n### XEP-0200 stanza path (esession-stanza) beside the raw primitives on the same octets\n\n{stanza_tbl}\n### A complete 4-message negotiation (esession-negotiate) beside its primitives\n\n{neg_tbl}\n### Time to the first negotiation message\n\n{start_tbl}\n### A returning Alice (esession-offline)\n\n{offline_tbl}{end}",
         if quick { " --quick" } else { "" },
         machine()
     );
