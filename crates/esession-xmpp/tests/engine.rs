@@ -189,6 +189,16 @@ fn offline_session_from_published_options() {
     assert!(
         step.events.iter().any(|e| matches!(e, Event::Failed { condition, .. } if condition == "silent"))
     );
+    // X187-4-01 X187-4-02: Alice never sends inside Bob's offline session; to answer she
+    // negotiates a new online session.
+    assert!(!a.has_session(BOB), "an accepted offline session is receive-only");
+    assert!(matches!(a.chat(BOB, "reply", EncryptOptions::default()), Err(Error::NotProtected(_))));
+    let req = a.start(BOB, Mode::Four).unwrap();
+    let (ea, eb) = relay(&mut a, &mut b, req.send);
+    assert!(sas_of(&ea).is_some() && sas_of(&eb).is_some(), "a new online session");
+    let w = a.chat(BOB, "reply", EncryptOptions::default()).unwrap();
+    let (_, eb) = relay(&mut a, &mut b, vec![w]);
+    assert_eq!(bodies(&eb), ["reply"]);
     // Bob's terminate when Alice is seen online reaches the accepted session.
     let t = b.contact_online(ALICE).unwrap();
     let step = a.handle(now, &stamp(t, BOB));
