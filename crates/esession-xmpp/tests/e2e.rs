@@ -115,6 +115,13 @@ async fn online_sessions_chat_rekey_and_terminate() {
             at_alice.push(message(&mut alice).await.1);
         }
         assert_eq!(at_alice, ["b0", "b1", "b2", "b3"], "bob's empty re-key stanza is not a message");
+        // X116-3-03: service discovery is not part of the session: asked and answered in clear
+        // while the session is active, and the session goes on undisturbed.
+        let (da, db) = tokio::join!(alice.supports(&bob_jid), bob.supports(&alice_jid));
+        assert!(da.unwrap() && db.unwrap());
+        assert!(alice.engine().has_session(&bob_jid) && bob.engine().has_session(&alice_jid));
+        alice.send_text(&bob_jid, "after disco").await.unwrap();
+        assert_eq!(message(&mut bob).await.1, "after disco");
         // Termination, acknowledged.
         let (a, b) = tokio::join!(
             alice.terminate(&bob_jid),
