@@ -309,7 +309,20 @@ impl Client {
         // The subscribers' secrets are consumed: forget the sealed copy before anything else.
         self.account.forget_offline("subscribers")?;
         for s in step.send {
-            let _ = self.request(s).await;
+            // The withdraw of the subscribers' options: if the server refuses it, contacts may
+            // still fetch options whose secrets are gone (their starts would be dropped): say so.
+            let failure = match self.request(s).await {
+                Ok(r) if r.attr("type") == Some("result") => None,
+                Ok(r) => Some(condition(&r)),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(detail) = failure {
+                self.events.push_back(Event::Failed {
+                    peer: self.me.clone(),
+                    condition: "withdraw".into(),
+                    detail: format!("the subscribers' offline options could not be withdrawn: {detail}"),
+                });
+            }
         }
         self.events.extend(step.events);
         for i in other {
