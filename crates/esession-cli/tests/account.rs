@@ -82,6 +82,11 @@ fn keys_trust_offline_send_and_receive() {
     // Received once: a second receive shows nothing.
     let again = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
     assert!(!again.contains("first"), "{again}");
+    // Published again and withdrawn: Bob finds nothing to use any more.
+    ok(&esession(&p, "alice", &["offline", "publish"]));
+    assert!(ok(&esession(&p, "alice", &["offline", "withdraw"])).contains("withdrawn"));
+    let err = one_line_error(&esession(&p, "bob", &["send", "alice@localhost", "third"]));
+    assert!(err.contains("no offline options"), "{err}");
 }
 
 #[test]

@@ -76,6 +76,19 @@ pub fn withdraw(audience: Audience, id: &str) -> Element {
     publish_item(audience, id, Element::bare("item", PUBSUB_NS))
 }
 
+/// The PubSub owner namespace.
+pub const PUBSUB_OWNER_NS: &str = "http://jabber.org/protocol/pubsub#owner";
+
+/// Deletes the options node (XEP-0060 §8.4): the fallback when a server refuses the empty
+/// `<item/>` of Example 8 (Prosody answers it with `bad-request`: a PEP item needs a payload).
+/// The next publication creates the node again.
+#[must_use]
+pub fn delete_node(audience: Audience, id: &str) -> Element {
+    let mut delete = Element::bare("delete", PUBSUB_OWNER_NS);
+    attr(&mut delete, "node", audience.node());
+    iq("set", id, None, Element::builder("pubsub", PUBSUB_OWNER_NS).append(delete).build())
+}
+
 /// Bob's request for Alice's options (Examples 5 and 6).
 #[must_use]
 pub fn items_request(audience: Audience, alice_bare: &str, id: &str) -> Element {

@@ -309,14 +309,9 @@ impl Client {
         // The subscribers' secrets are consumed: forget the sealed copy before anything else.
         self.account.forget_offline("subscribers")?;
         for s in step.send {
-            // The withdraw of the subscribers' options: if the server refuses it, contacts may
-            // still fetch options whose secrets are gone (their starts would be dropped): say so.
-            let failure = match self.request(s).await {
-                Ok(r) if r.attr("type") == Some("result") => None,
-                Ok(r) => Some(condition(&r)),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(detail) = failure {
+            // The withdraw of the subscribers' options: if it fails, contacts may still fetch
+            // options whose secrets are gone (their starts would be dropped): say so.
+            if let Err(detail) = self.withdraw(Audience::Subscribers, s).await {
                 self.events.push_back(Event::Failed {
                     peer: self.me.clone(),
                     condition: "withdraw".into(),
@@ -679,19 +674,38 @@ impl Client {
         Ok(())
     }
 
+    /// The options form `peer` (a bare JID) publishes for `audience`, unverified: `Ok(None)`
+    /// when the node holds none, `Err(condition)` when the server refuses (access model, no
+    /// node).
+    ///
+    /// # Errors
+    /// The connection is lost; no answer in time.
+    pub async fn published_options(
+        &mut self,
+        peer: &str,
+        audience: Audience,
+    ) -> Result<Result<Option<Element>, String>, Error> {
+        let id = crate::engine::new_thread(&mut self.rng);
+        let r = self.request(pep::items_request(audience, bare(peer), &id)).await?;
+        if r.attr("type") != Some("result") {
+            return Ok(Err(condition(&r)));
+        }
+        Ok(Ok(pep::options_in(&r).cloned()))
+    }
+
     /// Fetches `peer`'s offline options (the subscribers' node, then the everyone node) and
     /// verifies them with the keys we trust for it.
     async fn fetch_options(&mut self, peer: &str) -> Result<esession_offline::send::Verified, Error> {
         let mut last = None;
         for audience in [Audience::Subscribers, Audience::Everyone] {
-            let id = crate::engine::new_thread(&mut self.rng);
-            let r = self.request(pep::items_request(audience, bare(peer), &id)).await?;
-            if r.attr("type") != Some("result") {
-                last = Some(condition(&r));
-                continue;
-            }
-            let Some(x) = pep::options_in(&r) else { continue };
-            let x = x.clone();
+            let x = match self.published_options(peer, audience).await? {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(c) => {
+                    last = Some(c);
+                    continue;
+                }
+            };
             return send::verify(
                 &x,
                 peer,
@@ -751,13 +765,29 @@ impl Client {
     pub async fn withdraw_offline(&mut self) -> Result<(), Error> {
         for (audience, which) in [(Audience::Subscribers, "subscribers"), (Audience::Everyone, "everyone")] {
             let id = crate::engine::new_thread(&mut self.rng);
-            let r = self.request(pep::withdraw(audience, &id)).await?;
-            if r.attr("type") != Some("result") {
-                return Err(Error::Server(format!("withdrawing the {which} options: {}", condition(&r))));
-            }
+            self.withdraw(audience, pep::withdraw(audience, &id))
+                .await
+                .map_err(|c| Error::Server(format!("withdrawing the {which} options: {c}")))?;
             self.account.forget_offline(which)?;
         }
         Ok(())
+    }
+
+    /// Withdraws one set of options: XEP-0187 Example 8 (`iq`, an empty `<item/>`) first; when
+    /// the server refuses it (Prosody: `bad-request`, a PEP item needs a payload), deletes the
+    /// node, which a node that is not there (`item-not-found`) already satisfies. Returns the
+    /// error condition when neither worked.
+    async fn withdraw(&mut self, audience: Audience, iq: Element) -> Result<(), String> {
+        let r = self.request(iq).await.map_err(|e| e.to_string())?;
+        if r.attr("type") == Some("result") {
+            return Ok(());
+        }
+        let id = crate::engine::new_thread(&mut self.rng);
+        let r = self.request(pep::delete_node(audience, &id)).await.map_err(|e| e.to_string())?;
+        match (r.attr("type"), condition(&r).as_str()) {
+            (Some("result"), _) | (_, "item-not-found") => Ok(()),
+            (_, c) => Err(c.to_owned()),
+        }
     }
 
     /// Goes offline: terminates every session, publishes offline options, and disconnects.

@@ -180,6 +180,13 @@ async fn offline_messages_survive_a_server_restart_and_a_replay_is_rejected() {
         bodies.push(body);
     }
     assert_eq!(bodies, ["one", "two", "three"], "all three, in order");
+    // X187-3.4-01: on return the subscribers' options are withdrawn (Prosody refuses Example 8's
+    // empty item, so the node is deleted); the everyone set stays published.
+    let mine = alice.jid().to_owned();
+    let subs = alice.published_options(&mine, esession_offline::Audience::Subscribers).await.unwrap();
+    assert!(!matches!(subs, Ok(Some(_))), "subscribers' options withdrawn: {subs:?}");
+    let everyone = alice.published_options(&mine, esession_offline::Audience::Everyone).await.unwrap();
+    assert!(matches!(everyone, Ok(Some(_))), "{everyone:?}");
     match alice.wait_for(|e| matches!(e, Event::Failed { .. })).await.unwrap() {
         Event::Failed { peer, condition, .. } => {
             assert_eq!(bare(&peer), "carol@localhost");
