@@ -14,7 +14,6 @@ use crate::hash::sha256;
 use core::fmt;
 use core::str::FromStr;
 use crypto_bigint::BoxedUint;
-use dsa::signature::hazmat::PrehashSigner;
 use rand_core::CryptoRng;
 use rsa::traits::PublicKeyParts;
 
@@ -305,6 +304,63 @@ fn dsa_verify(k: &dsa::VerifyingKey, digest: &[u8], r: &BoxedUint, s: &BoxedUint
     v.cmp_vartime(&r).is_eq()
 }
 
+/// Deterministic DSA signing (RFC 6979 k, FIPS 186-4 §4.6) with k at the precision of q.
+///
+/// The same computation as the `dsa` crate's `sign_prehash` (the same k from the same HMAC-DRBG
+/// inputs, the same reading of the digest), which raises g to k widened to the precision of p:
+/// eight times the work at 2048/256. Secret values (x, k, k^-1 and the intermediate products)
+/// only go through crypto-bigint's constant-time operations and are zeroized. The differential
+/// test below requires byte-identical signatures from both.
+fn dsa_sign(key: &dsa::SigningKey, digest: &[u8]) -> Option<(BoxedUint, BoxedUint)> {
+    use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+    use crypto_bigint::{CtLt, NonZero, Resize};
+    use zeroize::Zeroize;
+    let c = key.verifying_key().components();
+    let (p, q, g) = (c.p(), c.q(), c.g());
+    let qp = q.bits_precision();
+    let size = q.bit_width().div_ceil(8) as usize;
+    let truncate = |b: &[u8]| b[b.len().saturating_sub(size)..].to_vec();
+    // k as the crate derives it: HMAC-DRBG over x and (the leading octets of H) mod q.
+    let h = BoxedUint::from_be_slice_truncated(&digest[..size.min(digest.len())], qp).rem_vartime(q);
+    let h = truncate(&h.to_be_bytes());
+    let mut x_bytes = key.x().to_be_bytes();
+    let mut kgen = rfc6979::KGenerator::<sha2::Sha256, BoxedUint>::new(&truncate(&x_bytes), &h, &[], q);
+    x_bytes.zeroize();
+    let mut buf = vec![0u8; size];
+    let (mut k, mut k_inv) = loop {
+        kgen.fill_next_k(&mut buf);
+        let k = BoxedUint::from_be_slice_truncated(&buf, qp);
+        let inv: Option<BoxedUint> = k.invert_mod(q).into();
+        match inv {
+            Some(inv) if bool::from(k.is_nonzero() & k.ct_lt(q.as_ref())) => break (k, inv),
+            _ => {}
+        }
+    };
+    buf.zeroize();
+    // r = (g^k mod p) mod q, with k at its own precision.
+    let monty = BoxedMontyParams::new_vartime(p.clone());
+    let gk =
+        BoxedMontyForm::new(g.as_ref().resize(p.bits_precision()), &monty).pow_bounded_exp(&k, qp).retrieve();
+    k.zeroize();
+    let qw = NonZero::new(q.as_ref().resize(gk.bits_precision())).into_option()?;
+    let r = gk.rem_vartime(&qw).resize(qp);
+    // s = k^-1 (z + x r) mod q, z the leading octets of H as the crate reads them.
+    let z_len = ((q.bit_width() / 8) as usize).min(digest.len());
+    let z = BoxedUint::from_be_slice_vartime(&digest[..z_len]).rem_vartime(q).resize(qp);
+    let mut x = key.x().as_ref().resize(qp);
+    let mut xr = x.mul_mod(&r, q);
+    x.zeroize();
+    let mut t = xr.add_mod(&z, q);
+    xr.zeroize();
+    let s = k_inv.mul_mod(&t, q);
+    t.zeroize();
+    k_inv.zeroize();
+    if bool::from(r.is_zero() | s.is_zero()) {
+        return None;
+    }
+    Some((r, s))
+}
+
 /// A private signing key. Zeroized on drop by the `rsa`/`dsa` crates; never printed.
 pub enum PrivateKey {
     /// RSA.
@@ -421,10 +477,10 @@ impl PrivateKey {
                 Ok(octets(&s))
             }
             (PrivateKey::Dsa(k), SignAlg::DsaSha256, _) => {
-                let sig = k.sign_prehash(&digest).map_err(|_| Error::InvalidKey)?;
+                let (r, s) = dsa_sign(k, &digest).ok_or(Error::InvalidKey)?;
                 let qlen = k.verifying_key().components().q().bit_width().div_ceil(8) as usize;
-                let mut out = fixed(&sig.r().to_be_bytes(), qlen)?;
-                out.extend(fixed(&sig.s().to_be_bytes(), qlen)?);
+                let mut out = fixed(&r.to_be_bytes(), qlen)?;
+                out.extend(fixed(&s.to_be_bytes(), qlen)?);
                 Ok(out)
             }
             _ => Err(Error::Unsupported("signature algorithm for this key")),
@@ -522,5 +578,42 @@ mod tests {
             }
         }
         assert!(checked > 140, "{checked}");
+    }
+
+    /// Our q-sized DSA signing gives byte for byte the signature of the `dsa` crate's
+    /// `sign_prehash` (RFC 6979 is deterministic), over many digests.
+    #[test]
+    fn fast_dsa_signing_equals_the_crate() {
+        use dsa::signature::hazmat::PrehashSigner;
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/vectors/identity-keys.json")).unwrap();
+        let h = |f: &str| {
+            let s = v["dsa"][f].as_str().unwrap();
+            hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()
+        };
+        let sk = PrivateKey::dsa_from_components(&h("p"), &h("q"), &h("g"), &h("y"), &h("x")).unwrap();
+        let PrivateKey::Dsa(k) = &sk else { panic!("a DSA key") };
+        let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+        for i in 0..12u32 {
+            let digest = sha256(&i.to_be_bytes());
+            let theirs = k.sign_prehash(&digest).unwrap();
+            let (r, s) = dsa_sign(k, &digest).unwrap();
+            assert!(
+                r.to_be_bytes() == theirs.r().to_be_bytes() && s.to_be_bytes() == theirs.s().to_be_bytes(),
+                "digest {i}"
+            );
+            let ours = sk.sign(Profile::Xep, &SignAlg::DsaSha256, &i.to_be_bytes(), &mut rng).unwrap();
+            sk.public_key().verify(Profile::Xep, &SignAlg::DsaSha256, &i.to_be_bytes(), &ours).unwrap();
+        }
+        // Digests of other lengths than q are read the same way too.
+        for digest in [vec![0xffu8; 20], vec![0x01; 48], vec![0u8; 32]] {
+            let theirs = k.sign_prehash(&digest).unwrap();
+            let (r, s) = dsa_sign(k, &digest).unwrap();
+            assert!(
+                r.to_be_bytes() == theirs.r().to_be_bytes() && s.to_be_bytes() == theirs.s().to_be_bytes(),
+                "{} octets",
+                digest.len()
+            );
+        }
     }
 }
