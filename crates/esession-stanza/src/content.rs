@@ -125,16 +125,16 @@ pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
         return Err(bad());
     }
     let wrapped = format!("<esession-content xmlns=\"{stanza_ns}\">{text}</esession-content>");
-    let root: Element = wrapped.parse().map_err(|_| bad())?;
+    let mut root: Element = wrapped.parse().map_err(|_| bad())?;
     if root.name() != "esession-content" {
         return Err(bad());
     }
     let mut out = Vec::new();
-    for n in root.nodes() {
+    for n in root.take_nodes() {
         match n {
             Node::Text(t) if t.trim().is_empty() => {}
             Node::Text(_) => return Err(bad()),
-            Node::Element(e) => out.push(e.clone()),
+            Node::Element(e) => out.push(e),
         }
     }
     Ok(out)
