@@ -2,7 +2,7 @@
 //! Bob's side of the offline sessions he started ([`Outbox`]).
 //!
 //! These functions put the single steps of [`publish`](crate::publish), [`send`](crate::send)
-//! and [`receive`](crate::receive) together in the order XEP-0187 §3 gives, so that an
+//! and [`receive`] together in the order XEP-0187 §3 gives, so that an
 //! application only moves stanzas and stores sealed secrets.
 
 use crate::publish::{Plan, Secrets, prepare};
