@@ -524,19 +524,24 @@ mod tests {
         assert!(fixed(&[1, 2, 3], 2).is_err());
     }
 
-    /// The exponent-sized DSA verification accepts and rejects exactly what the `dsa` crate's
-    /// own verification does: valid signatures, single-bit flips spread over r || s and over the
-    /// digest, and the boundary values of r and s.
-    #[test]
-    fn fast_dsa_verification_equals_the_crate() {
-        use dsa::signature::hazmat::PrehashVerifier;
+    /// The DSA 2048/256 key of tests/vectors/identity-keys.json.
+    fn dsa_fixture() -> PrivateKey {
         let v: serde_json::Value =
             serde_json::from_str(include_str!("../tests/vectors/identity-keys.json")).unwrap();
         let h = |f: &str| {
             let s = v["dsa"][f].as_str().unwrap();
             hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()
         };
-        let sk = PrivateKey::dsa_from_components(&h("p"), &h("q"), &h("g"), &h("y"), &h("x")).unwrap();
+        PrivateKey::dsa_from_components(&h("p"), &h("q"), &h("g"), &h("y"), &h("x")).unwrap()
+    }
+
+    /// The exponent-sized DSA verification accepts and rejects exactly what the `dsa` crate's
+    /// own verification does: valid signatures, single-bit flips spread over r || s and over the
+    /// digest, and the boundary values of r and s.
+    #[test]
+    fn fast_dsa_verification_equals_the_crate() {
+        use dsa::signature::hazmat::PrehashVerifier;
+        let sk = dsa_fixture();
         let PublicKey::Dsa(vk) = sk.public_key() else { panic!("a DSA key") };
         let q = vk.components().q().as_ref().clone();
         let qlen = q.bit_width().div_ceil(8) as usize;
@@ -585,13 +590,7 @@ mod tests {
     #[test]
     fn fast_dsa_signing_equals_the_crate() {
         use dsa::signature::hazmat::PrehashSigner;
-        let v: serde_json::Value =
-            serde_json::from_str(include_str!("../tests/vectors/identity-keys.json")).unwrap();
-        let h = |f: &str| {
-            let s = v["dsa"][f].as_str().unwrap();
-            hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()
-        };
-        let sk = PrivateKey::dsa_from_components(&h("p"), &h("q"), &h("g"), &h("y"), &h("x")).unwrap();
+        let sk = dsa_fixture();
         let PrivateKey::Dsa(k) = &sk else { panic!("a DSA key") };
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         for i in 0..12u32 {
