@@ -339,11 +339,13 @@ fn dsa_sign(key: &dsa::SigningKey, digest: &[u8]) -> Option<(BoxedUint, BoxedUin
     buf.zeroize();
     // r = (g^k mod p) mod q, with k at its own precision.
     let monty = BoxedMontyParams::new_vartime(p.clone());
-    let gk =
+    let mut gk =
         BoxedMontyForm::new(g.as_ref().resize(p.bits_precision()), &monty).pow_bounded_exp(&k, qp).retrieve();
     k.zeroize();
     let qw = NonZero::new(q.as_ref().resize(gk.bits_precision())).into_option()?;
-    let r = gk.rem_vartime(&qw).resize(qp);
+    // g^k mod p stays secret (only r is published): constant-time reduction.
+    let r = gk.rem(&qw).resize(qp);
+    gk.zeroize();
     // s = k^-1 (z + x r) mod q, z the leading octets of H as the crate reads them.
     let z_len = ((q.bit_width() / 8) as usize).min(digest.len());
     let z = BoxedUint::from_be_slice_vartime(&digest[..z_len]).rem_vartime(q).resize(qp);
