@@ -117,7 +117,7 @@ mod tests {
                 seed
             };
             let exp_bits = group.exponent_bits().unwrap();
-            for bits in [64, 256, exp_bits, max.next_multiple_of(64).min(max / 64 * 64)] {
+            for bits in [64, 256, exp_bits, max / 64 * 64] {
                 let nbytes = (bits / 8) as usize;
                 let mut cases: Vec<Vec<u8>> = vec![vec![0xff; nbytes], vec![0; nbytes]];
                 let mut single = vec![0; nbytes];

@@ -80,14 +80,33 @@ impl<R: CryptoRng> Entropy for RngEntropy<'_, R> {
 /// assert!(cfg.provider.modp.iter().all(|g| pool.available(*g) == 0));
 /// # Ok(()) }
 /// ```
-pub struct PooledEntropy<'a, R: CryptoRng> {
+pub struct PooledEntropy<'a, R: CryptoRng, P: DhSource + ?Sized = DhPool> {
     /// The generator for nonces, counters, decoys and pairs the pool lacks.
     pub rng: &'a mut R,
     /// The key pairs prepared in advance.
-    pub pool: &'a mut DhPool,
+    pub pool: &'a mut P,
 }
 
-impl<R: CryptoRng> Entropy for PooledEntropy<'_, R> {
+/// Where [`PooledEntropy`] takes pre-generated key pairs from: a [`DhPool`], `None` (no pool), or
+/// a shared pool such as esession-xmpp's background-filled `KeyPool`.
+pub trait DhSource {
+    /// A pre-generated pair for `group`, handed out once, or `None`.
+    fn take(&mut self, group: ModpGroup) -> Option<DhKeyPair>;
+}
+
+impl DhSource for DhPool {
+    fn take(&mut self, group: ModpGroup) -> Option<DhKeyPair> {
+        DhPool::take(self, group)
+    }
+}
+
+impl<S: DhSource> DhSource for Option<S> {
+    fn take(&mut self, group: ModpGroup) -> Option<DhKeyPair> {
+        self.as_mut().and_then(|s| s.take(group))
+    }
+}
+
+impl<R: CryptoRng, P: DhSource + ?Sized> Entropy for PooledEntropy<'_, R, P> {
     fn nonce(&mut self) -> Vec<u8> {
         RngEntropy(&mut *self.rng).nonce()
     }

@@ -61,7 +61,7 @@ mod store;
 pub mod wire;
 
 pub use config::Config;
-pub use entropy::{Entropy, NONCE_LEN, PooledEntropy, RngEntropy};
+pub use entropy::{DhSource, Entropy, NONCE_LEN, PooledEntropy, RngEntropy};
 pub use error::{Check, Condition, Error, Result};
 pub use initiator::{Initiator, Mode};
 pub use outputs::{Alert, Established, Output};

@@ -4,12 +4,12 @@
 
 use crate::Error;
 use crate::KeyPool;
-use esession_crypto::{DhKeyPair, ModpGroup, PrivateKey, Profile};
+use esession_crypto::PrivateKey;
 use esession_forms::esession::Wrapper;
 use esession_forms::names::{Compress, StanzaType};
 use esession_negotiate::{
-    Config, Entropy, Established, Initiator, Mode, Output, Received, Responder, RetainedStore, RngEntropy,
-    Stores, TrustStore, bare,
+    Config, Established, Initiator, Mode, Output, PooledEntropy, Received, Responder, RetainedStore, Stores,
+    TrustStore, bare,
 };
 use esession_offline::away::{Outbox, Returned, come_back};
 use esession_offline::publish::{Plan, Secrets};
@@ -191,37 +191,6 @@ pub struct Engine {
     pool: Option<KeyPool>,
 }
 
-/// The engine's randomness: DH key pairs from the [`KeyPool`] when one is attached and has one.
-struct EngineEntropy<'a> {
-    rng: &'a mut Rng,
-    pool: Option<&'a KeyPool>,
-}
-
-impl Entropy for EngineEntropy<'_> {
-    fn nonce(&mut self) -> Vec<u8> {
-        RngEntropy(&mut *self.rng).nonce()
-    }
-
-    fn dh(&mut self, group: ModpGroup) -> esession_crypto::Result<DhKeyPair> {
-        match self.pool.and_then(|p| p.take(group)) {
-            Some(pair) => Ok(pair),
-            None => DhKeyPair::generate(group, self.rng),
-        }
-    }
-
-    fn counter(&mut self, profile: Profile) -> u128 {
-        RngEntropy(&mut *self.rng).counter(profile)
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        RngEntropy(&mut *self.rng).bytes(len)
-    }
-
-    fn rng(&mut self) -> &mut dyn rand_core::CryptoRng {
-        self.rng
-    }
-}
-
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
@@ -285,10 +254,6 @@ impl Engine {
         self.pool.as_ref()
     }
 
-    fn entropy(&mut self) -> EngineEntropy<'_> {
-        EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() }
-    }
-
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &Config {
@@ -350,7 +315,8 @@ impl Engine {
     pub fn start(&mut self, peer: &str, mode: Mode) -> Result<Step, Error> {
         let thread = new_thread(&mut self.rng);
         let mut a = Initiator::new(self.cfg.clone(), peer, &thread);
-        a.start(mode, &mut self.entropy()).map_err(|e| Error::Protocol(e.to_string()))?;
+        a.start(mode, &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() })
+            .map_err(|e| Error::Protocol(e.to_string()))?;
         self.pending.retain(|p| bare(&p.peer) != bare(peer));
         self.pending.push(Pending { peer: peer.to_owned(), thread, machine: Machine::Alice(a), sas: None });
         let mut step = Step::default();
@@ -441,7 +407,8 @@ impl Engine {
             p.peer.clone_from(&from);
             let mut stores =
                 Stores { trust: self.stores.trust.as_mut(), retained: self.stores.retained.as_mut() };
-            let mut entropy = EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() };
+            let mut pool = self.pool.as_ref();
+            let mut entropy = PooledEntropy { rng: &mut self.rng, pool: &mut pool };
             let ts = now_secs(now);
             let _ = match &mut p.machine {
                 Machine::Alice(a) => a.handle(ts, s, &mut entropy, &mut stores),
@@ -574,7 +541,7 @@ impl Engine {
                 Some(content),
                 false,
                 now,
-                &mut EngineEntropy { rng: &mut self.rng, pool: self.pool.as_ref() },
+                &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() },
             )
             .map_err(|e| Error::Offline(e.to_string()))
     }

@@ -122,6 +122,13 @@ impl KeyPool {
     }
 }
 
+/// The engine takes its negotiations' key pairs through this (`PooledEntropy`).
+impl esession_negotiate::DhSource for &KeyPool {
+    fn take(&mut self, group: ModpGroup) -> Option<DhKeyPair> {
+        KeyPool::take(self, group)
+    }
+}
+
 impl Drop for KeyPool {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
