@@ -11,6 +11,7 @@
 //! by test vectors) take the generic path.
 
 use crate::modp::GroupParams;
+use crate::monty::Squarer;
 use crypto_bigint::modular::BoxedMontyForm;
 use crypto_bigint::{BoxedUint, CtAssign, CtEq, MontyForm, MontyMultiplier, Word};
 use zeroize::Zeroize;
@@ -72,11 +73,12 @@ impl Comb {
         debug_assert!(x.bits_precision() <= self.max_bits());
         let monty = params.monty();
         let mut mul = <BoxedMontyForm as MontyForm>::Multiplier::from(monty);
+        let mut sq = Squarer::new(params.p(), params.n0());
         let mut acc = BoxedMontyForm::one(monty);
         let mut entry = BoxedMontyForm::one(monty);
         let limbs = x.as_limbs();
         for k in (0..self.spacing).rev() {
-            MontyMultiplier::square_assign(&mut mul, &mut acc);
+            sq.square_assign(acc.as_montgomery_mut());
             let mut idx: Word = 0;
             for j in 0..self.teeth {
                 // Bit positions are public; the bits themselves only flow through arithmetic.

@@ -163,13 +163,9 @@ impl DhKeyPair {
         let params = self.secret.group.params()?;
         let y = params.check_public(peer)?;
         let base = BoxedMontyForm::new(y, params.monty());
-        let z = pow_to_mpi(&base, &self.secret);
-        Ok(SharedSecret(SecretBytes::new(z)))
+        let z = crate::monty::pow(&base, &self.secret.x, self.secret.bits, params.n0());
+        Ok(SharedSecret(SecretBytes::new(to_mpi(z))))
     }
-}
-
-fn pow_to_mpi(base: &BoxedMontyForm, secret: &DhSecret) -> Vec<u8> {
-    to_mpi(base.pow_bounded_exp(&secret.x, secret.bits))
 }
 
 /// Leaves Montgomery form and returns §6.1 minimal octets, zeroizing the intermediates.

@@ -63,6 +63,7 @@ pub mod hash;
 pub mod kdf;
 pub mod modp;
 mod modp_primes;
+mod monty;
 pub mod mpi;
 pub mod pool;
 pub mod provider;

@@ -197,6 +197,8 @@ pub struct GroupParams {
     monty: BoxedMontyParams,
     generator: BoxedMontyForm,
     comb: OnceLock<Comb>,
+    /// -p⁻¹ mod 2^W, for the Montgomery squaring kernel.
+    n0: crypto_bigint::Word,
 }
 
 impl fmt::Debug for GroupParams {
@@ -215,7 +217,8 @@ impl GroupParams {
         let monty = BoxedMontyParams::new_vartime(odd);
         let generator = BoxedMontyForm::new(BoxedUint::from_be_slice(&[2], bits).ok()?, &monty);
         let p_minus_1 = p.wrapping_sub(BoxedUint::one_with_precision(bits));
-        Some(Self { group, p, p_minus_1, monty, generator, comb: OnceLock::new() })
+        let n0 = crate::monty::mod_neg_inv(&p);
+        Some(Self { group, p, p_minus_1, monty, generator, comb: OnceLock::new(), n0 })
     }
 
     /// Which group this is.
@@ -261,6 +264,10 @@ impl GroupParams {
     }
 
     /// The fixed-base table for g^x, built on first use for the group's exponent length.
+    pub(crate) fn n0(&self) -> crypto_bigint::Word {
+        self.n0
+    }
+
     pub(crate) fn comb(&self) -> &Comb {
         self.comb.get_or_init(|| Comb::build(self, self.group.exponent_bits().unwrap_or(256)))
     }
