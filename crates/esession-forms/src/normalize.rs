@@ -15,7 +15,7 @@
 
 use crate::error::{Error, Result};
 use esession_crypto::Profile;
-use minidom::{Element, Node};
+use minidom::Element;
 
 /// How deep normalized XML may nest (forms have depth 3, `<KeyValue/>` 3).
 pub const MAX_DEPTH: usize = 16;
@@ -28,6 +28,15 @@ pub fn element(profile: Profile, e: &Element) -> Result<String> {
     let mut out = String::new();
     write(profile, e, None, 0, &mut out)?;
     Ok(out)
+}
+
+/// [`element`], appended to `out` without an intermediate string. On error `out` holds a partial
+/// serialization, to be discarded.
+///
+/// # Errors
+/// As [`element`].
+pub fn element_into(profile: Profile, e: &Element, out: &mut String) -> Result<()> {
+    write(profile, e, None, 0, out)
 }
 
 /// Like [`element`], but the root element carries its namespace as an `xmlns` attribute, as
@@ -82,17 +91,8 @@ fn write(profile: Profile, e: &Element, root_ns: Option<&str>, depth: usize, out
         out.push('"');
     }
     let has_children = e.children().next().is_some();
-    let text: String = if has_children {
-        String::new()
-    } else {
-        e.nodes()
-            .filter_map(|n| match n {
-                Node::Text(t) => Some(t.as_str()),
-                Node::Element(_) => None,
-            })
-            .collect()
-    };
-    if !has_children && text.is_empty() {
+    let has_text = !has_children && e.texts().any(|t| !t.is_empty());
+    if !has_children && !has_text {
         match profile {
             Profile::Xep => {
                 out.push_str("></");
@@ -109,7 +109,11 @@ fn write(profile: Profile, e: &Element, root_ns: Option<&str>, depth: usize, out
             write(profile, c, None, depth + 1, out)?;
         }
     } else {
-        escape_text(&text, out);
+        // Escaping is per character: the text nodes are escaped one after the other, without
+        // first being collected into one string.
+        for t in e.texts() {
+            escape_text(t, out);
+        }
     }
     out.push_str("</");
     out.push_str(e.name());

@@ -46,13 +46,13 @@ impl Compressor {
         }
     }
 
-    pub(crate) fn compress(&mut self, m: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn compress(&mut self, m: Vec<u8>) -> Result<Vec<u8>> {
         match self {
-            Compressor::None => Ok(m.to_vec()),
+            Compressor::None => Ok(m),
             #[cfg(feature = "zlib")]
             Compressor::Zlib(z) => {
                 let mut out = Vec::with_capacity(m.len() + 64);
-                let mut input = m;
+                let mut input = &m[..];
                 loop {
                     out.reserve(out.len().max(256));
                     let before_in = z.total_in();
@@ -80,14 +80,14 @@ impl Decompressor {
         }
     }
 
-    pub(crate) fn decompress(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn decompress(&mut self, data: Vec<u8>) -> Result<Vec<u8>> {
         match self {
-            Decompressor::None => Ok(data.to_vec()),
+            Decompressor::None => Ok(data),
             #[cfg(feature = "zlib")]
             Decompressor::Zlib(z) => {
                 let bad = || Error::Terminated(TerminationCause::Compression);
                 let mut out = Vec::with_capacity(data.len() * 4 + 64);
-                let mut input = data;
+                let mut input = &data[..];
                 loop {
                     if out.len() > MAX_DECOMPRESSED {
                         return Err(bad());
@@ -121,7 +121,7 @@ mod tests {
     fn none_is_identity() {
         let mut c = Compressor::new(&Compress::None).unwrap();
         let mut d = Decompressor::new(&Compress::None).unwrap();
-        assert_eq!(d.decompress(&c.compress(b"abc").unwrap()).unwrap(), b"abc");
+        assert_eq!(d.decompress(c.compress(b"abc".to_vec()).unwrap()).unwrap(), b"abc");
         assert!(Compressor::new(&Compress::Lzw).is_err());
         assert!(!supported(&Compress::Lzw));
     }
@@ -132,20 +132,21 @@ mod tests {
         let mut c = Compressor::new(&Compress::Zlib).unwrap();
         let mut d = Decompressor::new(&Compress::Zlib).unwrap();
         let msg = b"<body>the same words again and again and again</body>".repeat(4);
-        let first = c.compress(&msg).unwrap();
-        let second = c.compress(&msg).unwrap();
+        let first = c.compress(msg.clone()).unwrap();
+        let second = c.compress(msg.clone()).unwrap();
         assert!(second.len() < first.len(), "the shared context makes the repeat cheaper");
-        assert_eq!(d.decompress(&first).unwrap(), msg);
-        assert_eq!(d.decompress(&second).unwrap(), msg);
+        assert_eq!(d.decompress(first.clone()).unwrap(), msg);
+        assert_eq!(d.decompress(second.clone()).unwrap(), msg);
         // Out of order, the second stanza cannot be decompressed by a fresh context.
         let mut fresh = Decompressor::new(&Compress::Zlib).unwrap();
         assert!(
-            fresh.decompress(&second).is_err() || fresh.decompress(&second).map(|m| m != msg).unwrap_or(true)
+            fresh.decompress(second.clone()).is_err()
+                || fresh.decompress(second.clone()).map(|m| m != msg).unwrap_or(true)
         );
         let big = vec![b'a'; 4 * MAX_DECOMPRESSED];
         let mut c2 = Compressor::new(&Compress::Zlib).unwrap();
-        let bomb = c2.compress(&big).unwrap();
+        let bomb = c2.compress(big).unwrap();
         let mut d2 = Decompressor::new(&Compress::Zlib).unwrap();
-        assert_eq!(d2.decompress(&bomb), Err(Error::Terminated(TerminationCause::Compression)));
+        assert_eq!(d2.decompress(bomb), Err(Error::Terminated(TerminationCause::Compression)));
     }
 }

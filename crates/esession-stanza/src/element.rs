@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use esession_crypto::{Profile, mpi};
 use minidom::Element;
+use std::borrow::Cow;
 
 /// The XEP-0200 namespace.
 pub const NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
@@ -20,17 +21,18 @@ pub struct Encrypted {
     pub old: Vec<Vec<u8>>,
     /// `<mac/>`: a_mac.
     pub mac: Vec<u8>,
-    /// m_content as received: the normalized children except `<mac/>`, in received order.
+    /// m_content as received: the normalized children except `<mac/>`, in received order. For
+    /// a `<c/>` built with data, only what follows `<data>`[`Self::data_b64`]`</data>`.
     m_content: Vec<u8>,
-    /// The Base64 text of `data`, kept from building m_content so that sending encodes it once.
+    /// The Base64 text of `data` of a `<c/>` being built: the first part of m_content, encoded
+    /// once for the MAC and the element, and never copied into a contiguous m_content.
     data_b64: Option<String>,
 }
 
 impl PartialEq for Encrypted {
     fn eq(&self, o: &Self) -> bool {
-        // `data_b64` is a cache of `data`.
-        (&self.data, &self.key, self.new, &self.old, &self.mac, &self.m_content)
-            == (&o.data, &o.key, o.new, &o.old, &o.mac, &o.m_content)
+        (&self.data, &self.key, self.new, &self.old, &self.mac, self.m_content())
+            == (&o.data, &o.key, o.new, &o.old, &o.mac, o.m_content())
     }
 }
 
@@ -56,13 +58,10 @@ impl Encrypted {
     /// and m_content computed from them (A17). The MAC is filled in by [`Encrypted::set_mac`].
     #[must_use]
     pub fn new(data: Option<Vec<u8>>, key: Option<Vec<u8>>, new: Option<u32>, old: Vec<Vec<u8>>) -> Self {
+        // Base64 needs no escaping: `<data>`, the Base64 text and `</data>` are its normalized
+        // form, kept apart (see `mac_input`).
         let data_b64 = data.as_deref().map(mpi::b64_encode);
-        let mut m_content = String::with_capacity(data_b64.as_ref().map_or(0, String::len) + 64);
-        if let Some(d) = &data_b64 {
-            m_content.push_str("<data>");
-            m_content.push_str(d);
-            m_content.push_str("</data>");
-        }
+        let mut m_content = String::new();
         if let Some(k) = &key {
             m_content.push_str(&format!("<key>{}</key>", mpi::b64_encode(k)));
         }
@@ -80,10 +79,24 @@ impl Encrypted {
         self.mac = mac;
     }
 
-    /// m_content: what a_mac covers (before the counter).
+    /// m_content: what a_mac covers (before the counter). Borrowed for a received `<c/>`; for
+    /// one being built, concatenated from its parts ([`Self::mac_input`] is what the MAC reads).
     #[must_use]
-    pub fn m_content(&self) -> &[u8] {
-        &self.m_content
+    pub fn m_content(&self) -> Cow<'_, [u8]> {
+        match &self.data_b64 {
+            None => Cow::Borrowed(&self.m_content),
+            Some(_) => Cow::Owned(self.mac_input().concat()),
+        }
+    }
+
+    /// m_content in the pieces it is held in, to be MACed without first being copied into one
+    /// buffer (a 4 KiB `<data/>` is 5.5 KiB of Base64).
+    #[must_use]
+    pub fn mac_input(&self) -> [&[u8]; 4] {
+        match &self.data_b64 {
+            Some(d) => [b"<data>", d.as_bytes(), b"</data>", &self.m_content],
+            None => [&[], &[], &[], &self.m_content],
+        }
     }
 
     /// Parses a received `<c/>`; children may come in any order (A17).
@@ -112,21 +125,28 @@ impl Encrypted {
             data_b64: None,
         };
         let mut mac = None;
-        let mut m_content = String::new();
+        // Room for the normalized children (their text plus tags), so m_content grows once.
+        let room = c.children().flat_map(Element::texts).map(str::len).sum::<usize>();
+        let mut m_content = String::with_capacity(room + 128);
         let b64 = |e: &Element| -> Result<Vec<u8>> {
             if e.children().next().is_some() {
                 return Err(Error::Malformed("element inside a <c/> child"));
             }
-            mpi::b64_decode(e.text().trim()).map_err(|_| Error::Malformed("invalid base64"))
+            // One text node (what a parser gives) is decoded where it is, without a copy.
+            let mut texts = e.texts();
+            let decoded = match (texts.next(), texts.next()) {
+                (Some(t), None) => mpi::b64_decode(t.trim()),
+                _ => mpi::b64_decode(e.text().trim()),
+            };
+            decoded.map_err(|_| Error::Malformed("invalid base64"))
         };
         for child in c.children() {
             if !child.has_ns(NS) {
                 return Err(Error::Malformed("foreign element in <c/>"));
             }
             if child.name() != "mac" {
-                let normalized = esession_forms::normalize::element(profile, child)
+                esession_forms::normalize::element_into(profile, child, &mut m_content)
                     .map_err(|_| Error::Malformed("cannot normalize"))?;
-                m_content.push_str(&normalized);
             }
             match child.name() {
                 "data" if out.data.is_none() => out.data = Some(b64(child)?),
@@ -208,10 +228,11 @@ mod tests {
         assert_eq!(e.old, vec![vec![5]]);
         assert_eq!(e.mac, vec![1, 2]);
         // m_content keeps the received order, without <mac/> and whitespace.
-        assert_eq!(e.m_content(), b"<new>2</new><data>AAEC</data><old>BQ==</old>");
+        assert_eq!(&*e.m_content(), b"<new>2</new><data>AAEC</data><old>BQ==</old>");
         let mut sent = Encrypted::new(e.data.clone(), None, e.new, e.old.clone());
         sent.set_mac(e.mac.clone());
-        assert_eq!(sent.m_content(), b"<data>AAEC</data><new>2</new><old>BQ==</old>");
+        assert_eq!(&*sent.m_content(), b"<data>AAEC</data><new>2</new><old>BQ==</old>");
+        assert_eq!(sent.mac_input().concat(), &*sent.m_content(), "the parts are m_content");
         let back = Encrypted::parse(Profile::Xep, &sent.to_element()).unwrap();
         assert_eq!(back, sent);
         assert_eq!(sent.to_element(), sent.clone().into_element(), "the same element either way");

@@ -67,6 +67,12 @@ pub fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter: u128) -> Result
     Ok(hash.hmac(km, &[m_content, &mpi::encode_u128(counter)])?)
 }
 
+/// [`mac`] over a `<c/>`'s m_content, read in its parts, and the counter octets given.
+fn mac_of(hash: &HashAlg, km: &[u8], c: &Encrypted, counter: &[u8]) -> Result<Vec<u8>> {
+    let [a, b, d, e] = c.mac_input();
+    Ok(hash.hmac(km, &[a, b, d, e, counter])?)
+}
+
 /// Verifies a received `<c/>`'s MAC in constant time. `Profile::Gajim` also accepts the MAC a
 /// Gajim sender computes... and the 16-octet padded counter its receiver expects
 /// (ARCHITECTURE.md "Wire profiles").
@@ -74,11 +80,11 @@ pub fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter: u128) -> Result
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Mac`].
 pub fn verify(profile: Profile, hash: &HashAlg, km: &[u8], c: &Encrypted, counter: u128) -> Result<()> {
-    let minimal = mac(hash, km, c.m_content(), counter)?;
+    let minimal = mac_of(hash, km, c, &mpi::encode_u128(counter))?;
     // X200-8-04: constant-time MAC check; a mismatch terminates.
     let mut ok = secret::ct_eq(&minimal, &c.mac);
     if profile == Profile::Gajim {
-        let padded = hash.hmac(km, &[c.m_content(), &counter.to_be_bytes()])?;
+        let padded = mac_of(hash, km, c, &counter.to_be_bytes())?;
         ok |= secret::ct_eq(&padded, &c.mac);
     }
     if ok { Ok(()) } else { Err(Error::Terminated(TerminationCause::Mac)) }
@@ -101,9 +107,23 @@ pub fn seal_raw(
     new: Option<u32>,
     old: Vec<Vec<u8>>,
 ) -> Result<(Encrypted, u128)> {
+    seal_owned(hash, cipher, km, counter, m.map(<[u8]>::to_vec), key, new, old)
+}
+
+/// [`seal_raw`] encrypting `m` in place.
+#[allow(clippy::too_many_arguments)]
+fn seal_owned(
+    hash: &HashAlg,
+    cipher: &CtrCipher,
+    km: &[u8],
+    counter: u128,
+    m: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+    new: Option<u32>,
+    old: Vec<Vec<u8>>,
+) -> Result<(Encrypted, u128)> {
     let (data, after) = match m {
-        Some(m) => {
-            let mut d = m.to_vec();
+        Some(mut d) => {
             let after = cipher.encrypt(counter, &mut d);
             (Some(d), after)
         }
@@ -111,23 +131,28 @@ pub fn seal_raw(
         None => (None, counter.wrapping_add(1)),
     };
     let mut e = Encrypted::new(data, key, new, old);
-    let a_mac = mac(hash, km, e.m_content(), counter)?;
+    let a_mac = mac_of(hash, km, &e, &mpi::encode_u128(counter))?;
     e.set_mac(a_mac);
     Ok((e, after))
+}
+
+/// Decrypts `data` in place at `counter`, with the counter after it; no data advances the
+/// counter by 1.
+fn decrypt_owned(cipher: &CtrCipher, counter: u128, data: Option<Vec<u8>>) -> (Option<Vec<u8>>, u128) {
+    match data {
+        Some(mut d) => {
+            let after = cipher.decrypt(counter, &mut d);
+            (Some(d), after)
+        }
+        None => (None, counter.wrapping_add(1)),
+    }
 }
 
 /// Decrypts `<data/>` at `counter` (after the MAC was verified) and returns it with the counter
 /// after it; no data advances the counter by 1.
 #[must_use]
 pub fn decrypt_raw(cipher: &CtrCipher, counter: u128, c: &Encrypted) -> (Option<Vec<u8>>, u128) {
-    match &c.data {
-        Some(d) => {
-            let mut m = d.clone();
-            let after = cipher.decrypt(counter, &mut m);
-            (Some(m), after)
-        }
-        None => (None, counter.wrapping_add(1)),
-    }
+    decrypt_owned(cipher, counter, c.data.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,13 +342,18 @@ impl Session {
     /// [`Error::SessionClosed`], [`Error::RekeyTooSoon`], [`Error::KeyExhausted`] when the block
     /// budget is spent and no re-key is allowed, or primitive failures.
     pub fn seal(&mut self, m: Option<&[u8]>, opts: SealOptions) -> Result<Encrypted> {
+        self.seal_vec(m.map(<[u8]>::to_vec), opts)
+    }
+
+    /// [`Self::seal`], encrypting `m` in place.
+    fn seal_vec(&mut self, m: Option<Vec<u8>>, opts: SealOptions) -> Result<Encrypted> {
         let Some(send) = self.send.as_ref() else { return Err(Error::SessionClosed) };
         if opts.rekey.is_some() && self.rekey_wait() > 0 {
             // X200-9.1-04: never re-key more often than the agreed rekey_freq.
             return Err(Error::RekeyTooSoon { remaining: self.rekey_wait() });
         }
         // X200-11.4-01: the block budget forces a re-key before 2^32 blocks.
-        if opts.rekey.is_none() && self.needs_rekey(m.map_or(0, <[u8]>::len)) {
+        if opts.rekey.is_none() && self.needs_rekey(m.as_ref().map_or(0, Vec::len)) {
             return Err(Error::KeyExhausted);
         }
         let compressed = match m {
@@ -338,12 +368,12 @@ impl Session {
         };
         let key = opts.rekey.as_ref().map(|p| p.public().to_vec());
         let counter = send.counter;
-        let (sealed, after) = seal_raw(
+        let (sealed, after) = seal_owned(
             &self.params.hash,
             &send.cipher,
             send.km.expose_secret(),
             counter,
-            compressed.as_deref(),
+            compressed,
             key,
             new,
             old,
@@ -393,6 +423,11 @@ impl Session {
     /// # Errors
     /// [`Error::SessionClosed`] or [`Error::Terminated`].
     pub fn open(&mut self, c: &Encrypted) -> Result<Opened> {
+        self.open_with(c, c.data.clone())
+    }
+
+    /// [`Self::open`] with `data`, the ciphertext of `c.data` owned, decrypted in place.
+    fn open_with(&mut self, c: &Encrypted, data: Option<Vec<u8>>) -> Result<Opened> {
         if self.send.is_none() {
             return Err(Error::SessionClosed);
         }
@@ -424,11 +459,11 @@ impl Session {
             self.publishable.append(&mut self.pending_own_old);
         }
         // Step 4-5: decrypt and decompress.
-        let (m, after) = decrypt_raw(&self.recv_sets[0].cipher, counter, c);
+        let (m, after) = decrypt_owned(&self.recv_sets[0].cipher, counter, data);
         self.recv_counter = after;
         self.blocks_since_key_exchange += after.wrapping_sub(counter) as u64;
         let m = match m {
-            Some(d) => match self.decompressor.decompress(&d) {
+            Some(d) => match self.decompressor.decompress(d) {
                 Ok(m) => Some(m),
                 Err(Error::Terminated(cause)) => return Err(self.terminate(cause)),
                 Err(e) => return Err(e),
@@ -501,7 +536,7 @@ impl Session {
         let forced = self.needs_rekey(m.as_ref().map_or(0, Vec::len)) && self.rekey_wait() == 0;
         let rekey =
             if opts.rekey || forced { Some(DhKeyPair::generate(self.params.group, rng)?) } else { None };
-        let sealed = self.seal(m.as_deref(), SealOptions { rekey, publish_old: opts.publish_old })?;
+        let sealed = self.seal_vec(m, SealOptions { rekey, publish_old: opts.publish_old })?;
         Ok(content::assemble(stanza, clear, vec![sealed.into_element()]))
     }
 
@@ -546,11 +581,13 @@ impl Session {
     }
 
     fn open_element(&mut self, stanza: &Element, c: &Element) -> Result<(Vec<Element>, Opened)> {
-        let parsed = match Encrypted::parse(self.params.profile, c) {
+        let mut parsed = match Encrypted::parse(self.params.profile, c) {
             Ok(p) => p,
             Err(_) => return Err(self.terminate(TerminationCause::Mac)),
         };
-        let opened = self.open(&parsed)?;
+        // The MAC covers m_content, not `data`: the ciphertext can be moved out first.
+        let data = parsed.data.take();
+        let opened = self.open_with(&parsed, data)?;
         let children = match &opened.m {
             Some(m) => match content::parse(&stanza.ns(), m) {
                 Ok(c) => c,
