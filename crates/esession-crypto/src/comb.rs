@@ -11,9 +11,9 @@
 //! by test vectors) take the generic path.
 
 use crate::modp::GroupParams;
-use crate::monty::Squarer;
+use crate::monty::{Squarer, bit_at, select_ct};
 use crypto_bigint::modular::BoxedMontyForm;
-use crypto_bigint::{BoxedUint, CtAssign, CtEq, MontyForm, MontyMultiplier, Word};
+use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Word};
 use zeroize::Zeroize;
 
 /// The precomputed table of one group.
@@ -82,15 +82,9 @@ impl Comb {
             let mut idx: Word = 0;
             for j in 0..self.teeth {
                 // Bit positions are public; the bits themselves only flow through arithmetic.
-                let pos = j * self.spacing + k;
-                let word = limbs.get((pos / Word::BITS) as usize).map_or(0, |l| l.0);
-                idx |= ((word >> (pos % Word::BITS)) & 1) << j;
+                idx |= bit_at(limbs, j * self.spacing + k) << j;
             }
-            let sel = entry.as_montgomery_mut();
-            for (i, t) in self.table.iter().enumerate() {
-                sel.ct_assign(t, (i as Word).ct_eq(&idx));
-            }
-            idx.zeroize();
+            select_ct(entry.as_montgomery_mut(), self.table.iter(), idx);
             MontyMultiplier::mul_assign(&mut mul, &mut acc, &entry);
         }
         entry.zeroize();

@@ -178,6 +178,22 @@ fn square_reduce(a: &mut [Limb], m: &[Limb], n0: Word, t: &mut [Word]) {
     }
 }
 
+/// Bit `pos` of an exponent's little-endian limbs, 0 beyond them. Positions are public; the bit
+/// itself only flows through arithmetic.
+pub(crate) fn bit_at(limbs: &[Limb], pos: u32) -> Word {
+    let word = limbs.get((pos / Word::BITS) as usize).map_or(0, |l| l.0);
+    (word >> (pos % Word::BITS)) & 1
+}
+
+/// `out` ← entry `idx` of `table`, by scanning every entry with a constant-time select (neither
+/// the access pattern nor the timing depends on `idx`, which is wiped afterwards).
+pub(crate) fn select_ct<'a>(out: &mut BoxedUint, table: impl Iterator<Item = &'a BoxedUint>, mut idx: Word) {
+    for (i, t) in table.enumerate() {
+        out.ct_assign(t, (i as Word).ct_eq(&idx));
+    }
+    idx.zeroize();
+}
+
 /// Bits per window of [`pow`] for an exponent of `bits` bits: 2^w - 2 multiplications build the
 /// table, then one follows every w squarings. 4 is best up to 320 bits, 5 above.
 fn window_for(bits: u32) -> u32 {
@@ -203,11 +219,6 @@ pub(crate) fn pow(base: &BoxedMontyForm, x: &BoxedUint, bits: u32, n0: Word) -> 
     }
 
     let limbs = x.as_limbs();
-    let bit = |pos: u32| -> Word {
-        // Positions are public; the bits themselves only flow through arithmetic.
-        let word = limbs.get((pos / Word::BITS) as usize).map_or(0, |l| l.0);
-        (word >> (pos % Word::BITS)) & 1
-    };
     let windows = bits.div_ceil(window);
     let mut acc = BoxedMontyForm::one(params);
     let mut entry = BoxedMontyForm::one(params);
@@ -219,13 +230,9 @@ pub(crate) fn pow(base: &BoxedMontyForm, x: &BoxedUint, bits: u32, n0: Word) -> 
         }
         let mut idx: Word = 0;
         for k in 0..window {
-            idx |= bit(w * window + k) << k;
+            idx |= bit_at(limbs, w * window + k) << k;
         }
-        let sel = entry.as_montgomery_mut();
-        for (i, t) in table.iter().enumerate() {
-            sel.ct_assign(t.as_montgomery(), (i as Word).ct_eq(&idx));
-        }
-        idx.zeroize();
+        select_ct(entry.as_montgomery_mut(), table.iter().map(BoxedMontyForm::as_montgomery), idx);
         MontyMultiplier::mul_assign(&mut mul, &mut acc, &entry);
     }
     entry.zeroize();
