@@ -86,7 +86,7 @@ fn openssl(args: &[String]) -> Option<String> {
 /// OpenSSL's figure for a reference: bytes/s or ops/s, the best of three `openssl speed` runs
 /// (our side is the fastest criterion sample).
 fn reference_rate(r: &Reference, cache: &mut BTreeMap<String, Vec<String>>) -> Option<f64> {
-    let runs = |a: &[String]| (0..3).map(|_| openssl(a).unwrap_or_default()).collect::<Vec<_>>();
+    let runs = |a: &[String]| (0..3).filter_map(|_| openssl(a)).collect::<Vec<_>>();
     let rates: Vec<f64> = match r {
         Reference::Throughput { args, bytes } => {
             let mut a = args.clone();
