@@ -217,21 +217,24 @@ fn json_numbers(json: &str, key: &str) -> Option<Vec<f64>> {
 /// The stanza path beside the raw CTR + HMAC of the same octets, from the same run.
 fn stanza_table(s: &BTreeMap<String, f64>) -> String {
     let mut t = String::from(
-        "| cipher | body | encrypt (XML to `<c/>`) | encrypt + decrypt | raw CTR + HMAC | raw / encrypt | encrypts per second | round trips per second |\n|---|---|---|---|---|---|---|---|\n",
+        "| cipher | body | encrypt (XML to `<c/>`) | decrypt (`<c/>` to XML) | encrypt + decrypt | raw CTR + HMAC | raw / encrypt | raw / decrypt | encrypts per second | round trips per second |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (name, enc) in s {
         let Some(rest) = name.strip_prefix("stanza/encrypt/") else { continue };
         let Some((alg, len)) = rest.rsplit_once('/') else { continue };
         let rt = s.get(&format!("stanza/roundtrip/{alg}/{len}"));
         let raw = s.get(&format!("stanza/raw-ctr-hmac/{alg}/{len}"));
-        let (Some(rt), Some(raw)) = (rt, raw) else { continue };
+        let dec = s.get(&format!("stanza/decrypt/{alg}/{len}"));
+        let (Some(rt), Some(raw), Some(dec)) = (rt, raw, dec) else { continue };
         let _ = writeln!(
             t,
-            "| {alg} | {len} B | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} | {:.0} | {:.0} |",
+            "| {alg} | {len} B | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} µs | {:.2} | {:.2} | {:.0} | {:.0} |",
             enc / 1e3,
+            dec / 1e3,
             rt / 1e3,
             raw / 1e3,
             raw / enc,
+            raw / dec,
             1e9 / enc,
             1e9 / rt
         );

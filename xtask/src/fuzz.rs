@@ -5,8 +5,16 @@
 use crate::{root, run};
 use std::process::Command;
 
-const TARGETS: &[&str] =
-    &["crypto_decode", "dataform", "esession_form", "interaction", "keyvalue", "offline", "stanza"];
+const TARGETS: &[&str] = &[
+    "content",
+    "crypto_decode",
+    "dataform",
+    "esession_form",
+    "interaction",
+    "keyvalue",
+    "offline",
+    "stanza",
+];
 
 fn ensure_cargo_fuzz() -> Result<(), String> {
     let ok = Command::new("cargo")

@@ -1,10 +1,11 @@
 //! XEP-0200 stanza path benchmarks: encrypt (XML split, serialize, encrypt, MAC, build `<c/>`)
-//! and encrypt + verify + decrypt of a chat message with a 200 B and a 4 KiB body, per cipher,
+//! decrypt (verify, decrypt, parse, rebuild the stanza) and both in a row, for a chat message
+//! with a 200 B and a 4 KiB body, per cipher,
 //! beside the raw CTR + HMAC cost of the same octets measured in the same run.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use esession_crypto::kdf::{SessionKeys, cipher_key};
 use esession_crypto::{CryptAlg, CtrCipher, DhKeyPair, HashAlg, ModpGroup, Profile, SecretBytes};
 use esession_forms::names::{Compress, StanzaType};
@@ -80,6 +81,15 @@ fn stanza(c: &mut Criterion) {
                     let w = a.encrypt(black_box(&msg), EncryptOptions::default(), &mut r).unwrap();
                     b.decrypt(&w).unwrap()
                 })
+            });
+            // Decrypt alone: stanzas encrypted in the untimed setup, decrypted in order.
+            let (mut a, mut b) = pair(&alg);
+            g.bench_function(BenchmarkId::new(format!("decrypt/{alg}"), len), |bn| {
+                bn.iter_batched(
+                    || a.encrypt(&msg, EncryptOptions::default(), &mut r).unwrap(),
+                    |w| b.decrypt(black_box(&w)).unwrap(),
+                    BatchSize::SmallInput,
+                )
             });
             // The raw primitives on the same octets: CTR over m, and HMAC over what a_mac covers,
             // m_content = <data>Base64(m_final)</data>, then C (Base64 itself is not counted).

@@ -112,8 +112,25 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 ///
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Xml`].
+///
+/// Content of the usual shape (unprefixed names and attributes, the five predefined entities)
+/// is parsed by a fast path of this crate; anything else, and anything it finds wrong, by
+/// minidom's parser ([`parse_general`]), which decides what is well-formed. Both build the same
+/// elements (differential tests, fuzz target `content`).
 // X200-8-07: content that does not parse terminates the session.
 pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
+    let text = core::str::from_utf8(m).map_err(|_| Error::Terminated(TerminationCause::Xml))?;
+    if let Some(elements) = crate::fast_content::parse(stanza_ns, text) {
+        return Ok(elements);
+    }
+    parse_general(stanza_ns, m)
+}
+
+/// [`parse`] through minidom's parser alone, for every input; [`parse`] returns the same.
+///
+/// # Errors
+/// [`Error::Terminated`] with [`TerminationCause::Xml`].
+pub fn parse_general(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
     let bad = || Error::Terminated(TerminationCause::Xml);
     let text = core::str::from_utf8(m).map_err(|_| bad())?;
     if text.trim().is_empty() {

@@ -41,6 +41,7 @@ pub mod compress;
 pub mod content;
 pub mod element;
 mod error;
+mod fast_content;
 pub mod session;
 
 pub use element::{Encrypted, NS};

@@ -1,0 +1,27 @@
+//! Decrypted content parsed by `content::parse` (the fast path with minidom's parser behind it)
+//! and by `content::parse_general` (minidom's parser alone): both must accept and reject the
+//! same inputs and build equal elements that serialize identically.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use minidom::Element;
+
+fn xml(e: &Element) -> Vec<u8> {
+    let mut v = Vec::new();
+    e.write_to(&mut v).expect("an element from the parser serializes");
+    v
+}
+
+fuzz_target!(|data: &[u8]| {
+    let ns = "jabber:client";
+    match (esession_stanza::content::parse(ns, data), esession_stanza::content::parse_general(ns, data)) {
+        (Ok(fast), Ok(general)) => {
+            assert_eq!(fast, general);
+            let a: Vec<_> = fast.iter().map(xml).collect();
+            let b: Vec<_> = general.iter().map(xml).collect();
+            assert_eq!(a, b);
+        }
+        (Err(_), Err(_)) => {}
+        (fast, general) => panic!("parse {:?} but parse_general {:?}", fast.is_ok(), general.is_ok()),
+    }
+});
