@@ -243,8 +243,8 @@ pub(crate) fn pow(base: &BoxedMontyForm, x: &BoxedUint, bits: u32, n0: Word) -> 
 mod tests {
     use super::*;
     use crate::modp::ModpGroup;
-    use crypto_bigint::Odd;
     use crypto_bigint::modular::BoxedMontyParams;
+    use crypto_bigint::{ConcatenatingMul, Odd, Resize};
 
     /// Pseudo-random words (xorshift), the top word's high half cleared so the value is below
     /// any of our moduli of that many limbs.
@@ -300,7 +300,8 @@ mod tests {
     }
 
     /// The slice kernel (limb counts without a sized instance) on a small odd modulus whose
-    /// result overflows R, against crypto-bigint.
+    /// results reach R before the final subtraction (counted by a reference reduction), against
+    /// crypto-bigint.
     #[test]
     fn slice_kernel_and_overflow() {
         let mut seed = 7u64;
@@ -319,15 +320,43 @@ mod tests {
                 let r = rand_words(nlimbs, &mut seed);
                 cases.push(r.wrapping_add(p.wrapping_sub(&one).shr(1)));
             }
+            let mut overflowed = 0;
             for v in cases {
+                let u = redc(&v.concatenating_mul(&v), &p, n0);
                 let a = BoxedMontyForm::from_montgomery(v, &params);
                 let mut want = a.clone();
                 MontyMultiplier::mul_assign(&mut mul, &mut want, &a);
                 let mut got = a.as_montgomery().clone();
                 sq.square_assign(&mut got);
                 assert!(bool::from(got.ct_eq(want.as_montgomery())), "{nlimbs} limbs");
+                // The reference reduction is right: u is the result, or the result plus p.
+                let wide_p = p.clone().resize(u.bits_precision());
+                let reduced = if u >= wide_p { u.wrapping_sub(&wide_p) } else { u.clone() };
+                assert_eq!(reduced.resize(p.bits_precision()), *want.as_montgomery());
+                if u.as_words()[nlimbs] != 0 {
+                    overflowed += 1;
+                }
             }
+            // The case this test is for did occur.
+            assert!(overflowed > 0, "{nlimbs} limbs: no result reached R");
         }
+    }
+
+    /// The Montgomery reduction of `t` before the final subtraction of p, (t + m p) / R with the
+    /// unique m < R making it exact, in n + 1 limbs: computed word by word with crypto-bigint's
+    /// arithmetic. Limb n is nonzero exactly when it reached R.
+    fn redc(t: &BoxedUint, p: &BoxedUint, n0: Word) -> BoxedUint {
+        let n = p.nlimbs();
+        let bits = (2 * n as u32 + 1) * Word::BITS;
+        let mut acc = t.clone().resize(bits);
+        for i in 0..n {
+            let mi = acc.as_words()[i].wrapping_mul(n0);
+            let step =
+                p.concatenating_mul(&BoxedUint::from_words([mi])).resize(bits).shl(i as u32 * Word::BITS);
+            acc = acc.wrapping_add(&step);
+        }
+        assert!(acc.as_words()[..n].iter().all(|&w| w == 0), "exact division by R");
+        BoxedUint::from_words(acc.as_words()[n..].iter().copied())
     }
 
     /// pow agrees with crypto-bigint's constant-time exponentiation for exponents of every
