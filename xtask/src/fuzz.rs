@@ -42,6 +42,11 @@ fn fuzz(target: &str, seconds: u64) -> Result<(), String> {
         c.arg(&seeds);
     }
     c.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
+    // A dictionary of the target's tokens, where there is one.
+    let dict = dir.join("dicts").join(format!("{target}.dict"));
+    if dict.is_file() {
+        c.arg(format!("-dict={}", dict.display()));
+    }
     run(c)
 }
 
