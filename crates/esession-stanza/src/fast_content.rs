@@ -7,17 +7,22 @@
 //! subset, scanning text a block at a time, and builds the same elements minidom's parser
 //! builds. Everything else (prefixes, comments, CDATA sections, character references, processing
 //! instructions, carriage returns, attribute values with whitespace to normalize, names outside
-//! ASCII, control characters, U+FFFE/U+FFFF, `]]>`, duplicate attributes, deep nesting) and
-//! every error makes it return `None`, and the caller parses the content with minidom, which
-//! stays the authority on what is well-formed. So the fast path never accepts what minidom
-//! rejects, and what it accepts it builds identically; differential tests and a fuzz target
-//! (`content`) check both.
+//! ASCII, control characters, U+FFFE/U+FFFF, `]]>`, duplicate attributes, more than 16
+//! attributes on an element, nesting deeper than 64) and every error makes it return `None`,
+//! and the caller parses the content with minidom, which stays the authority on what is
+//! well-formed. So the fast path never accepts what minidom rejects, and what it accepts it
+//! builds identically; differential tests and a fuzz target (`content`) check both. Content
+//! that leaves the subset costs at most this scan on top of minidom's parse.
 
 use minidom::Element;
 use minidom::rxml::{Namespace, NcName};
 
 /// Deeper content is left to minidom's parser.
 const MAX_DEPTH: usize = 64;
+
+/// Elements with more attributes are left to minidom's parser (the duplicate check here is
+/// quadratic).
+const MAX_ATTRS: usize = 16;
 
 /// Octets per block of the text scan.
 const BLOCK: usize = 32;
@@ -256,7 +261,7 @@ fn start_tag(s: &str, inherited: String) -> Option<(Element, &str, usize, bool)>
             }
             own_ns = Some(value);
         } else {
-            if attrs.iter().any(|(a, _)| *a == attr) {
+            if attrs.len() >= MAX_ATTRS || attrs.iter().any(|(a, _)| *a == attr) {
                 return None;
             }
             attrs.push((attr, value));
@@ -424,6 +429,12 @@ mod tests {
         ] {
             assert!(!check(c), "{c:?}");
         }
+        // Many attributes are left to minidom.
+        let attrs = |n: usize| {
+            format!("<a {}/>", (0..n).map(|k| format!("a{k}='{k}'")).collect::<Vec<_>>().join(" "))
+        };
+        assert!(check(&attrs(super::MAX_ATTRS)));
+        assert!(!check(&attrs(super::MAX_ATTRS + 1)));
         // Deep nesting is left to minidom.
         let deep = format!("{}{}", "<a>".repeat(super::MAX_DEPTH + 1), "</a>".repeat(super::MAX_DEPTH + 1));
         assert!(!check(&deep));
