@@ -8,7 +8,8 @@
 //! builds. Everything else (prefixes, comments, CDATA sections, character references, processing
 //! instructions, carriage returns, attribute values with whitespace to normalize, names outside
 //! ASCII, control characters, U+FFFE/U+FFFF, `]]>`, duplicate attributes, more than 16
-//! attributes on an element, nesting deeper than 64) and every error makes it return `None`,
+//! attributes on an element, names or attribute values longer than 4096 octets, the reserved
+//! namespaces as `xmlns`, nesting deeper than 64) and every error makes it return `None`,
 //! and the caller parses the content with minidom, which stays the authority on what is
 //! well-formed. So the fast path never accepts what minidom rejects, and what it accepts it
 //! builds identically; differential tests and a fuzz target (`content`) check both. Content
@@ -23,6 +24,14 @@ const MAX_DEPTH: usize = 64;
 /// Elements with more attributes are left to minidom's parser (the duplicate check here is
 /// quadratic).
 const MAX_ATTRS: usize = 16;
+
+/// Longer names and attribute values (in input octets) are left to minidom's parser, which
+/// refuses names and values beyond its token limit (8192 octets in rxml 0.14).
+const MAX_TOKEN: usize = 4096;
+
+/// Namespace names that cannot be the default namespace (XML Namespaces §3, "Reserved Prefixes
+/// and Namespace Names"); rxml refuses the first, and the fast path leaves both to it.
+const RESERVED_NS: [&str; 2] = ["http://www.w3.org/XML/1998/namespace", "http://www.w3.org/2000/xmlns/"];
 
 /// Octets per block of the text scan.
 const BLOCK: usize = 32;
@@ -207,6 +216,7 @@ fn name(s: &str) -> Option<&str> {
     let first = *n.as_bytes().first()?;
     if !(first.is_ascii_alphabetic() || first == b'_')
         || n.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("xml"))
+        || n.len() > MAX_TOKEN
     {
         return None;
     }
@@ -256,7 +266,7 @@ fn start_tag(s: &str, inherited: String) -> Option<(Element, &str, usize, bool)>
         let (attr, value, len) = attribute(&s[i..])?;
         i += len;
         if attr == "xmlns" {
-            if own_ns.is_some() || value.is_empty() {
+            if own_ns.is_some() || value.is_empty() || RESERVED_NS.contains(&value.as_str()) {
                 return None;
             }
             own_ns = Some(value);
@@ -295,10 +305,14 @@ fn attribute(s: &str) -> Option<(&str, String, usize)> {
         return None;
     }
     i += 1;
+    let start = i;
     let mut value = String::new();
     loop {
         let j =
             i + b[i..].iter().position(|&c| c == quote || c == b'<' || c == b'&' || c < 0x20 || c == 0xef)?;
+        if j - start > MAX_TOKEN {
+            return None;
+        }
         value.push_str(&s[i..j]);
         i = j;
         match b[i] {
@@ -428,6 +442,40 @@ mod tests {
             "<esession-content/>",
         ] {
             assert!(!check(c), "{c:?}");
+        }
+        // Long names and values, and reserved namespaces, are left to minidom.
+        let n = super::MAX_TOKEN;
+        for (c, fast) in [
+            (format!("<{}/>", "a".repeat(n)), true),
+            (format!("<{}/>", "a".repeat(n + 1)), false),
+            (format!("<{0}></{0}>", "a".repeat(9000)), false),
+            (format!("<a b='{}'/>", "v".repeat(n)), true),
+            (format!("<a b='{}'/>", "v".repeat(n + 1)), false),
+            (format!("<a b='{}&amp;'/>", "v".repeat(n - 5)), true),
+            (format!("<a b='{}&amp;'/>", "v".repeat(n - 4)), false),
+            (format!("<a b='{}'/>", "v".repeat(9000)), false),
+            ("<a xmlns='http://www.w3.org/XML/1998/namespace'/>".to_owned(), false),
+            ("<a xmlns='http://www.w3.org/2000/xmlns/'/>".to_owned(), false),
+            // fuzz/regressions/content/crash-fa1229d0... verbatim.
+            (
+                std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../fuzz/regressions/content/crash-fa1229d030a1b8817e683f263f128ccdf8d69ff3"
+                ))
+                .unwrap(),
+                false,
+            ),
+        ] {
+            assert_eq!(check(&c), fast, "{}", &c[..40.min(c.len())]);
+        }
+        // What minidom refuses there (fuzz/regressions/content/crash-fa1229d0...: the XML
+        // namespace as the default one, which the fast path accepted).
+        for c in [
+            format!("<a b='{}'/>", "v".repeat(9000)),
+            format!("<{}/>", "a".repeat(9000)),
+            "<ebody xmlns=\"http://www.w3.org/XML/1998/namespace\"/>".to_owned(),
+        ] {
+            assert!(parse_general(NS, c.as_bytes()).is_err(), "{}", &c[..40]);
         }
         // Many attributes are left to minidom.
         let attrs = |n: usize| {
