@@ -383,6 +383,11 @@ mod tests {
             "<a  \n b='1'\t/ >".to_owned(),
             "<a.b-c_d e.f='g' _h='i'></a.b-c_d >".to_owned(),
             "<a>   </a>".to_owned(),
+            // Text beyond rxml's token limit (it splits it, minidom joins it), split anywhere
+            // in a multi-octet character.
+            format!("<body>x{}</body>", "é".repeat(5000)),
+            format!("<body>{}</body>", "😀".repeat(3000)),
+            format!("<body>{}&amp;{}</body>", "€".repeat(3000), "é".repeat(3000)),
         ];
         for c in &cases {
             let took = check(c);
