@@ -40,7 +40,9 @@ pub fn error_reply(
     condition: Condition,
     fields: &[String],
 ) -> Element {
-    let mut m = message(to, thread, received.into_iter().cloned().collect());
+    // The quoted wrapper carries none of the peer's prefix declarations.
+    let mut m =
+        message(to, thread, received.into_iter().map(esession_forms::xml::without_prefixes).collect());
     set(&mut m, "type", "error");
     let mut err = Element::bare("error", CLIENT_NS);
     set(&mut err, "type", "cancel");

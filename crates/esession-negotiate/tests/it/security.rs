@@ -454,3 +454,51 @@ fn key_association_alerts() {
     assert!(b.alerts.iter().any(|x| matches!(x, Alert::KeyChanged { .. })), "{:?}", b.alerts);
     assert!(b.alerts.iter().any(|x| matches!(x, Alert::SasNotConfirmed { .. })));
 }
+
+/// An error reply copies the received wrapper. A request whose form declares a prefix again on
+/// a child (well-formed XML; minidom's writer panics on it when the parsed form is written as a
+/// root, docs/security.md) must give an error reply whose every part writes: the copy carries
+/// no prefix declarations of the peer.
+#[test]
+fn error_reply_with_redeclared_prefixes_in_the_request_serializes() {
+    let mut alice = small(Config::default());
+    alice.provider.modp = vec![ModpGroup::G2];
+    let mut bob = small(Config::default());
+    bob.support.crypto.modp = vec![ModpGroup::G5];
+    let (mut a, mut b) = (Side::new(1), Side::new(2));
+    let mut errors = Vec::new();
+    negotiate(
+        Mode::Four,
+        Arc::new(alice),
+        Arc::new(bob),
+        &mut a,
+        &mut b,
+        Box::new(|i, from_alice, s: Element| {
+            if !from_alice {
+                errors.push(s.clone());
+                return Some(s);
+            }
+            if i != 0 {
+                return Some(s);
+            }
+            let text = String::from(&s).replacen("<x ", "<x xmlns:p='urn:p' p:a='1' ", 1).replacen(
+                "<field ",
+                "<field xmlns:p='urn:p' p:b='2' ",
+                1,
+            );
+            let tampered: Element = text.parse().expect("still well-formed");
+            Some(tampered)
+        }),
+    );
+    assert_eq!(errors.len(), 1, "Bob refused with an error reply");
+    let text = String::from(&errors[0]);
+    let back: Element = text.parse().expect("the reply parses");
+    let (cond, _) = esession_negotiate::wire::error_of(&back).unwrap();
+    assert_eq!(cond.as_deref(), Some("not-acceptable"));
+    // The copy kept the peer's namespaced attributes, and its form writes on its own too (the
+    // peer's declarations, had they been kept, would make minidom's writer panic here).
+    assert!(text.contains("urn:p"), "{text}");
+    let feature = errors[0].get_child("feature", esession_forms::esession::FEATURE_NEG_NS).unwrap();
+    let form = feature.children().next().unwrap();
+    assert!(String::from(form).contains("urn:p"));
+}
