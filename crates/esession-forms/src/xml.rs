@@ -111,30 +111,39 @@ pub fn escape_into<const N: usize>(
             && !any_of(block, &special)
         {
             i += BLOCK;
-            // Long clean runs are copied in pieces below glibc's `rep movsb` threshold, whose
-            // copies are 20 times slower on some CPUs when the buffers sit badly
-            // (docs/performance.md, "Copies").
-            if i - run >= PIECE && s.is_char_boundary(i) {
-                out.push_str(&s[run..i]);
-                run = i;
-            }
             continue;
         }
         if is_special(bytes[i]) {
             // Special octets are ASCII, so i and i + 1 are character boundaries.
-            out.push_str(&s[run..i]);
+            push_in_pieces(out, &s[run..i]);
             out.push_str(replace(bytes[i]));
             run = i + 1;
         }
         i += 1;
     }
-    out.push_str(&s[run..]);
+    push_in_pieces(out, &s[run..]);
+}
+
+/// Appends `s` to `out` in pieces of at most 2 KiB (cut at character boundaries): glibc's
+/// `rep movsb`, which it uses for longer copies, is 20 times slower on some CPUs when the two
+/// buffers sit badly (docs/performance.md, "Copies"). For copies of long text on hot paths.
+pub fn push_in_pieces(out: &mut String, s: &str) {
+    let mut rest = s;
+    while rest.len() > PIECE {
+        let mut cut = PIECE;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push_str(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    out.push_str(rest);
 }
 
 /// Octets per block of [`escape_into`]'s fast scan.
 const BLOCK: usize = 32;
 
-/// The longest run [`escape_into`] copies at once.
+/// The longest run [`push_in_pieces`] copies at once.
 const PIECE: usize = 2048;
 
 /// Whether a block holds one of `special`: a fixed-size OR-reduction without branches, which the

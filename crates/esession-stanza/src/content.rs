@@ -110,20 +110,20 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 /// them (Gajim's padding among it) is dropped; any other text, or anything that is not
 /// well-formed, terminates the session (XEP-0200 §8 step 6).
 ///
-/// # Errors
-/// [`Error::Terminated`] with [`TerminationCause::Xml`].
-///
 /// Content of the usual shape (unprefixed names and attributes, the five predefined entities)
 /// is parsed by a fast path of this crate; anything else, and anything it finds wrong, by
 /// minidom's parser ([`parse_general`]), which decides what is well-formed. Both build the same
 /// elements (differential tests, fuzz target `content`).
+///
+/// # Errors
+/// [`Error::Terminated`] with [`TerminationCause::Xml`].
 // X200-8-07: content that does not parse terminates the session.
 pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
-    let text = core::str::from_utf8(m).map_err(|_| Error::Terminated(TerminationCause::Xml))?;
-    if let Some(elements) = crate::fast_content::parse(stanza_ns, text) {
-        return Ok(elements);
+    let text = utf8(m)?;
+    match crate::fast_content::parse(stanza_ns, text) {
+        Some(elements) => Ok(elements),
+        None => parse_with_minidom(stanza_ns, text),
     }
-    parse_general(stanza_ns, m)
 }
 
 /// [`parse`] through minidom's parser alone, for every input; [`parse`] returns the same.
@@ -131,8 +131,16 @@ pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Xml`].
 pub fn parse_general(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
+    parse_with_minidom(stanza_ns, utf8(m)?)
+}
+
+/// m as text; anything but UTF-8 terminates the session.
+fn utf8(m: &[u8]) -> Result<&str> {
+    core::str::from_utf8(m).map_err(|_| Error::Terminated(TerminationCause::Xml))
+}
+
+fn parse_with_minidom(stanza_ns: &str, text: &str) -> Result<Vec<Element>> {
     let bad = || Error::Terminated(TerminationCause::Xml);
-    let text = core::str::from_utf8(m).map_err(|_| bad())?;
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }

@@ -328,20 +328,7 @@ fn rejections_of_section_4_4() {
     let (_, rb, _, _) = keys();
     let mut bob = small(Config::with_identity(rb));
     bob.support.three_message = false;
-    let mut errors = Vec::new();
-    negotiate(
-        Mode::Three,
-        ca,
-        Arc::new(bob),
-        &mut a,
-        &mut b,
-        Box::new(|_, from_alice, s: Element| {
-            if !from_alice {
-                errors.push(s.clone());
-            }
-            Some(s)
-        }),
-    );
+    let errors = bobs_replies(Mode::Three, ca, Arc::new(bob), (&mut a, &mut b), |s| s);
     let (cond, fields) = esession_negotiate::wire::error_of(&errors[0]).unwrap();
     assert_eq!((cond.as_deref(), fields), (Some("feature-not-implemented"), vec!["dhkeys".to_owned()]));
     assert!(matches!(a.rejected, Some(Error::Rejected { .. })));
@@ -351,7 +338,13 @@ fn rejections_of_section_4_4() {
     let mut bob = small(Config::default());
     bob.support.crypto.modp = vec![ModpGroup::G5];
     bob.support.crypto.crypt_algs = vec![CryptAlg::Serpent256Ctr];
-    let errors = bobs_replies(alice, bob, |s| s);
+    let errors = bobs_replies(
+        Mode::Four,
+        Arc::new(alice),
+        Arc::new(bob),
+        (&mut Side::new(1), &mut Side::new(2)),
+        |s| s,
+    );
     let (cond, fields) = esession_negotiate::wire::error_of(&errors[0]).unwrap();
     assert_eq!(cond.as_deref(), Some("not-acceptable"));
     assert_eq!(fields, vec!["modp".to_owned(), "crypt_algs".to_owned()]);
@@ -451,14 +444,20 @@ fn error_reply_with_redeclared_prefixes_in_the_request_serializes() {
     alice.provider.modp = vec![ModpGroup::G2];
     let mut bob = small(Config::default());
     bob.support.crypto.modp = vec![ModpGroup::G5];
-    let errors = bobs_replies(alice, bob, |s| {
-        let text = String::from(&s).replacen("<x ", "<x xmlns:p='urn:p' p:a='1' ", 1).replacen(
-            "<field ",
-            "<field xmlns:p='urn:p' p:b='2' ",
-            1,
-        );
-        text.parse().expect("still well-formed")
-    });
+    let errors = bobs_replies(
+        Mode::Four,
+        Arc::new(alice),
+        Arc::new(bob),
+        (&mut Side::new(1), &mut Side::new(2)),
+        |s| {
+            let text = String::from(&s).replacen("<x ", "<x xmlns:p='urn:p' p:a='1' ", 1).replacen(
+                "<field ",
+                "<field xmlns:p='urn:p' p:b='2' ",
+                1,
+            );
+            text.parse().expect("still well-formed")
+        },
+    );
     assert_eq!(errors.len(), 1, "Bob refused with an error reply");
     let text = String::from(&errors[0]);
     let back: Element = text.parse().expect("the reply parses");
@@ -472,17 +471,22 @@ fn error_reply_with_redeclared_prefixes_in_the_request_serializes() {
     assert!(String::from(form).contains("urn:p"));
 }
 
-/// A 4-message negotiation of `alice` with `bob`, Alice's request passed through `request`:
-/// the stanzas Bob sends.
-fn bobs_replies(alice: Config, bob: Config, mut request: impl FnMut(Element) -> Element) -> Vec<Element> {
-    let (mut a, mut b) = (Side::new(1), Side::new(2));
+/// A negotiation of `alice` with `bob` on sides `a` and `b`, Alice's request passed through
+/// `request`: the stanzas Bob sends.
+fn bobs_replies(
+    mode: Mode,
+    alice: Arc<Config>,
+    bob: Arc<Config>,
+    (a, b): (&mut Side, &mut Side),
+    mut request: impl FnMut(Element) -> Element,
+) -> Vec<Element> {
     let mut replies = Vec::new();
     negotiate(
-        Mode::Four,
-        Arc::new(alice),
-        Arc::new(bob),
-        &mut a,
-        &mut b,
+        mode,
+        alice,
+        bob,
+        a,
+        b,
         Box::new(|i, from_alice, s: Element| {
             if !from_alice {
                 replies.push(s.clone());
