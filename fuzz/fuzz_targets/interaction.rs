@@ -116,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                 };
-                if let Some(Received::Stanza(clear)) = body {
+                if let Some(Received::Stanza { stanza: clear, .. }) = body {
                     if let Some(b) = clear.get_child("body", "jabber:client").map(Element::text) {
                         assert!(sent.contains(&b), "delivered a body nobody sent: {b:?}");
                         assert!(delivered.insert(b.clone()), "delivered twice: {b:?}");

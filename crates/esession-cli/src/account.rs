@@ -220,6 +220,10 @@ fn print_event(e: &Event) {
         Event::Failed { peer, condition, detail } => println!("!! {peer}: {condition}: {detail}"),
         Event::Presence { .. } => {}
         Event::SubscriptionRequest { peer } => println!("* {peer} asks to see your presence"),
+        Event::Unprotected { peer, elements } => println!(
+            "!! {peer}: dropped what came in clear beside an encrypted message ({}): not from the session",
+            elements.join(", ")
+        ),
     }
 }
 

@@ -260,10 +260,10 @@ fn run() -> Result<(), String> {
 
 fn deliver(to: &mut Established, w: &Element, who: &str, rng: &mut Rng) -> Result<(), String> {
     match to.receive(w, false, rng).map_err(|x| x.to_string())? {
-        Received::Stanza(clear) => {
-            println!("  {who} reads: {:?}", body(&clear));
+        Received::Stanza { stanza, .. } => {
+            println!("  {who} reads: {:?}", body(&stanza));
             Ok(())
         }
-        Received::Terminated { .. } => Err("unexpected termination".into()),
+        _ => Err("unexpected termination".into()),
     }
 }

@@ -194,7 +194,7 @@ fn replay_alice(v: &Value, stanzas: &[Recorded]) -> Result<Reached, String> {
                 Ok((e, content)) => {
                     bodies.push((
                         s.seq,
-                        content.and_then(|c| c.get_child("body", "jabber:client").map(Element::text)),
+                        content.and_then(|c| c.stanza.get_child("body", "jabber:client").map(Element::text)),
                     ));
                     est = Some(e);
                 }
@@ -242,6 +242,8 @@ fn replay_bob(v: &Value, stanzas: &[Recorded]) -> Result<Reached, String> {
         .ok_or("bob has no identity key")?;
     let mut cfg = Config::with_identity(key);
     cfg.profile = profile;
+    cfg.provider = esession_crypto::CryptoProvider::all();
+    cfg.support.crypto = esession_crypto::CryptoProvider::all();
     let group = values.get("modp_group").and_then(Value::as_u64).unwrap_or(0);
     // Bob's recorded randomness: a vector without it cannot be replayed.
     let nb = hex(values.get("NB")).ok_or("the vector records no NB")?;

@@ -348,10 +348,14 @@ impl Party {
                     error(&condition, &e.to_string());
                 }
                 Output::Alert(a) => evt(json!({"event": "alert", "alert": format!("{a:?}")})),
-                Output::Received(c) => message_event(&c),
+                Output::Received { content, unprotected } => {
+                    unprotected_event(&unprotected);
+                    message_event(&content);
+                }
                 Output::StanzaSession { security } => {
                     evt(json!({"event": "stanza-session", "security": security.to_string()}))
                 }
+                _ => {}
             }
         }
     }
@@ -416,7 +420,10 @@ impl Party {
             return error("no-session", "no session for this stanza");
         };
         match est.receive(&s, false, &mut self.rng) {
-            Ok(Received::Stanza(clear)) => message_event(&clear),
+            Ok(Received::Stanza { stanza, unprotected }) => {
+                unprotected_event(&unprotected);
+                message_event(&stanza);
+            }
             Ok(Received::Terminated { ack, verified }) => {
                 if let Some(a) = ack {
                     out(&a);
@@ -424,6 +431,7 @@ impl Party {
                 evt(json!({"event": "terminated", "verified": verified}));
                 self.session = None;
             }
+            Ok(_) => {}
             Err(e) => {
                 let condition = match &e {
                     esession_negotiate::Error::Stanza(se) => {
@@ -613,6 +621,7 @@ impl Party {
         }
         for a in r.sessions {
             evt(json!({"event": "negotiated", "sas": null, "offline": true, "thread": a.session.thread}));
+            unprotected_event(&a.unprotected);
             for c in &a.contents {
                 message_event(c);
             }
@@ -665,6 +674,14 @@ fn set_attr(e: &mut Element, name: &str, value: &str) {
 
 fn chat_children(text: &str) -> Vec<Element> {
     vec![Element::builder("body", "jabber:client").append(text).build()]
+}
+
+/// Children that came in clear beside `<c/>` and were dropped: reported on their own, never
+/// as part of a message.
+fn unprotected_event(elements: &[String]) {
+    if !elements.is_empty() {
+        evt(json!({"event": "unprotected", "elements": elements}));
+    }
 }
 
 fn message_event(clear: &Element) {

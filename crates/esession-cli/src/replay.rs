@@ -201,6 +201,10 @@ pub(crate) fn replay(v: &Value, alice: bool, stanzas: &[Recorded]) -> Result<Rea
         None => Config::default(),
     };
     cfg.profile = profile;
+    // The recorded parties support everything (the vector format's DEFAULT_SUPPORT): the
+    // replay must accept what they chose, weak choices included.
+    cfg.provider = esession_crypto::CryptoProvider::all();
+    cfg.support.crypto = esession_crypto::CryptoProvider::all();
     cfg.provider.modp = request.offers.modp.clone();
     cfg.init_pubkey = request.init_pubkey.clone();
     cfg.resp_pubkey = request.resp_pubkey.clone();

@@ -1,5 +1,6 @@
 //! Which algorithms this build supports, in preference order (the "provider" of STYLE.md).
 
+use crate::Profile;
 use crate::cipher::CryptAlg;
 use crate::hash::HashAlg;
 use crate::modp::ModpGroup;
@@ -8,9 +9,17 @@ use crate::sign::SignAlg;
 
 /// The algorithm lists a party offers or accepts, each in preference order.
 ///
-/// [`CryptoProvider::default`] is everything this build implements, strongest first. Callers
-/// narrow it (for example to the groups a slow device can afford) but cannot add to it: each
-/// list is filtered through the `is_supported` of its type by [`CryptoProvider::sanitized`].
+/// [`CryptoProvider::default`] is the safe choice of `Profile::Xep`: every cipher but `none`
+/// (no encryption at all) and every group of 2048 bits or more, strongest first.
+/// [`CryptoProvider::for_profile`] adds what `Profile::Gajim` needs (group 5).
+/// [`CryptoProvider::all`] is everything this build implements, weak choices included, for an
+/// application that asks for them explicitly (and for test vectors). A 3-message negotiation
+/// does not protect Alice's offer before she sends (XEP-0116 §4.6): whatever she offers, a
+/// man in the middle can make her use, so nothing weak is offered by default.
+///
+/// Callers narrow a provider (for example to the groups a slow device can afford) but cannot
+/// add to what the build implements: each list is filtered through the `is_supported` of its
+/// type by [`CryptoProvider::sanitized`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CryptoProvider {
     /// MODP groups.
@@ -27,6 +36,15 @@ pub struct CryptoProvider {
 
 impl Default for CryptoProvider {
     fn default() -> Self {
+        Self::for_profile(Profile::Xep)
+    }
+}
+
+impl CryptoProvider {
+    /// Everything this build implements, strongest first, including the cipher `none` and
+    /// the groups under 2048 bits (1, 2, 5). Only for an application that asks for them.
+    #[must_use]
+    pub fn all() -> Self {
         Self {
             modp: ModpGroup::SUPPORTED.to_vec(),
             crypt_algs: CryptAlg::SUPPORTED.to_vec(),
@@ -35,9 +53,22 @@ impl Default for CryptoProvider {
             sas_algs: vec![SasAlg::Sas28x5],
         }
     }
-}
 
-impl CryptoProvider {
+    /// The safe default of a profile: never the cipher `none`; `Xep` no group under 2048
+    /// bits; `Gajim` also group 5 (1536 bits), which deployed Gajim configurations offer.
+    #[must_use]
+    pub fn for_profile(profile: Profile) -> Self {
+        let min_bits = match profile {
+            Profile::Xep => 2048,
+            Profile::Gajim => 1536,
+        };
+        let all = Self::all();
+        Self {
+            modp: all.modp.into_iter().filter(|g| g.bits().is_some_and(|b| b >= min_bits)).collect(),
+            crypt_algs: all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect(),
+            ..all
+        }
+    }
     /// The same lists with everything this build cannot do removed (groups 3/4, sha1, md5,
     /// unknown names) and duplicates dropped, order kept.
     #[must_use]
@@ -79,8 +110,23 @@ mod tests {
         assert_eq!(p.crypt_algs, vec![CryptAlg::Aes128Ctr]);
         assert_eq!(p.hash_algs, vec![HashAlg::Whirlpool]);
         assert!(p.sas_algs.is_empty());
-        let d = CryptoProvider::default();
+        let d = CryptoProvider::all();
         assert_eq!(d.sanitized(), d);
         assert!(!d.modp.contains(&ModpGroup::Ec2n4));
+    }
+
+    /// Issue 16.3: nothing weak is offered or accepted unless asked for.
+    #[test]
+    fn defaults_are_safe() {
+        let x = CryptoProvider::default();
+        assert_eq!(x, CryptoProvider::for_profile(Profile::Xep));
+        assert_eq!(x.modp, [ModpGroup::G18, ModpGroup::G17, ModpGroup::G16, ModpGroup::G15, ModpGroup::G14]);
+        assert!(!x.crypt_algs.contains(&CryptAlg::None));
+        assert_eq!(x.crypt_algs.len(), CryptAlg::SUPPORTED.len() - 1);
+        let g = CryptoProvider::for_profile(Profile::Gajim);
+        assert_eq!(g.modp.last(), Some(&ModpGroup::G5));
+        assert!(!g.modp.contains(&ModpGroup::G1) && !g.modp.contains(&ModpGroup::G2));
+        assert!(!g.crypt_algs.contains(&CryptAlg::None));
+        assert!(CryptoProvider::all().crypt_algs.contains(&CryptAlg::None));
     }
 }

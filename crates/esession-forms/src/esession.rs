@@ -155,6 +155,15 @@ impl<'a> Reader<'a> {
         decode(self.one(var)?, var)
     }
 
+    /// A nonce (`my_nonce`, `nonce`): never empty, or it would identify nothing.
+    fn nonce(&self, var: &'static str) -> Result<Vec<u8>> {
+        let n = self.b64(var)?;
+        if n.is_empty() {
+            return Err(Error::BadValue { var: var.into(), reason: "empty nonce" });
+        }
+        Ok(n)
+    }
+
     fn opt_b64(&self, var: &'static str) -> Result<Option<Vec<u8>>> {
         match self.get(var) {
             None => Ok(None),
@@ -478,7 +487,7 @@ impl Request {
             offers,
             init_pubkey: r.offer("init_pubkey")?,
             resp_pubkey: r.offer("resp_pubkey")?,
-            my_nonce: r.b64("my_nonce")?,
+            my_nonce: r.nonce("my_nonce")?,
             sas_algs,
             dh,
         })
@@ -612,10 +621,10 @@ impl Response {
             resp_pubkey: r.opt_choice("resp_pubkey")?,
             ver: r.choice("ver")?,
             rekey_freq: r.rekey_freq()?,
-            my_nonce: r.b64("my_nonce")?,
+            my_nonce: r.nonce("my_nonce")?,
             sas_alg: r.opt_choice("sas_algs")?,
             d: r.b64("dhkeys")?,
-            nonce: r.b64("nonce")?,
+            nonce: r.nonce("nonce")?,
             counter,
             terminate: r.opt_boolean("terminate")?,
             identity,
@@ -713,7 +722,7 @@ impl Accept {
         };
         Ok(Self {
             accept: r.boolean("accept")?,
-            nonce: r.b64("nonce")?,
+            nonce: r.nonce("nonce")?,
             e,
             rshashes,
             terminate: r.opt_boolean("terminate")?,
@@ -776,7 +785,7 @@ impl BobIdentity {
     pub fn parse(form: &DataForm) -> Result<Self> {
         let r = Reader::new(form)?;
         Ok(Self {
-            nonce: r.b64("nonce")?,
+            nonce: r.nonce("nonce")?,
             srshash: r.b64("srshash")?,
             identity: r.b64("identity")?,
             mac: r.b64("mac")?,
@@ -943,7 +952,7 @@ impl OfflineOptions {
             Some(f) => f.values.iter().map(|v| decode(v, "signs")).collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
-        Ok(Self { offers, expires, my_nonce: r.b64("my_nonce")?, dhkeys, match_resource, signs })
+        Ok(Self { offers, expires, my_nonce: r.nonce("my_nonce")?, dhkeys, match_resource, signs })
     }
 
     /// Serializes in the field order of XEP-0187 Example 3 (I24).

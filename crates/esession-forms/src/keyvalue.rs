@@ -140,7 +140,7 @@ pub fn parse_identity(profile: Profile, plaintext: &[u8]) -> Result<(IdentityCla
     let text = core::str::from_utf8(plaintext).map_err(|_| Error::Xml("identity is not UTF-8".into()))?;
     // Gajim pads with spaces; XML whitespace around the elements is not content.
     let wrapped = format!("<identity xmlns='{DSIG_NS}'>{}</identity>", text.trim_end_matches(' '));
-    let root = crate::xml::parse(&wrapped)?;
+    let root = crate::xml::parse_with(&wrapped, crate::xml::Limits::NEGOTIATION)?;
     crate::xml::no_text(&root, "text in identity")?;
     let kids: Vec<&Element> = root.children().collect();
     let [claim, sig] = kids[..] else {

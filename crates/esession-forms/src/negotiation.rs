@@ -21,7 +21,9 @@ pub fn all_supported<T: PartialEq + Clone>(offer: &[T], supported: &[T]) -> Vec<
     offer.iter().filter(|o| supported.contains(o)).cloned().collect()
 }
 
-/// What a responder accepts. [`Support::default`] is everything this build implements.
+/// What a responder accepts. [`Support::default`] is everything this build implements that is
+/// safe in `Profile::Xep` (see [`CryptoProvider::default`]); [`Support::for_profile`] the same
+/// for a profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Support {
     /// Algorithms.
@@ -53,8 +55,16 @@ pub struct Support {
 
 impl Default for Support {
     fn default() -> Self {
+        Self::for_profile(esession_crypto::Profile::Xep)
+    }
+}
+
+impl Support {
+    /// The safe default of a profile ([`CryptoProvider::for_profile`]).
+    #[must_use]
+    pub fn for_profile(profile: esession_crypto::Profile) -> Self {
         Self {
-            crypto: CryptoProvider::default(),
+            crypto: CryptoProvider::for_profile(profile),
             logging: vec![Logging::May, Logging::MustNot],
             disclosure: vec![Disclosure::Never],
             security: vec![Security::E2e],

@@ -60,12 +60,146 @@ pub fn attr_name(s: &str) -> Result<rxml::NcName> {
     rxml::NcName::try_from(s).map_err(|e| Error::Xml(e.to_string()))
 }
 
-/// Parses XML text into an element, mapping the error.
+/// Bounds on XML that comes from the network, checked before any recursive or costly work
+/// (STYLE.md 14): how deep elements nest, how many there are, and how many octets their names,
+/// attribute values and text hold together (about the size of the serialization).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Nesting depth; the root element is at depth 1.
+    pub depth: usize,
+    /// Elements in all.
+    pub elements: usize,
+    /// Octets of names, attribute names and values, and text, in all.
+    pub octets: usize,
+}
+
+impl Limits {
+    /// A whole stanza: room for every stanza a client meets (XHTML-IM, PEP items, forms),
+    /// within the 1 MiB that is an upper bound of what servers relay (Prosody's default is
+    /// 256 KiB).
+    pub const STANZA: Limits = Limits { depth: 32, elements: 4096, octets: 1 << 20 };
+    /// A negotiation message of XEP-0116 or XEP-0187 (the deepest, a PEP items result with
+    /// the options, has depth 8), an error stanza about one, or an identity plaintext.
+    pub const NEGOTIATION: Limits = Limits { depth: 12, elements: 1024, octets: 256 << 10 };
+    /// Decrypted content (XEP-0200 m): what an application puts in a stanza.
+    pub const CONTENT: Limits = Limits { depth: 64, elements: 16384, octets: 4 << 20 };
+    /// What an error reply may quote of the refused stanza; anything larger is left out.
+    pub const QUOTE: Limits = Limits { depth: 8, elements: 256, octets: 16 << 10 };
+}
+
+/// What [`measure`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Shape {
+    /// The deepest nesting (the root is 1).
+    pub depth: usize,
+    /// Elements in all.
+    pub elements: usize,
+    /// Octets of names, attributes and text.
+    pub octets: usize,
+}
+
+/// Measures `e` without recursion, stopping as soon as a limit is passed.
 ///
 /// # Errors
-/// [`Error::Xml`] if the text is not one well-formed element.
+/// [`Error::TooLarge`] naming the first limit passed (`XML depth`, `XML elements`, `XML size`).
+pub fn measure(e: &Element, limits: Limits) -> Result<Shape> {
+    let mut shape = Shape::default();
+    let mut stack: Vec<(&Element, usize)> = vec![(e, 1)];
+    while let Some((el, depth)) = stack.pop() {
+        shape.elements += 1;
+        shape.depth = shape.depth.max(depth);
+        shape.octets += el.name().len();
+        for ((_, name), value) in el.attrs().iter() {
+            shape.octets += name.as_str().len() + value.len();
+        }
+        for n in el.nodes() {
+            match n {
+                Node::Element(c) => stack.push((c, depth + 1)),
+                Node::Text(t) => shape.octets += t.len(),
+            }
+        }
+        check(&shape, limits)?;
+    }
+    Ok(shape)
+}
+
+fn check(shape: &Shape, limits: Limits) -> Result<()> {
+    if shape.depth > limits.depth {
+        Err(Error::TooLarge("XML depth"))
+    } else if shape.elements > limits.elements {
+        Err(Error::TooLarge("XML elements"))
+    } else if shape.octets > limits.octets {
+        Err(Error::TooLarge("XML size"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses XML text into an element within [`Limits::STANZA`], mapping the error.
+///
+/// # Errors
+/// [`Error::Xml`] if the text is not one well-formed element; [`Error::TooLarge`] past a limit.
 pub fn parse(text: &str) -> Result<Element> {
-    text.parse::<Element>().map_err(|e| Error::Xml(e.to_string()))
+    parse_with(text, Limits::STANZA)
+}
+
+/// Parses XML text into an element with minidom's tree builder, the same result as minidom's
+/// own parser, but counting depth, elements and octets as the events arrive and stopping at the
+/// first limit passed: no tree beyond the limits is ever built (minidom's tree builder is
+/// quadratic in depth, and its `Drop` and writer recurse). What follows the root element is
+/// ignored, as minidom does.
+///
+/// # Errors
+/// [`Error::Xml`] if the text is not one well-formed element; [`Error::TooLarge`] past a limit.
+pub fn parse_with(text: &str, limits: Limits) -> Result<Element> {
+    use rxml::{Parse, RawEvent};
+    if text.len() > limits.octets.saturating_mul(2).saturating_add(4096) {
+        // Markup is at most about as long as what it carries; this refuses absurd input at once.
+        return Err(Error::TooLarge("XML size"));
+    }
+    let mut parser = rxml::RawParser::default();
+    let mut builder = minidom::tree_builder::TreeBuilder::new();
+    let mut buf = text.as_bytes();
+    let mut depth = 0usize;
+    let mut shape = Shape::default();
+    loop {
+        let ev = parser.parse(&mut buf, true).map_err(|e| match e {
+            rxml::error::EndOrError::Error(e) => Error::Xml(e.to_string()),
+            rxml::error::EndOrError::NeedMoreData => Error::Xml("incomplete document".into()),
+        })?;
+        let Some(ev) = ev else { return Err(Error::Xml("end of document before the root closed".into())) };
+        match &ev {
+            RawEvent::ElementHeadOpen(_, (_, name)) => {
+                depth += 1;
+                shape.elements += 1;
+                shape.depth = shape.depth.max(depth);
+                shape.octets += name.len();
+            }
+            RawEvent::Attribute(_, (_, name), value) => shape.octets += name.len() + value.len(),
+            RawEvent::Text(_, t) => shape.octets += t.len(),
+            RawEvent::ElementFoot(_) => depth = depth.saturating_sub(1),
+            RawEvent::XmlDeclaration(..) | RawEvent::ElementHeadClose(_) => {}
+        }
+        check(&shape, limits)?;
+        builder.process_event(ev).map_err(|e| Error::Xml(e.to_string()))?;
+        if let Some(root) = builder.root.take() {
+            return Ok(root);
+        }
+    }
+}
+
+/// Drops `e` without recursion. minidom's `Drop` recurses once per level and overflows the
+/// stack on deep elements (between 40,000 and 80,000 levels on an 8 MiB stack, far fewer on a
+/// thread's 2 MiB): drop elements that came from the network, and were not bounded, this way.
+pub fn dispose(e: Element) {
+    let mut stack = vec![e];
+    while let Some(mut el) = stack.pop() {
+        for n in el.take_nodes() {
+            if let Node::Element(c) = n {
+                stack.push(c);
+            }
+        }
+    }
 }
 
 /// A copy of `e` without the prefix declarations its parser recorded: the same names,
@@ -74,21 +208,38 @@ pub fn parse(text: &str) -> Result<Element> {
 /// (an error reply quoting a request): minidom's writer panics on some declarations its parser
 /// accepts (a prefix declared again below an element that declared it, docs/security.md), and a
 /// peer's declarations have no business in what we send.
+///
+/// Only elements within [`Limits::QUOTE`] are copied (the copy is made without recursion);
+/// `None` for anything larger.
 #[must_use]
-pub fn without_prefixes(e: &Element) -> Element {
-    let mut out = Element::bare(e.name(), e.ns());
-    for ((ns, name), value) in e.attrs().iter() {
-        out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
-    }
-    for n in e.nodes() {
-        match n {
-            Node::Element(c) => {
-                out.append_child(without_prefixes(c));
+pub fn without_prefixes(e: &Element) -> Option<Element> {
+    measure(e, Limits::QUOTE).ok()?;
+    // Depth-first, without recursion: each frame is the rest of a source element's nodes and
+    // its copy so far.
+    let shallow = |src: &Element| {
+        let mut out = Element::bare(src.name(), src.ns());
+        for ((ns, name), value) in src.attrs().iter() {
+            out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
+        }
+        out
+    };
+    let mut stack: Vec<(minidom::element::Nodes<'_>, Element)> = vec![(e.nodes(), shallow(e))];
+    while let Some((nodes, copy)) = stack.last_mut() {
+        match nodes.next() {
+            Some(Node::Element(c)) => stack.push((c.nodes(), shallow(c))),
+            Some(Node::Text(t)) => copy.append_text_node(t.clone()),
+            None => {
+                let (_, done) = stack.pop()?;
+                match stack.last_mut() {
+                    Some((_, parent)) => {
+                        parent.append_child(done);
+                    }
+                    None => return Some(done),
+                }
             }
-            Node::Text(t) => out.append_text_node(t.clone()),
         }
     }
-    out
+    None
 }
 
 /// Appends `s` to `out`, replacing each octet of `special` (ASCII only) by `replace(octet)`.
@@ -172,7 +323,7 @@ mod prefix_tests {
         let text =
             "<x xmlns='jabber:client' wml='j' xmlns:p='urn:p'>x!%!!<oe xmlns:p='urn:p' p:a='1'/>!!!o</x>";
         let e = parse(text).unwrap();
-        let copy = without_prefixes(&e);
+        let copy = without_prefixes(&e).unwrap();
         assert_eq!(copy, e);
         let written = String::from(&copy);
         assert!(written.contains("urn:p"), "{written}");
@@ -225,5 +376,70 @@ mod escape_tests {
                 assert!(out == want, "len {len} filler {filler}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod bound_tests {
+    use super::*;
+
+    /// A chain of `n` nested `<a/>` built without recursion (minidom's parser would take
+    /// quadratic time to build it).
+    fn chain(n: usize) -> Element {
+        let mut e = Element::bare("a", "urn:x");
+        for _ in 1..n {
+            let mut p = Element::bare("a", "urn:x");
+            p.append_child(e);
+            e = p;
+        }
+        e
+    }
+
+    #[test]
+    fn deep_elements_are_measured_copied_and_dropped_without_recursion() {
+        // Deep enough to overflow any stack if walked or dropped recursively.
+        let deep = chain(500_000);
+        assert_eq!(measure(&deep, Limits::STANZA), Err(Error::TooLarge("XML depth")));
+        assert!(without_prefixes(&deep).is_none(), "too large to quote");
+        dispose(deep);
+        let ok = chain(8);
+        assert_eq!(measure(&ok, Limits::QUOTE).unwrap(), Shape { depth: 8, elements: 8, octets: 8 });
+        assert_eq!(without_prefixes(&ok).unwrap(), ok);
+        assert!(without_prefixes(&chain(9)).is_none(), "deeper than Limits::QUOTE");
+    }
+
+    #[test]
+    fn parsing_stops_at_each_limit() {
+        let nested = |n: usize| format!("<a xmlns='u'>{}{}</a>", "<b>".repeat(n - 1), "</b>".repeat(n - 1));
+        let lim = Limits { depth: 10, elements: 20, octets: 1000 };
+        assert_eq!(parse_with(&nested(10), lim).unwrap().name(), "a");
+        assert_eq!(parse_with(&nested(11), lim), Err(Error::TooLarge("XML depth")));
+        let wide = |n: usize| format!("<a xmlns='u'>{}</a>", "<b/>".repeat(n - 1));
+        assert!(parse_with(&wide(20), lim).is_ok());
+        assert_eq!(parse_with(&wide(21), lim), Err(Error::TooLarge("XML elements")));
+        let text = |n: usize| format!("<a xmlns='u' k='v'>{}</a>", "t".repeat(n));
+        // a + xmlns + u + k + v + text = 1000 octets.
+        assert!(parse_with(&text(1000 - 9), lim).is_ok());
+        assert_eq!(parse_with(&text(1000 - 8), lim), Err(Error::TooLarge("XML size")));
+        // Far beyond the limit: refused before lexing.
+        assert_eq!(parse_with(&text(10 << 20), lim), Err(Error::TooLarge("XML size")));
+        // The default is Limits::STANZA, and the results are minidom's.
+        let deep = nested(Limits::STANZA.depth + 1);
+        assert_eq!(parse(&deep), Err(Error::TooLarge("XML depth")));
+        let s = "<m xmlns='jabber:client' xmlns:p='urn:p' p:a='1' b='2'><x xmlns='urn:x'>t<y/>u</x></m>";
+        assert_eq!(parse(s).unwrap(), s.parse::<Element>().unwrap());
+        assert!(matches!(parse("<a xmlns='u'><b></a>"), Err(Error::Xml(_))));
+        assert!(matches!(parse("<a xmlns='u'>"), Err(Error::Xml(_))));
+    }
+
+    #[test]
+    fn parsing_time_is_linear_in_size() {
+        // 1 MiB of text and 4,000 siblings: the work stays small (minidom's parser alone takes
+        // seconds on 10 MB of text).
+        let big = format!("<a xmlns='u'>{}</a>", "x&amp;".repeat((1 << 20) / 6 - 4));
+        assert_eq!(parse(&big).unwrap().text().len(), ((1 << 20) / 6 - 4) * 2);
+        let siblings = format!("<a xmlns='u'>{}</a>", "<b c='d'/>".repeat(4000));
+        assert_eq!(parse(&siblings).unwrap().children().count(), 4000);
     }
 }

@@ -45,10 +45,21 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// [`Config::new`] for `Profile::Xep`.
     fn default() -> Self {
+        Self::new(Profile::Xep)
+    }
+}
+
+impl Config {
+    /// The safe defaults of a profile: the algorithms of [`CryptoProvider::for_profile`] offered
+    /// and accepted (never the cipher `none`; no group under 2048 bits in `Xep`), `none`
+    /// identities both ways (set an identity key with [`Config::with_identity`]).
+    #[must_use]
+    pub fn new(profile: Profile) -> Self {
         Self {
-            profile: Profile::Xep,
-            provider: CryptoProvider::default(),
+            profile,
+            provider: CryptoProvider::for_profile(profile),
             logging: vec![Logging::May, Logging::MustNot],
             security: vec![Security::E2e],
             compress: vec![Compress::None],
@@ -58,7 +69,7 @@ impl Default for Config {
             rekey_freq: 1,
             identity: None,
             oss: None,
-            support: Support::default(),
+            support: Support::for_profile(profile),
             decoys: 2,
             accept_ssn: true,
             silent_rejections: false,
@@ -66,21 +77,24 @@ impl Default for Config {
             retained_max_age: 0,
         }
     }
-}
 
-impl Config {
-    /// A configuration with an identity key: offers `key`, `hash` and `none` both ways (4-message
-    /// negotiations may still end with `none`), and lets Bob identify with the key.
+    /// A configuration of `Profile::Xep` with an identity key: offers `key`, `hash` and `none`
+    /// both ways (4-message negotiations may still end with `none`), and lets Bob identify with
+    /// the key.
     #[must_use]
     pub fn with_identity(key: PrivateKey) -> Self {
+        Self::new(Profile::Xep).identified_by(key)
+    }
+
+    /// This configuration with an identity key (see [`Config::with_identity`]).
+    #[must_use]
+    pub fn identified_by(mut self, key: PrivateKey) -> Self {
         let alg = key.public_key().alg();
         let all = vec![PubkeyMethod::Key, PubkeyMethod::Hash, PubkeyMethod::None];
-        Config {
-            init_pubkey: all.clone(),
-            resp_pubkey: all,
-            support: Support { own_keys: vec![alg], ..Support::default() },
-            identity: Some(key),
-            ..Config::default()
-        }
+        self.init_pubkey = all.clone();
+        self.resp_pubkey = all;
+        self.support.own_keys = vec![alg];
+        self.identity = Some(key);
+        self
     }
 }

@@ -232,13 +232,22 @@ impl Initiator {
         entropy: &mut dyn Entropy,
         stores: &mut Stores<'_>,
     ) -> Result<()> {
+        if matches!(self.state, State::Idle | State::Done) {
+            return Err(Error::ApiMisuse("no stanza is expected"));
+        }
         let state = core::mem::replace(&mut self.state, State::Done);
-        let r = match state {
-            State::AwaitResponse(s) => self.on_response(*s, stanza, entropy, stores, now),
-            State::AwaitIdentity(s) => self.on_identity(*s, stanza, stores, now),
-            State::Idle | State::Done => {
-                self.state = state;
-                return Err(Error::ApiMisuse("no stanza is expected"));
+        let r = match (wire::screen(stanza), state) {
+            // An error from Bob ends the negotiation; it is never answered (RFC 6120 §8.3.1).
+            (wire::Screened::Error(e), _) => Err(e),
+            (wire::Screened::TooLarge, _) => {
+                Err(self.refuse(None, Check::Form, Condition::NotAcceptable, &[]))
+            }
+            (wire::Screened::Read, State::AwaitResponse(s)) => {
+                self.on_response(*s, stanza, entropy, stores, now)
+            }
+            (wire::Screened::Read, State::AwaitIdentity(s)) => self.on_identity(*s, stanza, stores, now),
+            (wire::Screened::Read, State::Idle | State::Done) => {
+                Err(Error::ApiMisuse("no stanza is expected"))
             }
         };
         if let Err(e) = &r {
@@ -275,9 +284,6 @@ impl Initiator {
         stores: &mut Stores<'_>,
         now: u64,
     ) -> Result<()> {
-        if let Some((condition, fields)) = wire::error_of(stanza) {
-            return Err(Error::Rejected { condition, fields });
-        }
         let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
         let (_, x) =
             Wrapper::unwrap(wrapper).map_err(|_| Error::peer(Check::Form, Condition::NotAcceptable, &[]))?;
@@ -517,9 +523,6 @@ impl Initiator {
         stores: &mut Stores<'_>,
         now: u64,
     ) -> Result<()> {
-        if let Some((condition, fields)) = wire::error_of(stanza) {
-            return Err(Error::Rejected { condition, fields });
-        }
         let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
         let (_, x) = Wrapper::unwrap(wrapper)
             .map_err(|_| Error::peer(Check::Form, Condition::FeatureNotImplemented, &[]))?;
@@ -598,7 +601,7 @@ impl Initiator {
         let content = crate::piggyback::open(&mut est, stanza);
         self.out.push_back(Output::Established(est));
         match content {
-            Ok(Some(c)) => self.out.push_back(Output::Received(c)),
+            Ok(Some((content, unprotected))) => self.out.push_back(Output::Received { content, unprotected }),
             Ok(None) => {}
             Err(e) => self.out.push_back(Output::Rejected(e)),
         }

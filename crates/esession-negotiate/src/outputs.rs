@@ -4,8 +4,8 @@ use esession_crypto::{PublicKey, Sas, SecretBytes};
 use esession_forms::names::{Disclosure, Logging, Security};
 use minidom::Element;
 
-/// An output of a party, drained with `poll_output()`.
-#[derive(Debug)]
+/// An output of a party, drained with `poll_output()`. `Debug` shows no content.
+#[non_exhaustive]
 pub enum Output {
     /// Send this stanza to the peer.
     Send(Element),
@@ -19,12 +19,38 @@ pub enum Output {
     Alert(Alert),
     /// Encrypted content that came in the same stanza as the last negotiation message,
     /// decrypted after the negotiation verified (XEP-0116 §4.6.4, §4.7.4).
-    Received(Element),
+    Received {
+        /// The stanza with its decrypted content.
+        content: Element,
+        /// Children that came in clear beside the negotiation form and `<c/>`, dropped (see
+        /// [`crate::Received::Stanza`]).
+        unprotected: Vec<String>,
+    },
     /// The peer accepted a plain stanza session instead of an ESession (XEP-0116 §4.4).
     StanzaSession {
         /// The `security` the peer chose (`c2s` or `none`).
         security: Security,
     },
+}
+
+impl core::fmt::Debug for Output {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Output::Send(e) => f.debug_tuple("Send").field(&e.name()).finish(),
+            Output::SasReady(s) => f.debug_tuple("SasReady").field(s).finish(),
+            Output::Established(e) => f.debug_tuple("Established").field(e).finish(),
+            Output::Rejected(e) => f.debug_tuple("Rejected").field(e).finish(),
+            Output::Alert(a) => f.debug_tuple("Alert").field(a).finish(),
+            Output::Received { content, unprotected } => f
+                .debug_struct("Received")
+                .field("children", &content.children().count())
+                .field("unprotected", unprotected)
+                .finish(),
+            Output::StanzaSession { security } => {
+                f.debug_struct("StanzaSession").field("security", security).finish()
+            }
+        }
+    }
 }
 
 /// Alerts for the user.

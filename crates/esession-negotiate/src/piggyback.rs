@@ -3,6 +3,7 @@
 //! on receipt decrypted only after the negotiation has verified.
 
 use crate::outputs::Established;
+use esession_forms::esession::{FEATURE_NEG_NS, INIT_NS};
 use esession_stanza::{EncryptOptions, NS, Session};
 use minidom::Element;
 
@@ -21,11 +22,14 @@ pub(crate) fn attach(
     Ok(())
 }
 
-/// Decrypts the `<c/>` that came with the last negotiation message, if any.
-pub(crate) fn open(est: &mut Established, stanza: &Element) -> crate::Result<Option<Element>> {
+/// Decrypts the `<c/>` that came with the last negotiation message, if any: the content and
+/// the names of what came in clear beside it, other than the negotiation form itself (dropped).
+pub(crate) fn open(est: &mut Established, stanza: &Element) -> crate::Result<Option<(Element, Vec<String>)>> {
     if stanza.children().all(|c| !c.is("c", NS)) {
         return Ok(None);
     }
-    let (clear, _) = est.session.decrypt(stanza)?;
-    Ok(Some(clear))
+    let (clear, opened) = est.session.decrypt(stanza)?;
+    let form = [format!("{{{FEATURE_NEG_NS}}}feature"), format!("{{{INIT_NS}}}init")];
+    let unprotected = opened.unprotected.into_iter().filter(|n| !form.contains(n)).collect();
+    Ok(Some((clear, unprotected)))
 }

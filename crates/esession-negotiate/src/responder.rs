@@ -216,14 +216,20 @@ impl Responder {
         entropy: &mut dyn Entropy,
         stores: &mut Stores<'_>,
     ) -> Result<()> {
+        if matches!(self.state, State::Done) {
+            return Err(Error::ApiMisuse("no stanza is expected"));
+        }
         let state = core::mem::replace(&mut self.state, State::Done);
-        let r = match state {
-            State::Idle => self.on_request(stanza, entropy, stores),
-            State::AwaitAccept(s) => self.on_accept(*s, stanza, entropy, stores, now),
-            State::Done => {
-                self.state = State::Done;
-                return Err(Error::ApiMisuse("no stanza is expected"));
+        let r = match (wire::screen(stanza), state) {
+            // An error stanza is never answered (RFC 6120 §8.3.1): not even when it quotes a
+            // request and arrives where a request is expected.
+            (wire::Screened::Error(e), _) => Err(e),
+            (wire::Screened::TooLarge, _) => {
+                Err(self.refuse(None, Check::Form, Condition::NotAcceptable, &[]))
             }
+            (wire::Screened::Read, State::Idle) => self.on_request(stanza, entropy, stores),
+            (wire::Screened::Read, State::AwaitAccept(s)) => self.on_accept(*s, stanza, entropy, stores, now),
+            (wire::Screened::Read, State::Done) => Err(Error::ApiMisuse("no stanza is expected")),
         };
         if let Err(e) = &r {
             self.state = State::Done;
@@ -408,9 +414,6 @@ impl Responder {
         stores: &mut Stores<'_>,
         now: u64,
     ) -> Result<()> {
-        if let Some((condition, fields)) = wire::error_of(stanza) {
-            return Err(Error::Rejected { condition, fields });
-        }
         let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
         let (_, x) = Wrapper::unwrap(wrapper)
             .map_err(|_| Error::peer(Check::Form, Condition::FeatureNotImplemented, &[]))?;
@@ -506,7 +509,9 @@ impl Responder {
             }
             self.out.push_back(Output::Established(est));
             match content {
-                Ok(Some(c)) => self.out.push_back(Output::Received(c)),
+                Ok(Some((content, unprotected))) => {
+                    self.out.push_back(Output::Received { content, unprotected })
+                }
                 Ok(None) => {}
                 Err(e) => self.out.push_back(Output::Rejected(e)),
             }

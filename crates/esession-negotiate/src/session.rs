@@ -20,11 +20,19 @@ pub enum Phase {
     Closed,
 }
 
-/// What [`Established::receive`] found in a stanza.
-#[derive(Debug)]
+/// What [`Established::receive`] found in a stanza. `Debug` shows no content.
+#[non_exhaustive]
 pub enum Received {
-    /// A decrypted application stanza.
-    Stanza(Element),
+    /// A decrypted application stanza: exactly what the peer protected (see
+    /// [`esession_stanza::Session::decrypt`]).
+    Stanza {
+        /// The stanza with its decrypted content.
+        stanza: Element,
+        /// Children that came in clear beside `<c/>`, outside what XEP-0200 §5 leaves in
+        /// clear: not covered by the MAC, dropped, named here (empty normally). Report them
+        /// apart from the stanza, never as part of it.
+        unprotected: Vec<String>,
+    },
     /// The peer terminated the session (§5). `ack` is the encrypted acknowledgement to send; the
     /// session is closed.
     Terminated {
@@ -34,6 +42,22 @@ pub enum Received {
         /// Whether the terminate was inside the encrypted, MAC-verified content (A14).
         verified: bool,
     },
+}
+
+impl core::fmt::Debug for Received {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Received::Stanza { stanza, unprotected } => f
+                .debug_struct("Stanza")
+                .field("name", &stanza.name())
+                .field("children", &stanza.children().count())
+                .field("unprotected", unprotected)
+                .finish(),
+            Received::Terminated { ack, verified } => {
+                f.debug_struct("Terminated").field("ack", &ack.is_some()).field("verified", verified).finish()
+            }
+        }
+    }
 }
 
 fn terminate_of(stanza: &Element) -> Option<Terminate> {
@@ -122,7 +146,7 @@ impl Established {
             }
             return Err(esession_stanza::Error::NotEncrypted.into());
         }
-        let (clear, _) = self.session.decrypt(stanza)?;
+        let (clear, opened) = self.session.decrypt(stanza)?;
         match terminate_of(&clear) {
             Some(Terminate::Request) => {
                 // §5: verify (done), acknowledge encrypted, destroy the keys.
@@ -143,7 +167,7 @@ impl Established {
                 self.session.close();
                 Ok(Received::Terminated { ack: None, verified: true })
             }
-            None => Ok(Received::Stanza(clear)),
+            None => Ok(Received::Stanza { stanza: clear, unprotected: opened.unprotected }),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Building and reading the stanzas around the forms: messages with `<thread/>`, error replies
 //! (XEP-0116 Examples 5 and 6, I23).
 
-use crate::error::Condition;
+use crate::error::{Condition, Error};
+use esession_forms::xml::{self, Limits};
 use minidom::Element;
 
 /// The stanza namespace.
@@ -31,7 +32,8 @@ pub fn message(to: &str, thread: &str, children: Vec<Element>) -> Element {
 }
 
 /// An error reply: `<message type='error'>` with the thread, a copy of the received wrapper,
-/// `<error type='cancel'>`, the condition and the fields it concerns.
+/// `<error type='cancel'>`, the condition and the fields it concerns. The copy is left out when
+/// the wrapper is larger than [`Limits::QUOTE`]: a refusal never echoes an unbounded amount.
 #[must_use]
 pub fn error_reply(
     to: &str,
@@ -40,9 +42,9 @@ pub fn error_reply(
     condition: Condition,
     fields: &[String],
 ) -> Element {
-    // The quoted wrapper carries none of the peer's prefix declarations.
-    let mut m =
-        message(to, thread, received.into_iter().map(esession_forms::xml::without_prefixes).collect());
+    // The quoted wrapper carries none of the peer's prefix declarations, and only a bounded
+    // wrapper is quoted.
+    let mut m = message(to, thread, received.and_then(xml::without_prefixes).into_iter().collect());
     set(&mut m, "type", "error");
     let mut err = Element::bare("error", CLIENT_NS);
     set(&mut err, "type", "cancel");
@@ -77,7 +79,31 @@ pub fn error_of(stanza: &Element) -> Option<(Option<String>, Vec<String>)> {
         err.and_then(|e| e.children().find(|c| c.ns() == STANZAS_NS).map(|c| c.name().to_owned()));
     let fields = err
         .and_then(|e| e.children().find(|c| c.name() == "feature"))
-        .map(|f| f.children().filter_map(|c| c.attr("var").map(str::to_owned)).collect())
+        // A peer's error names a few fields; no more than 32 are kept.
+        .map(|f| f.children().filter_map(|c| c.attr("var").map(str::to_owned)).take(32).collect())
         .unwrap_or_default();
     Some((condition, fields))
+}
+
+/// What a party does first with a stanza it is handed (STYLE.md 14, RFC 6120 §8.3.1).
+pub(crate) enum Screened {
+    /// An error stanza: it ends the negotiation and is never answered.
+    Error(Error),
+    /// Larger than any negotiation message ([`Limits::NEGOTIATION`]): refused without reading
+    /// it further and without quoting it.
+    TooLarge,
+    /// To be read.
+    Read,
+}
+
+/// Screens a stanza before a negotiation reads it: error stanzas and oversized stanzas are
+/// told apart before anything else (no walk below is recursive, no copy is made).
+pub(crate) fn screen(stanza: &Element) -> Screened {
+    if let Some((condition, fields)) = error_of(stanza) {
+        return Screened::Error(Error::Rejected { condition, fields });
+    }
+    if xml::measure(stanza, Limits::NEGOTIATION).is_err() {
+        return Screened::TooLarge;
+    }
+    Screened::Read
 }

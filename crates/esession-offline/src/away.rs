@@ -61,6 +61,9 @@ pub struct Accepted {
     pub session: Established,
     /// The decrypted contents, in order: the start's, then those of later stanzas.
     pub contents: Vec<Element>,
+    /// Children that came in clear beside the session's stanzas, outside what XEP-0200 §5
+    /// leaves in clear: not covered by a MAC, dropped, named here (at most 16 per stanza).
+    pub unprotected: Vec<String>,
     /// Whether the session is over (terminated by Bob, or a failure closed it).
     pub ended: bool,
 }
@@ -79,6 +82,7 @@ impl core::fmt::Debug for Accepted {
         f.debug_struct("Accepted")
             .field("session", &self.session)
             .field("contents", &format_args!("<{} redacted>", self.contents.len()))
+            .field("unprotected", &self.unprotected)
             .field("ended", &self.ended)
             .finish()
     }
@@ -142,7 +146,11 @@ pub fn come_back<R: CryptoRng + ?Sized>(
                 match receive::accept(s, stanza, now, profile, trust, replay) {
                     Ok((session, content)) => {
                         let ended = session.session.is_closed();
-                        sessions.push(Accepted { session, contents: content.into_iter().collect(), ended });
+                        let (contents, unprotected) = match content {
+                            Some(c) => (vec![c.stanza], c.unprotected),
+                            None => (Vec::new(), Vec::new()),
+                        };
+                        sessions.push(Accepted { session, contents, unprotected, ended });
                         done = true;
                         break;
                     }
@@ -179,8 +187,12 @@ pub fn come_back<R: CryptoRng + ?Sized>(
         };
         // An acknowledgement is never sent in an offline session: `false` and the ack dropped.
         match a.session.receive(stanza, false, rng) {
-            Ok(Received::Stanza(clear)) => a.contents.push(clear),
+            Ok(Received::Stanza { stanza, unprotected }) => {
+                a.contents.push(stanza);
+                a.unprotected.extend(unprotected);
+            }
             Ok(Received::Terminated { .. }) => a.ended = true,
+            Ok(_) => {}
             Err(_) => {
                 a.ended = true;
                 dropped.push(Dropped { index, check: Check::Content });

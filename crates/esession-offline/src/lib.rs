@@ -76,7 +76,7 @@
 //! let back = now + Duration::hours(5);
 //! let (_alice_session, clear) =
 //!     receive::accept(&secrets, &stanza, back, Profile::Xep, &alice_trust, &mut seen)?;
-//! let clear = clear.expect("content");
+//! let clear = clear.expect("content").stanza;
 //! assert_eq!(clear.get_child("body", "jabber:client").map(Element::text).as_deref(), Some("see you"));
 //! // The same start again is a replay, dropped silently.
 //! assert!(receive::accept(&secrets, &stanza, back, Profile::Xep, &alice_trust, &mut seen).is_err());

@@ -22,6 +22,25 @@ pub fn replay_keys(na: &[u8], d: &[u8], nb: &[u8]) -> Vec<Vec<u8>> {
     vec![key(b"d:", d), key(b"NB:", nb)]
 }
 
+/// What an accepted start carried: its decrypted content, and the names of children that came
+/// in clear beside the start and are not covered by its MAC (dropped, see
+/// [`esession_stanza::Session::decrypt`]).
+pub struct Content {
+    /// The stanza with its decrypted content.
+    pub stanza: Element,
+    /// Unprotected children, dropped.
+    pub unprotected: Vec<String>,
+}
+
+impl core::fmt::Debug for Content {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Content")
+            .field("children", &self.stanza.children().count())
+            .field("unprotected", &self.unprotected)
+            .finish()
+    }
+}
+
 /// Accepts one offline start. Returns Alice's side of the session (receive only) and the
 /// decrypted content, if any.
 ///
@@ -34,10 +53,14 @@ pub fn accept(
     profile: Profile,
     trust: &dyn TrustStore,
     replay: &mut dyn ReplayStore,
-) -> Result<(Established, Option<Element>)> {
+) -> Result<(Established, Option<Content>)> {
     // I27: expired -> nonce -> group -> replay -> options -> d -> K -> M_B -> trust -> signature.
     if now > secrets.expires {
         return Err(Error::Refused(Check::OptionsExpired));
+    }
+    // Nothing larger than a negotiation message is read (STYLE.md 14).
+    if esession_forms::xml::measure(stanza, esession_forms::xml::Limits::NEGOTIATION).is_err() {
+        return Err(Error::Refused(Check::Form));
     }
     let wrapper = Wrapper::find(stanza).ok_or(Error::Refused(Check::Form))?;
     let (_, x) = Wrapper::unwrap(wrapper).map_err(|_| Error::Refused(Check::Form))?;
@@ -104,7 +127,11 @@ pub fn accept(
         Established::new(session, bob.to_owned(), thread, rev.key, settings.logging, settings.disclosure, k);
     let content = if stanza.children().any(|c| c.is("c", esession_stanza::NS)) {
         match est.session.decrypt(stanza) {
-            Ok((clear, _)) => Some(clear),
+            Ok((clear, opened)) => {
+                let init = format!("{{{}}}init", esession_forms::esession::INIT_NS);
+                let unprotected = opened.unprotected.into_iter().filter(|n| *n != init).collect();
+                Some(Content { stanza: clear, unprotected })
+            }
             Err(_) => return Err(Error::Refused(Check::Content)),
         }
     } else {

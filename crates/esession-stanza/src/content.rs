@@ -8,6 +8,7 @@
 
 use crate::element::NS as C_NS;
 use crate::error::{Error, Result, TerminationCause};
+use esession_forms::xml::{self, Limits};
 use minidom::{Element, Node};
 
 /// The stanza namespaces a one-to-one stanza may use.
@@ -38,29 +39,79 @@ pub fn split(stanza: &Element) -> (Vec<Element>, Vec<Element>) {
 }
 
 /// Serializes elements into m (I16).
-#[must_use]
-pub fn serialize(parent_ns: &str, children: &[Element]) -> Vec<u8> {
+///
+/// # Errors
+/// [`Error::Malformed`] for content that cannot be written exactly (see [`serialize_secret`]).
+pub fn serialize(parent_ns: &str, children: &[Element]) -> Result<Vec<u8>> {
     serialize_iter(parent_ns, children.iter())
 }
 
 /// Serializes the encryptable children of `stanza` into m without copying them first, or
 /// `None` when it has none.
-#[must_use]
-pub fn serialize_secret(stanza: &Element) -> Option<Vec<u8>> {
+///
+/// Attributes keep their namespaces: `xml:lang` is written with the `xml` prefix, and an
+/// attribute in any other namespace with a prefix (`ns0`, `ns1`...) declared once on the
+/// top-level element that holds it, so the receiver parses back exactly what was sent and no
+/// element carries two attributes of one name.
+///
+/// # Errors
+/// [`Error::Malformed`] for content deeper or larger than [`Limits::CONTENT`] (the receiver
+/// would refuse it), or an attribute in the namespace of namespace declarations.
+pub fn serialize_secret(stanza: &Element) -> Result<Option<Vec<u8>>> {
     let mut secret = stanza.children().filter(|c| !stays_clear(c)).peekable();
-    secret.peek()?;
-    Some(serialize_iter(&stanza.ns(), secret))
-}
-
-fn serialize_iter<'a>(parent_ns: &str, children: impl Iterator<Item = &'a Element>) -> Vec<u8> {
-    let mut out = String::new();
-    for c in children {
-        write(c, parent_ns, &mut out);
+    if secret.peek().is_none() {
+        return Ok(None);
     }
-    out.into_bytes()
+    serialize_iter(&stanza.ns(), secret).map(Some)
 }
 
-fn write(e: &Element, parent_ns: &str, out: &mut String) {
+fn serialize_iter<'a>(parent_ns: &str, children: impl Iterator<Item = &'a Element>) -> Result<Vec<u8>> {
+    let mut out = String::new();
+    let mut elements = 0;
+    for c in children {
+        let shape = xml::measure(c, Limits::CONTENT)
+            .map_err(|_| Error::Malformed("content deeper or larger than the receiver accepts"))?;
+        elements += shape.elements;
+        if elements > Limits::CONTENT.elements {
+            return Err(Error::Malformed("content deeper or larger than the receiver accepts"));
+        }
+        let prefixes = attribute_namespaces(c)?;
+        write(c, parent_ns, &prefixes, true, &mut out);
+    }
+    Ok(out.into_bytes())
+}
+
+/// The namespaces of the attributes in `root`'s subtree that need a prefix (all but none and
+/// `xml`), in first-seen order; each gets the prefix `ns<i>`.
+fn attribute_namespaces(root: &Element) -> Result<Vec<String>> {
+    let mut found: Vec<String> = Vec::new();
+    let mut stack = vec![root];
+    while let Some(e) = stack.pop() {
+        for ((ns, _), _) in e.attrs().iter() {
+            let ns = ns.as_str();
+            if ns.is_empty() || ns == XML_NS {
+                continue;
+            }
+            if ns == XMLNS_NS {
+                return Err(Error::Malformed("an attribute in the xmlns namespace"));
+            }
+            if !found.iter().any(|f| f == ns) {
+                found.push(ns.to_owned());
+            }
+        }
+        stack.extend(e.children());
+    }
+    Ok(found)
+}
+
+/// The namespace of `xml:` attributes, bound by definition.
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// The namespace of namespace declarations, never an attribute's.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// Writes `e` (depth bounded by the caller's [`xml::measure`]); the top-level element declares
+/// the attribute prefixes of its subtree.
+fn write(e: &Element, parent_ns: &str, prefixes: &[String], top: bool, out: &mut String) {
     out.push('<');
     out.push_str(e.name());
     let ns = e.ns();
@@ -69,8 +120,21 @@ fn write(e: &Element, parent_ns: &str, out: &mut String) {
         escape(&ns, true, out);
         out.push('"');
     }
-    for ((_, name), value) in e.attrs().iter() {
+    if top {
+        for (i, p) in prefixes.iter().enumerate() {
+            out.push_str(&format!(" xmlns:ns{i}=\""));
+            escape(p, true, out);
+            out.push('"');
+        }
+    }
+    for ((attr_ns, name), value) in e.attrs().iter() {
         out.push(' ');
+        let attr_ns = attr_ns.as_str();
+        if attr_ns == XML_NS {
+            out.push_str("xml:");
+        } else if let Some(i) = prefixes.iter().position(|p| p == attr_ns) {
+            out.push_str(&format!("ns{i}:"));
+        }
         out.push_str(name.as_str());
         out.push_str("=\"");
         escape(value, true, out);
@@ -83,7 +147,7 @@ fn write(e: &Element, parent_ns: &str, out: &mut String) {
     out.push('>');
     for n in e.nodes() {
         match n {
-            Node::Element(c) => write(c, &ns, out),
+            Node::Element(c) => write(c, &ns, prefixes, false, out),
             Node::Text(t) => escape(t, false, out),
         }
     }
@@ -107,8 +171,9 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 }
 
 /// Parses decrypted m back into elements, in the namespace of the stanza. Whitespace between
-/// them (Gajim's padding among it) is dropped; any other text, or anything that is not
-/// well-formed, terminates the session (XEP-0200 §8 step 6).
+/// them (Gajim's padding among it) is dropped; any other text, anything that is not
+/// well-formed, or content beyond [`Limits::CONTENT`] (deeper than 64 levels, more than 16,384
+/// elements, more than 4 MiB), terminates the session (XEP-0200 §8 step 6).
 ///
 /// Content of the usual shape (unprefixed names and attributes, the five predefined entities)
 /// is parsed by a fast path of this crate; anything else, and anything it finds wrong, by
@@ -119,6 +184,9 @@ fn escape(s: &str, attr: bool, out: &mut String) {
 /// [`Error::Terminated`] with [`TerminationCause::Xml`].
 // X200-8-07: content that does not parse terminates the session.
 pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
+    if m.len() > Limits::CONTENT.octets {
+        return Err(Error::Terminated(TerminationCause::Xml));
+    }
     let text = utf8(m)?;
     match crate::fast_content::parse(stanza_ns, text) {
         Some(elements) => Ok(elements),
@@ -131,6 +199,9 @@ pub fn parse(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Xml`].
 pub fn parse_general(stanza_ns: &str, m: &[u8]) -> Result<Vec<Element>> {
+    if m.len() > Limits::CONTENT.octets {
+        return Err(Error::Terminated(TerminationCause::Xml));
+    }
     parse_with_minidom(stanza_ns, utf8(m)?)
 }
 
@@ -151,7 +222,13 @@ fn parse_with_minidom(stanza_ns: &str, text: &str) -> Result<Vec<Element>> {
     }
     // One buffer: rxml lexes a document given in one piece faster than chained readers.
     let wrapped = format!("<esession-content xmlns=\"{stanza_ns}\">{text}</esession-content>");
-    let mut root: Element = wrapped.parse().map_err(|_| bad())?;
+    // Within Limits::CONTENT, one level and one element more for the wrapper.
+    let limits = Limits {
+        depth: Limits::CONTENT.depth + 1,
+        elements: Limits::CONTENT.elements + 1,
+        octets: Limits::CONTENT.octets + 64 + stanza_ns.len(),
+    };
+    let mut root = xml::parse_with(&wrapped, limits).map_err(|_| bad())?;
     if root.name() != "esession-content" {
         return Err(bad());
     }
@@ -193,38 +270,51 @@ pub fn assemble(stanza: &Element, clear: Vec<Element>, inserted: Vec<Element>) -
 }
 
 /// Finds the stanza's `<c/>` elements, enforcing XEP-0200 §5: at most one direct child, plus at
-/// most one inside `<error/>` when the stanza is of type `error`; none elsewhere.
+/// most one directly inside `<error/>` when the stanza is of type `error`, and none deeper in
+/// `<error/>`. A `<c/>` inside any other child is never looked for: such a child is not among
+/// those §5 leaves in clear, so [`crate::Session::decrypt`] drops it unread (it is not covered
+/// by the MAC). No walk here recurses: `<error/>` is searched with a bounded, iterative walk.
 ///
 /// # Errors
 /// [`Error::Malformed`] when the rule is broken.
 // X200-5-03 X200-5-04: one <c/>, a direct child; an error stanza may carry one in <error/>.
 pub fn find_c(stanza: &Element) -> Result<(Option<&Element>, Option<&Element>)> {
-    let direct: Vec<&Element> = stanza.children().filter(|c| c.is("c", C_NS)).collect();
+    let direct: Vec<&Element> = stanza.children().filter(|c| c.is("c", C_NS)).take(2).collect();
     if direct.len() > 1 {
         return Err(Error::Malformed("more than one <c/> in the stanza"));
     }
     let mut in_error = None;
-    for child in stanza.children().filter(|c| !c.is("c", C_NS)) {
-        let nested: Vec<&Element> = child.children().filter(|c| c.is("c", C_NS)).collect();
-        let is_error = child.name() == "error" && stanza.attr("type") == Some("error");
-        match (nested.len(), is_error) {
+    let is_error_stanza = stanza.attr("type") == Some("error");
+    for child in stanza.children().filter(|c| stays_clear(c) && c.name() == "error") {
+        let nested: Vec<&Element> = child.children().filter(|c| c.is("c", C_NS)).take(2).collect();
+        match (nested.len(), is_error_stanza) {
             (0, _) => {}
-            (1, true) => in_error = nested.first().copied(),
+            (1, true) if in_error.is_none() => in_error = nested.first().copied(),
             _ => return Err(Error::Malformed("<c/> is not a direct child of the stanza")),
         }
-        if deep_c(child, 0) {
+        if c_below_first_level(child) {
             return Err(Error::Malformed("<c/> nested too deep"));
         }
     }
     Ok((direct.first().copied(), in_error))
 }
 
-/// Whether a `<c/>` hides below the first level (or the nesting is too deep to look: 32 levels).
-fn deep_c(e: &Element, depth: usize) -> bool {
-    depth > 32
-        || e.children().any(|c| {
-            (depth > 0 && c.is("c", C_NS)) || (c.children().next().is_some() && deep_c(c, depth + 1))
-        })
+/// Whether a `<c/>` hides below the first level of `e`, or `e` nests too deep to look (more than
+/// [`Limits::QUOTE`]'s depth, as no honest `<error/>` does). Iterative.
+fn c_below_first_level(e: &Element) -> bool {
+    let mut stack: Vec<(&Element, usize)> = e.children().map(|c| (c, 1)).collect();
+    while let Some((el, depth)) = stack.pop() {
+        if depth > Limits::QUOTE.depth {
+            return true;
+        }
+        for c in el.children() {
+            if c.is("c", C_NS) {
+                return true;
+            }
+            stack.push((c, depth + 1));
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -240,7 +330,7 @@ mod tests {
             <active xmlns='http://jabber.org/protocol/chatstates'/></message>").unwrap();
         let (clear, secret) = split(&s);
         assert_eq!(clear.iter().map(Element::name).collect::<Vec<_>>(), ["thread", "amp"]);
-        let m = serialize(CLIENT_NS, &secret);
+        let m = serialize(CLIENT_NS, &secret).unwrap();
         // XEP-0200 Example 2, serialized per I16.
         assert_eq!(m, b"<body>Hello, Bob!</body><active xmlns=\"http://jabber.org/protocol/chatstates\"/>");
         let back = parse(CLIENT_NS, &m).unwrap();
@@ -257,7 +347,7 @@ mod tests {
     fn serialization_escapes_and_round_trips() {
         let s = xml("<message xmlns='jabber:client'><body a='x&quot;&lt;y&apos;'>&lt;b&gt; &amp; \"é€😀\" &amp;amp;</body><x xmlns='urn:x'/></message>").unwrap();
         let (_, secret) = split(&s);
-        let m = serialize(CLIENT_NS, &secret);
+        let m = serialize(CLIENT_NS, &secret).unwrap();
         assert_eq!(
             String::from_utf8(m.clone()).unwrap(),
             "<body a=\"x&quot;&lt;y'\">&lt;b&gt; &amp; \"é€😀\" &amp;amp;</body><x xmlns=\"urn:x\"/>"
@@ -270,6 +360,60 @@ mod tests {
         escape("\"", true, &mut out);
         escape("\"", false, &mut out);
         assert_eq!(out, "&amp;plain&quot;\"");
+    }
+
+    /// Issue 16.5: attributes keep their namespaces through m: `xml:lang` stays `xml:lang`, and
+    /// `p:role` and `role` on one element stay two attributes.
+    #[test]
+    fn namespaced_attributes_round_trip() {
+        let s = xml("<message xmlns='jabber:client' xmlns:p='urn:p' xmlns:q='urn:q'>\
+            <body xml:lang='de' p:role='a' role='b'>Hallo<x xmlns='urn:x' p:k='1' q:k='2'><y q:z='3'/></x></body>\
+            <other xmlns='urn:o' p:role='c'/></message>").unwrap();
+        let (_, secret) = split(&s);
+        let m = String::from_utf8(serialize(CLIENT_NS, &secret).unwrap()).unwrap();
+        assert_eq!(
+            m,
+            "<body xmlns:ns0=\"urn:p\" xmlns:ns1=\"urn:q\" role=\"b\" xml:lang=\"de\" ns0:role=\"a\">Hallo\
+             <x xmlns=\"urn:x\" ns0:k=\"1\" ns1:k=\"2\"><y ns1:z=\"3\"/></x></body>\
+             <other xmlns=\"urn:o\" xmlns:ns0=\"urn:p\" ns0:role=\"c\"/>"
+        );
+        let back = parse(CLIENT_NS, m.as_bytes()).unwrap();
+        assert_eq!(back, secret);
+        let body = &back[0];
+        assert_eq!(body.attr_ns("http://www.w3.org/XML/1998/namespace", "lang"), Some("de"));
+        assert_eq!(body.attr_ns("urn:p", "role"), Some("a"));
+        assert_eq!(body.attr("role"), Some("b"));
+        // The decrypted elements write (minidom's writer) and read back the same.
+        let mut rebuilt = Element::bare("message", CLIENT_NS);
+        for c in back {
+            rebuilt.append_child(c);
+        }
+        let written = String::from(&rebuilt);
+        assert_eq!(xml(&written).unwrap().children().cloned().collect::<Vec<_>>(), secret);
+    }
+
+    #[test]
+    fn content_beyond_the_limits_is_refused_both_ways() {
+        let deep = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+        assert_eq!(parse(CLIENT_NS, deep(64).as_bytes()).unwrap().len(), 1);
+        for p in [parse, parse_general] {
+            assert_eq!(p(CLIENT_NS, deep(65).as_bytes()), Err(Error::Terminated(TerminationCause::Xml)));
+            assert_eq!(p(CLIENT_NS, deep(100_000).as_bytes()), Err(Error::Terminated(TerminationCause::Xml)));
+        }
+        let many = "<a/>".repeat(Limits::CONTENT.elements + 1);
+        for p in [parse, parse_general] {
+            assert_eq!(p(CLIENT_NS, many.as_bytes()), Err(Error::Terminated(TerminationCause::Xml)));
+        }
+        assert_eq!(
+            parse(CLIENT_NS, "<a/>".repeat(Limits::CONTENT.elements).as_bytes()).unwrap().len(),
+            16384
+        );
+        // What we would refuse we do not send.
+        let stanza = |n| format!("<message xmlns='jabber:client'>{}</message>", deep(n)).parse::<Element>();
+        let s = stanza(65).unwrap();
+        assert!(matches!(serialize_secret(&s), Err(Error::Malformed(_))));
+        let s = stanza(64).unwrap();
+        assert!(serialize_secret(&s).unwrap().is_some());
     }
 
     #[test]
@@ -288,9 +432,20 @@ mod tests {
         assert!(find_c(&ok).unwrap().0.is_some());
         let two = xml(&format!("<message xmlns='jabber:client'>{c}{c}</message>")).unwrap();
         assert!(find_c(&two).is_err());
+        // A <c/> inside another child is never looked for (that child is dropped unread by
+        // decrypt): the stanza has no <c/> of its own.
         let nested =
             xml(&format!("<message xmlns='jabber:client'><x xmlns='urn:x'>{c}</x></message>")).unwrap();
-        assert!(find_c(&nested).is_err());
+        assert_eq!(find_c(&nested).unwrap(), (None, None));
+        let nested_in_error = xml(&format!(
+            "<message xmlns='jabber:client' type='error'>{c}<error><x xmlns='urn:x'>{c}</x></error></message>"
+        ))
+        .unwrap();
+        assert!(find_c(&nested_in_error).is_err());
+        let two_in_error =
+            xml(&format!("<message xmlns='jabber:client' type='error'><error>{c}{c}</error></message>"))
+                .unwrap();
+        assert!(find_c(&two_in_error).is_err());
         let err =
             xml(&format!("<iq xmlns='jabber:client' type='error'>{c}<error type='modify'>{c}</error></iq>"))
                 .unwrap();

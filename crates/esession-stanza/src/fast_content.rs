@@ -18,8 +18,11 @@
 use minidom::Element;
 use minidom::rxml::{Namespace, NcName};
 
-/// Deeper content is left to minidom's parser.
-const MAX_DEPTH: usize = 64;
+/// Deeper content is left to minidom's parser (which refuses it: `Limits::CONTENT`).
+const MAX_DEPTH: usize = esession_forms::xml::Limits::CONTENT.depth;
+
+/// Content with more elements is left to minidom's parser (which refuses it).
+const MAX_ELEMENTS: usize = esession_forms::xml::Limits::CONTENT.elements;
 
 /// Elements with more attributes are left to minidom's parser (the duplicate check here is
 /// quadratic).
@@ -52,6 +55,8 @@ pub(crate) fn parse(stanza_ns: &str, text: &str) -> Option<Vec<Element>> {
     // Text of the innermost open element not yet appended to it.
     let mut pending = String::new();
     let mut i = 0;
+    // Elements started: beyond Limits::CONTENT minidom's parser decides (and refuses).
+    let mut elements = 0usize;
     loop {
         // Text up to the next octet that needs a look.
         let j = next_special(s, i);
@@ -113,7 +118,8 @@ pub(crate) fn parse(stanza_ns: &str, text: &str) -> Option<Vec<Element>> {
                     place(&mut stack, &mut out, open.el);
                     i += 2 + len;
                 } else {
-                    if stack.len() >= MAX_DEPTH {
+                    elements += 1;
+                    if stack.len() >= MAX_DEPTH || elements > MAX_ELEMENTS {
                         return None;
                     }
                     let inherited = stack.last().map_or(stanza_ns.to_owned(), |o| o.el.ns());

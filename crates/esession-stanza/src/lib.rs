@@ -46,4 +46,6 @@ pub mod session;
 
 pub use element::{Encrypted, NS};
 pub use error::{Error, Result, TerminationCause};
-pub use session::{DEFAULT_MAX_BLOCKS, DirectionKeys, EncryptOptions, Opened, Params, SealOptions, Session};
+pub use session::{
+    DEFAULT_MAX_BLOCKS, DirectionKeys, EncryptOptions, MAX_REPORTED, Opened, Params, SealOptions, Session,
+};

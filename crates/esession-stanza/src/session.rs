@@ -11,8 +11,23 @@ use esession_crypto::{
     CryptAlg, CtrCipher, DhKeyPair, HashAlg, ModpGroup, Profile, SecretBytes, mpi, secret,
 };
 use esession_forms::names::{Compress, StanzaType};
+use esession_forms::xml::{self, Limits};
 use minidom::Element;
 use rand_core::CryptoRng;
+
+/// An element's name for a report: `name` in the stanza's namespace, `{namespace}name` in
+/// another, each part cut to 64 octets.
+fn clark(e: &Element, stanza_ns: &str) -> String {
+    let cut = |s: &str| -> String {
+        let mut end = s.len().min(64);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_owned()
+    };
+    let ns = e.ns();
+    if ns == stanza_ns { cut(e.name()) } else { format!("{{{}}}{}", cut(&ns), cut(e.name())) }
+}
 
 /// The default block budget between key exchanges: re-key well before 2^32 blocks
 /// (XEP-0200 §11.4, RFC 4344).
@@ -189,8 +204,8 @@ pub struct EncryptOptions {
     pub publish_old: bool,
 }
 
-/// What a received `<c/>` carried, besides its content.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a received `<c/>` carried, besides its content. `Debug` shows sizes, never content.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Opened {
     /// The decrypted, decompressed content m (None for an empty stanza).
     pub m: Option<Vec<u8>>,
@@ -198,6 +213,26 @@ pub struct Opened {
     pub rekeyed: bool,
     /// How many `<old/>` MAC keys the peer published (ignored, §10).
     pub old_published: usize,
+    /// The children that came in clear beside `<c/>` and are not among those XEP-0200 §5
+    /// leaves in clear (`<thread/>`, `<amp/>`, `<error/>`): the MAC does not cover them, so
+    /// they were dropped and are never part of what [`Session::decrypt`] returns. Their names
+    /// only (Clark notation, `{namespace}name`, for another namespace than the stanza's), at
+    /// most [`MAX_REPORTED`].
+    pub unprotected: Vec<String>,
+}
+
+/// How many dropped clear children [`Opened::unprotected`] names at most.
+pub const MAX_REPORTED: usize = 16;
+
+impl core::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Opened")
+            .field("m_len", &self.m.as_ref().map(Vec::len))
+            .field("rekeyed", &self.rekeyed)
+            .field("old_published", &self.old_published)
+            .field("unprotected", &self.unprotected)
+            .finish()
+    }
 }
 
 /// An established session's stanza encryption state.
@@ -478,7 +513,7 @@ impl Session {
             }
             None => false,
         };
-        Ok(Opened { m, rekeyed, old_published: c.old.len() })
+        Ok(Opened { m, rekeyed, old_published: c.old.len(), unprotected: Vec::new() })
     }
 
     /// The peer's re-key (§9.3): 1 < e < p - 1 (A18), K = e^y with the y of our oldest set; the
@@ -532,7 +567,7 @@ impl Session {
             return Err(Error::Malformed("the stanza already has a <c/>"));
         }
         let clear: Vec<Element> = stanza.children().filter(|c| content::stays_clear(c)).cloned().collect();
-        let m = content::serialize_secret(stanza);
+        let m = content::serialize_secret(stanza)?;
         let forced = self.needs_rekey(m.as_ref().map_or(0, Vec::len)) && self.rekey_wait() == 0;
         let rekey =
             if opts.rekey || forced { Some(DhKeyPair::generate(self.params.group, rng)?) } else { None };
@@ -541,8 +576,11 @@ impl Session {
     }
 
     /// Decrypts a stanza: verifies and decrypts its `<c/>` (and, in an error stanza, the one in
-    /// `<error/>`), puts the content back in its place. Nothing is returned unless every check
-    /// passed; any failure terminates the session.
+    /// `<error/>`), and returns the stanza as the peer protected it: its name, namespace and
+    /// attributes, the children XEP-0200 §5 leaves in clear (`<thread/>`, `<amp/>`,
+    /// `<error/>`), and the decrypted content in place of `<c/>`. Any other child that came in
+    /// clear is not covered by the MAC: it is dropped, and named in [`Opened::unprotected`].
+    /// Nothing is returned unless every check passed; any failure terminates the session.
     ///
     /// # Errors
     /// [`Error::NotEncrypted`] for a stanza without `<c/>` (the session is not affected);
@@ -556,9 +594,21 @@ impl Session {
             Err(_) => return Err(self.terminate(TerminationCause::Mac)),
         };
         let Some(c) = direct else { return Err(Error::NotEncrypted) };
-        let (children, opened) = self.open_element(stanza, c)?;
-        let mut clear: Vec<Element> =
-            stanza.children().filter(|x| !x.is("c", crate::element::NS)).cloned().collect();
+        // What stays in clear must be small: nothing from the peer is copied unbounded.
+        let mut clear: Vec<Element> = Vec::new();
+        let mut unprotected = Vec::new();
+        let stanza_ns = stanza.ns();
+        for child in stanza.children() {
+            if child.is("c", crate::element::NS) {
+                continue;
+            }
+            if content::stays_clear(child) && xml::measure(child, Limits::NEGOTIATION).is_ok() {
+                clear.push(child.clone());
+            } else if unprotected.len() < MAX_REPORTED {
+                unprotected.push(clark(child, &stanza_ns));
+            }
+        }
+        let (children, mut opened) = self.open_element(stanza, c)?;
         if let Some(ec) = in_error {
             let (error_children, _) = self.open_element(stanza, ec)?;
             for child in &mut clear {
@@ -577,6 +627,7 @@ impl Session {
                 }
             }
         }
+        opened.unprotected = unprotected;
         Ok((content::assemble(stanza, clear, children), opened))
     }
 

@@ -86,6 +86,15 @@ pub enum Event {
         /// The bare JID asking.
         peer: String,
     },
+    /// Children that came in clear beside an encrypted stanza of a session, outside what
+    /// XEP-0200 §5 leaves in clear: not covered by the MAC, so dropped and never part of a
+    /// [`Event::Message`]. Someone between the peers added them, or the peer's client is broken.
+    Unprotected {
+        /// The peer of the session.
+        peer: String,
+        /// The dropped children's names (`{namespace}name` outside the stanza's namespace).
+        elements: Vec<String>,
+    },
 }
 
 impl fmt::Debug for Event {
@@ -120,6 +129,9 @@ impl fmt::Debug for Event {
             }
             Event::SubscriptionRequest { peer } => {
                 f.debug_struct("SubscriptionRequest").field("peer", peer).finish()
+            }
+            Event::Unprotected { peer, elements } => {
+                f.debug_struct("Unprotected").field("peer", peer).field("elements", elements).finish()
             }
         }
     }
@@ -352,12 +364,16 @@ impl Engine {
                     Output::Alert(a) => {
                         step.events.push(Event::Alert { peer: p.peer.clone(), alert: format!("{a:?}") });
                     }
-                    Output::Received(c) => push_message(step, &p.peer, c),
+                    Output::Received { content, unprotected } => {
+                        push_unprotected(step, &p.peer, unprotected);
+                        push_message(step, &p.peer, content);
+                    }
                     Output::StanzaSession { security } => step.events.push(Event::Failed {
                         peer: p.peer.clone(),
                         condition: "feature-not-implemented".into(),
                         detail: format!("the peer offered only a {security} stanza session"),
                     }),
+                    _ => {}
                 }
             }
             if p.machine.is_done() && !finished.iter().any(|(j, _)| *j == i) {
@@ -446,7 +462,10 @@ impl Engine {
         };
         let o = &mut self.open[i];
         match o.est.receive(s, false, &mut self.rng) {
-            Ok(Received::Stanza(clear)) => push_message(&mut step, &from, clear),
+            Ok(Received::Stanza { stanza, unprotected }) => {
+                push_unprotected(&mut step, &from, unprotected);
+                push_message(&mut step, &from, stanza);
+            }
             Ok(Received::Terminated { ack, .. }) => {
                 step.send.extend(ack);
                 step.events.push(Event::Terminated { peer: from, offline: o.offline });
@@ -462,6 +481,7 @@ impl Engine {
                     self.open.remove(i);
                 }
             }
+            Ok(_) => {}
         }
         step
     }
@@ -622,6 +642,7 @@ impl Engine {
                 sas: None,
                 offline: true,
             });
+            push_unprotected(&mut step, &peer, a.unprotected);
             for c in a.contents {
                 push_message(&mut step, &peer, c);
             }
@@ -649,6 +670,12 @@ fn body_message(text: &str) -> Element {
 pub(crate) fn set_attr(e: &mut Element, name: &str, value: &str) {
     if let Ok(n) = esession_forms::xml::attr_name(name) {
         e.set_attr(minidom::rxml::Namespace::NONE, n, value.to_owned());
+    }
+}
+
+fn push_unprotected(step: &mut Step, peer: &str, elements: Vec<String>) {
+    if !elements.is_empty() {
+        step.events.push(Event::Unprotected { peer: peer.to_owned(), elements });
     }
 }
 

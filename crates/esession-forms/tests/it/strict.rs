@@ -5,8 +5,11 @@ use esession_forms::dataform::{DataForm, MAX_FIELDS, MAX_VALUE_LEN};
 use esession_forms::esession::{Request, Response};
 use esession_forms::xml::parse;
 
+/// Parsed by minidom alone (as tokio-xmpp hands stanzas over), so that the form's own limits
+/// are what is tested, not those of `xml::parse`.
 fn form(body: &str) -> Result<DataForm, Error> {
-    DataForm::parse(&parse(&format!("<x xmlns='jabber:x:data' type='form'>{body}</x>")).unwrap())
+    let x: minidom::Element = format!("<x xmlns='jabber:x:data' type='form'>{body}</x>").parse().unwrap();
+    DataForm::parse(&x)
 }
 
 #[test]
@@ -137,6 +140,11 @@ fn esession_fields_are_validated() {
             "rekey_freq sign",
         ),
         (request(sas, good).replace("<option><value>aes128-ctr</value></option>", ""), "empty offer"),
+        (
+            request(sas, good)
+                .replace("var='my_nonce'><value>AAAA</value>", "var='my_nonce'><value></value>"),
+            "empty nonce",
+        ),
     ];
     for (body, why) in cases {
         assert!(Request::parse(&form(&body).unwrap()).is_err(), "{why}");
@@ -148,6 +156,35 @@ fn esession_fields_are_validated() {
         Response::parse(&DataForm::parse(&parse(resp).unwrap()).unwrap()),
         Err(Error::BadValue { .. })
     ));
+}
+
+/// Issue 16.8: an empty nonce identifies nothing; refused in every form that carries one.
+#[test]
+fn empty_nonces_are_refused() {
+    use esession_forms::esession::{Accept, BobIdentity};
+    let with = |fields: &str| {
+        let x = format!(
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:ssn</value></field>{fields}</x>"
+        );
+        DataForm::parse(&parse(&x).unwrap()).unwrap()
+    };
+    let empty = Error::BadValue { var: "nonce".into(), reason: "empty nonce" };
+    let accept = |nonce: &str| {
+        with(&format!(
+            "<field var='accept'><value>1</value></field><field var='nonce'><value>{nonce}</value></field>\
+         <field var='identity'><value>AAAA</value></field><field var='mac'><value>AAAA</value></field>"
+        ))
+    };
+    assert!(Accept::parse(&accept("AAAA")).is_ok());
+    assert_eq!(Accept::parse(&accept("")), Err(empty.clone()));
+    let ident = |nonce: &str| {
+        with(&format!(
+            "<field var='nonce'><value>{nonce}</value></field><field var='srshash'><value>AAAA</value></field>\
+             <field var='identity'><value>AAAA</value></field><field var='mac'><value>AAAA</value></field>"
+        ))
+    };
+    assert!(BobIdentity::parse(&ident("AAAA")).is_ok());
+    assert_eq!(BobIdentity::parse(&ident("")), Err(empty));
 }
 
 /// Regression (fuzz/regressions/esession_form/crash-3d854cd7...): an accept with `rshashes` but

@@ -4,7 +4,9 @@ use crate::*;
 use esession_crypto::testing::TestRng;
 use esession_crypto::{CryptAlg, CryptoProvider, HashAlg, ModpGroup};
 
+/// Small, fast choices (group 1 is weak: accepted because the tests ask for it).
 fn small(mut c: Config) -> Config {
+    c.support.crypto = CryptoProvider::all();
     c.provider = CryptoProvider {
         modp: vec![ModpGroup::G1],
         crypt_algs: vec![CryptAlg::Aes128Ctr],

@@ -138,7 +138,8 @@ fn collect(o: Output, side: &mut Side) -> Option<Element> {
         Output::Rejected(e) => side.rejected = Some(e),
         Output::Alert(a) => side.alerts.push(a),
         Output::StanzaSession { .. } => side.ssn = true,
-        Output::Received(e) => side.received.push(e),
+        Output::Received { content: e, .. } => side.received.push(e),
+        _ => {}
     }
     None
 }

@@ -26,8 +26,10 @@ fn config(c: &Case, key: Option<PrivateKey>, peer_methods: (PubkeyMethod, Pubkey
         modp: vec![c.group],
         crypt_algs: vec![c.cipher.clone()],
         hash_algs: vec![c.hash.clone()],
-        ..CryptoProvider::default()
+        ..CryptoProvider::all()
     };
+    // Weak groups and the cipher none are in the matrix: accepted because it asks for them.
+    cfg.support.crypto = CryptoProvider::all();
     cfg.init_pubkey = vec![peer_methods.0];
     cfg.resp_pubkey = vec![peer_methods.1];
     if c.oss {
@@ -180,13 +182,15 @@ fn gajim_profile_on_both_sides_and_never_mixed_with_xep() {
         (Profile::Gajim, Profile::Xep, false),
     ] {
         let mk = |p: Profile| {
-            let mut c = Config { profile: p, ..Config::default() };
+            let mut c = Config::new(p);
             c.provider = CryptoProvider {
                 modp: vec![ModpGroup::G5],
                 crypt_algs: vec![CryptAlg::Aes128Ctr],
                 hash_algs: vec![HashAlg::Sha256],
                 ..CryptoProvider::default()
             };
+            // Group 5 is accepted by both profiles here, so only the profile differs.
+            c.support.crypto = CryptoProvider::all();
             Arc::new(c)
         };
         let (mut a, mut b) = (Side::new(11), Side::new(12));

@@ -5,7 +5,9 @@ use esession_crypto::{CryptAlg, CryptoProvider, HashAlg, ModpGroup, mpi};
 use esession_forms::names::{PubkeyMethod, Security};
 use minidom::Node;
 
+/// Small, fast choices (group 1 is weak: accepted because the tests ask for it).
 fn small(mut c: Config) -> Config {
+    c.support.crypto = CryptoProvider::all();
     c.provider = CryptoProvider {
         modp: vec![ModpGroup::G1],
         crypt_algs: vec![CryptAlg::Aes128Ctr],
@@ -268,8 +270,10 @@ fn downgrade_in_transit_is_detected() {
         let mut ca = if mode == Mode::Three { Config::with_identity(ra) } else { Config::default() };
         let mut cb = if mode == Mode::Three { Config::with_identity(rb) } else { Config::default() };
         for c in [&mut ca, &mut cb] {
+            // Group 1 is weak: offered and accepted here because the test asks for it.
             c.provider.modp = vec![ModpGroup::G14, ModpGroup::G1];
             c.provider.crypt_algs = vec![CryptAlg::Aes256Ctr, CryptAlg::Aes128Ctr];
+            c.support.crypto = CryptoProvider::all();
         }
         let (mut a, mut b) = (Side::new(1), Side::new(2));
         a.trust.trust(bare(BOB), pb);
@@ -300,6 +304,93 @@ fn downgrade_in_transit_is_detected() {
             "{mode:?} {:?}",
             b.rejected
         );
+    }
+}
+
+/// Issue 16.3: with the default configuration, a man in the middle of a 3-message negotiation
+/// cannot make Alice use the cipher `none` or a weak group, even with a responder that would
+/// accept anything: she offers neither, and refuses a response that chose what she did not
+/// offer. No `<data/>` she sends is readable.
+#[test]
+fn three_message_downgrade_to_nothing_weak_with_defaults() {
+    type Edit = fn(String) -> String;
+    let edits: [(&str, Edit); 3] = [
+        ("cipher none", |t| {
+            let mut t = t;
+            for c in [
+                "aes256-ctr",
+                "aes192-ctr",
+                "aes128-ctr",
+                "serpent256-ctr",
+                "twofish256-ctr",
+                "serpent192-ctr",
+                "twofish192-ctr",
+                "serpent128-ctr",
+                "twofish128-ctr",
+            ] {
+                t = t.replace(&format!("<option><value>{c}</value></option>"), "");
+            }
+            t.replace("var='crypt_algs'>", "var='crypt_algs'><option><value>none</value></option>")
+        }),
+        // The middle adds its own e (2) for the group it adds.
+        ("group 1 first", |t| {
+            t.replace("var='modp'>", "var='modp'><option><value>1</value></option>")
+                .replace("var='dhkeys'>", "var='dhkeys'><value>Ag==</value>")
+        }),
+        ("group 1 only", |t| {
+            let mut t = t;
+            for g in ["18", "17", "16", "15", "14"] {
+                t = t.replace(&format!("<option><value>{g}</value></option>"), "");
+            }
+            let t = t.replace("var='modp'>", "var='modp'><option><value>1</value></option>");
+            let start = t.find("var='dhkeys'><value>").map(|i| i + "var='dhkeys'><value>".len()).unwrap();
+            let end = start + t[start..].find("</value>").unwrap();
+            format!("{}Ag=={}", &t[..start], &t[end..])
+        }),
+    ];
+    for (what, edit) in edits {
+        let (ra, rb, _, _) = keys();
+        let (pa, pb) = (ra.public_key(), rb.public_key());
+        let ca = Config::with_identity(ra);
+        let mut cb = Config::with_identity(rb);
+        // A responder that accepts everything, weak choices included.
+        cb.support.crypto = CryptoProvider::all();
+        let ca =
+            Config { provider: CryptoProvider { modp: vec![ModpGroup::G14], ..ca.provider.clone() }, ..ca };
+        assert!(!ca.provider.crypt_algs.contains(&CryptAlg::None), "the default offers no cipher none");
+        let (mut a, mut b) = (Side::new(1), Side::new(2));
+        a.trust.trust(bare(BOB), pb);
+        b.trust.trust(bare(ALICE), pa);
+        let sent_by_alice = std::cell::RefCell::new(Vec::new());
+        negotiate_with(
+            Mode::Three,
+            Arc::new(ca),
+            Arc::new(cb),
+            &mut a,
+            &mut b,
+            Box::new(|i, from_alice, s: Element| {
+                if from_alice {
+                    sent_by_alice.borrow_mut().push(String::from(&s));
+                }
+                if i != 0 {
+                    return Some(s);
+                }
+                let edited = edit(String::from(&s));
+                assert_ne!(edited, String::from(&s), "{what}: the edit applies");
+                Some(esession_forms::xml::parse(&edited).unwrap())
+            }),
+            Some((chat("READABLE SECRET"), false)),
+            None,
+        );
+        assert!(a.established.is_none(), "{what}: Alice established a downgraded session");
+        assert!(
+            matches!(a.rejected, Some(Error::PeerMisbehaved { check: Check::Options, .. })),
+            "{what}: {:?}",
+            a.rejected
+        );
+        for s in sent_by_alice.borrow().iter() {
+            assert!(!s.contains("READABLE") && !s.contains("<data>"), "{what}: Alice sent {s}");
+        }
     }
 }
 

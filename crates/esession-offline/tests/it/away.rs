@@ -74,7 +74,7 @@ fn both_sets_an_outbox_and_a_return() {
     let mut trust_alice = MemoryTrust::default();
     trust_alice.trust("alice@example.org", alice_pub);
     let now = t0() + Duration::hours(3);
-    let bob_cfg = Config::with_identity(keys().1);
+    let bob_cfg = crate::weak_ok(Config::with_identity(keys().1));
     let mut bob = Outbox::new();
     let v = send::verify(&subs_options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
     let mut e = RngEntropy(&mut TestRng::new(2));
@@ -259,7 +259,7 @@ fn a_return_commits_its_replay_entries_once_and_fails_closed() {
         let s = out
             .start(
                 &v,
-                &Config::with_identity(keys().1),
+                &crate::weak_ok(Config::with_identity(keys().1)),
                 &format!("t{i}"),
                 Some(chat(&format!("m{i}"))),
                 false,

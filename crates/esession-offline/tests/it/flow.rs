@@ -63,7 +63,13 @@ fn world(groups: Vec<ModpGroup>, match_resource: Option<&str>, bob_dsa: bool) ->
     let bob_key = if bob_dsa { dsa } else { rsa };
     let mut alice_trust = MemoryTrust::default();
     alice_trust.trust("bob@example.com", bob_key.public_key());
-    World { options, secrets, bob_trust, alice_trust, bob_cfg: Config::with_identity(bob_key) }
+    World {
+        options,
+        secrets,
+        bob_trust,
+        alice_trust,
+        bob_cfg: crate::weak_ok(Config::with_identity(bob_key)),
+    }
 }
 
 fn bob_sends(
@@ -122,6 +128,8 @@ fn full_flow_rsa_and_dsa_several_groups_match_resource_and_terminate() {
         )
         .unwrap();
         let content = content.unwrap();
+        assert!(content.unprotected.is_empty(), "nothing in clear beside the start but <init/>");
+        let content = content.stanza;
         assert_eq!(
             content.get_child("body", "jabber:client").map(Element::text).as_deref(),
             Some("Offline hello")
@@ -140,7 +148,7 @@ fn full_flow_rsa_and_dsa_several_groups_match_resource_and_terminate() {
                     .unwrap();
                 let got = alice.receive(&wire, false, &mut TestRng::new(9)).unwrap();
                 match got {
-                    esession_negotiate::Received::Stanza(s) => assert_eq!(
+                    esession_negotiate::Received::Stanza { stanza: s, .. } => assert_eq!(
                         s.get_child("body", "jabber:client").map(Element::text).as_deref(),
                         Some(text)
                     ),
@@ -194,7 +202,7 @@ fn bob_refuses_bad_options() {
     );
     // Unsupported options.
     let v = send::verify(&w.options, ALICE, &w.bob_trust, later, Profile::Xep).unwrap();
-    let mut cfg = Config::with_identity(keys().0);
+    let mut cfg = crate::weak_ok(Config::with_identity(keys().0));
     cfg.support.crypto.crypt_algs = vec![CryptAlg::Serpent256Ctr];
     assert_eq!(
         send::start(&v, &cfg, "t", None, false, later, &mut RngEntropy(&mut TestRng::new(1))).err(),

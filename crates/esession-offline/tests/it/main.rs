@@ -30,3 +30,10 @@ pub(crate) fn keys() -> (PrivateKey, PrivateKey) {
         .unwrap(),
     )
 }
+
+/// Bob accepting every algorithm this build implements: the tests use small groups (weak, so not
+/// accepted by default) to stay fast.
+pub(crate) fn weak_ok(mut c: esession_negotiate::Config) -> esession_negotiate::Config {
+    c.support.crypto = esession_crypto::CryptoProvider::all();
+    c
+}

@@ -365,3 +365,59 @@ fn rekey_value_out_of_range_terminates() {
     stanza.append_child(sealed.to_element());
     assert_eq!(b.decrypt(&stanza).map(|_| ()), Err(Error::Terminated(TerminationCause::New)));
 }
+
+/// Issue 16.2: children added in clear beside a valid `<c/>` are not covered by its MAC. They
+/// are never part of the decrypted stanza (a `<body/>` beside `<c/>` is not the message's body)
+/// and are named in `Opened::unprotected`; what XEP-0200 §5 leaves in clear stays.
+#[test]
+fn clear_children_beside_c_are_dropped_and_named() {
+    let (mut a, mut b) = pair(&p());
+    let mut wire = send(&mut a, "the real text");
+    wire.append_child(Element::builder("body", "jabber:client").append("injected").build());
+    wire.append_child(Element::bare("x", "urn:evil"));
+    wire.append_child(
+        esession_forms::xml::parse("<amp xmlns='http://jabber.org/protocol/amp'><rule action='drop' condition='deliver' value='stored'/></amp>").unwrap(),
+    );
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    let bodies: Vec<String> = clear.children().filter(|c| c.name() == "body").map(Element::text).collect();
+    assert_eq!(bodies, ["the real text"], "only the decrypted body");
+    assert!(!String::from(&clear).contains("injected"));
+    assert!(clear.get_child("x", "urn:evil").is_none());
+    assert!(clear.get_child("thread", "jabber:client").is_some(), "thread stays");
+    assert!(clear.get_child("amp", "http://jabber.org/protocol/amp").is_some(), "amp stays");
+    assert_eq!(opened.unprotected, ["body", "{urn:evil}x"]);
+    // The session is not harmed: the next stanza decrypts.
+    assert_eq!(recv(&mut b, &send(&mut a, "next")).as_deref(), Some("next"));
+    // A clear child so deep that copying or dropping it recursively would overflow the stack.
+    let mut deep = Element::bare("x", "urn:deep");
+    for _ in 0..200_000 {
+        let mut p = Element::bare("x", "urn:deep");
+        p.append_child(deep);
+        deep = p;
+    }
+    let mut wire = send(&mut a, "after");
+    wire.append_child(deep);
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert_eq!(body(&clear).as_deref(), Some("after"));
+    assert_eq!(opened.unprotected, ["{urn:deep}x"]);
+    esession_forms::xml::dispose(wire);
+    // An oversized <error/> is not kept either.
+    let mut wire = send(&mut a, "third");
+    let mut big_error = Element::bare("error", "jabber:client");
+    for _ in 0..2000 {
+        big_error.append_child(Element::bare("x", "urn:x"));
+    }
+    wire.append_child(big_error);
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert!(clear.get_child("error", "jabber:client").is_none());
+    assert_eq!(opened.unprotected, ["error"]);
+}
+
+/// Issue 16.8: what a decryption returns shows no content in `Debug`.
+#[test]
+fn opened_debug_shows_no_content() {
+    let (mut a, mut b) = pair(&p());
+    let (_, opened) = b.decrypt(&send(&mut a, "secret words")).unwrap();
+    let shown = format!("{opened:?}");
+    assert!(!shown.contains("secret") && !shown.contains("115, 101"), "{shown}");
+}
