@@ -40,6 +40,7 @@ fn keys() -> &'static Keys {
                 let mut c = Config::with_identity(key());
                 c.profile = profile;
                 c.provider.modp = vec![esession_crypto::ModpGroup::G1];
+                c.support.crypto = esession_crypto::CryptoProvider::all();
                 c.support.crypto.modp = vec![esession_crypto::ModpGroup::G1];
                 Arc::new(c)
             };
@@ -50,8 +51,12 @@ fn keys() -> &'static Keys {
     })
 }
 
+fn jid(s: &str) -> esession_negotiate::Jid {
+    esession_negotiate::Jid::new(s).unwrap_or_else(|_| unreachable!())
+}
+
 fn chat(to: &str, thread: &str, body: &str) -> Element {
-    esession_negotiate::wire::message(to, thread, vec![Element::builder("body", "jabber:client").append(body).build()])
+    esession_negotiate::wire::message(&jid(to), thread, vec![Element::builder("body", "jabber:client").append(body).build()])
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -61,12 +66,12 @@ fuzz_target!(|data: &[u8]| {
     let mode = if flags & 2 == 0 { Mode::Four } else { Mode::Three };
     let mut rng = TestRng::new(u64::from(flags));
     let mut at = MemoryTrust::default();
-    at.trust("bob@example.com", k.bob_pub.clone());
+    at.trust(&esession_negotiate::BareJid::new("bob@example.com").unwrap_or_else(|_| unreachable!()), k.bob_pub.clone());
     let mut bt = MemoryTrust::default();
-    bt.trust("alice@example.org", k.alice_pub.clone());
+    bt.trust(&esession_negotiate::BareJid::new("alice@example.org").unwrap_or_else(|_| unreachable!()), k.alice_pub.clone());
     let (mut ar, mut br) = (MemoryRetained::default(), MemoryRetained::default());
-    let mut alice = Initiator::new(a_cfg.clone(), BOB, "t");
-    let mut bob = Responder::new(b_cfg.clone(), ALICE, "t");
+    let mut alice = Initiator::new(a_cfg.clone(), jid(BOB), "t");
+    let mut bob = Responder::new(b_cfg.clone(), jid(ALICE), "t");
     if alice.start(mode, &mut RngEntropy(&mut rng)).is_err() {
         return;
     }
@@ -103,7 +108,7 @@ fuzz_target!(|data: &[u8]| {
                     match b_est.as_mut() {
                         Some(e) => e.receive(&s, false, &mut rng).ok(),
                         None => {
-                            let _ = bob.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut bt, retained: &mut br });
+                            let _ = bob.handle(chrono::DateTime::UNIX_EPOCH, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut bt, retained: &mut br });
                             None
                         }
                     }
@@ -111,7 +116,7 @@ fuzz_target!(|data: &[u8]| {
                     match a_est.as_mut() {
                         Some(e) => e.receive(&s, false, &mut rng).ok(),
                         None => {
-                            let _ = alice.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut at, retained: &mut ar });
+                            let _ = alice.handle(chrono::DateTime::UNIX_EPOCH, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut at, retained: &mut ar });
                             None
                         }
                     }
@@ -169,7 +174,7 @@ fuzz_target!(|data: &[u8]| {
                     if from_alice { (a_est.as_mut(), BOB, 'A') } else { (b_est.as_mut(), ALICE, 'B') };
                 let Some(est) = est else { continue };
                 let body = format!("{tag}{n}");
-                let m = chat(to, &est.thread.clone(), &body);
+                let m = chat(to, &est.thread().to_owned(), &body);
                 if let Ok(w) = est.encrypt(&m, EncryptOptions { rekey, publish_old: false }, &mut rng) {
                     sent.insert(body);
                     net.push_back((from_alice, w));
@@ -178,6 +183,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let (Some(a), Some(b)) = (&a_est, &b_est) {
-        assert!(a.k.ct_eq(b.k.expose_secret()), "both established with different keys");
+        assert!(a.k().ct_eq(b.k().expose_secret()), "both established with different keys");
     }
 });

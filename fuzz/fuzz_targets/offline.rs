@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let trust = MemoryTrust::default();
     if let Some(x) = pep::options_in(&stanza) {
         // Nobody is trusted, so nothing may verify.
-        let r = send::verify(x, "alice@example.org", &trust, now, Profile::Xep);
+        let r = send::verify(x, &esession_negotiate::BareJid::new("alice@example.org").unwrap_or_else(|_| unreachable!()), &trust, now, Profile::Xep);
         assert!(r.is_err());
     }
     let Some(secrets) = secrets() else { return };

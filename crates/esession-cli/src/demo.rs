@@ -1,24 +1,19 @@
-//! `esession demo`: Alice and Bob in one process over an in-memory router: a 4-message
-//! negotiation with RSA identities, the SAS, messages both ways, a re-key, termination, then an
-//! offline session (Alice publishes signed options and goes away, Bob sends, Alice returns).
-//! Nothing secret is printed: only sizes, the SAS and the decrypted bodies.
+//! `esession demo`: Alice and Bob, two engines in one process relayed in memory
+//! ([`esession_xmpp::relay::Relay`], which plays the server: it stamps senders, stores messages
+//! for an account that is offline, and keeps PEP items): a 4-message negotiation with RSA
+//! identities, the SAS, messages both ways, a re-key, termination, then an offline session
+//! (Alice publishes signed options and goes away, Bob fetches them and sends, Alice returns and
+//! reads, a replay is dropped). Nothing secret is printed: only sizes, the SAS and the
+//! decrypted bodies.
 
 use chrono::Duration;
 use esession_crypto::{CryptoProvider, ModpGroup, PrivateKey};
-use esession_forms::names::{Compress, Logging, StanzaType};
-use esession_negotiate::{
-    Config, Established, Initiator, MemoryRetained, MemoryTrust, Mode, Output, Received, Responder,
-    RngEntropy, Stores,
-};
-use esession_offline::away::{Outbox, come_back, go_offline};
-use esession_offline::publish::Plan;
-use esession_offline::replay::MemoryReplay;
-use esession_offline::{Audience, pep, send};
+use esession_negotiate::{Config, Mode};
+use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
-use minidom::Element;
-use std::collections::VecDeque;
+use esession_xmpp::relay::Relay;
+use esession_xmpp::{Engine, EngineStores, Event, parse_bare};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 const ALICE: &str = "alice@example.org/pda";
@@ -34,236 +29,165 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
-type Rng = getrandom::rand_core::UnwrapErr<getrandom::SysRng>;
-
-fn chat(to: &str, thread: &str, body: &str) -> Element {
-    let mut m = esession_negotiate::wire::message(
-        to,
-        thread,
-        vec![Element::builder("body", "jabber:client").append(body).build()],
-    );
-    if let Ok(n) = esession_forms::xml::attr_name("type") {
-        m.set_attr(minidom::rxml::Namespace::NONE, n, "chat".to_owned());
-    }
-    m
+fn err(x: impl std::fmt::Display) -> String {
+    x.to_string()
 }
 
-fn stamp(mut s: Element, from: &str) -> Element {
-    if let Ok(n) = esession_forms::xml::attr_name("from") {
-        s.set_attr(minidom::rxml::Namespace::NONE, n, from.to_owned());
+/// What party `i` reported since the last call, printed; an error on any failure.
+fn report(relay: &mut Relay, i: usize, who: &str) -> Result<Vec<Event>, String> {
+    let events = relay.take_events(i);
+    for e in &events {
+        match e {
+            Event::Negotiated { sas: Some(sas), .. } => println!("  {who}: session established, SAS {sas}"),
+            Event::Negotiated { offline: true, .. } => println!("  {who}: offline session accepted"),
+            Event::Negotiated { .. } => println!("  {who}: session established"),
+            Event::Message { stanza, .. } => println!(
+                "  {who} reads: {:?}",
+                stanza.get_child("body", "jabber:client").map(minidom::Element::text).unwrap_or_default()
+            ),
+            Event::Terminated { why, .. } => println!("  {who}: session ended: {}", ended(*why)),
+            Event::Failed { failure, .. } => return Err(format!("{who}: {failure}")),
+            Event::Alert { alert, .. } => println!("  {who}: note: {alert}"),
+            _ => {}
+        }
     }
-    s
+    Ok(events)
 }
 
-fn body(e: &Element) -> String {
-    e.get_child("body", "jabber:client").map(Element::text).unwrap_or_default()
+fn ended(why: esession_xmpp::Ended) -> &'static str {
+    use esession_xmpp::Ended;
+    match why {
+        Ended::Acknowledged => "terminated, acknowledged by the peer",
+        Ended::ByPeer { verified: true } => "terminated by the peer (authenticated)",
+        Ended::ByPeer { verified: false } => "terminated by the peer (not authenticated)",
+        Ended::Presence => "the contact came online",
+        Ended::Object => "one stanza only",
+        _ => "ended",
+    }
 }
 
 fn run() -> Result<(), String> {
-    let mut rng: Rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
-    let e = |x: &dyn std::fmt::Display| x.to_string();
-    println!("esession demo: Alice ({ALICE}) and Bob ({BOB}) over an in-memory router");
+    let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+    println!("esession demo: Alice ({ALICE}) and Bob ({BOB}), two engines relayed in memory");
     let t = Instant::now();
-    let alice_key = PrivateKey::generate_rsa(&mut rng, 2048).map_err(|x| e(&x))?;
-    let bob_key = PrivateKey::generate_rsa(&mut rng, 2048).map_err(|x| e(&x))?;
+    let alice_key = PrivateKey::generate_rsa(&mut rng, 2048).map_err(err)?;
+    let bob_key = PrivateKey::generate_rsa(&mut rng, 2048).map_err(err)?;
     let (alice_pub, bob_pub) = (alice_key.public_key(), bob_key.public_key());
     println!("  identity keys: RSA-2048 each ({:.0} ms)", t.elapsed().as_secs_f64() * 1e3);
-
-    let mut a_trust = MemoryTrust::default();
-    a_trust.trust("bob@example.com", bob_pub);
-    let mut b_trust = MemoryTrust::default();
-    b_trust.trust("alice@example.org", alice_pub);
-    let (mut a_ret, mut b_ret) = (MemoryRetained::default(), MemoryRetained::default());
-    let provider = CryptoProvider { modp: vec![ModpGroup::G14, ModpGroup::G5], ..CryptoProvider::default() };
+    let (alice_bare, bob_bare) = (parse_bare(ALICE).map_err(err)?, parse_bare(BOB).map_err(err)?);
+    let mut a_stores = EngineStores::in_memory();
+    let mut b_stores = EngineStores::in_memory();
+    let mut at = esession_negotiate::MemoryTrust::default();
+    at.trust(&bob_bare, bob_pub);
+    let mut bt = esession_negotiate::MemoryTrust::default();
+    bt.trust(&alice_bare, alice_pub);
+    a_stores.trust = Box::new(at);
+    b_stores.trust = Box::new(bt);
+    // Two groups of 2048 bits and more keep the demo quick.
+    let provider = CryptoProvider { modp: vec![ModpGroup::G15, ModpGroup::G14], ..CryptoProvider::default() };
+    // The key signs the offline options too: a second copy of it for the plan.
+    let alice_key_again = PrivateKey::from_pkcs8_pem(&alice_key.to_pkcs8_pem().map_err(err)?).map_err(err)?;
     let mut a_cfg = Config::with_identity(alice_key);
     a_cfg.provider = provider.clone();
     let mut b_cfg = Config::with_identity(bob_key);
-    b_cfg.provider = provider.clone();
-    let b_cfg = Arc::new(b_cfg);
+    b_cfg.provider = provider;
+    let mut relay = Relay::new(chrono::Utc::now());
+    let a = relay.add(ALICE, Engine::new(a_cfg, a_stores)).map_err(err)?;
+    let b = relay.add(BOB, Engine::new(b_cfg, b_stores)).map_err(err)?;
 
-    // 1. The 4-message negotiation, routed in memory.
+    // 1. The 4-message negotiation.
+    println!("1. 4-message negotiation (SIGMA-R, RSA identities)");
     let t = Instant::now();
-    let a_cfg = Arc::new(a_cfg);
-    let mut alice = Initiator::new(a_cfg.clone(), BOB, "demo-thread");
-    let mut bob = Responder::new(b_cfg.clone(), ALICE, "demo-thread");
-    alice.start(Mode::Four, &mut RngEntropy(&mut rng)).map_err(|x| e(&x))?;
-    let (mut a_est, mut b_est): (Option<Box<Established>>, Option<Box<Established>>) = (None, None);
-    let mut wire: VecDeque<(bool, Element)> = VecDeque::new();
-    let mut stanzas = 0;
-    loop {
-        while let Some(o) = alice.poll_output() {
-            match o {
-                Output::Send(s) => wire.push_back((true, stamp(s, ALICE))),
-                Output::Established(x) => a_est = Some(x),
-                Output::Rejected(x) => return Err(format!("Alice: {x}")),
-                _ => {}
-            }
-        }
-        while let Some(o) = bob.poll_output() {
-            match o {
-                Output::Send(s) => wire.push_back((false, stamp(s, BOB))),
-                Output::Established(x) => b_est = Some(x),
-                Output::Rejected(x) => return Err(format!("Bob: {x}")),
-                _ => {}
-            }
-        }
-        let Some((from_alice, s)) = wire.pop_front() else { break };
-        stanzas += 1;
-        let r = if from_alice {
-            bob.handle(
-                0,
-                &s,
-                &mut RngEntropy(&mut rng),
-                &mut Stores { trust: &mut b_trust, retained: &mut b_ret },
-            )
-        } else {
-            alice.handle(
-                0,
-                &s,
-                &mut RngEntropy(&mut rng),
-                &mut Stores { trust: &mut a_trust, retained: &mut a_ret },
-            )
-        };
-        r.map_err(|x| e(&x))?;
-    }
-    let (Some(mut a), Some(mut b)) = (a_est, b_est) else {
-        return Err("the negotiation did not finish".into());
+    relay.start(a, BOB, Mode::Four).map_err(err)?;
+    let n = relay.drive();
+    let (ea, eb) = (report(&mut relay, a, "Alice")?, report(&mut relay, b, "Bob")?);
+    let sas = |ev: &[Event]| {
+        ev.iter().find_map(|e| match e {
+            Event::Negotiated { sas, .. } => sas.clone(),
+            _ => None,
+        })
     };
-    let sas = |x: &Established| x.sas.as_ref().map(ToString::to_string).unwrap_or_default();
-    println!(
-        "  4-message negotiation: {stanzas} stanzas, {:.0} ms; SAS Alice {} / Bob {} (compare them by voice)",
-        t.elapsed().as_secs_f64() * 1e3,
-        sas(&a),
-        sas(&b)
-    );
-
-    // 2. Messages both ways, a re-key, termination.
-    let w = a.encrypt(
-        &chat(BOB, &a.thread, "Hello Bob, this is encrypted."),
-        EncryptOptions::default(),
-        &mut rng,
-    );
-    let w = w.map_err(|x| e(&x))?;
-    println!("  Alice -> Bob: {} octets on the wire", String::from(&w).len());
-    deliver(&mut b, &w, "Bob", &mut rng)?;
-    let w = b.encrypt(
-        &chat(ALICE, &b.thread, "Hi Alice, a fresh key comes with this one."),
-        EncryptOptions { rekey: true, publish_old: false },
-        &mut rng,
-    );
-    deliver(&mut a, &w.map_err(|x| e(&x))?, "Alice (after Bob's re-key)", &mut rng)?;
-    let w =
-        a.encrypt(&chat(BOB, &a.thread, "Got it, under the new keys."), EncryptOptions::default(), &mut rng);
-    deliver(&mut b, &w.map_err(|x| e(&x))?, "Bob", &mut rng)?;
-    let term = a.terminate(false, &mut rng).map_err(|x| e(&x))?;
-    match b.receive(&term, false, &mut rng).map_err(|x| e(&x))? {
-        Received::Terminated { ack: Some(ack), .. } => {
-            a.receive(&ack, false, &mut rng).map_err(|x| e(&x))?;
-            println!("  terminated by Alice, acknowledged by Bob; both sides destroyed their keys");
-        }
-        _ => return Err("no acknowledgement".into()),
+    if sas(&ea).is_none() || sas(&ea) != sas(&eb) {
+        return Err("the SAS differ".into());
     }
+    println!("  {n} stanzas, {:.0} ms; both show the same SAS", t.elapsed().as_secs_f64() * 1e3);
 
-    // 3. Offline: Alice publishes signed options and goes away; Bob sends; Alice returns.
-    // Her identity key moves from the online configuration to the offline plan.
-    drop(alice);
-    let alice_plan_key = Arc::try_unwrap(a_cfg)
-        .ok()
-        .and_then(|mut c| c.identity.take())
-        .ok_or("Alice's key is still in use")?;
-    let now = chrono::Utc::now();
-    let plan = Plan {
-        profile: esession_crypto::Profile::Xep,
-        provider,
-        logging: vec![Logging::May],
-        compress: vec![Compress::None],
-        stanzas: vec![StanzaType::Message],
-        rekey_freq: 1,
-        keys: vec![alice_plan_key],
-        lifetime: Duration::hours(24),
-        match_resource: None,
-    };
-    let mut sets =
-        go_offline(&plan, &[Audience::Subscribers], now, &mut RngEntropy(&mut rng)).map_err(|x| e(&x))?;
-    let set = sets.pop().ok_or("nothing published")?;
-    let options = set.iqs.last().and_then(pep::options_in).ok_or("no options")?.clone();
-    println!("  Alice published signed offline options (valid 24 h) and went offline");
-    let v = send::verify(
-        &options,
-        "alice@example.org",
-        &b_trust,
-        now + Duration::hours(1),
-        esession_crypto::Profile::Xep,
-    )
-    .map_err(|x| e(&x))?;
-    let mut outbox = Outbox::new();
-    let content = Element::builder("message", "jabber:client")
-        .append(Element::builder("body", "jabber:client").append("Sent while you were away."))
-        .build();
-    let start = outbox
-        .start(
-            &v,
-            &b_cfg,
-            "offline-thread",
-            Some(content),
-            false,
-            now + Duration::hours(1),
-            &mut RngEntropy(&mut rng),
-        )
-        .map_err(|x| e(&x))?;
-    let later = outbox
-        .send(
-            "alice@example.org",
-            &Element::builder("message", "jabber:client")
-                .append(Element::builder("body", "jabber:client").append("And one more."))
-                .build(),
-            &mut rng,
-        )
-        .map_err(|x| e(&x))?;
-    let bye = outbox.contact_online("alice@example.org", &mut rng).map_err(|x| e(&x))?.ok_or("no session")?;
-    println!(
-        "  Bob verified the options' signature and sent a one-shot key exchange with content, one more message and a terminate"
-    );
-    let queue = vec![stamp(start, BOB), stamp(later, BOB), stamp(bye, BOB)];
-    let mut replay = MemoryReplay::default();
-    let back = come_back(
-        Some(set.secrets),
-        None,
-        &queue,
-        now + Duration::hours(2),
-        esession_crypto::Profile::Xep,
-        &a_trust,
-        &mut replay,
-        &mut rng,
-    )
-    .map_err(|x| e(&x))?;
-    for s in &back.sessions {
-        for c in &s.contents {
-            println!("  Alice, back online, reads: {:?}", body(c));
-        }
-        println!("  the offline session ended: {}", s.ended);
+    // 2. Messages both ways, a re-key, termination with acknowledgement.
+    println!("2. stanzas (XEP-0200)");
+    relay.chat(a, BOB, "Hello, Bob!").map_err(err)?;
+    relay.drive();
+    report(&mut relay, b, "Bob")?;
+    relay.chat(b, ALICE, "Hi Alice, ünïcødé works too").map_err(err)?;
+    relay.drive();
+    report(&mut relay, a, "Alice")?;
+    let w = relay
+        .engine(a)
+        .chat(&bob_bare, "after a re-key", EncryptOptions { rekey: true, publish_old: false })
+        .map_err(err)?;
+    relay.inject(a, w);
+    relay.drive();
+    report(&mut relay, b, "Bob")?;
+    let w = relay.engine(a).terminate(&bob_bare).map_err(err)?;
+    relay.inject(a, w);
+    relay.drive();
+    report(&mut relay, a, "Alice")?;
+    report(&mut relay, b, "Bob")?;
+
+    // 3. Offline: Alice publishes and goes away; Bob fetches, verifies and sends; Alice returns.
+    println!("3. offline session (XEP-0187)");
+    let now = relay.now();
+    let plan = relay.engine(a).plan(vec![alice_key_again], Duration::days(1), None).map_err(err)?;
+    let (step, mut sets) =
+        relay.engine(a).go_offline(now, &plan, &[Audience::Subscribers], false).map_err(err)?;
+    relay.output(a, step);
+    relay.drive();
+    relay.disconnect(a);
+    relay.drive();
+    let secrets = sets.pop().ok_or("nothing published")?.secrets;
+    println!("  Alice published her signed options and went offline");
+    // Bob fetches them from Alice's PEP node (the relay answers as a server would).
+    let fetch = pep::items_request(Audience::Subscribers, alice_bare.as_str(), "fetch-1");
+    relay.inject(b, fetch);
+    relay.drive();
+    let x = relay
+        .delivered
+        .iter()
+        .rev()
+        .find_map(|(_, to, s)| (*to == b).then(|| pep::options_in(s).cloned()).flatten())
+        .ok_or("no options fetched")?;
+    let now = relay.now();
+    let checked = relay.engine(b).offline_options(now, &alice_bare, &x);
+    if !matches!(checked, Event::OfflineOptions { refused: None, .. }) {
+        return Err(format!("Bob refused Alice's options: {checked:?}"));
     }
-    let again = come_back(
-        None,
-        None,
-        &queue[..1],
-        now + Duration::hours(2),
-        esession_crypto::Profile::Xep,
-        &a_trust,
-        &mut replay,
-        &mut rng,
-    )
-    .map_err(|x| e(&x))?;
-    println!("  the same start delivered again is dropped silently ({} dropped)", again.dropped.len());
+    println!("  Bob fetched her options from PEP: signed by the key he trusts for her, not expired");
+    let content = esession_xmpp::engine::body_message("see you when you are back");
+    let step = relay.engine(b).offline_start(now, &alice_bare, content, false).map_err(err)?;
+    let start = step.send.first().cloned().ok_or("no start")?;
+    relay.output(b, step);
+    relay.drive();
+    relay.take_events(b);
+    println!("  Bob started an offline session (the relay stores it for Alice)");
+    let w = relay.engine(b).offline_chat(&alice_bare, "and a second message").map_err(err)?;
+    relay.inject(b, w);
+    relay.drive();
+    report(&mut relay, b, "Bob")?;
+    relay.advance(Duration::hours(2));
+    println!("  two hours later Alice is back (withdraw, then presence)");
+    let now = relay.now();
+    let step = relay.engine(a).come_back(now, Some(secrets), None, true).map_err(err)?;
+    relay.reconnect(a, step);
+    relay.drive();
+    report(&mut relay, a, "Alice")?;
+    // The same start again is a replay: dropped silently.
+    relay.inject(b, start);
+    relay.drive();
+    let again = relay.take_events(a);
+    let dropped =
+        again.iter().any(|e| matches!(e, Event::Failed { failure: esession_xmpp::Failure::Offline(_), .. }));
+    println!("  the same start delivered again is dropped silently: {dropped}");
+    if !dropped {
+        return Err("a replayed offline start was not dropped".into());
+    }
     Ok(())
-}
-
-fn deliver(to: &mut Established, w: &Element, who: &str, rng: &mut Rng) -> Result<(), String> {
-    match to.receive(w, false, rng).map_err(|x| x.to_string())? {
-        Received::Stanza { stanza, .. } => {
-            println!("  {who} reads: {:?}", body(&stanza));
-            Ok(())
-        }
-        _ => Err("unexpected termination".into()),
-    }
 }

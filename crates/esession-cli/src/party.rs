@@ -1,57 +1,90 @@
 //! `esession party --role alice|bob --stdio [options]`: one party driven by lines on stdin, for
-//! interop tests (ARCHITECTURE.md "CLI and harness interfaces").
+//! interop tests (ARCHITECTURE.md "CLI and harness interfaces", docs/party.md).
 //!
-//! Input lines: stanza XML (delivered to this party), or a command: `!start 3|4`, `!send TEXT`,
-//! `!rekey [TEXT]`, `!old TEXT`, `!presence SHOW`, `!iq XML`, `!terminate`,
-//! `!publish-offline [SECONDS [RESOURCE]]`, `!offline-send TEXT`, `!offline-terminate TEXT`,
-//! `!return`, `!now ISO-8601`, `!state`, `!quit`.
+//! A line parser and an event printer on [`Engine`], the same engine the XMPP client uses: no
+//! routing or policy of its own. Input lines: stanza XML (delivered to this party), or a command:
+//! `!start 3|4 [TEXT]`, `!send TEXT`, `!rekey [TEXT]`, `!old TEXT`, `!presence SHOW`,
+//! `!iq XML`, `!terminate`, `!publish-offline [SECONDS [RESOURCE]]`, `!offline-send TEXT`,
+//! `!offline-terminate TEXT`, `!return`, `!now ISO-8601`, `!state`, `!quit`.
 //!
 //! Output lines, in order: `OUT <stanza>` (for the peer, or for the server: a relay routes them)
 //! and `EVT {json}`. Every line is flushed as it is written; `!state` answers after everything
 //! the earlier lines caused.
 
 use chrono::{DateTime, Utc};
-use esession_crypto::{CryptAlg, HashAlg, ModpGroup, PrivateKey, Profile, PublicKey, SecretBytes};
-use esession_forms::esession::Wrapper;
-use esession_forms::names::StanzaType;
-use esession_negotiate::{
-    Config, Established, Initiator, MemoryRetained, MemoryTrust, Mode, Output, Received, Responder,
-    RetainedStore, RngEntropy, Stores, TrustStore, bare,
-};
-use esession_offline::away::{Outbox, come_back, go_offline};
-use esession_offline::publish::{Plan, Secrets};
+use esession_crypto::{CryptAlg, HashAlg, ModpGroup, PrivateKey, Profile, PublicKey, SecretBytes, SignAlg};
+use esession_forms::names::{Logging, PubkeyMethod, StanzaType};
+use esession_negotiate::{Config, MemoryRetained, MemoryTrust, Mode, Phase, RetainedStore, TrustStore};
+use esession_offline::publish::Secrets;
 use esession_offline::replay::{MemoryReplay, ReplayStore};
-use esession_offline::{Audience, pep, send};
+use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
+use esession_xmpp::{BareJid, Ended, Engine, EngineStores, Event, Jid, Limits, Step, parse_jid};
 use minidom::Element;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-
-type Rng = getrandom::rand_core::UnwrapErr<getrandom::SysRng>;
 
 const USAGE: &str =
     "usage: esession party --role alice|bob --stdio [--profile xep|gajim] [--jid JID] [--peer JID]
-       [--modp 5,14] [--crypt aes128-ctr,...] [--hash sha256,...] [--identity KEY.pem] [--trust PUB.pem]
-       [--oss SECRET] [--store DIR]";
+       [--modp 5,14] [--crypt aes128-ctr,...] [--hash sha256,...] [--sign rsa,dsa] [--identity KEY.pem]
+       [--trust PUB.pem] [--oss SECRET] [--store DIR] [--offer-init-pubkey none,key,hash]
+       [--offer-resp-pubkey none,key,hash] [--stanzas message,presence,iq] [--logging may,mustnot]
+       [--rekey-freq N] [--max-line OCTETS]";
+
+/// The longest input line read (a stanza): longer lines are refused unread.
+const MAX_LINE: usize = 1 << 20;
 
 struct Opts {
     alice: bool,
     profile: Profile,
-    jid: String,
-    peer: String,
+    jid: Jid,
+    peer: Jid,
     modp: Option<Vec<ModpGroup>>,
     crypt: Option<Vec<CryptAlg>>,
     hash: Option<Vec<HashAlg>>,
+    sign: Option<Vec<SignAlg>>,
+    init_pubkey: Option<Vec<PubkeyMethod>>,
+    resp_pubkey: Option<Vec<PubkeyMethod>>,
+    stanzas: Option<Vec<StanzaType>>,
+    logging: Option<Vec<Logging>>,
+    rekey_freq: Option<u32>,
     identity: Option<String>,
     trust: Vec<String>,
     oss: Option<String>,
     store: Option<std::path::PathBuf>,
+    max_line: usize,
 }
 
 fn list<T: core::str::FromStr>(s: &str, what: &str) -> Result<Vec<T>, String> {
     s.split(',').map(|v| v.trim().parse().map_err(|_| format!("--{what}: unknown value {v:?}"))).collect()
+}
+
+/// Known values only: a typo must not become an offer of an unknown name.
+fn known<T: core::str::FromStr + ToString>(
+    s: &str,
+    what: &str,
+    ok: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, String> {
+    let v: Vec<T> = list(s, what)?;
+    match v.iter().find(|x| !ok(x)) {
+        Some(x) => Err(format!("--{what}: unknown value {:?}", x.to_string())),
+        None => Ok(v),
+    }
+}
+
+fn signs(s: &str) -> Result<Vec<SignAlg>, String> {
+    s.split(',')
+        .map(|v| match v.trim() {
+            "rsa" => Ok(SignAlg::RsaSha256),
+            "dsa" => Ok(SignAlg::DsaSha256),
+            other => other
+                .parse::<SignAlg>()
+                .ok()
+                .filter(SignAlg::is_supported)
+                .ok_or_else(|| format!("--sign: unknown value {other:?} (rsa, dsa)")),
+        })
+        .collect()
 }
 
 fn parse_opts(args: &[&str]) -> Result<Opts, String> {
@@ -60,18 +93,27 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
     let mut o = Opts {
         alice: true,
         profile: Profile::Xep,
-        jid: String::new(),
-        peer: String::new(),
+        jid: Jid::new("a@b").map_err(|e| e.to_string())?,
+        peer: Jid::new("a@b").map_err(|e| e.to_string())?,
         modp: None,
         crypt: None,
         hash: None,
+        sign: None,
+        init_pubkey: None,
+        resp_pubkey: None,
+        stanzas: None,
+        logging: None,
+        rekey_freq: None,
         identity: None,
         trust: Vec::new(),
         oss: None,
         store: None,
+        max_line: MAX_LINE,
     };
     let (mut jid, mut peer) = (None, None);
     let mut it = args.iter();
+    let methods =
+        |s: &str, what: &str| known::<PubkeyMethod>(s, what, |m| !matches!(m, PubkeyMethod::Unknown(_)));
     while let Some(&a) = it.next() {
         let mut val = || it.next().copied().ok_or_else(|| format!("{a} needs a value"));
         match a {
@@ -80,13 +122,35 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
             "--profile" => o.profile = val()?.parse().map_err(|_| "--profile: xep or gajim".to_owned())?,
             "--jid" => jid = Some(val()?.to_owned()),
             "--peer" => peer = Some(val()?.to_owned()),
-            "--modp" => o.modp = Some(list(val()?, "modp")?),
-            "--crypt" => o.crypt = Some(list(val()?, "crypt")?),
-            "--hash" => o.hash = Some(list(val()?, "hash")?),
+            "--modp" => o.modp = Some(known(val()?, "modp", |g: &ModpGroup| g.is_supported())?),
+            "--crypt" => o.crypt = Some(known(val()?, "crypt", CryptAlg::is_supported)?),
+            "--hash" => o.hash = Some(known(val()?, "hash", HashAlg::is_supported)?),
+            "--sign" => o.sign = Some(signs(val()?)?),
+            "--offer-init-pubkey" => o.init_pubkey = Some(methods(val()?, "offer-init-pubkey")?),
+            "--offer-resp-pubkey" => o.resp_pubkey = Some(methods(val()?, "offer-resp-pubkey")?),
+            "--stanzas" => {
+                o.stanzas =
+                    Some(known(val()?, "stanzas", |s: &StanzaType| !matches!(s, StanzaType::Unknown(_)))?)
+            }
+            "--logging" => {
+                o.logging = Some(known(val()?, "logging", |l: &Logging| !matches!(l, Logging::Unknown(_)))?)
+            }
+            "--rekey-freq" => {
+                o.rekey_freq = Some(
+                    val()?
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or("--rekey-freq: a number from 1 to 2^32 - 1")?,
+                )
+            }
             "--identity" => o.identity = Some(val()?.to_owned()),
             "--trust" => o.trust.push(val()?.to_owned()),
             "--oss" => o.oss = Some(val()?.to_owned()),
             "--store" => o.store = Some(val()?.into()),
+            "--max-line" => {
+                o.max_line = val()?.parse().map_err(|_| "--max-line: a number of octets".to_owned())?
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -98,10 +162,11 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
         Some("bob") => false,
         _ => return Err("--role alice|bob is required".into()),
     };
-    let (a, b) = ("alice@example.org/pda".to_owned(), "bob@example.com/laptop".to_owned());
+    let (a, b) = ("alice@example.org/pda", "bob@example.com/laptop");
     let (me, them) = if o.alice { (a, b) } else { (b, a) };
-    o.jid = jid.unwrap_or(me);
-    o.peer = peer.unwrap_or(them);
+    let parse = |s: &str, what: &str| parse_jid(s).map_err(|e| format!("--{what}: {e}"));
+    o.jid = parse(jid.as_deref().unwrap_or(me), "jid")?;
+    o.peer = parse(peer.as_deref().unwrap_or(them), "peer")?;
     Ok(o)
 }
 
@@ -121,17 +186,76 @@ pub(crate) fn main(args: &[&str]) -> ExitCode {
         }
     };
     let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
+    let mut input = stdin.lock();
+    loop {
+        match read_line(&mut input, party.opts.max_line) {
+            Ok(Line::End) => return ExitCode::SUCCESS,
+            Ok(Line::TooLong(n)) => {
+                error("policy-violation", &format!("line of more than {n} octets refused unread"))
+            }
+            Ok(Line::NotUtf8) => error("bad-request", "the line is not UTF-8"),
+            Ok(Line::Text(line)) => {
+                let line = line.trim_end_matches('\r');
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if !party.line(line) {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            Err(e) => {
+                eprintln!("esession party: reading stdin: {e}");
+                return ExitCode::from(1);
+            }
         }
-        if !party.line(line) {
+    }
+}
+
+enum Line {
+    Text(String),
+    TooLong(usize),
+    NotUtf8,
+    End,
+}
+
+/// Reads one line of at most `max` octets; a longer one is skipped to its end without being
+/// kept (a 10 MB line costs the time to read it, not the memory).
+fn read_line(r: &mut impl BufRead, max: usize) -> std::io::Result<Line> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            if buf.is_empty() && !too_long {
+                return Ok(Line::End);
+            }
+            break;
+        }
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if !too_long {
+            if buf.len() + part.len() > max {
+                too_long = true;
+                buf = Vec::new();
+            } else {
+                buf.extend_from_slice(part);
+            }
+        }
+        let used = done.unwrap_or(chunk.len());
+        r.consume(used);
+        if done.is_some() {
             break;
         }
     }
-    ExitCode::SUCCESS
+    if too_long {
+        return Ok(Line::TooLong(max));
+    }
+    match String::from_utf8(buf) {
+        Ok(s) => Ok(Line::Text(s)),
+        Err(_) => Ok(Line::NotUtf8),
+    }
 }
 
 fn out(stanza: &Element) {
@@ -154,30 +278,15 @@ fn read(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
 }
 
-enum Machine {
-    None,
-    Alice(Initiator),
-    Bob(Responder),
-}
-
 struct Party {
     opts: Opts,
-    cfg: Arc<Config>,
-    trust: Box<dyn TrustStore>,
-    retained: Box<dyn RetainedStore>,
-    replay: Box<dyn ReplayStore>,
-    machine: Machine,
-    session: Option<Box<Established>>,
-    sas: Option<String>,
-    now: DateTime<Utc>,
-    rng: Rng,
-    thread: u64,
-    // Offline, Alice.
+    engine: Engine,
+    /// The clock: the wall clock, moved by `!now`.
+    offset: chrono::Duration,
+    /// Alice away: the secrets of her published options.
     away: Option<Secrets>,
-    queue: Vec<Element>,
-    // Offline, Bob.
-    fetched: Option<Element>,
-    outbox: Outbox,
+    /// `!start 4 TEXT`: TEXT goes in the session as soon as it is established.
+    after_negotiation: Option<String>,
 }
 
 impl Party {
@@ -188,81 +297,54 @@ impl Party {
             }
             None => None,
         };
-        let mut cfg = match identity {
-            Some(k) => Config::with_identity(k),
-            None => Config::default(),
-        };
-        cfg.profile = opts.profile;
-        if let Some(m) = &opts.modp {
-            cfg.provider.modp = m.clone();
-            cfg.support.crypto.modp = m.clone();
-        }
-        if let Some(c) = &opts.crypt {
-            cfg.provider.crypt_algs = c.clone();
-            cfg.support.crypto.crypt_algs = c.clone();
-        }
-        if let Some(h) = &opts.hash {
-            cfg.provider.hash_algs = h.clone();
-            cfg.support.crypto.hash_algs = h.clone();
-        }
-        if let Some(s) = &opts.oss {
-            cfg.oss = Some(SecretBytes::new(s.as_bytes().to_vec()));
-        }
+        let cfg = config(&opts, identity);
         let mut keys = Vec::new();
         for p in &opts.trust {
             keys.push(PublicKey::from_public_key_pem(&read(p)?).map_err(|e| format!("--trust {p}: {e}"))?);
         }
-        let peer = bare(&opts.peer).to_owned();
-        let (trust, retained, replay): (Box<dyn TrustStore>, Box<dyn RetainedStore>, Box<dyn ReplayStore>) =
-            match &opts.store {
-                None => {
-                    let mut t = MemoryTrust::default();
-                    for k in keys {
-                        t.trust(&peer, k);
-                    }
-                    (Box::new(t), Box::new(MemoryRetained::default()), Box::new(MemoryReplay::default()))
+        let peer = opts.peer.to_bare();
+        let stores = match &opts.store {
+            None => {
+                let mut t = MemoryTrust::default();
+                for k in keys {
+                    t.trust(&peer, k);
                 }
-                Some(dir) => durable(dir, &peer, keys)?,
-            };
-        let rng: Rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
-        Ok(Self {
-            opts,
-            cfg: Arc::new(cfg),
-            trust,
-            retained,
-            replay,
-            machine: Machine::None,
-            session: None,
-            sas: None,
-            now: Utc::now(),
-            rng,
-            thread: 0,
-            away: None,
-            queue: Vec::new(),
-            fetched: None,
-            outbox: Outbox::new(),
-        })
+                EngineStores {
+                    trust: Box::new(t),
+                    retained: Box::new(MemoryRetained::default()),
+                    replay: Box::new(MemoryReplay::default()),
+                }
+            }
+            Some(dir) => durable(dir, &peer, keys)?,
+        };
+        let mut engine = Engine::new(cfg, stores);
+        // The harness is driven by one peer: its requests are never rate-limited (a flood
+        // from it replaces its own negotiation; memory stays flat).
+        engine.set_limits(Limits::default().with_requests_per_minute(u32::MAX));
+        Ok(Self { opts, engine, offset: chrono::Duration::zero(), away: None, after_negotiation: None })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.offset
+    }
+
+    fn peer_bare(&self) -> BareJid {
+        self.opts.peer.to_bare()
     }
 
     /// Handles one line; false ends the party.
     fn line(&mut self, line: &str) -> bool {
         if line.starts_with('<') {
-            match esession_forms::xml::parse(line) {
-                Ok(s) => self.stanza(s),
-                Err(e) => error("bad-request", &format!("not a stanza: {e}")),
-            }
+            self.stanza(line);
             return true;
         }
         let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
         match cmd {
             "!quit" => return false,
-            "!start" => self.start(arg.trim()),
-            "!send" => self.send(chat_children(arg), false, false),
-            "!rekey" => {
-                let children = if arg.is_empty() { Vec::new() } else { chat_children(arg) };
-                self.send(children, true, false)
-            }
-            "!old" => self.send(chat_children(arg), false, true),
+            "!start" => self.start(arg.trim_start()),
+            "!send" => self.send(arg, EncryptOptions::default()),
+            "!rekey" => self.send(arg, EncryptOptions { rekey: true, publish_old: false }),
+            "!old" => self.send(arg, EncryptOptions { rekey: false, publish_old: true }),
             "!presence" => self.presence(arg.trim()),
             "!iq" => self.iq(arg),
             "!terminate" => self.terminate(),
@@ -273,7 +355,7 @@ impl Party {
             "!now" => match esession_offline::parse_xep0082(arg.trim())
                 .or_else(|| DateTime::parse_from_rfc3339(arg.trim()).ok().map(|t| t.with_timezone(&Utc)))
             {
-                Some(t) => self.now = t,
+                Some(t) => self.offset = t - Utc::now(),
                 None => error("bad-request", "!now needs an ISO-8601 time"),
             },
             "!state" => self.state(),
@@ -282,233 +364,191 @@ impl Party {
         true
     }
 
-    fn ts(&self) -> u64 {
-        u64::try_from(self.now.timestamp()).unwrap_or(0)
+    /// Prints a step: its stanzas, then its events.
+    fn emit(&mut self, step: Step) {
+        for s in &step.send {
+            out(s);
+        }
+        for e in step.events {
+            self.event(e);
+        }
     }
 
-    fn new_thread(&mut self) -> String {
-        self.thread += 1;
-        let tag: String = {
-            let mut b = [0u8; 8];
-            rand_core::Rng::fill_bytes(&mut self.rng, &mut b);
-            b.iter().map(|x| format!("{x:02x}")).collect()
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Negotiated { peer, thread, sas, offline } => {
+                evt(
+                    json!({"event": "negotiated", "sas": sas.map(|s| s.to_string()), "thread": thread, "offline": offline}),
+                );
+                if let Some(text) = self.after_negotiation.take() {
+                    let bare = peer.to_bare();
+                    match self.engine.chat(&bare, &text, EncryptOptions::default()) {
+                        Ok(w) => out(&w),
+                        Err(e) => error("internal", &e.to_string()),
+                    }
+                }
+            }
+            Event::Message { stanza, .. } => message_event(&stanza),
+            Event::Unprotected { elements, .. } => evt(json!({"event": "unprotected", "elements": elements})),
+            Event::Clear { stanza, .. } => evt(json!({
+                "event": "clear",
+                "stanza": stanza.name(),
+                "body": stanza.get_child("body", "jabber:client").map(Element::text),
+            })),
+            Event::Alert { alert, .. } => {
+                evt(json!({"event": "alert", "kind": alert.kind(), "alert": alert.to_string()}))
+            }
+            Event::Terminated { offline: true, .. } => evt(json!({"event": "terminated", "offline": true})),
+            Event::Terminated { why, .. } => {
+                let verified = !matches!(why, Ended::ByPeer { verified: false });
+                evt(json!({"event": "terminated", "verified": verified, "why": format!("{why:?}")}))
+            }
+            Event::Failed { failure: esession_xmpp::Failure::Offline(c), .. } => {
+                evt(json!({"event": "error", "condition": "silent", "check": c.as_str()}))
+            }
+            Event::Failed { failure, .. } => error(failure.condition(), &failure.to_string()),
+            Event::StanzaSession { security, .. } => {
+                evt(json!({"event": "stanza-session", "security": security.to_string()}))
+            }
+            Event::OfflineOptions { refused, .. } => evt(
+                json!({"event": "offline-options", "ok": refused.is_none(), "check": refused.map(|c| c.as_str())}),
+            ),
+            Event::Presence { peer, available } => {
+                evt(json!({"event": "contact-presence", "peer": peer.to_string(), "available": available}))
+            }
+            Event::Iq { stanza } => {
+                // Requests the engine does not serve: refused, as a client would.
+                out(&esession_xmpp::engine::iq_error(&stanza, "service-unavailable"));
+            }
+            _ => {}
+        }
+    }
+
+    fn stanza(&mut self, line: &str) {
+        let mut s = match esession_forms::xml::parse_with(line, self.engine.limits().stanza) {
+            Ok(s) => s,
+            Err(esession_forms::Error::TooLarge(what)) => {
+                return error("policy-violation", &format!("stanza refused unread: too large ({what})"));
+            }
+            Err(e) => return error("bad-request", &format!("not a stanza: {e}")),
         };
-        format!("esession-{tag}")
+        // Without a server the relay delivers stanzas unstamped: they come from the peer.
+        if s.attr("from").is_none() {
+            esession_xmpp_set_attr(&mut s, "from", self.opts.peer.as_str());
+        }
+        // Bob handed Alice's PEP publish (or an items result): the fetched options.
+        if !self.opts.alice
+            && s.name() == "iq"
+            && let Some(x) = pep::options_in(&s)
+        {
+            let now = self.now();
+            let e = self.engine.offline_options(now, &self.peer_bare(), x);
+            self.event(e);
+            return;
+        }
+        let now = self.now();
+        let step = self.engine.handle(now, &s);
+        esession_forms::xml::dispose(s);
+        self.emit(step);
     }
 
     fn start(&mut self, arg: &str) {
         if !self.opts.alice {
             return error("bad-request", "!start is Alice's");
         }
-        let mode = match arg {
+        let (mode, text) = arg.split_once(' ').unwrap_or((arg, ""));
+        let mode = match mode {
             "3" => Mode::Three,
             "4" | "" => Mode::Four,
-            _ => return error("bad-request", "!start 3|4"),
+            _ => return error("bad-request", "!start 3|4 [TEXT]"),
         };
-        let thread = self.new_thread();
-        let mut a = Initiator::new(self.cfg.clone(), &self.opts.peer, &thread);
-        let r = a.start(mode, &mut RngEntropy(&mut self.rng));
-        self.session = None;
-        self.sas = None;
-        self.machine = Machine::Alice(a);
-        if let Err(e) = r {
-            self.machine = Machine::None;
-            return error("bad-request", &e.to_string());
-        }
-        self.drain();
-    }
-
-    /// Emits the machine's outputs.
-    fn drain(&mut self) {
-        loop {
-            let o = match &mut self.machine {
-                Machine::Alice(a) => a.poll_output(),
-                Machine::Bob(b) => b.poll_output(),
-                Machine::None => None,
-            };
-            let Some(o) = o else { return };
-            match o {
-                Output::Send(s) => out(&s),
-                Output::SasReady(sas) => self.sas = Some(sas.to_string()),
-                Output::Established(e) => {
-                    let sas = e.sas.as_ref().map(ToString::to_string).or_else(|| self.sas.clone());
-                    evt(json!({"event": "negotiated", "sas": sas, "thread": e.thread}));
-                    self.session = Some(e);
-                }
-                Output::Rejected(e) => {
-                    let condition = match &e {
-                        esession_negotiate::Error::PeerMisbehaved { condition, .. } => {
-                            condition.as_str().to_owned()
-                        }
-                        esession_negotiate::Error::Rejected { condition, .. } => {
-                            condition.clone().unwrap_or_else(|| "rejected".into())
-                        }
-                        _ => "internal".into(),
-                    };
-                    error(&condition, &e.to_string());
-                }
-                Output::Alert(a) => evt(json!({"event": "alert", "alert": format!("{a:?}")})),
-                Output::Received { content, unprotected } => {
-                    unprotected_event(&unprotected);
-                    message_event(&content);
-                }
-                Output::StanzaSession { security } => {
-                    evt(json!({"event": "stanza-session", "security": security.to_string()}))
-                }
-                _ => {}
+        let content = (!text.is_empty()).then(|| chat(&self.opts.peer, text));
+        let piggyback = match (mode, content) {
+            // The 3-message accept carries content (XEP-0116 §4.6.4).
+            (Mode::Three, Some(c)) => Some((c, false)),
+            // No 4-message message of Alice's can: the text follows the negotiation.
+            (Mode::Four, Some(_)) => {
+                self.after_negotiation = Some(text.to_owned());
+                None
             }
+            (_, None) => None,
+        };
+        let now = self.now();
+        let peer = self.opts.peer.clone();
+        match self.engine.start_with(now, &peer, mode, piggyback) {
+            Ok(step) => self.emit(step),
+            Err(e) => error("bad-request", &e.to_string()),
         }
     }
 
-    fn stanza(&mut self, mut s: Element) {
-        // Without a server the relay delivers stanzas unstamped: they come from the peer.
-        if s.attr("from").is_none() {
-            set_attr(&mut s, "from", &self.opts.peer);
-        }
-        // Alice away: everything waits for `!return`.
-        if self.away.is_some() {
-            self.queue.push(s);
-            return;
-        }
-        // Bob handed Alice's PEP publish (or an items result): the fetched options.
-        if s.name() == "iq"
-            && let Some(x) = pep::options_in(&s)
-        {
-            if !self.opts.alice {
-                self.fetched = Some(x.clone());
-                let ok = send::verify(x, &self.opts.peer, self.trust.as_ref(), self.now, self.opts.profile);
-                evt(json!({"event": "offline-options", "ok": ok.is_ok(),
-                    "check": ok.err().map(|e| e.to_string())}));
-            }
-            return;
-        }
-        let negotiation = Wrapper::find(&s).is_some();
-        let in_progress = match &self.machine {
-            Machine::Alice(a) => !a.is_done(),
-            Machine::Bob(b) => !b.is_done(),
-            Machine::None => false,
-        };
-        if negotiation && (in_progress || self.session.is_none() || !s.children().any(|c| c.name() == "c")) {
-            if !in_progress {
-                if self.opts.alice {
-                    return error("unexpected-request", "Alice does not answer requests");
-                }
-                // A new request: a new responder (any earlier session is replaced).
-                let thread = s.get_child("thread", "jabber:client").map(Element::text).unwrap_or_default();
-                self.session = None;
-                self.sas = None;
-                self.machine = Machine::Bob(Responder::new(self.cfg.clone(), &self.opts.peer, &thread));
-            }
-            let ts = self.ts();
-            let mut stores = Stores { trust: self.trust.as_mut(), retained: self.retained.as_mut() };
-            let mut entropy = RngEntropy(&mut self.rng);
-            let _ = match &mut self.machine {
-                Machine::Alice(a) => a.handle(ts, &s, &mut entropy, &mut stores),
-                Machine::Bob(b) => b.handle(ts, &s, &mut entropy, &mut stores),
-                Machine::None => Ok(()),
-            };
-            self.drain();
-            return;
-        }
-        if s.attr("type") == Some("error") {
-            let cond = esession_negotiate::wire::error_of(&s)
-                .and_then(|(c, _)| c)
-                .unwrap_or_else(|| "undefined-condition".into());
-            return error(&cond, "error stanza from the peer");
-        }
-        let Some(est) = self.session.as_mut() else {
-            return error("no-session", "no session for this stanza");
-        };
-        match est.receive(&s, false, &mut self.rng) {
-            Ok(Received::Stanza { stanza, unprotected }) => {
-                unprotected_event(&unprotected);
-                message_event(&stanza);
-            }
-            Ok(Received::Terminated { ack, verified }) => {
-                if let Some(a) = ack {
-                    out(&a);
-                }
-                evt(json!({"event": "terminated", "verified": verified}));
-                self.session = None;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let condition = match &e {
-                    esession_negotiate::Error::Stanza(se) => {
-                        se.condition().unwrap_or("not-acceptable").to_owned()
-                    }
-                    _ => "not-acceptable".into(),
-                };
-                error(&condition, &e.to_string());
-                if est.session.is_closed() {
-                    self.session = None;
-                }
-            }
-        }
-    }
-
-    fn send(&mut self, children: Vec<Element>, rekey: bool, publish_old: bool) {
-        let Some(est) = self.session.as_mut() else { return error("no-session", "no established session") };
-        let mut m = esession_negotiate::wire::message(&est.peer, &est.thread, children);
-        set_attr(&mut m, "type", "chat");
-        match est.encrypt(&m, EncryptOptions { rekey, publish_old }, &mut self.rng) {
+    fn send(&mut self, text: &str, opts: EncryptOptions) {
+        let bare = self.peer_bare();
+        // `!rekey` without text: an empty re-key stanza.
+        match self.engine.chat(&bare, text, opts) {
             Ok(w) => out(&w),
+            Err(esession_xmpp::Error::NotProtected(_)) => error("no-session", "no established session"),
+            Err(e) => error("internal", &e.to_string()),
+        }
+    }
+
+    fn protect(&mut self, stanza: &Element) {
+        match self.engine.protect(stanza, EncryptOptions::default()) {
+            Ok(w) => out(&w),
+            Err(esession_xmpp::Error::NotProtected(_)) => error("no-session", "no established session"),
             Err(e) => error("internal", &e.to_string()),
         }
     }
 
     fn presence(&mut self, show: &str) {
-        let Some(est) = self.session.as_mut() else { return error("no-session", "no established session") };
+        let Some(to) = self.engine.session_peer(&self.peer_bare()).cloned() else {
+            return error("no-session", "no established session");
+        };
         let mut p = Element::bare("presence", "jabber:client");
-        set_attr(&mut p, "to", &est.peer);
+        esession_xmpp_set_attr(&mut p, "to", to.as_str());
         if !show.is_empty() {
             p.append_child(Element::builder("show", "jabber:client").append(show).build());
         }
-        match est.encrypt(&p, EncryptOptions::default(), &mut self.rng) {
-            Ok(w) => out(&w),
-            Err(e) => error("internal", &e.to_string()),
-        }
+        self.protect(&p);
     }
 
     fn iq(&mut self, xml: &str) {
-        let Some(est) = self.session.as_mut() else { return error("no-session", "no established session") };
-        // An iq written without a namespace is a client stanza.
+        let Some(to) = self.engine.session_peer(&self.peer_bare()).cloned() else {
+            return error("no-session", "no established session");
+        };
+        // An iq written without a namespace is a client stanza; a payload alone goes into an
+        // `<iq type='get'>`.
         let xml = xml.trim();
         let root_tag = xml.split('>').next().unwrap_or("");
         let xml = match xml.strip_prefix("<iq") {
             Some(rest) if !root_tag.contains("xmlns=") => format!("<iq xmlns='jabber:client'{rest}"),
-            _ => xml.to_owned(),
+            Some(_) => xml.to_owned(),
+            None => format!("<iq xmlns='jabber:client' type='get' id='party-iq'>{xml}</iq>"),
         };
         let mut iq = match esession_forms::xml::parse(&xml) {
             Ok(e) if e.name() == "iq" => e,
-            Ok(_) | Err(_) => return error("bad-request", "!iq needs an <iq/> element"),
+            Ok(_) | Err(_) => return error("bad-request", "!iq needs an <iq/> element or its payload"),
         };
         if iq.attr("to").is_none() {
-            set_attr(&mut iq, "to", &est.peer);
+            esession_xmpp_set_attr(&mut iq, "to", to.as_str());
         }
-        match est.encrypt(&iq, EncryptOptions::default(), &mut self.rng) {
-            Ok(w) => out(&w),
-            Err(e) => error("internal", &e.to_string()),
-        }
+        self.protect(&iq);
     }
 
     fn terminate(&mut self) {
-        if let Some(est) = self.session.as_mut() {
-            match est.terminate(false, &mut self.rng) {
+        let bare = self.peer_bare();
+        if self.engine.has_session(&bare) {
+            match self.engine.terminate(&bare) {
                 Ok(w) => out(&w),
                 Err(e) => error("internal", &e.to_string()),
             }
             return;
         }
         // Bob with an offline session open: end it.
-        match self.outbox.contact_online(&self.opts.peer, &mut self.rng) {
-            Ok(Some(w)) => {
-                out(&w);
-                evt(json!({"event": "terminated", "offline": true}));
-            }
-            Ok(None) => error("no-session", "no session to terminate"),
-            Err(e) => error("internal", &e.to_string()),
+        if self.engine.has_offline_session(&bare) {
+            let step = self.engine.end_offline(&bare);
+            return self.emit(step);
         }
+        error("no-session", "no session to terminate");
     }
 
     fn publish_offline(&mut self, arg: &str) {
@@ -527,27 +567,28 @@ impl Party {
             }
             None => return error("bad-request", "offline options need --identity"),
         };
-        let plan = Plan {
-            profile: self.opts.profile,
-            provider: self.cfg.provider.clone(),
-            logging: self.cfg.logging.clone(),
-            compress: vec![esession_forms::names::Compress::None],
-            stanzas: self.cfg.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect(),
-            rekey_freq: self.cfg.rekey_freq,
-            keys,
-            lifetime: chrono::Duration::seconds(seconds),
-            match_resource: resource,
+        let plan = match self.engine.plan(keys, chrono::Duration::seconds(seconds), resource) {
+            Ok(p) => p,
+            Err(e) => return error("bad-request", &e.to_string()),
         };
-        match go_offline(&plan, &[Audience::Subscribers], self.now, &mut RngEntropy(&mut self.rng)) {
-            Ok(mut sets) => {
+        let now = self.now();
+        match self.engine.go_offline(now, &plan, &[Audience::Subscribers], true) {
+            Ok((step, mut sets)) => {
                 let Some(p) = sets.pop() else { return error("internal", "nothing published") };
-                // The publish IQ (with publish-options, so the node is configured even if new).
-                if let Some(publish) = p.iqs.last() {
-                    out(publish);
+                // The terminates of the sessions, then the publish IQ (with publish-options, so
+                // the node is configured even if new).
+                let publish = p.iqs.last().cloned();
+                for s in step.send.iter().filter(|s| s.name() != "iq") {
+                    out(s);
+                }
+                if let Some(publish) = publish {
+                    out(&publish);
+                }
+                for e in step.events {
+                    self.event(e);
                 }
                 evt(json!({"event": "published", "expires": esession_offline::xep0082(p.secrets.expires)}));
                 self.away = Some(p.secrets);
-                self.session = None;
             }
             Err(e) => error("internal", &e.to_string()),
         }
@@ -557,40 +598,27 @@ impl Party {
         if self.opts.alice {
             return error("bad-request", "offline sending is Bob's");
         }
-        let content = Element::builder("message", "jabber:client")
-            .append(Element::builder("body", "jabber:client").append(text))
-            .build();
-        if self.outbox.has_session(&self.opts.peer) {
-            match self.outbox.send(&self.opts.peer, &content, &mut self.rng) {
+        let bare = self.peer_bare();
+        let content = chat(&self.opts.peer, text);
+        if self.engine.has_offline_session(&bare) {
+            match self.engine.offline_send(&bare, &content) {
                 Ok(w) => out(&w),
                 Err(e) => return error("internal", &e.to_string()),
             }
             if terminate {
-                self.terminate();
+                let step = self.engine.end_offline(&bare);
+                self.emit(step);
             }
             return;
         }
-        let Some(x) = self.fetched.clone() else { return error("no-options", "no offline options fetched") };
-        let v = match send::verify(&x, &self.opts.peer, self.trust.as_ref(), self.now, self.opts.profile) {
-            Ok(v) => v,
-            Err(e) => return error("silent", &e.to_string()),
-        };
-        let thread = self.new_thread();
-        match self.outbox.start(
-            &v,
-            &self.cfg,
-            &thread,
-            Some(content),
-            terminate,
-            self.now,
-            &mut RngEntropy(&mut self.rng),
-        ) {
-            Ok(w) => {
-                out(&w);
-                evt(json!({"event": "negotiated", "sas": null, "offline": true, "thread": thread}));
-                if terminate {
-                    evt(json!({"event": "terminated", "offline": true}));
-                }
+        if !self.engine.has_offline_options(&bare) {
+            return error("no-options", "no offline options fetched");
+        }
+        let now = self.now();
+        match self.engine.offline_start(now, &bare, content, terminate) {
+            Ok(step) => self.emit(step),
+            Err(esession_xmpp::Error::Offline(esession_offline::Error::Refused(c))) => {
+                evt(json!({"event": "error", "condition": "silent", "check": c.as_str()}))
             }
             Err(e) => error("silent", &e.to_string()),
         }
@@ -598,97 +626,107 @@ impl Party {
 
     fn come_back(&mut self) {
         let Some(secrets) = self.away.take() else { return error("bad-request", "not away") };
-        let queue = std::mem::take(&mut self.queue);
-        let r = come_back(
-            Some(secrets),
-            None,
-            &queue,
-            self.now,
-            self.opts.profile,
-            self.trust.as_ref(),
-            self.replay.as_mut(),
-            &mut self.rng,
-        );
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => return error("internal", &e.to_string()),
-        };
-        out(&r.withdraw);
-        let mut events: Vec<(usize, Value)> = Vec::new();
-        for d in &r.dropped {
-            events
-                .push((d.index, json!({"event": "error", "condition": "silent", "check": d.check.as_str()})));
-        }
-        for a in r.sessions {
-            evt(json!({"event": "negotiated", "sas": null, "offline": true, "thread": a.session.thread}));
-            unprotected_event(&a.unprotected);
-            for c in &a.contents {
-                message_event(c);
-            }
-            if a.ended {
-                evt(json!({"event": "terminated", "offline": true}));
-            }
-        }
-        events.sort_by_key(|(i, _)| *i);
-        for (_, e) in events {
-            evt(e);
-        }
-        // Other stanzas queued while away are processed now, in order.
-        for i in r.other {
-            if let Some(s) = queue.get(i) {
-                self.stanza(s.clone());
-            }
+        let now = self.now();
+        match self.engine.come_back(now, Some(secrets), None, false) {
+            Ok(step) => self.emit(step),
+            Err(e) => error("internal", &e.to_string()),
         }
     }
 
     fn state(&self) {
-        let phase = match &self.session {
-            Some(e) => format!("{:?}", e.phase()).to_lowercase(),
-            None => match &self.machine {
-                Machine::Alice(a) if !a.is_done() => "negotiating".into(),
-                Machine::Bob(b) if !b.is_done() => "negotiating".into(),
-                _ => "idle".into(),
-            },
+        let bare = self.peer_bare();
+        let session = self.engine.session(&bare);
+        let phase = match session.map(esession_negotiate::Established::phase) {
+            Some(Phase::Active) => "active".to_owned(),
+            Some(p) => format!("{p:?}").to_lowercase(),
+            None if self.engine.negotiating(&bare) => "negotiating".into(),
+            None => "idle".into(),
         };
         evt(json!({
             "event": "state",
             "role": if self.opts.alice { "alice" } else { "bob" },
-            "jid": self.opts.jid,
-            "peer": self.opts.peer,
-            "established": self.session.is_some(),
+            "jid": self.opts.jid.to_string(),
+            "peer": self.opts.peer.to_string(),
+            "established": session.is_some(),
             "phase": phase,
-            "sas": self.session.as_ref().and_then(|e| e.sas.as_ref().map(ToString::to_string)),
-            "away": self.away.is_some(),
-            "queued": self.queue.len(),
-            "offline_session": self.outbox.has_session(&self.opts.peer),
-            "now": esession_offline::xep0082(self.now),
+            "sas": session.and_then(|e| e.sas().map(ToString::to_string)),
+            "away": self.engine.is_away(),
+            "queued": self.engine.held(),
+            "offline_session": self.engine.has_offline_session(&bare),
+            "now": esession_offline::xep0082(self.now()),
         }));
     }
 }
 
-fn set_attr(e: &mut Element, name: &str, value: &str) {
+/// The party's configuration: its options become both what it offers (as Alice) and what it
+/// accepts (as Bob). Options given explicitly are taken as asked, weak ones included.
+fn config(o: &Opts, identity: Option<PrivateKey>) -> Config {
+    let mut cfg = Config::new(o.profile);
+    if let Some(k) = identity {
+        cfg = cfg.identified_by(k);
+    }
+    if let Some(m) = &o.modp {
+        cfg.provider.modp.clone_from(m);
+        cfg.support.crypto.modp.clone_from(m);
+    }
+    if let Some(c) = &o.crypt {
+        cfg.provider.crypt_algs.clone_from(c);
+        cfg.support.crypto.crypt_algs.clone_from(c);
+    }
+    if let Some(h) = &o.hash {
+        cfg.provider.hash_algs.clone_from(h);
+        cfg.support.crypto.hash_algs.clone_from(h);
+    }
+    if let Some(s) = &o.sign {
+        cfg.provider.sign_algs.clone_from(s);
+        cfg.support.crypto.sign_algs.clone_from(s);
+        cfg.support.own_keys.retain(|a| s.contains(a));
+    }
+    if let Some(m) = &o.init_pubkey {
+        cfg.init_pubkey.clone_from(m);
+        cfg.support.init_pubkey.clone_from(m);
+    }
+    if let Some(m) = &o.resp_pubkey {
+        cfg.resp_pubkey.clone_from(m);
+        cfg.support.resp_none = m.contains(&PubkeyMethod::None);
+        if !m.iter().any(|x| matches!(x, PubkeyMethod::Key | PubkeyMethod::Hash)) {
+            cfg.support.own_keys.clear();
+        }
+    }
+    if let Some(s) = &o.stanzas {
+        cfg.stanzas.clone_from(s);
+        cfg.support.stanzas.clone_from(s);
+    }
+    if let Some(l) = &o.logging {
+        cfg.logging.clone_from(l);
+        cfg.support.logging.clone_from(l);
+    }
+    if let Some(n) = o.rekey_freq {
+        cfg.rekey_freq = n;
+        cfg.support.rekey_freq_min = n;
+    }
+    if let Some(s) = &o.oss {
+        cfg.oss = Some(SecretBytes::new(s.as_bytes().to_vec()));
+    }
+    cfg
+}
+
+fn esession_xmpp_set_attr(e: &mut Element, name: &str, value: &str) {
     if let Ok(n) = esession_forms::xml::attr_name(name) {
         e.set_attr(minidom::rxml::Namespace::NONE, n, value.to_owned());
     }
 }
 
-fn chat_children(text: &str) -> Vec<Element> {
-    vec![Element::builder("body", "jabber:client").append(text).build()]
-}
-
-/// Children that came in clear beside `<c/>` and were dropped: reported on their own, never
-/// as part of a message.
-fn unprotected_event(elements: &[String]) {
-    if !elements.is_empty() {
-        evt(json!({"event": "unprotected", "elements": elements}));
-    }
+fn chat(to: &Jid, text: &str) -> Element {
+    let mut m = Element::builder("message", "jabber:client")
+        .append(Element::builder("body", "jabber:client").append(text))
+        .build();
+    esession_xmpp_set_attr(&mut m, "to", to.as_str());
+    esession_xmpp_set_attr(&mut m, "type", "chat");
+    m
 }
 
 fn message_event(clear: &Element) {
-    // An empty re-key stanza carries nothing for the application.
-    if clear.children().all(|c| c.name() == "thread") {
-        return;
-    }
     let body = clear.get_child("body", "jabber:client").map(Element::text);
     match clear.name() {
         "message" => evt(json!({"event": "message", "body": body})),
@@ -698,11 +736,9 @@ fn message_event(clear: &Element) {
     }
 }
 
-type DurableTriple = (Box<dyn TrustStore>, Box<dyn RetainedStore>, Box<dyn ReplayStore>);
-
 /// The durable stores in `DIR/esession.redb`, sealed with the key in `DIR/seal.key` (32 random
 /// octets created on first use, readable by the owner only).
-fn durable(dir: &std::path::Path, peer: &str, keys: Vec<PublicKey>) -> Result<DurableTriple, String> {
+fn durable(dir: &std::path::Path, peer: &BareJid, keys: Vec<PublicKey>) -> Result<EngineStores, String> {
     use esession_negotiate::durable::DurableStore;
     std::fs::create_dir_all(dir).map_err(|e| format!("--store {}: {e}", dir.display()))?;
     let key_path = dir.join("seal.key");
@@ -710,7 +746,7 @@ fn durable(dir: &std::path::Path, peer: &str, keys: Vec<PublicKey>) -> Result<Du
         Ok(k) => k,
         Err(_) => {
             let mut k = vec![0u8; 32];
-            let mut rng: Rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
+            let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
             rand_core::Rng::fill_bytes(&mut rng, &mut k);
             write_private(&key_path, &k)?;
             k
@@ -729,10 +765,12 @@ fn durable(dir: &std::path::Path, peer: &str, keys: Vec<PublicKey>) -> Result<Du
         trust.trust(peer, k).map_err(|e| e.to_string())?;
     }
     let db = trust.database();
-    let retained =
-        DurableStore::with_database(db.clone(), sealing()?, seal_rng()).map_err(|e| e.to_string())?;
-    let replay = esession_offline::replay::durable::DurableReplay::new(db).map_err(|e| e.to_string())?;
-    Ok((Box::new(trust), Box::new(retained), Box::new(replay)))
+    let retained: Box<dyn RetainedStore + Send> =
+        Box::new(DurableStore::with_database(db.clone(), sealing()?, seal_rng()).map_err(|e| e.to_string())?);
+    let replay: Box<dyn ReplayStore + Send> =
+        Box::new(esession_offline::replay::durable::DurableReplay::new(db).map_err(|e| e.to_string())?);
+    let trust: Box<dyn TrustStore + Send> = Box::new(trust);
+    Ok(EngineStores { trust, retained, replay })
 }
 
 fn write_private(path: &std::path::Path, data: &[u8]) -> Result<(), String> {

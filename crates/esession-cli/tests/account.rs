@@ -181,7 +181,10 @@ fn interactive_chat() {
     let a_out = ok(&a);
     let b_out = ok(&bob.wait_with_output().unwrap());
     let sas = |out: &str| -> String {
-        let l = out.lines().find(|l| l.contains("SAS ")).unwrap_or_else(|| panic!("no SAS in {out}"));
+        let l = out
+            .lines()
+            .find(|l| l.contains("encrypted session") && l.contains("SAS "))
+            .unwrap_or_else(|| panic!("no SAS in {out}"));
         l.split("SAS ").nth(1).unwrap().split(':').next().unwrap().to_owned()
     };
     assert_eq!(sas(&a_out), sas(&b_out), "the same SAS on both sides");
@@ -190,5 +193,8 @@ fn interactive_chat() {
     assert_eq!(got.len(), 2, "{b_out}");
     assert!(got[0].ends_with("> hello bob") && got[1].ends_with("> after the re-key"), "{b_out}");
     assert!(b_out.contains("session with alice@localhost"), "{b_out}");
-    assert!(b_out.lines().any(|l| l.ends_with("ended")), "terminated: {b_out}");
+    assert!(
+        b_out.lines().any(|l| l.contains("session with alice@localhost") && l.contains("ended")),
+        "terminated: {b_out}"
+    );
 }

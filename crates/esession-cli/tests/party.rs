@@ -179,10 +179,7 @@ fn durable_stores_keep_the_retained_secret_across_restarts() {
     let root = std::env::temp_dir().join(format!("esession-party-store-{}", std::process::id()));
     let (da, db) = (root.join("alice"), root.join("bob"));
     let alerts = |evs: &[serde_json::Value]| -> Vec<String> {
-        evs.iter()
-            .filter(|e| e["event"] == "alert")
-            .map(|e| e["alert"].as_str().unwrap().to_owned())
-            .collect()
+        evs.iter().filter(|e| e["event"] == "alert").map(|e| e["kind"].as_str().unwrap().to_owned()).collect()
     };
     let mut seen = Vec::new();
     for _round in 0..2 {
@@ -199,9 +196,9 @@ fn durable_stores_keep_the_retained_secret_across_restarts() {
         }
     }
     // First run: no retained secret yet; after a restart the stored one is found.
-    assert!(seen[0].0.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
-    assert!(!seen[1].0.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
-    assert!(!seen[1].1.iter().any(|a| a.starts_with("NoRetainedSecret")), "{seen:?}");
+    assert!(seen[0].0.iter().any(|a| a == "no-retained-secret"), "{seen:?}");
+    assert!(!seen[1].0.iter().any(|a| a == "no-retained-secret"), "{seen:?}");
+    assert!(!seen[1].1.iter().any(|a| a == "no-retained-secret"), "{seen:?}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -103,10 +103,17 @@ pub fn parse_key_value(e: &Element) -> Result<PublicKey> {
     }
 }
 
-/// `<SignatureValue>` + Base64(sig) + `</SignatureValue>` (sign_X).
+/// sign_X as it goes into an identity: `<SignatureValue>` + Base64(sig) + `</SignatureValue>`
+/// (`Profile::Xep`, ARCHITECTURE.md); `Profile::Gajim` puts the XML-DSig namespace on it, as
+/// Gajim and the esession testsuite send it and look it up.
 #[must_use]
-pub fn signature_value(sig: &[u8]) -> String {
-    format!("<SignatureValue>{}</SignatureValue>", mpi::b64_encode(sig))
+pub fn signature_value(profile: Profile, sig: &[u8]) -> String {
+    match profile {
+        Profile::Xep => format!("<SignatureValue>{}</SignatureValue>", mpi::b64_encode(sig)),
+        Profile::Gajim => {
+            format!("<SignatureValue xmlns=\"{DSIG_NS}\">{}</SignatureValue>", mpi::b64_encode(sig))
+        }
+    }
 }
 
 /// `<fingerprint>` + Base64(HASH(pubKey)) + `</fingerprint>` (A12).
@@ -146,7 +153,8 @@ pub fn parse_identity(profile: Profile, plaintext: &[u8]) -> Result<(IdentityCla
     let [claim, sig] = kids[..] else {
         return Err(Error::UnexpectedContent("identity must be a key or fingerprint and a signature"));
     };
-    if sig.name() != "SignatureValue" {
+    // With or without its own xmlns it is in the XML-DSig namespace (the wrapper's default).
+    if !sig.is("SignatureValue", DSIG_NS) {
         return Err(Error::UnexpectedElement { expected: "SignatureValue" });
     }
     let sig_text: String = crate::xml::leaf_text(sig)?.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -216,13 +224,40 @@ mod tests {
         );
     }
 
+    /// Issue 17.1: in Gajim's dialect the signature carries the XML-DSig namespace, as Gajim and
+    /// the esession testsuite look it up; the identity Gajim sends (no KeyValue wrapper,
+    /// space padding) is read back.
+    #[test]
+    fn gajim_signature_value_has_the_dsig_namespace() {
+        assert_eq!(
+            signature_value(Profile::Gajim, &[1, 2, 3]),
+            format!("<SignatureValue xmlns=\"{DSIG_NS}\">AQID</SignatureValue>")
+        );
+        assert_eq!(signature_value(Profile::Xep, &[1, 2, 3]), "<SignatureValue>AQID</SignatureValue>");
+        let k = rsa();
+        let plain = format!(
+            "{}{}    ",
+            String::from_utf8(pubkey_octets(Profile::Gajim, &k).unwrap()).unwrap(),
+            signature_value(Profile::Gajim, &[7, 7])
+        );
+        let (claim, sig) = parse_identity(Profile::Gajim, plain.as_bytes()).unwrap();
+        assert_eq!(sig, vec![7, 7]);
+        assert!(matches!(claim, IdentityClaim::Key { key, .. } if key == k));
+        // A SignatureValue in another namespace is not the signature.
+        let other = format!(
+            "{}<SignatureValue xmlns='urn:other'>Bwc=</SignatureValue>",
+            String::from_utf8(pubkey_octets(Profile::Gajim, &k).unwrap()).unwrap()
+        );
+        assert!(parse_identity(Profile::Gajim, other.as_bytes()).is_err());
+    }
+
     #[test]
     fn identity_split() {
         let k = rsa();
         let plain = format!(
             "{}{}",
             String::from_utf8(pubkey_octets(Profile::Xep, &k).unwrap()).unwrap(),
-            signature_value(&[1, 2, 3])
+            signature_value(Profile::Xep, &[1, 2, 3])
         );
         let (claim, sig) = parse_identity(Profile::Xep, plain.as_bytes()).unwrap();
         assert_eq!(sig, vec![1, 2, 3]);
@@ -235,7 +270,8 @@ mod tests {
         }
         let fp = fingerprint(&HashAlg::Sha256, b"x").unwrap();
         let (claim, _) =
-            parse_identity(Profile::Xep, format!("{fp}{}", signature_value(&[9])).as_bytes()).unwrap();
+            parse_identity(Profile::Xep, format!("{fp}{}", signature_value(Profile::Xep, &[9])).as_bytes())
+                .unwrap();
         assert_eq!(claim, IdentityClaim::Fingerprint(HashAlg::Sha256.digest(&[b"x"]).unwrap()));
         for bad in [
             "",

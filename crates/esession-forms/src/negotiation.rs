@@ -51,6 +51,10 @@ pub struct Support {
     pub rekey_freq_min: u32,
     /// Whether we accept 3-message negotiations.
     pub three_message: bool,
+    /// Whether a 3-message request may offer the identity method `none`, which XEP-0116 §4.3
+    /// forbids but the deployed dialect (`Profile::Gajim`: Gajim and the esession testsuite)
+    /// offers; a real method is still chosen whenever one is offered. Off in `Profile::Xep`.
+    pub none_in_three_message: bool,
 }
 
 impl Default for Support {
@@ -76,6 +80,7 @@ impl Support {
             resp_none: true,
             rekey_freq_min: 1,
             three_message: true,
+            none_in_three_message: profile == esession_crypto::Profile::Gajim,
         }
     }
 }
@@ -166,7 +171,13 @@ pub fn choose(req: &Request, support: &Support) -> Result<Choices, Vec<&'static 
         }};
     }
     let logging = pick!("logging", &o.logging, &support.logging);
-    let disclosure = pick!("disclosure", &o.disclosure, &support.disclosure);
+    // X116-7.6-03: `disabled` is never negotiated (this implementation has nothing to disclose,
+    // so nothing it would be illegal to divulge), whatever the configuration accepts.
+    let disclosure =
+        o.disclosure.iter().find(|d| **d != Disclosure::Disabled && support.disclosure.contains(d)).cloned();
+    if disclosure.is_none() {
+        bad.push("disclosure");
+    }
     let security = pick!("security", &o.security, &support.security);
     let modp = o.modp.iter().enumerate().find(|(_, g)| p.modp.contains(g)).map(|(i, g)| (*g, i));
     if modp.is_none() {
@@ -180,9 +191,18 @@ pub fn choose(req: &Request, support: &Support) -> Result<Choices, Vec<&'static 
         bad.push("stanzas");
     }
     // 'none' MUST NOT be used with a 3-message negotiation (§4.3 item 9).
-    // X116-4.3-07: never none with 3-message.
+    // X116-4.3-07: never none with 3-message (the deployed dialect offers it: then a real
+    // method is chosen whenever one is offered, `none` only when nothing else is).
     let allowed = |m: &PubkeyMethod| four || *m != PubkeyMethod::None;
-    let init_pubkey = req.init_pubkey.iter().find(|m| allowed(m) && support.init_pubkey.contains(m)).cloned();
+    let dialect = !four && support.none_in_three_message;
+    let pick_method = |offered: &[PubkeyMethod], ok: &dyn Fn(&PubkeyMethod) -> bool| {
+        offered
+            .iter()
+            .find(|m| allowed(m) && ok(m))
+            .or_else(|| offered.iter().find(|m| dialect && **m == PubkeyMethod::None && ok(m)))
+            .cloned()
+    };
+    let init_pubkey = pick_method(&req.init_pubkey, &|m| support.init_pubkey.contains(m));
     if init_pubkey.is_none() {
         bad.push("init_pubkey");
     }
@@ -194,18 +214,11 @@ pub fn choose(req: &Request, support: &Support) -> Result<Choices, Vec<&'static 
         .filter(|a| p.sign_algs.contains(a) && support.own_keys.contains(a))
         .cloned()
         .collect();
-    let resp_pubkey = req
-        .resp_pubkey
-        .iter()
-        .find(|m| {
-            allowed(m)
-                && match m {
-                    PubkeyMethod::None => support.resp_none,
-                    PubkeyMethod::Key | PubkeyMethod::Hash => !usable_sign.is_empty(),
-                    PubkeyMethod::Unknown(_) => false,
-                }
-        })
-        .cloned();
+    let resp_pubkey = pick_method(&req.resp_pubkey, &|m| match m {
+        PubkeyMethod::None => support.resp_none,
+        PubkeyMethod::Key | PubkeyMethod::Hash => !usable_sign.is_empty(),
+        PubkeyMethod::Unknown(_) => false,
+    });
     if resp_pubkey.is_none() {
         bad.push("resp_pubkey");
     }

@@ -5,9 +5,17 @@
 //! Every mutation is committed with `Durability::Immediate` before the call returns, then
 //! applied to an in-memory cache that serves reads: a crash right after a call returns loses
 //! nothing.
+//!
+//! JIDs are stored normalized (`jid::BareJid`). Records written by earlier versions, which kept
+//! JIDs as given (`Bob@Example.com`), are normalized when the store opens and rewritten in one
+//! transaction (their sealed secrets re-sealed, since the JID is bound to the seal); records of
+//! one key or one JID that become the same are merged. A stored JID that does not parse is left
+//! out (and left in the file).
 
 use crate::store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, TrustStore};
+use chrono::{DateTime, Utc};
 use esession_crypto::{KeyComponents, PublicKey, SealingKey, SecretBytes};
+use jid::BareJid;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -108,11 +116,36 @@ fn key_from_id(id: &[u8]) -> Result<PublicKey, StoreError> {
     key.map_err(err)
 }
 
+/// Stored times are seconds since the Unix epoch.
+fn time_to_secs(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp()).unwrap_or(0)
+}
+
+fn secs_to_time(s: u64) -> DateTime<Utc> {
+    i64::try_from(s).ok().and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A stored JID, normalized; `None` when it does not parse.
+fn stored_jid(s: &str) -> Option<BareJid> {
+    BareJid::new(s).ok()
+}
+
 fn retained_aad(id: u64, jid: &str) -> Vec<u8> {
     let mut aad = b"esession retained v1".to_vec();
     aad.extend_from_slice(&id.to_be_bytes());
     aad.extend_from_slice(jid.as_bytes());
     aad
+}
+
+/// A trust row: version, verified flag, petname, JIDs.
+fn trust_row(r: &KeyRecord) -> Result<Vec<u8>, StoreError> {
+    let mut v = vec![VERSION, u8::from(r.verified)];
+    put_str(&mut v, r.petname.as_deref().unwrap_or("").as_bytes())?;
+    v.extend_from_slice(&u16::try_from(r.jids.len()).map_err(|_| err("too many JIDs"))?.to_be_bytes());
+    for j in &r.jids {
+        put_str(&mut v, j.as_str().as_bytes())?;
+    }
+    Ok(v)
 }
 
 impl DurableStore {
@@ -162,51 +195,123 @@ impl DurableStore {
     }
 
     fn load(&mut self) -> Result<(), StoreError> {
-        let r = self.db.begin_read().map_err(err)?;
-        let t = r.open_table(RETAINED).map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            let (id, value) = row.map_err(err)?;
-            let id = id.value();
-            let mut rd = Reader(value.value());
-            if rd.u8()? != VERSION {
-                return Err(err("unknown retained record version"));
+        // Rows written with JIDs that are not normalized: rewritten below.
+        let mut migrate_retained: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut migrate_trust: Vec<KeyRecord> = Vec::new();
+        let mut migrate_sas: Vec<(String, BareJid)> = Vec::new();
+        {
+            let r = self.db.begin_read().map_err(err)?;
+            let t = r.open_table(RETAINED).map_err(err)?;
+            for row in t.iter().map_err(err)? {
+                let (id, value) = row.map_err(err)?;
+                let id = id.value();
+                let mut rd = Reader(value.value());
+                if rd.u8()? != VERSION {
+                    return Err(err("unknown retained record version"));
+                }
+                let created = secs_to_time(rd.u64()?);
+                let verified = rd.u8()? == 1;
+                let raw = rd.string()?;
+                let secret = self
+                    .key
+                    .open(&retained_aad(id, &raw), rd.0)
+                    .map_err(|_| err("cannot unseal a retained secret (wrong key?)"))?;
+                let Some(jid) = stored_jid(&raw) else { continue };
+                if jid.as_str() != raw {
+                    migrate_retained.push((id, self.retained_row(id, &jid, created, verified, &secret)?));
+                }
+                self.retained.replace(&jid, None, secret, created, verified)?;
+                self.ids.push(id);
             }
-            let created = rd.u64()?;
-            let verified = rd.u8()? == 1;
-            let jid = rd.string()?;
-            let secret = self
-                .key
-                .open(&retained_aad(id, &jid), rd.0)
-                .map_err(|_| err("cannot unseal a retained secret (wrong key?)"))?;
-            self.retained.replace(&jid, None, secret, created, verified)?;
-            self.ids.push(id);
-        }
-        let t = r.open_table(TRUST).map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            let (k, v) = row.map_err(err)?;
-            let key = key_from_id(k.value())?;
-            let mut rd = Reader(v.value());
-            if rd.u8()? != VERSION {
-                return Err(err("unknown trust record version"));
+            let t = r.open_table(TRUST).map_err(err)?;
+            for row in t.iter().map_err(err)? {
+                let (k, v) = row.map_err(err)?;
+                let key = key_from_id(k.value())?;
+                let mut rd = Reader(v.value());
+                if rd.u8()? != VERSION {
+                    return Err(err("unknown trust record version"));
+                }
+                let verified = rd.u8()? == 1;
+                let petname = match rd.string()? {
+                    p if p.is_empty() => None,
+                    p => Some(p),
+                };
+                let n = rd.u16()?;
+                let mut jids: Vec<BareJid> = Vec::with_capacity(n);
+                let mut normalized = true;
+                for _ in 0..n {
+                    let raw = rd.string()?;
+                    let Some(j) = stored_jid(&raw) else {
+                        normalized = false;
+                        continue;
+                    };
+                    normalized &= j.as_str() == raw && !jids.contains(&j);
+                    if !jids.contains(&j) {
+                        jids.push(j);
+                    }
+                }
+                let rec = KeyRecord { key, jids, petname, verified };
+                if !normalized {
+                    migrate_trust.push(rec.clone());
+                }
+                self.trust.put(rec);
             }
-            let verified = rd.u8()? == 1;
-            let petname = match rd.string()? {
-                p if p.is_empty() => None,
-                p => Some(p),
-            };
-            let n = rd.u16()?;
-            let mut jids = Vec::with_capacity(n);
-            for _ in 0..n {
-                jids.push(rd.string()?);
+            let t = r.open_table(SAS).map_err(err)?;
+            for row in t.iter().map_err(err)? {
+                let (raw, _) = row.map_err(err)?;
+                let raw = raw.value().to_owned();
+                let Some(jid) = stored_jid(&raw) else { continue };
+                if jid.as_str() != raw {
+                    migrate_sas.push((raw, jid.clone()));
+                }
+                self.trust.confirm_sas(&jid)?;
             }
-            self.trust.put(KeyRecord { key, jids, petname, verified });
         }
-        let t = r.open_table(SAS).map_err(err)?;
-        for row in t.iter().map_err(err)? {
-            let (jid, _) = row.map_err(err)?;
-            self.trust.confirm_sas(jid.value())?;
+        if migrate_retained.is_empty() && migrate_trust.is_empty() && migrate_sas.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let trust_rows: Vec<(Vec<u8>, Vec<u8>)> = migrate_trust
+            .iter()
+            .map(|r| Ok((key_id(&r.key)?, trust_row(r)?)))
+            .collect::<Result<_, StoreError>>()?;
+        self.write(|w| {
+            let mut t = w.open_table(RETAINED).map_err(err)?;
+            for (id, row) in &migrate_retained {
+                t.insert(*id, row.as_slice()).map_err(err)?;
+            }
+            let mut t = w.open_table(TRUST).map_err(err)?;
+            for (id, row) in &trust_rows {
+                t.insert(id.as_slice(), row.as_slice()).map_err(err)?;
+            }
+            let mut t = w.open_table(SAS).map_err(err)?;
+            for (raw, jid) in &migrate_sas {
+                t.remove(raw.as_str()).map_err(err)?;
+                t.insert(jid.as_str(), 1u8).map_err(err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A retained-secret row: version, creation time, verified flag, JID, sealed secret (bound
+    /// to the row id and the JID).
+    fn retained_row(
+        &self,
+        id: u64,
+        jid: &BareJid,
+        created: DateTime<Utc>,
+        verified: bool,
+        secret: &SecretBytes,
+    ) -> Result<Vec<u8>, StoreError> {
+        let sealed = {
+            let mut rng = self.rng.lock().map_err(|_| err("rng lock poisoned"))?;
+            self.key.seal(&mut **rng, &retained_aad(id, jid.as_str()), secret.expose_secret()).map_err(err)?
+        };
+        let mut v = vec![VERSION];
+        v.extend_from_slice(&time_to_secs(created).to_be_bytes());
+        v.push(u8::from(verified));
+        put_str(&mut v, jid.as_str().as_bytes())?;
+        v.extend_from_slice(&sealed);
+        Ok(v)
     }
 
     fn write<T>(
@@ -222,15 +327,14 @@ impl DurableStore {
 
     fn put_trust(&self, r: &KeyRecord) -> Result<(), StoreError> {
         let id = key_id(&r.key)?;
-        let mut v = vec![VERSION, u8::from(r.verified)];
-        put_str(&mut v, r.petname.as_deref().unwrap_or("").as_bytes())?;
-        v.extend_from_slice(&u16::try_from(r.jids.len()).map_err(|_| err("too many JIDs"))?.to_be_bytes());
-        for j in &r.jids {
-            put_str(&mut v, j.as_bytes())?;
-        }
+        let v = trust_row(r)?;
         self.write(|w| {
             let mut t = w.open_table(TRUST).map_err(err)?;
-            t.insert(id.as_slice(), v.as_slice()).map_err(err)?;
+            if r.jids.is_empty() {
+                t.remove(id.as_slice()).map_err(err)?;
+            } else {
+                t.insert(id.as_slice(), v.as_slice()).map_err(err)?;
+            }
             Ok(())
         })
     }
@@ -239,19 +343,35 @@ impl DurableStore {
     ///
     /// # Errors
     /// The store could not record it.
-    pub fn trust(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError> {
+    pub fn trust(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         let mut rec = self.trust.record(&key).cloned().unwrap_or(KeyRecord {
             key,
             jids: Vec::new(),
             petname: None,
             verified: false,
         });
-        if !rec.jids.iter().any(|j| j == jid) {
-            rec.jids.push(jid.to_owned());
+        if !rec.jids.contains(jid) {
+            rec.jids.push(jid.clone());
         }
         rec.verified = true;
         self.put_trust(&rec)?;
         self.trust.put(rec);
+        Ok(())
+    }
+
+    /// Removes the association of `key` with `jid`, durably (the record goes with its last
+    /// JID).
+    ///
+    /// # Errors
+    /// The key is not associated with `jid`, or the store could not record it.
+    pub fn untrust(&mut self, jid: &BareJid, key: &PublicKey) -> Result<(), StoreError> {
+        let mut rec = self.trust.record(key).cloned().ok_or_else(|| err("unknown key"))?;
+        if !rec.jids.contains(jid) {
+            return Err(err("the key is not associated with this JID"));
+        }
+        rec.jids.retain(|j| j != jid);
+        self.put_trust(&rec)?;
+        self.trust.untrust(jid, key);
         Ok(())
     }
 
@@ -269,24 +389,24 @@ impl DurableStore {
 }
 
 impl RetainedStore for DurableStore {
-    fn for_jid(&self, jid: &str, now: u64) -> Vec<&Retained> {
+    fn for_jid(&self, jid: &BareJid, now: DateTime<Utc>) -> Vec<&Retained> {
         self.retained.for_jid(jid, now)
     }
 
-    fn all(&self, now: u64) -> Vec<&Retained> {
+    fn all(&self, now: DateTime<Utc>) -> Vec<&Retained> {
         self.retained.all(now)
     }
 
     fn replace(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         old: Option<&SecretBytes>,
         new: SecretBytes,
-        now: u64,
+        now: DateTime<Utc>,
         chain_verified: bool,
     ) -> Result<(), StoreError> {
         // Which stored ids hold `old`.
-        let all = self.retained.all(0);
+        let all = self.retained.all(DateTime::<Utc>::UNIX_EPOCH);
         let doomed: Vec<u64> = match old {
             Some(o) => all
                 .iter()
@@ -297,15 +417,7 @@ impl RetainedStore for DurableStore {
             None => Vec::new(),
         };
         let id = self.ids.iter().max().map_or(1, |m| m + 1);
-        let sealed = {
-            let mut rng = self.rng.lock().map_err(|_| err("rng lock poisoned"))?;
-            self.key.seal(&mut **rng, &retained_aad(id, jid), new.expose_secret()).map_err(err)?
-        };
-        let mut v = vec![VERSION];
-        v.extend_from_slice(&now.to_be_bytes());
-        v.push(u8::from(chain_verified));
-        put_str(&mut v, jid.as_bytes())?;
-        v.extend_from_slice(&sealed);
+        let v = self.retained_row(id, jid, now, chain_verified, &new)?;
         self.write(|w| {
             let mut t = w.open_table(RETAINED).map_err(err)?;
             for d in &doomed {
@@ -323,23 +435,12 @@ impl RetainedStore for DurableStore {
         Ok(())
     }
 
-    fn mark_verified(&mut self, jid: &str) -> Result<(), StoreError> {
-        let all = self.retained.all(0);
+    fn mark_verified(&mut self, jid: &BareJid) -> Result<(), StoreError> {
+        let all = self.retained.all(DateTime::<Utc>::UNIX_EPOCH);
         let mut rows = Vec::new();
         for (r, id) in all.iter().zip(&self.ids) {
-            if r.jid == jid {
-                let sealed = {
-                    let mut rng = self.rng.lock().map_err(|_| err("rng lock poisoned"))?;
-                    self.key
-                        .seal(&mut **rng, &retained_aad(*id, jid), r.secret.expose_secret())
-                        .map_err(err)?
-                };
-                let mut v = vec![VERSION];
-                v.extend_from_slice(&r.created.to_be_bytes());
-                v.push(1);
-                put_str(&mut v, jid.as_bytes())?;
-                v.extend_from_slice(&sealed);
-                rows.push((*id, v));
+            if r.jid == *jid {
+                rows.push((*id, self.retained_row(*id, jid, r.created, true, &r.secret)?));
             }
         }
         self.write(|w| {
@@ -354,7 +455,7 @@ impl RetainedStore for DurableStore {
 }
 
 impl TrustStore for DurableStore {
-    fn for_jid(&self, jid: &str) -> Vec<&KeyRecord> {
+    fn for_jid(&self, jid: &BareJid) -> Vec<&KeyRecord> {
         self.trust.for_jid(jid)
     }
 
@@ -366,29 +467,29 @@ impl TrustStore for DurableStore {
         self.trust.records()
     }
 
-    fn associate(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError> {
+    fn associate(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         let mut rec = self.trust.record(&key).cloned().unwrap_or(KeyRecord {
             key,
             jids: Vec::new(),
             petname: None,
             verified: false,
         });
-        if !rec.jids.iter().any(|j| j == jid) {
-            rec.jids.push(jid.to_owned());
+        if !rec.jids.contains(jid) {
+            rec.jids.push(jid.clone());
             self.put_trust(&rec)?;
             self.trust.put(rec);
         }
         Ok(())
     }
 
-    fn sas_confirmed(&self, jid: &str) -> bool {
+    fn sas_confirmed(&self, jid: &BareJid) -> bool {
         self.trust.sas_confirmed(jid)
     }
 
-    fn confirm_sas(&mut self, jid: &str) -> Result<(), StoreError> {
+    fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError> {
         self.write(|w| {
             let mut t = w.open_table(SAS).map_err(err)?;
-            t.insert(jid, 1u8).map_err(err)?;
+            t.insert(jid.as_str(), 1u8).map_err(err)?;
             Ok(())
         })?;
         self.trust.confirm_sas(jid)

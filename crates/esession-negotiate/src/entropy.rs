@@ -74,7 +74,7 @@ impl<R: CryptoRng> Entropy for RngEntropy<'_, R> {
 /// let cfg = Arc::new(Config::default());
 /// let mut pool = DhPool::new(&cfg.provider.modp, 1)?;
 /// pool.refill(&mut rng)?; // off the critical path
-/// let mut alice = Initiator::new(cfg.clone(), "bob@example.org/laptop", "thread-1");
+/// let mut alice = Initiator::new(cfg.clone(), esession_negotiate::Jid::new("bob@example.org/laptop")?, "thread-1");
 /// alice.start(Mode::Four, &mut PooledEntropy { rng: &mut rng, pool: &mut pool })?;
 /// // One pair of every offered group went into the request; none is left for the next one.
 /// assert!(cfg.provider.modp.iter().all(|g| pool.available(*g) == 0));

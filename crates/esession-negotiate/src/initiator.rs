@@ -1,20 +1,23 @@
 //! Alice: the initiator of a 3-message (SIGMA-I) or 4-message (SIGMA-R) negotiation
 //! (XEP-0116 §4.3, §4.6, §4.8).
 
+use crate::check::{self, Flow, Offered};
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
-use crate::outputs::{Alert, Established, Output};
-use crate::shape::{FormKind, Shaper, set_b64};
-use crate::sigma::{self, Algs, Who};
-use crate::store::{Stores, bare};
+use crate::established::{Established, Opening, Settings, Side};
+use crate::forms::{self, Incoming, Unread};
+use crate::outputs::{Alert, Output};
+use crate::shape::{Shaper, set_b64};
+use crate::sigma::{self, Algs, Claimed, MacInput, Who};
+use crate::store::Stores;
 use crate::wire;
+use chrono::{DateTime, Utc};
 use esession_crypto::kdf::{self, SessionKeys};
-use esession_crypto::{DhKeyPair, ModpGroup, SecretBytes, hash::sha256, sas};
-use esession_forms::dataform::DataForm;
+use esession_crypto::{DhKeyPair, ModpGroup, Profile, SecretBytes, hash::sha256, sas};
 use esession_forms::esession::{Accept, BobIdentity, DhOffer, Offers, Request, Response, SsnAnswer, Wrapper};
-use esession_forms::names::{PubkeyMethod, Security, Version};
-use esession_forms::normalize::form_content;
+use esession_forms::names::{Disclosure, PubkeyMethod, Security, Version};
+use jid::{BareJid, Jid};
 use minidom::Element;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -29,17 +32,29 @@ pub enum Mode {
     Four,
 }
 
+impl Mode {
+    fn flow(self) -> Flow {
+        match self {
+            Mode::Three => Flow::Three,
+            Mode::Four => Flow::Four,
+        }
+    }
+}
+
+/// Waiting for Bob's response.
 struct AwaitResponse {
     mode: Mode,
+    /// The request as sent (re-read).
     request: Request,
     na: Vec<u8>,
     pairs: Vec<(ModpGroup, DhKeyPair)>,
     form_a: Vec<u8>,
 }
 
+/// 4-message: waiting for Bob's identity.
 struct AwaitIdentity {
     algs: Algs,
-    settings: crate::responder::Settings,
+    settings: Settings,
     na: Vec<u8>,
     nb: Vec<u8>,
     d: Vec<u8>,
@@ -63,7 +78,7 @@ enum State {
 /// takes Bob's stanzas, outputs are drained with [`Initiator::poll_output`].
 pub struct Initiator {
     cfg: Arc<Config>,
-    peer: String,
+    peer: Jid,
     thread: String,
     state: State,
     out: VecDeque<Output>,
@@ -78,12 +93,12 @@ impl core::fmt::Debug for Initiator {
 }
 
 impl Initiator {
-    /// A negotiation with `peer` (a full JID) on `thread`.
+    /// A negotiation with `peer` (a full JID, or a bare one for a service) on `thread`.
     #[must_use]
-    pub fn new(cfg: Arc<Config>, peer: &str, thread: &str) -> Self {
+    pub fn new(cfg: Arc<Config>, peer: Jid, thread: &str) -> Self {
         Self {
             cfg,
-            peer: peer.to_owned(),
+            peer,
             thread: thread.to_owned(),
             state: State::Idle,
             out: VecDeque::new(),
@@ -105,11 +120,16 @@ impl Initiator {
         self
     }
 
-    fn shape(&mut self, kind: FormKind, x: Element) -> Element {
-        match self.shaper.as_mut() {
-            Some(s) => s.shape(kind, x),
-            None => x,
-        }
+    /// The peer, as addressed.
+    #[must_use]
+    pub fn peer(&self) -> &Jid {
+        &self.peer
+    }
+
+    /// The negotiation's thread.
+    #[must_use]
+    pub fn thread(&self) -> &str {
+        &self.thread
     }
 
     /// The next output.
@@ -123,6 +143,10 @@ impl Initiator {
         matches!(self.state, State::Done)
     }
 
+    fn peer_bare(&self) -> BareJid {
+        self.peer.to_bare()
+    }
+
     /// Sends the ESession request (§4.3): one e (3-message) or He (4-message) per offered
     /// group, in preference order, and N_A.
     ///
@@ -133,16 +157,13 @@ impl Initiator {
         if !matches!(self.state, State::Idle) {
             return Err(Error::ApiMisuse("already started"));
         }
-        let c = &self.cfg;
+        let c = Arc::clone(&self.cfg);
         let p = c.provider.sanitized();
-        let (init_pubkey, resp_pubkey) = match mode {
-            Mode::Four => (c.init_pubkey.clone(), c.resp_pubkey.clone()),
-            // 'none' MUST NOT be specified with 3-message negotiation (§4.3 item 9).
-            Mode::Three => (
-                c.init_pubkey.iter().filter(|m| **m != PubkeyMethod::None).cloned().collect::<Vec<_>>(),
-                c.resp_pubkey.iter().filter(|m| **m != PubkeyMethod::None).cloned().collect::<Vec<_>>(),
-            ),
+        // X116-4.3-07: 'none' MUST NOT be specified with 3-message negotiation (§4.3 item 9).
+        let methods = |v: &[PubkeyMethod]| -> Vec<PubkeyMethod> {
+            v.iter().filter(|m| mode == Mode::Four || **m != PubkeyMethod::None).cloned().collect()
         };
+        let (init_pubkey, resp_pubkey) = (methods(&c.init_pubkey), methods(&c.resp_pubkey));
         if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
             return Err(Error::Config("no group, cipher or hash to offer"));
         }
@@ -155,15 +176,23 @@ impl Initiator {
         for g in &p.modp {
             pairs.push((*g, entropy.dh(*g)?));
         }
+        let ours: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(
+                |(_, kp)| {
+                    if mode == Mode::Four { sha256(kp.public()).to_vec() } else { kp.public().to_vec() }
+                },
+            )
+            .collect();
         let dh = match mode {
-            Mode::Four => DhOffer::Hashes(pairs.iter().map(|(_, kp)| sha256(kp.public()).to_vec()).collect()),
-            Mode::Three => DhOffer::Keys(pairs.iter().map(|(_, kp)| kp.public().to_vec()).collect()),
+            Mode::Four => DhOffer::Hashes(ours.clone()),
+            Mode::Three => DhOffer::Keys(ours.clone()),
         };
         let request = Request {
             accept: true,
             offers: Offers {
                 logging: c.logging.clone(),
-                disclosure: vec![esession_forms::names::Disclosure::Never],
+                disclosure: vec![Disclosure::Never],
                 security: c.security.clone(),
                 modp: p.modp.clone(),
                 crypt_algs: p.crypt_algs.clone(),
@@ -187,36 +216,27 @@ impl Initiator {
             init_pubkey,
             resp_pubkey,
             my_nonce: na.clone(),
-            sas_algs: if mode == Mode::Four { p.sas_algs.clone() } else { Vec::new() },
+            // 4-message only (I2); the deployed dialect offers it in 3-message requests too.
+            sas_algs: if mode == Mode::Four || c.profile == Profile::Gajim {
+                p.sas_algs.clone()
+            } else {
+                Vec::new()
+            },
             dh,
         };
-        let profile = c.profile;
-        let x = request.to_form(profile).to_element_with(profile == esession_crypto::Profile::Gajim);
-        let x = self.shape(FormKind::Request, x);
-        // What we send is what counts: re-read it (a shaper may have changed the layout).
-        let request = DataForm::parse(&x)
-            .and_then(|f| Request::parse(&f))
-            .map_err(|_| Error::Config("the request does not parse"))?;
-        let ours: Vec<Vec<u8>> = pairs
-            .iter()
-            .map(
-                |(_, kp)| {
-                    if mode == Mode::Four { sha256(kp.public()).to_vec() } else { kp.public().to_vec() }
-                },
-            )
-            .collect();
-        if request.dh.values() != ours.as_slice() || request.my_nonce != na {
-            return Err(Error::Config("the request sent does not carry our DH values and nonce"));
-        }
-        // form_A is what we send, normalized.
-        let form_a =
-            form_content(profile, &x, &[]).map_err(|_| Error::Config("cannot normalize our request"))?;
+        let sent = forms::outgoing(c.profile, false, &mut self.shaper, &request, |r: &Request| {
+            r.dh.values() == ours.as_slice() && r.my_nonce == na
+        })?;
+        // form_A is the request as sent, whole.
+        let form_a = esession_forms::normalize::form_content(c.profile, &sent.x, &[])
+            .map_err(|_| Error::Config("cannot normalize our request"))?;
         self.out.push_back(Output::Send(wire::message(
             &self.peer,
             &self.thread,
-            vec![Wrapper::Feature.wrap(x)],
+            vec![Wrapper::Feature.wrap(sent.x)],
         )));
-        self.state = State::AwaitResponse(Box::new(AwaitResponse { mode, request, na, pairs, form_a }));
+        self.state =
+            State::AwaitResponse(Box::new(AwaitResponse { mode, request: sent.form, na, pairs, form_a }));
         Ok(())
     }
 
@@ -227,7 +247,7 @@ impl Initiator {
     /// The failure, also reported as `Output::Rejected`.
     pub fn handle(
         &mut self,
-        now: u64,
+        now: DateTime<Utc>,
         stanza: &Element,
         entropy: &mut dyn Entropy,
         stores: &mut Stores<'_>,
@@ -276,23 +296,29 @@ impl Initiator {
         Error::peer(check, condition, fields)
     }
 
+    /// The received form, or the refusal (`condition` for a form that does not parse).
+    fn read<'s>(&mut self, stanza: &'s Element, condition: Condition) -> Result<Incoming<'s>> {
+        forms::incoming(stanza).map_err(|u| match u {
+            Unread::NoWrapper => Error::ApiMisuse("not an ESession stanza"),
+            Unread::NoForm => Error::peer(Check::Form, condition, &[]),
+            Unread::BadForm(w) => self.refuse(Some(w), Check::Form, condition, &[]),
+        })
+    }
+
     fn on_response(
         &mut self,
         s: AwaitResponse,
         stanza: &Element,
         entropy: &mut dyn Entropy,
         stores: &mut Stores<'_>,
-        now: u64,
+        now: DateTime<Utc>,
     ) -> Result<()> {
-        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
-        let (_, x) =
-            Wrapper::unwrap(wrapper).map_err(|_| Error::peer(Check::Form, Condition::NotAcceptable, &[]))?;
-        let form = DataForm::parse(x)
-            .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &[]))?;
-        if form.field("dhkeys").is_none() {
+        let received = self.read(stanza, Condition::NotAcceptable)?;
+        let wrapper = received.wrapper;
+        if received.data.field("dhkeys").is_none() {
             // A stanza-session answer: Bob declined the ESession (§4.4, Example 7).
-            let a =
-                SsnAnswer::parse(&form).map_err(|_| Error::Rejected { condition: None, fields: vec![] })?;
+            let a = SsnAnswer::parse(&received.data)
+                .map_err(|_| Error::Rejected { condition: None, fields: vec![] })?;
             return match a.security {
                 Some(sec @ (Security::C2s | Security::None))
                     if a.accept && s.request.offers.security.contains(&sec) =>
@@ -303,7 +329,7 @@ impl Initiator {
                 _ => Err(Error::Rejected { condition: None, fields: vec![] }),
             };
         }
-        let resp = Response::parse(&form).map_err(|e| {
+        let resp = Response::parse(&received.data).map_err(|e| {
             let field = match &e {
                 esession_forms::Error::MissingField(f) => vec![*f],
                 _ => vec![],
@@ -311,7 +337,16 @@ impl Initiator {
             self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
         })?;
         // §4.6.1 step 1: Bob's choices must be among our offers.
-        let bad = unacceptable(&s, &resp);
+        let offered = Offered {
+            flow: s.mode.flow(),
+            offers: &s.request.offers,
+            init_pubkey: &s.request.init_pubkey,
+            resp_pubkey: &s.request.resp_pubkey,
+            sas_algs: &s.request.sas_algs,
+            none_in_three: self.cfg.support.none_in_three_message,
+        };
+        // X116-4.6.1-01: every choice among what we offered.
+        let bad = check::unacceptable(&offered, None, &resp);
         if !bad.is_empty() {
             return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &bad));
         }
@@ -327,32 +362,25 @@ impl Initiator {
             return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &["modp"]));
         };
         // Step 2: 1 < d < p - 1, and K = HASH(d^x mod p).
-        let z = match own.agree_reusable(&resp.d) {
-            Ok(z) => z,
-            Err(_) => {
-                return Err(self.refuse(Some(wrapper), Check::DRange, Condition::NotAcceptable, &["dhkeys"]));
-            }
+        // X116-4.6.1-01: d is range-checked before use (§4.6.1 step 2).
+        let Ok(z) = own.agree_reusable(&resp.d) else {
+            return Err(self.refuse(Some(wrapper), Check::DRange, Condition::NotAcceptable, &["dhkeys"]));
         };
         let cfg = Arc::clone(&self.cfg);
-        let algs = Algs {
-            profile: cfg.profile,
-            hash: resp.hash_alg.clone(),
-            cipher: resp.crypt_alg.clone(),
-            sign: resp.sign_alg.clone(),
-        };
+        let algs = Algs::chosen(cfg.profile, &resp);
         let k = z.session_key(&algs.hash)?;
         let ca = resp.counter;
         let cb = ca ^ (1 << 127);
-        let form_b =
-            form_content(cfg.profile, x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
+        let form_b = received.content(cfg.profile).map_err(|_| Error::Config("normalize"))?;
         let e = own.public().to_vec();
         let init_method = resp.init_pubkey.clone().unwrap_or(PubkeyMethod::Key);
         let resp_method = resp.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key);
-        let settings = crate::responder::Settings::from_response(&resp);
+        let settings = Settings::chosen(&resp);
         self.alert_disclosure(&settings);
+        // Provisory keys (4-message, §4.6.1 step 6) or the session's keys (3-message).
+        let keys = SessionKeys::derive(&algs.hash, &k)?;
         match s.mode {
             Mode::Three => {
-                let keys = SessionKeys::derive(&algs.hash, &k)?;
                 // §4.6.2: verify Bob's identity.
                 let (Some(id_b), Some(m_b)) = (resp.identity.as_ref(), resp.mac.as_ref()) else {
                     return Err(self.refuse(
@@ -362,21 +390,14 @@ impl Initiator {
                         &["identity"],
                     ));
                 };
-                let rev = sigma::reveal(
-                    &algs,
-                    &keys.responder,
-                    cb,
-                    id_b,
-                    m_b,
-                    &resp_method,
-                    &[&s.na, &resp.my_nonce, &resp.d],
-                    &[&form_b],
-                    &*stores.trust,
-                    &self.peer,
-                    Who::Bob,
-                )
-                .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-                self.observe_key(stores, rev.key.as_ref())?;
+                let bare = self.peer_bare();
+                let claimed = Claimed { id: id_b, m: m_b, method: &resp_method, jid: &bare, who: Who::Bob };
+                let input = MacInput { before: &[&s.na, &resp.my_nonce, &resp.d], after: &[&form_b] };
+                let rev = sigma::reveal(&algs, &keys.responder, cb, &claimed, &input, &*stores.trust)
+                    .map_err(|check| {
+                        self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[])
+                    })?;
+                self.observe_key(stores, rev.proof.key())?;
                 // §4.6.3-4.6.4: our identity, then the session.
                 let object = self.piggyback.as_ref().is_some_and(|(_, t)| *t);
                 let accept = Accept {
@@ -388,67 +409,57 @@ impl Initiator {
                     identity: Vec::new(),
                     mac: Vec::new(),
                 };
-                let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-                let mut x =
-                    self.shape(FormKind::Accept, accept.to_form(cfg.profile, false).to_element_with(gajim));
-                let sent = DataForm::parse(&x)
-                    .and_then(|f| Accept::parse(&f))
-                    .map_err(|_| Error::Config("the accept does not parse"))?;
-                if sent.nonce != resp.my_nonce {
-                    return Err(Error::Config("the accept sent does not carry Bob's nonce"));
-                }
-                let form_a2 = form_content(cfg.profile, &x, &["identity", "mac"])
-                    .map_err(|_| Error::Config("normalize"))?;
+                let sent = forms::outgoing(cfg.profile, false, &mut self.shaper, &accept, |a: &Accept| {
+                    a.nonce == resp.my_nonce
+                })?;
+                let mut x = sent.x;
+                let input =
+                    MacInput { before: &[&resp.my_nonce, &s.na, &e], after: &[&s.form_a, &sent.content] };
                 let hidden = sigma::hide(
                     &algs,
                     &keys.initiator,
                     ca,
                     &init_method,
                     cfg.identity.as_ref(),
-                    &[&resp.my_nonce, &s.na, &e],
-                    &[&s.form_a, &form_a2],
+                    &input,
                     entropy.rng(),
                 )?;
                 set_b64(&mut x, "identity", &hidden.id);
                 set_b64(&mut x, "mac", &hidden.m);
-                let mut session = crate::responder::open_session(
-                    &algs,
-                    &settings,
-                    &keys,
-                    true,
-                    hidden.counter_after,
-                    rev.counter_after,
-                    own,
-                    resp.d.clone(),
+                let mut est = Established::open(
+                    rev.proof,
+                    Opening {
+                        algs: &algs,
+                        settings: &settings,
+                        keys: &keys,
+                        side: Side::Initiator,
+                        send_counter: hidden.counter_after,
+                        recv_counter: rev.counter_after,
+                        own,
+                        peer_public: resp.d.clone(),
+                        peer: self.peer.clone(),
+                        thread: self.thread.clone(),
+                        sas: None,
+                        retained_secret_used: false,
+                        k,
+                    },
                 )?;
                 let mut msg = wire::message(&self.peer, &self.thread, vec![Wrapper::Feature.wrap(x)]);
                 if let Some((content, _)) = self.piggyback.take() {
-                    crate::piggyback::attach(&mut session, &mut msg, &content, entropy.rng())?;
+                    est.attach(&mut msg, &content, entropy.rng())?;
                 }
                 if object {
-                    session.close();
+                    est.close();
                 }
                 self.out.push_back(Output::Send(msg));
-                self.out.push_back(Output::Established(Box::new(Established {
-                    session,
-                    peer: self.peer.clone(),
-                    thread: self.thread.clone(),
-                    sas: None,
-                    peer_key: rev.key,
-                    retained_secret_used: false,
-                    logging: settings.logging.clone(),
-                    disclosure: settings.disclosure.clone(),
-                    k,
-                    terminating: false,
-                })));
+                self.out.push_back(Output::Established(Box::new(est)));
                 self.state = State::Done;
                 Ok(())
             }
             Mode::Four => {
-                // Provisory keys for our identity (§4.6.1 step 6), rshashes with decoys (§4.6.4).
-                let keys = SessionKeys::derive(&algs.hash, &k)?;
+                // rshashes with decoys (§4.6.4).
                 let mut rshashes: Vec<Vec<u8>> = Vec::new();
-                for r in stores.retained.for_jid(bare(&self.peer), now) {
+                for r in stores.retained.for_jid(&self.peer_bare(), now) {
                     rshashes.push(kdf::rshash(&algs.hash, &s.na, &r.secret)?);
                 }
                 let hlen = algs.hash.output_len()?;
@@ -467,27 +478,23 @@ impl Initiator {
                     identity: Vec::new(),
                     mac: Vec::new(),
                 };
-                let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-                let mut x = self.shape(
-                    FormKind::Accept,
-                    accept.to_form(cfg.profile, cfg.example11_types).to_element_with(gajim),
-                );
-                let sent = DataForm::parse(&x)
-                    .and_then(|f| Accept::parse(&f))
-                    .map_err(|_| Error::Config("the accept does not parse"))?;
-                if sent.e.as_deref() != Some(e.as_slice()) || sent.nonce != resp.my_nonce {
-                    return Err(Error::Config("the accept sent does not carry our e and Bob's nonce"));
-                }
-                let form_a2 = form_content(cfg.profile, &x, &["identity", "mac"])
-                    .map_err(|_| Error::Config("normalize"))?;
+                let sent = forms::outgoing(
+                    cfg.profile,
+                    cfg.example11_types,
+                    &mut self.shaper,
+                    &accept,
+                    |a: &Accept| a.e.as_deref() == Some(e.as_slice()) && a.nonce == resp.my_nonce,
+                )?;
+                let mut x = sent.x;
+                let input =
+                    MacInput { before: &[&resp.my_nonce, &s.na, &e], after: &[&s.form_a, &sent.content] };
                 let hidden = sigma::hide(
                     &algs,
                     &keys.initiator,
                     ca,
                     &init_method,
                     cfg.identity.as_ref(),
-                    &[&resp.my_nonce, &s.na, &e],
-                    &[&s.form_a, &form_a2],
+                    &input,
                     entropy.rng(),
                 )?;
                 set_b64(&mut x, "identity", &hidden.id);
@@ -521,13 +528,11 @@ impl Initiator {
         s: AwaitIdentity,
         stanza: &Element,
         stores: &mut Stores<'_>,
-        now: u64,
+        now: DateTime<Utc>,
     ) -> Result<()> {
-        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
-        let (_, x) = Wrapper::unwrap(wrapper)
-            .map_err(|_| Error::peer(Check::Form, Condition::FeatureNotImplemented, &[]))?;
-        let form = DataForm::parse(x)
-            .and_then(|f| BobIdentity::parse(&f))
+        let received = self.read(stanza, Condition::FeatureNotImplemented)?;
+        let wrapper = received.wrapper;
+        let form = BobIdentity::parse(&received.data)
             .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::FeatureNotImplemented, &[]))?;
         if form.nonce != s.na {
             return Err(self.refuse(
@@ -539,7 +544,7 @@ impl Initiator {
         }
         let cfg = Arc::clone(&self.cfg);
         // §4.8.1: find the SRS by srshash, K = HASH(K | SRS | OSS).
-        let jid = bare(&self.peer).to_owned();
+        let jid = self.peer_bare();
         let srs = stores.retained.for_jid(&jid, now).into_iter().find_map(|r| {
             let h = kdf::srshash(&s.algs.hash, &r.secret).ok()?;
             esession_crypto::secret::ct_eq(&h, &form.srshash)
@@ -548,23 +553,13 @@ impl Initiator {
         let k_final = kdf::final_k(&s.algs.hash, &s.k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
         let keys = SessionKeys::derive(&s.algs.hash, &k_final)?;
         // §4.8.2: Bob's identity, with form_B2.
-        let form_b2 =
-            form_content(cfg.profile, x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
-        let rev = sigma::reveal(
-            &s.algs,
-            &keys.responder,
-            s.cb,
-            &form.identity,
-            &form.mac,
-            &s.resp_method,
-            &[&s.na, &s.nb, &s.d],
-            &[&s.form_b, &form_b2],
-            &*stores.trust,
-            &self.peer,
-            Who::Bob,
-        )
-        .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-        self.observe_key(stores, rev.key.as_ref())?;
+        let form_b2 = received.content(cfg.profile).map_err(|_| Error::Config("normalize"))?;
+        let claimed =
+            Claimed { id: &form.identity, m: &form.mac, method: &s.resp_method, jid: &jid, who: Who::Bob };
+        let input = MacInput { before: &[&s.na, &s.nb, &s.d], after: &[&s.form_b, &form_b2] };
+        let rev = sigma::reveal(&s.algs, &keys.responder, s.cb, &claimed, &input, &*stores.trust)
+            .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
+        self.observe_key(stores, rev.proof.key())?;
         let sas_value = sas::sas28x5(cfg.profile, &s.algs.hash, &s.ma, &s.form_b)?;
         let had_secrets = !stores.retained.for_jid(&jid, now).is_empty();
         if srs.is_none() && had_secrets {
@@ -575,31 +570,27 @@ impl Initiator {
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
         stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         self.out.push_back(Output::SasReady(sas_value.clone()));
-        let session = crate::responder::open_session(
-            &s.algs,
-            &s.settings,
-            &keys,
-            true,
-            s.ca_after,
-            rev.counter_after,
-            s.own,
-            s.d,
+        let mut est = Established::open(
+            rev.proof,
+            Opening {
+                algs: &s.algs,
+                settings: &s.settings,
+                keys: &keys,
+                side: Side::Initiator,
+                send_counter: s.ca_after,
+                recv_counter: rev.counter_after,
+                own: s.own,
+                peer_public: s.d,
+                peer: self.peer.clone(),
+                thread: self.thread.clone(),
+                sas: Some(sas_value),
+                retained_secret_used: srs.is_some(),
+                k: k_final,
+            },
         )?;
-        let mut est = Box::new(Established {
-            session,
-            peer: self.peer.clone(),
-            thread: self.thread.clone(),
-            sas: Some(sas_value),
-            peer_key: rev.key,
-            retained_secret_used: srs.is_some(),
-            logging: s.settings.logging.clone(),
-            disclosure: s.settings.disclosure.clone(),
-            k: k_final,
-            terminating: false,
-        });
         // Content that came with Bob's identity, now that it verified (§4.7.4).
-        let content = crate::piggyback::open(&mut est, stanza);
-        self.out.push_back(Output::Established(est));
+        let content = est.open_attached(stanza);
+        self.out.push_back(Output::Established(Box::new(est)));
         match content {
             Ok(Some((content, unprotected))) => self.out.push_back(Output::Received { content, unprotected }),
             Ok(None) => {}
@@ -609,15 +600,15 @@ impl Initiator {
         Ok(())
     }
 
-    fn alert_disclosure(&mut self, s: &crate::responder::Settings) {
-        if s.disclosure != esession_forms::names::Disclosure::Never {
+    fn alert_disclosure(&mut self, s: &Settings) {
+        if s.disclosure != Disclosure::Never {
             // X116-7.6-01: disclosure other than never is told at once.
             self.out.push_back(Output::Alert(Alert::Disclosure(s.disclosure.clone())));
         }
     }
 
     fn sas_alerts(&mut self, stores: &mut Stores<'_>, retained: bool) {
-        let jid = bare(&self.peer).to_owned();
+        let jid = self.peer_bare();
         if !retained {
             self.out.push_back(Output::Alert(Alert::NoRetainedSecret { jid: jid.clone() }));
         }
@@ -631,59 +622,9 @@ impl Initiator {
         stores: &mut Stores<'_>,
         key: Option<&esession_crypto::PublicKey>,
     ) -> Result<()> {
-        for a in crate::responder::key_alerts(&mut *stores.trust, &self.peer, key)? {
+        for a in crate::store::key_alerts(&mut *stores.trust, &self.peer_bare(), key)? {
             self.out.push_back(Output::Alert(a));
         }
         Ok(())
     }
-}
-
-/// The fields whose chosen value we did not offer (§4.6.1 step 1), in request field order.
-fn unacceptable(s: &AwaitResponse, r: &Response) -> Vec<&'static str> {
-    const ORDER: [&str; 15] = [
-        "accept",
-        "logging",
-        "disclosure",
-        "security",
-        "modp",
-        "crypt_algs",
-        "hash_algs",
-        "sign_algs",
-        "compress",
-        "stanzas",
-        "init_pubkey",
-        "resp_pubkey",
-        "ver",
-        "rekey_freq",
-        "sas_algs",
-    ];
-    let four = s.mode == Mode::Four;
-    let mut bad = s.request.offers.unacceptable(r);
-    if r.accept == Some(false) {
-        bad.push("accept");
-    }
-    let needs_sign = |m: &Option<PubkeyMethod>| !matches!(m, Some(PubkeyMethod::None));
-    if r.sign_alg.is_none() && (needs_sign(&r.init_pubkey) || needs_sign(&r.resp_pubkey)) {
-        bad.push("sign_algs");
-    }
-    if !esession_stanza::compress::supported(&r.compress) {
-        bad.push("compress");
-    }
-    let pubkey_ok = |m: &Option<PubkeyMethod>, offered: &[PubkeyMethod]| {
-        m.as_ref().is_some_and(|m| offered.contains(m) && (four || *m != PubkeyMethod::None))
-    };
-    if !pubkey_ok(&r.init_pubkey, &s.request.init_pubkey) {
-        bad.push("init_pubkey");
-    }
-    if !pubkey_ok(&r.resp_pubkey, &s.request.resp_pubkey) {
-        bad.push("resp_pubkey");
-    }
-    match (&r.sas_alg, four) {
-        (Some(a), true) if s.request.sas_algs.contains(a) => {}
-        (None, false) => {}
-        _ => bad.push("sas_algs"),
-    }
-    bad.sort_by_key(|f| ORDER.iter().position(|o| o == f));
-    bad.dedup();
-    bad
 }

@@ -11,12 +11,14 @@
 //! use esession_negotiate::*;
 //! use std::sync::Arc;
 //!
-//! # fn main() -> Result<()> {
+//! # fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
 //! let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
 //! let (alice_cfg, bob_cfg) = (Arc::new(Config::default()), Arc::new(Config::default()));
 //! let (mut at, mut ar, mut bt, mut br) = (MemoryTrust::default(), MemoryRetained::default(), MemoryTrust::default(), MemoryRetained::default());
-//! let mut alice = Initiator::new(alice_cfg, "bob@example.com/laptop", "thread-1");
-//! let mut bob = Responder::new(bob_cfg, "alice@example.org/pda", "thread-1");
+//! let (alice_jid, bob_jid) = (Jid::new("alice@example.org/pda")?, Jid::new("bob@example.com/laptop")?);
+//! let mut alice = Initiator::new(alice_cfg, bob_jid, "thread-1");
+//! let mut bob = Responder::new(bob_cfg, alice_jid, "thread-1");
+//! let now = chrono::Utc::now();
 //! alice.start(Mode::Four, &mut RngEntropy(&mut rng))?;
 //!
 //! // Relay stanzas until both are established.
@@ -24,52 +26,57 @@
 //! for _ in 0..4 {
 //!     while let Some(o) = alice.poll_output() {
 //!         match o {
-//!             Output::Send(s) => bob.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut bt, retained: &mut br })?,
+//!             Output::Send(s) => bob.handle(now, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut bt, retained: &mut br })?,
 //!             Output::Established(e) => a_est = Some(e),
 //!             _ => {}
 //!         }
 //!     }
 //!     while let Some(o) = bob.poll_output() {
 //!         match o {
-//!             Output::Send(s) => alice.handle(0, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut at, retained: &mut ar })?,
+//!             Output::Send(s) => alice.handle(now, &s, &mut RngEntropy(&mut rng), &mut Stores { trust: &mut at, retained: &mut ar })?,
 //!             Output::Established(e) => b_est = Some(e),
 //!             _ => {}
 //!         }
 //!     }
 //! }
 //! let (a, b) = (a_est.expect("alice"), b_est.expect("bob"));
-//! assert_eq!(a.sas, b.sas, "the same SAS on both sides");
+//! assert!(a.sas().is_some());
+//! assert_eq!(a.sas(), b.sas(), "the same SAS on both sides");
 //! # Ok(()) }
 //! ```
 //!
 //! With the default `durable` feature, [`durable::DurableStore`] keeps retained secrets (sealed)
 //! and key trust in one redb database file.
 
+mod check;
 mod config;
 #[cfg(feature = "durable")]
 pub mod durable;
 mod entropy;
 mod error;
+mod established;
+mod forms;
 mod initiator;
 mod outputs;
-mod piggyback;
+pub mod published;
 mod responder;
-mod session;
 mod shape;
-pub mod sigma;
+mod sigma;
 mod store;
 pub mod wire;
 
 pub use config::Config;
 pub use entropy::{DhSource, Entropy, NONCE_LEN, PooledEntropy, RngEntropy};
 pub use error::{Check, Condition, Error, Result};
+pub use established::{Established, Phase, Received};
 pub use initiator::{Initiator, Mode};
-pub use outputs::{Alert, Established, Output};
-pub use responder::{Responder, Settings, open_session};
-pub use session::{Phase, Received};
+pub use jid::{BareJid, FullJid, Jid};
+pub use outputs::{Alert, Output};
+pub use responder::Responder;
 pub use shape::{FormKind, Shaper};
+pub use sigma::Proof;
 pub use store::{
-    KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, Stores, TrustStore, bare,
+    KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, Stores, TrustStore,
 };
 
 /// The disco#info feature of XEP-0116 (§3).

@@ -1,7 +1,9 @@
 //! What a party asks its caller to do or tells it.
 
-use esession_crypto::{PublicKey, Sas, SecretBytes};
-use esession_forms::names::{Disclosure, Logging, Security};
+use crate::established::Established;
+use esession_crypto::Sas;
+use esession_forms::names::{Disclosure, Security};
+use jid::BareJid;
 use minidom::Element;
 
 /// An output of a party, drained with `poll_output()`. `Debug` shows no content.
@@ -53,101 +55,80 @@ impl core::fmt::Debug for Output {
     }
 }
 
-/// Alerts for the user.
+/// Alerts for the user. [`Alert`]'s `Display` says in words what happened and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Alert {
     /// The negotiated `disclosure` is not `never` (§7.6).
     Disclosure(Disclosure),
     /// A JID for which a key is stored presented another key, or none (§7.4).
     KeyChanged {
         /// The JID.
-        jid: String,
+        jid: BareJid,
     },
     /// A key already associated with other JIDs is presented by this one (§7.4).
     KeyUnderOtherJid {
         /// The presenting JID.
-        jid: String,
+        jid: BareJid,
         /// The JIDs the key was seen with before.
-        known_as: Vec<String>,
+        known_as: Vec<BareJid>,
     },
     /// The SAS with this peer has not been confirmed yet: remind the user (§4.7.2).
     SasNotConfirmed {
         /// The peer.
-        jid: String,
+        jid: BareJid,
     },
     /// No retained secret was shared with the peer: confirm the SAS now (§4.7.2).
     NoRetainedSecret {
         /// The peer.
-        jid: String,
+        jid: BareJid,
     },
     /// We hold retained secrets for this peer but the negotiation used none of them: the peer
     /// lost its state, or someone in the middle is negotiating with us (§7.3).
     RetainedSecretMismatch {
         /// The peer.
-        jid: String,
+        jid: BareJid,
     },
 }
 
-/// An established session and what the negotiation proved.
-pub struct Established {
-    /// The stanza encryption state (XEP-0200).
-    pub session: esession_stanza::Session,
-    /// The peer's full JID.
-    pub peer: String,
-    /// The `<thread/>` of the session.
-    pub thread: String,
-    /// The SAS (4-message).
-    pub sas: Option<Sas>,
-    /// The key the peer proved (none for `none` identities).
-    pub peer_key: Option<PublicKey>,
-    /// Whether a retained secret from a previous session entered the keys.
-    pub retained_secret_used: bool,
-    /// The negotiated `logging` (with `mustnot`, nothing of the session may be stored).
-    pub logging: Logging,
-    /// The negotiated `disclosure`.
-    pub disclosure: Disclosure,
-    /// The final K the session keys came from (4-message: HASH(K | SRS | OSS)); for
-    /// known-answer checks only.
-    pub k: SecretBytes,
-    /// Whether we sent the terminate form.
-    pub(crate) terminating: bool,
-}
-
-impl Established {
-    /// Wraps a session a layer above built itself (an XEP-0187 offline session).
-    #[allow(clippy::too_many_arguments)]
+impl Alert {
+    /// A stable name of the alert's kind (`key-changed`, `no-retained-secret`...), for
+    /// programs; [`Alert`]'s `Display` is for people.
     #[must_use]
-    pub fn new(
-        session: esession_stanza::Session,
-        peer: String,
-        thread: String,
-        peer_key: Option<PublicKey>,
-        logging: Logging,
-        disclosure: Disclosure,
-        k: SecretBytes,
-    ) -> Self {
-        Self {
-            session,
-            peer,
-            thread,
-            sas: None,
-            peer_key,
-            retained_secret_used: false,
-            logging,
-            disclosure,
-            k,
-            terminating: false,
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Alert::Disclosure(_) => "disclosure",
+            Alert::KeyChanged { .. } => "key-changed",
+            Alert::KeyUnderOtherJid { .. } => "key-under-other-jid",
+            Alert::SasNotConfirmed { .. } => "sas-not-confirmed",
+            Alert::NoRetainedSecret { .. } => "no-retained-secret",
+            Alert::RetainedSecretMismatch { .. } => "retained-secret-mismatch",
         }
     }
 }
 
-impl core::fmt::Debug for Established {
+impl core::fmt::Display for Alert {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Established")
-            .field("peer", &self.peer)
-            .field("thread", &self.thread)
-            .field("sas", &self.sas)
-            .field("retained_secret_used", &self.retained_secret_used)
-            .finish_non_exhaustive()
+        match self {
+            Alert::Disclosure(d) => write!(f, "the peer's client may disclose this session (disclosure {d})"),
+            Alert::KeyChanged { jid } => write!(
+                f,
+                "{jid} identified with a key other than the one known for it: verify the new key before trusting it"
+            ),
+            Alert::KeyUnderOtherJid { jid, known_as } => {
+                let others: Vec<&str> = known_as.iter().map(|j| j.as_str()).collect();
+                write!(f, "{jid} identified with a key already known for {}", others.join(", "))
+            }
+            Alert::SasNotConfirmed { jid } => {
+                write!(f, "the SAS with {jid} was never confirmed: compare it with {jid} out of band")
+            }
+            Alert::NoRetainedSecret { jid } => {
+                write!(f, "no secret from an earlier session with {jid} was shared: compare the SAS now")
+            }
+            Alert::RetainedSecretMismatch { jid } => write!(
+                f,
+                "{jid} did not use the secret of your last session: its client lost its state, or someone is in the middle; compare the SAS"
+            ),
+        }
     }
 }

@@ -1,152 +1,70 @@
 //! Bob: the responder (XEP-0116 §4.4, §4.5, §4.7).
 
+use crate::check::{self, Flow, Offered};
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
-use crate::outputs::{Alert, Established, Output};
-use crate::shape::{FormKind, Shaper, set_b64};
-use crate::sigma::{self, Algs, Who};
-use crate::store::{Stores, TrustStore, bare};
+use crate::established::{Established, Opening, Settings, Side};
+use crate::forms::{self, Incoming, Unread};
+use crate::outputs::{Alert, Output};
+use crate::shape::{Shaper, set_b64};
+use crate::sigma::{self, Algs, Claimed, MacInput, Who};
+use crate::store::Stores;
 use crate::wire;
-use esession_crypto::kdf::{self, SessionKeys, cipher_key};
-use esession_crypto::{DhKeyPair, ModpGroup, PublicKey, SecretBytes, hash::sha256, sas, secret};
-use esession_forms::dataform::DataForm;
+use chrono::{DateTime, Utc};
+use esession_crypto::kdf::{self, SessionKeys};
+use esession_crypto::{DhKeyPair, SecretBytes, hash::sha256, sas, secret};
 use esession_forms::esession::{Accept, BobIdentity, DhOffer, Request, Response, SsnAnswer, Wrapper};
-use esession_forms::names::{Compress, Disclosure, Logging, PubkeyMethod, Security, StanzaType};
+use esession_forms::names::{Disclosure, PubkeyMethod, Security};
 use esession_forms::negotiation::choose;
-use esession_forms::normalize::form_content;
-use esession_stanza::{DirectionKeys, Params, Session};
+use jid::{BareJid, Jid};
 use minidom::Element;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// The negotiated values the session needs.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `logging`.
-    pub logging: Logging,
-    /// `disclosure`.
-    pub disclosure: Disclosure,
-    /// `stanzas`.
-    pub stanzas: Vec<StanzaType>,
-    /// `compress`.
-    pub compress: Compress,
-    /// `rekey_freq`.
-    pub rekey_freq: u32,
-    /// `modp`.
-    pub group: ModpGroup,
-}
-
-impl Settings {
-    /// The settings an answer (or an offline start) chose.
-    #[must_use]
-    pub fn from_response(r: &Response) -> Self {
-        Self {
-            logging: r.logging.clone(),
-            disclosure: r.disclosure.clone(),
-            stanzas: r.stanzas.clone(),
-            compress: r.compress.clone(),
-            rekey_freq: r.rekey_freq,
-            group: r.modp,
-        }
-    }
-}
-
-/// Hands the final keys and counters over to esession-stanza. Identity blocks consumed the
-/// counters; stanzas continue from there (A9).
-///
-/// # Errors
-/// Unsupported algorithms or key lengths.
-#[allow(clippy::too_many_arguments)]
-pub fn open_session(
-    algs: &Algs,
-    s: &Settings,
-    keys: &SessionKeys,
-    initiator: bool,
-    send_counter: u128,
-    recv_counter: u128,
-    own: DhKeyPair,
-    peer_public: Vec<u8>,
-) -> Result<Session> {
-    let params = Params {
-        profile: algs.profile,
-        hash: algs.hash.clone(),
-        cipher: algs.cipher.clone(),
-        compress: s.compress.clone(),
-        stanzas: s.stanzas.clone(),
-        rekey_freq: s.rekey_freq,
-        group: s.group,
-        max_blocks: esession_stanza::DEFAULT_MAX_BLOCKS,
-    };
-    let dir = |k: &kdf::DirectionKeys, counter| -> Result<DirectionKeys> {
-        Ok(DirectionKeys {
-            cipher_key: cipher_key(algs.profile, &algs.cipher, &k.kc)?,
-            mac_key: k.km.duplicate(),
-            counter,
-        })
-    };
-    let (mine, theirs) =
-        if initiator { (&keys.initiator, &keys.responder) } else { (&keys.responder, &keys.initiator) };
-    Ok(Session::new(params, dir(mine, send_counter)?, dir(theirs, recv_counter)?, own, peer_public)?)
-}
-
-/// Key-association alerts (§7.4) for the key `peer` proved (or none), then the association.
-pub(crate) fn key_alerts(
-    trust: &mut dyn TrustStore,
-    peer: &str,
-    key: Option<&PublicKey>,
-) -> core::result::Result<Vec<Alert>, crate::store::StoreError> {
-    let jid = bare(peer).to_owned();
-    let mut alerts = Vec::new();
-    let known: Vec<PublicKey> = trust.for_jid(&jid).into_iter().map(|r| r.key.clone()).collect();
-    if !known.is_empty() && key.is_none_or(|k| !known.contains(k)) {
-        alerts.push(Alert::KeyChanged { jid: jid.clone() });
-    }
-    if let Some(k) = key {
-        if let Some(r) = trust.record(k) {
-            let others: Vec<String> = r.jids.iter().filter(|j| **j != jid).cloned().collect();
-            if !others.is_empty() {
-                alerts.push(Alert::KeyUnderOtherJid { jid: jid.clone(), known_as: others });
-            }
-        }
-        trust.associate(&jid, k.clone())?;
-    }
-    Ok(alerts)
-}
-
-struct AwaitAccept {
-    four: bool,
+/// What both waits for Alice's accept hold.
+struct Answered {
     algs: Algs,
     settings: Settings,
     na: Vec<u8>,
     nb: Vec<u8>,
     y: DhKeyPair,
     d: Vec<u8>,
-    /// 4-message: the He Alice committed to for the chosen group.
-    he: Option<Vec<u8>>,
-    /// 3-message: Alice's e and K.
-    e: Option<Vec<u8>>,
-    k: Option<SecretBytes>,
     ca: u128,
     cb: u128,
-    /// C_B after our identity (3-message).
-    cb_after: u128,
     form_a: Vec<u8>,
     form_b: Vec<u8>,
     init_method: PubkeyMethod,
     resp_method: PubkeyMethod,
 }
 
+/// 3-message: we sent our identity; K and the session keys exist.
+struct AwaitAccept3 {
+    a: Answered,
+    e: Vec<u8>,
+    k: SecretBytes,
+    keys: SessionKeys,
+    /// C_B after our identity.
+    cb_after: u128,
+}
+
+/// 4-message: Alice committed to e with He; K needs her e.
+struct AwaitAccept4 {
+    a: Answered,
+    he: Vec<u8>,
+}
+
 enum State {
     Idle,
-    AwaitAccept(Box<AwaitAccept>),
+    AwaitAccept3(Box<AwaitAccept3>),
+    AwaitAccept4(Box<AwaitAccept4>),
     Done,
 }
 
 /// Bob. Created when a request arrives; outputs are drained with [`Responder::poll_output`].
 pub struct Responder {
     cfg: Arc<Config>,
-    peer: String,
+    peer: Jid,
     thread: String,
     state: State,
     out: VecDeque<Output>,
@@ -163,10 +81,10 @@ impl core::fmt::Debug for Responder {
 impl Responder {
     /// A responder for requests from `peer` (full JID) on `thread`.
     #[must_use]
-    pub fn new(cfg: Arc<Config>, peer: &str, thread: &str) -> Self {
+    pub fn new(cfg: Arc<Config>, peer: Jid, thread: &str) -> Self {
         Self {
             cfg,
-            peer: peer.to_owned(),
+            peer,
             thread: thread.to_owned(),
             state: State::Idle,
             out: VecDeque::new(),
@@ -187,11 +105,16 @@ impl Responder {
         self
     }
 
-    fn shape(&mut self, kind: FormKind, x: Element) -> Element {
-        match self.shaper.as_mut() {
-            Some(s) => s.shape(kind, x),
-            None => x,
-        }
+    /// The peer.
+    #[must_use]
+    pub fn peer(&self) -> &Jid {
+        &self.peer
+    }
+
+    /// The negotiation's thread.
+    #[must_use]
+    pub fn thread(&self) -> &str {
+        &self.thread
     }
 
     /// The next output.
@@ -205,13 +128,17 @@ impl Responder {
         matches!(self.state, State::Done)
     }
 
+    fn peer_bare(&self) -> BareJid {
+        self.peer.to_bare()
+    }
+
     /// Handles a stanza from Alice (her request, then her accept).
     ///
     /// # Errors
     /// The failure, also reported as `Output::Rejected`; the state is discarded.
     pub fn handle(
         &mut self,
-        now: u64,
+        now: DateTime<Utc>,
         stanza: &Element,
         entropy: &mut dyn Entropy,
         stores: &mut Stores<'_>,
@@ -227,8 +154,11 @@ impl Responder {
             (wire::Screened::TooLarge, _) => {
                 Err(self.refuse(None, Check::Form, Condition::NotAcceptable, &[]))
             }
-            (wire::Screened::Read, State::Idle) => self.on_request(stanza, entropy, stores),
-            (wire::Screened::Read, State::AwaitAccept(s)) => self.on_accept(*s, stanza, entropy, stores, now),
+            (wire::Screened::Read, State::Idle) => self.on_request(stanza, entropy),
+            (wire::Screened::Read, State::AwaitAccept3(s)) => self.on_accept3(*s, stanza, stores),
+            (wire::Screened::Read, State::AwaitAccept4(s)) => {
+                self.on_accept4(*s, stanza, entropy, stores, now)
+            }
             (wire::Screened::Read, State::Done) => Err(Error::ApiMisuse("no stanza is expected")),
         };
         if let Err(e) = &r {
@@ -258,23 +188,28 @@ impl Responder {
         Error::peer(check, condition, fields)
     }
 
-    fn send_form(&mut self, wrapper: Wrapper, x: Element) {
-        self.out.push_back(Output::Send(wire::message(&self.peer, &self.thread, vec![wrapper.wrap(x)])));
+    fn read<'s>(&mut self, stanza: &'s Element, condition: Condition) -> Result<Incoming<'s>> {
+        forms::incoming(stanza).map_err(|u| match u {
+            Unread::NoWrapper => Error::ApiMisuse("not an ESession stanza"),
+            Unread::NoForm => Error::peer(Check::Form, condition, &[]),
+            Unread::BadForm(w) => self.refuse(Some(w), Check::Form, condition, &[]),
+        })
     }
 
-    fn on_request(
-        &mut self,
-        stanza: &Element,
-        entropy: &mut dyn Entropy,
-        stores: &mut Stores<'_>,
-    ) -> Result<()> {
-        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
-        let (_, x_req) =
-            Wrapper::unwrap(wrapper).map_err(|_| Error::peer(Check::Form, Condition::NotAcceptable, &[]))?;
-        let req = DataForm::parse(x_req).and_then(|f| Request::parse(&f)).map_err(|e| {
+    fn send_form(&mut self, x: Element) {
+        self.out.push_back(Output::Send(wire::message(
+            &self.peer,
+            &self.thread,
+            vec![Wrapper::Feature.wrap(x)],
+        )));
+    }
+
+    fn on_request(&mut self, stanza: &Element, entropy: &mut dyn Entropy) -> Result<()> {
+        let received = self.read(stanza, Condition::NotAcceptable)?;
+        let wrapper = received.wrapper;
+        let req = Request::parse(&received.data).map_err(|e| {
             let field = match &e {
                 esession_forms::Error::MissingField(f) => vec![*f],
-                esession_forms::Error::BadValue { .. } | esession_forms::Error::Base64 { .. } => vec![],
                 _ => vec![],
             };
             self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
@@ -303,8 +238,7 @@ impl Responder {
                         disclosure: Some(Disclosure::Never),
                         security: Some(sec.clone()),
                     };
-                    let x = answer.to_form(cfg.profile).to_element_with(false);
-                    self.send_form(Wrapper::Feature, x);
+                    self.send_form(answer.to_form(cfg.profile).to_element_with(false));
                     self.out.push_back(Output::StanzaSession { security: sec });
                     return Ok(());
                 }
@@ -324,103 +258,90 @@ impl Responder {
         let ca = entropy.counter(cfg.profile);
         let y = entropy.dh(group)?;
         let d = y.public().to_vec();
-        let response = choices.response(nb, d.clone(), req.my_nonce.clone(), ca);
-        let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-        let mut x = self.shape(FormKind::Response, response.to_form(cfg.profile).to_element_with(gajim));
-        // What we send is what counts: re-read our choices from it (a shaper may have made other
-        // free choices, which must still be acceptable to us).
-        let sent = DataForm::parse(&x)
-            .and_then(|f| Response::parse(&f))
-            .map_err(|_| Error::Config("the response does not parse"))?;
-        if sent.d != d || sent.nonce != req.my_nonce || !within(&req, &sent, &cfg.support) {
-            return Err(Error::Config("the response sent is not one we can stand by"));
-        }
-        let algs = Algs {
-            profile: cfg.profile,
-            hash: sent.hash_alg.clone(),
-            cipher: sent.crypt_alg.clone(),
-            sign: sent.sign_alg.clone(),
+        let proposed = choices.response(nb, d.clone(), req.my_nonce.clone(), ca);
+        let offered = Offered {
+            flow: if four { Flow::Four } else { Flow::Three },
+            offers: &req.offers,
+            init_pubkey: &req.init_pubkey,
+            resp_pubkey: &req.resp_pubkey,
+            sas_algs: &req.sas_algs,
+            none_in_three: cfg.support.none_in_three_message,
         };
-        let settings = Settings::from_response(&sent);
-        let (nb, ca) = (sent.my_nonce.clone(), sent.counter);
-        let cb = ca ^ (1 << 127);
-        let form_a = form_content(cfg.profile, x_req, &[]).map_err(|_| Error::Config("normalize"))?;
-        let form_b =
-            form_content(cfg.profile, &x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
-        let mut state = AwaitAccept {
-            four,
-            algs,
-            settings,
+        // What we send is what counts: our choices are re-read from the form sent (a shaper may
+        // have made other free choices, which must still be acceptable to us).
+        let sent = forms::outgoing(cfg.profile, false, &mut self.shaper, &proposed, |r: &Response| {
+            r.d == d
+                && r.nonce == req.my_nonce
+                && check::unacceptable(&offered, Some(&cfg.support), r).is_empty()
+        })?;
+        let resp = &sent.form;
+        let a = Answered {
+            algs: Algs::chosen(cfg.profile, resp),
+            settings: Settings::chosen(resp),
             na: req.my_nonce.clone(),
-            nb: nb.clone(),
+            nb: resp.my_nonce.clone(),
             y,
             d: d.clone(),
-            he: None,
-            e: None,
-            k: None,
-            ca,
-            cb,
-            cb_after: cb,
-            form_a,
-            form_b,
-            init_method: sent.init_pubkey.clone().unwrap_or(PubkeyMethod::Key),
-            resp_method: sent.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key),
+            ca: resp.counter,
+            cb: resp.counter ^ (1 << 127),
+            form_a: received.whole_content(cfg.profile).map_err(|_| Error::Config("normalize"))?,
+            form_b: sent.content,
+            init_method: resp.init_pubkey.clone().unwrap_or(PubkeyMethod::Key),
+            resp_method: resp.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key),
         };
+        let mut x = sent.x;
         match &req.dh {
-            DhOffer::Hashes(h) => state.he = h.get(idx).cloned(),
+            DhOffer::Hashes(h) => {
+                let he = h.get(idx).cloned().unwrap_or_default();
+                self.send_form(x);
+                self.state = State::AwaitAccept4(Box::new(AwaitAccept4 { a, he }));
+            }
             DhOffer::Keys(es) => {
                 let e = es.get(idx).cloned().unwrap_or_default();
                 // §4.5.1: 1 < e < p - 1, else feature-not-implemented.
-                let k = match state.y.agree_reusable(&e) {
-                    Ok(z) => z.session_key(&state.algs.hash)?,
-                    Err(_) => {
-                        return Err(self.refuse(
-                            Some(wrapper),
-                            Check::ERange,
-                            Condition::FeatureNotImplemented,
-                            &["dhkeys"],
-                        ));
-                    }
+                // X116-4.5.1-03: e is range-checked before use.
+                let Ok(z) = a.y.agree_reusable(&e) else {
+                    return Err(self.refuse(
+                        Some(wrapper),
+                        Check::ERange,
+                        Condition::FeatureNotImplemented,
+                        &["dhkeys"],
+                    ));
                 };
-                let keys = SessionKeys::derive(&state.algs.hash, &k)?;
+                let k = z.session_key(&a.algs.hash)?;
+                let keys = SessionKeys::derive(&a.algs.hash, &k)?;
+                let input = MacInput { before: &[&a.na, &a.nb, &a.d], after: &[&a.form_b] };
                 let hidden = sigma::hide(
-                    &state.algs,
+                    &a.algs,
                     &keys.responder,
-                    cb,
-                    &state.resp_method,
+                    a.cb,
+                    &a.resp_method,
                     cfg.identity.as_ref(),
-                    &[&state.na, &nb, &d],
-                    &[&state.form_b],
+                    &input,
                     entropy.rng(),
                 )?;
                 set_b64(&mut x, "identity", &hidden.id);
                 set_b64(&mut x, "mac", &hidden.m);
-                state.cb_after = hidden.counter_after;
-                state.e = Some(e);
-                state.k = Some(k);
+                self.send_form(x);
+                self.state = State::AwaitAccept3(Box::new(AwaitAccept3 {
+                    a,
+                    e,
+                    k,
+                    keys,
+                    cb_after: hidden.counter_after,
+                }));
             }
         }
-        self.send_form(Wrapper::Feature, x);
-        let _ = stores;
-        self.state = State::AwaitAccept(Box::new(state));
         Ok(())
     }
 
-    fn on_accept(
-        &mut self,
-        s: AwaitAccept,
-        stanza: &Element,
-        entropy: &mut dyn Entropy,
-        stores: &mut Stores<'_>,
-        now: u64,
-    ) -> Result<()> {
-        let wrapper = Wrapper::find(stanza).ok_or(Error::ApiMisuse("not an ESession stanza"))?;
-        let (_, x) = Wrapper::unwrap(wrapper)
-            .map_err(|_| Error::peer(Check::Form, Condition::FeatureNotImplemented, &[]))?;
-        let accept = DataForm::parse(x)
-            .and_then(|f| Accept::parse(&f))
+    /// Alice's accept: the form (its nonce echo checked) and its normalized content (form_A2).
+    fn read_accept(&mut self, stanza: &Element, nb: &[u8]) -> Result<(Accept, Vec<u8>)> {
+        let received = self.read(stanza, Condition::FeatureNotImplemented)?;
+        let wrapper = received.wrapper;
+        let accept = Accept::parse(&received.data)
             .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::FeatureNotImplemented, &[]))?;
-        if accept.nonce != s.nb {
+        if accept.nonce != nb {
             return Err(self.refuse(
                 Some(wrapper),
                 Check::NonceEcho,
@@ -428,101 +349,115 @@ impl Responder {
                 &["nonce"],
             ));
         }
-        let cfg = Arc::clone(&self.cfg);
-        let (e, k) = if s.four {
-            // §4.7.1: the He commitment, the range of e, K = HASH(e^y).
-            let Some(e) = accept.e.clone() else {
-                return Err(self.refuse(
-                    Some(wrapper),
-                    Check::Form,
-                    Condition::FeatureNotImplemented,
-                    &["dhkeys"],
-                ));
-            };
-            let he_ok = s.he.as_ref().is_some_and(|he| secret::ct_eq(&sha256(&e), he));
-            if !he_ok {
-                return Err(self.refuse(
-                    Some(wrapper),
-                    Check::HeCommitment,
-                    Condition::FeatureNotImplemented,
-                    &["dhkeys"],
-                ));
-            }
-            let k = match s.y.agree_reusable(&e) {
-                Ok(z) => z.session_key(&s.algs.hash)?,
-                Err(_) => {
-                    return Err(self.refuse(
-                        Some(wrapper),
-                        Check::ERange,
-                        Condition::FeatureNotImplemented,
-                        &["dhkeys"],
-                    ));
-                }
-            };
-            (e, k)
-        } else {
-            match (s.e.clone(), s.k.as_ref()) {
-                (Some(e), Some(k)) => (e, k.duplicate()),
-                _ => return Err(Error::ApiMisuse("3-message state without K")),
-            }
+        let form_a2 = received.content(self.cfg.profile).map_err(|_| Error::Config("normalize"))?;
+        Ok((accept, form_a2))
+    }
+
+    /// Alice's identity with the keys of `keys`' initiator direction.
+    fn verify_alice(
+        &mut self,
+        stanza: &Element,
+        a: &Answered,
+        keys: &SessionKeys,
+        e: &[u8],
+        (accept, form_a2): &(Accept, Vec<u8>),
+        stores: &mut Stores<'_>,
+    ) -> Result<sigma::Revealed> {
+        let bare = self.peer_bare();
+        let claimed = Claimed {
+            id: &accept.identity,
+            m: &accept.mac,
+            method: &a.init_method,
+            jid: &bare,
+            who: Who::Alice,
         };
-        let provisory = SessionKeys::derive(&s.algs.hash, &k)?;
-        let form_a2 =
-            form_content(cfg.profile, x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
-        let rev = sigma::reveal(
-            &s.algs,
-            &provisory.initiator,
-            s.ca,
-            &accept.identity,
-            &accept.mac,
-            &s.init_method,
-            &[&s.nb, &s.na, &e],
-            &[&s.form_a, &form_a2],
-            &*stores.trust,
-            &self.peer,
-            Who::Alice,
-        )
-        .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
-        for a in key_alerts(&mut *stores.trust, &self.peer, rev.key.as_ref())? {
-            self.out.push_back(Output::Alert(a));
+        let input = MacInput { before: &[&a.nb, &a.na, e], after: &[&a.form_a, form_a2.as_slice()] };
+        let rev = sigma::reveal(&a.algs, &keys.initiator, a.ca, &claimed, &input, &*stores.trust).map_err(
+            |check| {
+                let wrapper = Wrapper::find(stanza);
+                self.refuse(wrapper, check, Condition::FeatureNotImplemented, &[])
+            },
+        )?;
+        for alert in crate::store::key_alerts(&mut *stores.trust, &bare, rev.proof.key())? {
+            self.out.push_back(Output::Alert(alert));
         }
-        if !s.four {
-            let session =
-                open_session(&s.algs, &s.settings, &provisory, false, s.cb_after, rev.counter_after, s.y, e)?;
-            let mut est = Box::new(Established {
-                session,
+        Ok(rev)
+    }
+
+    fn on_accept3(&mut self, s: AwaitAccept3, stanza: &Element, stores: &mut Stores<'_>) -> Result<()> {
+        let read = self.read_accept(stanza, &s.a.nb)?;
+        let rev = self.verify_alice(stanza, &s.a, &s.keys, &s.e, &read, stores)?;
+        let accept = read.0;
+        let mut est = Established::open(
+            rev.proof,
+            Opening {
+                algs: &s.a.algs,
+                settings: &s.a.settings,
+                keys: &s.keys,
+                side: Side::Responder,
+                send_counter: s.cb_after,
+                recv_counter: rev.counter_after,
+                own: s.a.y,
+                peer_public: s.e,
                 peer: self.peer.clone(),
                 thread: self.thread.clone(),
                 sas: None,
-                peer_key: rev.key,
                 retained_secret_used: false,
-                logging: s.settings.logging,
-                disclosure: s.settings.disclosure,
-                k,
-                terminating: false,
-            });
-            // Content in the same stanza, processed only now that Alice's identity verified.
-            let content = crate::piggyback::open(&mut est, stanza);
-            if accept.terminate {
-                // Object encryption: the session ends with this stanza (§4.6.4).
-                est.session.close();
-            }
-            self.out.push_back(Output::Established(est));
-            match content {
-                Ok(Some((content, unprotected))) => {
-                    self.out.push_back(Output::Received { content, unprotected })
-                }
-                Ok(None) => {}
-                Err(e) => self.out.push_back(Output::Rejected(e)),
-            }
-            self.state = State::Done;
-            return Ok(());
+                k: s.k,
+            },
+        )?;
+        // Content in the same stanza, processed only now that Alice's identity verified.
+        let content = est.open_attached(stanza);
+        if accept.terminate {
+            // Object encryption: the session ends with this stanza (§4.6.4).
+            est.close();
         }
+        self.out.push_back(Output::Established(Box::new(est)));
+        match content {
+            Ok(Some((content, unprotected))) => self.out.push_back(Output::Received { content, unprotected }),
+            Ok(None) => {}
+            Err(e) => self.out.push_back(Output::Rejected(e)),
+        }
+        self.state = State::Done;
+        Ok(())
+    }
+
+    fn on_accept4(
+        &mut self,
+        s: AwaitAccept4,
+        stanza: &Element,
+        entropy: &mut dyn Entropy,
+        stores: &mut Stores<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let read = self.read_accept(stanza, &s.a.nb)?;
+        let a = s.a;
+        let refuse_dhkeys = |me: &mut Self, check| {
+            let wrapper = Wrapper::find(stanza);
+            me.refuse(wrapper, check, Condition::FeatureNotImplemented, &["dhkeys"])
+        };
+        // §4.7.1: the He commitment, the range of e, K = HASH(e^y).
+        let Some(e) = read.0.e.clone() else {
+            return Err(refuse_dhkeys(self, Check::Form));
+        };
+        // X116-4.7.1-01: SHA256(e) must equal the committed He.
+        if !secret::ct_eq(&sha256(&e), &s.he) {
+            return Err(refuse_dhkeys(self, Check::HeCommitment));
+        }
+        // X116-4.7.1-01: e is range-checked before use.
+        let Ok(z) = a.y.agree_reusable(&e) else {
+            return Err(refuse_dhkeys(self, Check::ERange));
+        };
+        let k = z.session_key(&a.algs.hash)?;
+        let provisory = SessionKeys::derive(&a.algs.hash, &k)?;
+        let rev = self.verify_alice(stanza, &a, &provisory, &e, &read, stores)?;
+        let accept = read.0;
+        let cfg = Arc::clone(&self.cfg);
         // §4.7.3: the SRS among Alice's rshashes, first for her bare JID, then across all JIDs.
-        let jid = bare(&self.peer).to_owned();
+        let jid = self.peer_bare();
         let find = |list: Vec<&crate::store::Retained>| {
             list.into_iter().find_map(|r| {
-                let h = kdf::rshash(&s.algs.hash, &s.na, &r.secret).ok()?;
+                let h = kdf::rshash(&a.algs.hash, &a.na, &r.secret).ok()?;
                 accept
                     .rshashes
                     .iter()
@@ -531,39 +466,32 @@ impl Responder {
             })
         };
         let srs = find(stores.retained.for_jid(&jid, now)).or_else(|| find(stores.retained.all(now)));
-        let k_final = kdf::final_k(&s.algs.hash, &k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
-        let keys = SessionKeys::derive(&s.algs.hash, &k_final)?;
+        let k_final = kdf::final_k(&a.algs.hash, &k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
+        let keys = SessionKeys::derive(&a.algs.hash, &k_final)?;
         // §4.7.2: the SAS from M_A and form_B.
-        let sas_value = sas::sas28x5(cfg.profile, &s.algs.hash, &accept.mac, &s.form_b)?;
+        let sas_value = sas::sas28x5(cfg.profile, &a.algs.hash, &accept.mac, &a.form_b)?;
         // §4.7.4: srshash (random when no SRS), then our identity with form_B2.
         let srshash = match &srs {
-            Some((x, _)) => kdf::srshash(&s.algs.hash, x)?,
+            Some((x, _)) => kdf::srshash(&a.algs.hash, x)?,
             None => {
-                let n = s.algs.hash.output_len()?;
+                let n = a.algs.hash.output_len()?;
                 let mut r = entropy.bytes(n);
                 r.truncate(n);
                 r
             }
         };
-        let ident = BobIdentity { nonce: s.na.clone(), srshash, identity: Vec::new(), mac: Vec::new() };
-        let gajim = cfg.profile == esession_crypto::Profile::Gajim;
-        let mut x = self.shape(FormKind::BobIdentity, ident.to_form(cfg.profile).to_element_with(gajim));
-        let sent = DataForm::parse(&x)
-            .and_then(|f| BobIdentity::parse(&f))
-            .map_err(|_| Error::Config("our identity form does not parse"))?;
-        if sent.nonce != s.na {
-            return Err(Error::Config("the identity form sent does not echo Alice's nonce"));
-        }
-        let form_b2 =
-            form_content(cfg.profile, &x, &["identity", "mac"]).map_err(|_| Error::Config("normalize"))?;
+        let ident = BobIdentity { nonce: a.na.clone(), srshash, identity: Vec::new(), mac: Vec::new() };
+        let sent =
+            forms::outgoing(cfg.profile, false, &mut self.shaper, &ident, |i: &BobIdentity| i.nonce == a.na)?;
+        let mut x = sent.x;
+        let input = MacInput { before: &[&a.na, &a.nb, &a.d], after: &[&a.form_b, &sent.content] };
         let hidden = sigma::hide(
-            &s.algs,
+            &a.algs,
             &keys.responder,
-            s.cb,
-            &s.resp_method,
+            a.cb,
+            &a.resp_method,
             cfg.identity.as_ref(),
-            &[&s.na, &s.nb, &s.d],
-            &[&s.form_b, &form_b2],
+            &input,
             entropy.rng(),
         )?;
         set_b64(&mut x, "identity", &hidden.id);
@@ -572,7 +500,7 @@ impl Responder {
         if srs.is_none() && !stores.retained.for_jid(&jid, now).is_empty() {
             self.out.push_back(Output::Alert(Alert::RetainedSecretMismatch { jid: jid.clone() }));
         }
-        let new_rs = kdf::new_retained_secret(&s.algs.hash, &k_final)?;
+        let new_rs = kdf::new_retained_secret(&a.algs.hash, &k_final)?;
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
         stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         if srs.is_none() {
@@ -582,66 +510,30 @@ impl Responder {
             self.out.push_back(Output::Alert(Alert::SasNotConfirmed { jid }));
         }
         self.out.push_back(Output::SasReady(sas_value.clone()));
-        let mut session = open_session(
-            &s.algs,
-            &s.settings,
-            &keys,
-            false,
-            hidden.counter_after,
-            rev.counter_after,
-            s.y,
-            e,
+        let mut est = Established::open(
+            rev.proof,
+            Opening {
+                algs: &a.algs,
+                settings: &a.settings,
+                keys: &keys,
+                side: Side::Responder,
+                send_counter: hidden.counter_after,
+                recv_counter: rev.counter_after,
+                own: a.y,
+                peer_public: e,
+                peer: self.peer.clone(),
+                thread: self.thread.clone(),
+                sas: Some(sas_value),
+                retained_secret_used: srs.is_some(),
+                k: k_final,
+            },
         )?;
         if let Some(content) = self.piggyback.take() {
-            crate::piggyback::attach(&mut session, &mut msg4, &content, entropy.rng())?;
+            est.attach(&mut msg4, &content, entropy.rng())?;
         }
         self.out.push_back(Output::Send(msg4));
-        self.out.push_back(Output::Established(Box::new(Established {
-            session,
-            peer: self.peer.clone(),
-            thread: self.thread.clone(),
-            sas: Some(sas_value),
-            peer_key: rev.key,
-            retained_secret_used: srs.is_some(),
-            logging: s.settings.logging,
-            disclosure: s.settings.disclosure,
-            k: k_final,
-            terminating: false,
-        })));
+        self.out.push_back(Output::Established(Box::new(est)));
         self.state = State::Done;
         Ok(())
     }
-}
-
-/// Whether the choices of a response are among the request's offers and our support (for a
-/// shaped response: the sender's free choices must still be ones we could have made).
-fn within(req: &Request, r: &Response, support: &esession_forms::negotiation::Support) -> bool {
-    let o = &req.offers;
-    let p = support.crypto.sanitized();
-    let four = req.is_four_message();
-    let method_ok = |m: &Option<PubkeyMethod>, offered: &[PubkeyMethod]| {
-        m.as_ref().is_some_and(|m| offered.contains(m) && (four || *m != PubkeyMethod::None))
-    };
-    o.logging.contains(&r.logging)
-        && support.logging.contains(&r.logging)
-        && o.disclosure.contains(&r.disclosure)
-        && support.disclosure.contains(&r.disclosure)
-        && o.security.contains(&r.security)
-        && support.security.contains(&r.security)
-        && o.modp.contains(&r.modp)
-        && p.modp.contains(&r.modp)
-        && o.crypt_algs.contains(&r.crypt_alg)
-        && p.crypt_algs.contains(&r.crypt_alg)
-        && o.hash_algs.contains(&r.hash_alg)
-        && p.hash_algs.contains(&r.hash_alg)
-        && r.sign_alg.as_ref().is_none_or(|a| o.sign_algs.contains(a) && p.sign_algs.contains(a))
-        && o.compress.contains(&r.compress)
-        && esession_stanza::compress::supported(&r.compress)
-        && !r.stanzas.is_empty()
-        && r.stanzas.iter().all(|s| o.stanzas.contains(s) && support.stanzas.contains(s))
-        && method_ok(&r.init_pubkey, &req.init_pubkey)
-        && method_ok(&r.resp_pubkey, &req.resp_pubkey)
-        && o.ver.contains(&r.ver)
-        && r.rekey_freq >= o.rekey_freq
-        && (four == r.sas_alg.is_some())
 }

@@ -1,36 +1,48 @@
-//! Hiding and verifying identities (XEP-0116 §4.5.4, §4.6.2, §4.6.3, §4.7.1): the SIGMA MAC,
-//! the signature, ID_X = CIPHER(KC_X, C_X, ...) and M_X = HMAC(HASH, KM_X, C_X | ID_X).
+//! The SIGMA core (XEP-0116 §4.5.4, §4.6.2, §4.6.3, §4.7.1): hiding our identity and verifying
+//! the peer's, written once for Alice and Bob, online and offline.
 //!
-//! Public for the layer above (XEP-0187 offline sessions reuse Bob's 3-message identity); the
-//! negotiation state machines are the normal way to use it.
+//! * [`hide`]: the SIGMA MAC over the nonces, the DH value, our public key and the forms, signed
+//!   with our key (or alone for `none`), ID_X = CIPHER(KC_X, C_X, ...) and
+//!   M_X = HMAC(HASH, KM_X, C_X | ID_X).
+//! * [`reveal`]: M_X first (constant time), then the identity: mac_X for `none`, the key's
+//!   trust and the signature for `key` / `hash`. Success hands out a [`Proof`].
+//! * [`signed_by_trusted`]: one of several signatures over octets we hold verifies with a key
+//!   trusted for the peer (XEP-0187 options). Success hands out a [`Proof`] too.
+//!
+//! A [`Proof`] can only be made here, and opening a session requires one
+//! ([`crate::Established`]): no code path opens a session whose peer was not verified.
 
 use crate::error::Check;
 use crate::store::TrustStore;
 use esession_crypto::kdf::{DirectionKeys, cipher_key};
 use esession_crypto::{CryptAlg, CtrCipher, HashAlg, PrivateKey, Profile, PublicKey, SignAlg, mpi, secret};
+use esession_forms::esession::Response;
 use esession_forms::keyvalue::{self, IdentityClaim};
 use esession_forms::names::PubkeyMethod;
+use jid::BareJid;
 use rand_core::CryptoRng;
 
 /// The algorithms of a negotiation.
 #[derive(Debug, Clone)]
-pub struct Algs {
+pub(crate) struct Algs {
     /// Wire profile.
-    pub profile: Profile,
+    pub(crate) profile: Profile,
     /// HASH.
-    pub hash: HashAlg,
+    pub(crate) hash: HashAlg,
     /// CIPHER.
-    pub cipher: CryptAlg,
+    pub(crate) cipher: CryptAlg,
     /// SIGN / VERIFY (none when both identities are `none`).
-    pub sign: Option<SignAlg>,
+    pub(crate) sign: Option<SignAlg>,
 }
 
 impl Algs {
+    /// The algorithms a response chose.
+    pub(crate) fn chosen(profile: Profile, r: &Response) -> Self {
+        Self { profile, hash: r.hash_alg.clone(), cipher: r.crypt_alg.clone(), sign: r.sign_alg.clone() }
+    }
+
     /// The keyed cipher of a direction.
-    ///
-    /// # Errors
-    /// Unsupported cipher or key length.
-    pub fn ctr(&self, keys: &DirectionKeys) -> esession_crypto::Result<CtrCipher> {
+    fn ctr(&self, keys: &DirectionKeys) -> esession_crypto::Result<CtrCipher> {
         CtrCipher::new(&self.cipher, self.profile, &cipher_key(self.profile, &self.cipher, &keys.kc)?)
     }
 
@@ -48,30 +60,34 @@ impl Algs {
     }
 }
 
-/// An identity to send: ID_X, M_X and the counter after ID_X.
-pub struct Hidden {
-    /// ID_X.
-    pub id: Vec<u8>,
-    /// M_X.
-    pub m: Vec<u8>,
-    /// The counter after ID_X (stanzas continue from it, A9).
-    pub counter_after: u128,
+/// The inputs of one side's SIGMA MAC: `before` the nonces and DH value, `after` the forms, in
+/// the order of the role's mac formula (XEP-0116 §4.5.4, §4.6.3).
+pub(crate) struct MacInput<'a> {
+    pub(crate) before: &'a [&'a [u8]],
+    pub(crate) after: &'a [&'a [u8]],
 }
 
-/// Hides our identity. `before` are the nonces and DH value, `after` the forms, in the order of
-/// the mac formula of our role.
-#[allow(clippy::too_many_arguments)]
+/// An identity to send: ID_X, M_X and the counter after ID_X.
+pub(crate) struct Hidden {
+    /// ID_X.
+    pub(crate) id: Vec<u8>,
+    /// M_X.
+    pub(crate) m: Vec<u8>,
+    /// The counter after ID_X (stanzas continue from it, A9).
+    pub(crate) counter_after: u128,
+}
+
+/// Hides our identity (XEP-0116 §4.5.4 steps 1-6 for Bob, §4.6.3 for Alice).
 ///
 /// # Errors
 /// No key for a key/hash method, no signature algorithm, or a primitive failure.
-pub fn hide(
+pub(crate) fn hide(
     algs: &Algs,
     keys: &DirectionKeys,
     counter: u128,
     method: &PubkeyMethod,
     identity: Option<&PrivateKey>,
-    before: &[&[u8]],
-    after: &[&[u8]],
+    input: &MacInput<'_>,
     rng: &mut dyn CryptoRng,
 ) -> crate::Result<Hidden> {
     let (pubkey, key) = match (method, identity) {
@@ -83,11 +99,13 @@ pub fn hide(
         ),
         _ => return Err(crate::Error::Config("an identity key is needed for this identification method")),
     };
-    let mac = algs.mac(keys.ks.expose_secret(), before, &pubkey, after)?;
+    // X116-4.5.4-01: the SIGMA MAC over the nonces, d (or e), pubKey and the forms.
+    let mac = algs.mac(keys.ks.expose_secret(), input.before, &pubkey, input.after)?;
     let plaintext = match key {
         None => mac,
         Some(k) => {
             let alg = algs.sign.as_ref().ok_or(crate::Error::Config("no signature algorithm negotiated"))?;
+            // X116-4.5.4-06: the signature is over the MAC.
             let sig = k.sign(algs.profile, alg, &mac, rng)?;
             let mut claim = if *method == PubkeyMethod::Hash {
                 keyvalue::fingerprint(&algs.hash, &pubkey)
@@ -96,7 +114,7 @@ pub fn hide(
             } else {
                 pubkey
             };
-            claim.extend_from_slice(keyvalue::signature_value(&sig).as_bytes());
+            claim.extend_from_slice(keyvalue::signature_value(algs.profile, &sig).as_bytes());
             claim
         }
     };
@@ -106,85 +124,125 @@ pub fn hide(
     Ok(Hidden { id, m, counter_after })
 }
 
-/// What a verified identity proved.
-pub struct Revealed {
-    /// The proved key (none for `none` identities).
-    pub key: Option<PublicKey>,
-    /// The counter after ID_X.
-    pub counter_after: u128,
+/// Proof that the peer's identity was verified: made only by the SIGMA verification of a
+/// negotiation and by [`crate::published::verify_signed`] (a signature over published
+/// content), and required to open a
+/// session. Not `Clone`: one proof opens one session.
+pub struct Proof {
+    key: Option<PublicKey>,
+}
+
+impl Proof {
+    /// The key the peer proved (none for `none` identities).
+    #[must_use]
+    pub fn key(&self) -> Option<&PublicKey> {
+        self.key.as_ref()
+    }
+
+    pub(crate) fn into_key(self) -> Option<PublicKey> {
+        self.key
+    }
+}
+
+impl core::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Proof").field("key", &self.key.is_some()).finish()
+    }
+}
+
+/// What a verified identity gave: the proof and the counter after ID_X.
+pub(crate) struct Revealed {
+    pub(crate) proof: Proof,
+    /// The counter after ID_X (the peer's stanzas continue from it, A9).
+    pub(crate) counter_after: u128,
 }
 
 /// Which party is being verified (for the names of the failed checks).
 #[derive(Debug, Clone, Copy)]
-pub enum Who {
+pub(crate) enum Who {
     /// Alice's identity (M_A, mac_A).
     Alice,
     /// Bob's identity (M_B, mac_B).
     Bob,
 }
 
-/// Verifies the peer's identity: M_X, then decrypts ID_X and checks mac_X (none) or the key's
-/// trust and signature (key, hash).
-#[allow(clippy::too_many_arguments)]
+/// The peer's identity as received, with what to verify it against.
+pub(crate) struct Claimed<'a> {
+    /// ID_X.
+    pub(crate) id: &'a [u8],
+    /// M_X.
+    pub(crate) m: &'a [u8],
+    /// How the peer identifies.
+    pub(crate) method: &'a PubkeyMethod,
+    /// The peer's bare JID (whose trusted keys count).
+    pub(crate) jid: &'a BareJid,
+    /// Alice or Bob.
+    pub(crate) who: Who,
+}
+
+/// Verifies the peer's identity: M_X, then decrypts ID_X and checks mac_X (`none`) or the key's
+/// trust and the signature (`key`, `hash`).
 ///
 /// # Errors
 /// The failed check.
-pub fn reveal(
+pub(crate) fn reveal(
     algs: &Algs,
     keys: &DirectionKeys,
     counter: u128,
-    id: &[u8],
-    m: &[u8],
-    method: &PubkeyMethod,
-    before: &[&[u8]],
-    after: &[&[u8]],
+    claimed: &Claimed<'_>,
+    input: &MacInput<'_>,
     trust: &dyn TrustStore,
-    peer_jid: &str,
-    who: Who,
 ) -> Result<Revealed, Check> {
-    let (check_m, check_mac) = match who {
+    let (check_m, check_mac) = match claimed.who {
         Who::Alice => (Check::MA, Check::MacA),
         Who::Bob => (Check::MB, Check::MacB),
     };
-    let expected_m =
-        algs.hash.hmac(keys.km.expose_secret(), &[&mpi::encode_u128(counter), id]).map_err(|_| check_m)?;
-    if !secret::ct_eq(&expected_m, m) {
+    // X116-4.6.2-01 X116-4.7.1-02: M_X verified first, in constant time.
+    let expected_m = algs
+        .hash
+        .hmac(keys.km.expose_secret(), &[&mpi::encode_u128(counter), claimed.id])
+        .map_err(|_| check_m)?;
+    if !secret::ct_eq(&expected_m, claimed.m) {
         return Err(check_m);
     }
-    let mut plain = id.to_vec();
+    let mut plain = claimed.id.to_vec();
     let counter_after = algs.ctr(keys).map_err(|_| check_m)?.decrypt(counter, &mut plain);
-    match method {
+    let plain = esession_crypto::SecretBytes::new(plain);
+    let plain = plain.expose_secret();
+    match claimed.method {
         PubkeyMethod::None => {
-            let mac = algs.mac(keys.ks.expose_secret(), before, &[], after).map_err(|_| check_mac)?;
+            let mac =
+                algs.mac(keys.ks.expose_secret(), input.before, &[], input.after).map_err(|_| check_mac)?;
             // Gajim pads the identity with spaces to whole blocks.
-            let got = if algs.profile == esession_crypto::Profile::Gajim && plain.len() > mac.len() {
+            let got = if algs.profile == Profile::Gajim && plain.len() > mac.len() {
                 &plain[..mac.len()]
             } else {
-                &plain[..]
+                plain
             };
             if !secret::ct_eq(&mac, got) {
                 return Err(check_mac);
             }
-            Ok(Revealed { key: None, counter_after })
+            Ok(Revealed { proof: Proof { key: None }, counter_after })
         }
         PubkeyMethod::Key | PubkeyMethod::Hash => {
             let (claim, sig) =
-                keyvalue::parse_identity(algs.profile, &plain).map_err(|_| Check::IdentityFormat)?;
+                keyvalue::parse_identity(algs.profile, plain).map_err(|_| Check::IdentityFormat)?;
             let (key, pubkey) = match claim {
                 IdentityClaim::Key { key, pubkey } => {
-                    if *method != PubkeyMethod::Key {
+                    if *claimed.method != PubkeyMethod::Key {
                         return Err(Check::IdentityFormat);
                     }
-                    if !trust.trusts(crate::store::bare(peer_jid), &key) {
+                    // X116-4.6.2-01 X116-4.7.1-02: the key must be one we trust for this JID (§4.6.2 step 7).
+                    if !trust.trusts(claimed.jid, &key) {
                         return Err(Check::KeyTrust);
                     }
                     (key, pubkey)
                 }
                 IdentityClaim::Fingerprint(fp) => {
-                    if *method != PubkeyMethod::Hash {
+                    if *claimed.method != PubkeyMethod::Hash {
                         return Err(Check::IdentityFormat);
                     }
-                    let found = trust.for_jid(crate::store::bare(peer_jid)).into_iter().find_map(|r| {
+                    let found = trust.for_jid(claimed.jid).into_iter().find_map(|r| {
                         let octets = keyvalue::pubkey_octets(algs.profile, &r.key).ok()?;
                         let h = algs.hash.digest(&[&octets]).ok()?;
                         secret::ct_eq(&h, &fp).then(|| (r.key.clone(), octets))
@@ -193,11 +251,36 @@ pub fn reveal(
                 }
             };
             let alg = algs.sign.as_ref().ok_or(Check::Signature)?;
-            let mac =
-                algs.mac(keys.ks.expose_secret(), before, &pubkey, after).map_err(|_| Check::Signature)?;
+            let mac = algs
+                .mac(keys.ks.expose_secret(), input.before, &pubkey, input.after)
+                .map_err(|_| Check::Signature)?;
+            // X116-4.6.2-01 X116-4.7.1-02: the signature over the MAC we computed ourselves (step 7).
             key.verify(algs.profile, alg, &mac, &sig).map_err(|_| Check::Signature)?;
-            Ok(Revealed { key: Some(key), counter_after })
+            Ok(Revealed { proof: Proof { key: Some(key) }, counter_after })
         }
         _ => Err(Check::Options),
     }
+}
+
+/// Whether one of `signatures` over `content` verifies with a key trusted for `jid`
+/// (XEP-0187 §3.2: Alice's offline options). The proof names the key.
+///
+/// # Errors
+/// [`Check::Signature`] when none does.
+pub(crate) fn signed_by_trusted(
+    profile: Profile,
+    content: &[u8],
+    signatures: &[Vec<u8>],
+    trust: &dyn TrustStore,
+    jid: &BareJid,
+) -> Result<Proof, Check> {
+    signatures
+        .iter()
+        .find_map(|sig| {
+            trust.for_jid(jid).into_iter().find_map(|r| {
+                r.key.verify(profile, &r.key.alg(), content, sig).is_ok().then(|| r.key.clone())
+            })
+        })
+        .map(|key| Proof { key: Some(key) })
+        .ok_or(Check::Signature)
 }

@@ -1,9 +1,12 @@
 //! The stores a negotiation consults: retained secrets (XEP-0116 §4.7.3, §4.8.1) and key trust
-//! (§7.3, §7.4). Traits with in-memory implementations; the durable implementation (redb,
-//! sealed values) is future work (see the crate docs).
+//! (§7.3, §7.4). Traits with in-memory implementations here; the durable implementation (redb,
+//! sealed values) is [`crate::durable`]. Every JID is a normalized [`BareJid`]: trust given to
+//! `Bob@Example.com` is trust in `bob@example.com`.
 
+use chrono::{DateTime, Utc};
 use core::fmt;
 use esession_crypto::{PublicKey, SecretBytes};
+use jid::BareJid;
 
 /// A store could not record something. The operation that needed it fails: nothing is silently
 /// kept only in memory.
@@ -21,11 +24,11 @@ impl std::error::Error for StoreError {}
 /// A secret retained from a previous session with a peer's client.
 pub struct Retained {
     /// The peer's bare JID.
-    pub jid: String,
+    pub jid: BareJid,
     /// The secret.
     pub secret: SecretBytes,
-    /// When it was stored (seconds since the Unix epoch).
-    pub created: u64,
+    /// When it was stored.
+    pub created: DateTime<Utc>,
     /// Whether the whole chain of retained secrets leading to it was verified by a SAS (§7.3).
     pub chain_verified: bool,
 }
@@ -39,26 +42,26 @@ impl core::fmt::Debug for Retained {
 /// Retained secrets, per peer bare JID.
 pub trait RetainedStore {
     /// The unexpired secrets retained for `jid`, in store order.
-    fn for_jid(&self, jid: &str, now: u64) -> Vec<&Retained>;
+    fn for_jid(&self, jid: &BareJid, now: DateTime<Utc>) -> Vec<&Retained>;
     /// Every unexpired secret, for the extended search across JIDs (§4.7.3).
-    fn all(&self, now: u64) -> Vec<&Retained>;
+    fn all(&self, now: DateTime<Utc>) -> Vec<&Retained>;
     /// Stores `new` for `jid`, destroying `old` (the SRS just used) if given.
     ///
     /// # Errors
     /// The store could not record it durably.
     fn replace(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         old: Option<&SecretBytes>,
         new: SecretBytes,
-        now: u64,
+        now: DateTime<Utc>,
         chain_verified: bool,
     ) -> Result<(), StoreError>;
     /// Marks every secret of `jid` as SAS-verified (the user confirmed the SAS).
     ///
     /// # Errors
     /// The store could not record it durably.
-    fn mark_verified(&mut self, jid: &str) -> Result<(), StoreError>;
+    fn mark_verified(&mut self, jid: &BareJid) -> Result<(), StoreError>;
 }
 
 /// In-memory retained secrets with an expiry.
@@ -76,38 +79,39 @@ impl MemoryRetained {
         Self { entries: Vec::new(), max_age }
     }
 
-    fn fresh(&self, r: &Retained, now: u64) -> bool {
-        self.max_age == 0 || now.saturating_sub(r.created) <= self.max_age
+    fn fresh(&self, r: &Retained, now: DateTime<Utc>) -> bool {
+        self.max_age == 0
+            || (now - r.created).num_seconds() <= i64::try_from(self.max_age).unwrap_or(i64::MAX)
     }
 }
 
 impl RetainedStore for MemoryRetained {
-    fn for_jid(&self, jid: &str, now: u64) -> Vec<&Retained> {
-        self.entries.iter().filter(|r| r.jid == jid && self.fresh(r, now)).collect()
+    fn for_jid(&self, jid: &BareJid, now: DateTime<Utc>) -> Vec<&Retained> {
+        self.entries.iter().filter(|r| r.jid == *jid && self.fresh(r, now)).collect()
     }
 
-    fn all(&self, now: u64) -> Vec<&Retained> {
+    fn all(&self, now: DateTime<Utc>) -> Vec<&Retained> {
         self.entries.iter().filter(|r| self.fresh(r, now)).collect()
     }
 
     fn replace(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         old: Option<&SecretBytes>,
         new: SecretBytes,
-        now: u64,
+        now: DateTime<Utc>,
         chain_verified: bool,
     ) -> Result<(), StoreError> {
         if let Some(old) = old {
             // Dropping the entry wipes it (SecretBytes zeroizes).
             self.entries.retain(|r| !old.ct_eq(r.secret.expose_secret()));
         }
-        self.entries.push(Retained { jid: jid.to_owned(), secret: new, created: now, chain_verified });
+        self.entries.push(Retained { jid: jid.clone(), secret: new, created: now, chain_verified });
         Ok(())
     }
 
-    fn mark_verified(&mut self, jid: &str) -> Result<(), StoreError> {
-        for r in self.entries.iter_mut().filter(|r| r.jid == jid) {
+    fn mark_verified(&mut self, jid: &BareJid) -> Result<(), StoreError> {
+        for r in self.entries.iter_mut().filter(|r| r.jid == *jid) {
             r.chain_verified = true;
         }
         Ok(())
@@ -120,7 +124,7 @@ pub struct KeyRecord {
     /// The key.
     pub key: PublicKey,
     /// The JIDs (bare) associated with it.
-    pub jids: Vec<String>,
+    pub jids: Vec<BareJid>,
     /// A petname the user gave it, shown more prominently than the JID (§7.4).
     pub petname: Option<String>,
     /// Whether the user verified it (fingerprint or SAS).
@@ -130,58 +134,63 @@ pub struct KeyRecord {
 /// Key associations and trust.
 pub trait TrustStore {
     /// The records associated with `jid`.
-    fn for_jid(&self, jid: &str) -> Vec<&KeyRecord>;
+    fn for_jid(&self, jid: &BareJid) -> Vec<&KeyRecord>;
     /// The record of a key, if known.
     fn record(&self, key: &PublicKey) -> Option<&KeyRecord>;
     /// Every record (to resolve fingerprints).
     fn records(&self) -> Vec<&KeyRecord>;
     /// Whether `key` may identify `jid`: a key the user associated with that JID.
-    fn trusts(&self, jid: &str, key: &PublicKey) -> bool {
-        self.record(key).is_some_and(|r| r.jids.iter().any(|j| j == jid))
+    fn trusts(&self, jid: &BareJid, key: &PublicKey) -> bool {
+        self.record(key).is_some_and(|r| r.jids.contains(jid))
     }
     /// Associates `key` with `jid` (remembering keys is SHOULD, §7.4).
     ///
     /// # Errors
     /// The store could not record it durably.
-    fn associate(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError>;
+    fn associate(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError>;
     /// Whether the user has confirmed a SAS with `jid` (else they are reminded, §4.7.2).
-    fn sas_confirmed(&self, jid: &str) -> bool;
+    fn sas_confirmed(&self, jid: &BareJid) -> bool;
     /// Records the user's SAS confirmation for `jid`.
     ///
     /// # Errors
     /// The store could not record it durably.
-    fn confirm_sas(&mut self, jid: &str) -> Result<(), StoreError>;
+    fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError>;
 }
 
 /// In-memory trust store.
 #[derive(Debug, Default)]
 pub struct MemoryTrust {
     records: Vec<KeyRecord>,
-    sas: Vec<String>,
+    sas: Vec<BareJid>,
 }
 
 impl MemoryTrust {
     /// Trusts `key` for `jid` (as if the user had verified it).
-    pub fn trust(&mut self, jid: &str, key: PublicKey) {
+    pub fn trust(&mut self, jid: &BareJid, key: PublicKey) {
         self.add(jid, key.clone());
         if let Some(r) = self.records.iter_mut().find(|r| r.key == key) {
             r.verified = true;
         }
     }
 
-    fn add(&mut self, jid: &str, key: PublicKey) {
+    /// Removes the association of `key` with `jid` (the record goes when no JID is left).
+    pub fn untrust(&mut self, jid: &BareJid, key: &PublicKey) {
+        for r in self.records.iter_mut().filter(|r| &r.key == key) {
+            r.jids.retain(|j| j != jid);
+        }
+        self.records.retain(|r| !r.jids.is_empty());
+    }
+
+    fn add(&mut self, jid: &BareJid, key: PublicKey) {
         match self.records.iter_mut().find(|r| r.key == key) {
             Some(r) => {
-                if !r.jids.iter().any(|j| j == jid) {
-                    r.jids.push(jid.to_owned());
+                if !r.jids.contains(jid) {
+                    r.jids.push(jid.clone());
                 }
             }
-            None => self.records.push(KeyRecord {
-                key,
-                jids: vec![jid.to_owned()],
-                petname: None,
-                verified: false,
-            }),
+            None => {
+                self.records.push(KeyRecord { key, jids: vec![jid.clone()], petname: None, verified: false })
+            }
         }
     }
 
@@ -200,8 +209,8 @@ impl MemoryTrust {
 }
 
 impl TrustStore for MemoryTrust {
-    fn for_jid(&self, jid: &str) -> Vec<&KeyRecord> {
-        self.records.iter().filter(|r| r.jids.iter().any(|j| j == jid)).collect()
+    fn for_jid(&self, jid: &BareJid) -> Vec<&KeyRecord> {
+        self.records.iter().filter(|r| r.jids.contains(jid)).collect()
     }
 
     fn record(&self, key: &PublicKey) -> Option<&KeyRecord> {
@@ -212,27 +221,21 @@ impl TrustStore for MemoryTrust {
         self.records.iter().collect()
     }
 
-    fn associate(&mut self, jid: &str, key: PublicKey) -> Result<(), StoreError> {
+    fn associate(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         self.add(jid, key);
         Ok(())
     }
 
-    fn sas_confirmed(&self, jid: &str) -> bool {
-        self.sas.iter().any(|j| j == jid)
+    fn sas_confirmed(&self, jid: &BareJid) -> bool {
+        self.sas.contains(jid)
     }
 
-    fn confirm_sas(&mut self, jid: &str) -> Result<(), StoreError> {
+    fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError> {
         if !self.sas_confirmed(jid) {
-            self.sas.push(jid.to_owned());
+            self.sas.push(jid.clone());
         }
         Ok(())
     }
-}
-
-/// The bare JID of a JID (`user@host/resource` -> `user@host`).
-#[must_use]
-pub fn bare(jid: &str) -> &str {
-    jid.split_once('/').map_or(jid, |(b, _)| b)
 }
 
 /// The stores a party consults while handling a stanza.
@@ -247,4 +250,34 @@ impl core::fmt::Debug for Stores<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("Stores")
     }
+}
+
+/// Key-association alerts (§7.4) for the key the peer with `jid` proved (or none), then the
+/// association is recorded (remembering keys is SHOULD, §7.4).
+///
+/// # Errors
+/// The association could not be recorded.
+pub(crate) fn key_alerts(
+    trust: &mut dyn TrustStore,
+    jid: &BareJid,
+    key: Option<&PublicKey>,
+) -> Result<Vec<crate::outputs::Alert>, StoreError> {
+    use crate::outputs::Alert;
+    let mut alerts = Vec::new();
+    let known: Vec<PublicKey> = trust.for_jid(jid).into_iter().map(|r| r.key.clone()).collect();
+    // X116-7.4-03: a JID presenting another key (or none) than the one we know.
+    if !known.is_empty() && key.is_none_or(|k| !known.contains(k)) {
+        alerts.push(Alert::KeyChanged { jid: jid.clone() });
+    }
+    if let Some(k) = key {
+        if let Some(r) = trust.record(k) {
+            let others: Vec<BareJid> = r.jids.iter().filter(|j| *j != jid).cloned().collect();
+            // X116-7.4-02: a key already associated with other JIDs.
+            if !others.is_empty() {
+                alerts.push(Alert::KeyUnderOtherJid { jid: jid.clone(), known_as: others });
+            }
+        }
+        trust.associate(jid, k.clone())?;
+    }
+    Ok(alerts)
 }

@@ -3,6 +3,7 @@
 
 use crate::error::{Condition, Error};
 use esession_forms::xml::{self, Limits};
+use jid::Jid;
 use minidom::Element;
 
 /// The stanza namespace.
@@ -21,9 +22,9 @@ fn rxml_ns_none() -> minidom::rxml::Namespace<'static> {
 
 /// `<message to=... ><thread/>children</message>`.
 #[must_use]
-pub fn message(to: &str, thread: &str, children: Vec<Element>) -> Element {
+pub fn message(to: &Jid, thread: &str, children: Vec<Element>) -> Element {
     let mut m = Element::bare("message", CLIENT_NS);
-    set(&mut m, "to", to);
+    set(&mut m, "to", to.as_str());
     m.append_child(Element::builder("thread", CLIENT_NS).append(thread).build());
     for c in children {
         m.append_child(c);
@@ -36,7 +37,7 @@ pub fn message(to: &str, thread: &str, children: Vec<Element>) -> Element {
 /// the wrapper is larger than [`Limits::QUOTE`]: a refusal never echoes an unbounded amount.
 #[must_use]
 pub fn error_reply(
-    to: &str,
+    to: &Jid,
     thread: &str,
     received: Option<&Element>,
     condition: Condition,

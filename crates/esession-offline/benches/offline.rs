@@ -60,18 +60,19 @@ fn bench(c: &mut Criterion) {
         .remove(0);
     let options = pep::options_in(&set.iqs[1]).unwrap().clone();
     let mut trust_alice = MemoryTrust::default();
-    trust_alice.trust("alice@example.org", rsa().public_key());
+    let alice = esession_negotiate::BareJid::new("alice@example.org").unwrap();
+    trust_alice.trust(&alice, rsa().public_key());
     let now = t0 + Duration::hours(1);
-    let v = send::verify(&options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let verified = || send::verify(&options, &alice, &trust_alice, now, Profile::Xep).unwrap();
     let bob_cfg = Config::with_identity(rsa());
     let mut trust = MemoryTrust::default();
     let mut queue = Vec::with_capacity(SESSIONS);
     let mut r = TestRng::new(2);
     for i in 0..SESSIONS {
         let jid = format!("contact{i}@example.com");
-        trust.trust(&jid, rsa().public_key());
+        trust.trust(&esession_negotiate::BareJid::new(&jid).unwrap(), rsa().public_key());
         let mut s = Outbox::new()
-            .start(&v, &bob_cfg, &format!("t{i}"), Some(chat(i)), false, now, &mut RngEntropy(&mut r))
+            .start(verified(), &bob_cfg, &format!("t{i}"), Some(chat(i)), false, now, &mut RngEntropy(&mut r))
             .unwrap();
         s.set_attr(
             minidom::rxml::Namespace::NONE,

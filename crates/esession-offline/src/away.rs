@@ -11,7 +11,7 @@ use crate::send::{Verified, amp_match_resource, start};
 use crate::{Audience, Check, Error, Result, pep, receive};
 use esession_crypto::Profile;
 use esession_forms::esession::Wrapper;
-use esession_negotiate::{Config, Entropy, Established, Received, TrustStore, bare};
+use esession_negotiate::{BareJid, Config, Entropy, Established, Jid, Received, TrustStore};
 use minidom::Element;
 use rand_core::CryptoRng;
 
@@ -145,7 +145,7 @@ pub fn come_back<R: CryptoRng + ?Sized>(
             for s in &sets {
                 match receive::accept(s, stanza, now, profile, trust, replay) {
                     Ok((session, content)) => {
-                        let ended = session.session.is_closed();
+                        let ended = session.phase() == esession_negotiate::Phase::Closed;
                         let (contents, unprotected) = match content {
                             Some(c) => (vec![c.stanza], c.unprotected),
                             None => (Vec::new(), Vec::new()),
@@ -176,11 +176,11 @@ pub fn come_back<R: CryptoRng + ?Sized>(
             other.push(index);
             continue;
         }
-        let from = stanza.attr("from").unwrap_or("");
+        let from = stanza.attr("from").and_then(|f| Jid::new(f).ok()).map(|j| j.to_bare());
         let thread = stanza.get_child("thread", "jabber:client").map(Element::text).unwrap_or_default();
         let target = sessions
             .iter_mut()
-            .find(|a| !a.ended && bare(&a.session.peer) == bare(from) && a.session.thread == thread);
+            .find(|a| !a.ended && Some(a.session.peer().to_bare()) == from && a.session.thread() == thread);
         let Some(a) = target else {
             dropped.push(Dropped { index, check: Check::NoSession });
             continue;
@@ -215,7 +215,7 @@ pub struct Outbox {
 
 #[derive(Debug)]
 struct Outgoing {
-    alice: String,
+    alice: BareJid,
     session: Established,
     match_resource: bool,
 }
@@ -229,8 +229,8 @@ impl Outbox {
 
     /// Whether an offline session with `jid` (any resource) is open.
     #[must_use]
-    pub fn has_session(&self, jid: &str) -> bool {
-        self.open.iter().any(|o| o.alice == bare(jid))
+    pub fn has_session(&self, jid: &BareJid) -> bool {
+        self.open.iter().any(|o| o.alice == *jid)
     }
 
     /// Starts an offline session with the verified options' owner, refusing a second one while
@@ -242,7 +242,7 @@ impl Outbox {
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
-        v: &Verified,
+        v: Verified,
         cfg: &Config,
         thread: &str,
         content: Option<Element>,
@@ -251,16 +251,14 @@ impl Outbox {
         entropy: &mut dyn Entropy,
     ) -> Result<Element> {
         // X187-3-02: one offline session per contact.
-        if self.has_session(&v.alice) {
+        if self.has_session(v.alice()) {
             return Err(Error::Config("an offline session with this contact is already open"));
         }
+        let alice = v.alice().clone();
+        let match_resource = v.options().match_resource.is_some();
         let (stanza, session) = start(v, cfg, thread, content, terminate, now, entropy)?;
         if !terminate {
-            self.open.push(Outgoing {
-                alice: v.alice.clone(),
-                session,
-                match_resource: v.options.match_resource.is_some(),
-            });
+            self.open.push(Outgoing { alice, session, match_resource });
         }
         Ok(stanza)
     }
@@ -272,26 +270,25 @@ impl Outbox {
     /// No open session; encryption failed.
     pub fn send<R: CryptoRng + ?Sized>(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         content: &Element,
         rng: &mut R,
     ) -> Result<Element> {
         let o = self
             .open
             .iter_mut()
-            .find(|o| o.alice == bare(jid))
+            .find(|o| o.alice == *jid)
             .ok_or(Error::Config("no offline session with this contact"))?;
         // Address it as the start was: Alice's JID (with the resource) and the session's thread.
         let mut content = content.clone();
         if content.attr("to").is_none()
             && let Ok(n) = esession_forms::xml::attr_name("to")
         {
-            content.set_attr(minidom::rxml::Namespace::NONE, n, o.session.peer.clone());
+            content.set_attr(minidom::rxml::Namespace::NONE, n, o.session.peer().to_string());
         }
         if content.name() == "message" && content.get_child("thread", "jabber:client").is_none() {
-            content.append_child(
-                Element::builder("thread", "jabber:client").append(o.session.thread.as_str()).build(),
-            );
+            content
+                .append_child(Element::builder("thread", "jabber:client").append(o.session.thread()).build());
         }
         let mut wire = o
             .session
@@ -310,11 +307,11 @@ impl Outbox {
     /// Encryption of the terminate failed (the session is dropped all the same).
     pub fn contact_online<R: CryptoRng + ?Sized>(
         &mut self,
-        jid: &str,
+        jid: &BareJid,
         rng: &mut R,
     ) -> Result<Option<Element>> {
         // X187-5-01: the contact is online: terminate at once.
-        let Some(i) = self.open.iter().position(|o| o.alice == bare(jid)) else { return Ok(None) };
+        let Some(i) = self.open.iter().position(|o| o.alice == *jid) else { return Ok(None) };
         let mut o = self.open.swap_remove(i);
         let wire = o.session.terminate(false, rng).map_err(|_| Error::Config("terminate failed"))?;
         Ok(Some(wire))

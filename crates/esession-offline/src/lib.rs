@@ -52,13 +52,14 @@
 //!
 //! // Bob fetches them, checks them against the key he trusts for Alice, and starts.
 //! let mut bob_trust = MemoryTrust::default();
-//! bob_trust.trust("alice@example.org", alice_public);
+//! let (alice, bob) = (esession_negotiate::BareJid::new("alice@example.org")?, esession_negotiate::BareJid::new("bob@example.com")?);
+//! bob_trust.trust(&alice, alice_public);
 //! let later = now + Duration::hours(2);
-//! let verified = send::verify(&options, "alice@example.org", &bob_trust, later, Profile::Xep)?;
+//! let verified = send::verify(&options, &alice, &bob_trust, later, Profile::Xep)?;
 //! let body = Element::builder("body", "jabber:client").append("see you").build();
 //! let content = Element::builder("message", "jabber:client").append(body).build();
 //! let (mut stanza, _bob_session) = send::start(
-//!     &verified,
+//!     verified,
 //!     &Config::with_identity(bob_key),
 //!     "thread-1",
 //!     Some(content),
@@ -71,7 +72,7 @@
 //! stanza.set_attr(minidom::rxml::Namespace::NONE, esession_forms::xml::attr_name("from")?,
 //!     "bob@example.com/laptop".to_owned());
 //! let mut alice_trust = MemoryTrust::default();
-//! alice_trust.trust("bob@example.com", bob_public);
+//! alice_trust.trust(&bob, bob_public);
 //! let mut seen = MemoryReplay::default();
 //! let back = now + Duration::hours(5);
 //! let (_alice_session, clear) =
@@ -128,6 +129,7 @@ impl Audience {
 
 /// Why an offline session was not started or not accepted (the vector format's check names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Check {
     /// No signature verifies with a key trusted for the JID.
     OptionsSignature,
@@ -191,6 +193,8 @@ impl Check {
             N::KeyTrust | N::KeyUnknown => Check::KeyTrust,
             N::Signature | N::MacA | N::MacB => Check::Signature,
             N::IdentityFormat => Check::IdentityFormat,
+            N::DRange => Check::DRange,
+            N::Form => Check::Form,
             _ => Check::Options,
         }
     }

@@ -6,13 +6,8 @@ use crate::publish::Secrets;
 use crate::replay::ReplayStore;
 use crate::{Check, Error, Result};
 use esession_crypto::Profile;
-use esession_crypto::kdf::SessionKeys;
-use esession_forms::dataform::DataForm;
-use esession_forms::esession::{Response, Wrapper};
-use esession_forms::names::PubkeyMethod;
-use esession_forms::normalize::form_content;
-use esession_negotiate::sigma::{self, Algs, Who};
-use esession_negotiate::{Established, Settings, TrustStore, open_session};
+use esession_negotiate::published::{self, Refused, Start};
+use esession_negotiate::{Established, TrustStore};
 use minidom::Element;
 
 /// The replay keys of a start: `d:` and `NB:` of it, scoped by the options' N_A.
@@ -41,8 +36,10 @@ impl core::fmt::Debug for Content {
     }
 }
 
-/// Accepts one offline start. Returns Alice's side of the session (receive only) and the
-/// decrypted content, if any.
+/// Accepts one offline start (§3.4) in the order of I27: expired, which N_A (`nonce`), which
+/// group, replay, then the negotiation's checks (options, d, K, M_B, trust, signature; see
+/// [`published::accept`]), then d and N_B are recorded and the content decrypted. Returns
+/// Alice's side of the session (receive only) and the decrypted content, if any.
 ///
 /// # Errors
 /// [`Error::Refused`] with the failed check: the stanza is dropped without answer.
@@ -54,91 +51,39 @@ pub fn accept(
     trust: &dyn TrustStore,
     replay: &mut dyn ReplayStore,
 ) -> Result<(Established, Option<Content>)> {
-    // I27: expired -> nonce -> group -> replay -> options -> d -> K -> M_B -> trust -> signature.
+    // X187-3.4-02: after the expiry, nothing is decrypted.
     if now > secrets.expires {
         return Err(Error::Refused(Check::OptionsExpired));
     }
-    // Nothing larger than a negotiation message is read (STYLE.md 14).
-    if esession_forms::xml::measure(stanza, esession_forms::xml::Limits::NEGOTIATION).is_err() {
-        return Err(Error::Refused(Check::Form));
-    }
-    let wrapper = Wrapper::find(stanza).ok_or(Error::Refused(Check::Form))?;
-    let (_, x) = Wrapper::unwrap(wrapper).map_err(|_| Error::Refused(Check::Form))?;
-    let r = DataForm::parse(x).and_then(|f| Response::parse(&f)).map_err(|_| Error::Refused(Check::Form))?;
-    if r.nonce != secrets.na {
+    let start = Start::read(stanza, profile).map_err(|_| Error::Refused(Check::Form))?;
+    if start.nonce() != secrets.na {
         return Err(Error::Refused(Check::UnknownNonce));
     }
-    let Some((group, pair)) = secrets.pairs.iter().find(|(g, _)| *g == r.modp) else {
+    // X187-3.4-03: the x that goes with the nonce and the group.
+    let Some((_, pair)) = secrets.pairs.iter().find(|(g, _)| *g == start.group()) else {
         return Err(Error::Refused(Check::UnknownGroup));
     };
     let ts = u64::try_from(now.timestamp()).unwrap_or(0);
-    let keys = replay_keys(&secrets.na, &r.d, &r.my_nonce);
+    let keys = replay_keys(&secrets.na, start.d(), start.nb());
+    // X187-3.4-03: no d or N_B seen before.
     if keys.iter().any(|k| replay.seen(k, ts)) {
         return Err(Error::Refused(Check::Replay));
     }
-    // The choices must be among the published options, and implemented here (I27 "options").
-    if !secrets.offers.unacceptable(&r).is_empty()
-        || r.sign_alg.is_none()
-        || !r.hash_alg.is_supported()
-        || !r.crypt_alg.is_supported()
-        || !esession_stanza::compress::supported(&r.compress)
-    {
-        return Err(Error::Refused(Check::Options));
-    }
-    let (Some(id_b), Some(m_b)) = (r.identity.as_ref(), r.mac.as_ref()) else {
-        return Err(Error::Refused(Check::Form));
-    };
-    let algs =
-        Algs { profile, hash: r.hash_alg.clone(), cipher: r.crypt_alg.clone(), sign: r.sign_alg.clone() };
-    let z = pair.agree_reusable(&r.d).map_err(|_| Error::Refused(Check::DRange))?;
-    let k = z.session_key(&algs.hash)?;
-    let session_keys = SessionKeys::derive(&algs.hash, &k)?;
-    let ca = r.counter;
-    let cb = ca ^ (1 << 127);
-    let form_b = form_content(profile, x, &["identity", "mac"]).map_err(|_| Error::Refused(Check::Form))?;
-    let bob = stanza.attr("from").unwrap_or("");
-    // Since Alice sent no 'pubkey' field, she assumes 'key' (§3.4, A1).
-    let rev = sigma::reveal(
-        &algs,
-        &session_keys.responder,
-        cb,
-        id_b,
-        m_b,
-        &PubkeyMethod::Key,
-        &[&secrets.na, &r.my_nonce, &r.d],
-        &[&form_b],
-        trust,
-        bob,
-        Who::Bob,
-    )
-    .map_err(|c| Error::Refused(Check::from_negotiate(c)))?;
+    let accepted = published::accept(start, &secrets.offers, &secrets.na, pair, profile, trust).map_err(
+        |r| match r {
+            Refused::Check(c) => Error::Refused(Check::from_negotiate(c)),
+            _ => Error::Refused(Check::Content),
+        },
+    )?;
     // Only a verified start enters the replay store, so a forged copy cannot block the genuine
     // one (I27).
     let expires = u64::try_from(secrets.expires.timestamp()).unwrap_or(u64::MAX);
     // X187-6.1-01 X187-6.1-02: d and N_B remembered durably; a second use is refused.
     replay.record(&keys, expires)?;
-    let settings = Settings::from_response(&r);
-    let own = esession_crypto::DhKeyPair::from_exponent(*group, pair.export_secret().expose_secret())?;
-    let session =
-        open_session(&algs, &settings, &session_keys, true, ca, rev.counter_after, own, r.d.clone())
-            .map_err(|_| Error::Refused(Check::Options))?;
-    let thread = stanza.get_child("thread", "jabber:client").map(Element::text).unwrap_or_default();
-    let mut est =
-        Established::new(session, bob.to_owned(), thread, rev.key, settings.logging, settings.disclosure, k);
-    let content = if stanza.children().any(|c| c.is("c", esession_stanza::NS)) {
-        match est.session.decrypt(stanza) {
-            Ok((clear, opened)) => {
-                let init = format!("{{{}}}init", esession_forms::esession::INIT_NS);
-                let unprotected = opened.unprotected.into_iter().filter(|n| *n != init).collect();
-                Some(Content { stanza: clear, unprotected })
-            }
-            Err(_) => return Err(Error::Refused(Check::Content)),
-        }
-    } else {
-        None
-    };
-    if r.terminate {
-        est.session.close();
-    }
-    Ok((est, content))
+    let init = format!("{{{}}}init", esession_forms::esession::INIT_NS);
+    let content = accepted.content.map(|(stanza, unprotected)| Content {
+        stanza,
+        unprotected: unprotected.into_iter().filter(|n| *n != init).collect(),
+    });
+    Ok((accepted.session, content))
 }

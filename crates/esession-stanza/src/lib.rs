@@ -44,6 +44,65 @@ mod error;
 mod fast_content;
 pub mod session;
 
+/// The raw XEP-0200 operations under the session (feature `hazmat`): for known-answer checks
+/// such as the vector checker. They keep no state and apply none of the session's rules
+/// (counters, termination on failure, re-key limits); an application never needs them.
+#[cfg(feature = "hazmat")]
+pub mod hazmat {
+    use crate::element::Encrypted;
+    use crate::error::Result;
+    use esession_crypto::{CtrCipher, HashAlg, Profile};
+
+    /// a_mac = HMAC(HASH, KM, m_content | C) with C as the octets given.
+    ///
+    /// # Errors
+    /// An unsupported hash.
+    pub fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter_octets: &[u8]) -> Result<Vec<u8>> {
+        crate::session::mac(hash, km, m_content, counter_octets)
+    }
+
+    /// The counter octets a sender of `profile` MACs (minimal octets; 16 octets in Gajim).
+    #[must_use]
+    pub fn sender_counter(profile: Profile, counter: u128) -> Vec<u8> {
+        crate::session::sender_counter(profile, counter)
+    }
+
+    /// Verifies a `<c/>`'s MAC at `counter` as a receiver of `profile` does.
+    ///
+    /// # Errors
+    /// [`crate::Error::Terminated`] on a mismatch.
+    pub fn verify(profile: Profile, hash: &HashAlg, km: &[u8], c: &Encrypted, counter: u128) -> Result<()> {
+        crate::session::verify(profile, hash, km, c, counter)
+    }
+
+    /// Builds a `<c/>` at `counter` as a sender of `profile` does; returns it and the counter
+    /// after it.
+    ///
+    /// # Errors
+    /// An unsupported hash.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal_raw(
+        profile: Profile,
+        hash: &HashAlg,
+        cipher: &CtrCipher,
+        km: &[u8],
+        counter: u128,
+        m: Option<&[u8]>,
+        key: Option<Vec<u8>>,
+        new: Option<u32>,
+        old: Vec<Vec<u8>>,
+    ) -> Result<(Encrypted, u128)> {
+        crate::session::seal_owned(profile, hash, cipher, km, counter, m.map(<[u8]>::to_vec), key, new, old)
+    }
+
+    /// Decrypts a `<c/>`'s data at `counter` (after its MAC was verified); returns it and the
+    /// counter after it.
+    #[must_use]
+    pub fn decrypt_raw(cipher: &CtrCipher, counter: u128, c: &Encrypted) -> (Option<Vec<u8>>, u128) {
+        crate::session::decrypt_owned(cipher, counter, c.data.clone())
+    }
+}
+
 pub use element::{Encrypted, NS};
 pub use error::{Error, Result, TerminationCause};
 pub use session::{

@@ -72,14 +72,25 @@ impl core::fmt::Debug for DirectionKeys {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Stateless primitives (also what the vector checker replays)
+// Stateless primitives (also what the vector checker replays, through `crate::hazmat`)
 
-/// a_mac = HMAC(HASH, KM, m_content | C) with C as §6.1 octets.
+/// The counter octets a sender puts in its MAC input: minimal octets (§6.1) in `Profile::Xep`;
+/// in `Profile::Gajim` the 16-octet big-endian counter, which a Gajim receiver expects (its
+/// sender uses minimal octets, equal above 2^120; below, Gajim refuses minimal ones).
+pub(crate) fn sender_counter(profile: Profile, counter: u128) -> Vec<u8> {
+    match profile {
+        Profile::Xep => mpi::encode_u128(counter),
+        Profile::Gajim => counter.to_be_bytes().to_vec(),
+    }
+}
+
+/// a_mac = HMAC(HASH, KM, m_content | C) with C as the octets given.
 ///
 /// # Errors
 /// An unsupported hash.
-pub fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter: u128) -> Result<Vec<u8>> {
-    Ok(hash.hmac(km, &[m_content, &mpi::encode_u128(counter)])?)
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) fn mac(hash: &HashAlg, km: &[u8], m_content: &[u8], counter: &[u8]) -> Result<Vec<u8>> {
+    Ok(hash.hmac(km, &[m_content, counter])?)
 }
 
 /// [`mac`] over a `<c/>`'s m_content, read in its parts, and the counter octets given.
@@ -88,13 +99,19 @@ fn mac_of(hash: &HashAlg, km: &[u8], c: &Encrypted, counter: &[u8]) -> Result<Ve
     Ok(hash.hmac(km, &[a, b, d, e, counter])?)
 }
 
-/// Verifies a received `<c/>`'s MAC in constant time. `Profile::Gajim` also accepts the MAC a
-/// Gajim sender computes... and the 16-octet padded counter its receiver expects
-/// (ARCHITECTURE.md "Wire profiles").
+/// Verifies a received `<c/>`'s MAC in constant time. `Profile::Gajim` accepts the counter as
+/// minimal octets (what a Gajim sender MACs) and as 16 octets (ARCHITECTURE.md "Wire
+/// profiles").
 ///
 /// # Errors
 /// [`Error::Terminated`] with [`TerminationCause::Mac`].
-pub fn verify(profile: Profile, hash: &HashAlg, km: &[u8], c: &Encrypted, counter: u128) -> Result<()> {
+pub(crate) fn verify(
+    profile: Profile,
+    hash: &HashAlg,
+    km: &[u8],
+    c: &Encrypted,
+    counter: u128,
+) -> Result<()> {
     let minimal = mac_of(hash, km, c, &mpi::encode_u128(counter))?;
     // X200-8-04: constant-time MAC check; a mismatch terminates.
     let mut ok = secret::ct_eq(&minimal, &c.mac);
@@ -106,28 +123,11 @@ pub fn verify(profile: Profile, hash: &HashAlg, km: &[u8], c: &Encrypted, counte
 }
 
 /// Builds a `<c/>` (XEP-0200 §6): encrypts the (compressed) content at `counter`, adds `<key/>`,
-/// `<new/>`, `<old/>`s and the MAC. Returns the element and the counter after it. Empty content
-/// advances the counter by 1.
-///
-/// # Errors
-/// An unsupported hash.
+/// `<new/>`, `<old/>`s and the MAC (with `profile`'s sender counter octets). Returns the
+/// element and the counter after it. Empty content advances the counter by 1.
 #[allow(clippy::too_many_arguments)]
-pub fn seal_raw(
-    hash: &HashAlg,
-    cipher: &CtrCipher,
-    km: &[u8],
-    counter: u128,
-    m: Option<&[u8]>,
-    key: Option<Vec<u8>>,
-    new: Option<u32>,
-    old: Vec<Vec<u8>>,
-) -> Result<(Encrypted, u128)> {
-    seal_owned(hash, cipher, km, counter, m.map(<[u8]>::to_vec), key, new, old)
-}
-
-/// [`seal_raw`] encrypting `m` in place.
-#[allow(clippy::too_many_arguments)]
-fn seal_owned(
+pub(crate) fn seal_owned(
+    profile: Profile,
     hash: &HashAlg,
     cipher: &CtrCipher,
     km: &[u8],
@@ -146,14 +146,18 @@ fn seal_owned(
         None => (None, counter.wrapping_add(1)),
     };
     let mut e = Encrypted::new(data, key, new, old);
-    let a_mac = mac_of(hash, km, &e, &mpi::encode_u128(counter))?;
+    let a_mac = mac_of(hash, km, &e, &sender_counter(profile, counter))?;
     e.set_mac(a_mac);
     Ok((e, after))
 }
 
 /// Decrypts `data` in place at `counter`, with the counter after it; no data advances the
 /// counter by 1.
-fn decrypt_owned(cipher: &CtrCipher, counter: u128, data: Option<Vec<u8>>) -> (Option<Vec<u8>>, u128) {
+pub(crate) fn decrypt_owned(
+    cipher: &CtrCipher,
+    counter: u128,
+    data: Option<Vec<u8>>,
+) -> (Option<Vec<u8>>, u128) {
     match data {
         Some(mut d) => {
             let after = cipher.decrypt(counter, &mut d);
@@ -161,13 +165,6 @@ fn decrypt_owned(cipher: &CtrCipher, counter: u128, data: Option<Vec<u8>>) -> (O
         }
         None => (None, counter.wrapping_add(1)),
     }
-}
-
-/// Decrypts `<data/>` at `counter` (after the MAC was verified) and returns it with the counter
-/// after it; no data advances the counter by 1.
-#[must_use]
-pub fn decrypt_raw(cipher: &CtrCipher, counter: u128, c: &Encrypted) -> (Option<Vec<u8>>, u128) {
-    decrypt_owned(cipher, counter, c.data.clone())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,11 +368,13 @@ impl Session {
     }
 
     /// Seals content m (the serialized encryptable children, or None for an empty stanza) into
-    /// a `<c/>` (XEP-0200 §6), with the options' re-key and old keys.
+    /// a `<c/>` (XEP-0200 §6), with the options' re-key and old keys (hazmat: m is not checked
+    /// to be well-formed; [`Session::encrypt`] is the normal way).
     ///
     /// # Errors
     /// [`Error::SessionClosed`], [`Error::RekeyTooSoon`], [`Error::KeyExhausted`] when the block
     /// budget is spent and no re-key is allowed, or primitive failures.
+    #[cfg(feature = "hazmat")]
     pub fn seal(&mut self, m: Option<&[u8]>, opts: SealOptions) -> Result<Encrypted> {
         self.seal_vec(m.map(<[u8]>::to_vec), opts)
     }
@@ -404,6 +403,7 @@ impl Session {
         let key = opts.rekey.as_ref().map(|p| p.public().to_vec());
         let counter = send.counter;
         let (sealed, after) = seal_owned(
+            self.params.profile,
             &self.params.hash,
             &send.cipher,
             send.km.expose_secret(),
@@ -452,11 +452,13 @@ impl Session {
         Ok(())
     }
 
-    /// Verifies and decrypts a received `<c/>` (XEP-0200 §8), processing `<new/>` and `<key/>`.
-    /// Any failure terminates the session.
+    /// Verifies and decrypts a received `<c/>` (XEP-0200 §8), processing `<new/>` and `<key/>`
+    /// (hazmat: the content is not parsed; [`Session::decrypt`] is the normal way). Any failure
+    /// terminates the session.
     ///
     /// # Errors
     /// [`Error::SessionClosed`] or [`Error::Terminated`].
+    #[cfg(feature = "hazmat")]
     pub fn open(&mut self, c: &Encrypted) -> Result<Opened> {
         self.open_with(c, c.data.clone())
     }

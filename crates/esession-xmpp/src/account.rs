@@ -7,8 +7,8 @@ use crate::Error;
 use crate::engine::{EngineStores, os_rng};
 use esession_crypto::seal::PassphraseParams;
 use esession_crypto::{PrivateKey, Profile, PublicKey, SealingKey, SecretBytes};
-use esession_negotiate::TrustStore;
 use esession_negotiate::durable::{DurableStore, SealRng};
+use esession_negotiate::{BareJid, TrustStore};
 use esession_offline::publish::Secrets;
 use esession_offline::replay::durable::DurableReplay;
 use redb::{Database, Durability, ReadableDatabase, TableDefinition};
@@ -53,7 +53,11 @@ impl core::fmt::Debug for Account {
 }
 
 fn store_err(e: impl core::fmt::Display) -> Error {
-    Error::Store(e.to_string())
+    Error::Store(esession_negotiate::StoreError(e.to_string()))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_owned(), source }
 }
 
 fn seal_rng() -> SealRng {
@@ -69,10 +73,8 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::Store(format!("{}: {e}", path.display())))
+    let mut f = o.open(path).map_err(io_err(path))?;
+    f.write_all(data).and_then(|()| f.sync_all()).map_err(io_err(path))
 }
 
 fn read_or_create(path: &Path, len: usize) -> Result<Vec<u8>, Error> {
@@ -84,7 +86,7 @@ fn read_or_create(path: &Path, len: usize) -> Result<Vec<u8>, Error> {
             write_private(path, &k)?;
             Ok(k)
         }
-        Err(e) => Err(Error::Store(format!("{}: {e}", path.display()))),
+        Err(e) => Err(io_err(path)(e)),
     }
 }
 
@@ -95,7 +97,7 @@ impl Account {
     /// [`Error::WrongPassphrase`] when the sealing key does not open this account's records;
     /// [`Error::Store`] when the directory or the database cannot be used.
     pub fn open(dir: &Path, sealing: Sealing) -> Result<Self, Error> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Store(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let key = match sealing {
             Sealing::Passphrase(p) => {
                 let salt = read_or_create(&dir.join("salt"), 16)?;
@@ -201,9 +203,18 @@ impl Account {
     ///
     /// # Errors
     /// Store errors.
-    pub fn trust(&self, jid: &str, key: PublicKey) -> Result<(), Error> {
+    pub fn trust(&self, jid: &BareJid, key: PublicKey) -> Result<(), Error> {
         let mut t = self.durable()?;
-        t.trust(esession_negotiate::bare(jid), key).map_err(store_err)
+        t.trust(jid, key).map_err(Error::Store)
+    }
+
+    /// Removes the association of `key` with `jid`.
+    ///
+    /// # Errors
+    /// The key is not associated with `jid`; store errors.
+    pub fn untrust(&self, jid: &BareJid, key: &PublicKey) -> Result<(), Error> {
+        let mut t = self.durable()?;
+        t.untrust(jid, key).map_err(Error::Store)
     }
 
     /// Gives a known key a petname.

@@ -1,28 +1,30 @@
-//! The client: a tokio-xmpp connection driving an [`Engine`].
+//! The client: the I/O shell around an [`Engine`] over a tokio-xmpp connection. Every stanza the
+//! server delivers goes to [`Engine::handle`]; what the engine returns is sent in order; the
+//! engine's events reach the application through [`Client::next_event`]. What is left here is
+//! what needs the network: logging in, waiting for answers to IQs, and the flows that wait on
+//! them (disco before a negotiation, fetching offline options, publishing them).
 
 use crate::engine::{Engine, Event, Rng, os_rng, set_attr};
-use crate::{Account, Error};
+use crate::{Account, BareJid, Error, Jid, parse_jid};
 use esession_crypto::{PrivateKey, Profile};
-use esession_forms::esession::{ESESSION_NS, FEATURE_NEG_NS, INIT_NS};
-use esession_negotiate::{Config, Mode, bare};
-use esession_offline::{Audience, pep, send};
+use esession_forms::esession::ESESSION_NS;
+use esession_negotiate::{Config, Mode};
+use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
 use futures_util::StreamExt;
 use minidom::Element;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
-use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::stanza::Stanza;
 use tokio_xmpp::xmlstream::Timeouts;
 
-const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
-const PING: &str = "urn:xmpp:ping";
-const XEP0200_NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
+use crate::engine::{DISCO_INFO, PING};
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Tls {
     /// Plain TCP: accepted only for a server on a loopback address (tests, local servers).
     PlainLoopbackOnly,
@@ -82,6 +84,7 @@ impl Options {
 
 /// How a message went out.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delivery {
     /// Inside an online session (with the SAS of its negotiation, when it had one).
     Online {
@@ -97,12 +100,11 @@ pub struct Client {
     xmpp: tokio_xmpp::Client,
     engine: Engine,
     account: Account,
-    me: String,
+    me: Jid,
     timeout: Duration,
     lifetime: chrono::Duration,
     events: VecDeque<Event>,
     results: HashMap<String, Element>,
-    online: HashMap<String, Vec<String>>,
     rng: Rng,
     recorded: Option<Vec<Element>>,
 }
@@ -119,12 +121,12 @@ fn is_loopback(server: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
-fn to_element(s: Stanza) -> Element {
-    Element::from(s)
-}
-
 fn to_stanza(e: Element) -> Result<Stanza, Error> {
     Stanza::try_from(e).map_err(|e| Error::Protocol(format!("cannot send this stanza: {e}")))
+}
+
+fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Option<crate::BoxError> {
+    Some(Box::new(e))
 }
 
 /// The error condition of an error stanza.
@@ -136,15 +138,22 @@ fn condition(e: &Element) -> String {
 
 /// Logs in once without binding, to tell a wrong password and an unreachable server apart
 /// (the client below reconnects forever on either).
-async fn preflight<C: ServerConnector>(connector: &C, jid: &Jid, opts: &Options) -> Result<(), Error> {
+async fn preflight<C: ServerConnector>(
+    connector: &C,
+    jid: &tokio_xmpp::jid::Jid,
+    opts: &Options,
+) -> Result<(), Error> {
     let t = Timeouts::default();
-    let addr = opts.server.clone();
+    let server = opts.server.clone();
     let connect = connector.connect(jid, "jabber:client", t);
     let (stream, binding) = tokio::time::timeout(opts.timeout, connect)
         .await
-        .map_err(|_| Error::Unreachable(format!("{addr}: no answer")))?
-        .map_err(|e| Error::Unreachable(format!("{addr}: {e}")))?;
-    let (features, stream) = stream.recv_features().await.map_err(|e| Error::Unreachable(e.to_string()))?;
+        .map_err(|_| Error::Unreachable { server: server.clone(), source: None })?
+        .map_err(|e| Error::Unreachable { server: server.clone(), source: boxed(e) })?;
+    let (features, stream) = stream
+        .recv_features()
+        .await
+        .map_err(|e| Error::Unreachable { server: server.clone(), source: boxed(e) })?;
     let node = jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
     let creds = sasl::common::Credentials::default()
         .with_username(node)
@@ -152,15 +161,15 @@ async fn preflight<C: ServerConnector>(connector: &C, jid: &Jid, opts: &Options)
         .with_channel_binding(binding);
     match tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds).await {
         Ok(_) => Ok(()),
-        Err(tokio_xmpp::Error::Auth(e)) => Err(Error::Auth(e.to_string())),
-        Err(e) => Err(Error::Unreachable(e.to_string())),
+        Err(tokio_xmpp::Error::Auth(e)) => Err(Error::Auth(boxed(e))),
+        Err(e) => Err(Error::Unreachable { server, source: boxed(e) }),
     }
 }
 
 /// The preflight login, then the reconnecting client on the same connector.
 async fn login<C: ServerConnector>(
     connector: C,
-    jid: &Jid,
+    jid: &tokio_xmpp::jid::Jid,
     opts: &Options,
 ) -> Result<tokio_xmpp::Client, Error> {
     preflight(&connector, jid, opts).await?;
@@ -173,23 +182,24 @@ async fn login<C: ServerConnector>(
 }
 
 impl Client {
-    /// Logs in, announces presence, and if offline options were published before, processes
-    /// what arrived while away (XEP-0187 §3.4) and withdraws them.
+    /// Logs in; if offline options were published before, withdraws them, announces presence
+    /// (the order of XEP-0187 §3.4, which the engine gives), and accepts the offline sessions
+    /// the server stored while we were away as they arrive.
     ///
     /// # Errors
     /// [`Error::Unreachable`], [`Error::Auth`], [`Error::Timeout`], [`Error::BadJid`],
     /// [`Error::Config`] for plain TCP to a remote server; store errors.
     pub async fn connect(opts: Options, account: Account) -> Result<Self, Error> {
-        let jid = Jid::new(&opts.jid).map_err(|_| Error::BadJid(opts.jid.clone()))?;
-        if jid.node().is_none() {
-            return Err(Error::BadJid(opts.jid.clone()));
+        let me = parse_jid(&opts.jid)?;
+        if me.node().is_none() {
+            return Err(Error::BadJid { jid: opts.jid.clone(), source: None });
         }
+        let jid = tokio_xmpp::jid::Jid::new(me.as_str()).map_err(|e| Error::bad_jid(&opts.jid, e))?;
         let stores = account.stores()?;
-        let mut cfg = match account.identity()? {
-            Some(k) => Config::with_identity(k),
-            None => Config::default(),
-        };
-        cfg.profile = opts.profile;
+        let mut cfg = Config::new(opts.profile);
+        if let Some(k) = account.identity()? {
+            cfg = cfg.identified_by(k);
+        }
         let xmpp = match opts.tls {
             Tls::PlainLoopbackOnly => {
                 if !is_loopback(&opts.server) {
@@ -222,28 +232,25 @@ impl Client {
             xmpp,
             engine,
             account,
-            me: String::new(),
+            me,
             timeout: opts.timeout,
             lifetime: opts.offline_lifetime,
             events: VecDeque::new(),
             results: HashMap::new(),
-            online: HashMap::new(),
             rng: os_rng(),
             recorded: None,
         };
-        // Online.
         let deadline = tokio::time::Instant::now() + c.timeout;
         loop {
             match tokio::time::timeout_at(deadline, c.xmpp.next()).await {
                 Err(_) => return Err(Error::Timeout("login")),
-                Ok(None) => return Err(Error::Disconnected("stream ended during login".into())),
+                Ok(None) => return Err(Error::Disconnected(None)),
                 Ok(Some(tokio_xmpp::Event::Online { bound_jid, .. })) => {
-                    c.me = bound_jid.to_string();
+                    c.me = parse_jid(&bound_jid.to_string())?;
+                    c.engine.set_account(&c.me);
                     break;
                 }
-                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
-                    return Err(Error::Disconnected(e.to_string()));
-                }
+                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => return Err(Error::Disconnected(boxed(e))),
                 Ok(Some(tokio_xmpp::Event::Stanza(_))) => {}
             }
         }
@@ -253,7 +260,7 @@ impl Client {
 
     /// Our full JID.
     #[must_use]
-    pub fn jid(&self) -> &str {
+    pub fn jid(&self) -> &Jid {
         &self.me
     }
 
@@ -269,7 +276,7 @@ impl Client {
     }
 
     /// Processes what the server has sent so far: a ping to the server, everything before its
-    /// answer (contacts' presence after login, for instance).
+    /// answer.
     ///
     /// # Errors
     /// The connection is lost; no answer in time.
@@ -278,54 +285,15 @@ impl Client {
         self.request(ping).await.map(|_| ())
     }
 
-    /// Sends initial presence; when offline secrets are kept, first collects what the server
-    /// stored while we were away (everything before the answer to a ping sent after the
-    /// presence), accepts it, and withdraws the options.
+    /// Announces presence; with offline secrets kept, the engine first withdraws the
+    /// subscribers' options and keeps the secrets for the starts the server stored.
     async fn come_back(&mut self) -> Result<(), Error> {
         let subscribers = self.account.offline("subscribers")?;
         let everyone = self.account.offline("everyone")?;
-        self.send(Element::builder("presence", "jabber:client").build()).await?;
-        if subscribers.is_none() && everyone.is_none() {
-            return Ok(());
-        }
-        let mut queued = Vec::new();
-        let ping = self.iq_element("get", None, Element::bare("ping", PING));
-        let id = ping.attr("id").unwrap_or_default().to_owned();
-        self.send(ping).await?;
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            let s = self.recv(deadline).await?;
-            if s.name() == "iq" && s.attr("id") == Some(id.as_str()) {
-                break;
-            }
-            if s.name() == "message" && s.attr("type") != Some("error") {
-                queued.push(s);
-            } else {
-                self.process(s).await?;
-            }
-        }
-        let now = chrono::Utc::now();
-        let (step, other) = self.engine.come_back(subscribers, everyone.as_ref(), &queued, now)?;
-        // The subscribers' secrets are consumed: forget the sealed copy before anything else.
+        let step = self.engine.come_back(chrono::Utc::now(), subscribers, everyone, true)?;
+        // The subscribers' secrets are in memory now; the stored copy goes (§3.4 step 2).
         self.account.forget_offline("subscribers")?;
-        for s in step.send {
-            // The withdraw of the subscribers' options: if it fails, contacts may still fetch
-            // options whose secrets are gone (their starts would be dropped): say so.
-            if let Err(detail) = self.withdraw(Audience::Subscribers, s).await {
-                self.events.push_back(Event::Failed {
-                    peer: self.me.clone(),
-                    condition: "withdraw".into(),
-                    detail: format!("the subscribers' offline options could not be withdrawn: {detail}"),
-                });
-            }
-        }
-        self.events.extend(step.events);
-        for i in other {
-            if let Some(s) = queued.get(i) {
-                self.process(s.clone()).await?;
-            }
-        }
-        Ok(())
+        self.apply(step).await
     }
 
     /// Keeps a copy of every stanza sent from now on (wire form, already encrypted), for
@@ -344,7 +312,25 @@ impl Client {
             r.push(e.clone());
         }
         let s = to_stanza(e)?;
-        self.xmpp.send_stanza(s).await.map(|_| ()).map_err(|e| Error::Disconnected(e.to_string()))
+        self.xmpp.send_stanza(s).await.map(|_| ()).map_err(|e| Error::Disconnected(boxed(e)))
+    }
+
+    /// Sends what a step of the engine produced, in order, and queues its events (answers to
+    /// our IQs are kept for [`Client::request`]).
+    async fn apply(&mut self, step: crate::Step) -> Result<(), Error> {
+        for s in step.send {
+            self.send(s).await?;
+        }
+        for e in step.events {
+            match e {
+                Event::IqResult { stanza } => {
+                    let id = stanza.attr("id").unwrap_or_default().to_owned();
+                    self.results.insert(id, stanza);
+                }
+                other => self.events.push_back(other),
+            }
+        }
+        Ok(())
     }
 
     /// Sends a stanza in clear, as the caller explicitly asks (never used for content that a
@@ -380,15 +366,13 @@ impl Client {
         loop {
             match tokio::time::timeout_at(deadline, self.xmpp.next()).await {
                 Err(_) => return Err(Error::Timeout("server")),
-                Ok(None) => return Err(Error::Disconnected("stream ended".into())),
-                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
-                    return Err(Error::Disconnected(e.to_string()));
-                }
+                Ok(None) => return Err(Error::Disconnected(None)),
+                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => return Err(Error::Disconnected(boxed(e))),
                 Ok(Some(tokio_xmpp::Event::Online { .. })) => {
                     // Reconnected: announce ourselves again.
                     self.send(Element::builder("presence", "jabber:client").build()).await?;
                 }
-                Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(to_element(s)),
+                Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(Element::from(s)),
             }
         }
     }
@@ -407,95 +391,12 @@ impl Client {
         }
     }
 
-    /// Handles one stanza from the server.
+    /// Hands one stanza from the server to the engine.
     async fn process(&mut self, s: Element) -> Result<(), Error> {
-        let from = s.attr("from").unwrap_or_default().to_owned();
-        match s.name() {
-            "iq" => match s.attr("type") {
-                Some("result" | "error") => {
-                    let id = s.attr("id").unwrap_or_default().to_owned();
-                    self.results.insert(id, s);
-                }
-                _ => self.answer_iq(&s).await?,
-            },
-            "presence" => self.presence(&s, from).await?,
-            "message" => {
-                let step = self.engine.handle(chrono::Utc::now(), &s);
-                for out in step.send {
-                    self.send(out).await?;
-                }
-                self.events.extend(step.events);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    async fn answer_iq(&mut self, s: &Element) -> Result<(), Error> {
-        let query = s.children().next();
-        let mut reply = Element::builder("iq", "jabber:client").build();
-        for (k, v) in [("id", s.attr("id")), ("to", s.attr("from"))] {
-            if let Some(v) = v {
-                set_attr(&mut reply, k, v);
-            }
-        }
-        match query {
-            Some(q) if q.is("query", DISCO_INFO) && s.attr("type") == Some("get") => {
-                set_attr(&mut reply, "type", "result");
-                let mut info = Element::bare("query", DISCO_INFO);
-                let mut identity = Element::bare("identity", DISCO_INFO);
-                set_attr(&mut identity, "category", "client");
-                set_attr(&mut identity, "type", "pc");
-                set_attr(&mut identity, "name", "esession");
-                info.append_child(identity);
-                for var in [DISCO_INFO, PING, FEATURE_NEG_NS, ESESSION_NS, INIT_NS, XEP0200_NS] {
-                    let mut f = Element::bare("feature", DISCO_INFO);
-                    set_attr(&mut f, "var", var);
-                    info.append_child(f);
-                }
-                reply.append_child(info);
-            }
-            Some(q) if q.is("ping", PING) => set_attr(&mut reply, "type", "result"),
-            _ => {
-                set_attr(&mut reply, "type", "error");
-                let mut error = Element::builder("error", "jabber:client")
-                    .append(Element::bare("service-unavailable", STANZAS_NS))
-                    .build();
-                set_attr(&mut error, "type", "cancel");
-                reply.append_child(error);
-            }
-        }
-        self.send(reply).await
-    }
-
-    async fn presence(&mut self, s: &Element, from: String) -> Result<(), Error> {
-        let b = bare(&from).to_owned();
-        if b == bare(&self.me) {
-            return Ok(());
-        }
-        match s.attr("type") {
-            None => {
-                let list = self.online.entry(b.clone()).or_default();
-                if !list.contains(&from) {
-                    list.push(from.clone());
-                }
-                self.events.push_back(Event::Presence { peer: from, available: true });
-                // Bob: an offline session ends when its contact comes online (XEP-0187 §5).
-                if let Some(w) = self.engine.contact_online(&b) {
-                    self.send(w).await?;
-                    self.events.push_back(Event::Terminated { peer: b, offline: true });
-                }
-            }
-            Some("unavailable") => {
-                if let Some(list) = self.online.get_mut(&b) {
-                    list.retain(|j| *j != from);
-                }
-                self.events.push_back(Event::Presence { peer: from, available: false });
-            }
-            Some("subscribe") => self.events.push_back(Event::SubscriptionRequest { peer: b }),
-            _ => {}
-        }
-        Ok(())
+        let step = self.engine.handle(chrono::Utc::now(), &s);
+        // Stanzas from the network may be deep: dropped without recursion.
+        esession_forms::xml::dispose(s);
+        self.apply(step).await
     }
 
     /// The next event (waits for the server as long as it takes).
@@ -516,7 +417,7 @@ impl Client {
     /// `StreamExt::next` works on it directly).
     pub fn events(
         &mut self,
-    ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, Error>> + '_>> {
+    ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, Error>> + Send + '_>> {
         Box::pin(futures_util::stream::unfold(self, |c| async move {
             let e = c.next_event().await;
             Some((e, c))
@@ -545,7 +446,7 @@ impl Client {
     ///
     /// # Errors
     /// The connection is lost.
-    pub async fn subscribe(&mut self, peer: &str) -> Result<(), Error> {
+    pub async fn subscribe(&mut self, peer: &BareJid) -> Result<(), Error> {
         self.presence_to(peer, "subscribe").await
     }
 
@@ -553,29 +454,29 @@ impl Client {
     ///
     /// # Errors
     /// The connection is lost.
-    pub async fn approve(&mut self, peer: &str) -> Result<(), Error> {
+    pub async fn approve(&mut self, peer: &BareJid) -> Result<(), Error> {
         self.presence_to(peer, "subscribed").await
     }
 
-    async fn presence_to(&mut self, peer: &str, kind: &str) -> Result<(), Error> {
+    async fn presence_to(&mut self, peer: &BareJid, kind: &str) -> Result<(), Error> {
         let mut p = Element::builder("presence", "jabber:client").build();
-        set_attr(&mut p, "to", bare(peer));
+        set_attr(&mut p, "to", peer.as_str());
         set_attr(&mut p, "type", kind);
         self.send(p).await
     }
 
     /// The available resources of `peer`, as seen in presence.
     #[must_use]
-    pub fn resources(&self, peer: &str) -> Vec<String> {
-        self.online.get(bare(peer)).cloned().unwrap_or_default()
+    pub fn resources(&self, peer: &BareJid) -> Vec<Jid> {
+        self.engine.resources(peer)
     }
 
     /// Whether `peer` (a full JID) announces encrypted sessions (disco#info).
     ///
     /// # Errors
     /// The connection is lost; no answer in time.
-    pub async fn supports(&mut self, peer: &str) -> Result<bool, Error> {
-        let iq = self.iq_element("get", Some(peer), Element::bare("query", DISCO_INFO));
+    pub async fn supports(&mut self, peer: &Jid) -> Result<bool, Error> {
+        let iq = self.iq_element("get", Some(peer.as_str()), Element::bare("query", DISCO_INFO));
         let r = self.request(iq).await?;
         Ok(r.attr("type") == Some("result")
             && r.get_child("query", DISCO_INFO).is_some_and(|q| {
@@ -583,44 +484,43 @@ impl Client {
             }))
     }
 
-    /// Negotiates a session with `peer` (a full JID, or a bare one that is available), and
-    /// waits for the outcome. Returns the SAS of a 4-message negotiation.
+    /// Negotiates a session with `peer` (a full JID, or a bare one that is available, or a
+    /// service's JID), and waits for the outcome. Returns the SAS of a 4-message negotiation.
     ///
     /// # Errors
     /// [`Error::NoSupport`], [`Error::Negotiation`], [`Error::Timeout`].
-    pub async fn negotiate(&mut self, peer: &str, mode: Mode) -> Result<Option<String>, Error> {
+    pub async fn negotiate(&mut self, peer: &Jid, mode: Mode) -> Result<Option<String>, Error> {
         // A full JID, or a service's (no node): addressed as given.
-        let full = if peer.contains('/') || !peer.contains('@') {
-            peer.to_owned()
+        let full = if peer.resource().is_some() || peer.node().is_none() {
+            peer.clone()
         } else {
-            self.resources(peer)
+            let bare = peer.to_bare();
+            self.resources(&bare)
                 .last()
                 .cloned()
-                .ok_or_else(|| Error::NoSupport(format!("{peer} (offline)")))?
+                .ok_or(Error::NotAvailable { peer: bare, subscribed: true })?
         };
         if !self.supports(&full).await? {
             return Err(Error::NoSupport(full));
         }
-        let step = self.engine.start(&full, mode)?;
-        for s in step.send {
-            self.send(s).await?;
-        }
-        self.events.extend(step.events);
-        let b = bare(&full).to_owned();
+        let step = self.engine.start(chrono::Utc::now(), &full, mode)?;
+        self.apply(step).await?;
+        let b = full.to_bare();
         let e = self
             .wait_for(|e| match e {
                 Event::Negotiated { peer, offline: false, .. } | Event::Failed { peer, .. } => {
-                    bare(peer) == b
+                    peer.to_bare() == b
                 }
                 _ => false,
             })
             .await?;
         match e {
-            Event::Negotiated { sas, .. } => Ok(sas),
-            Event::Failed { condition, detail, .. } => {
-                Err(Error::Negotiation(format!("{condition}: {detail}")))
+            Event::Negotiated { sas, .. } => Ok(sas.map(|s| s.to_string())),
+            Event::Failed { failure: crate::Failure::Negotiation(e), .. } => Err(Error::Negotiation(e)),
+            Event::Failed { failure, .. } => {
+                Err(Error::Server { action: "the negotiation".into(), condition: failure.to_string() })
             }
-            _ => Err(Error::Negotiation("unexpected outcome".into())),
+            _ => Err(Error::Protocol("unexpected outcome of the negotiation".into())),
         }
     }
 
@@ -631,23 +531,32 @@ impl Client {
     /// # Errors
     /// [`Error::NoSupport`], [`Error::NoOfflineOptions`], [`Error::Offline`] (untrusted or
     /// expired options), negotiation and connection errors. Nothing is ever sent in clear.
-    pub async fn send_text(&mut self, peer: &str, text: &str) -> Result<Delivery, Error> {
-        if !self.engine.has_session(peer) && (!self.resources(peer).is_empty() || !peer.contains('@')) {
+    pub async fn send_text(&mut self, peer: &Jid, text: &str) -> Result<Delivery, Error> {
+        let bare = peer.to_bare();
+        let service = peer.node().is_none();
+        if !self.engine.has_session(&bare) && (self.engine.is_available(&bare) || service) {
             // 4-message with people (SAS, identity protection); 3-message with services (a JID
             // without a node), which answer at once and compare no SAS (XEP-0116 §4.5).
-            let mode = if peer.contains('@') { Mode::Four } else { Mode::Three };
+            let mode = if service { Mode::Three } else { Mode::Four };
             self.negotiate(peer, mode).await?;
         }
-        if self.engine.has_session(peer) {
-            let w = self.engine.chat(peer, text, EncryptOptions::default())?;
+        if self.engine.has_session(&bare) {
+            let w = self.engine.chat(&bare, text, EncryptOptions::default())?;
             self.send(w).await?;
-            return Ok(Delivery::Online { sas: self.engine.sas(peer) });
+            return Ok(Delivery::Online { sas: self.engine.sas(&bare).map(ToString::to_string) });
         }
-        let w = if self.engine.has_offline_session(peer) {
-            self.engine.offline_send(peer, text)?
+        let w = if self.engine.has_offline_session(&bare) {
+            self.engine.offline_chat(&bare, text)?
         } else {
-            let v = self.fetch_options(peer).await?;
-            self.engine.offline_start(&v, text, chrono::Utc::now())?
+            self.fetch_options(&bare).await?;
+            let step = self.engine.offline_start(
+                chrono::Utc::now(),
+                &bare,
+                crate::engine::body_message(text),
+                false,
+            )?;
+            self.apply(step).await?;
+            return Ok(Delivery::Offline);
         };
         self.send(w).await?;
         Ok(Delivery::Offline)
@@ -657,7 +566,7 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::NotProtected`] without a session.
-    pub async fn rekey(&mut self, peer: &str, text: &str) -> Result<(), Error> {
+    pub async fn rekey(&mut self, peer: &BareJid, text: &str) -> Result<(), Error> {
         let w = self.engine.chat(peer, text, EncryptOptions { rekey: true, publish_old: false })?;
         self.send(w).await
     }
@@ -666,27 +575,26 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::NotProtected`] without a session; [`Error::Timeout`].
-    pub async fn terminate(&mut self, peer: &str) -> Result<(), Error> {
+    pub async fn terminate(&mut self, peer: &BareJid) -> Result<(), Error> {
         let w = self.engine.terminate(peer)?;
         self.send(w).await?;
-        let b = bare(peer).to_owned();
-        self.wait_for(|e| matches!(e, Event::Terminated { peer, .. } if bare(peer) == b)).await?;
+        let b = peer.clone();
+        self.wait_for(|e| matches!(e, Event::Terminated { peer, .. } if peer.to_bare() == b)).await?;
         Ok(())
     }
 
-    /// The options form `peer` (a bare JID) publishes for `audience`, unverified: `Ok(None)`
-    /// when the node holds none, `Err(condition)` when the server refuses (access model, no
-    /// node).
+    /// The options form `peer` publishes for `audience`, unverified: `Ok(None)` when the node
+    /// holds none, `Err(condition)` when the server refuses (access model, no node).
     ///
     /// # Errors
     /// The connection is lost; no answer in time.
     pub async fn published_options(
         &mut self,
-        peer: &str,
+        peer: &BareJid,
         audience: Audience,
     ) -> Result<Result<Option<Element>, String>, Error> {
         let id = crate::engine::new_thread(&mut self.rng);
-        let r = self.request(pep::items_request(audience, bare(peer), &id)).await?;
+        let r = self.request(pep::items_request(audience, peer.as_str(), &id)).await?;
         if r.attr("type") != Some("result") {
             return Ok(Err(condition(&r)));
         }
@@ -694,8 +602,8 @@ impl Client {
     }
 
     /// Fetches `peer`'s offline options (the subscribers' node, then the everyone node) and
-    /// verifies them with the keys we trust for it.
-    async fn fetch_options(&mut self, peer: &str) -> Result<esession_offline::send::Verified, Error> {
+    /// hands them to the engine, which verifies them with the keys we trust for it.
+    async fn fetch_options(&mut self, peer: &BareJid) -> Result<(), Error> {
         let mut last = None;
         for audience in [Audience::Subscribers, Audience::Everyone] {
             let x = match self.published_options(peer, audience).await? {
@@ -706,36 +614,39 @@ impl Client {
                     continue;
                 }
             };
-            return send::verify(
-                &x,
-                peer,
-                self.engine.trust(),
-                chrono::Utc::now(),
-                self.engine.config().profile,
-            )
-            .map_err(|e| Error::Offline(e.to_string()));
+            return match self.engine.offline_options(chrono::Utc::now(), peer, &x) {
+                Event::OfflineOptions { refused: None, .. } => Ok(()),
+                Event::OfflineOptions { refused: Some(c), .. } => {
+                    Err(Error::Offline(esession_offline::Error::Refused(c)))
+                }
+                _ => Err(Error::Protocol("unexpected answer to the options".into())),
+            };
         }
-        Err(Error::NoOfflineOptions(match last {
-            Some(c) => format!("{} ({c})", bare(peer)),
-            None => bare(peer).to_owned(),
-        }))
+        Err(Error::NoOfflineOptions { peer: peer.clone(), condition: last })
     }
 
     /// Publishes offline options (one set for presence subscribers, one for everyone), keeping
-    /// their secrets sealed in the account first.
+    /// their secrets sealed in the account first. Sessions end first (XEP-0116 §5).
     ///
     /// # Errors
     /// [`Error::Config`] without an identity key; [`Error::Server`] when a publish is refused.
     pub async fn publish_offline(&mut self) -> Result<(), Error> {
         let keys: Vec<PrivateKey> = self.account.identity()?.into_iter().collect();
-        let plan = self.engine.plan(keys, self.lifetime)?;
-        let sets = esession_offline::away::go_offline(
+        let plan = self.engine.plan(keys, self.lifetime, None)?;
+        let (step, sets) = self.engine.go_offline(
+            chrono::Utc::now(),
             &plan,
             &[Audience::Subscribers, Audience::Everyone],
-            chrono::Utc::now(),
-            &mut esession_negotiate::RngEntropy(&mut self.rng),
-        )
-        .map_err(|e| Error::Config(e.to_string()))?;
+            false,
+        )?;
+        // Terminates first; the IQs are sent below, each awaited.
+        let publish_iqs: usize = sets.iter().map(|p| p.iqs.len()).sum();
+        let mut send = step.send;
+        send.truncate(send.len().saturating_sub(publish_iqs));
+        for s in send {
+            self.send(s).await?;
+        }
+        self.events.extend(step.events);
         for p in sets {
             let which = match p.audience {
                 Audience::Subscribers => "subscribers",
@@ -751,30 +662,34 @@ impl Client {
             for iq in iqs {
                 let r = self.request(iq).await?;
                 if r.attr("type") != Some("result") {
-                    return Err(Error::Server(format!("publishing the {which} options: {}", condition(&r))));
+                    return Err(Error::Server {
+                        action: format!("publishing the {which} options"),
+                        condition: condition(&r),
+                    });
                 }
             }
         }
         Ok(())
     }
 
-    /// Withdraws the subscribers' options and forgets their secrets (for `offline withdraw`).
+    /// Withdraws both option sets and forgets their secrets (for `offline withdraw`).
     ///
     /// # Errors
     /// [`Error::Server`] when the withdraw is refused.
     pub async fn withdraw_offline(&mut self) -> Result<(), Error> {
         for (audience, which) in [(Audience::Subscribers, "subscribers"), (Audience::Everyone, "everyone")] {
             let id = crate::engine::new_thread(&mut self.rng);
-            self.withdraw(audience, pep::withdraw(audience, &id))
-                .await
-                .map_err(|c| Error::Server(format!("withdrawing the {which} options: {c}")))?;
+            self.withdraw(audience, pep::withdraw(audience, &id)).await.map_err(|c| Error::Server {
+                action: format!("withdrawing the {which} options"),
+                condition: c,
+            })?;
             self.account.forget_offline(which)?;
         }
         Ok(())
     }
 
-    /// Withdraws one set of options: XEP-0187 Example 8 (`iq`, an empty `<item/>`) first; when
-    /// the server refuses it (Prosody: `bad-request`, a PEP item needs a payload), deletes the
+    /// Withdraws one set of options: XEP-0187 Example 8 (an empty `<item/>`) first; when the
+    /// server refuses it (Prosody: `bad-request`, a PEP item needs a payload), deletes the
     /// node, which a node that is not there (`item-not-found`) already satisfies. Returns the
     /// error condition when neither worked.
     async fn withdraw(&mut self, audience: Audience, iq: Element) -> Result<(), String> {
@@ -795,21 +710,23 @@ impl Client {
     /// # Errors
     /// As [`Client::publish_offline`].
     pub async fn go_offline(mut self) -> Result<(), Error> {
-        for w in self.engine.terminate_all() {
-            self.send(w).await?;
-        }
         self.publish_offline().await?;
         self.disconnect().await
     }
 
-    /// Sends unavailable presence and closes the stream.
+    /// Ends every session (their terminates are sent), sends unavailable presence and closes
+    /// the stream.
     ///
     /// # Errors
     /// The stream could not be closed cleanly.
     pub async fn disconnect(mut self) -> Result<(), Error> {
+        let step = self.engine.terminate_all();
+        for s in step.send {
+            let _ = self.send(s).await;
+        }
         let mut p = Element::builder("presence", "jabber:client").build();
         set_attr(&mut p, "type", "unavailable");
         let _ = self.send(p).await;
-        self.xmpp.send_end().await.map_err(|e| Error::Disconnected(e.to_string()))
+        self.xmpp.send_end().await.map_err(|e| Error::Disconnected(boxed(e)))
     }
 }

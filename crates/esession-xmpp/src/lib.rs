@@ -11,134 +11,203 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), esession_xmpp::Error> {
-//! use esession_xmpp::{Account, Client, Delivery, Options, Sealing};
+//! use esession_xmpp::{Account, Client, Delivery, Options, Sealing, parse_jid};
 //! let account = Account::open(std::path::Path::new("/tmp/alice"), Sealing::KeyFile)?;
 //! let opts = Options::new("alice@localhost", "secret", "127.0.0.1:5222");
 //! let mut alice = Client::connect(opts, account).await?;
-//! match alice.send_text("bob@localhost", "hello").await? {
+//! match alice.send_text(&parse_jid("bob@localhost")?, "hello").await? {
 //!     Delivery::Online { sas } => println!("sent in a session, SAS {sas:?}"),
 //!     Delivery::Offline => println!("Bob is away: sent in an offline session"),
+//!     _ => {}
 //! }
 //! let event = alice.next_event().await?;
 //! println!("{event:?}");
 //! # Ok(()) }
 //! ```
-
 //!
-//! The engine alone, two parties relayed in memory (the relay stamps `from`, as a server does):
-//!
-//! ```
-//! use esession_negotiate::{Config, MemoryRetained, MemoryTrust, Mode};
-//! use esession_offline::replay::MemoryReplay;
-//! use esession_stanza::EncryptOptions;
-//! use esession_xmpp::{Engine, EngineStores, Event};
-//!
-//! let stores = || EngineStores {
-//!     trust: Box::new(MemoryTrust::default()),
-//!     retained: Box::new(MemoryRetained::default()),
-//!     replay: Box::new(MemoryReplay::default()),
-//! };
-//! let (alice, bob) = ("alice@example.org/pda", "bob@example.com/laptop");
-//! let (mut a, mut b) = (Engine::new(Config::default(), stores()), Engine::new(Config::default(), stores()));
-//! let from = |mut s: minidom::Element, jid: &str| {
-//!     s.set_attr(minidom::rxml::Namespace::NONE, minidom::rxml::NcName::try_from("from").unwrap(), jid.to_owned());
-//!     s
-//! };
-//! let now = chrono::Utc::now();
-//! let (mut to_bob, mut events) = (a.start(bob, Mode::Four)?.send, Vec::new());
-//! while !to_bob.is_empty() {
-//!     let mut to_alice = Vec::new();
-//!     for s in to_bob.drain(..) {
-//!         let step = b.handle(now, &from(s, alice));
-//!         to_alice.extend(step.send);
-//!         events.extend(step.events);
-//!     }
-//!     for s in to_alice {
-//!         let step = a.handle(now, &from(s, bob));
-//!         to_bob.extend(step.send);
-//!         events.extend(step.events);
-//!     }
-//! }
-//! assert!(a.has_session(bob) && b.has_session(alice));
-//! assert!(events.iter().any(|e| matches!(e, Event::Negotiated { sas: Some(_), .. })));
-//! let wire = a.chat(bob, "hello", EncryptOptions::default())?;
-//! let step = b.handle(now, &from(wire, alice));
-//! assert!(matches!(&step.events[..], [Event::Message { body: Some(t), .. }] if t == "hello"));
-//! # Ok::<(), esession_xmpp::Error>(())
-//! ```
+//! The engine alone, two parties relayed in memory by [`relay::Relay`] (which plays the
+//! server), is shown in the [`relay`] module.
 
 pub mod account;
 pub mod client;
 pub mod engine;
 pub mod pool;
+pub mod relay;
 
 pub use account::{Account, Sealing, fingerprint};
 pub use client::{Client, Delivery, Options, Tls};
-pub use engine::{Engine, EngineStores, Event, Step};
+pub use engine::{Ended, Engine, EngineStores, Event, Failure, Limits, Step};
+pub use esession_negotiate::{BareJid, FullJid, Jid};
+pub use minidom;
 pub use pool::{KeyPool, PoolStats};
 
 use std::fmt;
 
-/// Errors, each one line a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A cause from another crate (network, TLS, the stream).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors, each one line a person can act on; [`std::error::Error::source`] gives the cause.
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server cannot be reached.
-    Unreachable(String),
+    /// The server cannot be reached (DNS, TCP, TLS, the stream).
+    Unreachable {
+        /// The server (or domain) tried.
+        server: String,
+        /// Why.
+        source: Option<BoxError>,
+    },
     /// The server refused the login (wrong JID or password).
-    Auth(String),
+    Auth(Option<BoxError>),
     /// The connection was lost.
-    Disconnected(String),
+    Disconnected(Option<BoxError>),
     /// The server did not answer in time.
     Timeout(&'static str),
     /// A JID that does not parse.
-    BadJid(String),
+    BadJid {
+        /// The text given.
+        jid: String,
+        /// Why it does not parse.
+        source: Option<jid::Error>,
+    },
     /// The contact's client does not announce encrypted sessions.
-    NoSupport(String),
+    NoSupport(Jid),
+    /// The contact has no available resource we can see (offline, or we do not see its
+    /// presence: no subscription).
+    NotAvailable {
+        /// The contact.
+        peer: BareJid,
+        /// Whether we are subscribed to its presence (if not, we could never see it online).
+        subscribed: bool,
+    },
     /// No session protects stanzas to this contact; nothing was sent.
-    NotProtected(String),
+    NotProtected(BareJid),
     /// The contact is offline and has no offline options we can use.
-    NoOfflineOptions(String),
+    NoOfflineOptions {
+        /// The contact.
+        peer: BareJid,
+        /// The server's error condition when it refused the fetch.
+        condition: Option<String>,
+    },
     /// An offline session could not be started (untrusted or expired options, …).
-    Offline(String),
-    /// The negotiation failed.
-    Negotiation(String),
+    Offline(esession_offline::Error),
+    /// The negotiation could not be made or failed.
+    Negotiation(esession_negotiate::Error),
+    /// A stanza could not be encrypted in its session.
+    Session(esession_negotiate::Error),
     /// The server answered a request with an error.
-    Server(String),
-    /// A protocol error.
+    Server {
+        /// What was asked.
+        action: String,
+        /// The error condition.
+        condition: String,
+    },
+    /// A stanza that cannot be sent as it is.
     Protocol(String),
     /// The account's secrets do not open with this passphrase or key.
     WrongPassphrase,
-    /// The store failed.
-    Store(String),
+    /// A store failed.
+    Store(esession_negotiate::StoreError),
+    /// A file of the account could not be used.
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The configuration cannot do this.
     Config(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = |f: &mut fmt::Formatter<'_>, s: &Option<BoxError>| match s {
+            Some(e) => write!(f, ": {e}"),
+            None => Ok(()),
+        };
         match self {
-            Error::Unreachable(s) => write!(f, "cannot reach the server: {s}"),
-            Error::Auth(s) => write!(f, "login refused (wrong JID or password?): {s}"),
-            Error::Disconnected(s) => write!(f, "disconnected: {s}"),
-            Error::Timeout(what) => write!(f, "no answer in time: {what}"),
-            Error::BadJid(j) => write!(f, "not a valid JID: {j}"),
-            Error::NoSupport(j) => write!(f, "{j} does not support encrypted sessions"),
-            Error::NotProtected(j) => write!(f, "no encrypted session with {j}: nothing was sent"),
-            Error::NoOfflineOptions(j) => {
-                write!(f, "{j} is offline and has published no offline options we may use")
+            Error::Unreachable { server, source } => {
+                write!(f, "cannot reach the server {server}")?;
+                cause(f, source)
             }
-            Error::Offline(s) => write!(f, "offline session: {s}"),
-            Error::Negotiation(s) => write!(f, "negotiation failed: {s}"),
-            Error::Server(s) => write!(f, "the server refused: {s}"),
+            Error::Auth(s) => {
+                write!(f, "login refused (wrong JID or password?)")?;
+                cause(f, s)
+            }
+            Error::Disconnected(s) => {
+                write!(f, "disconnected")?;
+                cause(f, s)
+            }
+            Error::Timeout(what) => write!(f, "no answer in time: {what}"),
+            Error::BadJid { jid, source } => match source {
+                Some(e) => write!(f, "not a valid JID: {jid:?} ({e})"),
+                None => write!(f, "not a valid JID here: {jid:?}"),
+            },
+            Error::NoSupport(j) => write!(f, "{j} does not support encrypted sessions"),
+            Error::NotAvailable { peer, subscribed: true } => write!(f, "{peer} is offline"),
+            Error::NotAvailable { peer, subscribed: false } => write!(
+                f,
+                "{peer} does not share its presence with you: ask for it with `esession contact add {peer}` and wait until it is approved"
+            ),
+            Error::NotProtected(j) => write!(f, "no encrypted session with {j}: nothing was sent"),
+            Error::NoOfflineOptions { peer, condition } => {
+                write!(f, "{peer} is offline and has published no offline options you may use")?;
+                match condition {
+                    Some(c) => write!(f, " (the server said {c})"),
+                    None => Ok(()),
+                }
+            }
+            Error::Offline(e) => write!(f, "offline session: {e}"),
+            Error::Negotiation(e) => write!(f, "negotiation failed: {e}"),
+            Error::Session(e) => write!(f, "cannot send in the session: {e}"),
+            Error::Server { action, condition } => write!(f, "the server refused {action}: {condition}"),
             Error::Protocol(s) => write!(f, "{s}"),
             Error::WrongPassphrase => {
                 f.write_str("the passphrase (or key) does not open this account's data")
             }
-            Error::Store(s) => write!(f, "store: {s}"),
+            Error::Store(e) => write!(f, "{e}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Config(s) => write!(f, "{s}"),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Unreachable { source: Some(e), .. }
+            | Error::Auth(Some(e))
+            | Error::Disconnected(Some(e)) => Some(e.as_ref()),
+            Error::BadJid { source: Some(e), .. } => Some(e),
+            Error::Offline(e) => Some(e),
+            Error::Negotiation(e) | Error::Session(e) => Some(e),
+            Error::Store(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// A JID that does not parse.
+    pub(crate) fn bad_jid(jid: &str, source: jid::Error) -> Self {
+        Error::BadJid { jid: jid.to_owned(), source: Some(source) }
+    }
+}
+
+/// Parses a JID, normalized (nodeprep, nameprep, resourceprep): `Alice@LocalHost` is
+/// `alice@localhost`.
+///
+/// # Errors
+/// [`Error::BadJid`].
+pub fn parse_jid(s: &str) -> Result<Jid, Error> {
+    Jid::new(s.trim()).map_err(|e| Error::bad_jid(s, e))
+}
+
+/// Parses a bare JID (a full one is cut to its bare part), normalized.
+///
+/// # Errors
+/// [`Error::BadJid`].
+pub fn parse_bare(s: &str) -> Result<BareJid, Error> {
+    parse_jid(s).map(|j| j.to_bare())
+}

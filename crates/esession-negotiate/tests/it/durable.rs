@@ -29,35 +29,43 @@ fn everything_survives_a_reopen_and_secrets_are_sealed() {
     let (ra, _, da, _) = keys();
     {
         let mut s = open(&path);
-        s.trust("alice@example.org", ra.public_key()).unwrap();
+        s.trust(&bare("alice@example.org"), ra.public_key()).unwrap();
         s.set_petname(&ra.public_key(), "Alice (laptop)").unwrap();
-        s.associate("alice@example.org", da.public_key()).unwrap();
-        s.confirm_sas("alice@example.org").unwrap();
-        s.replace("alice@example.org", None, SecretBytes::from_slice(b"retained one"), 10, false).unwrap();
-        s.replace("bob@example.com", None, SecretBytes::from_slice(b"retained two"), 11, false).unwrap();
+        s.associate(&bare("alice@example.org"), da.public_key()).unwrap();
+        s.confirm_sas(&bare("alice@example.org")).unwrap();
+        s.replace(&bare("alice@example.org"), None, SecretBytes::from_slice(b"retained one"), at(10), false)
+            .unwrap();
+        s.replace(&bare("bob@example.com"), None, SecretBytes::from_slice(b"retained two"), at(11), false)
+            .unwrap();
         // Using the first one replaces it.
         let old = SecretBytes::from_slice(b"retained one");
-        s.replace("alice@example.org", Some(&old), SecretBytes::from_slice(b"retained three"), 12, true)
-            .unwrap();
-        s.mark_verified("bob@example.com").unwrap();
+        s.replace(
+            &bare("alice@example.org"),
+            Some(&old),
+            SecretBytes::from_slice(b"retained three"),
+            at(12),
+            true,
+        )
+        .unwrap();
+        s.mark_verified(&bare("bob@example.com")).unwrap();
     }
     let raw = std::fs::read(&path).unwrap();
     assert!(!raw.windows(12).any(|w| w == b"retained two"), "secrets are sealed on disk");
     let s = open(&path);
-    let alice: Vec<Vec<u8>> = RetainedStore::for_jid(&s, "alice@example.org", 100)
+    let alice: Vec<Vec<u8>> = RetainedStore::for_jid(&s, &bare("alice@example.org"), at(100))
         .iter()
         .map(|r| r.secret.expose_secret().to_vec())
         .collect();
     assert_eq!(alice, vec![b"retained three".to_vec()], "the used secret was destroyed");
-    assert!(RetainedStore::for_jid(&s, "bob@example.com", 100)[0].chain_verified);
-    assert_eq!(RetainedStore::all(&s, 100).len(), 2);
+    assert!(RetainedStore::for_jid(&s, &bare("bob@example.com"), at(100))[0].chain_verified);
+    assert_eq!(RetainedStore::all(&s, at(100)).len(), 2);
     let rec = s.record(&ra.public_key()).unwrap();
     assert!(rec.verified);
     assert_eq!(rec.petname.as_deref(), Some("Alice (laptop)"));
-    assert!(s.trusts("alice@example.org", &ra.public_key()));
-    assert!(!s.trusts("mallory@example.net", &ra.public_key()), "trust is per JID");
-    assert_eq!(TrustStore::for_jid(&s, "alice@example.org").len(), 2);
-    assert!(s.sas_confirmed("alice@example.org"));
+    assert!(s.trusts(&bare("alice@example.org"), &ra.public_key()));
+    assert!(!s.trusts(&bare("mallory@example.net"), &ra.public_key()), "trust is per JID");
+    assert_eq!(TrustStore::for_jid(&s, &bare("alice@example.org")).len(), 2);
+    assert!(s.sas_confirmed(&bare("alice@example.org")));
     drop(s);
     // The wrong key cannot open the secrets.
     let wrong = SealingKey::from_bytes(SecretBytes::new(vec![7; 32])).unwrap();
@@ -70,8 +78,8 @@ fn a_retained_secret_carries_across_a_restart() {
     let cfg = Arc::new(Config::default());
     for round in 0..2 {
         let (mut sa, mut sb) = (open(&pa), open(&pb));
-        let mut alice = Initiator::new(cfg.clone(), BOB, "t");
-        let mut bob = Responder::new(cfg.clone(), ALICE, "t");
+        let mut alice = Initiator::new(cfg.clone(), j(BOB), "t");
+        let mut bob = Responder::new(cfg.clone(), j(ALICE), "t");
         let mut r = TestRng::new(round + 10);
         alice.start(Mode::Four, &mut RngEntropy(&mut r)).unwrap();
         let mut est = (None, None);
@@ -81,7 +89,7 @@ fn a_retained_secret_carries_across_a_restart() {
                     Output::Send(s) => {
                         // none identities: the trust store is not consulted, a scratch one will do.
                         let stores = &mut Stores { trust: &mut MemoryTrust::default(), retained: &mut sb };
-                        let _ = bob.handle(0, &s, &mut RngEntropy(&mut r), stores);
+                        let _ = bob.handle(at(0), &s, &mut RngEntropy(&mut r), stores);
                     }
                     Output::Established(e) => est.0 = Some(e),
                     _ => {}
@@ -91,7 +99,7 @@ fn a_retained_secret_carries_across_a_restart() {
                 match o {
                     Output::Send(s) => {
                         let stores = &mut Stores { trust: &mut MemoryTrust::default(), retained: &mut sa };
-                        let _ = alice.handle(0, &s, &mut RngEntropy(&mut r), stores);
+                        let _ = alice.handle(at(0), &s, &mut RngEntropy(&mut r), stores);
                     }
                     Output::Established(e) => est.1 = Some(e),
                     _ => {}
@@ -99,9 +107,9 @@ fn a_retained_secret_carries_across_a_restart() {
             }
         }
         let (a, b) = (est.0.unwrap(), est.1.unwrap());
-        assert_eq!(a.retained_secret_used, round == 1, "round {round}");
-        assert_eq!(b.retained_secret_used, round == 1);
-        assert_eq!(RetainedStore::all(&sa, 0).len(), 1, "the old secret is replaced, not accumulated");
+        assert_eq!(a.retained_secret_used(), round == 1, "round {round}");
+        assert_eq!(b.retained_secret_used(), round == 1);
+        assert_eq!(RetainedStore::all(&sa, at(0)).len(), 1, "the old secret is replaced, not accumulated");
     }
 }
 
@@ -112,10 +120,10 @@ fn crash_child() {
     let mut s = open(std::path::Path::new(&path));
     for i in 0u64.. {
         s.replace(
-            &format!("peer{i}@example.org"),
+            &bare(&format!("peer{i}@example.org")),
             None,
             SecretBytes::new(i.to_be_bytes().to_vec()),
-            i,
+            at(i64::try_from(i).unwrap()),
             false,
         )
         .unwrap();
@@ -153,8 +161,8 @@ fn a_kill_9_right_after_a_call_returns_loses_nothing() {
         assert!(!confirmed.is_empty());
         let s = open(&path);
         for i in &confirmed {
-            let jid = format!("peer{i}@example.org");
-            let got = RetainedStore::for_jid(&s, &jid, u64::MAX);
+            let jid = bare(&format!("peer{i}@example.org"));
+            let got = RetainedStore::for_jid(&s, &jid, at(1 << 40));
             assert_eq!(got.len(), 1, "entry {i} was confirmed before the kill but is lost");
             assert_eq!(got[0].secret.expose_secret(), i.to_be_bytes());
         }

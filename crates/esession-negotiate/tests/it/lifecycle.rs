@@ -20,8 +20,8 @@ fn three_message_cfgs() -> (Arc<Config>, Arc<Config>, Side, Side) {
     let (ra, rb, _, _) = keys();
     let (pa, pb) = (ra.public_key(), rb.public_key());
     let (mut a, mut b) = (Side::new(1), Side::new(2));
-    a.trust.trust(bare(BOB), pb);
-    b.trust.trust(bare(ALICE), pa);
+    a.trust.trust(&bare(BOB), pb);
+    b.trust.trust(&bare(ALICE), pa);
     (Arc::new(small(Config::with_identity(ra))), Arc::new(small(Config::with_identity(rb))), a, b)
 }
 
@@ -246,8 +246,8 @@ fn pooled_key_pairs_are_the_ones_sent_and_used_once() {
     let db = DhKeyPair::generate(ModpGroup::G1, &mut rng).unwrap();
     let (he, d) = (b64_encode(&sha256(ea.public())), b64_encode(db.public()));
     assert!(pa.put(ea).is_ok() && pb.put(db).is_ok());
-    let mut alice = Initiator::new(cfg.clone(), BOB, "thread-p");
-    let mut bob = Responder::new(cfg, ALICE, "thread-p");
+    let mut alice = Initiator::new(cfg.clone(), j(BOB), "thread-p");
+    let mut bob = Responder::new(cfg, j(ALICE), "thread-p");
     let (mut a, mut b) = (Side::new(41), Side::new(42));
     alice.start(Mode::Four, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }).unwrap();
     assert_eq!(pa.available(ModpGroup::G1), 0, "Alice's pair left the pool");
@@ -257,7 +257,8 @@ fn pooled_key_pairs_are_the_ones_sent_and_used_once() {
             if let Output::Send(s) = o {
                 sent.push(String::from(&s));
                 let mut st = Stores { trust: &mut b.trust, retained: &mut b.retained };
-                bob.handle(0, &s, &mut PooledEntropy { rng: &mut b.rng, pool: &mut pb }, &mut st).unwrap();
+                bob.handle(at(0), &s, &mut PooledEntropy { rng: &mut b.rng, pool: &mut pb }, &mut st)
+                    .unwrap();
             } else if let Output::Established(e) = o {
                 a.established = Some(e);
             }
@@ -266,7 +267,9 @@ fn pooled_key_pairs_are_the_ones_sent_and_used_once() {
             if let Output::Send(s) = o {
                 sent.push(String::from(&s));
                 let mut st = Stores { trust: &mut a.trust, retained: &mut a.retained };
-                alice.handle(0, &s, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }, &mut st).unwrap();
+                alice
+                    .handle(at(0), &s, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }, &mut st)
+                    .unwrap();
             } else if let Output::Established(e) = o {
                 b.established = Some(e);
             }
@@ -277,7 +280,7 @@ fn pooled_key_pairs_are_the_ones_sent_and_used_once() {
     assert!(sent[1].contains(&d), "the response carries the pooled d");
     assert_eq!(pb.available(ModpGroup::G1), 0, "Bob's pair left the pool");
     // Empty pools fall back to fresh pairs: a second negotiation still works.
-    let mut alice2 = Initiator::new(Arc::new(small(Config::default())), BOB, "thread-q");
+    let mut alice2 = Initiator::new(Arc::new(small(Config::default())), j(BOB), "thread-q");
     alice2.start(Mode::Four, &mut PooledEntropy { rng: &mut a.rng, pool: &mut pa }).unwrap();
     assert!(matches!(alice2.poll_output(), Some(Output::Send(_))));
 }

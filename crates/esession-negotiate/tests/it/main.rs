@@ -14,6 +14,21 @@ use esession_stanza::EncryptOptions;
 use minidom::Element;
 use std::sync::Arc;
 
+/// A JID of the tests.
+pub(crate) fn j(s: &str) -> Jid {
+    Jid::new(s).unwrap()
+}
+
+/// The bare JID of a JID of the tests.
+pub(crate) fn bare(s: &str) -> BareJid {
+    j(s).to_bare()
+}
+
+/// A time of the tests: `secs` seconds after the epoch.
+pub(crate) fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(secs, 0).unwrap()
+}
+
 pub(crate) const ALICE: &str = "alice@example.org/pda";
 pub(crate) const BOB: &str = "bob@example.com/laptop";
 
@@ -75,8 +90,8 @@ pub(crate) fn negotiate_with(
     alice_content: Option<(Element, bool)>,
     bob_content: Option<Element>,
 ) {
-    let mut alice = Initiator::new(alice_cfg, BOB, "thread-1");
-    let mut bob = Responder::new(bob_cfg, ALICE, "thread-1");
+    let mut alice = Initiator::new(alice_cfg, j(BOB), "thread-1");
+    let mut bob = Responder::new(bob_cfg, j(ALICE), "thread-1");
     if let Some((c, t)) = alice_content {
         alice.piggyback(c, t);
     }
@@ -94,7 +109,7 @@ pub(crate) fn negotiate_with(
                 n += 1;
                 if let Some(s) = tamper(n - 1, true, s) {
                     let _ = bob.handle(
-                        0,
+                        at(0),
                         &s,
                         &mut RngEntropy(&mut b.rng),
                         &mut Stores { trust: &mut b.trust, retained: &mut b.retained },
@@ -108,7 +123,7 @@ pub(crate) fn negotiate_with(
                 n += 1;
                 if let Some(s) = tamper(n - 1, false, s) {
                     let _ = alice.handle(
-                        0,
+                        at(0),
                         &s,
                         &mut RngEntropy(&mut a.rng),
                         &mut Stores { trust: &mut a.trust, retained: &mut a.retained },
@@ -156,8 +171,11 @@ pub(crate) fn exchange(a: &mut Side, b: &mut Side) {
     let mut r = TestRng::new(5);
     for (i, text) in ["Hello, Bob!", "Hi Alice", "ünïcødé"].iter().enumerate() {
         let msg = chat(text);
-        let (from, to) =
-            if i % 2 == 0 { (&mut ea.session, &mut eb.session) } else { (&mut eb.session, &mut ea.session) };
+        let (from, to) = if i % 2 == 0 {
+            (ea.session_mut(), eb.session_mut())
+        } else {
+            (eb.session_mut(), ea.session_mut())
+        };
         let wire = from.encrypt(&msg, EncryptOptions::default(), &mut r).unwrap();
         let (clear, _) = to.decrypt(&wire).unwrap();
         assert_eq!(clear.get_child("body", "jabber:client").map(Element::text).as_deref(), Some(*text));

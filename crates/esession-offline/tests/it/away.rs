@@ -72,31 +72,37 @@ fn both_sets_an_outbox_and_a_return() {
 
     // Bob (a subscriber, DSA identity) and Carol (anyone, the same key for brevity).
     let mut trust_alice = MemoryTrust::default();
-    trust_alice.trust("alice@example.org", alice_pub);
+    trust_alice.trust(&crate::bare("alice@example.org"), alice_pub);
     let now = t0() + Duration::hours(3);
     let bob_cfg = crate::weak_ok(Config::with_identity(keys().1));
     let mut bob = Outbox::new();
-    let v = send::verify(&subs_options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let v = send::verify(&subs_options, &crate::bare("alice@example.org"), &trust_alice, now, Profile::Xep)
+        .unwrap();
     let mut e = RngEntropy(&mut TestRng::new(2));
-    let start = bob.start(&v, &bob_cfg, "t-bob", Some(chat("one")), false, now, &mut e).unwrap();
+    let start = bob.start(v, &bob_cfg, "t-bob", Some(chat("one")), false, now, &mut e).unwrap();
     assert_eq!(start.attr("to"), Some("alice@example.org/home"));
-    assert!(bob.has_session("alice@example.org/anything"));
+    assert!(bob.has_session(&crate::bare("alice@example.org/anything")));
+    let v = send::verify(&subs_options, &crate::bare("alice@example.org"), &trust_alice, now, Profile::Xep)
+        .unwrap();
     assert_eq!(
-        bob.start(&v, &bob_cfg, "t-bob2", None, false, now, &mut e).err(),
+        bob.start(v, &bob_cfg, "t-bob2", None, false, now, &mut e).err(),
         Some(Error::Config("an offline session with this contact is already open")),
         "never a second session while one exists"
     );
-    let later = bob.send("alice@example.org", &chat("two"), &mut TestRng::new(3)).unwrap();
+    let later = bob.send(&crate::bare("alice@example.org"), &chat("two"), &mut TestRng::new(3)).unwrap();
     assert!(later.children().any(|c| c.name() == "amp"), "later stanzas carry the AMP rule");
-    let terminate = bob.contact_online("alice@example.org", &mut TestRng::new(4)).unwrap().unwrap();
-    assert!(!bob.has_session("alice@example.org"));
-    assert_eq!(bob.contact_online("alice@example.org", &mut TestRng::new(4)).unwrap(), None);
+    let terminate =
+        bob.contact_online(&crate::bare("alice@example.org"), &mut TestRng::new(4)).unwrap().unwrap();
+    assert!(!bob.has_session(&crate::bare("alice@example.org")));
+    assert_eq!(bob.contact_online(&crate::bare("alice@example.org"), &mut TestRng::new(4)).unwrap(), None);
 
     let mut carol = Outbox::new();
-    let v2 = send::verify(&everyone_options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let v2 =
+        send::verify(&everyone_options, &crate::bare("alice@example.org"), &trust_alice, now, Profile::Xep)
+            .unwrap();
     let carol_start = carol
         .start(
-            &v2,
+            v2,
             &bob_cfg,
             "t-carol",
             Some(chat("hi from carol")),
@@ -105,12 +111,12 @@ fn both_sets_an_outbox_and_a_return() {
             &mut RngEntropy(&mut TestRng::new(5)),
         )
         .unwrap();
-    assert!(!carol.has_session("alice@example.org"), "object encryption keeps no session");
+    assert!(!carol.has_session(&crate::bare("alice@example.org")), "object encryption keeps no session");
 
     // Alice returns with a queue.
     let mut trust_peers = MemoryTrust::default();
-    trust_peers.trust("bob@example.com", bob_pub.clone());
-    trust_peers.trust("carol@example.net", bob_pub);
+    trust_peers.trust(&crate::bare("bob@example.com"), bob_pub.clone());
+    trust_peers.trust(&crate::bare("carol@example.net"), bob_pub);
     let bob_jid = "bob@example.com/laptop";
     let queue = vec![
         stamped(start.clone(), bob_jid),
@@ -246,19 +252,21 @@ fn a_return_commits_its_replay_entries_once_and_fails_closed() {
         .unwrap();
     let options = pep::options_in(&set.iqs[1]).unwrap().clone();
     let mut trust_alice = MemoryTrust::default();
-    trust_alice.trust("alice@example.org", alice_pub);
+    trust_alice.trust(&crate::bare("alice@example.org"), alice_pub);
     let now = t0() + Duration::hours(1);
-    let v = send::verify(&options, "alice@example.org", &trust_alice, now, Profile::Xep).unwrap();
+    let verified = || {
+        send::verify(&options, &crate::bare("alice@example.org"), &trust_alice, now, Profile::Xep).unwrap()
+    };
     let bob_key = keys().1;
     let mut trust_peers = MemoryTrust::default();
     let mut queue = Vec::new();
     for i in 0..3u64 {
         let jid = format!("peer{i}@example.com");
-        trust_peers.trust(&jid, bob_key.public_key());
+        trust_peers.trust(&crate::bare(&jid), bob_key.public_key());
         let mut out = Outbox::new();
         let s = out
             .start(
-                &v,
+                verified(),
                 &crate::weak_ok(Config::with_identity(keys().1)),
                 &format!("t{i}"),
                 Some(chat(&format!("m{i}"))),

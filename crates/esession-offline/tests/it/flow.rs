@@ -59,10 +59,10 @@ fn world(groups: Vec<ModpGroup>, match_resource: Option<&str>, bob_dsa: bool) ->
         prepare(&plan(groups, match_resource, false), Audience::Subscribers, t0(), &mut RngEntropy(&mut r))
             .unwrap();
     let mut bob_trust = MemoryTrust::default();
-    bob_trust.trust("alice@example.org", rsa.public_key());
+    bob_trust.trust(&crate::bare("alice@example.org"), rsa.public_key());
     let bob_key = if bob_dsa { dsa } else { rsa };
     let mut alice_trust = MemoryTrust::default();
-    alice_trust.trust("bob@example.com", bob_key.public_key());
+    alice_trust.trust(&crate::bare("bob@example.com"), bob_key.public_key());
     World {
         options,
         secrets,
@@ -78,9 +78,11 @@ fn bob_sends(
     terminate: bool,
     seed: u64,
 ) -> (Element, esession_negotiate::Established) {
-    let v = send::verify(&w.options, ALICE, &w.bob_trust, t0() + Duration::hours(1), Profile::Xep).unwrap();
+    let v =
+        send::verify(&w.options, &crate::bare(ALICE), &w.bob_trust, t0() + Duration::hours(1), Profile::Xep)
+            .unwrap();
     send::start(
-        &v,
+        v,
         &w.bob_cfg,
         "thread-off",
         body.map(chat),
@@ -136,10 +138,10 @@ fn full_flow_rsa_and_dsa_several_groups_match_resource_and_terminate() {
         );
         let created = content.get_child("headers", "http://jabber.org/protocol/shim").unwrap();
         assert_eq!(created.children().next().unwrap().text(), "2026-01-01T13:00:00Z");
-        assert!(alice.peer_key.is_some());
+        assert!(alice.peer_key().is_some());
         assert_eq!(replay.len(), 2, "d and N_B recorded");
         if terminate {
-            assert!(alice.session.is_closed() && bob.session.is_closed());
+            assert!(alice.session().is_closed() && bob.session().is_closed());
         } else {
             // Later stanzas of the session reach Alice; she never sends.
             for text in ["second", "third"] {
@@ -179,47 +181,48 @@ fn bob_refuses_bad_options() {
     // Untrusted signer.
     let empty = MemoryTrust::default();
     assert_eq!(
-        send::verify(&w.options, ALICE, &empty, later, Profile::Xep).err(),
+        send::verify(&w.options, &crate::bare(ALICE), &empty, later, Profile::Xep).err(),
         Some(Error::Refused(Check::OptionsSignature))
     );
     // A signed option changed.
     let tampered =
         esession_forms::xml::parse(&String::from(&w.options).replace("aes256-ctr", "aes192-ctr")).unwrap();
     assert_eq!(
-        send::verify(&tampered, ALICE, &w.bob_trust, later, Profile::Xep).err(),
+        send::verify(&tampered, &crate::bare(ALICE), &w.bob_trust, later, Profile::Xep).err(),
         Some(Error::Refused(Check::OptionsSignature))
     );
     // No signs at all.
     let unsigned = strip_signs(&w.options);
     assert_eq!(
-        send::verify(&unsigned, ALICE, &w.bob_trust, later, Profile::Xep).err(),
+        send::verify(&unsigned, &crate::bare(ALICE), &w.bob_trust, later, Profile::Xep).err(),
         Some(Error::Refused(Check::OptionsSignature))
     );
     // Expired (now >= expires).
     assert_eq!(
-        send::verify(&w.options, ALICE, &w.bob_trust, t0() + Duration::hours(12), Profile::Xep).err(),
+        send::verify(&w.options, &crate::bare(ALICE), &w.bob_trust, t0() + Duration::hours(12), Profile::Xep)
+            .err(),
         Some(Error::Refused(Check::OptionsExpired))
     );
     // Unsupported options.
-    let v = send::verify(&w.options, ALICE, &w.bob_trust, later, Profile::Xep).unwrap();
+    let v = send::verify(&w.options, &crate::bare(ALICE), &w.bob_trust, later, Profile::Xep).unwrap();
     let mut cfg = crate::weak_ok(Config::with_identity(keys().0));
     cfg.support.crypto.crypt_algs = vec![CryptAlg::Serpent256Ctr];
     assert_eq!(
-        send::start(&v, &cfg, "t", None, false, later, &mut RngEntropy(&mut TestRng::new(1))).err(),
+        send::start(v, &cfg, "t", None, false, later, &mut RngEntropy(&mut TestRng::new(1))).err(),
         Some(Error::Refused(Check::OptionsUnsupported))
     );
     // One broken signature out of two is tolerated when the other verifies with a trusted key
     // (I25); with only the broken one's key trusted, the options are refused.
     let one_broken = break_first_sign(&w.options);
     assert_eq!(
-        send::verify(&one_broken, ALICE, &w.bob_trust, later, Profile::Xep).err(),
+        send::verify(&one_broken, &crate::bare(ALICE), &w.bob_trust, later, Profile::Xep).err(),
         Some(Error::Refused(Check::OptionsSignature))
     );
     let mut both = MemoryTrust::default();
-    both.trust("alice@example.org", keys().0.public_key());
-    both.trust("alice@example.org", keys().1.public_key());
-    let v = send::verify(&one_broken, ALICE, &both, later, Profile::Xep).unwrap();
-    assert_eq!(v.signer, keys().1.public_key(), "the DSA signature carried it");
+    both.trust(&crate::bare("alice@example.org"), keys().0.public_key());
+    both.trust(&crate::bare("alice@example.org"), keys().1.public_key());
+    let v = send::verify(&one_broken, &crate::bare(ALICE), &both, later, Profile::Xep).unwrap();
+    assert_eq!(v.signer(), Some(&keys().1.public_key()), "the DSA signature carried it");
 }
 
 fn strip_signs(x: &Element) -> Element {
@@ -379,7 +382,7 @@ fn sealed_secrets_and_pep_stanzas() {
     .unwrap();
     assert_eq!(o2.offers.stanzas, vec![StanzaType::Message]);
     assert_eq!(o2.signs.len(), 2, "one signature per identity key");
-    let _ = TrustStore::for_jid(&w.bob_trust, "alice@example.org");
+    let _ = TrustStore::for_jid(&w.bob_trust, &crate::bare("alice@example.org"));
 }
 
 /// Where the field `var` starts, whatever quotes the serializer used.

@@ -37,3 +37,8 @@ pub(crate) fn weak_ok(mut c: esession_negotiate::Config) -> esession_negotiate::
     c.support.crypto = esession_crypto::CryptoProvider::all();
     c
 }
+
+/// The bare JID of a JID of the tests.
+pub(crate) fn bare(s: &str) -> esession_negotiate::BareJid {
+    esession_negotiate::Jid::new(s).unwrap().to_bare()
+}

@@ -70,18 +70,18 @@ proptest! {
         // Bob verifies with either trusted key, until the expiry.
         for key in [rsa_pub.clone(), dsa_pub.clone()] {
             let mut trust = MemoryTrust::default();
-            trust.trust("alice@example.org", key.clone());
-            let v = send::verify(&back, "alice@example.org/pda", &trust, now + Duration::hours(hours) - Duration::seconds(1), Profile::Xep).unwrap();
-            prop_assert_eq!(v.signer, key);
+            trust.trust(&crate::bare("alice@example.org"), key.clone());
+            let v = send::verify(&back, &crate::bare("alice@example.org/pda"), &trust, now + Duration::hours(hours) - Duration::seconds(1), Profile::Xep).unwrap();
+            prop_assert_eq!(v.signer(), Some(&key));
             prop_assert_eq!(
-                send::verify(&back, "alice@example.org", &trust, now + Duration::hours(hours), Profile::Xep).err(),
+                send::verify(&back, &crate::bare("alice@example.org"), &trust, now + Duration::hours(hours), Profile::Xep).err(),
                 Some(Error::Refused(Check::OptionsExpired))
             );
         }
         // One character changed inside any signed value: refused (or no longer a form).
         let mut trust = MemoryTrust::default();
-        trust.trust("alice@example.org", rsa_pub);
-        trust.trust("alice@example.org", dsa_pub);
+        trust.trust(&crate::bare("alice@example.org"), rsa_pub);
+        trust.trust(&crate::bare("alice@example.org"), dsa_pub);
         let signs_at = text.find("var=\"signs\"").or_else(|| text.find("var='signs'")).unwrap();
         let values: Vec<usize> = text[..signs_at].match_indices("<value>").map(|(i, _)| i + 7).collect();
         let at = values[flip % values.len()];
@@ -89,8 +89,8 @@ proptest! {
         b[at] = if b[at] == b'A' { b'B' } else { b'A' };
         let changed = String::from_utf8(b).unwrap();
         if let Ok(e) = esession_forms::xml::parse(&changed) {
-            let r = send::verify(&e, "alice@example.org", &trust, now, Profile::Xep);
-            prop_assert!(matches!(r, Err(Error::Refused(_))), "{:?}", r.map(|v| v.signer));
+            let r = send::verify(&e, &crate::bare("alice@example.org"), &trust, now, Profile::Xep);
+            prop_assert!(matches!(r, Err(Error::Refused(_))), "{:?}", r.map(|v| v.signer().cloned()));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! under `Profile::Gajim`, including the receiver's MAC over the 16-octet padded counter.
 
 use esession_crypto::{CryptAlg, CtrCipher, HashAlg, Profile, SecretBytes, mpi};
-use esession_stanza::session::{decrypt_raw, seal_raw, verify};
+use esession_stanza::hazmat::{decrypt_raw, seal_raw, verify};
 use esession_stanza::{Encrypted, NS};
 use serde_json::Value;
 
@@ -28,8 +28,11 @@ fn gajim_xep0200_messages_byte_for_byte() {
             CtrCipher::new(&CryptAlg::Aes128Ctr, Profile::Gajim, &SecretBytes::new(hex(&send["cipher_key"])))
                 .unwrap();
         let km = hex(&send["mac_key"]);
-        // The sender: re-encrypt m (space-padded by the Gajim profile), MAC with minimal counter.
+        // The sender: re-encrypt m (space-padded by the Gajim profile). Gajim's sender MACs the
+        // minimal counter, ours the 16-octet one: the same octets at these counters (>= 2^120).
+        assert_eq!(mpi::encode_u128(int(&send["counter_before"])).len(), 16);
         let (sealed, after) = seal_raw(
+            Profile::Gajim,
             &HashAlg::Sha256,
             &cipher,
             &km,
@@ -73,5 +76,51 @@ fn gajim_xep0200_messages_byte_for_byte() {
             verify(Profile::Xep, &HashAlg::Sha256, &km, &padded, rc).is_err()
                 || mpi::encode_u128(rc).len() == 16
         );
+    }
+}
+
+/// Issue 17.2: below 2^120 a Gajim receiver MACs the counter as 16 octets (its sender uses
+/// minimal octets): in `Profile::Gajim` we send what its receiver checks, and accept both.
+#[test]
+fn gajim_sender_macs_what_a_gajim_receiver_checks() {
+    let cipher =
+        CtrCipher::new(&CryptAlg::Aes128Ctr, Profile::Gajim, &SecretBytes::new(vec![9; 32])).unwrap();
+    let km = vec![7u8; 32];
+    for counter in [5u128, (1 << 119) + 3, 1 << 126] {
+        let (sealed, _) = seal_raw(
+            Profile::Gajim,
+            &HashAlg::Sha256,
+            &cipher,
+            &km,
+            counter,
+            Some(b"<body>x</body>"),
+            None,
+            None,
+            vec![],
+        )
+        .unwrap();
+        let gajim_receiver =
+            HashAlg::Sha256.hmac(&km, &[&sealed.m_content(), &counter.to_be_bytes()]).unwrap();
+        assert_eq!(sealed.mac, gajim_receiver, "counter {counter:#x}");
+        verify(Profile::Gajim, &HashAlg::Sha256, &km, &sealed, counter).unwrap();
+        // Xep sends minimal octets: different below 2^120.
+        let (xep, _) = seal_raw(
+            Profile::Xep,
+            &HashAlg::Sha256,
+            &cipher,
+            &km,
+            counter,
+            Some(b"<body>x</body>"),
+            None,
+            None,
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(xep.mac == sealed.mac, mpi::encode_u128(counter).len() == 16, "counter {counter:#x}");
+        // A Gajim sender's minimal-octet MAC is accepted on receipt.
+        let minimal = HashAlg::Sha256.hmac(&km, &[&sealed.m_content(), &mpi::encode_u128(counter)]).unwrap();
+        let mut from_gajim = Encrypted::new(sealed.data.clone(), None, None, vec![]);
+        from_gajim.set_mac(minimal);
+        verify(Profile::Gajim, &HashAlg::Sha256, &km, &from_gajim, counter).unwrap();
     }
 }

@@ -332,7 +332,8 @@ fn rekey_value_out_of_range_terminates() {
     // A misbehaving peer MACs an out-of-range key correctly: the range check (A18) catches it.
     for bad_key in [vec![0u8], vec![1], esession_crypto::ModpGroup::G1.params().unwrap().p_bytes()] {
         let (_, mut b, raw) = crate::pair_with_keys(&p(), 60);
-        let (sealed, _) = esession_stanza::session::seal_raw(
+        let (sealed, _) = esession_stanza::hazmat::seal_raw(
+            esession_crypto::Profile::Xep,
             &HashAlg::Sha256,
             &raw.cipher,
             raw.km.expose_secret(),
@@ -350,7 +351,8 @@ fn rekey_value_out_of_range_terminates() {
     }
     // A <new/> that selects no stored set.
     let (_, mut b, raw) = crate::pair_with_keys(&p(), 61);
-    let (sealed, _) = esession_stanza::session::seal_raw(
+    let (sealed, _) = esession_stanza::hazmat::seal_raw(
+        esession_crypto::Profile::Xep,
         &HashAlg::Sha256,
         &raw.cipher,
         raw.km.expose_secret(),

@@ -1,0 +1,153 @@
+//! The one check of a response's choices (XEP-0116 §4.6.1 step 1, XEP-0187 §3.4): Alice's of
+//! Bob's response (online) and of an offline start, and Bob's of the response he is about to
+//! send (a shaper's free choices must still be ones he could have made).
+
+use esession_forms::esession::{Offers, Response};
+use esession_forms::names::{Disclosure, PubkeyMethod, Security, Version};
+use esession_forms::negotiation::Support;
+
+/// Which flow a response answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// A 3-message request (SIGMA-I).
+    Three,
+    /// A 4-message request (SIGMA-R).
+    Four,
+    /// Options published for offline sessions (XEP-0187): no `accept`, no identity fields,
+    /// Bob identifies with a key.
+    Published,
+}
+
+/// What was offered: a request's options and identity methods, or published options.
+pub(crate) struct Offered<'a> {
+    pub(crate) flow: Flow,
+    pub(crate) offers: &'a Offers,
+    pub(crate) init_pubkey: &'a [PubkeyMethod],
+    pub(crate) resp_pubkey: &'a [PubkeyMethod],
+    pub(crate) sas_algs: &'a [esession_crypto::SasAlg],
+    /// The deployed dialect's `none` in 3-message negotiations (`Support::none_in_three_message`).
+    pub(crate) none_in_three: bool,
+}
+
+/// The order of the request's fields, in which unacceptable fields are named.
+const ORDER: [&str; 15] = [
+    "accept",
+    "logging",
+    "disclosure",
+    "security",
+    "modp",
+    "crypt_algs",
+    "hash_algs",
+    "sign_algs",
+    "compress",
+    "stanzas",
+    "init_pubkey",
+    "resp_pubkey",
+    "ver",
+    "rekey_freq",
+    "sas_algs",
+];
+
+/// The fields of `r` that cannot be stood by, in request field order: a value that was not
+/// offered, that this build does not implement, that `local` (our own acceptance, when given)
+/// does not accept, or an identity choice the flow forbids. Empty when `r` is acceptable.
+pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Response) -> Vec<&'static str> {
+    let implemented = match local {
+        Some(s) => s.crypto.sanitized(),
+        None => esession_crypto::CryptoProvider::all(),
+    };
+    let mut bad: Vec<&'static str> = Vec::new();
+    let mut need = |ok: bool, var: &'static str| {
+        if !ok {
+            bad.push(var);
+        }
+    };
+    need(r.accept != Some(false) && (o.flow == Flow::Published || r.accept.is_some()), "accept");
+    need(
+        o.offers.logging.contains(&r.logging) && local.is_none_or(|s| s.logging.contains(&r.logging)),
+        "logging",
+    );
+    // X116-7.6-03: `disabled` is never negotiated, whoever chose it.
+    need(
+        r.disclosure != Disclosure::Disabled
+            && o.offers.disclosure.contains(&r.disclosure)
+            && local.is_none_or(|s| s.disclosure.contains(&r.disclosure)),
+        "disclosure",
+    );
+    need(
+        r.security == Security::E2e
+            && o.offers.security.contains(&r.security)
+            && local.is_none_or(|s| s.security.contains(&r.security)),
+        "security",
+    );
+    need(o.offers.modp.contains(&r.modp) && implemented.modp.contains(&r.modp), "modp");
+    need(
+        o.offers.crypt_algs.contains(&r.crypt_alg) && implemented.crypt_algs.contains(&r.crypt_alg),
+        "crypt_algs",
+    );
+    need(
+        o.offers.hash_algs.contains(&r.hash_alg) && implemented.hash_algs.contains(&r.hash_alg),
+        "hash_algs",
+    );
+    let signs = |m: &Option<PubkeyMethod>| !matches!(m, Some(PubkeyMethod::None));
+    let sign_needed = match o.flow {
+        Flow::Published => true,
+        Flow::Three | Flow::Four => signs(&r.init_pubkey) || signs(&r.resp_pubkey),
+    };
+    need(
+        match &r.sign_alg {
+            Some(a) => o.offers.sign_algs.contains(a) && implemented.sign_algs.contains(a),
+            None => !sign_needed,
+        },
+        "sign_algs",
+    );
+    need(
+        o.offers.compress.contains(&r.compress)
+            && esession_stanza::compress::supported(&r.compress)
+            && local.is_none_or(|s| s.compress.contains(&r.compress)),
+        "compress",
+    );
+    need(
+        !r.stanzas.is_empty()
+            && r.stanzas
+                .iter()
+                .all(|t| o.offers.stanzas.contains(t) && local.is_none_or(|s| s.stanzas.contains(t))),
+        "stanzas",
+    );
+    let method_ok = |m: &Option<PubkeyMethod>, offered: &[PubkeyMethod]| match o.flow {
+        // Offline: the fields are absent (A1); Bob's identity is a key.
+        Flow::Published => m.as_ref().is_none_or(|m| *m == PubkeyMethod::Key),
+        Flow::Four => m.as_ref().is_some_and(|m| offered.contains(m)),
+        // X116-4.3-07: never `none` in 3-message (the dialect's offer aside).
+        Flow::Three => {
+            m.as_ref().is_some_and(|m| offered.contains(m) && (*m != PubkeyMethod::None || o.none_in_three))
+        }
+    };
+    need(method_ok(&r.init_pubkey, o.init_pubkey), "init_pubkey");
+    need(method_ok(&r.resp_pubkey, o.resp_pubkey), "resp_pubkey");
+    need(
+        r.ver == Version::V1_0
+            && o.offers.ver.contains(&r.ver)
+            && local.is_none_or(|s| s.ver.contains(&r.ver)),
+        "ver",
+    );
+    need(
+        r.rekey_freq >= o.offers.rekey_freq && local.is_none_or(|s| r.rekey_freq >= s.rekey_freq_min),
+        "rekey_freq",
+    );
+    need(
+        match (&r.sas_alg, o.flow) {
+            (Some(a), Flow::Four) => o.sas_algs.contains(a),
+            (None, Flow::Four) => false,
+            // A 3-message answer may echo sas_algs when the request offered it (the dialect's
+            // requests do); it is not used.
+            (Some(a), Flow::Three) => o.sas_algs.contains(a),
+            (None, Flow::Three | Flow::Published) => true,
+            (Some(_), Flow::Published) => false,
+        },
+        "sas_algs",
+    );
+    bad.sort_by_key(|f| ORDER.iter().position(|o| o == f));
+    bad.dedup();
+    bad
+}

@@ -1,0 +1,419 @@
+//! An established ESession (XEP-0116 §5): made in one place from a verified negotiation (or
+//! offline start), then application stanzas, termination with an encrypted terminate form and
+//! its encrypted acknowledgement, and nothing sent after either.
+
+use crate::sigma::{Algs, Proof};
+use esession_crypto::kdf::{self, SessionKeys, cipher_key};
+use esession_crypto::{DhKeyPair, ModpGroup, Profile, PublicKey, Sas, SecretBytes};
+use esession_forms::dataform::DataForm;
+use esession_forms::esession::{Response, Terminate, Wrapper};
+use esession_forms::names::{Compress, Disclosure, Logging, StanzaType};
+use esession_stanza::{DirectionKeys, EncryptOptions, Params, Session};
+use jid::Jid;
+use minidom::Element;
+use rand_core::CryptoRng;
+
+/// The negotiated values the session needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) logging: Logging,
+    pub(crate) disclosure: Disclosure,
+    pub(crate) stanzas: Vec<StanzaType>,
+    pub(crate) compress: Compress,
+    pub(crate) rekey_freq: u32,
+    pub(crate) group: ModpGroup,
+}
+
+impl Settings {
+    /// The settings a response (or an offline start) chose.
+    pub(crate) fn chosen(r: &Response) -> Self {
+        Self {
+            logging: r.logging.clone(),
+            disclosure: r.disclosure.clone(),
+            stanzas: r.stanzas.clone(),
+            compress: r.compress.clone(),
+            rekey_freq: r.rekey_freq,
+            group: r.modp,
+        }
+    }
+}
+
+/// Which side of the key derivation we are (our sending keys are the initiator's or the
+/// responder's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Initiator,
+    Responder,
+}
+
+/// Everything a session is made of, besides the proof.
+pub(crate) struct Opening<'a> {
+    pub(crate) algs: &'a Algs,
+    pub(crate) settings: &'a Settings,
+    /// The keys of the session (4-message: from K_final; else from K).
+    pub(crate) keys: &'a SessionKeys,
+    pub(crate) side: Side,
+    /// Our counter after our identity block, and the peer's after theirs (A9).
+    pub(crate) send_counter: u128,
+    pub(crate) recv_counter: u128,
+    /// Our DH key pair of the negotiation (kept for re-keys) and the peer's public value.
+    pub(crate) own: DhKeyPair,
+    pub(crate) peer_public: Vec<u8>,
+    pub(crate) peer: Jid,
+    pub(crate) thread: String,
+    pub(crate) sas: Option<Sas>,
+    pub(crate) retained_secret_used: bool,
+    /// The K the keys came from (kept only for the hazmat known-answer checks; zeroized when
+    /// dropped otherwise).
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+    pub(crate) k: SecretBytes,
+}
+
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Stanzas flow both ways.
+    Active,
+    /// We sent the terminate form: we only receive, waiting for the acknowledgement.
+    Terminating,
+    /// Over; every key is gone.
+    Closed,
+}
+
+/// What [`Established::receive`] found in a stanza. `Debug` shows no content.
+#[non_exhaustive]
+pub enum Received {
+    /// A decrypted application stanza: exactly what the peer protected (see
+    /// [`esession_stanza::Session::decrypt`]).
+    Stanza {
+        /// The stanza with its decrypted content.
+        stanza: Element,
+        /// Children that came in clear beside `<c/>`, outside what XEP-0200 §5 leaves in
+        /// clear: not covered by the MAC, dropped, named here (empty normally). Report them
+        /// apart from the stanza, never as part of it.
+        unprotected: Vec<String>,
+    },
+    /// The peer terminated the session (§5). `ack` is the encrypted acknowledgement to send; the
+    /// session is closed.
+    Terminated {
+        /// The acknowledgement to send (None when it was the peer's acknowledgement of ours, or
+        /// an unauthenticated clear-text terminate).
+        ack: Option<Element>,
+        /// Whether the terminate was inside the encrypted, MAC-verified content (A14).
+        verified: bool,
+    },
+}
+
+impl core::fmt::Debug for Received {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Received::Stanza { stanza, unprotected } => f
+                .debug_struct("Stanza")
+                .field("name", &stanza.name())
+                .field("children", &stanza.children().count())
+                .field("unprotected", unprotected)
+                .finish(),
+            Received::Terminated { ack, verified } => {
+                f.debug_struct("Terminated").field("ack", &ack.is_some()).field("verified", verified).finish()
+            }
+        }
+    }
+}
+
+/// An established session and what the negotiation proved. Fields are read through accessors:
+/// the keys are reachable only through the stanza operations.
+pub struct Established {
+    session: Session,
+    peer: Jid,
+    thread: String,
+    sas: Option<Sas>,
+    peer_key: Option<PublicKey>,
+    retained_secret_used: bool,
+    logging: Logging,
+    disclosure: Disclosure,
+    #[cfg(feature = "hazmat")]
+    k: SecretBytes,
+    terminating: bool,
+}
+
+impl core::fmt::Debug for Established {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Established")
+            .field("peer", &self.peer)
+            .field("thread", &self.thread)
+            .field("sas", &self.sas)
+            .field("retained_secret_used", &self.retained_secret_used)
+            .field("phase", &self.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+fn terminate_of(stanza: &Element) -> Option<Terminate> {
+    stanza
+        .children()
+        .filter_map(|c| Wrapper::unwrap(c).ok())
+        .find_map(|(_, x)| DataForm::parse(x).ok().and_then(|f| Terminate::parse(&f).ok()))
+}
+
+impl Established {
+    /// The one constructor of a session: the peer's identity was verified (`proof`), the keys
+    /// and counters come from the negotiation. Identity blocks consumed the counters; stanzas
+    /// continue from there (A9).
+    pub(crate) fn open(proof: Proof, o: Opening<'_>) -> crate::Result<Self> {
+        let params = Params {
+            profile: o.algs.profile,
+            hash: o.algs.hash.clone(),
+            cipher: o.algs.cipher.clone(),
+            compress: o.settings.compress.clone(),
+            stanzas: o.settings.stanzas.clone(),
+            rekey_freq: o.settings.rekey_freq,
+            group: o.settings.group,
+            max_blocks: esession_stanza::DEFAULT_MAX_BLOCKS,
+        };
+        let dir = |k: &kdf::DirectionKeys, counter| -> crate::Result<DirectionKeys> {
+            Ok(DirectionKeys {
+                cipher_key: cipher_key(o.algs.profile, &o.algs.cipher, &k.kc)?,
+                mac_key: k.km.duplicate(),
+                counter,
+            })
+        };
+        let (mine, theirs) = match o.side {
+            Side::Initiator => (&o.keys.initiator, &o.keys.responder),
+            Side::Responder => (&o.keys.responder, &o.keys.initiator),
+        };
+        let session = Session::new(
+            params,
+            dir(mine, o.send_counter)?,
+            dir(theirs, o.recv_counter)?,
+            o.own,
+            o.peer_public,
+        )?;
+        Ok(Self {
+            session,
+            peer: o.peer,
+            thread: o.thread,
+            sas: o.sas,
+            peer_key: proof.into_key(),
+            retained_secret_used: o.retained_secret_used,
+            logging: o.settings.logging.clone(),
+            disclosure: o.settings.disclosure.clone(),
+            #[cfg(feature = "hazmat")]
+            k: o.k,
+            terminating: false,
+        })
+    }
+
+    /// The peer, as addressed (a full JID, or a bare one for an offline session sent to it).
+    #[must_use]
+    pub fn peer(&self) -> &Jid {
+        &self.peer
+    }
+
+    /// The `<thread/>` of the session.
+    #[must_use]
+    pub fn thread(&self) -> &str {
+        &self.thread
+    }
+
+    /// The SAS to compare out of band (4-message negotiations).
+    #[must_use]
+    pub fn sas(&self) -> Option<&Sas> {
+        self.sas.as_ref()
+    }
+
+    /// The key the peer proved (none for `none` identities).
+    #[must_use]
+    pub fn peer_key(&self) -> Option<&PublicKey> {
+        self.peer_key.as_ref()
+    }
+
+    /// Whether a retained secret from a previous session entered the keys.
+    #[must_use]
+    pub fn retained_secret_used(&self) -> bool {
+        self.retained_secret_used
+    }
+
+    /// The negotiated `logging` (with `mustnot`, nothing of the session may be stored).
+    #[must_use]
+    pub fn logging(&self) -> &Logging {
+        &self.logging
+    }
+
+    /// The negotiated `disclosure`.
+    #[must_use]
+    pub fn disclosure(&self) -> &Disclosure {
+        &self.disclosure
+    }
+
+    /// The stanza layer's state, read only (parameters, counters, stored key sets).
+    #[must_use]
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The stanza layer's state, mutably: its raw operations bypass the termination rules of
+    /// this type (hazmat, for known-answer checks).
+    #[cfg(feature = "hazmat")]
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The final K the session keys came from (4-message: HASH(K | SRS | OSS)), for known-answer
+    /// checks (hazmat).
+    #[cfg(feature = "hazmat")]
+    #[must_use]
+    pub fn k(&self) -> &SecretBytes {
+        &self.k
+    }
+
+    /// The session's phase.
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        if self.session.is_closed() {
+            Phase::Closed
+        } else if self.terminating {
+            Phase::Terminating
+        } else {
+            Phase::Active
+        }
+    }
+
+    /// Ends the session at once, without a terminate form (object encryption, a failure, an
+    /// offline session ended by the peer's presence): every key is dropped.
+    pub fn close(&mut self) {
+        self.session.close();
+    }
+
+    /// Encrypts an application stanza for the peer.
+    ///
+    /// # Errors
+    /// After we sent a terminate (only receiving is allowed) or when closed; as
+    /// [`esession_stanza::Session::encrypt`].
+    pub fn encrypt<R: CryptoRng + ?Sized>(
+        &mut self,
+        stanza: &Element,
+        opts: EncryptOptions,
+        rng: &mut R,
+    ) -> crate::Result<Element> {
+        if self.phase() != Phase::Active {
+            return Err(crate::Error::ApiMisuse("the session is being terminated"));
+        }
+        Ok(self.session.encrypt(stanza, opts, rng)?)
+    }
+
+    /// Encrypts `content` (a stanza whose children are the content) and moves the resulting
+    /// `<c/>` into `carrier` (content piggybacked on a negotiation stanza, XEP-0116 §4.6.4,
+    /// §4.7.4; an XEP-0187 offline start).
+    ///
+    /// # Errors
+    /// As [`Established::encrypt`].
+    pub(crate) fn attach<R: CryptoRng + ?Sized>(
+        &mut self,
+        carrier: &mut Element,
+        content: &Element,
+        rng: &mut R,
+    ) -> crate::Result<()> {
+        let wire = self.encrypt(content, EncryptOptions::default(), rng)?;
+        if let Some(c) = wire.children().find(|c| c.is("c", esession_stanza::NS)) {
+            carrier.append_child(c.clone());
+        }
+        Ok(())
+    }
+
+    /// Decrypts the `<c/>` that came with a negotiation stanza (or an offline start), if any:
+    /// the content and the names of what came in clear beside it other than the negotiation
+    /// form itself (dropped).
+    ///
+    /// # Errors
+    /// As [`esession_stanza::Session::decrypt`] (the session is closed).
+    pub(crate) fn open_attached(
+        &mut self,
+        stanza: &Element,
+    ) -> crate::Result<Option<(Element, Vec<String>)>> {
+        if stanza.children().all(|c| !c.is("c", esession_stanza::NS)) {
+            return Ok(None);
+        }
+        let (clear, opened) = self.session.decrypt(stanza)?;
+        let form = [
+            format!("{{{}}}feature", esession_forms::esession::FEATURE_NEG_NS),
+            format!("{{{}}}init", esession_forms::esession::INIT_NS),
+        ];
+        let unprotected = opened.unprotected.into_iter().filter(|n| !form.contains(n)).collect();
+        Ok(Some((clear, unprotected)))
+    }
+
+    fn form_stanza(&self, t: Terminate) -> Element {
+        let profile: Profile = self.session.params().profile;
+        let x = t.to_form(profile).to_element_with(profile == Profile::Gajim);
+        let mut m = crate::wire::message(&self.peer, &self.thread, vec![Wrapper::Feature.wrap(x)]);
+        // The terminate message has no type (I17); drop the attribute `message` may carry.
+        m.attrs_mut().retain(|_, name, _| name.as_str() != "type");
+        m
+    }
+
+    /// Terminates the session (§5): the encrypted terminate form, optionally publishing the old
+    /// MAC keys that may be published. Afterwards we only receive, to verify the
+    /// acknowledgement.
+    ///
+    /// # Errors
+    /// When not active, or when encryption fails.
+    pub fn terminate<R: CryptoRng + ?Sized>(
+        &mut self,
+        publish_old: bool,
+        rng: &mut R,
+    ) -> crate::Result<Element> {
+        if self.phase() != Phase::Active {
+            return Err(crate::Error::ApiMisuse("the session is not active"));
+        }
+        let m = self.form_stanza(Terminate::Request);
+        let wire = self.session.encrypt(&m, EncryptOptions { rekey: false, publish_old }, rng)?;
+        self.terminating = true;
+        Ok(wire)
+    }
+
+    /// Receives a stanza of the session: decrypts it (any failure terminates the session, as
+    /// XEP-0200 requires) and recognises a terminate or an acknowledgement inside it.
+    ///
+    /// # Errors
+    /// The stanza layer's errors; [`esession_stanza::Error::NotEncrypted`] for clear stanzas
+    /// other than a terminate.
+    pub fn receive<R: CryptoRng + ?Sized>(
+        &mut self,
+        stanza: &Element,
+        publish_old_in_ack: bool,
+        rng: &mut R,
+    ) -> crate::Result<Received> {
+        if stanza.children().all(|c| !c.is("c", esession_stanza::NS)) {
+            // A clear SSN terminate is accepted but it is not authenticated (A14).
+            if terminate_of(stanza) == Some(Terminate::Request) {
+                self.session.close();
+                return Ok(Received::Terminated { ack: None, verified: false });
+            }
+            return Err(esession_stanza::Error::NotEncrypted.into());
+        }
+        let (clear, opened) = self.session.decrypt(stanza)?;
+        match terminate_of(&clear) {
+            Some(Terminate::Request) => {
+                // §5: verify (done), acknowledge encrypted, destroy the keys.
+                let ack = if self.terminating {
+                    None
+                } else {
+                    let m = self.form_stanza(Terminate::Ack);
+                    Some(self.session.encrypt(
+                        &m,
+                        EncryptOptions { rekey: false, publish_old: publish_old_in_ack },
+                        rng,
+                    )?)
+                };
+                self.session.close();
+                Ok(Received::Terminated { ack, verified: true })
+            }
+            Some(Terminate::Ack) => {
+                self.session.close();
+                Ok(Received::Terminated { ack: None, verified: true })
+            }
+            None => Ok(Received::Stanza { stanza: clear, unprotected: opened.unprotected }),
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! What the engine tells the application: [`Event`]s, with typed [`Failure`]s and reasons a
+//! session [`Ended`]. `Debug` never shows message content.
+
+use esession_crypto::Sas;
+use esession_forms::names::Security;
+use esession_negotiate::{Alert, BareJid, Jid};
+use minidom::Element;
+use std::fmt;
+
+/// What one input caused: stanzas to send (in order) and events for the application.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Step {
+    /// Stanzas for the server, in order.
+    pub send: Vec<Element>,
+    /// Events, in order.
+    pub events: Vec<Event>,
+}
+
+impl Step {
+    pub(crate) fn event(&mut self, e: Event) {
+        self.events.push(e);
+    }
+
+    pub(crate) fn append(&mut self, other: Step) {
+        self.send.extend(other.send);
+        self.events.extend(other.events);
+    }
+}
+
+/// Something the application must know.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A session with `peer` is established. `sas` is the short authentication string of a
+    /// 4-message negotiation, to compare with the peer out of band.
+    Negotiated {
+        /// The peer (full JID online; offline, as the start came).
+        peer: Jid,
+        /// The session's thread.
+        thread: String,
+        /// The SAS (4-message negotiations only).
+        sas: Option<Sas>,
+        /// An offline (XEP-0187) session.
+        offline: bool,
+    },
+    /// A stanza the peer protected, decrypted: exactly what its MAC covered (plus `<thread/>`,
+    /// `<amp/>`, `<error/>`, which XEP-0200 §5 leaves in clear).
+    Message {
+        /// The sender.
+        peer: Jid,
+        /// The session's thread.
+        thread: String,
+        /// The decrypted stanza (`message`, `presence` or `iq`).
+        stanza: Element,
+        /// Inside an offline session.
+        offline: bool,
+    },
+    /// Children that came in clear beside an encrypted stanza, outside what XEP-0200 §5 leaves
+    /// in clear: not covered by the MAC, so dropped and never part of a [`Event::Message`].
+    /// Someone between the peers added them, or the peer's client is broken.
+    Unprotected {
+        /// The peer of the session.
+        peer: Jid,
+        /// The dropped children's names (`{namespace}name` outside the stanza's namespace).
+        elements: Vec<String>,
+    },
+    /// A stanza that came in clear: not protected by any session (show it as such, if at all).
+    Clear {
+        /// The sender.
+        peer: Jid,
+        /// The stanza as received.
+        stanza: Element,
+    },
+    /// A key-association or disclosure alert (XEP-0116 §7.4, §7.6).
+    Alert {
+        /// The peer concerned.
+        peer: Jid,
+        /// What happened (its `Display` says it in words).
+        alert: Alert,
+    },
+    /// A session with `peer` ended.
+    Terminated {
+        /// The peer.
+        peer: Jid,
+        /// The session's thread.
+        thread: String,
+        /// An offline session.
+        offline: bool,
+        /// Why.
+        why: Ended,
+    },
+    /// A negotiation, a stanza of a session, or a stanza from the network failed. Nothing was
+    /// answered unless the failure's protocol says so; what the negotiation learned is gone.
+    Failed {
+        /// The peer.
+        peer: Jid,
+        /// What failed.
+        failure: Failure,
+    },
+    /// The peer accepted a plain stanza session instead of an ESession (XEP-0116 §4.4):
+    /// nothing will be encrypted.
+    StanzaSession {
+        /// The peer.
+        peer: Jid,
+        /// The `security` it chose (`c2s` or `none`).
+        security: Security,
+    },
+    /// `peer` became available or unavailable.
+    Presence {
+        /// The peer's full JID.
+        peer: Jid,
+        /// Available (true) or gone (false).
+        available: bool,
+    },
+    /// `peer` asks to see our presence.
+    SubscriptionRequest {
+        /// The bare JID asking.
+        peer: BareJid,
+    },
+    /// An IQ request addressed to us that the engine does not answer itself (it answers
+    /// disco#info and ping): the application answers it (an error if it does not know it).
+    Iq {
+        /// The request.
+        stanza: Element,
+    },
+    /// An IQ result or error: the answer to a request the application sent.
+    IqResult {
+        /// The answer.
+        stanza: Element,
+    },
+    /// Offline options of `peer` were checked (XEP-0187 §3.2): usable for offline sessions, or
+    /// not (with the failed check).
+    OfflineOptions {
+        /// The publisher.
+        peer: BareJid,
+        /// `None` when they verified, else why not.
+        refused: Option<esession_offline::Check>,
+    },
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// The peer terminated it (XEP-0116 §5); `verified`: inside the encrypted content (a clear
+    /// terminate is accepted but not authenticated, A14).
+    ByPeer {
+        /// Whether the terminate was authenticated.
+        verified: bool,
+    },
+    /// The peer acknowledged our terminate.
+    Acknowledged,
+    /// The session was for one stanza (object encryption).
+    Object,
+    /// The peer's resource went unavailable: its client holds no session any more.
+    PeerUnavailable,
+    /// The peer answered with an error on the session's thread (it refused the negotiation or
+    /// lost the session).
+    PeerError,
+    /// A stanza of the session failed verification: XEP-0200 ends the session.
+    Failure,
+    /// A new session with the same contact replaced it.
+    Replaced,
+    /// We went offline (XEP-0116 §5, XEP-0187 §3.1) or the contact came online (offline
+    /// sessions, XEP-0187 §5).
+    Presence,
+}
+
+/// What failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// The negotiation failed (refused by us or by the peer).
+    Negotiation(esession_negotiate::Error),
+    /// A stanza of a session failed (the session may be over: see [`Event::Terminated`]).
+    Session(esession_negotiate::Error),
+    /// The peer sent an error stanza (never answered, RFC 6120 §8.3.1).
+    PeerError {
+        /// Its condition, when it named one.
+        condition: Option<String>,
+        /// The fields it named.
+        fields: Vec<String>,
+    },
+    /// An offline start or stanza was dropped silently (XEP-0187).
+    Offline(esession_offline::Check),
+    /// An encrypted stanza or a negotiation message that belongs to no session or negotiation.
+    NoSession,
+    /// A stanza beyond the limits (depth, size): dropped unread.
+    TooLarge,
+    /// A negotiation that did not complete in time was dropped.
+    Expired,
+    /// A contact sent more requests than allowed: dropped.
+    RateLimited,
+    /// Too many negotiations at once: the oldest was dropped.
+    Overloaded,
+}
+
+impl Failure {
+    /// The XMPP error condition that goes with it: what was sent back, what the peer sent, or
+    /// `silent` where nothing is sent (XEP-0187), and a local name otherwise.
+    #[must_use]
+    pub fn condition(&self) -> &str {
+        match self {
+            Failure::Negotiation(e) | Failure::Session(e) => match e {
+                esession_negotiate::Error::PeerMisbehaved { condition, .. } => condition.as_str(),
+                esession_negotiate::Error::Rejected { condition, .. } => {
+                    condition.as_deref().unwrap_or("rejected")
+                }
+                esession_negotiate::Error::Stanza(se) => se.condition().unwrap_or("not-acceptable"),
+                _ => "undefined-condition",
+            },
+            Failure::PeerError { condition, .. } => condition.as_deref().unwrap_or("undefined-condition"),
+            Failure::Offline(_) => "silent",
+            Failure::NoSession => "item-not-found",
+            Failure::TooLarge => "policy-violation",
+            Failure::Expired => "remote-server-timeout",
+            Failure::RateLimited => "resource-constraint",
+            Failure::Overloaded => "resource-constraint",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Negotiation(e) => write!(f, "negotiation failed: {e}"),
+            Failure::Session(e) => write!(f, "session stanza failed: {e}"),
+            Failure::PeerError { condition, fields } => {
+                write!(
+                    f,
+                    "the peer answered with an error ({})",
+                    condition.as_deref().unwrap_or("no condition")
+                )?;
+                if !fields.is_empty() {
+                    write!(f, " about {}", fields.join(", "))?;
+                }
+                Ok(())
+            }
+            Failure::Offline(c) => write!(f, "offline stanza dropped: {}", c.as_str()),
+            Failure::NoSession => f.write_str("no session or negotiation for this stanza"),
+            Failure::TooLarge => f.write_str("stanza beyond the size or depth limits, dropped unread"),
+            Failure::Expired => f.write_str("the negotiation did not complete in time"),
+            Failure::RateLimited => f.write_str("too many requests from this contact, dropped"),
+            Failure::Overloaded => f.write_str("too many negotiations at once, the oldest was dropped"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Negotiation(e) | Failure::Session(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl Event {
+    /// The text of the `<body/>` of a [`Event::Message`] or [`Event::Clear`] message.
+    #[must_use]
+    pub fn body(&self) -> Option<String> {
+        match self {
+            Event::Message { stanza, .. } | Event::Clear { stanza, .. } => {
+                stanza.get_child("body", stanza.ns().as_str()).map(Element::text)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let content = |e: &Element| format!("<{} with {} children>", e.name(), e.children().count());
+        match self {
+            Event::Negotiated { peer, thread, sas, offline } => f
+                .debug_struct("Negotiated")
+                .field("peer", peer)
+                .field("thread", thread)
+                .field("sas", sas)
+                .field("offline", offline)
+                .finish(),
+            Event::Message { peer, thread, stanza, offline } => f
+                .debug_struct("Message")
+                .field("peer", peer)
+                .field("thread", thread)
+                .field("stanza", &content(stanza))
+                .field("offline", offline)
+                .finish(),
+            Event::Unprotected { peer, elements } => {
+                f.debug_struct("Unprotected").field("peer", peer).field("elements", elements).finish()
+            }
+            Event::Clear { peer, stanza } => {
+                f.debug_struct("Clear").field("peer", peer).field("stanza", &content(stanza)).finish()
+            }
+            Event::Alert { peer, alert } => {
+                f.debug_struct("Alert").field("peer", peer).field("alert", alert).finish()
+            }
+            Event::Terminated { peer, thread, offline, why } => f
+                .debug_struct("Terminated")
+                .field("peer", peer)
+                .field("thread", thread)
+                .field("offline", offline)
+                .field("why", why)
+                .finish(),
+            Event::Failed { peer, failure } => {
+                f.debug_struct("Failed").field("peer", peer).field("failure", failure).finish()
+            }
+            Event::StanzaSession { peer, security } => {
+                f.debug_struct("StanzaSession").field("peer", peer).field("security", security).finish()
+            }
+            Event::Presence { peer, available } => {
+                f.debug_struct("Presence").field("peer", peer).field("available", available).finish()
+            }
+            Event::SubscriptionRequest { peer } => {
+                f.debug_struct("SubscriptionRequest").field("peer", peer).finish()
+            }
+            Event::Iq { stanza } => f.debug_struct("Iq").field("stanza", &content(stanza)).finish(),
+            Event::IqResult { stanza } => {
+                f.debug_struct("IqResult").field("stanza", &content(stanza)).finish()
+            }
+            Event::OfflineOptions { peer, refused } => {
+                f.debug_struct("OfflineOptions").field("peer", peer).field("refused", refused).finish()
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The bounds the engine keeps on what the network can make it hold or do.
+
+use esession_forms::xml;
+
+/// Limits on pending work; [`Limits::default`] is what a client needs, within the memory a
+/// flood may cost (docs/security.md, "Resources").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Bounds on any stanza handed to the engine: beyond them it is dropped unread
+    /// ([`xml::Limits::STANZA`]).
+    pub stanza: xml::Limits,
+    /// A negotiation not complete after this long is dropped (its DH secret with it).
+    pub pending_timeout: chrono::Duration,
+    /// Negotiations in progress at once, over all contacts (one per contact at most); beyond,
+    /// the oldest is dropped.
+    pub pending_total: usize,
+    /// Requests a contact may start per minute (a burst of as many is allowed); beyond, they
+    /// are dropped unanswered.
+    pub requests_per_minute: u32,
+    /// Stanzas held while away (the harness's offline mode); beyond, they are dropped.
+    pub queue: usize,
+    /// Sessions open at once; beyond, the oldest idle one is closed.
+    pub sessions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            stanza: xml::Limits::STANZA,
+            pending_timeout: chrono::Duration::seconds(120),
+            pending_total: 1024,
+            requests_per_minute: 12,
+            queue: 10_000,
+            sessions: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults (see the fields).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With this negotiation timeout.
+    #[must_use]
+    pub fn with_pending_timeout(mut self, t: chrono::Duration) -> Self {
+        self.pending_timeout = t;
+        self
+    }
+
+    /// With this cap on negotiations in progress.
+    #[must_use]
+    pub fn with_pending_total(mut self, n: usize) -> Self {
+        self.pending_total = n;
+        self
+    }
+
+    /// With this rate of requests per contact.
+    #[must_use]
+    pub fn with_requests_per_minute(mut self, n: u32) -> Self {
+        self.requests_per_minute = n;
+        self
+    }
+
+    /// With this cap on open sessions.
+    #[must_use]
+    pub fn with_sessions(mut self, n: usize) -> Self {
+        self.sessions = n;
+        self
+    }
+}
+
+/// A token bucket: `capacity` tokens, refilled at `capacity` per minute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Bucket {
+    pub(crate) fn new(capacity: u32, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Self { tokens: f64::from(capacity), at: now }
+    }
+
+    /// Takes a token if there is one.
+    pub(crate) fn take(&mut self, capacity: u32, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let elapsed = (now - self.at).num_milliseconds().max(0) as f64 / 60_000.0;
+        self.tokens = (self.tokens + elapsed * f64::from(capacity)).min(f64::from(capacity));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the bucket is full again (it can be forgotten).
+    pub(crate) fn full(&self, capacity: u32, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let elapsed = (now - self.at).num_milliseconds().max(0) as f64 / 60_000.0;
+        self.tokens + elapsed * f64::from(capacity) >= f64::from(capacity)
+    }
+}

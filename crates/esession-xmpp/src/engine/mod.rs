@@ -1,0 +1,784 @@
+//! The sans-IO core of a client: the only router. Every stanza from the network goes through
+//! [`Engine::handle`]; every decision about it (which negotiation or session it belongs to,
+//! whether it is answered, what the application is told) is made here, deterministically: time
+//! is an input (`now`), randomness is injected ([`Engine::with_rng`]), pending work expires by
+//! `now` ([`Engine::tick`]). [`crate::Client`] is the I/O shell around it over tokio-xmpp; the
+//! CLI's `party` is a line parser on it; [`crate::relay`] relays engines in memory for tests
+//! and the demo.
+//!
+//! What the engine does with a stanza, in order:
+//!
+//! 1. No valid `from`: dropped. Beyond [`Limits::stanza`] (depth, elements, size): dropped
+//!    unread ([`Failure::TooLarge`]).
+//! 2. While away (the harness's offline mode, [`Engine::go_offline`] with `hold`): queued.
+//! 3. `presence`: contacts' resources, subscription requests; a contact coming online ends
+//!    Bob's offline session with it (XEP-0187 §5), a resource going away ends the session with
+//!    it (its client holds no session any more).
+//! 4. `iq`: encrypted ones go to their session; disco#info and ping requests are answered;
+//!    other requests and every result go to the application ([`Event::Iq`],
+//!    [`Event::IqResult`]).
+//! 5. `message` of type `error`: never answered (RFC 6120 §8.3.1); it ends the negotiation or
+//!    session of its thread.
+//! 6. A negotiation form: a request starts a new responder (replacing any negotiation with
+//!    that contact, rate-limited), anything else goes to the negotiation of its contact and
+//!    thread; an XEP-0187 offline start is checked against the offline options we hold.
+//! 7. `<c/>`: the session of its contact and thread decrypts it.
+//! 8. Anything else came in clear: [`Event::Clear`].
+
+mod event;
+mod limits;
+mod offline;
+mod presence;
+
+pub use event::{Ended, Event, Failure, Step};
+pub use limits::Limits;
+pub use offline::Away;
+pub use presence::{DISCO_INFO, PING, iq_error};
+
+use crate::Error;
+use crate::KeyPool;
+use chrono::{DateTime, Utc};
+use esession_forms::dataform::FormType;
+use esession_forms::esession::Wrapper;
+use esession_forms::xml;
+use esession_negotiate::{
+    BareJid, Config, Established, Initiator, Jid, Mode, Output, Phase, PooledEntropy, Received, Responder,
+    RetainedStore, Stores, TrustStore,
+};
+use esession_offline::away::Outbox;
+use esession_offline::replay::ReplayStore;
+use esession_stanza::EncryptOptions;
+use limits::Bucket;
+use minidom::Element;
+use rand_core::CryptoRng;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The generator the engine draws from.
+pub type Rng = Box<dyn CryptoRng + Send>;
+
+/// The operating system's CSPRNG.
+pub(crate) fn os_rng() -> Rng {
+    Box::new(getrandom::rand_core::UnwrapErr(getrandom::SysRng))
+}
+
+const CLIENT_NS: &str = "jabber:client";
+
+/// The stores a client keeps: key associations and retained secrets (XEP-0116), the offline
+/// replay store (XEP-0187).
+pub struct EngineStores {
+    /// Key associations.
+    pub trust: Box<dyn TrustStore + Send>,
+    /// Retained secrets.
+    pub retained: Box<dyn RetainedStore + Send>,
+    /// Offline replay entries.
+    pub replay: Box<dyn ReplayStore + Send>,
+}
+
+impl fmt::Debug for EngineStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EngineStores")
+    }
+}
+
+impl EngineStores {
+    /// Stores in memory (nothing survives the process).
+    #[must_use]
+    pub fn in_memory() -> Self {
+        Self {
+            trust: Box::new(esession_negotiate::MemoryTrust::default()),
+            retained: Box::new(esession_negotiate::MemoryRetained::default()),
+            replay: Box::new(esession_offline::replay::MemoryReplay::default()),
+        }
+    }
+}
+
+enum Machine {
+    Alice(Initiator),
+    Bob(Responder),
+}
+
+impl Machine {
+    fn is_done(&self) -> bool {
+        match self {
+            Machine::Alice(a) => a.is_done(),
+            Machine::Bob(b) => b.is_done(),
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        match self {
+            Machine::Alice(a) => a.poll_output(),
+            Machine::Bob(b) => b.poll_output(),
+        }
+    }
+}
+
+/// A negotiation in progress.
+struct Negotiation {
+    peer: Jid,
+    thread: String,
+    machine: Machine,
+    sas: Option<esession_crypto::Sas>,
+    started: DateTime<Utc>,
+}
+
+/// An established session (online, or an offline one Alice accepted: receive only).
+struct Open {
+    est: Box<Established>,
+    offline: bool,
+    used: DateTime<Utc>,
+}
+
+/// Every session of one account; see the [module documentation](self).
+pub struct Engine {
+    cfg: Arc<Config>,
+    stores: EngineStores,
+    limits: Limits,
+    rng: Rng,
+    pool: Option<KeyPool>,
+    negotiations: Vec<Negotiation>,
+    sessions: Vec<Open>,
+    outbox: Outbox,
+    offline: offline::State,
+    presence: presence::Roster,
+    requests: HashMap<BareJid, Bucket>,
+    /// Our own account (its presence is not a contact's).
+    me: Option<BareJid>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("negotiations", &self.negotiations.len())
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh thread id.
+pub(crate) fn new_thread(rng: &mut Rng) -> String {
+    let mut b = [0u8; 8];
+    rand_core::Rng::fill_bytes(rng, &mut b);
+    let tag: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("esession-{tag}")
+}
+
+/// Sets an attribute (names are fixed ASCII names: they always parse).
+pub(crate) fn set_attr(e: &mut Element, name: &str, value: &str) {
+    if let Ok(n) = esession_forms::xml::attr_name(name) {
+        e.set_attr(minidom::rxml::Namespace::NONE, n, value.to_owned());
+    }
+}
+
+fn thread_of(s: &Element) -> Option<String> {
+    s.get_child("thread", CLIENT_NS).map(Element::text)
+}
+
+/// What a negotiation form is, from its data form alone.
+enum FormKindIn {
+    /// Alice's request (a `form` with the ESession FORM_TYPE and DH values).
+    Request,
+    /// A terminate or acknowledgement form in clear (SSN termination, A14).
+    Terminate,
+    /// An XEP-0187 offline start (`<init/>`, an answer with an identity and no `accept`).
+    OfflineStart,
+    /// Any other negotiation message (response, accept, Bob's identity, SSN answer).
+    Other,
+}
+
+/// Classifies a negotiation message by a shallow look at its form (the `type` of `<x/>` and
+/// the `var`s of its fields), so that a form that does not parse still reaches the party that
+/// answers it (a broken request is refused by a responder, not dropped as unknown).
+fn classify(stanza: &Element) -> Option<FormKindIn> {
+    let wrapper = Wrapper::find(stanza)?;
+    let w = if wrapper.name() == "init" { Wrapper::Init } else { Wrapper::Feature };
+    let x = wrapper.children().find(|c| c.is("x", esession_forms::dataform::NS));
+    let kind = x.and_then(|x| x.attr("type")).and_then(|t| t.parse::<FormType>().ok());
+    let has = |var: &str| {
+        x.is_some_and(|x| x.children().any(|f| f.name() == "field" && f.attr("var") == Some(var)))
+    };
+    Some(match (w, kind) {
+        (Wrapper::Feature, Some(FormType::Form)) if has("dhhashes") || has("dhkeys") => FormKindIn::Request,
+        (Wrapper::Feature, _) if has("terminate") && !has("dhkeys") => FormKindIn::Terminate,
+        (Wrapper::Init, _) if !has("accept") && has("identity") && has("counter") => FormKindIn::OfflineStart,
+        _ => FormKindIn::Other,
+    })
+}
+
+impl Engine {
+    /// An engine with `cfg` (offers, identity, profile) over `stores`, drawing randomness from
+    /// the operating system.
+    #[must_use]
+    pub fn new(cfg: Config, stores: EngineStores) -> Self {
+        Self::with_rng(cfg, stores, os_rng())
+    }
+
+    /// An engine drawing its randomness from `rng` (a CSPRNG; tests fix it to replay runs).
+    #[must_use]
+    pub fn with_rng(cfg: Config, stores: EngineStores, rng: Rng) -> Self {
+        Self {
+            cfg: Arc::new(cfg),
+            stores,
+            limits: Limits::default(),
+            rng,
+            pool: None,
+            negotiations: Vec::new(),
+            sessions: Vec::new(),
+            outbox: Outbox::new(),
+            offline: offline::State::default(),
+            presence: presence::Roster::default(),
+            requests: HashMap::new(),
+            me: None,
+        }
+    }
+
+    /// Our own account: presence from our own resources is not a contact's.
+    pub fn set_account(&mut self, me: &Jid) {
+        self.me = Some(me.to_bare());
+    }
+
+    /// Uses these limits from now on.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Takes Diffie-Hellman key pairs for new negotiations (as Alice, as Bob, and offline
+    /// starts) from `pool` rather than generating them on the critical path.
+    pub fn set_key_pool(&mut self, pool: KeyPool) {
+        self.pool = Some(pool);
+    }
+
+    /// The attached key pool.
+    #[must_use]
+    pub fn key_pool(&self) -> Option<&KeyPool> {
+        self.pool.as_ref()
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The key associations.
+    #[must_use]
+    pub fn trust(&self) -> &dyn TrustStore {
+        self.stores.trust.as_ref()
+    }
+
+    /// How many negotiations are in progress and sessions open (for monitoring).
+    #[must_use]
+    pub fn load(&self) -> (usize, usize) {
+        (self.negotiations.len(), self.sessions.len())
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Queries
+
+    fn active(&self, peer: &BareJid) -> Option<usize> {
+        self.sessions
+            .iter()
+            .rposition(|o| !o.offline && o.est.peer().to_bare() == *peer && o.est.phase() == Phase::Active)
+    }
+
+    /// Whether an active session with `peer` (any resource) exists.
+    #[must_use]
+    pub fn has_session(&self, peer: &BareJid) -> bool {
+        self.active(peer).is_some()
+    }
+
+    /// The full JID of the active session with `peer`.
+    #[must_use]
+    pub fn session_peer(&self, peer: &BareJid) -> Option<&Jid> {
+        self.active(peer).map(|i| self.sessions[i].est.peer())
+    }
+
+    /// The active session with `peer`, read only (counters, parameters, the peer's key).
+    #[must_use]
+    pub fn session(&self, peer: &BareJid) -> Option<&Established> {
+        self.active(peer).map(|i| self.sessions[i].est.as_ref())
+    }
+
+    /// Whether a negotiation with `peer` is in progress.
+    #[must_use]
+    pub fn negotiating(&self, peer: &BareJid) -> bool {
+        self.negotiations.iter().any(|n| n.peer.to_bare() == *peer && !n.machine.is_done())
+    }
+
+    /// The SAS of the active session with `peer`, when it has one.
+    #[must_use]
+    pub fn sas(&self, peer: &BareJid) -> Option<&esession_crypto::Sas> {
+        self.active(peer).and_then(|i| self.sessions[i].est.sas())
+    }
+
+    /// The user compared the SAS of the session with `peer` and found it equal: the key
+    /// association is verified (XEP-0116 §7.4) and the retained secrets with it.
+    ///
+    /// # Errors
+    /// No session with a SAS; the store failed.
+    pub fn confirm_sas(&mut self, peer: &BareJid) -> Result<(), Error> {
+        if self.sas(peer).is_none() {
+            return Err(Error::NotProtected(peer.clone()));
+        }
+        self.stores.trust.confirm_sas(peer).map_err(Error::Store)?;
+        self.stores.retained.mark_verified(peer).map_err(Error::Store)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Input
+
+    /// Handles one stanza from the server; see the [module documentation](self).
+    pub fn handle(&mut self, now: DateTime<Utc>, s: &Element) -> Step {
+        let mut step = self.tick(now);
+        let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { return step };
+        if xml::measure(s, self.limits.stanza).is_err() {
+            step.event(Event::Failed { peer: from, failure: Failure::TooLarge });
+            return step;
+        }
+        if self.offline.holding() {
+            let dropped = self.offline.hold(s.clone(), self.limits.queue);
+            if dropped {
+                step.event(Event::Failed { peer: from, failure: Failure::Overloaded });
+            }
+            return step;
+        }
+        let inner = self.route(now, &from, s);
+        step.append(inner);
+        step
+    }
+
+    /// The routing of one bounded stanza (also used for the queue on return).
+    fn route(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        match s.name() {
+            "presence" => self.on_presence(now, from, s),
+            "iq" => self.on_iq(now, from, s),
+            "message" => self.on_message(now, from, s),
+            _ => Step::default(),
+        }
+    }
+
+    fn on_message(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        if s.attr("type") == Some("error") {
+            return self.on_error(from, s);
+        }
+        match classify(s) {
+            Some(FormKindIn::Request) => return self.on_request(now, from, s),
+            Some(FormKindIn::OfflineStart) => return self.on_offline_start(now, from, s),
+            Some(FormKindIn::Terminate) if !s.children().any(|c| c.is("c", esession_stanza::NS)) => {
+                return self.on_session_stanza(now, from, s);
+            }
+            Some(FormKindIn::Other) => return self.on_negotiation(now, from, s),
+            Some(FormKindIn::Terminate) | None => {}
+        }
+        if s.children().any(|c| c.is("c", esession_stanza::NS)) {
+            return self.on_session_stanza(now, from, s);
+        }
+        let mut step = Step::default();
+        step.event(Event::Clear { peer: from.clone(), stanza: s.clone() });
+        step
+    }
+
+    /// An error stanza: never answered. It ends the negotiation or the session of its thread.
+    fn on_error(&mut self, from: &Jid, s: &Element) -> Step {
+        let mut step = Step::default();
+        let (condition, fields) = esession_negotiate::wire::error_of(s).unwrap_or((None, Vec::new()));
+        let bare = from.to_bare();
+        let thread = thread_of(s);
+        let same = |peer: &Jid, t: &str| peer.to_bare() == bare && thread.as_deref().is_none_or(|x| x == t);
+        if let Some(i) = self.negotiations.iter().position(|n| same(&n.peer, &n.thread)) {
+            let n = self.negotiations.remove(i);
+            step.event(Event::Failed { peer: n.peer, failure: Failure::PeerError { condition, fields } });
+            return step;
+        }
+        // X116-4.4-05: an error about a negotiation ends what it produced, even a 3-message
+        // session Alice already considers established: she must not go on sending in it.
+        if let Some(i) = self.sessions.iter().rposition(|o| same(o.est.peer(), o.est.thread())) {
+            let mut o = self.sessions.remove(i);
+            o.est.close();
+            step.event(Event::Failed {
+                peer: o.est.peer().clone(),
+                failure: Failure::PeerError { condition, fields },
+            });
+            step.event(Event::Terminated {
+                peer: o.est.peer().clone(),
+                thread: o.est.thread().to_owned(),
+                offline: o.offline,
+                why: Ended::PeerError,
+            });
+            return step;
+        }
+        step.event(Event::Failed { peer: from.clone(), failure: Failure::PeerError { condition, fields } });
+        step
+    }
+
+    /// Expires what waited too long; called by every input.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Step {
+        let mut step = Step::default();
+        let timeout = self.limits.pending_timeout;
+        let mut i = 0;
+        while i < self.negotiations.len() {
+            if now - self.negotiations[i].started > timeout {
+                let n = self.negotiations.remove(i);
+                step.event(Event::Failed { peer: n.peer, failure: Failure::Expired });
+            } else {
+                i += 1;
+            }
+        }
+        let per_minute = self.limits.requests_per_minute;
+        self.requests.retain(|_, b| !b.full(per_minute, now));
+        self.offline.expire(now);
+        step
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Online negotiations
+
+    /// Starts a negotiation with `peer` (a full JID, or a service's bare JID): returns the
+    /// request to send. A negotiation already in progress with that contact is replaced.
+    ///
+    /// # Errors
+    /// The configuration cannot make a request.
+    pub fn start(&mut self, now: DateTime<Utc>, peer: &Jid, mode: Mode) -> Result<Step, Error> {
+        self.start_with(now, peer, mode, None)
+    }
+
+    /// [`Engine::start`], with content that goes encrypted in the last negotiation message
+    /// that can carry it (3-message: Alice's accept, where `terminate` makes it object
+    /// encryption; XEP-0116 §4.6.4).
+    ///
+    /// # Errors
+    /// The configuration cannot make a request.
+    pub fn start_with(
+        &mut self,
+        now: DateTime<Utc>,
+        peer: &Jid,
+        mode: Mode,
+        content: Option<(Element, bool)>,
+    ) -> Result<Step, Error> {
+        let mut step = self.tick(now);
+        let thread = new_thread(&mut self.rng);
+        let mut a = Initiator::new(self.cfg.clone(), peer.clone(), &thread);
+        if let Some((c, terminate)) = content {
+            a.piggyback(c, terminate);
+        }
+        a.start(mode, &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() })
+            .map_err(Error::Negotiation)?;
+        let bare = peer.to_bare();
+        self.negotiations.retain(|n| n.peer.to_bare() != bare);
+        self.admit();
+        self.negotiations.push(Negotiation {
+            peer: peer.clone(),
+            thread,
+            machine: Machine::Alice(a),
+            sas: None,
+            started: now,
+        });
+        self.drain(now, &mut step);
+        Ok(step)
+    }
+
+    /// Makes room for one more negotiation (the oldest goes beyond the cap).
+    fn admit(&mut self) -> Option<Negotiation> {
+        if self.negotiations.len() >= self.limits.pending_total.max(1) {
+            return Some(self.negotiations.remove(0));
+        }
+        None
+    }
+
+    /// A request: a new responder. It replaces any negotiation with the contact (a request
+    /// is never read as the next message of an old negotiation), and a contact may start only
+    /// so many per minute.
+    fn on_request(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        let mut step = Step::default();
+        // A request without a <thread/> is not a session request (XEP-0155 §4.1): ignored.
+        let Some(thread) = thread_of(s).filter(|t| !t.is_empty()) else { return step };
+        let bare = from.to_bare();
+        let per_minute = self.limits.requests_per_minute;
+        let bucket = self.requests.entry(bare.clone()).or_insert_with(|| Bucket::new(per_minute, now));
+        if !bucket.take(per_minute, now) {
+            step.event(Event::Failed { peer: from.clone(), failure: Failure::RateLimited });
+            return step;
+        }
+        self.negotiations.retain(|n| n.peer.to_bare() != bare);
+        if let Some(old) = self.admit() {
+            step.event(Event::Failed { peer: old.peer, failure: Failure::Overloaded });
+        }
+        let b = Responder::new(self.cfg.clone(), from.clone(), &thread);
+        self.negotiations.push(Negotiation {
+            peer: from.clone(),
+            thread,
+            machine: Machine::Bob(b),
+            sas: None,
+            started: now,
+        });
+        let i = self.negotiations.len() - 1;
+        self.feed(now, i, s, &mut step);
+        step
+    }
+
+    /// A negotiation message other than a request: to the negotiation of its contact and
+    /// thread.
+    fn on_negotiation(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        let mut step = Step::default();
+        let bare = from.to_bare();
+        let thread = thread_of(s);
+        let Some(i) = self.negotiations.iter().position(|n| {
+            n.peer.to_bare() == bare
+                && thread.as_deref().is_none_or(|t| t == n.thread)
+                && !n.machine.is_done()
+        }) else {
+            step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
+            return step;
+        };
+        // The contact's answer may come from another resource than the one we addressed.
+        self.negotiations[i].peer = from.clone();
+        self.feed(now, i, s, &mut step);
+        step
+    }
+
+    fn feed(&mut self, now: DateTime<Utc>, i: usize, s: &Element, step: &mut Step) {
+        let n = &mut self.negotiations[i];
+        let mut stores =
+            Stores { trust: self.stores.trust.as_mut(), retained: self.stores.retained.as_mut() };
+        let mut pool = self.pool.as_ref();
+        let mut entropy = PooledEntropy { rng: &mut self.rng, pool: &mut pool };
+        // Failures are reported through the machine's outputs.
+        let _ = match &mut n.machine {
+            Machine::Alice(a) => a.handle(now, s, &mut entropy, &mut stores),
+            Machine::Bob(b) => b.handle(now, s, &mut entropy, &mut stores),
+        };
+        self.drain(now, step);
+    }
+
+    /// Moves the negotiations' outputs into `step`, and finished negotiations out.
+    fn drain(&mut self, now: DateTime<Utc>, step: &mut Step) {
+        let mut established: Vec<Box<Established>> = Vec::new();
+        for n in &mut self.negotiations {
+            while let Some(o) = n.machine.poll_output() {
+                match o {
+                    Output::Send(s) => step.send.push(s),
+                    Output::SasReady(sas) => n.sas = Some(sas),
+                    Output::Established(e) => {
+                        step.event(Event::Negotiated {
+                            peer: e.peer().clone(),
+                            thread: e.thread().to_owned(),
+                            sas: e.sas().cloned().or_else(|| n.sas.clone()),
+                            offline: false,
+                        });
+                        established.push(e);
+                    }
+                    Output::Rejected(e) => {
+                        step.event(Event::Failed { peer: n.peer.clone(), failure: Failure::Negotiation(e) })
+                    }
+                    Output::Alert(a) => step.event(Event::Alert { peer: n.peer.clone(), alert: a }),
+                    Output::Received { content, unprotected } => {
+                        let (peer, thread) = (n.peer.clone(), n.thread.clone());
+                        push_unprotected(step, &peer, unprotected);
+                        push_message(step, &peer, &thread, content, false);
+                    }
+                    Output::StanzaSession { security } => {
+                        step.event(Event::StanzaSession { peer: n.peer.clone(), security })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.negotiations.retain(|n| !n.machine.is_done());
+        for est in established {
+            self.open(now, est, false, step);
+        }
+    }
+
+    /// Keeps an established session: one active online session per contact (a new one
+    /// replaces the old), within the cap.
+    fn open(&mut self, now: DateTime<Utc>, est: Box<Established>, offline: bool, step: &mut Step) {
+        if est.phase() == Phase::Closed {
+            // Object encryption: the session ended with its only stanza.
+            step.event(Event::Terminated {
+                peer: est.peer().clone(),
+                thread: est.thread().to_owned(),
+                offline,
+                why: Ended::Object,
+            });
+            return;
+        }
+        if !offline {
+            let bare = est.peer().to_bare();
+            while let Some(i) =
+                self.sessions.iter().position(|o| !o.offline && o.est.peer().to_bare() == bare)
+            {
+                let old = self.sessions.remove(i);
+                step.event(Event::Terminated {
+                    peer: old.est.peer().clone(),
+                    thread: old.est.thread().to_owned(),
+                    offline: false,
+                    why: Ended::Replaced,
+                });
+            }
+        }
+        if self.sessions.len() >= self.limits.sessions.max(1)
+            && let Some(i) = self.sessions.iter().enumerate().min_by_key(|(_, o)| o.used).map(|(i, _)| i)
+        {
+            let old = self.sessions.remove(i);
+            step.event(Event::Terminated {
+                peer: old.est.peer().clone(),
+                thread: old.est.thread().to_owned(),
+                offline: old.offline,
+                why: Ended::Failure,
+            });
+        }
+        self.sessions.push(Open { est, offline, used: now });
+    }
+
+    /// An encrypted stanza (or a clear terminate): the session of its contact and thread.
+    fn on_session_stanza(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        let mut step = Step::default();
+        let bare = from.to_bare();
+        let thread = thread_of(s);
+        let Some(i) = self.sessions.iter().rposition(|o| {
+            o.est.peer().to_bare() == bare && thread.as_deref().is_none_or(|t| t == o.est.thread())
+        }) else {
+            step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
+            return step;
+        };
+        let o = &mut self.sessions[i];
+        o.used = now;
+        let offline = o.offline;
+        let thread = o.est.thread().to_owned();
+        let terminating = o.est.phase() == Phase::Terminating;
+        match o.est.receive(s, false, &mut self.rng) {
+            Ok(Received::Stanza { stanza, unprotected }) => {
+                push_unprotected(&mut step, from, unprotected);
+                push_message(&mut step, from, &thread, stanza, offline);
+            }
+            Ok(Received::Terminated { ack, verified }) => {
+                // X116-5-03: acknowledged encrypted, except offline sessions (XEP-0187 §5).
+                if !offline {
+                    step.send.extend(ack);
+                }
+                let why = if terminating { Ended::Acknowledged } else { Ended::ByPeer { verified } };
+                step.event(Event::Terminated { peer: from.clone(), thread, offline, why });
+                self.sessions.remove(i);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let closed = o.est.phase() == Phase::Closed;
+                step.event(Event::Failed { peer: from.clone(), failure: Failure::Session(e) });
+                if closed {
+                    self.sessions.remove(i);
+                    step.event(Event::Terminated {
+                        peer: from.clone(),
+                        thread,
+                        offline,
+                        why: Ended::Failure,
+                    });
+                }
+            }
+        }
+        step
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Sending in sessions
+
+    /// Encrypts an outgoing one-to-one stanza inside the active session with its `to`.
+    ///
+    /// # Errors
+    /// [`Error::NotProtected`] when there is no active session with the addressee: the stanza
+    /// must not go out in clear by accident (XEP-0116 §4.1).
+    // X116-4.1-04 X116-4.8.2-03: nothing one-to-one goes out in clear by accident.
+    pub fn protect(&mut self, stanza: &Element, opts: EncryptOptions) -> Result<Element, Error> {
+        let to_text = stanza.attr("to").unwrap_or_default();
+        let to = Jid::new(to_text).map_err(|e| Error::bad_jid(to_text, e))?;
+        let bare = to.to_bare();
+        let i = self.active(&bare).ok_or(Error::NotProtected(bare))?;
+        let o = &mut self.sessions[i];
+        let mut s = stanza.clone();
+        if s.name() == "message" && s.get_child("thread", CLIENT_NS).is_none() {
+            s.append_child(Element::builder("thread", CLIENT_NS).append(o.est.thread()).build());
+        }
+        o.est.encrypt(&s, opts, &mut self.rng).map_err(Error::Session)
+    }
+
+    /// A chat message to `peer` inside the active session (an empty `text` sends a stanza
+    /// without a body, as for a bare re-key).
+    ///
+    /// # Errors
+    /// As [`Engine::protect`].
+    pub fn chat(&mut self, peer: &BareJid, text: &str, opts: EncryptOptions) -> Result<Element, Error> {
+        let i = self.active(peer).ok_or_else(|| Error::NotProtected(peer.clone()))?;
+        let to = self.sessions[i].est.peer().clone();
+        let mut m = if text.is_empty() { Element::bare("message", CLIENT_NS) } else { body_message(text) };
+        set_attr(&mut m, "to", to.as_str());
+        set_attr(&mut m, "type", "chat");
+        self.protect(&m, opts)
+    }
+
+    /// Terminates the active session with `peer` (the acknowledgement ends it).
+    ///
+    /// # Errors
+    /// No active session.
+    pub fn terminate(&mut self, peer: &BareJid) -> Result<Element, Error> {
+        let i = self.active(peer).ok_or_else(|| Error::NotProtected(peer.clone()))?;
+        self.sessions[i].est.terminate(false, &mut self.rng).map_err(Error::Session)
+    }
+
+    /// Terminates every active session (before going offline, XEP-0116 §5, XEP-0187 §3.1):
+    /// the terminate stanzas, and the events.
+    // X116-5-02: every session ends before going offline.
+    pub fn terminate_all(&mut self) -> Step {
+        let mut step = Step::default();
+        for mut o in self.sessions.drain(..) {
+            if !o.offline
+                && let Ok(w) = o.est.terminate(false, &mut self.rng)
+            {
+                step.send.push(w);
+            }
+            step.event(Event::Terminated {
+                peer: o.est.peer().clone(),
+                thread: o.est.thread().to_owned(),
+                offline: o.offline,
+                why: Ended::Presence,
+            });
+        }
+        for n in self.negotiations.drain(..) {
+            step.event(Event::Failed {
+                peer: n.peer,
+                failure: Failure::Negotiation(esession_negotiate::Error::ApiMisuse("we went offline")),
+            });
+        }
+        step
+    }
+}
+
+/// A chat message with `text` as its body (no `to`: the session's peer is set when sent).
+#[must_use]
+pub fn body_message(text: &str) -> Element {
+    let mut m = Element::builder("message", CLIENT_NS)
+        .append(Element::builder("body", CLIENT_NS).append(text))
+        .build();
+    set_attr(&mut m, "type", "chat");
+    m
+}
+
+fn push_unprotected(step: &mut Step, peer: &Jid, elements: Vec<String>) {
+    if !elements.is_empty() {
+        step.event(Event::Unprotected { peer: peer.clone(), elements });
+    }
+}
+
+fn push_message(step: &mut Step, peer: &Jid, thread: &str, stanza: Element, offline: bool) {
+    // An empty re-key stanza carries nothing for the application.
+    if stanza.children().all(|c| c.name() == "thread") {
+        return;
+    }
+    step.event(Event::Message { peer: peer.clone(), thread: thread.to_owned(), stanza, offline });
+}

@@ -1,0 +1,328 @@
+//! XEP-0187 in the engine: Alice going offline and coming back (the withdraw first, then
+//! presence, then the starts, §3.4), Bob's offline sessions (the options he was handed, his
+//! outbox, the terminate when Alice comes online, §5).
+
+use super::{Ended, Engine, Event, Failure, Step, set_attr};
+use crate::Error;
+use chrono::{DateTime, Utc};
+use esession_forms::names::{Compress, StanzaType};
+use esession_negotiate::{BareJid, Jid, PooledEntropy};
+use esession_offline::away::{Published, go_offline};
+use esession_offline::publish::{Plan, Secrets};
+use esession_offline::{Audience, pep, receive, send};
+use minidom::Element;
+use std::collections::HashMap;
+
+/// How long the subscribers' secrets stay in memory after the return, for the starts the
+/// server stored to arrive (then they are dropped, and zeroized; XEP-0187 §3.4 step 2 destroys
+/// the stored copy at once).
+const RETURN_WINDOW_SECS: i64 = 300;
+
+/// Marker for the engine's offline mode in harnesses: stanzas are held while away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Away;
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Stanzas held while away (only when going offline with `hold`).
+    held: Option<Vec<Element>>,
+    /// Offline option sets whose starts are accepted: (secrets, until when).
+    sets: Vec<(Secrets, DateTime<Utc>)>,
+    /// Bob: the options each contact published, as handed over (verified again at each start).
+    fetched: HashMap<BareJid, Element>,
+}
+
+impl State {
+    pub(crate) fn holding(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Holds a stanza; true when it had to be dropped (the queue is full).
+    pub(crate) fn hold(&mut self, s: Element, cap: usize) -> bool {
+        match self.held.as_mut() {
+            Some(q) if q.len() < cap => {
+                q.push(s);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Drops the sets past their time (their secrets are zeroized with them).
+    pub(crate) fn expire(&mut self, now: DateTime<Utc>) {
+        self.sets.retain(|(_, until)| now <= *until);
+    }
+}
+
+impl Engine {
+    /// Alice's plan for her offline options from this engine's configuration: the identity
+    /// keys that sign them, how long they stay valid, the resource that may receive.
+    ///
+    /// # Errors
+    /// [`Error::Config`] without an identity key (options must be signed).
+    pub fn plan(
+        &self,
+        keys: Vec<esession_crypto::PrivateKey>,
+        lifetime: chrono::Duration,
+        match_resource: Option<String>,
+    ) -> Result<Plan, Error> {
+        if keys.is_empty() {
+            return Err(Error::Config("offline options need an identity key (run `esession keygen`)".into()));
+        }
+        Ok(Plan {
+            profile: self.cfg.profile,
+            provider: self.cfg.provider.clone(),
+            logging: self.cfg.logging.clone(),
+            compress: vec![Compress::None],
+            stanzas: self.cfg.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect(),
+            rekey_freq: self.cfg.rekey_freq,
+            keys,
+            lifetime,
+            match_resource,
+        })
+    }
+
+    /// Alice goes offline (XEP-0187 §3.1): every session ends first (XEP-0116 §5), then the
+    /// options of each audience are prepared. The step holds the terminates and the PEP IQs
+    /// (node creation, publish) in order; the [`Published`] sets hold the secrets, which the
+    /// caller keeps (sealed, [`Secrets::seal`]) until [`Engine::come_back`]. With `hold`, the
+    /// engine then holds every stanza it is handed until the return (a harness without a
+    /// server to store them).
+    ///
+    /// # Errors
+    /// The plan cannot be published.
+    pub fn go_offline(
+        &mut self,
+        now: DateTime<Utc>,
+        plan: &Plan,
+        audiences: &[Audience],
+        hold: bool,
+    ) -> Result<(Step, Vec<Published>), Error> {
+        let mut step = self.terminate_all();
+        let sets = go_offline(
+            plan,
+            audiences,
+            now,
+            &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() },
+        )
+        .map_err(Error::Offline)?;
+        for p in &sets {
+            step.send.extend(p.iqs.iter().cloned());
+        }
+        self.offline.sets.clear();
+        if hold {
+            self.offline.held = Some(Vec::new());
+        }
+        Ok((step, sets))
+    }
+
+    /// Alice comes back (XEP-0187 §3.4), in the order the specification gives: first the
+    /// withdraw of the subscribers' options (Example 8; with `announce`, on a real server,
+    /// also the deletion of their node, for servers that refuse an empty item), then (with
+    /// `announce`) her available presence,
+    /// then what arrived while she was away: the starts are checked against the sets given
+    /// here, which stay in memory for the stored starts to arrive (the subscribers' for five
+    /// minutes, the everyone set until it expires), then are dropped.
+    ///
+    /// # Errors
+    /// None yet: the replay store's failures are reported per start ([`Failure::Offline`]).
+    pub fn come_back(
+        &mut self,
+        now: DateTime<Utc>,
+        subscribers: Option<Secrets>,
+        everyone: Option<Secrets>,
+        announce: bool,
+    ) -> Result<Step, Error> {
+        let mut step = Step::default();
+        // X187-3.4-01: stop publishing for subscribers before anything else.
+        step.send.push(pep::withdraw(Audience::Subscribers, &super::new_thread(&mut self.rng)));
+        if announce {
+            step.send.push(pep::delete_node(Audience::Subscribers, &super::new_thread(&mut self.rng)));
+            step.send.push(Element::bare("presence", "jabber:client"));
+        }
+        if let Some(s) = subscribers {
+            let until = (now + chrono::Duration::seconds(RETURN_WINDOW_SECS)).min(s.expires);
+            self.offline.sets.push((s, until));
+        }
+        if let Some(s) = everyone {
+            let until = s.expires;
+            self.offline.sets.push((s, until));
+        }
+        for s in self.offline.held.take().unwrap_or_default() {
+            let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { continue };
+            let inner = self.route(now, &from, &s);
+            step.append(inner);
+        }
+        Ok(step)
+    }
+
+    /// Whether the engine holds stanzas (away, in a harness).
+    #[must_use]
+    pub fn is_away(&self) -> bool {
+        self.offline.holding()
+    }
+
+    /// How many stanzas are held.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.offline.held.as_ref().map_or(0, Vec::len)
+    }
+
+    /// An offline start (XEP-0187 §3.3) from `from`: checked against the sets we hold, in the
+    /// order of I27; every failure is silent.
+    pub(super) fn on_offline_start(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+        let mut step = Step::default();
+        let mut why = esession_offline::Check::UnknownNonce;
+        let mut accepted = None;
+        for (secrets, _) in &self.offline.sets {
+            match receive::accept(
+                secrets,
+                s,
+                now,
+                self.cfg.profile,
+                self.stores.trust.as_ref(),
+                self.stores.replay.as_mut(),
+            ) {
+                Ok(done) => {
+                    accepted = Some(done);
+                    break;
+                }
+                // Another set may have published this nonce.
+                Err(esession_offline::Error::Refused(esession_offline::Check::UnknownNonce)) => {}
+                Err(esession_offline::Error::Refused(c)) => {
+                    why = c;
+                    break;
+                }
+                Err(_) => {
+                    why = esession_offline::Check::Form;
+                    break;
+                }
+            }
+        }
+        if let Some((session, content)) = accepted {
+            let thread = session.thread().to_owned();
+            step.event(Event::Negotiated {
+                peer: session.peer().clone(),
+                thread: thread.clone(),
+                sas: None,
+                offline: true,
+            });
+            if let Some(c) = content {
+                super::push_unprotected(&mut step, from, c.unprotected);
+                super::push_message(&mut step, from, &thread, c.stanza, true);
+            }
+            self.open(now, Box::new(session), true, &mut step);
+            return step;
+        }
+        // X187-3.4-05 X187-3.4-07: refused without an error.
+        step.event(Event::Failed { peer: from.clone(), failure: Failure::Offline(why) });
+        step
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Bob
+
+    /// Bob was handed `peer`'s offline options (fetched from PEP, XEP-0187 §3.2): they are
+    /// verified now (a trusted signature, not expired) and kept for [`Engine::offline_start`].
+    /// The event says whether they are usable.
+    pub fn offline_options(&mut self, now: DateTime<Utc>, peer: &BareJid, x: &Element) -> Event {
+        let refused = match send::verify(x, peer, self.stores.trust.as_ref(), now, self.cfg.profile) {
+            Ok(_) => {
+                self.offline.fetched.insert(peer.clone(), x.clone());
+                None
+            }
+            Err(esession_offline::Error::Refused(c)) => Some(c),
+            Err(_) => Some(esession_offline::Check::Form),
+        };
+        Event::OfflineOptions { peer: peer.clone(), refused }
+    }
+
+    /// Whether options of `peer` are held for an offline start.
+    #[must_use]
+    pub fn has_offline_options(&self, peer: &BareJid) -> bool {
+        self.offline.fetched.contains_key(peer)
+    }
+
+    /// Bob starts an offline session with `peer` from the options he was handed, carrying
+    /// `content` (a stanza whose children are the content); with `terminate`, object
+    /// encryption. Returns the start to send.
+    ///
+    /// # Errors
+    /// [`Error::NoOfflineOptions`] without options; [`Error::Offline`] when they no longer
+    /// verify or cannot be satisfied, or a session is already open.
+    pub fn offline_start(
+        &mut self,
+        now: DateTime<Utc>,
+        peer: &BareJid,
+        content: Element,
+        terminate: bool,
+    ) -> Result<Step, Error> {
+        let x = self
+            .offline
+            .fetched
+            .get(peer)
+            .cloned()
+            .ok_or_else(|| Error::NoOfflineOptions { peer: peer.clone(), condition: None })?;
+        let v = send::verify(&x, peer, self.stores.trust.as_ref(), now, self.cfg.profile)
+            .map_err(Error::Offline)?;
+        let thread = super::new_thread(&mut self.rng);
+        let w = self
+            .outbox
+            .start(
+                v,
+                &self.cfg,
+                &thread,
+                Some(content),
+                terminate,
+                now,
+                &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() },
+            )
+            .map_err(Error::Offline)?;
+        let mut step = Step::default();
+        let to = w.attr("to").and_then(|t| Jid::new(t).ok()).unwrap_or_else(|| Jid::from(peer.clone()));
+        step.send.push(w);
+        step.event(Event::Negotiated { peer: to.clone(), thread: thread.clone(), sas: None, offline: true });
+        if terminate {
+            step.event(Event::Terminated { peer: to, thread, offline: true, why: Ended::Object });
+        }
+        Ok(step)
+    }
+
+    /// Bob: a later stanza of the open offline session with `peer`.
+    ///
+    /// # Errors
+    /// No offline session is open.
+    pub fn offline_send(&mut self, peer: &BareJid, content: &Element) -> Result<Element, Error> {
+        self.outbox.send(peer, content, &mut self.rng).map_err(Error::Offline)
+    }
+
+    /// A chat message in the open offline session with `peer`.
+    ///
+    /// # Errors
+    /// As [`Engine::offline_send`].
+    pub fn offline_chat(&mut self, peer: &BareJid, text: &str) -> Result<Element, Error> {
+        let mut m = super::body_message(text);
+        set_attr(&mut m, "type", "chat");
+        self.offline_send(peer, &m)
+    }
+
+    /// Whether Bob has an offline session open with `peer`.
+    #[must_use]
+    pub fn has_offline_session(&self, peer: &BareJid) -> bool {
+        self.outbox.has_session(peer)
+    }
+
+    /// Bob ends the offline session with `peer` (she came online, or he is done): the
+    /// terminate to send (never acknowledged, XEP-0187 §5), if one was open.
+    pub fn end_offline(&mut self, peer: &BareJid) -> Step {
+        let mut step = Step::default();
+        // X187-5-01: terminated as soon as the contact is online.
+        if let Ok(Some(w)) = self.outbox.contact_online(peer, &mut self.rng) {
+            let to = w.attr("to").and_then(|t| Jid::new(t).ok()).unwrap_or_else(|| Jid::from(peer.clone()));
+            let thread = super::thread_of(&w).unwrap_or_default();
+            step.send.push(w);
+            step.event(Event::Terminated { peer: to, thread, offline: true, why: Ended::Presence });
+        }
+        step
+    }
+}

@@ -1,0 +1,312 @@
+//! Engines relayed in memory: the harness of the tests, the demo, the fuzz targets and the docs.
+//!
+//! A [`Relay`] plays the part of a server for a few [`Engine`]s: it stamps `from` on what each
+//! sends, delivers by `to` (full JID, or any available resource of a bare JID), stores
+//! messages for an account that is offline and delivers them when it announces presence, and
+//! keeps the PEP items its accounts publish (XEP-0163: publish, retract by an empty item,
+//! items requests), so that XEP-0187 offline sessions run through it as through a real server.
+//! A filter sees every stanza in flight and may change or drop it.
+//!
+//! ```
+//! use esession_negotiate::{Config, Mode};
+//! use esession_xmpp::relay::Relay;
+//! use esession_xmpp::{Engine, EngineStores, Event};
+//!
+//! let mut relay = Relay::new(chrono::Utc::now());
+//! let a = relay.add("alice@example.org/pda", Engine::new(Config::default(), EngineStores::in_memory()))?;
+//! let b = relay.add("bob@example.com/laptop", Engine::new(Config::default(), EngineStores::in_memory()))?;
+//! relay.start(a, "bob@example.com/laptop", Mode::Four)?;
+//! relay.drive();
+//! let sas: Vec<_> = relay.events(a).iter().chain(relay.events(b)).filter_map(|e| match e {
+//!     Event::Negotiated { sas, .. } => sas.clone(),
+//!     _ => None,
+//! }).collect();
+//! assert_eq!(sas.len(), 2);
+//! assert_eq!(sas[0], sas[1], "both see the same SAS");
+//! relay.chat(a, "bob@example.com", "hello")?;
+//! relay.drive();
+//! assert!(relay.events(b).iter().any(|e| e.body().as_deref() == Some("hello")));
+//! # Ok::<(), esession_xmpp::Error>(())
+//! ```
+
+use crate::engine::{Engine, Event, set_attr};
+use crate::{Error, parse_jid};
+use chrono::{DateTime, Utc};
+use esession_negotiate::{BareJid, Jid, Mode};
+use esession_stanza::EncryptOptions;
+use minidom::Element;
+use std::collections::{HashMap, VecDeque};
+
+const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+
+/// A filter over stanzas in flight: `(from party, stanza)` to the stanza to deliver, or `None`
+/// to drop it.
+pub type Filter = Box<dyn FnMut(usize, Element) -> Option<Element>>;
+
+struct Party {
+    jid: Jid,
+    engine: Engine,
+    online: bool,
+    events: Vec<Event>,
+    stored: Vec<Element>,
+}
+
+/// Engines relayed in memory; see the [module documentation](self).
+pub struct Relay {
+    parties: Vec<Party>,
+    now: DateTime<Utc>,
+    flight: VecDeque<(usize, Element)>,
+    pep: HashMap<(BareJid, String), Element>,
+    filter: Option<Filter>,
+    /// Stanzas delivered so far (for tests that look at the wire).
+    pub delivered: Vec<(usize, usize, Element)>,
+}
+
+impl core::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Relay")
+            .field("parties", &self.parties.len())
+            .field("in_flight", &self.flight.len())
+            .finish()
+    }
+}
+
+impl Relay {
+    /// An empty relay whose clock starts at `now`.
+    #[must_use]
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self {
+            parties: Vec::new(),
+            now,
+            flight: VecDeque::new(),
+            pep: HashMap::new(),
+            filter: None,
+            delivered: Vec::new(),
+        }
+    }
+
+    /// Adds an online party with its full JID; returns its index.
+    ///
+    /// # Errors
+    /// [`Error::BadJid`].
+    pub fn add(&mut self, jid: &str, engine: Engine) -> Result<usize, Error> {
+        let jid = parse_jid(jid)?;
+        self.parties.push(Party { jid, engine, online: true, events: Vec::new(), stored: Vec::new() });
+        Ok(self.parties.len() - 1)
+    }
+
+    /// Sets the filter every stanza in flight goes through.
+    pub fn set_filter(&mut self, f: Filter) {
+        self.filter = Some(f);
+    }
+
+    /// The relay's clock.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Moves the clock.
+    pub fn advance(&mut self, by: chrono::Duration) {
+        self.now += by;
+    }
+
+    /// Party `i`'s engine.
+    pub fn engine(&mut self, i: usize) -> &mut Engine {
+        &mut self.parties[i].engine
+    }
+
+    /// Party `i`'s JID.
+    #[must_use]
+    pub fn jid(&self, i: usize) -> &Jid {
+        &self.parties[i].jid
+    }
+
+    /// The events party `i` reported so far.
+    #[must_use]
+    pub fn events(&self, i: usize) -> &[Event] {
+        &self.parties[i].events
+    }
+
+    /// Takes the events party `i` reported so far.
+    pub fn take_events(&mut self, i: usize) -> Vec<Event> {
+        std::mem::take(&mut self.parties[i].events)
+    }
+
+    /// Puts what party `i` sends in flight, and keeps its events.
+    pub fn output(&mut self, i: usize, step: crate::Step) {
+        for s in step.send {
+            self.flight.push_back((i, s));
+        }
+        self.parties[i].events.extend(step.events);
+    }
+
+    /// Puts `stanza` in flight as sent by party `i`.
+    pub fn inject(&mut self, i: usize, stanza: Element) {
+        self.flight.push_back((i, stanza));
+    }
+
+    /// Party `i` starts a negotiation with `peer`.
+    ///
+    /// # Errors
+    /// The engine's.
+    pub fn start(&mut self, i: usize, peer: &str, mode: Mode) -> Result<(), Error> {
+        let peer = parse_jid(peer)?;
+        let now = self.now;
+        let step = self.parties[i].engine.start(now, &peer, mode)?;
+        self.output(i, step);
+        Ok(())
+    }
+
+    /// Party `i` sends `text` in its session with `peer`.
+    ///
+    /// # Errors
+    /// The engine's.
+    pub fn chat(&mut self, i: usize, peer: &str, text: &str) -> Result<(), Error> {
+        let peer = parse_jid(peer)?.to_bare();
+        let w = self.parties[i].engine.chat(&peer, text, EncryptOptions::default())?;
+        self.flight.push_back((i, w));
+        Ok(())
+    }
+
+    /// Party `i` goes offline: its stanzas are stored from now on.
+    pub fn disconnect(&mut self, i: usize) {
+        self.parties[i].online = false;
+        let mut p = Element::bare("presence", "jabber:client");
+        set_attr(&mut p, "type", "unavailable");
+        self.flight.push_back((i, p));
+    }
+
+    /// Party `i` is back: what was stored for it is delivered after `step` (what its engine
+    /// sends on return: the withdraw, then its presence).
+    pub fn reconnect(&mut self, i: usize, step: crate::Step) {
+        self.parties[i].online = true;
+        self.output(i, step);
+    }
+
+    /// Delivers stanzas until nothing is in flight; returns how many were delivered.
+    pub fn drive(&mut self) -> usize {
+        let mut n = 0;
+        while let Some((from, s)) = self.flight.pop_front() {
+            n += 1;
+            if n > 100_000 {
+                // A loop between parties: stop, the test will see it.
+                break;
+            }
+            let s = match self.filter.as_mut() {
+                Some(f) => match f(from, s) {
+                    Some(s) => s,
+                    None => continue,
+                },
+                None => s,
+            };
+            self.route(from, s);
+        }
+        n
+    }
+
+    fn route(&mut self, from: usize, mut s: Element) {
+        let sender = self.parties[from].jid.clone();
+        set_attr(&mut s, "from", sender.as_str());
+        let to = s.attr("to").and_then(|t| Jid::new(t).ok());
+        // Presence without `to` goes to every other party (a roster of everyone).
+        if s.name() == "presence" && to.is_none() {
+            let available = s.attr("type").is_none();
+            for i in 0..self.parties.len() {
+                if i != from {
+                    self.deliver(from, i, s.clone());
+                }
+            }
+            if available {
+                let stored = std::mem::take(&mut self.parties[from].stored);
+                for m in stored {
+                    self.deliver(usize::MAX, from, m);
+                }
+            }
+            return;
+        }
+        // IQs without `to`, or to our own bare JID: the server's (PEP).
+        if s.name() == "iq"
+            && to.as_ref().is_none_or(|t| t.to_bare() == sender.to_bare() && t.resource().is_none())
+        {
+            if let Some(reply) = self.pep(from, &s) {
+                self.deliver(usize::MAX, from, reply);
+            }
+            return;
+        }
+        if s.name() == "iq"
+            && let Some(t) = &to
+            && t.resource().is_none()
+            && s.children().any(|c| c.is("pubsub", PUBSUB))
+        {
+            if let Some(reply) = self.pep(from, &s) {
+                self.deliver(usize::MAX, from, reply);
+            }
+            return;
+        }
+        let Some(to) = to else { return };
+        let target = self
+            .parties
+            .iter()
+            .position(|p| p.jid == to)
+            .or_else(|| self.parties.iter().position(|p| p.jid.to_bare() == to.to_bare()));
+        let Some(t) = target else { return };
+        if !self.parties[t].online {
+            if s.name() == "message" {
+                self.parties[t].stored.push(s);
+            }
+            return;
+        }
+        self.deliver(from, t, s);
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, s: Element) {
+        if !self.parties[to].online {
+            return;
+        }
+        let now = self.now;
+        let step = self.parties[to].engine.handle(now, &s);
+        // Only what the engine could read is kept (a stanza beyond its limits may be too deep
+        // to drop by recursion).
+        if esession_forms::xml::measure(&s, self.parties[to].engine.limits().stanza).is_ok() {
+            self.delivered.push((from, to, s));
+        } else {
+            esession_forms::xml::dispose(s);
+        }
+        self.output(to, step);
+    }
+
+    /// The server's part of XEP-0163: publish (an empty item withdraws), items requests,
+    /// node creation and deletion; the answer to send back.
+    fn pep(&mut self, from: usize, iq: &Element) -> Option<Element> {
+        let owner = self.parties[from].jid.to_bare();
+        let mut reply = Element::bare("iq", "jabber:client");
+        if let Some(id) = iq.attr("id") {
+            set_attr(&mut reply, "id", id);
+        }
+        set_attr(&mut reply, "to", self.parties[from].jid.as_str());
+        set_attr(&mut reply, "type", "result");
+        let Some(pubsub) = iq.children().find(|c| c.name() == "pubsub") else { return Some(reply) };
+        if let Some(publish) = pubsub.get_child("publish", PUBSUB) {
+            let node = publish.attr("node").unwrap_or_default().to_owned();
+            match publish.get_child("item", PUBSUB).and_then(|i| i.children().next()) {
+                Some(payload) => {
+                    self.pep.insert((owner, node), payload.clone());
+                }
+                None => {
+                    self.pep.remove(&(owner, node));
+                }
+            }
+        } else if let Some(items) = pubsub.get_child("items", PUBSUB) {
+            let node = items.attr("node").unwrap_or_default().to_owned();
+            let of = iq.attr("to").and_then(|t| Jid::new(t).ok()).map_or(owner, |j| j.to_bare());
+            let mut out = Element::bare("items", PUBSUB);
+            set_attr(&mut out, "node", &node);
+            if let Some(payload) = self.pep.get(&(of, node)) {
+                out.append_child(Element::builder("item", PUBSUB).append(payload.clone()).build());
+            }
+            reply.append_child(Element::builder("pubsub", PUBSUB).append(out).build());
+        }
+        Some(reply)
+    }
+}

@@ -1,0 +1,337 @@
+//! The hostile-input suite (issue 16): what a peer or a man in the middle can send, driven
+//! through the engine, the one router of the client and of the party. Each class ends with a
+//! valid negotiation on the same engines: nothing that came before may poison it.
+
+#![allow(clippy::unwrap_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::*;
+use esession_negotiate::Mode;
+use esession_stanza::EncryptOptions;
+use esession_xmpp::relay::Relay;
+use esession_xmpp::{Ended, Event, Failure, Limits};
+use minidom::Element;
+
+const FEATURE: &str = "http://jabber.org/protocol/feature-neg";
+
+/// A chain of `n` nested elements built without recursion (and dropped with `dispose`).
+fn chain(name: &str, ns: &str, n: usize) -> Element {
+    let mut e = Element::bare(name, ns);
+    for _ in 1..n {
+        let mut p = Element::bare(name, ns);
+        p.append_child(e);
+        e = p;
+    }
+    e
+}
+
+fn stamped(mut s: Element, from: &str) -> Element {
+    set(&mut s, "from", from);
+    s
+}
+
+/// A request form of Alice's with one more field holding `extra` (moved in, never copied).
+fn request_with(extra: Element, thread: &str) -> Element {
+    let (mut r, a, _) = pair();
+    let step = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap();
+    let req = step.send.into_iter().next().unwrap();
+    let mut feature = req.get_child("feature", FEATURE).unwrap().clone();
+    let x = feature.children_mut().next().unwrap();
+    let mut field = Element::bare("field", "jabber:x:data");
+    set(&mut field, "var", "bogus");
+    field.append_child(extra);
+    x.append_child(field);
+    let mut out = Element::bare("message", "jabber:client");
+    set(&mut out, "to", BOB);
+    out.append_child(Element::builder("thread", "jabber:client").append(thread).build());
+    out.append_child(feature);
+    out
+}
+
+/// After whatever came before, a valid negotiation completes and carries a message.
+fn still_works(r: &mut Relay, a: usize, b: usize) {
+    r.take_events(a);
+    r.take_events(b);
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(
+        r.engine(a).has_session(&bare(BOB)) && r.engine(b).has_session(&bare(ALICE)),
+        "{:?} {:?}",
+        r.events(a),
+        r.events(b)
+    );
+    r.chat(a, BOB, "still fine").unwrap();
+    r.drive();
+    assert_eq!(bodies(&r.take_events(b)), ["still fine"]);
+}
+
+/// 16.1: deep nesting in a request, a response and a 4-message accept: no crash (no recursion
+/// over it, not even to drop it), a bounded refusal, and nothing quoted.
+#[test]
+fn deep_nesting_never_crashes_and_is_never_echoed() {
+    let (mut r, a, b) = pair();
+    let deep = stamped(request_with(chain("a", "jabber:x:data", 200_000), "deep-1"), ALICE);
+    let step = r.engine(b).handle(now(), &deep);
+    esession_forms::xml::dispose(deep);
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::TooLarge, .. })),
+        "{step:?}"
+    );
+    assert!(step.send.is_empty(), "a stanza beyond the limits is dropped unread, not answered");
+    // Within the engine's stanza limits but beyond a negotiation's: refused, not quoted.
+    let medium = request_with(chain("a", "jabber:x:data", 20), "deep-2");
+    let step = r.engine(b).handle(now(), &stamped(medium, ALICE));
+    assert_eq!(step.send.len(), 1, "refused with an error");
+    let reply = String::from(&step.send[0]);
+    assert!(
+        reply.contains("not-acceptable") && !reply.contains("<a"),
+        "the deep part is not quoted: {reply}"
+    );
+    // A deep child in Bob's response, then in Alice's 4-message accept: dropped unread by the
+    // receiver, no session, no crash.
+    for at in [2, 3] {
+        let mut n = 0;
+        r.set_filter(Box::new(move |_, mut s| {
+            n += 1;
+            if n == at {
+                s.append_child(chain("z", "urn:deep", 100_000));
+            }
+            Some(s)
+        }));
+        r.take_events(a);
+        r.take_events(b);
+        r.start(a, BOB, Mode::Four).unwrap();
+        r.drive();
+        let receiver = if at == 2 { a } else { b };
+        assert!(
+            r.events(receiver).iter().any(|e| matches!(e, Event::Failed { failure: Failure::TooLarge, .. })),
+            "{:?}",
+            r.events(receiver)
+        );
+        assert!(!r.engine(a).has_session(&bare(BOB)));
+    }
+    r.set_filter(Box::new(|_, s| Some(s)));
+    still_works(&mut r, a, b);
+}
+
+/// 16.2: a `<body/>` (or any child) added in clear beside a valid `<c/>` is never delivered
+/// as part of the protected stanza: it is dropped and reported apart.
+#[test]
+fn clear_children_beside_c_are_never_delivered_as_protected() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.set_filter(Box::new(|_, mut s| {
+        if s.get_child("c", esession_stanza::NS).is_some() {
+            s.append_child(Element::builder("body", "jabber:client").append("INJECTED").build());
+            s.append_child(Element::bare("x", "urn:evil"));
+        }
+        Some(s)
+    }));
+    r.chat(a, BOB, "genuine").unwrap();
+    r.drive();
+    let eb = r.take_events(b);
+    assert_eq!(bodies(&eb), ["genuine"]);
+    for e in &eb {
+        if let Event::Message { stanza, .. } = e {
+            assert!(!String::from(stanza).contains("INJECTED"), "{stanza:?}");
+        }
+    }
+    assert!(
+        eb.iter().any(
+            |e| matches!(e, Event::Unprotected { elements, .. } if elements == &["body", "{urn:evil}x"])
+        ),
+        "{eb:?}"
+    );
+    // A re-key stanza too, and the session goes on.
+    let w =
+        r.engine(a).chat(&bare(BOB), "rekeyed", EncryptOptions { rekey: true, publish_old: false }).unwrap();
+    r.inject(a, w);
+    r.drive();
+    assert_eq!(bodies(&r.take_events(b)), ["rekeyed"]);
+    r.set_filter(Box::new(|_, s| Some(s)));
+    still_works(&mut r, a, b);
+}
+
+/// 16.3: an error answering a negotiation ends Alice's half-open 3-message session (she must
+/// not keep sending in it), and says so.
+#[test]
+fn an_error_on_the_thread_ends_a_half_open_session() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Three).unwrap();
+    r.drive();
+    assert!(r.engine(a).has_session(&bare(BOB)));
+    let thread = r.engine(a).session(&bare(BOB)).unwrap().thread().to_owned();
+    let mut err = Element::bare("message", "jabber:client");
+    set(&mut err, "type", "error");
+    set(&mut err, "to", ALICE);
+    err.append_child(Element::builder("thread", "jabber:client").append(thread.as_str()).build());
+    let mut e = Element::bare("error", "jabber:client");
+    set(&mut e, "type", "cancel");
+    e.append_child(Element::bare("feature-not-implemented", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    err.append_child(e);
+    r.inject(b, err);
+    r.drive();
+    let ea = r.take_events(a);
+    assert!(ea.iter().any(|e| matches!(e, Event::Terminated { why: Ended::PeerError, .. })), "{ea:?}");
+    assert!(!r.engine(a).has_session(&bare(BOB)));
+    assert!(r.engine(a).chat(&bare(BOB), "readable?", EncryptOptions::default()).is_err());
+    still_works(&mut r, a, b);
+}
+
+/// 16.4: an error is never answered with an error (RFC 6120 §8.3.1): two engines handed each
+/// other's errors stay quiet.
+#[test]
+fn errors_are_never_answered() {
+    let (mut r, a, b) = pair();
+    // Bob refuses a broken request: an error quoting it.
+    let mut bad = request_with(Element::bare("unknown", "jabber:x:data"), "err-1");
+    bad = stamped(bad, ALICE);
+    let step = r.engine(b).handle(now(), &bad);
+    assert_eq!(step.send.len(), 1);
+    let error = step.send[0].clone();
+    assert_eq!(error.attr("type"), Some("error"));
+    // Bob's error, handed back to Bob (it quotes a request) and to Alice: no answer from either.
+    for i in [a, b] {
+        let step = r.engine(i).handle(now(), &stamped(error.clone(), if i == a { BOB } else { ALICE }));
+        assert!(step.send.is_empty(), "an error answered: {:?}", step.send);
+    }
+    // Relayed between the two: the relay goes quiet at once.
+    r.inject(b, error.clone());
+    r.inject(a, error);
+    assert!(r.drive() <= 2);
+    still_works(&mut r, a, b);
+}
+
+/// 16.5: attributes keep their namespaces through a session: `xml:lang` stays `xml:lang`,
+/// and `p:role` beside `role` stays two attributes.
+#[test]
+fn namespaced_attributes_arrive_intact() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.take_events(b);
+    let m: Element =
+        "<message xmlns='jabber:client' to='bob@example.com/laptop' type='chat' xmlns:p='urn:p'>\
+        <body xml:lang='de' p:role='a' role='b'>Hallo</body></message>"
+            .parse()
+            .unwrap();
+    let w = r.engine(a).protect(&m, EncryptOptions::default()).unwrap();
+    r.inject(a, w);
+    r.drive();
+    let eb = r.take_events(b);
+    let Some(Event::Message { stanza, .. }) = eb.iter().find(|e| matches!(e, Event::Message { .. })) else {
+        panic!("{eb:?}")
+    };
+    let body = stanza.get_child("body", "jabber:client").unwrap();
+    assert_eq!(body.attr_ns("http://www.w3.org/XML/1998/namespace", "lang"), Some("de"));
+    assert_eq!(body.attr_ns("urn:p", "role"), Some("a"));
+    assert_eq!(body.attr("role"), Some("b"));
+    assert_eq!(body.attrs().iter().count(), 3);
+}
+
+/// 16.6: resources stay bounded: a request with 100,000 valued options and a 10 MB request are
+/// dropped before any costly work; a flood of requests keeps at most one negotiation per
+/// contact and `pending_total` in all; abandoned negotiations expire by `now`.
+#[test]
+fn floods_keep_memory_flat_and_pending_work_expires() {
+    let (mut r, a, b) = pair();
+    let mut many = Element::bare("value", "jabber:x:data");
+    for _ in 0..100_000 {
+        many.append_child(
+            Element::builder("option", "jabber:x:data")
+                .append(Element::builder("value", "jabber:x:data").append("x"))
+                .build(),
+        );
+    }
+    let t = std::time::Instant::now();
+    let step = r.engine(b).handle(now(), &stamped(request_with(many, "many"), ALICE));
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::TooLarge, .. })));
+    let big =
+        request_with(Element::builder("value", "jabber:x:data").append("A".repeat(10 << 20)).build(), "big");
+    let step = r.engine(b).handle(now(), &stamped(big, ALICE));
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::TooLarge, .. })));
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "refused quickly: {:?}", t.elapsed());
+    // A flood of requests from one contact (many threads): one negotiation at a time.
+    let mut req = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap().send.remove(0);
+    for i in 0..50 {
+        let thread = req.get_child_mut("thread", "jabber:client").unwrap();
+        *thread = Element::builder("thread", "jabber:client").append(format!("flood-{i}")).build();
+        let _ = r.engine(b).handle(now(), &stamped(req.clone(), ALICE));
+    }
+    assert_eq!(r.engine(b).load().0, 1, "one negotiation per contact");
+    // From many contacts: at most pending_total.
+    r.engine(b).set_limits(Limits::default().with_pending_total(8));
+    for i in 0..40 {
+        let _ = r.engine(b).handle(now(), &stamped(req.clone(), &format!("mallory{i}@example.net/x")));
+    }
+    assert!(r.engine(b).load().0 <= 8, "{:?}", r.engine(b).load());
+    // Abandoned negotiations expire.
+    let later = now() + chrono::Duration::seconds(121);
+    let step = r.engine(b).tick(later);
+    assert!(step.events.iter().all(|e| matches!(e, Event::Failed { failure: Failure::Expired, .. })));
+    assert_eq!(r.engine(b).load().0, 0);
+    r.engine(b).set_limits(Limits::default());
+    still_works(&mut r, a, b);
+}
+
+/// 16.7: a request after an abandoned negotiation (Alice's client died after Bob answered)
+/// starts afresh at once, on a new thread or on the same one.
+#[test]
+fn an_abandoned_negotiation_does_not_poison_the_next() {
+    let (mut r, a, b) = pair();
+    // Alice's first request reaches Bob; his response is lost; Alice's client restarts.
+    let first = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap().send.remove(0);
+    let step = r.engine(b).handle(now(), &stamped(first.clone(), ALICE));
+    assert_eq!(step.send.len(), 1, "Bob answered");
+    // The new request (new thread) is answered the first time.
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(a).has_session(&bare(BOB)), "{:?} {:?}", r.events(a), r.events(b));
+    // The same thread reused by a restarted client: a request is never read as an accept.
+    let step = r.engine(b).handle(now(), &stamped(first, ALICE));
+    assert_eq!(step.send.len(), 1);
+    assert!(String::from(&step.send[0]).contains("dhkeys"), "answered as a new request");
+}
+
+/// 16.8: an empty nonce is refused in a request and in a response.
+#[test]
+fn empty_nonces_are_refused() {
+    let (mut r, a, b) = pair();
+    let req = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap().send.remove(0);
+    let text = String::from(&req);
+    let start = text.find("var='my_nonce'><value>").unwrap() + "var='my_nonce'><value>".len();
+    let end = start + text[start..].find("</value>").unwrap();
+    let empty: Element = format!("{}{}", &text[..start], &text[end..]).parse().unwrap();
+    let step = r.engine(b).handle(now(), &stamped(empty, ALICE));
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Negotiation(_), .. })),
+        "{step:?}"
+    );
+    assert!(!r.engine(b).negotiating(&bare(ALICE)));
+    still_works(&mut r, a, b);
+}
+
+/// Nothing readable in any `<data/>` a party sends, with the default configuration, whatever
+/// a middle does to the offers.
+#[test]
+fn no_readable_data_with_the_defaults() {
+    let (mut r, a, _b) = pair();
+    r.set_filter(Box::new(|_, s| {
+        let text = String::from(&s).replace("aes256-ctr", "none").replace("aes128-ctr", "none");
+        Some(text.parse().unwrap())
+    }));
+    r.start(a, BOB, Mode::Three).unwrap();
+    r.drive();
+    let _ = r.engine(a).chat(&bare(BOB), "READABLE", EncryptOptions::default());
+    for (_, _, s) in &r.delivered {
+        assert!(!String::from(s).contains("READABLE"));
+        if let Some(c) = s.get_child("c", esession_stanza::NS)
+            && let Some(d) = c.get_child("data", esession_stanza::NS)
+        {
+            let raw = esession_crypto::mpi::b64_decode(&d.text()).unwrap();
+            assert!(!raw.windows(4).any(|w| w == b"<bod"), "readable data sent");
+        }
+    }
+}
