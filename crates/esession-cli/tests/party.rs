@@ -243,3 +243,104 @@ fn hostile_lines_are_errors_not_crashes() {
     run(&mut a, &mut b, "!send still fine");
     assert_eq!(kinds(&b.take_events()).last().unwrap(), "message:still fine");
 }
+
+/// Issue 17.5: after `!return`, the offline session Alice accepted is kept: Bob's later
+/// stanzas and his terminate reach it (no `no-session`).
+#[test]
+fn the_offline_session_lives_on_after_the_return() {
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    run(&mut a, &mut b, "!publish-offline 3600");
+    let _ = (a.take_events(), b.take_events());
+    run(&mut b, &mut a, "!offline-send before the return");
+    a.line("!return");
+    assert_eq!(kinds(&a.take_events()), vec!["negotiated:-", "message:before the return"]);
+    // Bob goes on in the same offline session, then ends it.
+    run(&mut b, &mut a, "!offline-send after the return");
+    run(&mut b, &mut a, "!terminate");
+    let ea = a.take_events();
+    assert_eq!(kinds(&ea), vec!["message:after the return", "terminated"], "{ea:?}");
+    assert!(ea.iter().all(|e| e["condition"] != "no-session"), "{ea:?}");
+}
+
+/// Issue 17.6: every offer of `Config` is an option of the party, on either side: what Alice
+/// offers and what Bob accepts steer the negotiation, and a value nobody offers is refused.
+#[test]
+fn every_offer_is_an_option() {
+    let opts: &[&str] = &[
+        "--modp",
+        "15",
+        "--crypt",
+        "twofish256-ctr",
+        "--hash",
+        "whirlpool",
+        "--sign",
+        "rsa",
+        "--offer-init-pubkey",
+        "hash",
+        "--offer-resp-pubkey",
+        "key",
+        "--stanzas",
+        "message,presence",
+        "--logging",
+        "mustnot",
+        "--rekey-freq",
+        "3",
+    ];
+    let mut a = Party::spawn_with("alice", "xep", opts);
+    let mut b = Party::spawn_with("bob", "xep", opts);
+    // Piggybacked content on the 3-message accept.
+    run(&mut a, &mut b, "!start 3 riding along");
+    let (ea, eb) = (a.take_events(), b.take_events());
+    assert_eq!(kinds(&ea), vec!["negotiated:-"], "{ea:?}");
+    assert_eq!(kinds(&eb), vec!["negotiated:-", "message:riding along"], "{eb:?}");
+    // rekey_freq 3: a re-key before three stanzas is refused.
+    a.line("!rekey too soon");
+    assert_eq!(a.take_events()[0]["event"], "error");
+    // iq is not among the negotiated stanzas: refused, nothing sent in clear.
+    let lines = a.line("!iq <iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>");
+    assert!(lines.iter().all(|l| !l.starts_with("OUT")), "{lines:?}");
+    assert_eq!(a.take_events()[0]["event"], "error");
+    for p in [&mut a, &mut b] {
+        writeln!(p.stdin, "!quit").unwrap();
+        p.stdin.flush().unwrap();
+        assert!(p.child.wait().unwrap().success());
+    }
+    // Bob refuses what Alice offers when he accepts none of it.
+    let mut a = Party::spawn_with("alice", "xep", &["--crypt", "aes256-ctr"]);
+    let mut b = Party::spawn_with("bob", "xep", &["--crypt", "serpent256-ctr"]);
+    run(&mut a, &mut b, "!start 4");
+    let (ea, eb) = (a.take_events(), b.take_events());
+    assert!(ea.iter().any(|e| e["event"] == "error" && e["condition"] == "not-acceptable"), "{ea:?}");
+    assert!(eb.iter().any(|e| e["event"] == "error"), "{eb:?}");
+    // An unknown value is a usage error, exit status 2.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esession"))
+        .args(["party", "--role", "alice", "--stdio", "--crypt", "rot13"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Issue 16.1/16.8 at the party: a line over the limit is refused unread and quickly, a line
+/// that is not UTF-8 is reported, and the party goes on.
+#[test]
+fn oversized_and_invalid_lines_are_reported_and_survived() {
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    let t = std::time::Instant::now();
+    let huge = format!("<message xmlns='jabber:client'><body>{}</body></message>", "A".repeat(10 << 20));
+    b.line(&huge);
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(b.take_events()[0]["condition"], "policy-violation");
+    b.stdin.write_all(b"\xff\xfe not utf-8\n").unwrap();
+    b.line("");
+    let e = b.take_events();
+    assert!(e.iter().any(|e| e["condition"] == "bad-request"), "{e:?}");
+    let deep =
+        format!("<message xmlns='jabber:client'>{}{}</message>", "<a>".repeat(40_000), "</a>".repeat(40_000));
+    b.line(&deep);
+    assert_eq!(b.take_events()[0]["condition"], "policy-violation");
+    run(&mut a, &mut b, "!start 4");
+    run(&mut a, &mut b, "!send still here");
+    assert_eq!(kinds(&b.take_events()).last().unwrap(), "message:still here");
+}

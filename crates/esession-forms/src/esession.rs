@@ -477,10 +477,12 @@ impl Request {
             let var = if matches!(dh, DhOffer::Hashes(_)) { "dhhashes" } else { "dhkeys" };
             return Err(Error::BadValue { var: var.into(), reason: "one value per modp option" });
         }
+        // 3-message requests have no sas_algs (I2), except in the deployed dialect, whose
+        // requests always carry it: read when present.
         let sas_algs = match (&dh, r.get("sas_algs")) {
-            (DhOffer::Hashes(_), Some(f)) => r.offer_of(f, "sas_algs")?,
+            (_, Some(f)) => r.offer_of(f, "sas_algs")?,
             (DhOffer::Hashes(_), None) => return Err(Error::MissingField("sas_algs")),
-            (DhOffer::Keys(_), _) => Vec::new(),
+            (DhOffer::Keys(_), None) => Vec::new(),
         };
         Ok(Self {
             accept: r.boolean("accept")?,
@@ -513,6 +515,9 @@ impl Request {
                 w.values("dhhashes", Some(FieldType::Hidden), v.iter().map(|h| mpi::b64_encode(h)));
             }
             DhOffer::Keys(v) => {
+                if !self.sas_algs.is_empty() {
+                    w.list("sas_algs", FieldType::ListSingle, &self.sas_algs, false);
+                }
                 w.values("dhkeys", Some(FieldType::Hidden), v.iter().map(|e| mpi::b64_encode(e)))
             }
         }

@@ -86,7 +86,7 @@ pub(crate) fn negotiate_with(
     bob_cfg: Arc<Config>,
     a: &mut Side,
     b: &mut Side,
-    mut tamper: Tamper<'_>,
+    tamper: Tamper<'_>,
     alice_content: Option<(Element, bool)>,
     bob_content: Option<Element>,
 ) {
@@ -98,6 +98,18 @@ pub(crate) fn negotiate_with(
     if let Some(c) = bob_content {
         bob.piggyback(c);
     }
+    run_parties(mode, alice, bob, a, b, tamper);
+}
+
+/// Runs a negotiation between parties built by the caller (with shapers, piggybacked content).
+pub(crate) fn run_parties(
+    mode: Mode,
+    mut alice: Initiator,
+    mut bob: Responder,
+    a: &mut Side,
+    b: &mut Side,
+    mut tamper: Tamper<'_>,
+) {
     let mut ent = TestRng::new(a.rng_seed());
     alice.start(mode, &mut RngEntropy(&mut ent)).unwrap();
     let mut n = 0usize;

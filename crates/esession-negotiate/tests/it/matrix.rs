@@ -208,3 +208,138 @@ fn gajim_profile_on_both_sides_and_never_mixed_with_xep() {
         }
     }
 }
+
+/// A shaper that adds a field to one kind of form (the dialect's free choices).
+struct AddField(FormKind, &'static str);
+
+impl Shaper for AddField {
+    fn shape(&mut self, kind: FormKind, mut x: Element) -> Element {
+        if kind == self.0 {
+            x.append_child(esession_forms::xml::parse(self.1).unwrap());
+        }
+        x
+    }
+}
+
+/// Issue 17.3: 3-message in both roles in `Profile::Gajim`, with the deployed dialect: its
+/// requests offer `none` among the identity methods (a real one is chosen whenever one is
+/// offered, `none` only when nothing else is, and only in Gajim's dialect), and its responses
+/// may answer `sas_algs` when the request offered it (in both profiles).
+#[test]
+fn three_message_in_the_gajim_dialect_both_roles() {
+    use esession_crypto::Profile;
+    let (ra, rb, _, _) = keys();
+    let (pa, pb) = (ra.public_key(), rb.public_key());
+    let mk = |p: Profile, key: PrivateKey, offer: Vec<PubkeyMethod>| {
+        let mut c = Config::new(p).identified_by(key);
+        c.provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::for_profile(p) };
+        c.init_pubkey = offer.clone();
+        c.resp_pubkey = offer;
+        Arc::new(c)
+    };
+    let dialect = vec![PubkeyMethod::None, PubkeyMethod::Key, PubkeyMethod::Hash];
+    // Both roles in Gajim: the plain 3-message negotiation.
+    for p in [Profile::Gajim, Profile::Xep] {
+        let (mut a, mut b) = (Side::new(31), Side::new(32));
+        a.trust.trust(&bare(BOB), pb.clone());
+        b.trust.trust(&bare(ALICE), pa.clone());
+        let (ra, rb, _, _) = keys();
+        negotiate(
+            Mode::Three,
+            mk(p, ra, dialect.clone()),
+            mk(p, rb, dialect.clone()),
+            &mut a,
+            &mut b,
+            no_tamper(),
+        );
+        assert!(
+            a.established.is_some() && b.established.is_some(),
+            "{p:?}: {:?} {:?}",
+            a.rejected,
+            b.rejected
+        );
+        assert!(a.established.as_ref().unwrap().peer_key().is_some(), "{p:?}: a real identity was chosen");
+        exchange(&mut a, &mut b);
+    }
+    // The dialect's request puts `none` first in a 3-message request (our initiator never
+    // offers it there; a shaper plays the testsuite's initiator). Bob in Gajim takes `key`.
+    let offering = |var: &str, methods: &[&str]| {
+        let opts: String = methods.iter().map(|m| format!("<option><value>{m}</value></option>")).collect();
+        format!("<field xmlns='jabber:x:data' type='list-single' var='{var}'>{opts}</field>")
+    };
+    // (profile, methods the request offers, negotiated?, with a key?)
+    for (p, methods, works, keyed) in [
+        (Profile::Gajim, &["none", "key"][..], true, true),
+        (Profile::Xep, &["none", "key"][..], true, true),
+        (Profile::Gajim, &["none"][..], true, false),
+        (Profile::Xep, &["none"][..], false, false),
+    ] {
+        let (ra, rb, _, _) = keys();
+        let (mut a, mut b) = (Side::new(33), Side::new(34));
+        a.trust.trust(&bare(BOB), pb.clone());
+        b.trust.trust(&bare(ALICE), pa.clone());
+        let (init, resp) = (offering("init_pubkey", methods), offering("resp_pubkey", methods));
+        let replace = move |x: Element| {
+            let mut out = Element::bare(x.name(), x.ns());
+            for ((ns, n), v) in x.attrs().iter() {
+                out.attrs_mut().insert(ns.clone(), n.clone(), v.clone());
+            }
+            for c in x.children() {
+                match c.attr("var") {
+                    Some("init_pubkey") => out.append_child(esession_forms::xml::parse(&init).unwrap()),
+                    Some("resp_pubkey") => out.append_child(esession_forms::xml::parse(&resp).unwrap()),
+                    _ => out.append_child(c.clone()),
+                };
+            }
+            out
+        };
+        struct Replace<F: FnMut(Element) -> Element + Send>(F);
+        impl<F: FnMut(Element) -> Element + Send> Shaper for Replace<F> {
+            fn shape(&mut self, kind: FormKind, x: Element) -> Element {
+                if kind == FormKind::Request { (self.0)(x) } else { x }
+            }
+        }
+        let alice = Initiator::new(mk(p, ra, vec![PubkeyMethod::Key]), j(BOB), "thread-1")
+            .with_shaper(Box::new(Replace(replace)));
+        let bob = Responder::new(mk(p, rb, dialect.clone()), j(ALICE), "thread-1");
+        run_parties(Mode::Three, alice, bob, &mut a, &mut b, no_tamper());
+        let both = a.established.is_some() && b.established.is_some();
+        assert_eq!(both, works, "{p:?} {methods:?}: {:?} {:?}", a.rejected, b.rejected);
+        if works {
+            assert_eq!(b.established.as_ref().unwrap().peer_key().is_some(), keyed, "{p:?} {methods:?}");
+            assert_eq!(a.established.as_ref().unwrap().peer_key().is_some(), keyed, "{p:?} {methods:?}");
+            exchange(&mut a, &mut b);
+        } else {
+            assert!(
+                matches!(&b.rejected, Some(Error::PeerMisbehaved { fields, .. }) if fields.contains(&"init_pubkey".to_owned())),
+                "{:?}",
+                b.rejected
+            );
+        }
+    }
+    // A 3-message response that answers sas_algs, which the request offered: accepted.
+    for p in [Profile::Gajim, Profile::Xep] {
+        let (ra, rb, _, _) = keys();
+        let (mut a, mut b) = (Side::new(35), Side::new(36));
+        a.trust.trust(&bare(BOB), pb.clone());
+        b.trust.trust(&bare(ALICE), pa.clone());
+        let offer = "<field xmlns='jabber:x:data' type='list-single' var='sas_algs'><option><value>sas28x5</value></option></field>";
+        let answer = "<field xmlns='jabber:x:data' var='sas_algs'><value>sas28x5</value></field>";
+        let alice_shaper: Box<dyn Shaper> = if p == Profile::Xep {
+            Box::new(AddField(FormKind::Request, offer))
+        } else {
+            Box::new(AddField(FormKind::Accept, "<field xmlns='jabber:x:data' var='x-none'/>"))
+        };
+        let alice =
+            Initiator::new(mk(p, ra, vec![PubkeyMethod::Key]), j(BOB), "thread-1").with_shaper(alice_shaper);
+        let bob = Responder::new(mk(p, rb, vec![PubkeyMethod::Key]), j(ALICE), "thread-1")
+            .with_shaper(Box::new(AddField(FormKind::Response, answer)));
+        run_parties(Mode::Three, alice, bob, &mut a, &mut b, no_tamper());
+        assert!(
+            a.established.is_some() && b.established.is_some(),
+            "{p:?}: {:?} {:?}",
+            a.rejected,
+            b.rejected
+        );
+    }
+}
