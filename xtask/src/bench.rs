@@ -149,17 +149,23 @@ fn criterion_filtered(
         c.arg("--quick");
     }
     eprintln!("xtask: running {c:?}");
+    let started = std::time::SystemTime::now();
     let out = c.output().map_err(|e| format!("cannot run cargo bench: {e}"))?;
     if !out.status.success() {
         return Err(format!("cargo bench failed:\n{}", String::from_utf8_lossy(&out.stderr)));
     }
     let mut results = parse_bencher(&String::from_utf8_lossy(&out.stdout));
-    // Replace criterion's central estimate by the fastest sample of the run just made.
-    let fastest = fastest_samples();
-    for (name, ns) in &mut results {
-        if let Some(f) = fastest.get(name) {
-            *ns = *f;
-        }
+    // Replace criterion's central estimate by the fastest sample of the run just made; take
+    // the benchmarks it wrote in this run even where its text output names none (--quick).
+    for (name, ns) in fastest_samples(Some(started)) {
+        results.insert(name, ns);
+    }
+    // A run that measured nothing is a failure, never empty tables.
+    if results.is_empty() {
+        return Err(format!(
+            "cargo bench -p {package} --bench {bench}{} measured nothing: no result in its output or under target/criterion",
+            filter.map(|f| format!(" {f}")).unwrap_or_default()
+        ));
     }
     Ok(results)
 }
@@ -168,7 +174,7 @@ fn criterion_filtered(
 /// `new/benchmark.json` and `new/sample.json` criterion writes under target/criterion. The
 /// machines' speed drifts on a scale of seconds, so a mean mixes fast and slow phases; the
 /// fastest sample is the closest to the work itself, and modexp.c reports OpenSSL the same way.
-fn fastest_samples() -> BTreeMap<String, f64> {
+fn fastest_samples(since: Option<std::time::SystemTime>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![root().join("target/criterion")];
     while let Some(dir) = dirs.pop() {
@@ -178,7 +184,11 @@ fn fastest_samples() -> BTreeMap<String, f64> {
                 dirs.push(e.path());
             }
         }
+        let fresh = since.is_none_or(|t| {
+            std::fs::metadata(dir.join("sample.json")).and_then(|m| m.modified()).is_ok_and(|m| m >= t)
+        });
         if dir.file_name().is_some_and(|n| n == "new")
+            && fresh
             && let (Ok(b), Ok(s)) = (
                 std::fs::read_to_string(dir.join("benchmark.json")),
                 std::fs::read_to_string(dir.join("sample.json")),
@@ -400,6 +410,18 @@ fn offline_table(s: &BTreeMap<String, f64>) -> String {
     t
 }
 
+/// The data rows of the Markdown tables in `t` (not headers, not separators).
+fn data_rows(t: &str) -> usize {
+    let lines: Vec<&str> = t.lines().collect();
+    (0..lines.len())
+        .filter(|&i| {
+            lines[i].starts_with('|')
+                && !lines[i].starts_with("|---")
+                && !lines.get(i + 1).is_some_and(|n| n.starts_with("|---"))
+        })
+        .count()
+}
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
     // The machines' speed drifts by tens of percent over minutes (shared hosts). The DH
@@ -482,6 +504,25 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let start_tbl = start_table(&negotiate);
     let offline_tbl = offline_table(&offline);
     println!("{table}\n{dh_tbl}\n{rest}\n{stanza_tbl}\n{neg_tbl}\n{start_tbl}\n{offline_tbl}");
+    // Every table must hold figures: a table with no row means a benchmark was renamed or not
+    // run, and the run fails rather than publish it.
+    for (name, t) in [
+        ("OpenSSL comparison", &table),
+        ("stanza", &stanza_tbl),
+        ("negotiation", &neg_tbl),
+        ("first message", &start_tbl),
+        ("offline", &offline_tbl),
+    ] {
+        if data_rows(t) == 0 {
+            return Err(format!("the {name} table has no figures: a benchmark was not measured"));
+        }
+    }
+    if quick {
+        eprintln!(
+            "xtask: --quick: figures printed, docs/performance.md left as it is (a full run writes it)"
+        );
+        return Ok(());
+    }
     let doc = root().join("docs/performance.md");
     let old = std::fs::read_to_string(&doc).unwrap_or_default();
     let begin = "<!-- BEGIN xtask bench -->";
@@ -498,4 +539,17 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     std::fs::write(&doc, new).map_err(|e| format!("cannot write {}: {e}", doc.display()))?;
     eprintln!("xtask: wrote {}", doc.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::data_rows;
+
+    #[test]
+    fn empty_tables_have_no_data_rows() {
+        assert_eq!(data_rows("| a | b |\n|---|---|\n"), 0);
+        assert_eq!(data_rows(""), 0);
+        assert_eq!(data_rows("| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n"), 2);
+        assert_eq!(data_rows("| h |\n|---|\n| x |\ntext\n| h2 |\n|---|\n"), 1);
+    }
 }

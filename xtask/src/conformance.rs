@@ -1,11 +1,15 @@
 //! `cargo xtask conformance`: docs/conformance.md against the specifications and the code.
 //!
 //! * every normative sentence of a traced XEP (one that has a section in the table) has a row,
-//!   with the ID the sentence's position gives it (`X<xep>-<section>-<nn>`);
+//!   with the ID the sentence's position gives it (`X<xep>-<section>-<nn>`; a footnote's
+//!   sentences are numbered in a section `N<footnote>`, e.g. `X155-N15-01`);
 //! * every MUST / MUST NOT row is implemented (`yes ...` or `n/a ...` with a reason) and names a
 //!   test (or `by construction` with the reason in the implemented cell);
 //! * every named test exists (`fn NAME(` in the named crate);
-//! * every ID quoted in the code is in the table;
+//! * every ID quoted in the code is in the table, and every implemented MUST / MUST NOT /
+//!   REQUIRED row is quoted in a comment of the library code (`crates/*/src`) at the line that
+//!   enforces it, unless its implemented cell says `by construction` and names (in backquotes)
+//!   the type or API that makes it hold;
 //! * XEPs in scope that are not traced yet fail the check, with their sentence count.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +45,23 @@ fn sentences(xep: &str, text: &str) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     let mut section: Option<String> = None;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut notes = false;
     for line in text.lines() {
         if line.starts_with("## Notes") {
-            break;
+            notes = true;
+            section = None;
+            continue;
         }
-        if line.starts_with('#') {
+        if notes {
+            // `[^15]: text`: the footnote's sentences form section `N15`.
+            if let Some(rest) = line.strip_prefix("[^")
+                && let Some((n, _)) = rest.split_once("]:")
+                && !n.is_empty()
+                && n.chars().all(|c| c.is_ascii_digit())
+            {
+                section = Some(format!("N{n}"));
+            }
+        } else if line.starts_with('#') {
             let words: Vec<&str> = line.trim_start_matches('#').split_whitespace().collect();
             if let Some(w) = words.first()
                 && !w.is_empty()
@@ -133,7 +149,10 @@ fn code_ids(text: &str) -> BTreeSet<String> {
                 && x.starts_with('X')
                 && x[1..].chars().all(|c| c.is_ascii_digit())
                 && !sec.is_empty()
-                && sec.chars().all(|c| c.is_ascii_digit() || c == '.')
+                && (sec.chars().all(|c| c.is_ascii_digit() || c == '.')
+                    || sec
+                        .strip_prefix('N')
+                        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
                 && n.len() == 2
                 && n.chars().all(|c| c.is_ascii_digit())
             {
@@ -142,6 +161,15 @@ fn code_ids(text: &str) -> BTreeSet<String> {
         }
     }
     ids
+}
+
+/// `crates/<crate>/src/...`: the code that enforces requirements (not tests, benches or examples).
+fn is_library_source(root: &Path, path: &Path) -> bool {
+    path.strip_prefix(root.join("crates")).is_ok_and(|rel| {
+        let mut parts = rel.components();
+        parts.next();
+        parts.next().is_some_and(|c| c.as_os_str() == "src")
+    })
 }
 
 pub(crate) fn run(root: &Path) -> Result<(), String> {
@@ -229,13 +257,37 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
             }
         }
     }
+    let mut quoted: BTreeSet<String> = BTreeSet::new();
     for (path, text) in &sources {
-        for id in code_ids(text) {
-            if !rows.contains_key(&id) {
+        let ids = code_ids(text);
+        for id in &ids {
+            if !rows.contains_key(id) {
                 problems.push(format!("{}: {id} is not in docs/conformance.md", path.display()));
             }
         }
+        if is_library_source(root, path) {
+            quoted.extend(ids);
+        }
     }
+    let mut unquoted = 0;
+    for (id, r) in &rows {
+        let must = r.level == "MUST" || r.level == "MUST NOT" || r.level == "REQUIRED";
+        if !must || !r.implemented.starts_with("yes") || quoted.contains(id) {
+            continue;
+        }
+        if r.implemented.contains("by construction") {
+            if !r.implemented.contains('`') {
+                problems.push(format!("{id}: `by construction` must name (in backquotes) the type or API"));
+            }
+            continue;
+        }
+        unquoted += 1;
+        problems.push(format!(
+            "{id} ({}): implemented, but no library code quotes the ID where it is enforced",
+            r.level
+        ));
+    }
+    summary.push(format!("MUST rows implemented without their ID at an enforcing line: {unquoted}"));
     for s in &summary {
         println!("{s}");
     }
@@ -258,18 +310,27 @@ mod tests {
         assert_eq!(level_of("Alice MUST NOT send it"), Some("MUST NOT"));
         assert_eq!(level_of("it SHOULD, and MUST"), Some("SHOULD"));
         assert_eq!(level_of("MAYBE not MUSTARD"), None);
-        let text =
-            "# XEP\n## 5 Content\nA MUST b. C MAY d; e.\n### 5.1 Sub\nE SHOULD f.\n## Notes\nG MUST h.";
+        let text = "# XEP\n## 5 Content\nA MUST b. C MAY d; e.\n### 5.1 Sub\nE SHOULD f.\n## Notes\nG MUST h.\n[^3]: I MUST j. K MAY l.\n\n[^4]: no keyword.";
         let s = sentences("0999", text);
         let ids: Vec<(&str, &str)> = s.iter().map(|(i, l)| (i.as_str(), *l)).collect();
-        assert_eq!(ids, [("X999-5-01", "MUST"), ("X999-5-02", "MAY"), ("X999-5.1-01", "SHOULD")]);
+        assert_eq!(
+            ids,
+            [
+                ("X999-5-01", "MUST"),
+                ("X999-5-02", "MAY"),
+                ("X999-5.1-01", "SHOULD"),
+                ("X999-N3-01", "MUST"),
+                ("X999-N3-02", "MAY")
+            ]
+        );
     }
 
     #[test]
     fn ids_in_code_comments_only() {
-        let ids =
-            code_ids("let x = 1; // X999-8-04 X116-4.5.1-03: checks\nlet s = \"X999-9-01\";\n// X999-8-4");
-        assert_eq!(ids.into_iter().collect::<Vec<_>>(), ["X116-4.5.1-03", "X999-8-04"]);
+        let ids = code_ids(
+            "let x = 1; // X999-8-04 X116-4.5.1-03: checks\nlet s = \"X999-9-01\";\n// X999-8-4 X155-N15-01",
+        );
+        assert_eq!(ids.into_iter().collect::<Vec<_>>(), ["X116-4.5.1-03", "X155-N15-01", "X999-8-04"]);
     }
 
     #[test]

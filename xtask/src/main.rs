@@ -11,6 +11,8 @@
 //! * `conformance`: docs/conformance.md against the specifications and the code (see
 //!   xtask/src/conformance.rs); part of `test`.
 //! * `doc`: rustdoc with warnings as errors.
+//! * `mutants [CRATE...]`: mutation testing with cargo-mutants (see xtask/src/mutants.rs); not
+//!   part of `test`.
 //!
 //! `test` includes the end-to-end tests: they are `#[ignore]`d in a plain `cargo test` and run
 //! here with `--ignored` once Prosody is there (installed first if need be), so that they fail
@@ -32,9 +34,10 @@ fn main() -> ExitCode {
         Some("doc") => doc(),
         Some("e2e") => e2e(),
         Some("conformance") => conformance::run(&root()),
+        Some("mutants") => mutants::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|doc>"
+                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|doc>"
             );
             return ExitCode::from(2);
         }
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
 mod bench;
 mod conformance;
 mod fuzz;
+mod mutants;
 
 fn root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -92,39 +96,16 @@ fn test() -> Result<(), String> {
     vectors(&[])
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new(cmd).arg("--help").output().is_ok()
+/// A reference server from Debian's packages (Prosody, or ejabberd), installed by the project's
+/// script `e2e/server` with apt-get when missing (as root; otherwise it says what to install).
+fn ensure_server(kind: &str) -> Result<(), String> {
+    let mut c = Command::new(root().join("e2e/server"));
+    c.args(["install", kind]);
+    run(c).map_err(|e| format!("{e} (or set ESESSION_E2E=skip to leave the end-to-end tests out)"))
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Prosody 0.12 from Debian's packages (with lua-unbound, which silences its DNS warning).
 fn ensure_prosody() -> Result<(), String> {
-    if have("prosodyctl") {
-        return Ok(());
-    }
-    if !is_root() || !have("apt-get") {
-        return Err("the end-to-end tests need Prosody: `sudo apt-get install prosody lua-unbound` \
-                    (or set ESESSION_E2E=skip to leave them out)"
-            .into());
-    }
-    let install = || {
-        let mut c = Command::new("apt-get");
-        c.args(["install", "-y", "-q", "--no-install-recommends", "prosody", "lua-unbound"])
-            .env("DEBIAN_FRONTEND", "noninteractive");
-        run(c)
-    };
-    if install().is_err() {
-        let mut update = Command::new("apt-get");
-        update.args(["update", "-q"]);
-        run(update)?;
-        install()?;
-    }
-    // The package starts a system-wide server on the default port; the tests start their own.
-    let _ = Command::new("service").args(["prosody", "stop"]).output();
-    if have("prosodyctl") { Ok(()) } else { Err("Prosody was installed but prosodyctl is not found".into()) }
+    ensure_server("prosody")
 }
 
 /// The end-to-end tests (`#[ignore]`d in a plain `cargo test`, so that a checkout without
