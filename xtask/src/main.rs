@@ -81,6 +81,7 @@ fn test() -> Result<(), String> {
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy)?;
     conformance::run(&root())?;
+    no_hazmat_in_binary()?;
     let skip_e2e = env::var("ESESSION_E2E").as_deref() == Ok("skip");
     if !skip_e2e {
         ensure_prosody()?;
@@ -94,6 +95,25 @@ fn test() -> Result<(), String> {
         e2e()?;
     }
     vectors(&[])
+}
+
+/// The `esession` binary must not be built with esession-negotiate's `hazmat` feature (it keeps
+/// every session's K for known-answer checks; the vector checker uses `replay`, which does
+/// not): cargo unifies features, so one dependency enabling it would put it in every session.
+fn no_hazmat_in_binary() -> Result<(), String> {
+    let out = cargo()
+        .args(["tree", "-p", "esession-cli", "-e", "normal,features", "-i", "esession-negotiate", "--prefix", "none"])
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !text.contains("esession-negotiate feature") {
+        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    if text.lines().any(|l| l.starts_with("esession-negotiate feature \"hazmat\"")) {
+        return Err("the esession binary is built with esession-negotiate/hazmat (sessions would keep K)".into());
+    }
+    eprintln!("xtask: the esession binary is built without esession-negotiate/hazmat");
+    Ok(())
 }
 
 /// A reference server from Debian's packages (Prosody, or ejabberd), installed by the project's

@@ -1,31 +1,42 @@
-//! The account commands: keys, trust, chat, send, offline options, receive.
+//! The account commands: keys, trust, contacts, chat, send, offline options, receive.
 //!
-//! Every command opens the account's data directory (`--data`, default
-//! `$XDG_DATA_HOME/esession/JID` or `~/.local/share/esession/JID`); the commands that talk to a
-//! server log in with `--jid`, `--password` (or `ESESSION_PASSWORD`) and `--server host:port`,
-//! which may also come from a config file (`--config FILE`, lines `key = value`). Errors are one
-//! line on stderr and exit status 1.
+//! Settings come from the command line (and `ESESSION_PASSWORD`, `ESESSION_PASSPHRASE`), then
+//! from the configuration file ([`crate::config`]); a password or passphrase that is needed and
+//! not given is asked for on the terminal, without echo. The account's data directory (`--data`,
+//! default `$XDG_DATA_HOME/esession/JID` or `~/.local/share/esession/JID`) is created only by
+//! the commands that write (mode 0700, its database 0600), and removed again when the login that
+//! created it fails; read-only commands (`fingerprint`, `trust list`, `trust show`) create
+//! nothing. Errors are one line on stderr with a distinct exit status ([`crate::exit`]).
+//!
+//! The account's database is one redb file, which one process at a time may open (esession-xmpp
+//! opens it exclusively). While `chat` holds it, read-only commands read a snapshot of it (a
+//! copy in a private directory inside the data directory, removed when they are done) and
+//! commands that write say that the account is in use (exit status 9).
 
+use crate::exit::{Exit, Fail};
+use crate::show::{self, Place};
 use clap::{Args, Subcommand};
 use esession_crypto::{PrivateKey, Profile, PublicKey};
-use esession_negotiate::Mode;
 use esession_xmpp::{
-    Account, Client, Delivery, Error, Event, Options, Sealing, Tls, fingerprint, parse_bare, parse_jid,
+    Account, BareJid, Client, Delivery, Error, Event, Jid, Options, Sealing, Tls, fingerprint, parse_bare,
+    parse_jid,
 };
-use std::path::PathBuf;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// Options shared by the account commands.
-#[derive(Args, Debug, Default)]
+#[derive(Args, Default)]
 pub(crate) struct Common {
-    /// The account's JID (user@domain).
+    /// The account's JID (user@domain, or user@domain/resource).
     #[arg(long, global = true)]
     jid: Option<String>,
-    /// The account's password (better: the ESESSION_PASSWORD environment variable).
+    /// The account's password (better: ESESSION_PASSWORD, the config file, or the prompt).
     #[arg(long, global = true, env = "ESESSION_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// The server as host:port.
+    /// The server as host:port (default: the JID's domain, port 5222).
     #[arg(long, global = true)]
     server: Option<String>,
     /// The account's data directory.
@@ -35,18 +46,32 @@ pub(crate) struct Common {
     /// without it, a random key kept in DATA/seal.key.
     #[arg(long, global = true, env = "ESESSION_PASSPHRASE", hide_env_values = true)]
     passphrase: Option<String>,
-    /// A file of `key = value` lines (jid, password, server, data).
+    /// The configuration file (default: $XDG_CONFIG_HOME/esession/config.toml when it exists).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Use STARTTLS (needed for any server that is not on loopback).
+    /// Require STARTTLS (the default for any server that is not on loopback).
     #[arg(long, global = true)]
     starttls: bool,
-    /// The wire profile: xep (the specifications) or gajim (the deployed dialect).
-    #[arg(long, global = true, default_value = "xep")]
-    profile: String,
-    /// Seconds to wait for the server or a contact.
-    #[arg(long, global = true, default_value_t = 20)]
-    timeout: u64,
+    /// The wire profile: xep (the specifications, the default) or gajim (the deployed dialect).
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// Seconds to wait for the server or a contact (default 20).
+    #[arg(long, global = true)]
+    timeout: Option<u64>,
+    /// Print events as JSON, one object per line (receive, chat, contact list).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl core::fmt::Debug for Common {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Common")
+            .field("jid", &self.jid)
+            .field("server", &self.server)
+            .field("data", &self.data)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The account commands.
@@ -64,16 +89,20 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         force: bool,
     },
-    /// Print the identity key's fingerprint (and, with --pem FILE, write its public key).
+    /// Print the identity key's fingerprint (and, with --pem FILE, write its public key; `-`
+    /// prints it).
     Fingerprint {
-        /// Write the public key (SPKI PEM) here, for a contact to verify.
+        /// Write the public key (SPKI PEM) here for a contact to verify (`-`: standard output).
         #[arg(long)]
         pem: Option<PathBuf>,
     },
-    /// Key associations.
+    /// Contacts' keys: list, show, verify, untrust, petname.
     #[command(subcommand)]
     Trust(TrustCmd),
-    /// Chat with PEER interactively (lines you type are sent; /rekey, /verify, /quit).
+    /// Contacts: add, approve, deny, remove, list (presence subscriptions).
+    #[command(subcommand)]
+    Contact(ContactCmd),
+    /// Chat with PEER interactively (/help lists the commands).
     Chat {
         /// The contact (user@domain, or user@domain/resource).
         peer: String,
@@ -101,12 +130,26 @@ pub(crate) enum AccountCmd {
 pub(crate) enum TrustCmd {
     /// List the known keys.
     List,
-    /// Trust a contact's key: a PEM public key file, or the fingerprint of a key already seen.
+    /// Show the keys known for a contact.
+    Show {
+        /// The contact's JID.
+        contact: String,
+    },
+    /// Trust a contact's key: a PEM public key file (`-`: pasted on standard input), or the
+    /// fingerprint of a key already seen. Compare the fingerprint with the contact first.
     Verify {
         /// The contact's JID.
         contact: String,
-        /// A PEM file, or a fingerprint as `trust list` shows it.
+        /// A PEM file, `-`, or a fingerprint as `trust list` shows it.
         key: String,
+    },
+    /// Stop trusting a contact's key (all its keys when it has one only).
+    #[command(visible_alias = "remove")]
+    Untrust {
+        /// The contact's JID.
+        contact: String,
+        /// The key's fingerprint (needed when the contact has several keys).
+        fingerprint: Option<String>,
     },
     /// Give a known key a petname.
     Petname {
@@ -114,6 +157,38 @@ pub(crate) enum TrustCmd {
         fingerprint: String,
         /// The name.
         name: String,
+    },
+}
+
+/// `contact ...`
+#[derive(Subcommand, Debug)]
+pub(crate) enum ContactCmd {
+    /// Ask to see a contact's presence.
+    Add {
+        /// The contact's JID.
+        contact: String,
+    },
+    /// Let a contact who asked see your presence, and ask to see its presence too.
+    Approve {
+        /// The contact's JID.
+        contact: String,
+    },
+    /// Refuse a contact's request to see your presence.
+    Deny {
+        /// The contact's JID.
+        contact: String,
+    },
+    /// Stop sharing presence with a contact both ways, and remove it from the roster.
+    Remove {
+        /// The contact's JID.
+        contact: String,
+    },
+    /// List the contacts whose presence you see, with their presence and keys, and pending
+    /// requests.
+    List {
+        /// Wait this many seconds for presence to come in.
+        #[arg(long, default_value_t = 2)]
+        wait: u64,
     },
 }
 
@@ -126,280 +201,809 @@ pub(crate) enum OfflineCmd {
     Withdraw,
 }
 
-fn config_file(c: &mut Common) -> Result<(), Error> {
-    let Some(path) = &c.config else { return Ok(()) };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+/// The settings in force: the command line over the configuration file over the defaults.
+pub(crate) struct Settings {
+    jid: Option<Jid>,
+    password: Option<Zeroizing<String>>,
+    server: Option<String>,
+    data: Option<PathBuf>,
+    passphrase: Option<Zeroizing<String>>,
+    starttls: Option<bool>,
+    profile: Profile,
+    pub(crate) timeout: Duration,
+    pub(crate) json: bool,
+}
+
+impl Settings {
+    /// Merges the command line with the configuration file.
+    pub(crate) fn new(c: Common) -> Result<Self, Fail> {
+        let mut f = crate::config::load(c.config.as_deref())?;
+        if f.trust_on_first_use == Some(true) {
+            return Err(Fail::new(
+                Exit::Config,
+                "trust_on_first_use = true is not available yet: the client cannot accept a key it has \
+                 not been told to trust (docs/xmpp.md); verify keys with `esession trust verify`",
+            ));
         }
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(Error::Config(format!("{}:{}: expected key = value", path.display(), n + 1)));
+        let jid = match c.jid.or_else(|| f.jid.take()) {
+            Some(j) => {
+                let j = parse_jid(&j).map_err(|e| Fail::usage(format!("--jid: {e}")))?;
+                if j.node().is_none() {
+                    return Err(Fail::usage(format!("--jid: {j} has no user part (user@domain)")));
+                }
+                Some(j)
+            }
+            None => None,
         };
-        let v = v.trim().trim_matches('"').to_owned();
-        match k.trim() {
-            "jid" => c.jid = c.jid.take().or(Some(v)),
-            "password" => c.password = c.password.take().or(Some(v)),
-            "server" => c.server = c.server.take().or(Some(v)),
-            "data" => c.data = c.data.take().or(Some(PathBuf::from(v))),
-            other => return Err(Error::Config(format!("{}:{}: unknown key {other}", path.display(), n + 1))),
+        let profile = match c.profile.or_else(|| f.profile.take()).as_deref() {
+            None | Some("xep") => Profile::Xep,
+            Some("gajim") => Profile::Gajim,
+            Some(other) => return Err(Fail::usage(format!("--profile: xep or gajim, not {other:?}"))),
+        };
+        Ok(Self {
+            jid,
+            password: c.password.or_else(|| f.password.take()).map(Zeroizing::new),
+            server: c.server.or_else(|| f.server.take()),
+            data: c.data.or_else(|| f.data.take()),
+            passphrase: c.passphrase.or_else(|| f.passphrase.take()).map(Zeroizing::new),
+            starttls: if c.starttls { Some(true) } else { f.starttls },
+            profile,
+            timeout: Duration::from_secs(c.timeout.or(f.timeout).unwrap_or(20)),
+            json: c.json,
+        })
+    }
+
+    fn jid(&self) -> Result<&Jid, Fail> {
+        self.jid.as_ref().ok_or_else(|| Fail::usage("--jid is needed (or `jid = \"...\"` in the config file)"))
+    }
+
+    /// The data directory.
+    fn dir(&self) -> Result<PathBuf, Fail> {
+        if let Some(d) = &self.data {
+            return Ok(d.clone());
         }
+        let jid = self.jid()?;
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+            .ok_or_else(|| Fail::usage("--data is needed (no HOME)"))?;
+        Ok(base.join("esession").join(jid.to_bare().as_str()))
+    }
+}
+
+/// Asks on the terminal without echo; `None` without a terminal.
+fn prompt_secret(prompt: &str) -> Result<Option<Zeroizing<String>>, Fail> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password(prompt)
+        .map(|s| Some(Zeroizing::new(s)))
+        .map_err(|e| Fail::new(Exit::Failure, format!("cannot read from the terminal: {e}")))
+}
+
+const DB: &str = "esession.redb";
+
+/// An opened account. The snapshot (if any) goes after the account is closed.
+pub(crate) struct Opened {
+    pub(crate) account: Account,
+    /// The topmost directory this command created for the data (removed if the login fails).
+    created: Option<PathBuf>,
+    _snapshot: Option<Snapshot>,
+}
+
+/// A private copy of an account's files, removed on drop.
+struct Snapshot(PathBuf);
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(unix)]
+fn mode_of(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o7777)
+}
+
+/// Makes `p` owner-only (`mode`) when others may use it (silently: it is what the user asked
+/// for by keeping secrets there).
+#[cfg(unix)]
+fn tighten(p: &Path, mode: u32) -> Result<(), Fail> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(m) = mode_of(p)
+        && m & 0o077 != 0
+    {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Fail::new(Exit::Failure, format!("{}: {e}", p.display())))?;
     }
     Ok(())
 }
 
-fn need<'a>(v: &'a Option<String>, what: &str) -> Result<&'a str, Error> {
-    v.as_deref().ok_or_else(|| Error::Config(format!("--{what} is needed (or `{what} = ...` in --config)")))
+#[cfg(not(unix))]
+fn tighten(_: &Path, _: u32) -> Result<(), Fail> {
+    Ok(())
 }
 
-fn open_account(c: &Common) -> Result<Account, Error> {
-    let dir = match &c.data {
-        Some(d) => d.clone(),
-        None => {
-            let jid = need(&c.jid, "jid")?;
-            let base = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")));
-            base.ok_or_else(|| Error::Config("--data is needed (no HOME)".into()))?
-                .join("esession")
-                .join(parse_bare(jid)?.as_str())
+/// Creates the data directory (0700, parents too) and an empty database file (0600) when
+/// missing; makes existing ones owner-only. Returns the topmost directory it created.
+fn prepare(dir: &Path) -> Result<Option<PathBuf>, Fail> {
+    let io = |p: &Path, e: std::io::Error| Fail::new(Exit::Failure, format!("{}: {e}", p.display()));
+    let created = dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_owned);
+    if created.is_some() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(dir).map_err(|e| io(dir, e))?;
+    } else {
+        tighten(dir, 0o700)?;
+    }
+    let db = dir.join(DB);
+    if db.exists() {
+        tighten(&db, 0o600)?;
+    } else {
+        // redb initializes an empty file: created here with the mode it must have.
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        o.open(&db).map_err(|e| io(&db, e))?;
+    }
+    Ok(created)
+}
+
+/// The sealing for the account in `dir`: the passphrase given, asked for when the account was
+/// sealed with one, offered when `new` (keygen on a terminal), else the key file.
+fn sealing(s: &Settings, dir: &Path, new: bool, offer: bool) -> Result<Sealing, Fail> {
+    if let Some(p) = &s.passphrase {
+        return Ok(Sealing::Passphrase(p.clone()));
+    }
+    let passphrase_account = dir.join("salt").exists() && !dir.join("seal.key").exists();
+    if !new && passphrase_account {
+        return match prompt_secret(&format!("Passphrase of {}: ", dir.display()))? {
+            Some(p) => Ok(Sealing::Passphrase(p)),
+            None => Err(Fail::usage(
+                "this account's secrets are sealed with a passphrase: give it with --passphrase, \
+                 ESESSION_PASSPHRASE or `passphrase` in the config file",
+            )),
+        };
+    }
+    if new && offer {
+        let ask = format!(
+            "Passphrase to seal this account's secrets (Enter for none: a random key kept in {}): ",
+            dir.join("seal.key").display()
+        );
+        if let Some(p) = prompt_secret(&ask)?
+            && !p.is_empty()
+        {
+            let again = prompt_secret("The same passphrase again: ")?.unwrap_or_default();
+            if again != p {
+                return Err(Fail::usage("the two passphrases differ: nothing was created"));
+            }
+            return Ok(Sealing::Passphrase(p));
+        }
+    }
+    Ok(Sealing::KeyFile)
+}
+
+/// Opens the account to read it: `None` when it has no data yet (nothing is created); a
+/// snapshot when another process holds it.
+pub(crate) fn open_read(s: &Settings) -> Result<Option<Opened>, Fail> {
+    let dir = s.dir()?;
+    if !dir.join(DB).exists() {
+        return Ok(None);
+    }
+    let seal = sealing(s, &dir, false, false)?;
+    match Account::open(&dir, seal) {
+        Ok(account) => Ok(Some(Opened { account, created: None, _snapshot: None })),
+        Err(e) if crate::exit::is_in_use(&e) => snapshot(s, &dir).map(Some),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Copies the account's files into a private directory inside `dir` and opens the copy.
+fn snapshot(s: &Settings, dir: &Path) -> Result<Opened, Fail> {
+    let io = |p: &Path, e: std::io::Error| Fail::new(Exit::Failure, format!("{}: {e}", p.display()));
+    let mut tag = [0u8; 8];
+    rand_core::Rng::fill_bytes(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng), &mut tag);
+    let copy = dir.join(format!(".snapshot-{}", hex::encode(tag)));
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(&copy).map_err(|e| io(&copy, e))?;
+    let guard = Snapshot(copy.clone());
+    for f in [DB, "seal.key", "salt"] {
+        let from = dir.join(f);
+        if from.exists() {
+            std::fs::copy(&from, copy.join(f)).map_err(|e| io(&from, e))?;
+        }
+    }
+    let account = Account::open(&copy, sealing(s, dir, false, false)?)?;
+    Ok(Opened { account, created: None, _snapshot: Some(guard) })
+}
+
+/// Opens (or creates) the account to change it; `offer` offers a passphrase for a new account.
+pub(crate) fn open_write(s: &Settings, offer: bool) -> Result<Opened, Fail> {
+    let dir = s.dir()?;
+    let new = !dir.join(DB).exists();
+    let seal = sealing(s, &dir, new, offer)?;
+    let created = prepare(&dir)?;
+    match Account::open(&dir, seal) {
+        Ok(account) => Ok(Opened { account, created, _snapshot: None }),
+        Err(e) => {
+            if let Some(c) = created {
+                let _ = std::fs::remove_dir_all(c);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Whether `server` (host:port) is on loopback.
+fn loopback(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// Logs in (the password asked for when not given), and processes what the server sent at
+/// once. A data directory this command created is removed again when the login fails.
+pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
+    let jid = s.jid()?.clone();
+    let server = s.server.clone().unwrap_or_else(|| format!("{}:5222", jid.domain().as_str()));
+    let password = match &s.password {
+        Some(p) => p.clone(),
+        None => prompt_secret(&format!("Password for {}: ", jid.to_bare()))?.ok_or_else(|| {
+            Fail::usage(
+                "a password is needed: --password, ESESSION_PASSWORD, `password` in the config file, \
+                 or run on a terminal to be asked",
+            )
+        })?,
+    };
+    let opened = open_write(s, false)?;
+    let mut o = Options::new(jid.as_str(), &password, &server);
+    o.tls = match s.starttls {
+        Some(true) => Tls::StartTls,
+        Some(false) => Tls::PlainLoopbackOnly,
+        None if loopback(&server) => Tls::PlainLoopbackOnly,
+        None => Tls::StartTls,
+    };
+    o.profile = s.profile;
+    o.timeout = s.timeout;
+    let created = opened.created.clone();
+    let client = match Client::connect(o, opened.account).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(d) = created {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            return Err(e.into());
         }
     };
-    let sealing = match &c.passphrase {
-        Some(p) => Sealing::Passphrase(zeroize::Zeroizing::new(p.clone())),
-        None => Sealing::KeyFile,
-    };
-    Account::open(&dir, sealing)
-}
-
-async fn connect(c: &Common) -> Result<Client, Error> {
-    let account = open_account(c)?;
-    let mut o =
-        Options::new(need(&c.jid, "jid")?, need(&c.password, "password")?, need(&c.server, "server")?);
-    o.tls = if c.starttls { Tls::StartTls } else { Tls::PlainLoopbackOnly };
-    o.profile = match c.profile.as_str() {
-        "xep" => Profile::Xep,
-        "gajim" => Profile::Gajim,
-        other => return Err(Error::Config(format!("--profile: xep or gajim, not {other}"))),
-    };
-    o.timeout = Duration::from_secs(c.timeout);
-    let mut client = Client::connect(o, account).await?;
+    let mut client = client;
     client.settle().await?;
     Ok(client)
 }
 
 /// Runs one account command.
-pub(crate) fn main(mut common: Common, cmd: AccountCmd) -> ExitCode {
-    let r = config_file(&mut common).and_then(|()| {
+pub(crate) fn main(common: Common, cmd: AccountCmd) -> ExitCode {
+    let r = Settings::new(common).and_then(|s| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
-        rt.block_on(run(&common, cmd))
+            .map_err(|e| Fail::new(Exit::Failure, e.to_string()))?;
+        rt.block_on(run(&s, cmd))
     });
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("esession: {e}");
-            ExitCode::from(1)
+            e.exit.into()
         }
     }
 }
 
-fn print_event(e: &Event) {
-    match e {
-        Event::Negotiated { peer, sas: Some(sas), .. } => {
-            println!("* encrypted session with {peer}; SAS {sas}: compare it with {peer}, then /verify");
-        }
-        Event::Negotiated { peer, offline: true, .. } => println!("* offline session from {peer}"),
-        Event::Negotiated { peer, .. } => println!("* encrypted session with {peer}"),
-        Event::Message { peer, .. } => {
-            if let Some(b) = e.body() {
-                println!("<{peer}> {b}");
-            }
-        }
-        Event::Alert { peer, alert } => println!("!! {peer}: {alert}"),
-        Event::Terminated { peer, .. } => println!("* session with {peer} ended"),
-        Event::Failed { peer, failure } => println!("!! {peer}: {}: {failure}", failure.condition()),
-        Event::SubscriptionRequest { peer } => println!("* {peer} asks to see your presence"),
-        Event::Unprotected { peer, elements } => {
-            // A server's delivery stamp (XEP-0203) on a stored message is expected.
-            let odd: Vec<&str> =
-                elements.iter().map(String::as_str).filter(|e| *e != "{urn:xmpp:delay}delay").collect();
-            if !odd.is_empty() {
-                println!(
-                    "!! {peer}: dropped what came in clear beside an encrypted message ({}): not from the session",
-                    odd.join(", ")
-                );
-            }
-        }
-        Event::Clear { peer, .. } => {
-            if let Some(b) = e.body() {
-                println!("<{peer}> (NOT ENCRYPTED) {b}");
-            }
-        }
-        _ => {}
-    }
+/// The fingerprint in the form `trust list` shows, from any spelling (spaces, case).
+fn normal_fp(fp: &str) -> String {
+    fp.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_uppercase()
 }
 
-fn key_by_fingerprint(account: &Account, fp: &str) -> Result<PublicKey, Error> {
-    let want: String = fp.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_uppercase();
+fn key_by_fingerprint(account: &Account, fp: &str) -> Result<PublicKey, Fail> {
+    let want = normal_fp(fp);
     for r in account.associations()? {
-        let have: String = fingerprint(&r.key)?.chars().filter(|c| *c != ' ').collect();
-        if have == want {
+        if normal_fp(&fingerprint(&r.key)?) == want {
             return Ok(r.key);
         }
     }
-    Err(Error::Config(format!("no known key has the fingerprint {fp}")))
+    Err(Fail::new(
+        Exit::Account,
+        format!(
+            "no known key has the fingerprint {fp}: give the contact's public key instead \
+             (a PEM file, or `-` to paste it)"
+        ),
+    ))
 }
 
-async fn run(c: &Common, cmd: AccountCmd) -> Result<(), Error> {
+/// A PEM public key from `text` (the first `-----BEGIN` block; text around it is ignored).
+fn pem_in(text: &str) -> Option<PublicKey> {
+    let start = text.find("-----BEGIN")?;
+    let end_tag = text[start..].find("-----END")? + start;
+    let end = text[end_tag + 8..].find("-----").map(|i| end_tag + 8 + i + 5)?;
+    PublicKey::from_public_key_pem(&text[start..end]).ok()
+}
+
+fn key_line(r: &esession_negotiate::KeyRecord) -> Result<String, Fail> {
+    Ok(format!(
+        "{}  {}{}  {}",
+        fingerprint(&r.key)?,
+        if r.verified { "verified" } else { "unverified" },
+        r.petname.as_ref().map(|p| format!(" \"{p}\"")).unwrap_or_default(),
+        r.jids.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", ")
+    ))
+}
+
+fn bare_arg(what: &str, s: &str) -> Result<BareJid, Fail> {
+    let j = parse_jid(s).map_err(|e| Fail::usage(format!("{what}: {e}")))?;
+    if j.node().is_none() {
+        return Err(Fail::usage(format!("{what}: {j} has no user part (user@domain)")));
+    }
+    Ok(j.to_bare())
+}
+
+/// The one line for a failed delivery to `bare`, with what we know of its presence (`seen`: a
+/// presence of it came).
+pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> Fail {
+    use esession_negotiate::Check;
+    let seen = seen || client.engine().subscribed_to(bare) || client.engine().is_available(bare);
+    let said = |c: &Option<String>| c.as_ref().map(|c| format!(" (the server said {c})")).unwrap_or_default();
+    let contact = |m: String| Fail::new(Exit::Contact, m);
+    match e {
+        Error::NoOfflineOptions { condition, .. } if !seen => contact(format!(
+            "you do not see {bare}'s presence (you are not subscribed to it), so esession cannot tell \
+             whether it is online, and {bare} has published no offline options you may use{}: ask to \
+             see its presence with `esession contact add {bare}` (/add in a chat) and wait for its approval",
+            said(&condition)
+        )),
+        Error::NotAvailable { .. } if !seen => contact(format!(
+            "you do not see {bare}'s presence (you are not subscribed to it): ask for it with \
+             `esession contact add {bare}` (/add in a chat)"
+        )),
+        Error::NoOfflineOptions { condition, .. } => contact(format!(
+            "{bare} is offline and has published no offline options you may use{}: try again when it \
+             is online",
+            said(&condition)
+        )),
+        Error::Offline(esession_offline::Error::Refused(esession_offline::Check::OptionsSignature)) => {
+            contact(format!(
+                "{bare} is offline, and its offline options are signed with a key you have not verified \
+                 (options-signature): {}",
+                show::untrusted_key_hint(bare)
+            ))
+        }
+        Error::Negotiation(esession_negotiate::Error::PeerMisbehaved {
+            check: Check::KeyTrust | Check::KeyUnknown,
+            ..
+        }) => contact(format!(
+            "{bare} identified with a key you have not verified: {}",
+            show::untrusted_key_hint(bare)
+        )),
+        Error::Negotiation(esession_negotiate::Error::Rejected { condition, .. }) => contact(format!(
+            "{bare} refused the session ({}); if it has not verified your key, send it yours \
+             (`esession fingerprint --pem MY-KEY.pem`)",
+            condition.as_deref().unwrap_or("no reason given")
+        )),
+        // The client reports a peer's error answer to its request as the server's refusal.
+        Error::Server { action, condition } if action == "the negotiation" => contact(format!(
+            "{bare} refused the session ({condition}); if it has not verified your key, send it yours \
+             (`esession fingerprint --pem MY-KEY.pem`)"
+        )),
+        e => e.into(),
+    }
+}
+
+/// Answers an IQ request the engine left to us: a roster push with a result (RFC 6121 §2.1.6),
+/// anything else with `service-unavailable`.
+pub(crate) async fn answer_iq(client: &mut Client, stanza: &minidom::Element) {
+    let roster = stanza.get_child("query", "jabber:iq:roster").is_some();
+    let reply = if roster && stanza.attr("type") == Some("set") {
+        let mut r = minidom::Element::bare("iq", "jabber:client");
+        set(&mut r, "type", "result");
+        if let Some(v) = stanza.attr("id") {
+            set(&mut r, "id", v);
+        }
+        if let Some(v) = stanza.attr("from") {
+            set(&mut r, "to", v);
+        }
+        r
+    } else {
+        esession_xmpp::engine::iq_error(stanza, "service-unavailable")
+    };
+    let _ = client.send_clear(reply).await;
+}
+
+/// A roster push, in words (what the server now records about a contact).
+pub(crate) fn roster_push(stanza: &minidom::Element) -> Option<String> {
+    let item = stanza.get_child("query", "jabber:iq:roster")?.get_child("item", "jabber:iq:roster")?;
+    let jid = item.attr("jid")?;
+    let sub = match item.attr("subscription").unwrap_or("none") {
+        "both" => "you see each other's presence",
+        "to" => "you see its presence",
+        "from" => "it sees your presence",
+        "remove" => "removed from your contacts",
+        _ => "no presence shared",
+    };
+    let ask = if item.attr("ask") == Some("subscribe") { "; your request is pending" } else { "" };
+    Some(format!("* contact {jid}: {sub}{ask}"))
+}
+
+async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
     match cmd {
         AccountCmd::Keygen { dsa, bits, force } => {
-            let account = open_account(c)?;
+            let opened = open_write(s, true)?;
+            if !force && opened.account.identity()?.is_some() {
+                return Err(Fail::new(
+                    Exit::Account,
+                    "an identity key exists already (`esession fingerprint` shows it; --force replaces it)",
+                ));
+            }
             let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
             let key = if dsa {
                 PrivateKey::generate_dsa(&mut rng)
             } else {
                 PrivateKey::generate_rsa(&mut rng, bits)
             }
-            .map_err(|e| Error::Config(format!("key generation: {e}")))?;
-            account.set_identity(&key, force)?;
-            println!("identity key: {}", fingerprint(&key.public_key())?);
+            .map_err(|e| Fail::usage(format!("key generation: {e}")))?;
+            opened.account.set_identity(&key, force)?;
+            out!("identity key: {}", fingerprint(&key.public_key())?);
         }
         AccountCmd::Fingerprint { pem } => {
-            let account = open_account(c)?;
-            let key = account
-                .identity()?
-                .ok_or_else(|| Error::Config("no identity key: run `esession keygen`".into()))?;
-            let public = key.public_key();
-            println!("{}", fingerprint(&public)?);
+            let no_key = || Fail::new(Exit::Account, "no identity key: run `esession keygen`");
+            let opened = open_read(s)?.ok_or_else(no_key)?;
+            let public = opened.account.identity()?.ok_or_else(no_key)?.public_key();
+            out!("{}", fingerprint(&public)?);
             if let Some(path) = pem {
-                let text = public.to_public_key_pem().map_err(|e| Error::Config(e.to_string()))?;
-                std::fs::write(&path, text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+                let text = public.to_public_key_pem().map_err(|e| Fail::new(Exit::Failure, e.to_string()))?;
+                if path.as_os_str() == "-" {
+                    use std::io::Write as _;
+                    let _ = write!(std::io::stdout(), "{text}");
+                } else {
+                    std::fs::write(&path, text)
+                        .map_err(|e| Fail::new(Exit::Failure, format!("{}: {e}", path.display())))?;
+                }
             }
         }
         AccountCmd::Trust(TrustCmd::List) => {
-            let account = open_account(c)?;
-            for r in account.associations()? {
-                println!(
-                    "{}  {}{}  {}",
-                    fingerprint(&r.key)?,
-                    if r.verified { "verified" } else { "unverified" },
-                    r.petname.map(|p| format!(" \"{p}\"")).unwrap_or_default(),
-                    r.jids.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", ")
-                );
+            let Some(opened) = open_read(s)? else {
+                out!("no keys known yet");
+                return Ok(());
+            };
+            for r in opened.account.associations()? {
+                out!("{}", key_line(&r)?);
+            }
+        }
+        AccountCmd::Trust(TrustCmd::Show { contact }) => {
+            let contact = bare_arg("contact", &contact)?;
+            let records = match open_read(s)? {
+                Some(o) => o.account.associations()?,
+                None => Vec::new(),
+            };
+            let mine: Vec<_> = records.iter().filter(|r| r.jids.contains(&contact)).collect();
+            if mine.is_empty() {
+                out!("no key known for {contact}: {}", show::untrusted_key_hint(&contact));
+            }
+            for r in mine {
+                out!("{}", key_line(r)?);
             }
         }
         AccountCmd::Trust(TrustCmd::Verify { contact, key }) => {
-            let account = open_account(c)?;
-            let public = if std::path::Path::new(&key).exists() {
-                let text = std::fs::read_to_string(&key).map_err(|e| Error::Config(format!("{key}: {e}")))?;
-                PublicKey::from_public_key_pem(&text)
-                    .map_err(|_| Error::Config(format!("{key}: not a PEM public key (RSA or DSA)")))?
+            let contact = bare_arg("contact", &contact)?;
+            let opened = open_write(s, false)?;
+            let public = if key == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .take(64 << 10)
+                    .read_to_string(&mut text)
+                    .map_err(|e| Fail::usage(format!("standard input: {e}")))?;
+                pem_in(&text).ok_or_else(|| Fail::usage("standard input: no PEM public key (RSA or DSA)"))?
+            } else if Path::new(&key).exists() {
+                let text = std::fs::read_to_string(&key).map_err(|e| Fail::usage(format!("{key}: {e}")))?;
+                pem_in(&text).ok_or_else(|| Fail::usage(format!("{key}: not a PEM public key (RSA or DSA)")))?
             } else {
-                key_by_fingerprint(&account, &key)?
+                key_by_fingerprint(&opened.account, &key)?
             };
-            let contact = parse_bare(&contact)?;
-            account.trust(&contact, public.clone())?;
-            println!("trusted for {contact}: {}", fingerprint(&public)?);
+            opened.account.trust(&contact, public.clone())?;
+            out!("trusted for {contact}: {} (verified)", fingerprint(&public)?);
+        }
+        AccountCmd::Trust(TrustCmd::Untrust { contact, fingerprint: fp }) => {
+            let contact = bare_arg("contact", &contact)?;
+            let opened = open_write(s, false)?;
+            let keys: Vec<PublicKey> = opened
+                .account
+                .associations()?
+                .into_iter()
+                .filter(|r| r.jids.contains(&contact))
+                .map(|r| r.key)
+                .collect();
+            let key = match (fp, keys.len()) {
+                (Some(fp), _) => key_by_fingerprint(&opened.account, &fp)?,
+                (None, 0) => return Err(Fail::new(Exit::Account, format!("no key is known for {contact}"))),
+                (None, 1) => keys[0].clone(),
+                (None, _) => {
+                    return Err(Fail::usage(format!(
+                        "{contact} has several keys: name one by its fingerprint (`esession trust show {contact}`)"
+                    )));
+                }
+            };
+            opened.account.untrust(&contact, &key)?;
+            out!("no longer trusted for {contact}: {}", fingerprint(&key)?);
         }
         AccountCmd::Trust(TrustCmd::Petname { fingerprint: fp, name }) => {
-            let account = open_account(c)?;
-            let key = key_by_fingerprint(&account, &fp)?;
-            account.set_petname(&key, &name)?;
+            let opened = open_write(s, false)?;
+            let key = key_by_fingerprint(&opened.account, &fp)?;
+            opened.account.set_petname(&key, &name)?;
+            out!("{} is now \"{name}\"", fingerprint(&key)?);
         }
+        AccountCmd::Contact(c) => contact(s, c).await?,
         AccountCmd::Send { peer, text } => {
-            let peer = parse_jid(&peer)?;
-            let mut client = connect(c).await?;
-            match client.send_text(&peer, &text).await? {
-                Delivery::Online { sas } => {
-                    println!(
-                        "sent in an encrypted session{}",
+            let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
+            let bare = peer.to_bare();
+            let mut client = login(s).await?;
+            match client.send_text(&peer, &text).await {
+                Ok(Delivery::Online { sas }) => {
+                    let key = match show::session_key(&client, &bare) {
+                        Some((fp, true)) => format!("; its key {fp} is verified"),
+                        Some((fp, false)) => format!("; its key {fp} is NOT verified"),
+                        None => String::new(),
+                    };
+                    out!(
+                        "sent to {bare} in an encrypted session{}{key}",
                         sas.map(|s| format!(" (SAS {s})")).unwrap_or_default()
                     );
                     // End the session cleanly; an absent acknowledgement is not an error here.
-                    let _ = client.terminate(&peer.to_bare()).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&bare)).await;
                 }
-                Delivery::Offline => println!("{} is offline: sent in an offline session", peer.to_bare()),
-                _ => {}
+                Ok(Delivery::Offline) => {
+                    out!("{bare} is offline: sent in an offline session (it reads it when back)")
+                }
+                Ok(_) => out!("sent to {bare}"),
+                Err(e) => {
+                    // A presence of the contact still queued tells that we are subscribed to it.
+                    let b = bare.clone();
+                    let seen = tokio::time::timeout(
+                        Duration::ZERO,
+                        client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
+                    )
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                    let f = explain(&client, &bare, seen, e);
+                    let _ = client.disconnect().await;
+                    return Err(f);
+                }
             }
             client.disconnect().await?;
         }
         AccountCmd::Offline(OfflineCmd::Publish) => {
-            let client = connect(c).await?;
+            let client = login(s).await?;
+            let fp = client
+                .engine()
+                .config()
+                .identity
+                .as_ref()
+                .and_then(|k| fingerprint(&k.public_key()).ok())
+                .ok_or_else(|| Fail::new(Exit::Account, "offline options need an identity key: run `esession keygen`"))?;
             client.go_offline().await?;
-            println!("offline options published; you are offline");
+            out!(
+                "offline options published; you are offline. Contacts who verified your key ({fp}) can \
+                 send you offline messages; `esession receive` reads them"
+            );
         }
         AccountCmd::Offline(OfflineCmd::Withdraw) => {
-            let mut client = connect(c).await?;
+            let mut client = login(s).await?;
             client.withdraw_offline().await?;
             client.disconnect().await?;
-            println!("offline options withdrawn");
+            out!("offline options withdrawn");
         }
         AccountCmd::Receive { wait } => {
-            let mut client = connect(c).await?;
+            let mut client = login(s).await?;
             let until = tokio::time::Instant::now() + Duration::from_secs(wait);
             loop {
-                match tokio::time::timeout_at(until, client.next_event()).await {
+                let e = match tokio::time::timeout_at(until, client.next_event()).await {
                     Err(_) => break,
-                    Ok(e) => print_event(&e?),
+                    Ok(e) => e?,
+                };
+                if let Event::Iq { stanza } = &e {
+                    answer_iq(&mut client, stanza).await;
+                    continue;
                 }
+                print_event(s, &client, &e);
             }
             client.disconnect().await?;
         }
-        AccountCmd::Chat { peer } => chat(c, &peer).await?,
+        AccountCmd::Chat { peer } => crate::chat::run(s, &peer).await?,
     }
     Ok(())
 }
 
-async fn chat(c: &Common, peer: &str) -> Result<(), Error> {
-    let peer_jid = parse_jid(peer)?;
-    let bare = peer_jid.to_bare();
-    let mut client = connect(c).await?;
-    if !client.resources(&bare).is_empty() || peer_jid.resource().is_some() {
-        match client.negotiate(&peer_jid, Mode::Four).await? {
-            Some(sas) => {
-                println!("* encrypted session with {peer}; SAS {sas}: compare it with {peer}, then /verify")
-            }
-            None => println!("* encrypted session with {peer}"),
+/// Prints an event of a one-shot command (stamped words, or JSON).
+fn print_event(s: &Settings, client: &Client, e: &Event) {
+    if s.json {
+        if let Some(v) = show::json(client, e) {
+            out!("{v}");
         }
-    } else {
-        println!("* {peer} is offline: lines go out in an offline session");
+    } else if let Some(t) = show::text(client, e, Place::Command) {
+        for l in t.lines() {
+            out!("[{}] {l}", show::stamp());
+        }
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+}
+
+/// A presence stanza of `kind` to `to`.
+pub(crate) fn presence(to: &BareJid, kind: &str) -> minidom::Element {
+    let mut p = minidom::Element::bare("presence", "jabber:client");
+    set(&mut p, "to", to.as_str());
+    set(&mut p, "type", kind);
+    p
+}
+
+/// Sets an attribute (our names are fixed ASCII names: they always parse).
+fn set(e: &mut minidom::Element, name: &str, value: &str) {
+    if let Ok(n) = esession_forms::xml::attr_name(name) {
+        e.set_attr(minidom::rxml::Namespace::NONE, n, value.to_owned());
+    }
+}
+
+/// Asks to see `bare`'s presence. No pre-approval of its own request (RFC 6121 §3.4): Prosody
+/// 0.12 records one without telling the contact's side, which then waits forever; the contact's
+/// request comes to us instead, to approve like any other.
+pub(crate) async fn add(client: &mut Client, bare: &BareJid) -> Result<(), Error> {
+    client.subscribe(bare).await
+}
+
+/// The roster removal of `bare` (RFC 6121 §2.5), fire and forget: the client keeps the answer.
+fn roster_remove(bare: &BareJid) -> minidom::Element {
+    let mut item = minidom::Element::bare("item", "jabber:iq:roster");
+    set(&mut item, "jid", bare.as_str());
+    set(&mut item, "subscription", "remove");
+    let query = minidom::Element::builder("query", "jabber:iq:roster").append(item).build();
+    let mut tag = [0u8; 6];
+    rand_core::Rng::fill_bytes(&mut getrandom::rand_core::UnwrapErr(getrandom::SysRng), &mut tag);
+    let mut iq = minidom::Element::builder("iq", "jabber:client").append(query).build();
+    set(&mut iq, "type", "set");
+    set(&mut iq, "id", &format!("roster-{}", hex::encode(tag)));
+    iq
+}
+
+async fn contact(s: &Settings, c: ContactCmd) -> Result<(), Fail> {
+    let target = match &c {
+        ContactCmd::Add { contact }
+        | ContactCmd::Approve { contact }
+        | ContactCmd::Deny { contact }
+        | ContactCmd::Remove { contact } => Some(bare_arg("contact", contact)?),
+        ContactCmd::List { .. } => None,
+    };
+    let mut client = login(s).await?;
+    let me = client.jid().to_bare();
+    if target.as_ref() == Some(&me) {
+        return Err(Fail::usage("that is your own account"));
+    }
+    let said = match (&c, &target) {
+        (ContactCmd::Add { .. }, Some(b)) => {
+            add(&mut client, b).await?;
+            format!(
+                "asked {b} to share its presence with you: {b} approves with `esession contact approve {me}`, \
+                 which also asks for yours; approve that with `esession contact approve {b}`"
+            )
         }
-    });
+        (ContactCmd::Approve { .. }, Some(b)) => {
+            client.approve(b).await?;
+            client.subscribe(b).await?;
+            format!("{b} may now see your presence; asked to see its presence too")
+        }
+        (ContactCmd::Deny { .. }, Some(b)) => {
+            client.send_clear(presence(b, "unsubscribed")).await?;
+            format!("refused {b}'s request to see your presence")
+        }
+        (ContactCmd::Remove { .. }, Some(b)) => {
+            client.send_clear(presence(b, "unsubscribe")).await?;
+            client.send_clear(presence(b, "unsubscribed")).await?;
+            client.send_clear(roster_remove(b)).await?;
+            format!("{b} no longer shares presence with you either way, and is removed from your contacts")
+        }
+        (ContactCmd::List { wait }, _) => {
+            list(s, &mut client, *wait).await?;
+            String::new()
+        }
+        _ => String::new(),
+    };
+    // Let the server act before the stream closes.
+    let _ = client.settle().await;
+    if !said.is_empty() {
+        if s.json {
+            out!("{}", show::note("contact", &said, serde_json::json!({})));
+        } else {
+            out!("{said}");
+        }
+    }
+    client.disconnect().await?;
+    Ok(())
+}
+
+/// `contact list`: what presence tells within `wait` seconds.
+async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> {
+    use std::collections::BTreeMap;
+    // bare -> available resources (empty: offline)
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut asking: Vec<String> = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(wait);
     loop {
-        tokio::select! {
-            line = rx.recv() => {
-                let Some(line) = line else { break };
-                match line.trim() {
-                    "/quit" => break,
-                    "/rekey" => client.rekey(&bare, "").await?,
-                    "/verify" => {
-                        client.engine_mut().confirm_sas(&bare)?;
-                        println!("* {peer}'s key is now verified");
-                    }
-                    "" => {}
-                    text => match client.send_text(&peer_jid, text).await {
-                        Ok(_) => {}
-                        Err(e) => println!("!! not sent: {e}"),
-                    },
+        let e = match tokio::time::timeout_at(until, client.next_event()).await {
+            Err(_) => break,
+            Ok(e) => e?,
+        };
+        match e {
+            Event::Presence { peer, available } => {
+                let r = seen.entry(peer.to_bare().to_string()).or_default();
+                let res = peer.resource().map(|r| r.as_str().to_owned()).unwrap_or_default();
+                r.retain(|x| *x != res);
+                if available {
+                    r.push(res);
                 }
             }
-            e = client.next_event() => print_event(&e?),
+            Event::SubscriptionRequest { peer } => asking.push(peer.to_string()),
+            Event::Iq { stanza } => answer_iq(client, &stanza).await,
+            other => print_event(s, client, &other),
         }
     }
-    if client.engine().has_session(&bare) {
-        let _ = client.terminate(&bare).await;
+    let trust = client.engine().trust();
+    let keys = |bare: &str| -> (usize, bool) {
+        let Ok(b) = parse_bare(bare) else { return (0, false) };
+        let rs = trust.for_jid(&b);
+        (rs.len(), rs.iter().any(|r| r.verified))
+    };
+    for (bare, resources) in &seen {
+        let (n, verified) = keys(bare);
+        let key = match (n, verified) {
+            (0, _) => "no key known",
+            (_, true) => "key verified",
+            _ => "key not verified",
+        };
+        if s.json {
+            out!(
+                "{}",
+                serde_json::json!({"event": "contact", "jid": bare, "online": !resources.is_empty(),
+                    "resources": resources, "keys": n, "verified": verified})
+            );
+        } else if resources.is_empty() {
+            out!("{bare}  offline  ({key})");
+        } else {
+            out!("{bare}  online: {}  ({key})", resources.join(", "));
+        }
     }
-    client.disconnect().await
+    for a in &asking {
+        if s.json {
+            out!("{}", serde_json::json!({"event": "subscription-request", "peer": a}));
+        } else {
+            out!("{a}  asks to see your presence: `esession contact approve {a}`");
+        }
+    }
+    if seen.is_empty() && asking.is_empty() && !s.json {
+        out!("no contact shares its presence with you yet (`esession contact add JID` asks one)");
+    } else if !s.json {
+        out!(
+            "(contacts who do not share their presence with you are not listed: the client cannot read \
+             the roster yet)"
+        );
+    }
+    Ok(())
 }

@@ -168,7 +168,7 @@ fn run() -> Result<(), String> {
     relay.drive();
     relay.take_events(b);
     println!("  Bob started an offline session (the relay stores it for Alice)");
-    let w = relay.engine(b).offline_chat(&alice_bare, "and a second message").map_err(err)?;
+    let w = relay.engine(b).offline_chat(now, &alice_bare, "and a second message").map_err(err)?;
     relay.inject(b, w);
     relay.drive();
     report(&mut relay, b, "Bob")?;

@@ -2,9 +2,11 @@
 //!
 //! * `esession demo`: Alice and Bob in one process: negotiation, SAS, messages, re-key,
 //!   termination, then an offline session (no server needed);
-//! * account commands against a real XMPP server (`--jid --password --server`, or `--config`):
-//!   `keygen`, `fingerprint`, `trust list|verify|petname`, `chat PEER`, `send PEER TEXT`,
-//!   `offline publish|withdraw`, `receive`;
+//! * account commands against a real XMPP server (`--jid`, the password asked for or given,
+//!   `--server`, or the configuration file `$XDG_CONFIG_HOME/esession/config.toml`): `keygen`,
+//!   `fingerprint`, `trust list|show|verify|untrust|petname`, `contact add|approve|deny|remove|list`,
+//!   `chat PEER`, `send PEER TEXT`, `offline publish|withdraw`, `receive` (docs/xmpp.md; exit
+//!   statuses in [`exit`]);
 //! * `esession vectors check FILE...`: recompute and replay test vectors (the `esession-vectors`
 //!   library; docs/vectors.md);
 //! * `esession party --role alice|bob --stdio [options]`: one party of the interop line
@@ -13,9 +15,22 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// `println!` that does not panic when standard output is gone (`esession ... | head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 mod account;
+mod chat;
+mod config;
 mod demo;
+mod exit;
+mod input;
 mod party;
+mod show;
 
 #[derive(Parser, Debug)]
 #[command(name = "esession", version, about = "XMPP Encrypted Sessions (XEP-0116, XEP-0187, XEP-0200)")]

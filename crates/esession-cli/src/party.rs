@@ -28,7 +28,7 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: esession party --role alice|bob --stdio [--profile xep|gajim] [--jid JID] [--peer JID]
        [--modp 5,14] [--crypt aes128-ctr,...] [--hash sha256,...] [--sign rsa,dsa] [--identity KEY.pem]
-       [--trust PUB.pem] [--oss SECRET] [--store DIR] [--offer-init-pubkey none,key,hash]
+       [--trust PUB.pem] [--petname NAME] [--oss SECRET] [--store DIR] [--offer-init-pubkey none,key,hash]
        [--offer-resp-pubkey none,key,hash] [--stanzas message,presence,iq] [--logging may,mustnot]
        [--rekey-freq N] [--max-line OCTETS]";
 
@@ -51,6 +51,8 @@ struct Opts {
     rekey_freq: Option<u32>,
     identity: Option<String>,
     trust: Vec<String>,
+    /// The petname given to the `--trust` keys (shown before the peer's JID).
+    petname: Option<String>,
     oss: Option<String>,
     store: Option<std::path::PathBuf>,
     max_line: usize,
@@ -106,6 +108,7 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
         rekey_freq: None,
         identity: None,
         trust: Vec::new(),
+        petname: None,
         oss: None,
         store: None,
         max_line: MAX_LINE,
@@ -146,6 +149,7 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
             }
             "--identity" => o.identity = Some(val()?.to_owned()),
             "--trust" => o.trust.push(val()?.to_owned()),
+            "--petname" => o.petname = Some(val()?.to_owned()),
             "--oss" => o.oss = Some(val()?.to_owned()),
             "--store" => o.store = Some(val()?.into()),
             "--max-line" => {
@@ -307,7 +311,10 @@ impl Party {
             None => {
                 let mut t = MemoryTrust::default();
                 for k in keys {
-                    t.trust(&peer, k);
+                    t.trust(&peer, k.clone());
+                    if let Some(name) = &opts.petname {
+                        t.set_petname(&k, name);
+                    }
                 }
                 EngineStores {
                     trust: Box::new(t),
@@ -315,7 +322,7 @@ impl Party {
                     replay: Box::new(MemoryReplay::default()),
                 }
             }
-            Some(dir) => durable(dir, &peer, keys)?,
+            Some(dir) => durable(dir, &peer, keys, opts.petname.as_deref())?,
         };
         let mut engine = Engine::new(cfg, stores);
         // The harness is driven by one peer: its requests are never rate-limited (a flood
@@ -325,7 +332,8 @@ impl Party {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset
+        // `!now` takes four-digit years only: the sum stays far inside what a date holds.
+        Utc::now().checked_add_signed(self.offset).unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     fn peer_bare(&self) -> BareJid {
@@ -376,10 +384,15 @@ impl Party {
 
     fn event(&mut self, e: Event) {
         match e {
-            Event::Negotiated { peer, thread, sas, offline } => {
-                evt(
-                    json!({"event": "negotiated", "sas": sas.map(|s| s.to_string()), "thread": thread, "offline": offline}),
-                );
+            Event::Negotiated { ref peer, ref thread, ref sas, offline, .. } => {
+                evt(json!({
+                    "event": "negotiated",
+                    "sas": sas.as_ref().map(ToString::to_string),
+                    "thread": thread,
+                    "offline": offline,
+                    // X116-7.4-05: the petname first, the JID after it.
+                    "peer": e.who(),
+                }));
                 if let Some(text) = self.after_negotiation.take() {
                     let bare = peer.to_bare();
                     match self.engine.chat(&bare, &text, EncryptOptions::default()) {
@@ -388,7 +401,7 @@ impl Party {
                     }
                 }
             }
-            Event::Message { stanza, .. } => message_event(&stanza),
+            Event::Message { ref stanza, ref clear, .. } => message_event(stanza, clear, e.who()),
             Event::Unprotected { elements, .. } => evt(json!({"event": "unprotected", "elements": elements})),
             Event::Clear { stanza, .. } => evt(json!({
                 "event": "clear",
@@ -545,7 +558,8 @@ impl Party {
         }
         // Bob with an offline session open: end it.
         if self.engine.has_offline_session(&bare) {
-            let step = self.engine.end_offline(&bare);
+            let now = self.now();
+            let step = self.engine.end_offline(now, &bare);
             return self.emit(step);
         }
         error("no-session", "no session to terminate");
@@ -556,7 +570,20 @@ impl Party {
             return error("bad-request", "!publish-offline is Alice's");
         }
         let mut words = arg.split_whitespace();
-        let seconds: i64 = words.next().and_then(|s| s.parse().ok()).unwrap_or(86_400);
+        // The lifetime in seconds: positive, and within what a date can hold (the library
+        // refuses an expiry past year 9999 or not in the future; this only has to parse).
+        let lifetime = match words.next() {
+            None => chrono::Duration::days(1),
+            Some(w) => match w.parse::<i64>().ok().and_then(chrono::Duration::try_seconds) {
+                Some(d) => d,
+                None => {
+                    return error(
+                        "bad-request",
+                        &format!("!publish-offline: {w:?} is not a lifetime in seconds (1 to about 10^11)"),
+                    );
+                }
+            },
+        };
         let resource = words.next().map(str::to_owned);
         let keys = match &self.opts.identity {
             Some(p) => {
@@ -567,12 +594,15 @@ impl Party {
             }
             None => return error("bad-request", "offline options need --identity"),
         };
-        let plan = match self.engine.plan(keys, chrono::Duration::seconds(seconds), resource) {
+        let plan = match self.engine.plan(keys, lifetime, resource) {
             Ok(p) => p,
             Err(e) => return error("bad-request", &e.to_string()),
         };
         let now = self.now();
         match self.engine.go_offline(now, &plan, &[Audience::Subscribers], true) {
+            Err(esession_xmpp::Error::Offline(e @ esession_offline::Error::Config(_))) => {
+                error("bad-request", &format!("!publish-offline: {e}"))
+            }
             Ok((step, mut sets)) => {
                 let Some(p) = sets.pop() else { return error("internal", "nothing published") };
                 // The terminates of the sessions, then the publish IQ (with publish-options, so
@@ -601,12 +631,16 @@ impl Party {
         let bare = self.peer_bare();
         let content = chat(&self.opts.peer, text);
         if self.engine.has_offline_session(&bare) {
-            match self.engine.offline_send(&bare, &content) {
+            let now = self.now();
+            match self.engine.offline_send(now, &bare, &content) {
                 Ok(w) => out(&w),
+                Err(esession_xmpp::Error::Offline(esession_offline::Error::Refused(c))) => {
+                    return evt(json!({"event": "error", "condition": "silent", "check": c.as_str()}));
+                }
                 Err(e) => return error("internal", &e.to_string()),
             }
             if terminate {
-                let step = self.engine.end_offline(&bare);
+                let step = self.engine.end_offline(now, &bare);
                 self.emit(step);
             }
             return;
@@ -652,6 +686,7 @@ impl Party {
             "sas": session.and_then(|e| e.sas().map(ToString::to_string)),
             "away": self.engine.is_away(),
             "queued": self.engine.held(),
+            "queue_dropped": self.engine.held_dropped(),
             "offline_session": self.engine.has_offline_session(&bare),
             "now": esession_offline::xep0082(self.now()),
         }));
@@ -726,19 +761,45 @@ fn chat(to: &Jid, text: &str) -> Element {
     m
 }
 
-fn message_event(clear: &Element) {
-    let body = clear.get_child("body", "jabber:client").map(Element::text);
-    match clear.name() {
-        "message" => evt(json!({"event": "message", "body": body})),
-        "presence" => evt(json!({"event": "presence",
-            "show": clear.get_child("show", "jabber:client").map(Element::text)})),
-        other => evt(json!({"event": other, "xml": String::from(clear)})),
+/// A decrypted stanza; `who` names its sender as a person should see it (petname first).
+fn message_event(stanza: &Element, clear_names: &[String], who: Option<String>) {
+    // What the MAC covers is printed as the stanza; the children XEP-0200 §5 leaves in clear
+    // (an `<amp/>`, an error stanza's `<error/>`) are printed apart, as "clear", never inside it.
+    let is_clear =
+        |c: &Element| clear_names.iter().any(|n| n == c.name() || n.ends_with(&format!("}}{}", c.name())));
+    let mut protected = Element::bare(stanza.name(), stanza.ns());
+    for ((ns, name), value) in stanza.attrs().iter() {
+        protected.set_attr(ns.clone(), name.clone(), value.clone());
     }
+    let mut clear = Vec::new();
+    for c in stanza.children() {
+        if is_clear(c) {
+            clear.push(String::from(c));
+        } else {
+            protected.append_child(c.clone());
+        }
+    }
+    let body = protected.get_child("body", "jabber:client").map(Element::text);
+    let mut v = match protected.name() {
+        "message" => json!({"event": "message", "body": body, "from": who}),
+        "presence" => json!({"event": "presence",
+            "show": protected.get_child("show", "jabber:client").map(Element::text), "from": who}),
+        other => json!({"event": other, "xml": String::from(&protected), "from": who}),
+    };
+    if !clear.is_empty() {
+        v["clear"] = json!(clear);
+    }
+    evt(v);
 }
 
 /// The durable stores in `DIR/esession.redb`, sealed with the key in `DIR/seal.key` (32 random
 /// octets created on first use, readable by the owner only).
-fn durable(dir: &std::path::Path, peer: &BareJid, keys: Vec<PublicKey>) -> Result<EngineStores, String> {
+fn durable(
+    dir: &std::path::Path,
+    peer: &BareJid,
+    keys: Vec<PublicKey>,
+    petname: Option<&str>,
+) -> Result<EngineStores, String> {
     use esession_negotiate::durable::DurableStore;
     std::fs::create_dir_all(dir).map_err(|e| format!("--store {}: {e}", dir.display()))?;
     let key_path = dir.join("seal.key");
@@ -762,7 +823,10 @@ fn durable(dir: &std::path::Path, peer: &BareJid, keys: Vec<PublicKey>) -> Resul
     let mut trust =
         DurableStore::open(&dir.join("esession.redb"), sealing()?, seal_rng()).map_err(|e| e.to_string())?;
     for k in keys {
-        trust.trust(peer, k).map_err(|e| e.to_string())?;
+        trust.trust(peer, k.clone()).map_err(|e| e.to_string())?;
+        if let Some(name) = petname {
+            trust.set_petname(&k, name).map_err(|e| e.to_string())?;
+        }
     }
     let db = trust.database();
     let retained: Box<dyn RetainedStore + Send> =

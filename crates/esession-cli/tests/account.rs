@@ -1,8 +1,10 @@
-//! The account commands against a real Prosody on loopback (see esession-xmpp's
-//! tests/support): keys, trust, offline publish / send / receive, an interactive chat, and the
-//! one-line errors a person sees.
+//! The account commands against a real server on loopback (Prosody, or ejabberd with
+//! `ESESSION_SERVER=ejabberd`; see esession-xmpp's tests/support): keys, trust, offline publish /
+//! send / receive, a chat over pipes, and the one-line errors a person sees with their exit
+//! statuses. The tests that need no server (files, permissions, usage) are not ignored. The
+//! chat through a terminal is tests/terminal.rs.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../../esession-xmpp/tests/support/mod.rs"]
 mod support;
@@ -32,13 +34,24 @@ fn ok(o: &Output) -> String {
     out
 }
 
-/// The error a person sees: one line, exit status 1.
-fn one_line_error(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&o.stdout));
+/// The error a person sees: one line, exit status `code`.
+fn error_with(o: &Output, code: i32) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("esession: "), "{err}");
     err
+}
+
+/// The message lines of an output, without their time stamps (`[HH:MM:SS] <peer> text`).
+fn messages(out: &str) -> Vec<&str> {
+    out.lines().map(|l| l.split_once("] ").map_or(l, |(_, r)| r)).filter(|l| l.starts_with('<')).collect()
 }
 
 fn keys(p: &Prosody, users: &[&str]) {
@@ -76,17 +89,17 @@ fn keys_trust_offline_send_and_receive() {
         assert!(out.contains("offline session"), "{out}");
     }
     let out = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
-    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('<')).collect();
+    let lines: Vec<&str> = messages(&out);
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].starts_with("<bob@localhost/") && lines[0].ends_with("> first"), "{out}");
-    assert!(lines[1].ends_with("> second"), "{out}");
+    assert!(lines[0].starts_with("<bob@localhost/") && lines[0].ends_with("> (sent while you were away) first"), "{out}");
+    assert!(lines[1].ends_with("> (sent while you were away) second"), "{out}");
     // Received once: a second receive shows nothing.
     let again = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
     assert!(!again.contains("first"), "{again}");
     // Published again and withdrawn: Bob finds nothing to use any more.
     ok(&esession(&p, "alice", &["offline", "publish"]));
     assert!(ok(&esession(&p, "alice", &["offline", "withdraw"])).contains("withdrawn"));
-    let err = one_line_error(&esession(&p, "bob", &["send", "alice@localhost", "third"]));
+    let err = error_with(&esession(&p, "bob", &["send", "alice@localhost", "third"]), 8);
     assert!(err.contains("no offline options"), "{err}");
 }
 
@@ -110,7 +123,7 @@ fn errors_are_one_line() {
         .arg(p.data("alice"))
         .output()
         .unwrap();
-    assert!(one_line_error(&o).contains("login refused"));
+    assert!(error_with(&o, 5).contains("login refused"));
     // Unreachable server.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let o = Command::new(BIN)
@@ -119,17 +132,17 @@ fn errors_are_one_line() {
         .env("ESESSION_PASSWORD", PASSWORD)
         .output()
         .unwrap();
-    assert!(one_line_error(&o).contains("cannot reach the server"));
+    assert!(error_with(&o, 6).contains("cannot reach the server"));
     // Untrusted options: Carol has not verified Alice's key.
     ok(&esession(&p, "alice", &["offline", "publish"]));
     let o = esession(&p, "carol", &["send", "alice@localhost", "hi"]);
-    assert!(one_line_error(&o).contains("options-signature"));
+    assert!(error_with(&o, 8).contains("options-signature"));
     // A contact without options.
     let o = esession(&p, "carol", &["send", "bob@localhost", "hi"]);
-    assert!(one_line_error(&o).contains("no offline options"));
+    assert!(error_with(&o, 8).contains("no offline options"));
     // Offline options need an identity key.
     let o = esession(&p, "bob", &["offline", "publish"]);
-    assert!(one_line_error(&o).contains("keygen"));
+    assert!(error_with(&o, 4).contains("keygen"));
     // A wrong passphrase opens nothing, and writes nothing.
     let dir = p.data("dave");
     let run = |pass: &str, args: &[&str]| {
@@ -144,8 +157,8 @@ fn errors_are_one_line() {
     ok(&run("right", &["keygen", "--bits", "1024"]));
     let before = ok(&run("right", &["fingerprint"]));
     let o = run("wrong", &["keygen", "--force", "--bits", "1024"]);
-    assert!(one_line_error(&o).contains("passphrase"));
-    assert!(one_line_error(&run("wrong", &["fingerprint"])).contains("passphrase"));
+    assert!(error_with(&o, 4).contains("passphrase"));
+    assert!(error_with(&run("wrong", &["fingerprint"]), 4).contains("passphrase"));
     assert!(ok(&run("right", &["fingerprint"])) == before, "the key was not replaced");
     // A usage error is clap's (exit 2).
     assert_eq!(Command::new(BIN).arg("send").output().unwrap().status.code(), Some(2));
@@ -184,20 +197,164 @@ fn interactive_chat() {
     let a_out = ok(&a);
     let b_out = ok(&bob.wait_with_output().unwrap());
     let sas = |out: &str| -> String {
-        let l = out
-            .lines()
-            .find(|l| l.contains("encrypted session") && l.contains("SAS "))
-            .unwrap_or_else(|| panic!("no SAS in {out}"));
+        let l = out.lines().find(|l| l.contains("* SAS ")).unwrap_or_else(|| panic!("no SAS in {out}"));
         l.split("SAS ").nth(1).unwrap().split(':').next().unwrap().to_owned()
     };
     assert_eq!(sas(&a_out), sas(&b_out), "the same SAS on both sides");
-    assert!(a_out.contains("key is now verified"), "{a_out}");
-    let got: Vec<&str> = b_out.lines().filter(|l| l.starts_with("<alice@localhost/")).collect();
+    assert!(a_out.contains("bob@localhost is verified (SAS"), "{a_out}");
+    let got: Vec<&str> = messages(&b_out).into_iter().filter(|l| l.starts_with("<alice@localhost/")).collect();
     assert_eq!(got.len(), 2, "{b_out}");
     assert!(got[0].ends_with("> hello bob") && got[1].ends_with("> after the re-key"), "{b_out}");
-    assert!(b_out.contains("session with alice@localhost"), "{b_out}");
-    assert!(
-        b_out.lines().any(|l| l.contains("session with alice@localhost") && l.contains("ended")),
-        "terminated: {b_out}"
-    );
+    assert!(b_out.contains("encrypted session with alice@localhost"), "{b_out}");
+    assert!(b_out.lines().any(|l| l.contains("alice@localhost ended the session")), "terminated: {b_out}");
+}
+
+/// A fresh directory for a test that needs no server, removed at the end.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("esession-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Self(d)
+    }
+
+    /// `esession ARGS` with XDG_CONFIG_HOME and XDG_DATA_HOME inside this directory.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.0.join("config"))
+            .env("XDG_DATA_HOME", self.0.join("data"))
+            .env_remove("ESESSION_PASSWORD")
+            .env_remove("ESESSION_PASSPHRASE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn read_only_commands_and_failed_logins_create_no_files() {
+    let t = Scratch::new("nofiles");
+    let data = t.0.join("data");
+    let list = t.run(&["trust", "list", "--jid", "alice@example.org"]);
+    assert!(ok(&list).contains("no keys known"));
+    let show = t.run(&["trust", "show", "bob@example.org", "--jid", "alice@example.org"]);
+    assert!(ok(&show).contains("no key known for bob@example.org"));
+    assert!(error_with(&t.run(&["fingerprint", "--jid", "alice@example.org"]), 4).contains("keygen"));
+    assert!(!data.exists(), "a read-only command created {}", data.display());
+    // A login that fails (nothing listens on this port) leaves nothing behind either.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = format!("127.0.0.1:{port}");
+    let o = t.run(&["receive", "--jid", "alice@example.org", "--password", "pw", "--server", &server]);
+    assert!(error_with(&o, 6).contains("cannot reach the server"));
+    assert!(!data.exists(), "a failed login created {}", data.display());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Scratch::new("private");
+    ok(&t.run(&["keygen", "--bits", "1024", "--jid", "alice@example.org"]));
+    let dir = t.0.join("data").join("esession").join("alice@example.org");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.parent().unwrap().to_owned()), 0o700);
+    assert_eq!(mode(&dir.join("esession.redb")), 0o600);
+    assert_eq!(mode(&dir.join("seal.key")), 0o600);
+    // Loosened by hand: made private again by the next command that writes.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("esession.redb"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = t.run(&["trust", "petname", "00", "x", "--jid", "alice@example.org"]);
+    assert_eq!(o.status.code(), Some(4), "no such key");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("esession.redb")), 0o600);
+}
+
+#[cfg(unix)]
+#[test]
+fn the_config_file_is_used_only_when_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Scratch::new("config");
+    let cfg = t.0.join("config").join("esession");
+    std::fs::create_dir_all(&cfg).unwrap();
+    let file = cfg.join("config.toml");
+    std::fs::write(&file, "jid = \"alice@example.org\"\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = error_with(&t.run(&["trust", "list"]), 3);
+    assert!(e.contains("chmod 600"), "{e}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The JID came from the file: the command runs.
+    assert!(ok(&t.run(&["trust", "list"])).contains("no keys known"));
+    // An unknown key is refused, with its line.
+    std::fs::write(&file, "jid = \"alice@example.org\"\nservr = \"x\"\n").unwrap();
+    let e = error_with(&t.run(&["trust", "list"]), 3);
+    assert!(e.contains("config.toml:2") && e.contains("servr"), "{e}");
+    // trust_on_first_use is off by default; on, it is refused (the client cannot do it yet).
+    std::fs::write(&file, "trust_on_first_use = true\n").unwrap();
+    error_with(&t.run(&["trust", "list", "--jid", "alice@example.org"]), 3);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = Scratch::new("usage");
+    assert_eq!(t.run(&["send"]).status.code(), Some(2), "missing arguments");
+    assert_eq!(t.run(&["frobnicate"]).status.code(), Some(2), "unknown command");
+    let e = error_with(&t.run(&["send", "bob@@example.org", "hi", "--jid", "alice@example.org"]), 2);
+    assert!(e.contains("not a valid JID"), "{e}");
+    let e = error_with(&t.run(&["trust", "list", "--jid", "example.org"]), 2);
+    assert!(e.contains("no user part"), "{e}");
+    // No password, and no terminal to ask on.
+    let e = error_with(&t.run(&["receive", "--jid", "alice@example.org", "--server", "127.0.0.1:9"]), 2);
+    assert!(e.contains("password is needed"), "{e}");
+    assert!(!t.0.join("data").exists());
+}
+
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn an_untrusted_offline_sender_is_reported_then_trusted() {
+    let p = Prosody::start(&["alice", "bob", "carol"]);
+    keys(&p, &["alice", "bob", "carol"]);
+    trust(&p, "bob", "alice");
+    trust(&p, "carol", "alice");
+    trust(&p, "alice", "bob");
+    ok(&esession(&p, "alice", &["offline", "publish"]));
+    ok(&esession(&p, "bob", &["send", "alice@localhost", "from bob"]));
+    ok(&esession(&p, "carol", &["send", "alice@localhost", "from carol"]));
+    let out = ok(&esession(&p, "alice", &["receive", "--wait", "0", "--json"]));
+    let events: Vec<serde_json::Value> =
+        out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let bodies: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "message")
+        .map(|e| e["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["from bob"], "{out}");
+    let refused = events
+        .iter()
+        .find(|e| e["event"] == "failed" && e["peer"].as_str().unwrap().starts_with("carol@localhost"))
+        .unwrap_or_else(|| panic!("Carol's message vanished in silence: {out}"));
+    let text = refused["text"].as_str().unwrap();
+    assert!(text.contains("key you have not verified"), "{text}");
+    assert!(text.contains("esession trust verify carol@localhost"), "{text}");
+    assert!(events.iter().all(|e| e["time"].is_string()), "{out}");
+    // Alice compares fingerprints with Carol and trusts her key; Carol sends again: it arrives.
+    trust(&p, "alice", "carol");
+    ok(&esession(&p, "alice", &["offline", "publish"]));
+    ok(&esession(&p, "carol", &["send", "alice@localhost", "again"]));
+    let out = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
+    let got = messages(&out);
+    assert!(got.iter().any(|l| l.starts_with("<carol@localhost/") && l.ends_with(" again")), "{out}");
+    // Withdrawn: Bob's next message is refused, with a status a script can tell.
+    ok(&esession(&p, "alice", &["offline", "withdraw"]));
+    let e = error_with(&esession(&p, "bob", &["send", "alice@localhost", "late"]), 8);
+    assert!(e.contains("no offline options"), "{e}");
 }

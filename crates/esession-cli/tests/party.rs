@@ -344,3 +344,45 @@ fn oversized_and_invalid_lines_are_reported_and_survived() {
     run(&mut a, &mut b, "!send still here");
     assert_eq!(kinds(&b.take_events()).last().unwrap(), "message:still here");
 }
+
+#[test]
+fn lifetimes_without_a_valid_expiry_are_refused_with_an_error_line() {
+    // Hostile finding 6: a lifetime that overflows, is not positive or is not a number gives an
+    // error line; nothing is published and the party goes on.
+    let mut a = Party::spawn("alice", "xep");
+    for arg in ["9223372036854775807", "100000000000000", "-3600", "0", "soon", "315576000000"] {
+        let out = a.line(&format!("!publish-offline {arg}"));
+        assert!(out.iter().all(|l| !l.starts_with("OUT ")), "{arg}: nothing published: {out:?}");
+        let e = a.take_events();
+        assert_eq!(e.len(), 1, "{arg}: {e:?}");
+        assert_eq!(
+            (e[0]["event"].as_str(), e[0]["condition"].as_str()),
+            (Some("error"), Some("bad-request")),
+            "{arg}"
+        );
+    }
+    let out = a.line("!publish-offline 3600");
+    assert!(out.iter().any(|l| l.starts_with("OUT <iq")), "{out:?}");
+    assert_eq!(kinds(&a.take_events()), vec!["published"]);
+    writeln!(a.stdin, "!quit").unwrap();
+    a.stdin.flush().unwrap();
+    assert!(a.child.wait().unwrap().success());
+}
+
+#[test]
+fn petnames_are_shown_before_the_jid() {
+    // X116-7.4-05: Bob named Alice's key: his events show the petname first, then the JID.
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn_with("bob", "xep", &["--petname", "Alice"]);
+    run(&mut a, &mut b, "!start 4");
+    run(&mut a, &mut b, "!send hello");
+    let eb = b.take_events();
+    let shown = "\"Alice\" (alice@example.org/pda)";
+    let n = eb.iter().find(|e| e["event"] == "negotiated").unwrap();
+    assert_eq!(n["peer"], shown, "{eb:?}");
+    let m = eb.iter().find(|e| e["event"] == "message").unwrap();
+    assert_eq!((m["body"].as_str(), m["from"].as_str()), (Some("hello"), Some(shown)));
+    let ea = a.take_events();
+    let n = ea.iter().find(|e| e["event"] == "negotiated").unwrap();
+    assert_eq!(n["peer"], "bob@example.com/laptop", "no petname: the JID alone");
+}

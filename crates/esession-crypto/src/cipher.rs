@@ -202,6 +202,7 @@ impl CtrCipher {
         let keyed = match alg.family() {
             None => Keyed::None,
             Some(Family::Aes) => match k.len() {
+                // X116-8.1-01: aes128-ctr (the mandatory cipher): AES-128 under a 16-octet key.
                 16 => Keyed::Aes128(Aes128::new_from_slice(k).map_err(|_| bad())?),
                 24 => Keyed::Aes192(Aes192::new_from_slice(k).map_err(|_| bad())?),
                 32 => Keyed::Aes256(Aes256::new_from_slice(k).map_err(|_| bad())?),
@@ -264,6 +265,7 @@ impl CtrCipher {
             stream.apply_keystream(data);
         }
         match &self.keyed {
+            // X200-6-04 X200-8-06: cipher none: no encryption or decryption, C + 1.
             Keyed::None => return c.wrapping_add(1),
             Keyed::Aes128(b) => run(b, &iv, data),
             Keyed::Aes192(b) => run(b, &iv, data),
@@ -271,6 +273,8 @@ impl CtrCipher {
             Keyed::Twofish(b) => run(b, &iv, data),
             Keyed::Serpent(b) => run(b, &iv, data),
         }
+        // X200-6-03 X200-8-05 X116-4.5.4-09 X116-4.6.2-02: C + 1 for each block, a partial last
+        // block included (mod 2^n), for identities (ID_A, ID_B) as for stanzas.
         c.wrapping_add(blocks(data.len()))
     }
 }
@@ -278,6 +282,7 @@ impl CtrCipher {
 /// ceil(8L/n) for n = 128.
 #[must_use]
 pub fn blocks(len: usize) -> u128 {
+    // X200-6-03: a partial block counts as one (ceil, not floor).
     len.div_ceil(BLOCK_LEN) as u128
 }
 
@@ -300,10 +305,13 @@ mod tests {
     fn counter_advances_by_partial_blocks() {
         let key = SecretBytes::new(vec![7; 16]);
         let c = CtrCipher::new(&CryptAlg::Aes128Ctr, Profile::Xep, &key).unwrap();
-        for (len, adv) in [(0usize, 0u128), (1, 1), (16, 1), (17, 2), (32, 2), (33, 3)] {
+        for (len, adv) in [(0usize, 0u128), (1, 1), (15, 1), (16, 1), (17, 2), (32, 2), (33, 3)] {
             let mut d = vec![0u8; len];
             assert_eq!(c.encrypt(5, &mut d), 5 + adv, "len {len}");
             assert_eq!(d.len(), len, "no padding in Xep");
+            // The receiver counts the same way (XEP-0200 §8 step 4).
+            assert_eq!(c.decrypt(5, &mut d), 5 + adv, "decrypt, len {len}");
+            assert_eq!(d, vec![0u8; len]);
         }
         assert_eq!(c.encrypt(u128::MAX, &mut vec![0; 17]), 1, "counter wraps mod 2^128");
     }

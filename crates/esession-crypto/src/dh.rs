@@ -55,6 +55,8 @@ impl DhKeyPair {
     ///
     /// # Errors
     /// [`Error::Unsupported`] for groups this crate does not implement.
+    // X200-11.3-01: every x is drawn afresh from the caller's CSPRNG (generate_with_bits), so
+    // no two key pairs share x, e or d (a negotiation's own and every re-key's).
     pub fn generate<R: CryptoRng + ?Sized>(group: ModpGroup, rng: &mut R) -> Result<Self> {
         let bits = group.exponent_bits().ok_or(Error::Unsupported("MODP group"))?;
         Self::generate_with_bits(group, bits, rng)
@@ -76,6 +78,7 @@ impl DhKeyPair {
         }
         let mut buf = vec![0u8; (bits / 8) as usize];
         loop {
+            // X200-11.3-01: the exponent's every bit below the top one comes from the generator.
             rng.fill_bytes(&mut buf);
             buf[0] |= 0x80;
             // x = 2^(bits-1) exactly would violate the strict bound when bits = 2n: redraw.
@@ -161,6 +164,7 @@ impl DhKeyPair {
     /// [`Error::Crypto`] if the peer's value is out of range.
     pub fn agree_reusable(&self, peer: &[u8]) -> Result<SharedSecret> {
         let params = self.secret.group.params()?;
+        // X116-8-01: Diffie-Hellman, Z = peer^x mod p, after the range check.
         let y = params.check_public(peer)?;
         let base = BoxedMontyForm::new(y, params.monty());
         let z = crate::monty::pow(&base, &self.secret.x, self.secret.bits, params.n0());
@@ -172,8 +176,11 @@ impl DhKeyPair {
 fn to_mpi(mut m: BoxedMontyForm) -> Vec<u8> {
     let mut r = m.retrieve();
     m.zeroize();
+    // X116-6.1-02: big-endian at the precision of p, so the value is padded with leading zero
+    // bits to whole octets (the leading zero octets are removed below).
     let mut bytes = r.to_be_bytes();
     r.zeroize();
+    // X116-6.1-01 X116-6.1-03: e, d and Z go out big-endian without leading zero octets.
     let out = crate::mpi::trim(&bytes).to_vec();
     bytes.zeroize();
     out
@@ -288,8 +295,14 @@ mod tests {
         let mut rng = Counter(9);
         let a = DhKeyPair::generate(ModpGroup::G1, &mut rng).unwrap();
         let x = a.export_secret();
-        let shown = format!("{a:?} {:?}", a.secret);
-        assert!(!shown.contains(&hex_of(x.expose_secret())));
+        let shown = format!("{a:?} {:?} {a:#?}", a.secret).to_lowercase();
+        let x_hex = hex_of(x.expose_secret());
+        // No run of 8 octets of x, in hex of either case or as decimal octets.
+        for w in x_hex.as_bytes().chunks(16) {
+            assert!(!shown.contains(core::str::from_utf8(w).unwrap()), "{shown}");
+        }
+        let decimal = format!("{:?}", &x.expose_secret()[..4]);
+        assert!(!shown.contains(&decimal[1..decimal.len() - 1]), "{shown}");
         assert!(shown.contains("redacted"));
     }
 

@@ -74,6 +74,7 @@ impl HashAlg {
             h.finalize().to_vec()
         }
         match self {
+            // X116-8.4-01: sha256, the mandatory hash (FIPS 180).
             HashAlg::Sha256 => Ok(run::<sha2::Sha256>(parts)),
             HashAlg::Whirlpool => Ok(run::<whirlpool::Whirlpool>(parts)),
             _ => Err(Error::Unsupported("hash algorithm")),
@@ -84,6 +85,8 @@ impl HashAlg {
     ///
     /// # Errors
     /// [`Error::Unsupported`] for algorithms this crate does not implement.
+    // X116-8-01: HMAC (RFC 2104) with the negotiated hash; the output keeps its full length
+    // (a hash output is not an integer: X116-6.1-03 does not trim it).
     pub fn hmac(&self, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>> {
         fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>> {
             // HMAC accepts keys of every length (RFC 2104 §3), so this cannot fail.

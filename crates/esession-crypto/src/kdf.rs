@@ -62,6 +62,7 @@ impl SessionKeys {
     /// [`Error::Unsupported`] for unknown hashes.
     pub fn derive(hash: &HashAlg, k: &SecretBytes) -> Result<Self> {
         let k = k.expose_secret();
+        // X116-4.5.3-01: two sets of three keys, each HMAC(HASH, K, label), one set per direction.
         let d = |label: &str| hash.hmac_secret(k, &[label.as_bytes()]);
         Ok(Self {
             initiator: DirectionKeys {
@@ -133,10 +134,12 @@ pub fn cipher_key(profile: Profile, alg: &CryptAlg, kc: &SecretBytes) -> Result<
         return Ok(SecretBytes::new(Vec::new()));
     }
     let full = kc.expose_secret();
+    // X116-4.5.3-03: a hash output shorter than the key is an error, never a shorter key.
     if full.len() < k {
         return Err(Error::InvalidLength { what: "cipher key material", got: full.len() });
     }
     match profile {
+        // X116-4.5.3-02 X200-9.2-03: the least significant bits: the last k octets.
         Profile::Xep => Ok(SecretBytes::from_slice(&full[full.len() - k..])),
         Profile::Gajim => Ok(kc.duplicate()),
     }
@@ -156,6 +159,7 @@ pub fn final_k(
     let empty: &[u8] = &[];
     let srs = srs.map_or(empty, SecretBytes::expose_secret);
     let oss = oss.map_or(empty, SecretBytes::expose_secret);
+    // X116-4.7.3-04 X116-4.8.1-02: K = HASH(K | SRS | OSS), in that order.
     hash.digest(&[k.expose_secret(), srs, oss]).map(SecretBytes::new)
 }
 
@@ -165,6 +169,7 @@ pub fn final_k(
 /// # Errors
 /// [`Error::Unsupported`] for unknown hashes.
 pub fn rshash(hash: &HashAlg, na: &[u8], retained: &SecretBytes) -> Result<Vec<u8>> {
+    // X116-4.6.4-03: HMAC keyed with N_A over the retained secret.
     hash.hmac(na, &[retained.expose_secret()])
 }
 
@@ -173,6 +178,7 @@ pub fn rshash(hash: &HashAlg, na: &[u8], retained: &SecretBytes) -> Result<Vec<u
 /// # Errors
 /// [`Error::Unsupported`] for unknown hashes.
 pub fn srshash(hash: &HashAlg, srs: &SecretBytes) -> Result<Vec<u8>> {
+    // X116-4.7.4-03: HMAC keyed with SRS over "Shared Retained Secret".
     hash.hmac(srs.expose_secret(), &[b"Shared Retained Secret"])
 }
 

@@ -284,6 +284,7 @@ impl GroupParams {
         }
         let y = BoxedUint::from_be_slice(t, self.bits()).map_err(|_| Error::Crypto)?;
         let one = BoxedUint::one_with_precision(self.bits());
+        // X200-9.3-01: 1 < e < p - 1 for a re-key's <key/> too (A18), as for every peer value.
         // The range check is on a public value: variable time is fine.
         let ok = y.cmp_vartime(&one).is_gt() && y.cmp_vartime(&self.p_minus_1).is_lt();
         if ok { Ok(y) } else { Err(Error::Crypto) }

@@ -28,7 +28,10 @@ pub fn trim(bytes: &[u8]) -> &[u8] {
 
 /// Minimal big-endian encoding of a `u128` counter (§6.1).
 #[must_use]
+// X116-6.1-01 X116-6.1-03: counters big-endian, without leading zero octets.
 pub fn encode_u128(value: u128) -> Vec<u8> {
+    // X116-6.1-02: the bitstring is padded with leading zero bits to whole octets (`to_be_bytes`
+    // right-aligns the value in 16 octets) before the leading zero octets are removed.
     trim(&value.to_be_bytes()).to_vec()
 }
 

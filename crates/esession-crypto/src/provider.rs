@@ -63,6 +63,8 @@ impl CryptoProvider {
             Profile::Gajim => 1536,
         };
         let all = Self::all();
+        // X116-8.1-01 X116-8.4-01 X116-8.5-01: the mandatory aes128-ctr, sha256 and sas28x5
+        // stay in every profile's defaults (only the cipher `none` and small groups are left out).
         Self {
             modp: all.modp.into_iter().filter(|g| g.bits().is_some_and(|b| b >= min_bits)).collect(),
             crypt_algs: all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect(),

@@ -71,6 +71,8 @@ impl fmt::Display for Sas {
 /// # Errors
 /// [`Error::Unsupported`] for unknown hashes.
 pub fn sas28x5(profile: Profile, hash: &HashAlg, ma: &[u8], form_b: &[u8]) -> Result<Sas> {
+    // X116-8.5-01: sas28x5 (§9): HASH(M_A | form_B | "Short Authentication String"), its last 24
+    // bits as 5 base-28 digits (`Profile::Gajim` drops the leading zero digits, below).
     let h = hash.digest(&[ma, form_b, b"Short Authentication String"])?;
     let [.., a, b, c] = h[..] else {
         return Err(Error::Unsupported("hash algorithm"));

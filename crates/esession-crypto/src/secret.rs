@@ -56,6 +56,7 @@ impl SecretBytes {
 }
 
 impl Drop for SecretBytes {
+    // X200-11.5-01 X200-9.2-02: every key, K and retained secret is wiped when dropped.
     fn drop(&mut self) {
         self.0.zeroize();
     }
@@ -64,6 +65,7 @@ impl Drop for SecretBytes {
 impl ZeroizeOnDrop for SecretBytes {}
 
 impl fmt::Debug for SecretBytes {
+    // X200-11.5-01: a secret never reaches a log through Debug.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretBytes(<{} octets redacted>)", self.0.len())
     }

@@ -468,6 +468,7 @@ impl PrivateKey {
     ) -> Result<Vec<u8>> {
         let digest = sha256(msg);
         match (self, alg, profile) {
+            // X116-4.5.4-07 X116-8.2-01: rsa-sha256, RSASSA-PKCS1-v1_5 over SHA-256 of the MAC.
             (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
                 .sign_with_rng(rng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
                 .map_err(|_| Error::InvalidKey),

@@ -233,6 +233,30 @@ impl Field {
     pub fn var(&self) -> &str {
         self.var.as_deref().unwrap_or("")
     }
+
+    /// What the field offers, in the offerer's order of preference: the default `<value/>`s
+    /// that are among its options first (a default is the preferred value: XEP-0155 Example 1
+    /// offers `logging` may and mustnot with the default mustnot), then the other options in
+    /// order; a field without options offers its values.
+    #[must_use]
+    pub fn offered(&self) -> Vec<&str> {
+        if self.options.is_empty() {
+            return self.values.iter().map(String::as_str).collect();
+        }
+        let is_option = |v: &str| self.options.iter().any(|o| o.value == v);
+        let mut out: Vec<&str> = Vec::with_capacity(self.options.len());
+        for v in self.values.iter().map(String::as_str).filter(|v| is_option(v)) {
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+        for o in &self.options {
+            if !out.contains(&o.value.as_str()) {
+                out.push(&o.value);
+            }
+        }
+        out
+    }
 }
 
 /// A data form.

@@ -67,6 +67,23 @@ pub enum Error {
     Crypto(esession_crypto::Error),
 }
 
+impl Error {
+    /// The field the error is about, when it is about one (to name it in a refusal, XEP-0116
+    /// §4.4, XEP-0155 §4.3).
+    #[must_use]
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::MissingField(v) => Some(v),
+            Error::BadValue { var, .. }
+            | Error::ValueCount { var }
+            | Error::UnexpectedOptions { var }
+            | Error::Base64 { var }
+            | Error::DuplicateVar(var) => Some(var),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -27,6 +27,13 @@ pub const FEATURE_NEG_NS: &str = "http://jabber.org/protocol/feature-neg";
 pub const INIT_NS: &str = "http://www.xmpp.org/extensions/xep-0116.html#ns-init";
 /// The disco#info feature of XEP-0116 (§3) and the everyone-options PEP node of XEP-0187.
 pub const ESESSION_NS: &str = "http://www.xmpp.org/extensions/xep-0116.html#ns";
+/// The shortest nonce (`my_nonce`, `nonce`) accepted from a peer, in octets. The texts give no
+/// length; ours are 32 octets (I7), the deployed dialect's 8 (Gajim). A shorter ESession ID
+/// would identify little and, as the HMAC key of `rshashes` (XEP-0116 §4.6.4), protect less.
+pub const MIN_NONCE_LEN: usize = 8;
+/// The length of a hash commitment He = SHA256(e) in `dhhashes` (XEP-0116 §4.3): SHA-256
+/// whatever `hash_algs` offers.
+pub const HE_LEN: usize = 32;
 
 /// The element a form travels in (A8). Either is accepted on receipt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +118,8 @@ impl<'a> Reader<'a> {
         f: &Field,
         var: &'static str,
     ) -> Result<Vec<T>> {
-        let raw: Vec<&str> = if f.options.is_empty() {
-            f.values.iter().map(String::as_str).collect()
-        } else {
-            f.options.iter().map(|o| o.value.as_str()).collect()
-        };
+        // Defaults first (XEP-0155 §4.1, Example 1): the offerer's preferred value.
+        let raw = f.offered();
         if raw.is_empty() {
             return Err(Error::BadValue { var: var.into(), reason: "no option offered" });
         }
@@ -155,11 +159,15 @@ impl<'a> Reader<'a> {
         decode(self.one(var)?, var)
     }
 
-    /// A nonce (`my_nonce`, `nonce`): never empty, or it would identify nothing.
+    /// A nonce (`my_nonce`, `nonce`): at least [`MIN_NONCE_LEN`] octets (an empty or a
+    /// one-octet ESession ID identifies nothing).
     fn nonce(&self, var: &'static str) -> Result<Vec<u8>> {
         let n = self.b64(var)?;
         if n.is_empty() {
             return Err(Error::BadValue { var: var.into(), reason: "empty nonce" });
+        }
+        if n.len() < MIN_NONCE_LEN {
+            return Err(Error::BadValue { var: var.into(), reason: "nonce shorter than 8 octets" });
         }
         Ok(n)
     }
@@ -196,6 +204,7 @@ impl<'a> Reader<'a> {
         let canonical =
             !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()) && !v.starts_with('0');
         let n: u64 = if canonical { v.parse().unwrap_or(0) } else { 0 };
+        // X116-4.3-05: rekey_freq is below 2^32 (and at least 1); ours are `u32` by type.
         if n == 0 || n >= 1 << 32 {
             return Err(Error::BadValue { var: "rekey_freq".into(), reason: "must be 1 to 2^32 - 1" });
         }
@@ -210,11 +219,7 @@ impl<'a> Reader<'a> {
             (None, Some(f)) => ("otr", f),
             (None, None) => return Err(Error::MissingField("logging")),
         };
-        let raw: Vec<&str> = if f.options.is_empty() {
-            f.values.iter().map(String::as_str).collect()
-        } else {
-            f.options.iter().map(|o| o.value.as_str()).collect()
-        };
+        let raw = f.offered();
         if raw.is_empty() {
             return Err(Error::BadValue { var: var.into(), reason: "no option offered" });
         }
@@ -228,6 +233,69 @@ impl<'a> Reader<'a> {
         }
         Ok(v.remove(0))
     }
+}
+
+/// The fields of a request that are read into typed values; every other field is kept as it
+/// came (XEP-0155 §4.2: answered, or refused when required and not implemented).
+const REQUEST_VARS: [&str; 20] = [
+    "FORM_TYPE",
+    "accept",
+    "logging",
+    "otr",
+    "disclosure",
+    "security",
+    "modp",
+    "crypt_algs",
+    "hash_algs",
+    "sign_algs",
+    "compress",
+    "stanzas",
+    "init_pubkey",
+    "resp_pubkey",
+    "ver",
+    "rekey_freq",
+    "my_nonce",
+    "sas_algs",
+    "dhhashes",
+    "dhkeys",
+];
+
+/// The fields of a response (and of an SSN answer) that are read into typed values.
+const RESPONSE_VARS: [&str; 24] = [
+    "FORM_TYPE",
+    "accept",
+    "logging",
+    "otr",
+    "disclosure",
+    "security",
+    "modp",
+    "crypt_algs",
+    "hash_algs",
+    "sign_algs",
+    "compress",
+    "stanzas",
+    "init_pubkey",
+    "resp_pubkey",
+    "ver",
+    "rekey_freq",
+    "my_nonce",
+    "sas_algs",
+    "dhkeys",
+    "nonce",
+    "counter",
+    "terminate",
+    "identity",
+    "mac",
+];
+
+/// The fields of `form` outside `known` (fixed fields, which have no var, left out), in order.
+fn others(form: &DataForm, known: &[&str]) -> Vec<Field> {
+    form.fields.iter().filter(|f| f.var.as_deref().is_some_and(|v| !known.contains(&v))).cloned().collect()
+}
+
+/// Whether `answers` gives a value to field `var`.
+fn answers_var(answers: &[Field], var: &str) -> bool {
+    answers.iter().any(|f| f.var() == var && !f.values.is_empty())
 }
 
 fn decode(v: &str, var: &str) -> Result<Vec<u8>> {
@@ -440,6 +508,10 @@ pub struct Request {
     pub sas_algs: Vec<SasAlg>,
     /// `dhhashes` (4-message) or `dhkeys` (3-message), one per `modp` option (A4).
     pub dh: DhOffer,
+    /// Every other field, as received and in order: XEP-0155 fields (`language`, `xhtml-im`,
+    /// `chatstates`...) and unknown ones, with their `<required/>` flag and default values, for
+    /// the responder to answer or refuse (XEP-0155 §4.2, §4.3). Empty in our own requests.
+    pub other: Vec<Field>,
 }
 
 impl Request {
@@ -477,6 +549,13 @@ impl Request {
             let var = if matches!(dh, DhOffer::Hashes(_)) { "dhhashes" } else { "dhkeys" };
             return Err(Error::BadValue { var: var.into(), reason: "one value per modp option" });
         }
+        // Each commitment is a SHA-256 output (§4.3, He = SHA256(e)): an empty or short value
+        // commits to nothing, and a responder would answer and keep state for it.
+        if let DhOffer::Hashes(h) = &dh
+            && h.iter().any(|he| he.len() != HE_LEN)
+        {
+            return Err(Error::BadValue { var: "dhhashes".into(), reason: "a commitment is not 32 octets" });
+        }
         // 3-message requests have no sas_algs (I2), except in the deployed dialect, whose
         // requests always carry it: read when present.
         let sas_algs = match (&dh, r.get("sas_algs")) {
@@ -485,6 +564,7 @@ impl Request {
             (DhOffer::Keys(_), None) => Vec::new(),
         };
         Ok(Self {
+            // X155-4.1-04 X155-13-02: a request without `accept` is not a request.
             accept: r.boolean("accept")?,
             offers,
             init_pubkey: r.offer("init_pubkey")?,
@@ -492,12 +572,15 @@ impl Request {
             my_nonce: r.nonce("my_nonce")?,
             sas_algs,
             dh,
+            other: others(form, &REQUEST_VARS),
         })
     }
 
     /// Serializes in the layout of XEP-0116 Example 3 (I1).
     #[must_use]
     pub fn to_form(&self, profile: Profile) -> DataForm {
+        // X155-4.1-04: the hidden FORM_TYPE urn:xmpp:ssn (`Writer::new`) and the required
+        // boolean `accept`.
         let mut w = Writer::new(profile, FormType::Form);
         let accept = Field::new("accept")
             .typed(FieldType::Boolean)
@@ -521,6 +604,8 @@ impl Request {
                 w.values("dhkeys", Some(FieldType::Hidden), v.iter().map(|e| mpi::b64_encode(e)))
             }
         }
+        // Other fields exactly as they were given.
+        w.form.fields.extend(self.other.iter().cloned());
         w.finish()
     }
 }
@@ -574,6 +659,10 @@ pub struct Response {
     pub identity: Option<Vec<u8>>,
     /// `mac`: M_B (3-message and offline).
     pub mac: Option<Vec<u8>>,
+    /// Answers to the request's other fields (XEP-0155 §4.2: `language`, `xhtml-im`...), each a
+    /// `var` with its value; written after `security`, so form_B (and its MAC) covers them. On
+    /// receipt: every field outside the ESession set, as received.
+    pub other: Vec<Field>,
 }
 
 impl Response {
@@ -582,6 +671,24 @@ impl Response {
     #[must_use]
     pub fn wrapper(&self) -> Wrapper {
         if self.accept.is_none() && self.identity.is_some() { Wrapper::Init } else { Wrapper::Feature }
+    }
+
+    /// Whether this response gives a value to the request's field `var` (XEP-0155 §4.2: every
+    /// field the request marked required must be answered). `dhhashes` is answered by `dhkeys`
+    /// (d, §4.5.2) and `otr` by `logging` (A2).
+    #[must_use]
+    pub fn answers(&self, var: &str) -> bool {
+        match var {
+            "FORM_TYPE" | "logging" | "otr" | "disclosure" | "security" | "modp" | "crypt_algs"
+            | "hash_algs" | "compress" | "stanzas" | "ver" | "rekey_freq" | "my_nonce" | "dhhashes"
+            | "dhkeys" => true,
+            "accept" => self.accept.is_some(),
+            "sign_algs" => self.sign_alg.is_some(),
+            "init_pubkey" => self.init_pubkey.is_some(),
+            "resp_pubkey" => self.resp_pubkey.is_some(),
+            "sas_algs" => self.sas_alg.is_some(),
+            other => answers_var(&self.other, other),
+        }
     }
 
     /// Parses an answer.
@@ -634,6 +741,7 @@ impl Response {
             terminate: r.opt_boolean("terminate")?,
             identity,
             mac,
+            other: others(form, &RESPONSE_VARS),
         })
     }
 
@@ -651,6 +759,8 @@ impl Response {
         w.value("logging", None, self.logging.as_str());
         w.value("disclosure", None, self.disclosure.as_str());
         w.value("security", None, self.security.as_str());
+        // X155-4.2-04: the answers to the request's other fields, inside form_B.
+        w.form.fields.extend(self.other.iter().cloned());
         w.value("modp", None, self.modp.to_string());
         w.value("crypt_algs", None, self.crypt_alg.as_str());
         w.value("hash_algs", None, self.hash_alg.as_str());
@@ -667,11 +777,13 @@ impl Response {
         }
         w.value("ver", None, self.ver.as_str());
         w.value("rekey_freq", None, self.rekey_freq.to_string());
+        // X116-4.5.2-04: N_B and d in `my_nonce` and `dhkeys` (never `dhhashes`).
         w.b64("my_nonce", None, &self.my_nonce);
         if let Some(s) = &self.sas_alg {
             w.value("sas_algs", None, s.as_str());
         }
         w.b64("dhkeys", None, &self.d);
+        // X116-4.5.2-06: `nonce` (N_A) and `counter` (C_A) appended, as Examples 8 and 9.
         w.b64("nonce", None, &self.nonce);
         w.b64("counter", None, &mpi::encode_u128(self.counter));
         if self.terminate {
@@ -822,6 +934,9 @@ pub struct SsnAnswer {
     pub disclosure: Option<Disclosure>,
     /// `security` (`c2s` or `none` when accepting).
     pub security: Option<Security>,
+    /// Answers to the request's other fields (XEP-0155 §4.2), after `security`. On receipt:
+    /// every field outside the ESession set, as received.
+    pub other: Vec<Field>,
 }
 
 impl SsnAnswer {
@@ -849,7 +964,20 @@ impl SsnAnswer {
             },
             disclosure: r.opt_choice("disclosure")?,
             security: r.opt_choice("security")?,
+            other: others(form, &RESPONSE_VARS),
         })
+    }
+
+    /// Whether this answer gives a value to the request's field `var` (XEP-0155 §4.2).
+    #[must_use]
+    pub fn answers(&self, var: &str) -> bool {
+        match var {
+            "FORM_TYPE" | "accept" => true,
+            "logging" | "otr" => self.logging.is_some(),
+            "disclosure" => self.disclosure.is_some(),
+            "security" => self.security.is_some(),
+            other => answers_var(&self.other, other),
+        }
     }
 
     /// Serializes as Example 7.
@@ -867,6 +995,45 @@ impl SsnAnswer {
         if let Some(s) = &self.security {
             w.value("security", None, s.as_str());
         }
+        w.form.fields.extend(self.other.iter().cloned());
+        w.finish()
+    }
+}
+
+/// Alice's completion (`accept` true) or cancel (`accept` false) of a stanza session Bob
+/// accepted without an ESession (XEP-0155 §4.4, Examples 7 and 8): a `result` with FORM_TYPE and
+/// `accept` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SsnCompletion {
+    /// `accept`: true completes, false cancels.
+    pub accept: bool,
+}
+
+impl SsnCompletion {
+    /// The element this form travels in.
+    #[must_use]
+    pub fn wrapper(&self) -> Wrapper {
+        Wrapper::Feature
+    }
+
+    /// Parses a completion or cancel.
+    ///
+    /// # Errors
+    /// Not a `result`, no FORM_TYPE, no `accept`.
+    pub fn parse(form: &DataForm) -> Result<Self> {
+        if form.type_ != FormType::Result {
+            return Err(Error::WrongDataFormType);
+        }
+        let r = Reader::new(form)?;
+        Ok(Self { accept: r.boolean("accept")? })
+    }
+
+    /// Serializes as Examples 7 and 8 (fields with only `var`).
+    #[must_use]
+    pub fn to_form(&self, profile: Profile) -> DataForm {
+        let mut w = Writer::new(profile, FormType::Result);
+        w.form.fields[0].type_ = if profile == Profile::Gajim { Some(FieldType::TextSingle) } else { None };
+        w.value("accept", None, if self.accept { "1" } else { "0" });
         w.finish()
     }
 }

@@ -26,6 +26,7 @@ fn text_el(name: &str, ns: &str, value: &[u8]) -> Element {
 #[must_use]
 pub fn key_value_inner(key: &PublicKey) -> Element {
     match key.components() {
+        // X116-8.3-01: <RSAKeyValue/> (Modulus, Exponent) is the mandatory key format.
         KeyComponents::Rsa { n, e } => Element::builder("RSAKeyValue", DSIG_NS)
             .append(text_el("Modulus", DSIG_NS, &n))
             .append(text_el("Exponent", DSIG_NS, &e))
@@ -92,6 +93,7 @@ pub fn parse_key_value(e: &Element) -> Result<PublicKey> {
         e
     };
     match inner.name() {
+        // X116-8.3-01: <RSAKeyValue/> read as well as written.
         "RSAKeyValue" => Ok(PublicKey::rsa(&b64_child(inner, "Modulus")?, &b64_child(inner, "Exponent")?)?),
         "DSAKeyValue" => Ok(PublicKey::dsa(
             &b64_child(inner, "P")?,

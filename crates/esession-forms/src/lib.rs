@@ -31,9 +31,9 @@
 //!     <field type="list-single" var="resp_pubkey"><option><value>none</value></option></field>
 //!     <field type="list-single" var="ver"><option><value>1.0</value></option></field>
 //!     <field type="text-single" var="rekey_freq"><value>1</value></field>
-//!     <field type="hidden" var="my_nonce"><value>AAECAw==</value></field>
+//!     <field type="hidden" var="my_nonce"><value>AAECAwQFBgc=</value></field>
 //!     <field type="list-single" var="sas_algs"><option><value>sas28x5</value></option></field>
-//!     <field type="hidden" var="dhhashes"><value>BAUGBw==</value></field>
+//!     <field type="hidden" var="dhhashes"><value>AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=</value></field>
 //!   </x></feature></message>"#)?;
 //! let wrapper = Wrapper::find(&stanza).expect("an ESession form");
 //! let (_, x) = Wrapper::unwrap(wrapper)?;

@@ -105,6 +105,9 @@ fn write(profile: Profile, e: &Element, root_ns: Option<&str>, depth: usize, out
     }
     out.push('>');
     if has_children {
+        // X116-6.2-01: the character data between elements is removed (only the element
+        // children are written), and what is written is the canonical form above: sorted
+        // attributes in double quotes, no namespace declarations, C14N escaping.
         for c in e.children() {
             write(profile, c, None, depth + 1, out)?;
         }

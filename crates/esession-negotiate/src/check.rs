@@ -2,7 +2,9 @@
 //! Bob's response (online) and of an offline start, and Bob's of the response he is about to
 //! send (a shaper's free choices must still be ones he could have made).
 
-use esession_forms::esession::{Offers, Response};
+use esession_crypto::Profile;
+use esession_forms::dataform::Field;
+use esession_forms::esession::{MIN_NONCE_LEN, Offers, Request, Response, SsnAnswer};
 use esession_forms::names::{Disclosure, PubkeyMethod, Security, Version};
 use esession_forms::negotiation::Support;
 
@@ -27,6 +29,17 @@ pub(crate) struct Offered<'a> {
     pub(crate) sas_algs: &'a [esession_crypto::SasAlg],
     /// The deployed dialect's `none` in 3-message negotiations (`Support::none_in_three_message`).
     pub(crate) none_in_three: bool,
+}
+
+/// The shortest ESession ID (N_A, N_B) a party of `profile` accepts from a peer. The texts
+/// give no length: the deployed dialect sends 8 octets (forms refuse anything shorter,
+/// [`MIN_NONCE_LEN`]), our `Profile::Xep` parties 32 (I7), and a `Profile::Xep` peer must send
+/// at least 16.
+pub(crate) fn min_nonce_len(profile: Profile) -> usize {
+    match profile {
+        Profile::Xep => 16,
+        Profile::Gajim => MIN_NONCE_LEN,
+    }
 }
 
 /// The order of the request's fields, in which unacceptable fields are named.
@@ -62,6 +75,7 @@ pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Respons
             bad.push(var);
         }
     };
+    // X155-13-02: `accept` is required (true) in an online response; absent only offline (A1).
     need(r.accept != Some(false) && (o.flow == Flow::Published || r.accept.is_some()), "accept");
     need(
         o.offers.logging.contains(&r.logging) && local.is_none_or(|s| s.logging.contains(&r.logging)),
@@ -131,6 +145,7 @@ pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Respons
             && local.is_none_or(|s| s.ver.contains(&r.ver)),
         "ver",
     );
+    // X116-4.5.2-03: at least the value Alice offered (below 2^32: a `u32`, parsed strictly).
     need(
         r.rekey_freq >= o.offers.rekey_freq && local.is_none_or(|s| r.rekey_freq >= s.rekey_freq_min),
         "rekey_freq",
@@ -149,5 +164,56 @@ pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Respons
     );
     bad.sort_by_key(|f| ORDER.iter().position(|o| o == f));
     bad.dedup();
+    bad
+}
+
+/// The request's other fields (XEP-0155: `language`, `xhtml-im`...) that `answers` does not
+/// answer acceptably: an answer that is not among what the field offered, or a required field
+/// left unanswered. Answers to fields that were not asked are ignored.
+pub(crate) fn other_answers(offered: &[Field], answers: &[Field]) -> Vec<String> {
+    let mut bad = Vec::new();
+    for f in offered {
+        let var = f.var();
+        match answers.iter().find(|a| a.var() == var) {
+            Some(a) => {
+                let offers = f.offered();
+                if a.values.len() != 1 || !offers.contains(&a.values[0].as_str()) {
+                    bad.push(var.to_owned());
+                }
+            }
+            None if f.required => bad.push(var.to_owned()),
+            None => {}
+        }
+    }
+    bad
+}
+
+/// The fields of Bob's plain stanza-session answer that Alice cannot complete with (XEP-0155
+/// §4.4, XEP-0116 §4.4): `security` must be `c2s` or `none` and offered; `logging` and
+/// `disclosure`, when answered, among her offers (`disclosure` never `disabled`); her other
+/// fields answered acceptably; every field her request marked required answered.
+pub(crate) fn ssn_unacceptable(request: &Request, required: &[String], a: &SsnAnswer) -> Vec<String> {
+    let o = &request.offers;
+    let mut bad: Vec<String> = Vec::new();
+    if a.logging.as_ref().is_some_and(|l| !o.logging.contains(l)) {
+        bad.push("logging".into());
+    }
+    // X116-7.6-03: `disabled` is never negotiated, in a plain stanza session either.
+    if a.disclosure.as_ref().is_some_and(|d| *d == Disclosure::Disabled || !o.disclosure.contains(d)) {
+        bad.push("disclosure".into());
+    }
+    if !a
+        .security
+        .as_ref()
+        .is_some_and(|s| matches!(s, Security::C2s | Security::None) && o.security.contains(s))
+    {
+        bad.push("security".into());
+    }
+    bad.extend(other_answers(&request.other, &a.other));
+    for var in required {
+        if !a.answers(var) && !bad.contains(var) {
+            bad.push(var.clone());
+        }
+    }
     bad
 }

@@ -3,9 +3,32 @@
 
 use esession_crypto::{DhKeyPair, DhPool, ModpGroup, Profile, Result};
 use rand_core::CryptoRng;
+#[cfg(feature = "replay")]
+use std::collections::VecDeque;
+
+mod sealed {
+    /// Only this crate's sources of randomness are [`super::Entropy`].
+    pub trait Sealed {}
+}
 
 /// The random values of a negotiation.
-pub trait Entropy {
+///
+/// Sealed (X116-7.1-01): the only implementations are [`RngEntropy`] and [`PooledEntropy`] over
+/// a `CryptoRng`, and, for replaying recorded negotiations, `hazmat::ScriptedEntropy` (feature
+/// `replay`). An application cannot feed a negotiation values of its own:
+///
+/// ```compile_fail
+/// use esession_crypto::{DhKeyPair, ModpGroup, Profile, Result};
+/// struct Fixed;
+/// impl esession_negotiate::Entropy for Fixed {
+///     fn nonce(&mut self) -> Vec<u8> { vec![0; 32] }
+///     fn dh(&mut self, g: ModpGroup) -> Result<DhKeyPair> { DhKeyPair::from_exponent(g, &[2]) }
+///     fn counter(&mut self, _: Profile) -> u128 { 0 }
+///     fn bytes(&mut self, n: usize) -> Vec<u8> { vec![0; n] }
+///     fn rng(&mut self) -> &mut dyn rand_core::CryptoRng { unimplemented!() }
+/// }
+/// ```
+pub trait Entropy: sealed::Sealed {
     /// An ESession ID (N_A or N_B).
     fn nonce(&mut self) -> Vec<u8>;
     /// A fresh DH key pair for `group`.
@@ -25,7 +48,11 @@ pub trait Entropy {
 pub const NONCE_LEN: usize = 32;
 
 /// [`Entropy`] from a cryptographically secure generator.
+// X116-7.1-01: every random value of a negotiation (nonces, exponents, C_A, decoys, srshash,
+// signature blinding) comes from a `CryptoRng`.
 pub struct RngEntropy<'a, R: CryptoRng>(pub &'a mut R);
+
+impl<R: CryptoRng> sealed::Sealed for RngEntropy<'_, R> {}
 
 impl<R: CryptoRng> Entropy for RngEntropy<'_, R> {
     fn nonce(&mut self) -> Vec<u8> {
@@ -106,6 +133,8 @@ impl<S: DhSource> DhSource for Option<S> {
     }
 }
 
+impl<R: CryptoRng, P: DhSource + ?Sized> sealed::Sealed for PooledEntropy<'_, R, P> {}
+
 impl<R: CryptoRng, P: DhSource + ?Sized> Entropy for PooledEntropy<'_, R, P> {
     fn nonce(&mut self) -> Vec<u8> {
         RngEntropy(&mut *self.rng).nonce()
@@ -128,5 +157,85 @@ impl<R: CryptoRng, P: DhSource + ?Sized> Entropy for PooledEntropy<'_, R, P> {
 
     fn rng(&mut self) -> &mut dyn CryptoRng {
         self.rng
+    }
+}
+
+/// [`Entropy`] whose draws the caller fixes (hazmat: vector replays and tests). Each value left
+/// `None` (or empty) is drawn from `rng` as [`RngEntropy`] would.
+#[cfg(feature = "replay")]
+pub struct ScriptedEntropy<R: CryptoRng> {
+    /// Every nonce (N_A, N_B).
+    pub nonce: Option<Vec<u8>>,
+    /// C_A.
+    pub counter: Option<u128>,
+    /// The DH exponent of a group.
+    pub by_group: Vec<(ModpGroup, Vec<u8>)>,
+    /// DH exponents in order, for groups `by_group` does not list.
+    pub queue: VecDeque<Vec<u8>>,
+    /// The octet every random byte string (decoys, a random srshash) is filled with.
+    pub fill: Option<u8>,
+    /// When true, a DH draw for which no exponent is scripted fails (`Error::Rng`) instead of
+    /// generating one: a replay must not run on values it was not given.
+    pub strict: bool,
+    /// Everything else.
+    pub rng: R,
+}
+
+#[cfg(feature = "replay")]
+impl<R: CryptoRng> ScriptedEntropy<R> {
+    /// Nothing scripted: every draw from `rng`.
+    pub fn new(rng: R) -> Self {
+        Self {
+            nonce: None,
+            counter: None,
+            by_group: Vec::new(),
+            queue: VecDeque::new(),
+            fill: None,
+            strict: false,
+            rng,
+        }
+    }
+}
+
+#[cfg(feature = "replay")]
+impl<R: CryptoRng> sealed::Sealed for ScriptedEntropy<R> {}
+
+#[cfg(feature = "replay")]
+impl<R: CryptoRng> Entropy for ScriptedEntropy<R> {
+    fn nonce(&mut self) -> Vec<u8> {
+        match &self.nonce {
+            Some(n) => n.clone(),
+            None => RngEntropy(&mut self.rng).nonce(),
+        }
+    }
+
+    fn dh(&mut self, group: ModpGroup) -> Result<DhKeyPair> {
+        let x = match self.by_group.iter().find(|(g, _)| *g == group) {
+            Some((_, x)) => Some(x.clone()),
+            None => self.queue.pop_front(),
+        };
+        match x {
+            Some(x) => DhKeyPair::from_exponent(group, &x),
+            None if self.strict => Err(esession_crypto::Error::Rng),
+            None => DhKeyPair::generate(group, &mut self.rng),
+        }
+    }
+
+    fn counter(&mut self, profile: Profile) -> u128 {
+        match self.counter {
+            Some(c) => c,
+            None => RngEntropy(&mut self.rng).counter(profile),
+        }
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        match self.fill {
+            Some(b) => vec![b; len],
+            None => RngEntropy(&mut self.rng).bytes(len),
+        }
+    }
+
+    fn rng(&mut self) -> &mut dyn CryptoRng {
+        &mut self.rng
     }
 }

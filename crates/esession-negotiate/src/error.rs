@@ -66,6 +66,9 @@ pub enum Condition {
     NotAcceptable,
     /// `<feature-not-implemented/>`.
     FeatureNotImplemented,
+    /// `<service-unavailable/>`: a negotiation form of a FORM_TYPE other than `urn:xmpp:ssn`
+    /// (XEP-0155 §4.3).
+    ServiceUnavailable,
 }
 
 impl Condition {
@@ -75,6 +78,7 @@ impl Condition {
         match self {
             Condition::NotAcceptable => "not-acceptable",
             Condition::FeatureNotImplemented => "feature-not-implemented",
+            Condition::ServiceUnavailable => "service-unavailable",
         }
     }
 }
@@ -83,7 +87,10 @@ impl Condition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// The peer's message failed a check; we answered with `condition` (naming `fields`).
+    /// The peer's message failed a check; we answered with `condition` (naming `fields`). (A
+    /// plain stanza session answer Alice cannot confirm is answered with a cancel form instead,
+    /// XEP-0155 §4.4; a peer's own failure, such as our generator returning its values, is
+    /// `Crypto`.)
     PeerMisbehaved {
         /// The failed check.
         check: Check,

@@ -4,7 +4,7 @@
 
 use crate::sigma::{Algs, Proof};
 use esession_crypto::kdf::{self, SessionKeys, cipher_key};
-use esession_crypto::{DhKeyPair, ModpGroup, Profile, PublicKey, Sas, SecretBytes};
+use esession_crypto::{DhKeyPair, ModpGroup, Profile, PublicKey, Sas};
 use esession_forms::dataform::DataForm;
 use esession_forms::esession::{Response, Terminate, Wrapper};
 use esession_forms::names::{Compress, Disclosure, Logging, StanzaType};
@@ -63,10 +63,47 @@ pub(crate) struct Opening<'a> {
     pub(crate) thread: String,
     pub(crate) sas: Option<Sas>,
     pub(crate) retained_secret_used: bool,
-    /// The K the keys came from (kept only for the hazmat known-answer checks; zeroized when
-    /// dropped otherwise).
-    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
-    pub(crate) k: SecretBytes,
+    /// A one-way check value of that K (K is destroyed once the keys are derived,
+    /// X116-4.5.3-05).
+    pub(crate) key_check: KeyCheck,
+    /// The K the keys came from, kept only in hazmat builds for known-answer checks.
+    #[cfg(feature = "hazmat")]
+    pub(crate) k: esession_crypto::SecretBytes,
+}
+
+/// A one-way check value of a session's K: HMAC-SHA-256 keyed with K over the label
+/// `esession key check`. It lets a test or the vector checker compare K with a known value
+/// while the session keeps no K (K is destroyed once the session keys are derived); it reveals
+/// nothing about K or the keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyCheck([u8; 32]);
+
+impl KeyCheck {
+    /// The check value of `k`.
+    #[must_use]
+    pub fn of(k: &esession_crypto::SecretBytes) -> Self {
+        let mut out = [0u8; 32];
+        if let Ok(tag) = esession_crypto::HashAlg::Sha256.hmac(k.expose_secret(), &[b"esession key check"]) {
+            out.copy_from_slice(&tag[..32]);
+        }
+        Self(out)
+    }
+
+    /// The 32 octets.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for KeyCheck {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "KeyCheck(")?;
+        for b in &self.0[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
 }
 
 /// Where the session is in its life.
@@ -86,6 +123,7 @@ pub enum Phase {
 pub enum Received {
     /// A decrypted application stanza: exactly what the peer protected (see
     /// [`esession_stanza::Session::decrypt`]).
+    #[non_exhaustive]
     Stanza {
         /// The stanza with its decrypted content.
         stanza: Element,
@@ -93,6 +131,10 @@ pub enum Received {
         /// clear: not covered by the MAC, dropped, named here (empty normally). Report them
         /// apart from the stanza, never as part of it.
         unprotected: Vec<String>,
+        /// The children XEP-0200 §5 leaves in clear that the stanza keeps besides `<thread/>`
+        /// (`<amp/>` in a message, `<error/>` in an error stanza), by name: they are part of
+        /// the stanza but NOT covered by the MAC (anyone on the path may have changed them).
+        clear: Vec<String>,
     },
     /// The peer terminated the session (§5). `ack` is the encrypted acknowledgement to send; the
     /// session is closed.
@@ -108,11 +150,12 @@ pub enum Received {
 impl core::fmt::Debug for Received {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Received::Stanza { stanza, unprotected } => f
+            Received::Stanza { stanza, unprotected, clear } => f
                 .debug_struct("Stanza")
                 .field("name", &stanza.name())
                 .field("children", &stanza.children().count())
                 .field("unprotected", unprotected)
+                .field("clear", clear)
                 .finish(),
             Received::Terminated { ack, verified } => {
                 f.debug_struct("Terminated").field("ack", &ack.is_some()).field("verified", verified).finish()
@@ -132,8 +175,9 @@ pub struct Established {
     retained_secret_used: bool,
     logging: Logging,
     disclosure: Disclosure,
+    key_check: KeyCheck,
     #[cfg(feature = "hazmat")]
-    k: SecretBytes,
+    k: esession_crypto::SecretBytes,
     terminating: bool,
 }
 
@@ -198,6 +242,7 @@ impl Established {
             retained_secret_used: o.retained_secret_used,
             logging: o.settings.logging.clone(),
             disclosure: o.settings.disclosure.clone(),
+            key_check: o.key_check,
             #[cfg(feature = "hazmat")]
             k: o.k,
             terminating: false,
@@ -252,9 +297,16 @@ impl Established {
         &self.session
     }
 
+    /// The check value of the K the session keys came from (4-message: K_final), for
+    /// comparing K with a known value; the session keeps no K.
+    #[must_use]
+    pub fn key_check(&self) -> &KeyCheck {
+        &self.key_check
+    }
+
     /// The stanza layer's state, mutably: its raw operations bypass the termination rules of
-    /// this type (hazmat, for known-answer checks).
-    #[cfg(feature = "hazmat")]
+    /// this type (feature `replay`, for known-answer checks).
+    #[cfg(feature = "replay")]
     pub fn session_mut(&mut self) -> &mut Session {
         &mut self.session
     }
@@ -263,7 +315,7 @@ impl Established {
     /// checks (hazmat).
     #[cfg(feature = "hazmat")]
     #[must_use]
-    pub fn k(&self) -> &SecretBytes {
+    pub fn k(&self) -> &esession_crypto::SecretBytes {
         &self.k
     }
 
@@ -296,6 +348,7 @@ impl Established {
         opts: EncryptOptions,
         rng: &mut R,
     ) -> crate::Result<Element> {
+        // X116-5-10: nothing is sent after a terminate or an acknowledgement.
         if self.phase() != Phase::Active {
             return Err(crate::Error::ApiMisuse("the session is being terminated"));
         }
@@ -330,7 +383,7 @@ impl Established {
     pub(crate) fn open_attached(
         &mut self,
         stanza: &Element,
-    ) -> crate::Result<Option<(Element, Vec<String>)>> {
+    ) -> crate::Result<Option<(Element, Vec<String>, Vec<String>)>> {
         if stanza.children().all(|c| !c.is("c", esession_stanza::NS)) {
             return Ok(None);
         }
@@ -340,12 +393,15 @@ impl Established {
             format!("{{{}}}init", esession_forms::esession::INIT_NS),
         ];
         let unprotected = opened.unprotected.into_iter().filter(|n| !form.contains(n)).collect();
-        Ok(Some((clear, unprotected)))
+        Ok(Some((clear, unprotected, opened.clear)))
     }
 
     fn form_stanza(&self, t: Terminate) -> Element {
         let profile: Profile = self.session.params().profile;
         let x = t.to_form(profile).to_element_with(profile == Profile::Gajim);
+        // X155-7-02 X155-7-05: the terminate and the acknowledgement carry the session's
+        // thread (the one of the request). X155-13-01: the message holds the form only, no
+        // `<body/>`.
         let mut m = crate::wire::message(&self.peer, &self.thread, vec![Wrapper::Feature.wrap(x)]);
         // The terminate message has no type (I17); drop the attribute `message` may carry.
         m.attrs_mut().retain(|_, name, _| name.as_str() != "type");
@@ -363,12 +419,19 @@ impl Established {
         publish_old: bool,
         rng: &mut R,
     ) -> crate::Result<Element> {
+        // X116-5-10: one terminate; nothing after it.
         if self.phase() != Phase::Active {
             return Err(crate::Error::ApiMisuse("the session is not active"));
         }
+        // X116-5-03 X155-7-01: the terminate form (XEP-0155 §7) inside the encrypted content.
         let m = self.form_stanza(Terminate::Request);
         let wire = self.session.encrypt(&m, EncryptOptions { rekey: false, publish_old }, rng)?;
+        // X116-5-10: from now on we only receive (`encrypt` refuses).
         self.terminating = true;
+        // X116-5-05: every key not needed to verify the acknowledgement goes now (send keys,
+        // unpublished old MAC keys, DH exponents); the receive keys go with the
+        // acknowledgement, or with `close()` when none comes.
+        self.session.stop_sending();
         Ok(wire)
     }
 
@@ -392,10 +455,13 @@ impl Established {
             }
             return Err(esession_stanza::Error::NotEncrypted.into());
         }
+        // X116-5-06 X116-5-09: the MAC is verified before anything of the stanza is read (a
+        // failure ends the session: no acknowledgement, no termination reported).
         let (clear, opened) = self.session.decrypt(stanza)?;
         match terminate_of(&clear) {
             Some(Terminate::Request) => {
-                // §5: verify (done), acknowledge encrypted, destroy the keys.
+                // X116-5-06: acknowledged at once, encrypted. X116-5-10: not when we sent our
+                // own terminate already (crossing terminates): nothing follows it.
                 let ack = if self.terminating {
                     None
                 } else {
@@ -406,14 +472,19 @@ impl Established {
                         rng,
                     )?)
                 };
+                // X116-5-08 X155-7-03: then every key is destroyed; the session is over.
                 self.session.close();
                 Ok(Received::Terminated { ack, verified: true })
             }
             Some(Terminate::Ack) => {
+                // X116-5-05: the terminator destroys the last keys (the receive keys, kept only
+                // to verify this acknowledgement) once it has verified.
                 self.session.close();
                 Ok(Received::Terminated { ack: None, verified: true })
             }
-            None => Ok(Received::Stanza { stanza: clear, unprotected: opened.unprotected }),
+            None => {
+                Ok(Received::Stanza { stanza: clear, unprotected: opened.unprotected, clear: opened.clear })
+            }
         }
     }
 }

@@ -68,6 +68,9 @@ pub(crate) struct Outgoing<T> {
     pub(crate) x: Element,
     pub(crate) form: T,
     pub(crate) content: Vec<u8>,
+    /// The fields the form marks `<required/>` (a request's: the answer must give each a
+    /// value, XEP-0155 §4.2).
+    pub(crate) required: Vec<String>,
 }
 
 /// The outgoing path: build, shape, re-read, check, normalize.
@@ -88,15 +91,16 @@ pub(crate) fn outgoing<T: Form>(
         None => x,
     };
     // What we send is what counts: re-read it (a shaper may have changed the layout).
-    let form = DataForm::parse(&x)
-        .and_then(|f| T::read(&f))
-        .map_err(|_| crate::Error::Config("the form sent does not parse"))?;
+    let data = DataForm::parse(&x).map_err(|_| crate::Error::Config("the form sent does not parse"))?;
+    let form = T::read(&data).map_err(|_| crate::Error::Config("the form sent does not parse"))?;
+    let required = data.fields.iter().filter(|f| f.required).filter_map(|f| f.var.clone()).collect();
     if !keeps(&form) {
         return Err(crate::Error::Config("the form sent does not carry what we stand by"));
     }
+    // X116-4.5.4-05: form_B (and form_A2, form_B2) never includes `identity` or `mac`.
     let content = form_content(profile, &x, &["identity", "mac"])
         .map_err(|_| crate::Error::Config("cannot normalize the form sent"))?;
-    Ok(Outgoing { x, form, content })
+    Ok(Outgoing { x, form, content, required })
 }
 
 /// A received negotiation form: its wrapper (quoted in an error reply), its `<x/>` and the
@@ -128,6 +132,7 @@ pub(crate) fn incoming(stanza: &Element) -> Result<Incoming<'_>, Unread<'_>> {
 impl Incoming<'_> {
     /// The normalized content of the received form, without `identity` and `mac`.
     pub(crate) fn content(&self, profile: Profile) -> Result<Vec<u8>, Check> {
+        // X116-4.5.4-05: the received form without `identity` and `mac`.
         form_content(profile, self.x, &["identity", "mac"]).map_err(|_| Check::Form)
     }
 

@@ -5,7 +5,7 @@ use crate::check::{self, Flow, Offered};
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
-use crate::established::{Established, Opening, Settings, Side};
+use crate::established::{Established, KeyCheck, Opening, Settings, Side};
 use crate::forms::{self, Incoming, Unread};
 use crate::outputs::{Alert, Output};
 use crate::shape::{Shaper, set_b64};
@@ -15,7 +15,9 @@ use crate::wire;
 use chrono::{DateTime, Utc};
 use esession_crypto::kdf::{self, SessionKeys};
 use esession_crypto::{DhKeyPair, ModpGroup, Profile, SecretBytes, hash::sha256, sas};
-use esession_forms::esession::{Accept, BobIdentity, DhOffer, Offers, Request, Response, SsnAnswer, Wrapper};
+use esession_forms::esession::{
+    Accept, BobIdentity, DhOffer, Offers, Request, Response, SsnAnswer, SsnCompletion, Wrapper,
+};
 use esession_forms::names::{Disclosure, PubkeyMethod, Security, Version};
 use jid::{BareJid, Jid};
 use minidom::Element;
@@ -49,6 +51,8 @@ struct AwaitResponse {
     na: Vec<u8>,
     pairs: Vec<(ModpGroup, DhKeyPair)>,
     form_a: Vec<u8>,
+    /// The fields the request marks required (each must be answered, XEP-0155 §4.2).
+    required: Vec<String>,
 }
 
 /// 4-message: waiting for Bob's identity.
@@ -120,7 +124,8 @@ impl Initiator {
         self
     }
 
-    /// The peer, as addressed.
+    /// The peer: as addressed, then the full JID of the contact's resource that replied
+    /// (XEP-0155 §4.2: the session is with it).
     #[must_use]
     pub fn peer(&self) -> &Jid {
         &self.peer
@@ -159,19 +164,28 @@ impl Initiator {
         }
         let c = Arc::clone(&self.cfg);
         let p = c.provider.sanitized();
-        // X116-4.3-07: 'none' MUST NOT be specified with 3-message negotiation (§4.3 item 9).
+        // X116-4.3-06: only 'key', 'hash' or 'none' are offered (a configured `Unknown` method is
+        // left out). X116-4.3-07: 'none' MUST NOT be specified with 3-message negotiation (§4.3
+        // item 9).
         let methods = |v: &[PubkeyMethod]| -> Vec<PubkeyMethod> {
-            v.iter().filter(|m| mode == Mode::Four || **m != PubkeyMethod::None).cloned().collect()
+            v.iter()
+                .filter(|m| matches!(m, PubkeyMethod::Key | PubkeyMethod::Hash | PubkeyMethod::None))
+                .filter(|m| mode == Mode::Four || **m != PubkeyMethod::None)
+                .cloned()
+                .collect()
         };
         let (init_pubkey, resp_pubkey) = (methods(&c.init_pubkey), methods(&c.resp_pubkey));
         if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
             return Err(Error::Config("no group, cipher or hash to offer"));
         }
         if init_pubkey.is_empty() || resp_pubkey.is_empty() {
-            return Err(Error::Config("a 3-message negotiation needs key or hash identities"));
+            return Err(Error::Config("no identity method to offer (3-message: key or hash)"));
         }
         let none_only = init_pubkey.iter().chain(&resp_pubkey).all(|m| *m == PubkeyMethod::None);
+        // X116-4.3-10: N_A, random (32 octets, I7).
         let na = entropy.nonce();
+        // X116-4.3-08: a fresh x (2^255 < x < p - 1, `DhKeyPair`) and e = g^x mod p for each
+        // offered group, in the order of the groups.
         let mut pairs = Vec::with_capacity(p.modp.len());
         for g in &p.modp {
             pairs.push((*g, entropy.dh(*g)?));
@@ -184,10 +198,14 @@ impl Initiator {
                 },
             )
             .collect();
+        // X116-4.3-09: every He = SHA256(e) (4-message) or e (3-message), in the order of the
+        // groups. X116-4.3-12: a 3-message request sends `dhkeys` instead of `dhhashes`.
         let dh = match mode {
             Mode::Four => DhOffer::Hashes(ours.clone()),
             Mode::Three => DhOffer::Keys(ours.clone()),
         };
+        // X116-4.3-01 X116-4.3-11: `accept`, the XEP-0155 fields and every ESession option we
+        // are willing to use, each list in our order of preference (the configuration's).
         let request = Request {
             accept: true,
             offers: Offers {
@@ -216,13 +234,15 @@ impl Initiator {
             init_pubkey,
             resp_pubkey,
             my_nonce: na.clone(),
-            // 4-message only (I2); the deployed dialect offers it in 3-message requests too.
+            // X116-4.3-12: 4-message only (I2); the deployed dialect (`Profile::Gajim`) offers it
+            // in 3-message requests too.
             sas_algs: if mode == Mode::Four || c.profile == Profile::Gajim {
                 p.sas_algs.clone()
             } else {
                 Vec::new()
             },
             dh,
+            other: Vec::new(),
         };
         let sent = forms::outgoing(c.profile, false, &mut self.shaper, &request, |r: &Request| {
             r.dh.values() == ours.as_slice() && r.my_nonce == na
@@ -230,13 +250,21 @@ impl Initiator {
         // form_A is the request as sent, whole.
         let form_a = esession_forms::normalize::form_content(c.profile, &sent.x, &[])
             .map_err(|_| Error::Config("cannot normalize our request"))?;
+        // X155-4.1-01 X155-4.1-02: a message with the form and the thread only: no `<body/>`,
+        // no `type` (normal).
         self.out.push_back(Output::Send(wire::message(
             &self.peer,
             &self.thread,
             vec![Wrapper::Feature.wrap(sent.x)],
         )));
-        self.state =
-            State::AwaitResponse(Box::new(AwaitResponse { mode, request: sent.form, na, pairs, form_a }));
+        self.state = State::AwaitResponse(Box::new(AwaitResponse {
+            mode,
+            request: sent.form,
+            na,
+            pairs,
+            form_a,
+            required: sent.required,
+        }));
         Ok(())
     }
 
@@ -255,6 +283,7 @@ impl Initiator {
         if matches!(self.state, State::Idle | State::Done) {
             return Err(Error::ApiMisuse("no stanza is expected"));
         }
+        // X116-4.4-05: the state is taken out; only a success puts the next one back.
         let state = core::mem::replace(&mut self.state, State::Done);
         let r = match (wire::screen(stanza), state) {
             // An error from Bob ends the negotiation; it is never answered (RFC 6120 §8.3.1).
@@ -271,7 +300,8 @@ impl Initiator {
             }
         };
         if let Err(e) = &r {
-            // Everything learned in this negotiation is dropped with the state (§4.4).
+            // X116-4.4-05: everything learned in this negotiation was dropped with the state
+            // (taken out above): a failed negotiation reads nothing more.
             self.state = State::Done;
             self.out.push_back(Output::Rejected(e.clone()));
         }
@@ -313,29 +343,34 @@ impl Initiator {
         stores: &mut Stores<'_>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        // X155-4.2-05: the session is with the resource of the contact that replied, whichever
+        // one the request was addressed to: our accept (or completion) goes there, and the
+        // session's peer is that full JID.
+        if let Some(from) = stanza.attr("from").and_then(|f| Jid::new(f).ok())
+            && from.is_full()
+            && from.to_bare() == self.peer.to_bare()
+        {
+            self.peer = from;
+        }
         let received = self.read(stanza, Condition::NotAcceptable)?;
         let wrapper = received.wrapper;
         if received.data.field("dhkeys").is_none() {
-            // A stanza-session answer: Bob declined the ESession (§4.4, Example 7).
-            let a = SsnAnswer::parse(&received.data)
-                .map_err(|_| Error::Rejected { condition: None, fields: vec![] })?;
-            return match a.security {
-                Some(sec @ (Security::C2s | Security::None))
-                    if a.accept && s.request.offers.security.contains(&sec) =>
-                {
-                    self.out.push_back(Output::StanzaSession { security: sec });
-                    Ok(())
-                }
-                _ => Err(Error::Rejected { condition: None, fields: vec![] }),
-            };
+            return self.on_ssn_answer(&s, &received.data);
         }
         let resp = Response::parse(&received.data).map_err(|e| {
-            let field = match &e {
-                esession_forms::Error::MissingField(f) => vec![*f],
-                _ => vec![],
-            };
+            let field: Vec<&str> = e.field().into_iter().collect();
             self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
         })?;
+        if resp.my_nonce.len() < check::min_nonce_len(self.cfg.profile) {
+            return Err(self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &["my_nonce"]));
+        }
+        // X116-4.5.2-05: Bob must not return our N_A and e as his N_B and d.
+        if resp.my_nonce == s.na {
+            return Err(self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &["my_nonce"]));
+        }
+        if s.pairs.iter().any(|(_, kp)| kp.public() == resp.d.as_slice()) {
+            return Err(self.refuse(Some(wrapper), Check::DRange, Condition::NotAcceptable, &["dhkeys"]));
+        }
         // §4.6.1 step 1: Bob's choices must be among our offers.
         let offered = Offered {
             flow: s.mode.flow(),
@@ -345,10 +380,19 @@ impl Initiator {
             sas_algs: &s.request.sas_algs,
             none_in_three: self.cfg.support.none_in_three_message,
         };
-        // X116-4.6.1-01: every choice among what we offered.
-        let bad = check::unacceptable(&offered, None, &resp);
+        // X116-4.6.1-01 X155-4.4-02: every choice among what we offered (the answers to our
+        // other fields too), every field we marked required answered.
+        let mut bad: Vec<String> =
+            check::unacceptable(&offered, None, &resp).into_iter().map(str::to_owned).collect();
+        bad.extend(check::other_answers(&s.request.other, &resp.other));
+        for var in s.required.iter().filter(|v| !resp.answers(v)) {
+            if !bad.contains(var) {
+                bad.push(var.clone());
+            }
+        }
         if !bad.is_empty() {
-            return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &bad));
+            let names: Vec<&str> = bad.iter().map(String::as_str).collect();
+            return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &names));
         }
         if resp.nonce != s.na {
             return Err(self.refuse(
@@ -381,6 +425,11 @@ impl Initiator {
         let keys = SessionKeys::derive(&algs.hash, &k)?;
         match s.mode {
             Mode::Three => {
+                // X116-4.5.3-05: K is destroyed once the keys are derived (a hazmat build keeps
+                // it in the session for known-answer checks).
+                let key_check = KeyCheck::of(&k);
+                #[cfg(not(feature = "hazmat"))]
+                drop(k);
                 // §4.6.2: verify Bob's identity.
                 let (Some(id_b), Some(m_b)) = (resp.identity.as_ref(), resp.mac.as_ref()) else {
                     return Err(self.refuse(
@@ -409,8 +458,10 @@ impl Initiator {
                     identity: Vec::new(),
                     mac: Vec::new(),
                 };
+                // X155-4.4-03: the completion carries `accept` true (a shaper cannot turn it into
+                // a cancel while we open the session).
                 let sent = forms::outgoing(cfg.profile, false, &mut self.shaper, &accept, |a: &Accept| {
-                    a.nonce == resp.my_nonce
+                    a.accept && a.nonce == resp.my_nonce
                 })?;
                 let mut x = sent.x;
                 let input =
@@ -441,6 +492,8 @@ impl Initiator {
                         thread: self.thread.clone(),
                         sas: None,
                         retained_secret_used: false,
+                        key_check,
+                        #[cfg(feature = "hazmat")]
                         k,
                     },
                 )?;
@@ -483,7 +536,7 @@ impl Initiator {
                     cfg.example11_types,
                     &mut self.shaper,
                     &accept,
-                    |a: &Accept| a.e.as_deref() == Some(e.as_slice()) && a.nonce == resp.my_nonce,
+                    |a: &Accept| a.accept && a.e.as_deref() == Some(e.as_slice()) && a.nonce == resp.my_nonce,
                 )?;
                 let mut x = sent.x;
                 let input =
@@ -523,6 +576,38 @@ impl Initiator {
         }
     }
 
+    /// A stanza-session answer: Bob declined the ESession and accepted (or declined) a plain
+    /// stanza session (XEP-0116 §4.4, Example 7). An accepted one is completed or cancelled
+    /// (XEP-0155 §4.4).
+    fn on_ssn_answer(&mut self, s: &AwaitResponse, data: &esession_forms::dataform::DataForm) -> Result<()> {
+        let a = SsnAnswer::parse(data).map_err(|_| Error::Rejected { condition: None, fields: vec![] })?;
+        if !a.accept {
+            // Bob declined (XEP-0155 §4.3): nothing to complete or cancel.
+            return Err(Error::Rejected { condition: None, fields: vec![] });
+        }
+        // X155-4.4-02: the values Bob selected are verified before the session is confirmed.
+        let bad = check::ssn_unacceptable(&s.request, &s.required, &a);
+        // X155-4.4-01: Bob accepted, so we complete (accept true, X155-4.4-03) or cancel
+        // (accept false, X155-4.4-05).
+        let completion = SsnCompletion { accept: bad.is_empty() };
+        let x = completion.to_form(self.cfg.profile).to_element_with(self.cfg.profile == Profile::Gajim);
+        self.out.push_back(Output::Send(wire::message(
+            &self.peer,
+            &self.thread,
+            vec![Wrapper::Feature.wrap(x)],
+        )));
+        match a.security {
+            Some(security @ (Security::C2s | Security::None)) if bad.is_empty() => {
+                self.out.push_back(Output::StanzaSession { security });
+                Ok(())
+            }
+            _ => {
+                let names: Vec<&str> = bad.iter().map(String::as_str).collect();
+                Err(Error::peer(Check::Options, Condition::NotAcceptable, &names))
+            }
+        }
+    }
+
     fn on_identity(
         &mut self,
         s: AwaitIdentity,
@@ -543,7 +628,9 @@ impl Initiator {
             ));
         }
         let cfg = Arc::clone(&self.cfg);
-        // §4.8.1: find the SRS by srshash, K = HASH(K | SRS | OSS).
+        // X116-4.8.1-01: the SRS is the retained secret whose HMAC over "Shared Retained
+        // Secret" matches srshash (constant time), among the secrets for Bob's bare JID that have
+        // not expired (`RetainedStore::for_jid` with `now`). Then K = HASH(K | SRS | OSS).
         let jid = self.peer_bare();
         let srs = stores.retained.for_jid(&jid, now).into_iter().find_map(|r| {
             let h = kdf::srshash(&s.algs.hash, &r.secret).ok()?;
@@ -551,6 +638,9 @@ impl Initiator {
                 .then(|| (r.secret.duplicate(), r.chain_verified))
         });
         let k_final = kdf::final_k(&s.algs.hash, &s.k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
+        // The Diffie-Hellman K has served (provisory keys, K_final): destroyed.
+        drop(s.k);
+        // X116-4.8.1-04: the session keys from K_final.
         let keys = SessionKeys::derive(&s.algs.hash, &k_final)?;
         // §4.8.2: Bob's identity, with form_B2.
         let form_b2 = received.content(cfg.profile).map_err(|_| Error::Config("normalize"))?;
@@ -567,7 +657,12 @@ impl Initiator {
         }
         self.sas_alerts(stores, srs.is_some());
         let new_rs = kdf::new_retained_secret(&s.algs.hash, &k_final)?;
+        // K_final has served: destroyed (a hazmat build keeps it for known-answer checks).
+        let key_check = KeyCheck::of(&k_final);
+        #[cfg(not(feature = "hazmat"))]
+        drop(k_final);
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
+        // X116-4.8.1-03: the SRS is destroyed and the new secret stored in its place.
         stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         self.out.push_back(Output::SasReady(sas_value.clone()));
         let mut est = Established::open(
@@ -585,6 +680,8 @@ impl Initiator {
                 thread: self.thread.clone(),
                 sas: Some(sas_value),
                 retained_secret_used: srs.is_some(),
+                key_check,
+                #[cfg(feature = "hazmat")]
                 k: k_final,
             },
         )?;
@@ -592,7 +689,9 @@ impl Initiator {
         let content = est.open_attached(stanza);
         self.out.push_back(Output::Established(Box::new(est)));
         match content {
-            Ok(Some((content, unprotected))) => self.out.push_back(Output::Received { content, unprotected }),
+            Ok(Some((content, unprotected, clear))) => {
+                self.out.push_back(Output::Received { content, unprotected, clear });
+            }
             Ok(None) => {}
             Err(e) => self.out.push_back(Output::Rejected(e)),
         }

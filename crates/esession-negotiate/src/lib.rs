@@ -68,7 +68,7 @@ pub mod wire;
 pub use config::Config;
 pub use entropy::{DhSource, Entropy, NONCE_LEN, PooledEntropy, RngEntropy};
 pub use error::{Check, Condition, Error, Result};
-pub use established::{Established, Phase, Received};
+pub use established::{Established, KeyCheck, Phase, Received};
 pub use initiator::{Initiator, Mode};
 pub use jid::{BareJid, FullJid, Jid};
 pub use outputs::{Alert, Output};
@@ -78,6 +78,13 @@ pub use sigma::Proof;
 pub use store::{
     KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, Stores, TrustStore,
 };
+
+/// Raw access for known-answer checks and tests (feature `replay`): randomness fixed by the
+/// caller. Never needed by applications.
+#[cfg(feature = "replay")]
+pub mod hazmat {
+    pub use crate::entropy::ScriptedEntropy;
+}
 
 /// The disco#info feature of XEP-0116 (§3).
 pub const DISCO_FEATURE: &str = esession_forms::esession::ESESSION_NS;

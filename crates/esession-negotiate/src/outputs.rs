@@ -21,14 +21,19 @@ pub enum Output {
     Alert(Alert),
     /// Encrypted content that came in the same stanza as the last negotiation message,
     /// decrypted after the negotiation verified (XEP-0116 §4.6.4, §4.7.4).
+    #[non_exhaustive]
     Received {
         /// The stanza with its decrypted content.
         content: Element,
         /// Children that came in clear beside the negotiation form and `<c/>`, dropped (see
         /// [`crate::Received::Stanza`]).
         unprotected: Vec<String>,
+        /// Children kept in clear besides `<thread/>`, not covered by the MAC (see
+        /// [`crate::Received::Stanza`]).
+        clear: Vec<String>,
     },
-    /// The peer accepted a plain stanza session instead of an ESession (XEP-0116 §4.4).
+    /// A plain stanza session instead of an ESession (XEP-0116 §4.4) is open: for Alice once she
+    /// sent her completion, for Bob once he received it (XEP-0155 §4.4).
     StanzaSession {
         /// The `security` the peer chose (`c2s` or `none`).
         security: Security,
@@ -43,10 +48,11 @@ impl core::fmt::Debug for Output {
             Output::Established(e) => f.debug_tuple("Established").field(e).finish(),
             Output::Rejected(e) => f.debug_tuple("Rejected").field(e).finish(),
             Output::Alert(a) => f.debug_tuple("Alert").field(a).finish(),
-            Output::Received { content, unprotected } => f
+            Output::Received { content, unprotected, clear } => f
                 .debug_struct("Received")
                 .field("children", &content.children().count())
                 .field("unprotected", unprotected)
+                .field("clear", clear)
                 .finish(),
             Output::StanzaSession { security } => {
                 f.debug_struct("StanzaSession").field("security", security).finish()

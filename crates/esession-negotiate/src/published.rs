@@ -8,7 +8,7 @@ use crate::check::{self, Flow, Offered};
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::Check;
-use crate::established::{Established, Opening, Settings, Side};
+use crate::established::{Established, KeyCheck, Opening, Settings, Side};
 use crate::forms::{self, Form};
 use crate::shape::set_b64;
 use crate::sigma::{self, Algs, Claimed, MacInput, Proof, Who};
@@ -49,6 +49,7 @@ pub fn as_request(offers: &Offers, na: &[u8], dhkeys: &[Vec<u8>]) -> Request {
         my_nonce: na.to_vec(),
         sas_algs: Vec::new(),
         dh: esession_forms::esession::DhOffer::Keys(dhkeys.to_vec()),
+        other: Vec::new(),
     }
 }
 
@@ -57,7 +58,7 @@ pub fn as_request(offers: &Offers, na: &[u8], dhkeys: &[Vec<u8>]) -> Request {
 #[non_exhaustive]
 pub enum Unanswerable {
     /// No option of these fields is supported here.
-    Unsupported(Vec<&'static str>),
+    Unsupported(Vec<String>),
     /// Alice's e for the chosen group is out of range.
     BadE,
     /// Our configuration cannot answer (no identity key) or a primitive failed.
@@ -84,7 +85,7 @@ pub fn answer(
 ) -> Result<(Element, Established), Unanswerable> {
     let mut support = cfg.support.clone();
     support.init_pubkey = vec![PubkeyMethod::Key];
-    let choices = choose(request, &support).map_err(Unanswerable::Unsupported)?;
+    let choices = choose(request, &support).map_err(|r| Unanswerable::Unsupported(r.fields().to_vec()))?;
     let (group, idx) = choices.modp;
     let e = request.dh.values().get(idx).cloned().ok_or(Unanswerable::BadE)?;
     let nb = entropy.nonce();
@@ -154,6 +155,8 @@ pub fn answer(
             thread: thread.to_owned(),
             sas: None,
             retained_secret_used: false,
+            key_check: KeyCheck::of(&k),
+            #[cfg(feature = "hazmat")]
             k,
         },
     )
@@ -257,8 +260,9 @@ pub enum Refused {
 pub struct Accepted {
     /// The session.
     pub session: Established,
-    /// The content and the unprotected children's names.
-    pub content: Option<(Element, Vec<String>)>,
+    /// The content, the names of the unprotected children (dropped), and the names of the
+    /// children kept in clear besides `<thread/>` (not covered by the MAC).
+    pub content: Option<(Element, Vec<String>, Vec<String>)>,
 }
 
 impl core::fmt::Debug for Accepted {
@@ -330,6 +334,8 @@ pub fn accept(
             thread,
             sas: None,
             retained_secret_used: false,
+            key_check: KeyCheck::of(&k),
+            #[cfg(feature = "hazmat")]
             k,
         },
     )

@@ -4,7 +4,7 @@ use crate::check::{self, Flow, Offered};
 use crate::config::Config;
 use crate::entropy::Entropy;
 use crate::error::{Check, Condition, Error, Result};
-use crate::established::{Established, Opening, Settings, Side};
+use crate::established::{Established, KeyCheck, Opening, Settings, Side};
 use crate::forms::{self, Incoming, Unread};
 use crate::outputs::{Alert, Output};
 use crate::shape::{Shaper, set_b64};
@@ -13,10 +13,12 @@ use crate::store::Stores;
 use crate::wire;
 use chrono::{DateTime, Utc};
 use esession_crypto::kdf::{self, SessionKeys};
-use esession_crypto::{DhKeyPair, SecretBytes, hash::sha256, sas, secret};
-use esession_forms::esession::{Accept, BobIdentity, DhOffer, Request, Response, SsnAnswer, Wrapper};
+use esession_crypto::{DhKeyPair, hash::sha256, sas, secret};
+use esession_forms::esession::{
+    Accept, BobIdentity, DhOffer, Request, Response, SsnAnswer, SsnCompletion, Wrapper,
+};
 use esession_forms::names::{Disclosure, PubkeyMethod, Security};
-use esession_forms::negotiation::choose;
+use esession_forms::negotiation::{Refusal, answer_others, choose, choose_disclosure, first_supported};
 use jid::{BareJid, Jid};
 use minidom::Element;
 use std::collections::VecDeque;
@@ -38,11 +40,15 @@ struct Answered {
     resp_method: PubkeyMethod,
 }
 
-/// 3-message: we sent our identity; K and the session keys exist.
+/// 3-message: we sent our identity; the session keys exist (K itself is gone, X116-4.5.3-05).
 struct AwaitAccept3 {
     a: Answered,
     e: Vec<u8>,
-    k: SecretBytes,
+    /// K, kept only in hazmat builds (known-answer checks).
+    #[cfg(feature = "hazmat")]
+    k: esession_crypto::SecretBytes,
+    /// The check value of K (the session's [`KeyCheck`]).
+    key_check: KeyCheck,
     keys: SessionKeys,
     /// C_B after our identity.
     cb_after: u128,
@@ -58,6 +64,9 @@ enum State {
     Idle,
     AwaitAccept3(Box<AwaitAccept3>),
     AwaitAccept4(Box<AwaitAccept4>),
+    /// We accepted a plain stanza session (XEP-0116 §4.4): Alice completes or cancels it
+    /// (XEP-0155 §4.4).
+    AwaitSsnCompletion(Security),
     Done,
 }
 
@@ -132,7 +141,8 @@ impl Responder {
         self.peer.to_bare()
     }
 
-    /// Handles a stanza from Alice (her request, then her accept).
+    /// Handles a stanza from Alice: her request, then her accept (or, after we accepted a plain
+    /// stanza session, her completion or cancel).
     ///
     /// # Errors
     /// The failure, also reported as `Output::Rejected`; the state is discarded.
@@ -146,6 +156,8 @@ impl Responder {
         if matches!(self.state, State::Done) {
             return Err(Error::ApiMisuse("no stanza is expected"));
         }
+        // X116-4.4-05: the state is taken out; only a success puts the next one back, and a
+        // failure leaves Bob done: everything learned is dropped, nothing more is read.
         let state = core::mem::replace(&mut self.state, State::Done);
         let r = match (wire::screen(stanza), state) {
             // An error stanza is never answered (RFC 6120 §8.3.1): not even when it quotes a
@@ -158,6 +170,9 @@ impl Responder {
             (wire::Screened::Read, State::AwaitAccept3(s)) => self.on_accept3(*s, stanza, stores),
             (wire::Screened::Read, State::AwaitAccept4(s)) => {
                 self.on_accept4(*s, stanza, entropy, stores, now)
+            }
+            (wire::Screened::Read, State::AwaitSsnCompletion(security)) => {
+                self.on_ssn_completion(security, stanza)
             }
             (wire::Screened::Read, State::Done) => Err(Error::ApiMisuse("no stanza is expected")),
         };
@@ -177,6 +192,7 @@ impl Responder {
     ) -> Error {
         if !self.cfg.silent_rejections {
             let owned: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+            // X155-4.2-02: error replies mirror the thread too.
             self.out.push_back(Output::Send(wire::error_reply(
                 &self.peer,
                 &self.thread,
@@ -197,6 +213,7 @@ impl Responder {
     }
 
     fn send_form(&mut self, x: Element) {
+        // X155-4.2-02: every stanza Bob sends mirrors the request's thread.
         self.out.push_back(Output::Send(wire::message(
             &self.peer,
             &self.thread,
@@ -207,14 +224,25 @@ impl Responder {
     fn on_request(&mut self, stanza: &Element, entropy: &mut dyn Entropy) -> Result<()> {
         let received = self.read(stanza, Condition::NotAcceptable)?;
         let wrapper = received.wrapper;
+        // A request that does not parse is refused naming the field at fault (a nonce shorter
+        // than 8 octets, an empty commitment...): Bob keeps nothing.
         let req = Request::parse(&received.data).map_err(|e| {
-            let field = match &e {
-                esession_forms::Error::MissingField(f) => vec![*f],
-                _ => vec![],
+            // X155-4.3-08: a FORM_TYPE we do not support: service-unavailable.
+            let condition = if e == esession_forms::Error::WrongFormType {
+                Condition::ServiceUnavailable
+            } else {
+                Condition::NotAcceptable
             };
-            self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
+            let field: Vec<&str> = e.field().into_iter().collect();
+            self.refuse(Some(wrapper), Check::Form, condition, &field)
         })?;
         let cfg = Arc::clone(&self.cfg);
+        if req.my_nonce.len() < check::min_nonce_len(cfg.profile) {
+            return Err(self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &["my_nonce"]));
+        }
+        // The fields Alice marked required: each must have a value in what we send back.
+        let required: Vec<String> =
+            received.data.fields.iter().filter(|f| f.required).filter_map(|f| f.var.clone()).collect();
         let four = req.is_four_message();
         // §4.4: 3-message requests may be refused with feature-not-implemented naming dhkeys.
         if !four && !cfg.support.three_message {
@@ -227,23 +255,7 @@ impl Responder {
         }
         let choices = match choose(&req, &cfg.support) {
             Ok(c) => c,
-            Err(bad) => {
-                // Declining the ESession but accepting a plain session (§4.4, Example 7).
-                let fallback =
-                    req.offers.security.iter().find(|s| matches!(s, Security::C2s | Security::None)).cloned();
-                if let (true, Some(sec)) = (cfg.accept_ssn, fallback) {
-                    let answer = SsnAnswer {
-                        accept: true,
-                        logging: req.offers.logging.first().cloned(),
-                        disclosure: Some(Disclosure::Never),
-                        security: Some(sec.clone()),
-                    };
-                    self.send_form(answer.to_form(cfg.profile).to_element_with(false));
-                    self.out.push_back(Output::StanzaSession { security: sec });
-                    return Ok(());
-                }
-                return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &bad));
-            }
+            Err(refusal) => return self.fall_back(wrapper, &req, &required, refusal),
         };
         if !esession_stanza::compress::supported(&choices.compress) {
             return Err(self.refuse(Some(wrapper), Check::Options, Condition::NotAcceptable, &["compress"]));
@@ -253,11 +265,23 @@ impl Responder {
             // X116-7.6-01: disclosure other than never is told at once.
             self.out.push_back(Output::Alert(Alert::Disclosure(choices.disclosure.clone())));
         }
-        // §4.5.1: N_B, C_A, C_B, y, d.
+        // X116-4.5.1-03: N_B, C_A (n = 128 random bits, I7), C_B = C_A xor 2^127, y, d.
         let nb = entropy.nonce();
         let ca = entropy.counter(cfg.profile);
         let y = entropy.dh(group)?;
         let d = y.public().to_vec();
+        // X116-4.5.2-05: never Alice's N_A as our N_B, nor one of her e (or a d whose SHA-256
+        // is one of her He) as our d: a generator that returns them is failing.
+        let echoes_e = match &req.dh {
+            DhOffer::Keys(es) => es.contains(&d),
+            DhOffer::Hashes(hs) => {
+                let hd = sha256(&d);
+                hs.iter().any(|h| secret::ct_eq(h, &hd))
+            }
+        };
+        if nb == req.my_nonce || echoes_e || nb.len() < check::min_nonce_len(cfg.profile) {
+            return Err(Error::Crypto(esession_crypto::Error::Rng));
+        }
         let proposed = choices.response(nb, d.clone(), req.my_nonce.clone(), ca);
         let offered = Offered {
             flow: if four { Flow::Four } else { Flow::Three },
@@ -273,8 +297,21 @@ impl Responder {
             r.d == d
                 && r.nonce == req.my_nonce
                 && check::unacceptable(&offered, Some(&cfg.support), r).is_empty()
+                && check::other_answers(&req.other, &r.other).is_empty()
         })?;
         let resp = &sent.form;
+        // X155-4.2-03: the response gives a value to every field the request marked required
+        // (checked on the form as it will be sent); else we refuse rather than answer.
+        let unanswered: Vec<&str> =
+            required.iter().map(String::as_str).filter(|v| !resp.answers(v)).collect();
+        if !unanswered.is_empty() {
+            return Err(self.refuse(
+                Some(wrapper),
+                Check::Options,
+                Condition::FeatureNotImplemented,
+                &unanswered,
+            ));
+        }
         let a = Answered {
             algs: Algs::chosen(cfg.profile, resp),
             settings: Settings::chosen(resp),
@@ -298,8 +335,8 @@ impl Responder {
             }
             DhOffer::Keys(es) => {
                 let e = es.get(idx).cloned().unwrap_or_default();
-                // §4.5.1: 1 < e < p - 1, else feature-not-implemented.
-                // X116-4.5.1-03: e is range-checked before use.
+                // X116-4.5.1-02: 1 < e < p - 1, else feature-not-implemented (checked before e
+                // is used).
                 let Ok(z) = a.y.agree_reusable(&e) else {
                     return Err(self.refuse(
                         Some(wrapper),
@@ -308,8 +345,14 @@ impl Responder {
                         &["dhkeys"],
                     ));
                 };
+                // X116-4.5.1-03: K = HASH(e^y mod p), then the session keys from K (§4.5.3).
                 let k = z.session_key(&a.algs.hash)?;
                 let keys = SessionKeys::derive(&a.algs.hash, &k)?;
+                // X116-4.5.3-05: K is destroyed once the keys are derived (`SecretBytes`
+                // zeroizes); only a hazmat build keeps it, for known-answer checks.
+                let key_check = KeyCheck::of(&k);
+                #[cfg(not(feature = "hazmat"))]
+                drop(k);
                 let input = MacInput { before: &[&a.na, &a.nb, &a.d], after: &[&a.form_b] };
                 let hidden = sigma::hide(
                     &a.algs,
@@ -326,12 +369,90 @@ impl Responder {
                 self.state = State::AwaitAccept3(Box::new(AwaitAccept3 {
                     a,
                     e,
+                    #[cfg(feature = "hazmat")]
                     k,
+                    key_check,
                     keys,
                     cb_after: hidden.counter_after,
                 }));
             }
         }
+        Ok(())
+    }
+
+    /// The ESession cannot be accepted (`refusal`): accept a plain stanza session instead when
+    /// Alice offered `security` `c2s` or `none` and we may (XEP-0116 §4.4, Example 7), answering
+    /// the plain session's fields with what she offered and we support; else refuse naming the
+    /// fields (XEP-0155 §4.3).
+    fn fall_back(
+        &mut self,
+        wrapper: &Element,
+        req: &Request,
+        required: &[String],
+        refusal: Refusal,
+    ) -> Result<()> {
+        let cfg = Arc::clone(&self.cfg);
+        let security =
+            req.offers.security.iter().find(|s| matches!(s, Security::C2s | Security::None)).cloned();
+        let answer = match (&refusal, cfg.accept_ssn, security) {
+            // X155-4.2-04: the same answers as an ESession would give: what Alice offered and
+            // we support, the other fields answered by the one rule.
+            (Refusal::NotAcceptable(_), true, Some(security)) => {
+                let logging = first_supported(&req.offers.logging, &cfg.support.logging);
+                let disclosure = choose_disclosure(&req.offers.disclosure, &cfg.support);
+                match (logging, disclosure, answer_others(&req.other)) {
+                    (Some(l), Some(d), Ok(other)) => Some(SsnAnswer {
+                        accept: true,
+                        logging: Some(l),
+                        disclosure: Some(d),
+                        security: Some(security),
+                        other,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(answer) = answer else {
+            let (condition, fields) = match &refusal {
+                Refusal::NotImplemented(f) => (Condition::FeatureNotImplemented, f),
+                Refusal::NotAcceptable(f) => (Condition::NotAcceptable, f),
+            };
+            let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+            return Err(self.refuse(Some(wrapper), Check::Options, condition, &names));
+        };
+        // X155-4.2-03: every field the request marked required has a value in the answer.
+        let unanswered: Vec<&str> =
+            required.iter().map(String::as_str).filter(|v| !answer.answers(v)).collect();
+        if !unanswered.is_empty() {
+            return Err(self.refuse(
+                Some(wrapper),
+                Check::Options,
+                Condition::FeatureNotImplemented,
+                &unanswered,
+            ));
+        }
+        let security = answer.security.clone().unwrap_or(Security::None);
+        self.send_form(answer.to_form(cfg.profile).to_element_with(false));
+        // X155-4.4-01: the session is open once Alice completes it.
+        self.state = State::AwaitSsnCompletion(security);
+        Ok(())
+    }
+
+    /// Alice's completion or cancel of the plain stanza session (XEP-0155 §4.4).
+    fn on_ssn_completion(&mut self, security: Security, stanza: &Element) -> Result<()> {
+        let received = self.read(stanza, Condition::NotAcceptable)?;
+        let wrapper = received.wrapper;
+        let completion = SsnCompletion::parse(&received.data).map_err(|e| {
+            let field: Vec<&str> = e.field().into_iter().collect();
+            self.refuse(Some(wrapper), Check::Form, Condition::NotAcceptable, &field)
+        })?;
+        if !completion.accept {
+            // X155-4.4-05: Alice cancelled; a cancel is not answered.
+            return Err(Error::Rejected { condition: None, fields: Vec::new() });
+        }
+        self.out.push_back(Output::StanzaSession { security });
+        self.state = State::Done;
         Ok(())
     }
 
@@ -341,6 +462,11 @@ impl Responder {
         let wrapper = received.wrapper;
         let accept = Accept::parse(&received.data)
             .map_err(|_| self.refuse(Some(wrapper), Check::Form, Condition::FeatureNotImplemented, &[]))?;
+        if !accept.accept {
+            // X155-4.4-03 X155-4.4-05: `accept` false is Alice's cancel (XEP-0155 §4.4): the
+            // negotiation ends, nothing is established and a cancel is not answered.
+            return Err(Error::Rejected { condition: None, fields: Vec::new() });
+        }
         if accept.nonce != nb {
             return Err(self.refuse(
                 Some(wrapper),
@@ -403,6 +529,8 @@ impl Responder {
                 thread: self.thread.clone(),
                 sas: None,
                 retained_secret_used: false,
+                key_check: s.key_check.clone(),
+                #[cfg(feature = "hazmat")]
                 k: s.k,
             },
         )?;
@@ -414,7 +542,9 @@ impl Responder {
         }
         self.out.push_back(Output::Established(Box::new(est)));
         match content {
-            Ok(Some((content, unprotected))) => self.out.push_back(Output::Received { content, unprotected }),
+            Ok(Some((content, unprotected, clear))) => {
+                self.out.push_back(Output::Received { content, unprotected, clear });
+            }
             Ok(None) => {}
             Err(e) => self.out.push_back(Output::Rejected(e)),
         }
@@ -453,7 +583,10 @@ impl Responder {
         let rev = self.verify_alice(stanza, &a, &provisory, &e, &read, stores)?;
         let accept = read.0;
         let cfg = Arc::clone(&self.cfg);
-        // §4.7.3: the SRS among Alice's rshashes, first for her bare JID, then across all JIDs.
+        // X116-4.7.3-01: the SRS among Alice's rshashes (HMAC(HASH, N_A, secret) of each
+        // secret retained for her bare JID, compared in constant time); the store hands out only
+        // secrets that have not expired (`RetainedStore::for_jid` with `now`). Then across all
+        // JIDs (§4.7.3, SHOULD).
         let jid = self.peer_bare();
         let find = |list: Vec<&crate::store::Retained>| {
             list.into_iter().find_map(|r| {
@@ -467,12 +600,16 @@ impl Responder {
         };
         let srs = find(stores.retained.for_jid(&jid, now)).or_else(|| find(stores.retained.all(now)));
         let k_final = kdf::final_k(&a.algs.hash, &k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
+        // The Diffie-Hellman K has served (provisory keys, K_final): destroyed.
+        drop(k);
+        // X116-4.7.3-05: the session keys from K_final.
         let keys = SessionKeys::derive(&a.algs.hash, &k_final)?;
         // §4.7.2: the SAS from M_A and form_B.
         let sas_value = sas::sas28x5(cfg.profile, &a.algs.hash, &accept.mac, &a.form_b)?;
         // §4.7.4: srshash (random when no SRS), then our identity with form_B2.
         let srshash = match &srs {
             Some((x, _)) => kdf::srshash(&a.algs.hash, x)?,
+            // X116-4.7.4-04: no SRS: a random value of the hash's length instead.
             None => {
                 let n = a.algs.hash.output_len()?;
                 let mut r = entropy.bytes(n);
@@ -496,12 +633,19 @@ impl Responder {
         )?;
         set_b64(&mut x, "identity", &hidden.id);
         set_b64(&mut x, "mac", &hidden.m);
+        // X155-4.2-02: Bob's identity mirrors the thread.
         let mut msg4 = wire::message(&self.peer, &self.thread, vec![Wrapper::Init.wrap(x)]);
         if srs.is_none() && !stores.retained.for_jid(&jid, now).is_empty() {
             self.out.push_back(Output::Alert(Alert::RetainedSecretMismatch { jid: jid.clone() }));
         }
         let new_rs = kdf::new_retained_secret(&a.algs.hash, &k_final)?;
+        // X116-4.7.4-09: K (K_final) is destroyed once the new retained secret is made; only a
+        // hazmat build keeps it in the session, for known-answer checks.
+        let key_check = KeyCheck::of(&k_final);
+        #[cfg(not(feature = "hazmat"))]
+        drop(k_final);
         let chain_verified = srs.as_ref().is_some_and(|(_, v)| *v);
+        // X116-4.7.4-07: the SRS used is destroyed and the new secret stored in its place.
         stores.retained.replace(&jid, srs.as_ref().map(|(x, _)| x), new_rs, now, chain_verified)?;
         if srs.is_none() {
             self.out.push_back(Output::Alert(Alert::NoRetainedSecret { jid: jid.clone() }));
@@ -525,6 +669,8 @@ impl Responder {
                 thread: self.thread.clone(),
                 sas: Some(sas_value),
                 retained_secret_used: srs.is_some(),
+                key_check,
+                #[cfg(feature = "hazmat")]
                 k: k_final,
             },
         )?;

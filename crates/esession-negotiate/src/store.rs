@@ -80,6 +80,8 @@ impl MemoryRetained {
     }
 
     fn fresh(&self, r: &Retained, now: DateTime<Utc>) -> bool {
+        // X116-4.7.3-01 X116-4.8.1-01: a secret older than the limit has expired and is not
+        // handed out to be matched.
         self.max_age == 0
             || (now - r.created).num_seconds() <= i64::try_from(self.max_age).unwrap_or(i64::MAX)
     }

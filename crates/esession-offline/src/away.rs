@@ -46,6 +46,9 @@ pub fn go_offline(
     let mut out = Vec::new();
     for &audience in audiences {
         let (options, secrets) = prepare(plan, audience, now, entropy)?;
+        // X187-3.1-10: the node is created (and configured: access model, no notifications,
+        // last item never sent) before the publish; a server that has it already refuses the
+        // creation harmlessly. X187-3.1-09: both go to her own server (no `to`).
         let iqs = vec![
             pep::create_node(audience, &iq_id(entropy, "create")),
             pep::publish(audience, &iq_id(entropy, "publish"), options),
@@ -187,7 +190,7 @@ pub fn come_back<R: CryptoRng + ?Sized>(
         };
         // An acknowledgement is never sent in an offline session: `false` and the ack dropped.
         match a.session.receive(stanza, false, rng) {
-            Ok(Received::Stanza { stanza, unprotected }) => {
+            Ok(Received::Stanza { stanza, unprotected, .. }) => {
                 a.contents.push(stanza);
                 a.unprotected.extend(unprotected);
             }
@@ -200,6 +203,7 @@ pub fn come_back<R: CryptoRng + ?Sized>(
         }
     }
     drop(sets);
+    // X187-6.1-01 X187-3.4-01: the subscribers' N_A and x are destroyed (zeroized) now.
     drop(subscribers);
     // Nothing accepted is handed out unless its replay entries are durable.
     staged.commit()?;
@@ -218,6 +222,8 @@ struct Outgoing {
     alice: BareJid,
     session: Established,
     match_resource: bool,
+    /// When the options the session was started from expire: nothing is sent after it.
+    expires: chrono::DateTime<chrono::Utc>,
 }
 
 impl Outbox {
@@ -231,6 +237,12 @@ impl Outbox {
     #[must_use]
     pub fn has_session(&self, jid: &BareJid) -> bool {
         self.open.iter().any(|o| o.alice == *jid)
+    }
+
+    /// The open offline session with `jid`, read only (its full JID, thread, counters).
+    #[must_use]
+    pub fn session(&self, jid: &BareJid) -> Option<&Established> {
+        self.open.iter().find(|o| o.alice == *jid).map(|o| &o.session)
     }
 
     /// Starts an offline session with the verified options' owner, refusing a second one while
@@ -256,37 +268,50 @@ impl Outbox {
         }
         let alice = v.alice().clone();
         let match_resource = v.options().match_resource.is_some();
+        // `verify` parsed it; the options were valid at `now`.
+        let expires = crate::parse_xep0082(&v.options().expires).ok_or(Error::Refused(Check::Form))?;
         let (stanza, session) = start(v, cfg, thread, content, terminate, now, entropy)?;
         if !terminate {
-            self.open.push(Outgoing { alice, session, match_resource });
+            self.open.push(Outgoing { alice, session, match_resource, expires });
         }
         Ok(stanza)
     }
 
-    /// Encrypts a later stanza of the open session with `jid` (with the AMP rule when the
-    /// options named a resource).
+    /// Encrypts a later stanza of the open session with `jid`: addressed as the start was (the
+    /// session's full JID when the options named a resource, whatever `to` the content has),
+    /// on the session's thread, with the AMP rule when the options named a resource.
     ///
     /// # Errors
-    /// No open session; encryption failed.
+    /// No open session; [`Error::Refused`] ([`Check::OptionsExpired`]) once the options the
+    /// session was started from have expired (the session is then closed); encryption failed.
     pub fn send<R: CryptoRng + ?Sized>(
         &mut self,
         jid: &BareJid,
         content: &Element,
+        now: chrono::DateTime<chrono::Utc>,
         rng: &mut R,
     ) -> Result<Element> {
-        let o = self
+        let i = self
             .open
-            .iter_mut()
-            .find(|o| o.alice == *jid)
+            .iter()
+            .position(|o| o.alice == *jid)
             .ok_or(Error::Config("no offline session with this contact"))?;
-        // Address it as the start was: Alice's JID (with the resource) and the session's thread.
+        // X187-3.2-05: nothing encrypted goes to Alice after her options expired (now >= expires,
+        // as `send::verify`): the session ends here.
+        if now >= self.open[i].expires {
+            let mut o = self.open.swap_remove(i);
+            o.session.close();
+            return Err(Error::Refused(Check::OptionsExpired));
+        }
+        let o = &mut self.open[i];
+        // X187-3.3-06: every stanza of the session goes to the address of the start (Alice's
+        // published resource), never to one the caller wrote, and on the session's thread.
         let mut content = content.clone();
-        if content.attr("to").is_none()
-            && let Ok(n) = esession_forms::xml::attr_name("to")
-        {
+        if let Ok(n) = esession_forms::xml::attr_name("to") {
             content.set_attr(minidom::rxml::Namespace::NONE, n, o.session.peer().to_string());
         }
-        if content.name() == "message" && content.get_child("thread", "jabber:client").is_none() {
+        if content.name() == "message" {
+            while content.remove_child("thread", "jabber:client").is_some() {}
             content
                 .append_child(Element::builder("thread", "jabber:client").append(o.session.thread()).build());
         }
@@ -295,25 +320,39 @@ impl Outbox {
             .encrypt(&content, esession_stanza::EncryptOptions::default(), rng)
             .map_err(|_| Error::Config("the offline session cannot encrypt"))?;
         if o.match_resource {
+            // X187-3.3-06: ... and the AMP rule keeps it from any other resource.
             wire.append_child(amp_match_resource());
         }
         Ok(wire)
     }
 
-    /// The contact came online: the offline session ends. Returns the encrypted terminate to
-    /// send (Alice will not acknowledge it), or `None` when no session was open.
+    /// The contact came online (or Bob is done): the offline session ends. Returns the
+    /// encrypted terminate to send (Alice will not acknowledge it), or `None` when no session
+    /// was open or its options have expired (nothing encrypted is sent then; the session is
+    /// dropped all the same). Like every stanza of the session, the terminate carries the AMP
+    /// rule when the options named a resource.
     ///
     /// # Errors
     /// Encryption of the terminate failed (the session is dropped all the same).
     pub fn contact_online<R: CryptoRng + ?Sized>(
         &mut self,
         jid: &BareJid,
+        now: chrono::DateTime<chrono::Utc>,
         rng: &mut R,
     ) -> Result<Option<Element>> {
         // X187-5-01: the contact is online: terminate at once.
         let Some(i) = self.open.iter().position(|o| o.alice == *jid) else { return Ok(None) };
         let mut o = self.open.swap_remove(i);
-        let wire = o.session.terminate(false, rng).map_err(|_| Error::Config("terminate failed"))?;
+        // X187-3.2-05: not even a terminate after the expiry.
+        if now >= o.expires {
+            o.session.close();
+            return Ok(None);
+        }
+        let mut wire = o.session.terminate(false, rng).map_err(|_| Error::Config("terminate failed"))?;
+        if o.match_resource {
+            // X187-3.3-06: the terminate is a stanza of the session too.
+            wire.append_child(amp_match_resource());
+        }
         Ok(Some(wire))
     }
 }

@@ -67,6 +67,8 @@ impl Secrets {
     /// # Errors
     /// Sealing failed.
     pub fn seal<R: rand_core::CryptoRng + ?Sized>(&self, key: &SealingKey, rng: &mut R) -> Result<Vec<u8>> {
+        // X187-3.1-04: N_A, every x (with its group) and the expiry go into the record;
+        // X187-6.4-01: sealed (encrypted and authenticated) with the account's key.
         let mut plain = vec![2u8, u8::from(self.audience == Audience::Everyone)];
         plain.extend_from_slice(&self.expires.timestamp().to_be_bytes());
         let put = |out: &mut Vec<u8>, b: &[u8]| {
@@ -137,10 +139,36 @@ impl Secrets {
     }
 }
 
+/// When options published at `now` for `lifetime` expire: strictly later than `now`, and a time
+/// XEP-0082 can write (a year of four digits). Computed without overflow: a lifetime from a
+/// person or a peer may be anything.
+///
+/// # Errors
+/// [`Error::Config`] for a lifetime that is not positive or an expiry past year 9999.
+pub fn expiry(
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime: chrono::Duration,
+) -> Result<chrono::DateTime<chrono::Utc>> {
+    if lifetime <= chrono::Duration::zero() {
+        return Err(Error::Config(
+            "the offline options' lifetime must be positive (an expiry in the future)",
+        ));
+    }
+    let expires = now
+        .checked_add_signed(lifetime)
+        .ok_or(Error::Config("the offline options' expiry is beyond what a date can hold"))?;
+    // XEP-0082 has four-digit years: a later expiry could not be read by anyone.
+    if chrono::Datelike::year(&expires) > 9999 {
+        return Err(Error::Config("the offline options' expiry is after the year 9999"));
+    }
+    Ok(expires)
+}
+
 /// Builds and signs the options (§3.1, I24, I25) and the secrets to keep.
 ///
 /// # Errors
-/// No group or no signing key; a primitive failure.
+/// No group or no signing key; a lifetime that gives no valid expiry ([`expiry`]); a
+/// primitive failure.
 pub fn prepare(
     plan: &Plan,
     audience: Audience,
@@ -151,20 +179,27 @@ pub fn prepare(
     if p.modp.is_empty() || plan.keys.is_empty() {
         return Err(Error::Config("offline options need a group and a signing key"));
     }
+    // X187-3.1-03: an expiry every reader can parse, strictly in the future (checked before any
+    // secret is drawn).
+    let expires = expiry(now, plan.lifetime)?;
+    let stanzas: Vec<StanzaType> = if plan.match_resource.is_some() {
+        // X187-3.1-06: with match_resource, only message.
+        vec![StanzaType::Message]
+    } else {
+        // X187-3.1-02: the stanza types never include iq.
+        plan.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect()
+    };
+    if stanzas.is_empty() {
+        // iq is never offered offline (§3.1): a plan of iq alone offers nothing.
+        return Err(Error::Config("offline options need message or presence among the stanzas"));
+    }
+    // X187-6.1-01: every publication draws a new N_A and a new x per group: the options of an
+    // earlier absence can never be answered with these secrets (and the old ones are destroyed
+    // by whoever held them: `away::come_back`, the engine's `go_offline`).
     let na = entropy.nonce();
     let mut pairs = Vec::new();
     for g in &p.modp {
         pairs.push((*g, entropy.dh(*g)?));
-    }
-    let stanzas: Vec<StanzaType> = if plan.match_resource.is_some() {
-        vec![StanzaType::Message]
-    } else {
-        plan.stanzas.iter().filter(|s| **s != StanzaType::Iq).cloned().collect()
-    };
-    if stanzas.is_empty() {
-        // X187-3.1-02 X187-3.1-06: never iq; only message with match_resource.
-        // iq is never offered offline (§3.1): a plan of iq alone offers nothing.
-        return Err(Error::Config("offline options need message or presence among the stanzas"));
     }
     let sign_algs: Vec<_> = {
         let mut v = Vec::new();
@@ -176,7 +211,6 @@ pub fn prepare(
         }
         v
     };
-    let expires = now + plan.lifetime;
     let options = OfflineOptions {
         offers: Offers {
             logging: plan.logging.clone(),
@@ -197,8 +231,11 @@ pub fn prepare(
         match_resource: plan.match_resource.clone(),
         signs: Vec::new(),
     };
+    // X187-3.1-01: the request form of XEP-0116 §4.2 without `accept` and `pubkey` (nor
+    // `init_pubkey`/`resp_pubkey`/`sas_algs`, which only an online negotiation has), plus
+    // `expires`, `my_nonce`, `dhkeys` (all e), `match_resource` (`OfflineOptions::to_form`).
     let mut x = options.to_form(plan.profile).to_element_with(plan.profile == Profile::Gajim);
-    // `signs` signs the normalized content without `signs` (XEP-0187 §3.1, I25).
+    // X187-3.1-07: `signs` signs the normalized content without `signs` (XEP-0187 §3.1, I25).
     let content = form_content(plan.profile, &x, &["signs"]).map_err(|_| Error::Config("normalize"))?;
     let mut signs = Vec::new();
     for k in &plan.keys {

@@ -25,6 +25,8 @@ pub struct Content {
     pub stanza: Element,
     /// Unprotected children, dropped.
     pub unprotected: Vec<String>,
+    /// Children kept in clear besides `<thread/>` (`<amp/>`), not covered by the MAC.
+    pub clear: Vec<String>,
 }
 
 impl core::fmt::Debug for Content {
@@ -32,6 +34,7 @@ impl core::fmt::Debug for Content {
         f.debug_struct("Content")
             .field("children", &self.stanza.children().count())
             .field("unprotected", &self.unprotected)
+            .field("clear", &self.clear)
             .finish()
     }
 }
@@ -65,10 +68,13 @@ pub fn accept(
     };
     let ts = u64::try_from(now.timestamp()).unwrap_or(0);
     let keys = replay_keys(&secrets.na, start.d(), start.nb());
-    // X187-3.4-03: no d or N_B seen before.
+    // X187-3.4-03 X187-6.1-02: neither d nor N_B seen before (each on its own: a start that
+    // reuses only one of them is a replay too), checked before any key is computed.
     if keys.iter().any(|k| replay.seen(k, ts)) {
         return Err(Error::Refused(Check::Replay));
     }
+    // X187-3.4-04: Alice continues as an online initiator receiving the response;
+    // X187-3.4-06: with pubkey `key` assumed (`published::accept`).
     let accepted = published::accept(start, &secrets.offers, &secrets.na, pair, profile, trust).map_err(
         |r| match r {
             Refused::Check(c) => Error::Refused(Check::from_negotiate(c)),
@@ -78,12 +84,14 @@ pub fn accept(
     // Only a verified start enters the replay store, so a forged copy cannot block the genuine
     // one (I27).
     let expires = u64::try_from(secrets.expires.timestamp()).unwrap_or(u64::MAX);
-    // X187-6.1-01 X187-6.1-02: d and N_B remembered durably; a second use is refused.
+    // X187-6.1-02 X187-6.1-03: d and N_B remembered durably until the options expire (not
+    // until now: the everyone set stays valid across returns); a second use is refused.
     replay.record(&keys, expires)?;
     let init = format!("{{{}}}init", esession_forms::esession::INIT_NS);
-    let content = accepted.content.map(|(stanza, unprotected)| Content {
+    let content = accepted.content.map(|(stanza, unprotected, clear)| Content {
         stanza,
         unprotected: unprotected.into_iter().filter(|n| *n != init).collect(),
+        clear,
     });
     Ok((accepted.session, content))
 }

@@ -115,6 +115,8 @@ pub fn start(
         None => Jid::from(v.alice.clone()),
     };
     let content = content.map(|c| with_created(&c, now));
+    // X187-3.3-01: Bob continues as a 3-message responder to the options read as a request;
+    // X187-3.3-03: without a pubkey field, `resp_pubkey` is `key` (`published::answer`).
     let (mut msg, est) =
         published::answer(cfg, &request, v.proof, to, thread, content.as_ref(), terminate, entropy).map_err(
             |e| match e {

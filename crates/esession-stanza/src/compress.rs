@@ -27,6 +27,7 @@ pub(crate) enum Decompressor {
 #[must_use]
 pub fn supported(c: &Compress) -> bool {
     match c {
+        // X116-8.6-01: `none` is always supported (whatever the build's features).
         Compress::None => true,
         #[cfg(feature = "zlib")]
         Compress::Zlib => true,
@@ -48,6 +49,7 @@ impl Compressor {
 
     pub(crate) fn compress(&mut self, m: Vec<u8>) -> Result<Vec<u8>> {
         match self {
+            // X116-8.6-02: none: the output is the input.
             Compressor::None => Ok(m),
             #[cfg(feature = "zlib")]
             Compressor::Zlib(z) => {
@@ -121,6 +123,8 @@ mod tests {
     fn none_is_identity() {
         let mut c = Compressor::new(&Compress::None).unwrap();
         let mut d = Decompressor::new(&Compress::None).unwrap();
+        assert_eq!(c.compress(b"abc".to_vec()).unwrap(), b"abc", "compress(m) = m");
+        assert_eq!(d.decompress(b"abc".to_vec()).unwrap(), b"abc", "decompress(m) = m");
         assert_eq!(d.decompress(c.compress(b"abc".to_vec()).unwrap()).unwrap(), b"abc");
         assert!(Compressor::new(&Compress::Lzw).is_err());
         assert!(!supported(&Compress::Lzw));

@@ -60,6 +60,7 @@ impl Encrypted {
     pub fn new(data: Option<Vec<u8>>, key: Option<Vec<u8>>, new: Option<u32>, old: Vec<Vec<u8>>) -> Self {
         // Base64 needs no escaping: `<data>`, the Base64 text and `</data>` are its normalized
         // form, kept apart (see `mac_input`).
+        // X200-6-05: m_final goes Base64 encoded in <data/>, also for the cipher none.
         let data_b64 = data.as_deref().map(mpi::b64_encode);
         let mut m_content = String::new();
         if let Some(k) = &key {
@@ -140,6 +141,8 @@ impl Encrypted {
             };
             decoded.map_err(|_| Error::Malformed("invalid base64"))
         };
+        // X200-6-07: m_content is the children only, normalized: the character data between
+        // them (and around <mac/>) is not part of it.
         for child in c.children() {
             if !child.has_ns(NS) {
                 return Err(Error::Malformed("foreign element in <c/>"));
@@ -148,6 +151,7 @@ impl Encrypted {
                 esession_forms::normalize::element_into(profile, child, &mut m_content)
                     .map_err(|_| Error::Malformed("cannot normalize"))?;
             }
+            // X200-8-01: m_final and a_mac are extracted and Base64 decoded.
             match child.name() {
                 "data" if out.data.is_none() => out.data = Some(b64(child)?),
                 "key" if out.key.is_none() => out.key = Some(b64(child)?),
@@ -206,6 +210,7 @@ impl Encrypted {
         for o in &self.old {
             c.append_child(text_el("old", mpi::b64_encode(o)));
         }
+        // X200-7-01: the content and the Base64 a_mac in <mac/>, all inside <c/>.
         c.append_child(text_el("mac", mpi::b64_encode(&self.mac)));
         c
     }

@@ -30,6 +30,14 @@ pub enum Error {
     /// The block budget since the last key exchange is spent and `rekey_freq` forbids a re-key:
     /// the session must be terminated (XEP-0200 §11.4).
     KeyExhausted,
+    /// A re-key was requested while [`crate::session::MAX_STORED_SETS`] receive key sets are
+    /// stored: the peer has not answered our earlier re-keys (XEP-0200 §9.2). No re-key is
+    /// started until a stanza of the peer under a newer key lets the older sets go; a peer
+    /// that stays silent is the application's to handle (terminate the session).
+    RekeysUnanswered {
+        /// How many receive key sets are stored.
+        stored: usize,
+    },
     /// A primitive failed (unknown algorithm, bad key length).
     Crypto(esession_crypto::Error),
 }
@@ -53,6 +61,8 @@ impl Error {
     /// The XMPP error condition to send back, if any (`not-acceptable` for terminations, the
     /// MAY of XEP-0200 §8).
     #[must_use]
+    // X200-N22-01: a stanza error condition, never a stream error (the server is not
+    // responsible for encrypted content).
     pub fn condition(&self) -> Option<&'static str> {
         match self {
             Error::Terminated(_) | Error::Malformed(_) => Some("not-acceptable"),
@@ -71,6 +81,9 @@ impl fmt::Display for Error {
             Error::RekeyTooSoon { remaining } => write!(f, "re-key not allowed for {remaining} more stanzas"),
             Error::NotEncrypted => f.write_str("the stanza is not encrypted"),
             Error::KeyExhausted => f.write_str("the key must be renewed before more data is sent"),
+            Error::RekeysUnanswered { stored } => {
+                write!(f, "no re-key while {stored} key sets wait for the peer's answer")
+            }
             Error::Crypto(e) => write!(f, "{e}"),
         }
     }

@@ -106,5 +106,6 @@ pub mod hazmat {
 pub use element::{Encrypted, NS};
 pub use error::{Error, Result, TerminationCause};
 pub use session::{
-    DEFAULT_MAX_BLOCKS, DirectionKeys, EncryptOptions, MAX_REPORTED, Opened, Params, SealOptions, Session,
+    DEFAULT_MAX_BLOCKS, DirectionKeys, EncryptOptions, MAX_BLOCKS_LIMIT, MAX_PUBLISHABLE, MAX_REPORTED,
+    MAX_STORED_SETS, Opened, Params, SealOptions, Session,
 };

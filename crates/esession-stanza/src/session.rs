@@ -29,9 +29,64 @@ fn clark(e: &Element, stanza_ns: &str) -> String {
     if ns == stanza_ns { cut(e.name()) } else { format!("{{{}}}{}", cut(&ns), cut(e.name())) }
 }
 
+/// Sorts the clear children of a received stanza (all but `<c/>`): those XEP-0200 §5 leaves in
+/// clear and that make sense in this stanza are kept (one `<thread/>`; one `<amp/>` in a
+/// `<message/>`; one `<error/>` in a stanza of type `error`), each small enough
+/// ([`Limits::NEGOTIATION`]); every other one is dropped. Returns the kept elements, the names
+/// of the dropped ones (at most [`MAX_REPORTED`]) and the names of the kept ones other than
+/// `<thread/>`.
+fn keep_clear(stanza: &Element) -> (Vec<Element>, Vec<String>, Vec<String>) {
+    let stanza_ns = stanza.ns();
+    let is_error = stanza.attr("type") == Some("error");
+    let is_message = stanza.name() == "message";
+    let (mut thread, mut amp, mut error) = (false, false, false);
+    let mut clear = Vec::new();
+    let mut dropped = Vec::new();
+    let mut named = Vec::new();
+    for child in stanza.children() {
+        if child.is("c", crate::element::NS) {
+            continue;
+        }
+        // X200-N14-01: a kept <thread/> is copied verbatim, never interpreted.
+        let allowed = content::stays_clear(child)
+            && match child.name() {
+                "thread" => !core::mem::replace(&mut thread, true),
+                "amp" => is_message && !core::mem::replace(&mut amp, true),
+                "error" => is_error && !core::mem::replace(&mut error, true),
+                _ => false,
+            };
+        // What stays in clear must be small: nothing from the peer is copied unbounded.
+        if allowed && xml::measure(child, Limits::NEGOTIATION).is_ok() {
+            if child.name() != "thread" && named.len() < MAX_REPORTED {
+                named.push(clark(child, &stanza_ns));
+            }
+            clear.push(child.clone());
+        } else if dropped.len() < MAX_REPORTED {
+            dropped.push(clark(child, &stanza_ns));
+        }
+    }
+    (clear, dropped, named)
+}
+
 /// The default block budget between key exchanges: re-key well before 2^32 blocks
 /// (XEP-0200 §11.4, RFC 4344).
 pub const DEFAULT_MAX_BLOCKS: u64 = (1 << 32) - (1 << 20);
+
+/// The largest block budget a session accepts: XEP-0200 §11.4 forbids exchanging 2^32 blocks
+/// after a key exchange. [`Session::new`] lowers a larger `Params::max_blocks` to this.
+pub const MAX_BLOCKS_LIMIT: u64 = 1 << 32;
+
+/// How many receive key sets a session stores at most: the current one and up to 7 of our
+/// re-keys the peer has not answered yet. Beyond it a re-key is refused
+/// ([`Error::RekeysUnanswered`]) until the peer's stanza under a newer key lets the older sets
+/// go. XEP-0200 §9.2 lets a sender drop the old sets after "a reasonable time" (60 seconds);
+/// this layer has no clock, so it bounds their number instead and leaves silence to the
+/// application (terminate the session).
+pub const MAX_STORED_SETS: usize = 8;
+
+/// How many old MAC keys wait for publication at most (§10, a MAY): when a new one comes, the
+/// oldest is dropped (and wiped). A session that never publishes keeps no more than this.
+pub const MAX_PUBLISHABLE: usize = 8;
 
 /// The negotiated parameters the stanza layer needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +134,7 @@ impl core::fmt::Debug for DirectionKeys {
 /// sender uses minimal octets, equal above 2^120; below, Gajim refuses minimal ones).
 pub(crate) fn sender_counter(profile: Profile, counter: u128) -> Vec<u8> {
     match profile {
+        // X116-6.1-03: the counter in a_mac as minimal octets.
         Profile::Xep => mpi::encode_u128(counter),
         Profile::Gajim => counter.to_be_bytes().to_vec(),
     }
@@ -142,9 +198,11 @@ pub(crate) fn seal_owned(
             let after = cipher.encrypt(counter, &mut d);
             (Some(d), after)
         }
-        // X200-6-02 X200-6-04: no content (or cipher none): the counter still advances by 1.
+        // X200-6-02: no content (an empty re-key stanza): the counter still advances by 1.
         None => (None, counter.wrapping_add(1)),
     };
+    // X200-6-01: encrypt (step 3, the caller compressed), Base64 and normalize (step 4), then
+    // a_mac = HMAC(HASH, KM_A, m_content | C_A) with C_A before the encryption (step 5).
     let mut e = Encrypted::new(data, key, new, old);
     let a_mac = mac_of(hash, km, &e, &sender_counter(profile, counter))?;
     e.set_mac(a_mac);
@@ -174,7 +232,13 @@ pub(crate) fn decrypt_owned(
 struct RecvSet {
     cipher: CtrCipher,
     km: SecretBytes,
-    own: DhKeyPair,
+    /// Our exponent for the peer's re-keys; gone once we stopped sending (no re-key is taken
+    /// then).
+    own: Option<DhKeyPair>,
+    /// Our send MAC key that the re-key creating this set replaced (none for the first set):
+    /// the last stanza MACed with it is the one that carried this set's `<key/>`, so it may be
+    /// published once the peer's `<new/>` shows it received that key (§10).
+    retired_send_km: Option<SecretBytes>,
 }
 
 struct SendState {
@@ -211,11 +275,16 @@ pub struct Opened {
     /// How many `<old/>` MAC keys the peer published (ignored, §10).
     pub old_published: usize,
     /// The children that came in clear beside `<c/>` and are not among those XEP-0200 §5
-    /// leaves in clear (`<thread/>`, `<amp/>`, `<error/>`): the MAC does not cover them, so
-    /// they were dropped and are never part of what [`Session::decrypt`] returns. Their names
-    /// only (Clark notation, `{namespace}name`, for another namespace than the stanza's), at
-    /// most [`MAX_REPORTED`].
+    /// leaves in clear (one `<thread/>`; one `<amp/>` in a message; one `<error/>` in a stanza
+    /// of type `error`): the MAC does not cover them, so they were dropped and are never part
+    /// of what [`Session::decrypt`] returns. Their names only (Clark notation,
+    /// `{namespace}name`, for another namespace than the stanza's), at most [`MAX_REPORTED`].
     pub unprotected: Vec<String>,
+    /// The children other than `<thread/>` that [`Session::decrypt`] kept although they came
+    /// in clear (`<amp/>`, `<error/>`, which XEP-0200 §5 forbids encrypting): the MAC does not
+    /// cover them, so the application must treat their content as unauthenticated (a relay
+    /// can write anything there). Names as in [`Opened::unprotected`], in document order.
+    pub clear: Vec<String>,
 }
 
 /// How many dropped clear children [`Opened::unprotected`] names at most.
@@ -228,6 +297,7 @@ impl core::fmt::Debug for Opened {
             .field("rekeyed", &self.rekeyed)
             .field("old_published", &self.old_published)
             .field("unprotected", &self.unprotected)
+            .field("clear", &self.clear)
             .finish()
     }
 }
@@ -244,7 +314,6 @@ pub struct Session {
     keys_received: u32,
     since_key_exchange: u32,
     blocks_since_key_exchange: u64,
-    pending_own_old: Vec<SecretBytes>,
     publishable: Vec<SecretBytes>,
 }
 
@@ -252,7 +321,8 @@ impl core::fmt::Debug for Session {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("cipher", &self.params.cipher)
-            .field("closed", &self.send.is_none())
+            .field("closed", &self.recv_sets.is_empty())
+            .field("sending", &self.send.is_some())
             .field("recv_sets", &self.recv_sets.len())
             .finish_non_exhaustive()
     }
@@ -261,17 +331,20 @@ impl core::fmt::Debug for Session {
 impl Session {
     /// Starts a session with the keys and counters of a completed negotiation. `own` is our DH
     /// key pair of the negotiation (x or y, kept for re-keys), `peer_public` the peer's (d or e).
+    /// A `max_blocks` above [`MAX_BLOCKS_LIMIT`] is lowered to it (see [`Session::params`]).
     ///
     /// # Errors
     /// Unsupported algorithms or key lengths; a peer value out of range.
     pub fn new(
-        params: Params,
+        mut params: Params,
         send: DirectionKeys,
         recv: DirectionKeys,
         own: DhKeyPair,
         peer_public: Vec<u8>,
     ) -> Result<Self> {
         params.group.params()?.check_public(&peer_public)?;
+        // X200-11.4-01: never more than 2^32 blocks per key exchange, whatever the caller asks.
+        params.max_blocks = params.max_blocks.min(MAX_BLOCKS_LIMIT);
         let send = SendState {
             cipher: CtrCipher::new(&params.cipher, params.profile, &send.cipher_key)?,
             km: send.mac_key,
@@ -280,7 +353,8 @@ impl Session {
         let set = RecvSet {
             cipher: CtrCipher::new(&params.cipher, params.profile, &recv.cipher_key)?,
             km: recv.mac_key,
-            own,
+            own: Some(own),
+            retired_send_km: None,
         };
         Ok(Self {
             compressor: Compressor::new(&params.compress)?,
@@ -293,7 +367,6 @@ impl Session {
             keys_received: 0,
             since_key_exchange: 0,
             blocks_since_key_exchange: 0,
-            pending_own_old: Vec::new(),
             publishable: Vec::new(),
         })
     }
@@ -304,10 +377,17 @@ impl Session {
         &self.params
     }
 
-    /// Whether the session has been terminated.
+    /// Whether the session has been terminated (nothing is sent or received any more).
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.send.is_none()
+        self.recv_sets.is_empty()
+    }
+
+    /// Whether stanzas can still be sent (not after [`Session::stop_sending`] or
+    /// [`Session::close`]).
+    #[must_use]
+    pub fn is_sending(&self) -> bool {
+        self.send.is_some()
     }
 
     /// Our counter (the next `<c/>` we send uses it).
@@ -340,6 +420,44 @@ impl Session {
         self.params.rekey_freq.saturating_sub(self.since_key_exchange.saturating_add(1))
     }
 
+    /// Why a re-key may not start with the next stanza, if it may not.
+    fn rekey_refused(&self) -> Option<Error> {
+        if self.rekey_wait() > 0 {
+            // X200-9.1-04 X116-4.3-04: never re-key more often than the agreed rekey_freq: at
+            // least rekey_freq stanzas since the last key exchange (this one included).
+            return Some(Error::RekeyTooSoon { remaining: self.rekey_wait() });
+        }
+        if self.recv_sets.len() >= MAX_STORED_SETS {
+            // X200-9.1-02: the sets kept for unanswered re-keys are bounded.
+            return Some(Error::RekeysUnanswered { stored: self.recv_sets.len() });
+        }
+        None
+    }
+
+    /// Queues an old MAC key for publication (§10), dropping (and so wiping) the oldest queued
+    /// one when [`MAX_PUBLISHABLE`] are waiting.
+    fn queue_publishable(&mut self, km: SecretBytes) {
+        if self.publishable.iter().any(|k| k.ct_eq(km.expose_secret())) {
+            return;
+        }
+        if self.publishable.len() >= MAX_PUBLISHABLE {
+            // X200-9.1-02: old MAC keys are not kept without bound for a MAY.
+            drop(self.publishable.remove(0));
+        }
+        self.publishable.push(km);
+    }
+
+    /// A peer MAC key that left a stored set: queued for publication only if no stored set
+    /// holds it any more, otherwise dropped.
+    fn retire_peer_key(&mut self, km: SecretBytes) {
+        // X200-10-02: never publish a key that can still verify a stanza the peer may send: the
+        // peer may MAC with the key of any stored set (the sets are all we may still select).
+        if self.recv_sets.iter().any(|s| s.km.ct_eq(km.expose_secret())) {
+            return;
+        }
+        self.queue_publishable(km);
+    }
+
     /// Whether the block budget requires a re-key with the next stanza.
     #[must_use]
     pub fn needs_rekey(&self, next_len: usize) -> bool {
@@ -355,11 +473,25 @@ impl Session {
     }
 
     /// Ends the session: every key is dropped (and so wiped); nothing more is sent or received.
+    // X200-9.1-02: every key of the session goes at once (SecretBytes wipes on drop).
     pub fn close(&mut self) {
         self.send = None;
         self.recv_sets.clear();
-        self.pending_own_old.clear();
         self.publishable.clear();
+    }
+
+    /// Stops the sending half (after our terminate, XEP-0116 §5): our send keys and counter,
+    /// the old MAC keys not yet published, our stored send keys and our DH exponents are
+    /// dropped (and wiped); only the receive keys stay, to verify the peer's acknowledgement.
+    /// Afterwards sealing fails with [`Error::SessionClosed`] and a received `<key/>` ends the
+    /// session.
+    pub fn stop_sending(&mut self) {
+        self.send = None;
+        self.publishable.clear();
+        for set in &mut self.recv_sets {
+            set.own = None;
+            set.retired_send_km = None;
+        }
     }
 
     fn terminate(&mut self, cause: TerminationCause) -> Error {
@@ -372,8 +504,9 @@ impl Session {
     /// to be well-formed; [`Session::encrypt`] is the normal way).
     ///
     /// # Errors
-    /// [`Error::SessionClosed`], [`Error::RekeyTooSoon`], [`Error::KeyExhausted`] when the block
-    /// budget is spent and no re-key is allowed, or primitive failures.
+    /// [`Error::SessionClosed`], [`Error::RekeyTooSoon`], [`Error::RekeysUnanswered`],
+    /// [`Error::KeyExhausted`] when the block budget is spent and no re-key is allowed, or
+    /// primitive failures.
     #[cfg(feature = "hazmat")]
     pub fn seal(&mut self, m: Option<&[u8]>, opts: SealOptions) -> Result<Encrypted> {
         self.seal_vec(m.map(<[u8]>::to_vec), opts)
@@ -382,9 +515,10 @@ impl Session {
     /// [`Self::seal`], encrypting `m` in place.
     fn seal_vec(&mut self, m: Option<Vec<u8>>, opts: SealOptions) -> Result<Encrypted> {
         let Some(send) = self.send.as_ref() else { return Err(Error::SessionClosed) };
-        if opts.rekey.is_some() && self.rekey_wait() > 0 {
-            // X200-9.1-04: never re-key more often than the agreed rekey_freq.
-            return Err(Error::RekeyTooSoon { remaining: self.rekey_wait() });
+        if opts.rekey.is_some()
+            && let Some(refused) = self.rekey_refused()
+        {
+            return Err(refused);
         }
         // X200-11.4-01: the block budget forces a re-key before 2^32 blocks.
         if opts.rekey.is_none() && self.needs_rekey(m.as_ref().map_or(0, Vec::len)) {
@@ -394,6 +528,7 @@ impl Session {
             Some(m) => Some(self.compressor.compress(m)?),
             None => None,
         };
+        // X200-6-06: <new/> only when keys came since our last stanza, and how many.
         let new = (self.keys_received > 0).then_some(self.keys_received);
         let old: Vec<Vec<u8>> = if opts.publish_old {
             self.publishable.iter().map(|k| k.expose_secret().to_vec()).collect()
@@ -429,24 +564,36 @@ impl Session {
         Ok(sealed)
     }
 
-    /// Our re-key (§9.2): K = d^x (not hashed, A18); our new send keys; a new receive set
-    /// {KC_peer, KM_peer, x}. Our old MAC key waits for the peer's confirmation before it may be
-    /// published (§10).
-    // X200-9.2-01 X200-9.2-02 X200-9.2-07 X200-9.2-08: new keys from K (then destroyed); old keys for this stanza, new ones after.
+    /// Our re-key (§9.2), after the stanza carrying `<key/>` was sealed with the old keys:
+    /// K = d^x (not hashed, A18); our new send keys; a new receive set {KC_peer, KM_peer, x}
+    /// beside the older ones. Our old MAC key waits in the new set for the peer's confirmation
+    /// before it may be published (§10).
+    // X200-9.2-01 X200-9.2-02: x, e, K and the four keys; K is dropped (wiped) on return.
     fn start_rekey(&mut self, pair: DhKeyPair) -> Result<()> {
         let k = pair.agree_reusable(&self.peer_public)?.into_rekey_secret();
         let keys = RekeyKeys::derive(&self.params.hash, &k)?;
         let p = self.params.profile;
+        // X200-9.2-03: cipher_key takes the last k octets of the HMAC output.
         let send_cipher =
             CtrCipher::new(&self.params.cipher, p, &cipher_key(p, &self.params.cipher, &keys.kc_initiator)?)?;
         let recv_cipher =
             CtrCipher::new(&self.params.cipher, p, &cipher_key(p, &self.params.cipher, &keys.kc_acceptor)?)?;
+        let mut retired_send_km = None;
         if let Some(s) = self.send.as_mut() {
-            let old_km = core::mem::replace(&mut s.km, keys.km_initiator);
+            // X200-9.2-08: the stanzas after this one use the new KC_A and KM_A.
+            retired_send_km = Some(core::mem::replace(&mut s.km, keys.km_initiator));
+            // X200-9.2-07: the old KC_A is destroyed now (replaced and dropped); the old KM_A
+            // is kept for §10 in the new set.
             s.cipher = send_cipher;
-            self.pending_own_old.push(old_km);
         }
-        self.recv_sets.push(RecvSet { cipher: recv_cipher, km: keys.km_acceptor, own: pair });
+        // X200-9.2-09 X200-9.2-10 X200-9.2-11: the older sets {KC_B KM_B x} stay until a
+        // stanza under a newer key arrives; one set per unanswered re-key.
+        self.recv_sets.push(RecvSet {
+            cipher: recv_cipher,
+            km: keys.km_acceptor,
+            own: Some(pair),
+            retired_send_km,
+        });
         self.since_key_exchange = 0;
         self.blocks_since_key_exchange = 0;
         Ok(())
@@ -465,10 +612,11 @@ impl Session {
 
     /// [`Self::open`] with `data`, the ciphertext of `c.data` owned, decrypted in place.
     fn open_with(&mut self, c: &Encrypted, data: Option<Vec<u8>>) -> Result<Opened> {
-        if self.send.is_none() {
+        if self.is_closed() {
             return Err(Error::SessionClosed);
         }
         // Step 1: <new/> selects the stored set the sender used.
+        // X200-8-02: the set is the one of the n-th of our unanswered <key/>s (0 without <new/>).
         let idx = c.new.map_or(0, |n| n as usize);
         if idx >= self.recv_sets.len() {
             return Err(self.terminate(TerminationCause::New));
@@ -487,13 +635,24 @@ impl Session {
                 }
             });
         }
-        // The sender had our newer key(s): the older sets go (their MAC keys may be published),
-        // and so does our own pre-re-key MAC key (§9.3, §10, I20).
+        // The sender had our newer key(s): the older sets go (§8 step 1), with the peer MAC keys
+        // no stored set holds any more, and our own MAC keys retired by the re-keys the peer
+        // has now received (§10).
         if idx > 0 {
-            for dropped in self.recv_sets.drain(..idx) {
-                self.publishable.push(dropped.km);
+            // X200-8-03: the sets older than the selected one are destroyed.
+            let dropped: Vec<RecvSet> = self.recv_sets.drain(..idx).collect();
+            let mut own = Vec::new();
+            for set in dropped {
+                own.extend(set.retired_send_km);
+                self.retire_peer_key(set.km);
             }
-            self.publishable.append(&mut self.pending_own_old);
+            // X200-10-02: our old MAC key is published only after the peer confirmed (<new/>)
+            // the stanza carrying the key that replaced it: only the keys retired by our
+            // re-keys 1..=idx, never those of later re-keys whose stanzas may be in flight.
+            own.extend(self.recv_sets[0].retired_send_km.take());
+            for km in own {
+                self.queue_publishable(km);
+            }
         }
         // Step 4-5: decrypt and decompress.
         let (m, after) = decrypt_owned(&self.recv_sets[0].cipher, counter, data);
@@ -515,15 +674,18 @@ impl Session {
             }
             None => false,
         };
-        Ok(Opened { m, rekeyed, old_published: c.old.len(), unprotected: Vec::new() })
+        Ok(Opened { m, rekeyed, old_published: c.old.len(), unprotected: Vec::new(), clear: Vec::new() })
     }
 
     /// The peer's re-key (§9.3): 1 < e < p - 1 (A18), K = e^y with the y of our oldest set; the
     /// peer's keys are replaced in every set; ours only if we store exactly one set.
-    // X200-9.3-01 X200-9.3-02 X200-9.3-03 X200-9.3-04: range check, K from the oldest y, replace the sets.
     fn accept_rekey(&mut self, e: &[u8]) -> Result<()> {
+        // X200-9.3-02: K from the y of the oldest set (the one the stanza was verified with).
         let Some(oldest) = self.recv_sets.first() else { return Err(Error::SessionClosed) };
-        let k = match oldest.own.agree_reusable(e) {
+        // X200-9.3-01: agree_reusable checks 1 < e < p - 1 first (A18).
+        // After we stopped sending (our terminate), a re-key is not taken: nothing would use it.
+        let Some(own) = oldest.own.as_ref() else { return Err(self.terminate(TerminationCause::RekeyRange)) };
+        let k = match own.agree_reusable(e) {
             Ok(z) => z.into_rekey_secret(),
             Err(_) => return Err(self.terminate(TerminationCause::RekeyRange)),
         };
@@ -531,11 +693,21 @@ impl Session {
         let p = self.params.profile;
         let alg = self.params.cipher.clone();
         let peer_key = cipher_key(p, &alg, &keys.kc_initiator)?;
+        // X200-9.3-03: the peer's KC and KM are replaced in every stored set.
+        let mut replaced = Vec::with_capacity(self.recv_sets.len());
         for set in &mut self.recv_sets {
             set.cipher = CtrCipher::new(&alg, p, &peer_key)?;
-            let old = core::mem::replace(&mut set.km, keys.km_initiator.duplicate());
-            self.publishable.push(old);
+            replaced.push(core::mem::replace(&mut set.km, keys.km_initiator.duplicate()));
         }
+        // The oldest set's key is the one the peer MACed this stanza with, its last: it may be
+        // published. The other sets' keys were for our unanswered re-keys; the peer, holding
+        // sets of its own now, never switches to them: they are dropped.
+        if !replaced.is_empty() {
+            let last_used = replaced.swap_remove(0);
+            drop(replaced);
+            self.retire_peer_key(last_used);
+        }
+        // X200-9.3-04: our own keys only if we store exactly one set.
         if self.recv_sets.len() == 1
             && let Some(s) = self.send.as_mut()
         {
@@ -562,15 +734,17 @@ impl Session {
         opts: EncryptOptions,
         rng: &mut R,
     ) -> Result<Element> {
+        // X116-4.8.2-03: only the negotiated stanza kinds are encrypted.
         if !self.encrypts(stanza.name()) {
             return Err(Error::NotNegotiated(stanza.name().to_owned()));
         }
+        // X200-5-03: the <c/> we add is the stanza's only one (find_c refuses any elsewhere).
         if content::find_c(stanza)?.0.is_some() {
             return Err(Error::Malformed("the stanza already has a <c/>"));
         }
         let clear: Vec<Element> = stanza.children().filter(|c| content::stays_clear(c)).cloned().collect();
         let m = content::serialize_secret(stanza)?;
-        let forced = self.needs_rekey(m.as_ref().map_or(0, Vec::len)) && self.rekey_wait() == 0;
+        let forced = self.needs_rekey(m.as_ref().map_or(0, Vec::len)) && self.rekey_refused().is_none();
         let rekey =
             if opts.rekey || forced { Some(DhKeyPair::generate(self.params.group, rng)?) } else { None };
         let sealed = self.seal_vec(m, SealOptions { rekey, publish_old: opts.publish_old })?;
@@ -588,7 +762,7 @@ impl Session {
     /// [`Error::NotEncrypted`] for a stanza without `<c/>` (the session is not affected);
     /// [`Error::Terminated`] for every verification failure.
     pub fn decrypt(&mut self, stanza: &Element) -> Result<(Element, Opened)> {
-        if self.send.is_none() {
+        if self.is_closed() {
             return Err(Error::SessionClosed);
         }
         let (direct, in_error) = match content::find_c(stanza) {
@@ -596,20 +770,13 @@ impl Session {
             Err(_) => return Err(self.terminate(TerminationCause::Mac)),
         };
         let Some(c) = direct else { return Err(Error::NotEncrypted) };
-        // What stays in clear must be small: nothing from the peer is copied unbounded.
-        let mut clear: Vec<Element> = Vec::new();
-        let mut unprotected = Vec::new();
-        let stanza_ns = stanza.ns();
-        for child in stanza.children() {
-            if child.is("c", crate::element::NS) {
-                continue;
-            }
-            if content::stays_clear(child) && xml::measure(child, Limits::NEGOTIATION).is_ok() {
-                clear.push(child.clone());
-            } else if unprotected.len() < MAX_REPORTED {
-                unprotected.push(clark(child, &stanza_ns));
-            }
+        // X116-4.8.2-03: an encrypted stanza of a kind not negotiated is refused unread (its
+        // wrapper is not covered by the MAC: a relay may have moved the <c/> into it).
+        if !self.encrypts(stanza.name()) {
+            let cut: String = stanza.name().chars().take(64).collect();
+            return Err(Error::NotNegotiated(cut));
         }
+        let (mut clear, unprotected, clear_names) = keep_clear(stanza);
         let (children, mut opened) = self.open_element(stanza, c)?;
         if let Some(ec) = in_error {
             let (error_children, _) = self.open_element(stanza, ec)?;
@@ -630,6 +797,7 @@ impl Session {
             }
         }
         opened.unprotected = unprotected;
+        opened.clear = clear_names;
         Ok((content::assemble(stanza, clear, children), opened))
     }
 
@@ -644,6 +812,7 @@ impl Session {
         let children = match &opened.m {
             Some(m) => match content::parse(&stanza.ns(), m) {
                 Ok(c) => c,
+                // X200-8-07: content that is not well-formed XML terminates the session.
                 Err(_) => return Err(self.terminate(TerminationCause::Xml)),
             },
             None => Vec::new(),

@@ -13,8 +13,8 @@
 
 use crate::format::{Recorded, Vector, Who, hex, parse_xml};
 use crate::party::{
-    self, CLIENT_NS, Outcome, Own, Rejection, Scripted, body_line, c_of, compare_c, config, content_of,
-    form_of, identity_key, reseal_own, same_form, stanza_check,
+    self, CLIENT_NS, Outcome, Own, Rejection, body_line, c_of, compare_c, config, content_of, form_of,
+    identity_key, reseal_own, same_form, stanza_check,
 };
 use crate::report::Verdict;
 use chrono::{DateTime, Utc};
@@ -196,7 +196,7 @@ fn replay_bob(v: &Vector, stanzas: &[Recorded], whole: bool) -> Result<Outcome, 
     // Bob's recorded randomness: a vector without it cannot be replayed.
     let nb = party::nonce_of(v, Who::Bob).ok_or("the vector records no NB")?;
     let counter = party::counter_of(v).ok_or("the vector records no CA")?;
-    let mut entropy = Scripted::new(nb, counter);
+    let mut entropy = party::scripted(nb, counter);
     match v.pick(Who::Bob, "y") {
         Some(y) => entropy.queue.push_back(y),
         None => entropy.queue = party::random_queue(v, Who::Bob, &["dh"]),
@@ -312,7 +312,7 @@ fn own_start(v: &Vector, ours: &Element, recorded: &Element, send: Option<&Value
 /// What an established offline party must hold: K, its final phase.
 fn finish(v: &Vector, me: Who, e: &Established, whole: bool, out: &mut Outcome) {
     out.established = true;
-    out.k = Some(e.k().expose_secret().to_vec());
+    out.k = Some(e.key_check().clone());
     if !whole {
         return;
     }

@@ -13,7 +13,7 @@ use esession_forms::esession::{Offers, Wrapper};
 use esession_forms::names::{Compress, Disclosure, Logging, PubkeyMethod, Security, StanzaType, Version};
 use esession_forms::negotiation::Support;
 use esession_forms::normalize::form_content;
-use esession_negotiate::{Config, Entropy, Established, FormKind, Shaper};
+use esession_negotiate::{Config, Established, FormKind, Shaper};
 use esession_stanza::{Encrypted, SealOptions, hazmat};
 use minidom::Element;
 use serde_json::Value;
@@ -55,7 +55,7 @@ pub(crate) struct Outcome {
     /// Its SAS.
     pub(crate) sas: Option<String>,
     /// Its K (4-message: K_final).
-    pub(crate) k: Option<Vec<u8>>,
+    pub(crate) k: Option<esession_negotiate::KeyCheck>,
     /// The party's own checks, by name after `stepN <party> `: its own stanzas reproduced,
     /// bodies decrypted, counters and state.
     pub(crate) lines: Vec<Line>,
@@ -83,48 +83,19 @@ impl Outcome {
 // Randomness and forms
 
 /// The party's recorded randomness: N, C_A, one DH exponent per group (Alice) or in order
-/// (Bob, whatever group he picks).
-pub(crate) struct Scripted {
-    pub(crate) nonce: Vec<u8>,
-    pub(crate) counter: u128,
-    pub(crate) by_group: Vec<(ModpGroup, Vec<u8>)>,
-    pub(crate) queue: VecDeque<Vec<u8>>,
-    pub(crate) rng: getrandom::rand_core::UnwrapErr<getrandom::SysRng>,
-}
+/// (Bob, whatever group he picks); decoys and a random srshash are zeros (the recorded form
+/// carries the sender's values); a DH draw the file does not script fails.
+pub(crate) type Scripted =
+    esession_negotiate::hazmat::ScriptedEntropy<getrandom::rand_core::UnwrapErr<getrandom::SysRng>>;
 
-impl Scripted {
-    pub(crate) fn new(nonce: Vec<u8>, counter: u128) -> Self {
-        Self {
-            nonce,
-            counter,
-            by_group: Vec::new(),
-            queue: VecDeque::new(),
-            rng: getrandom::rand_core::UnwrapErr(getrandom::SysRng),
-        }
-    }
-}
-
-impl Entropy for Scripted {
-    fn nonce(&mut self) -> Vec<u8> {
-        self.nonce.clone()
-    }
-    fn dh(&mut self, group: ModpGroup) -> esession_crypto::Result<DhKeyPair> {
-        let x = match self.by_group.iter().find(|(g, _)| *g == group) {
-            Some((_, x)) => x.clone(),
-            None => self.queue.pop_front().ok_or(esession_crypto::Error::Rng)?,
-        };
-        DhKeyPair::from_exponent(group, &x)
-    }
-    fn counter(&mut self, _profile: Profile) -> u128 {
-        self.counter
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        // Decoys and a random srshash: the recorded form carries the sender's values.
-        vec![0; len]
-    }
-    fn rng(&mut self) -> &mut dyn rand_core::CryptoRng {
-        &mut self.rng
-    }
+/// [`Scripted`] with N and C_A fixed.
+pub(crate) fn scripted(nonce: Vec<u8>, counter: u128) -> Scripted {
+    let mut s = Scripted::new(getrandom::rand_core::UnwrapErr(getrandom::SysRng));
+    s.nonce = Some(nonce);
+    s.counter = Some(counter);
+    s.fill = Some(0);
+    s.strict = true;
+    s
 }
 
 /// Sends the recorded forms: layout, nonces and decoys are the sender's free choices.

@@ -10,8 +10,8 @@
 
 use crate::format::{Recorded, Vector, Who, hex, int_u128, parse_xml};
 use crate::party::{
-    self, CLIENT_NS, Outcome, Own, Recording, Rejection, Scripted, body_line, c_of, compare_c, config,
-    content_of, form_of, identity_key, nonce_of, reseal_own, same_form, stanza_check,
+    self, CLIENT_NS, Outcome, Own, Recording, Rejection, body_line, c_of, compare_c, config, content_of,
+    form_of, identity_key, nonce_of, reseal_own, same_form, stanza_check,
 };
 use crate::report::{Report, Verdict, short};
 use chrono::{DateTime, TimeZone, Utc};
@@ -67,7 +67,7 @@ fn drain(p: &mut Party) -> Drained {
         match o {
             Output::Send(s) => d.sent.push(s),
             Output::Established(e) => d.established = Some(e),
-            Output::Received { content, unprotected } => d.received.push((content, unprotected)),
+            Output::Received { content, unprotected, .. } => d.received.push((content, unprotected)),
             Output::Rejected(e) => d.rejected = Some(e),
             _ => {}
         }
@@ -175,7 +175,7 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
 
     // Randomness.
     let nonce = nonce_of(v, me).ok_or_else(|| format!("the vector records no nonce of {}", me.as_str()))?;
-    let mut entropy = Scripted::new(nonce, party::counter_of(v).unwrap_or(0));
+    let mut entropy = party::scripted(nonce, party::counter_of(v).unwrap_or(0));
     match me {
         Who::Alice => {
             let record = v.record(Who::Alice);
@@ -405,7 +405,7 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
     if let Some(e) = est {
         out.established = true;
         out.sas = e.sas().map(ToString::to_string);
-        out.k = Some(e.k().expose_secret().to_vec());
+        out.k = Some(e.key_check().clone());
         if whole {
             final_state(v, me, &e, &retained, &peer_bare, now, &mut out);
         }
@@ -517,7 +517,15 @@ pub(crate) fn report_outcome(v: &Vector, me: Who, outcome: Result<Outcome, Strin
         let four = v.mode() == Some(4);
         let k_key = if four { "K_final" } else { "K" };
         match (v.pick(me, k_key).filter(|k| !k.is_empty()), &out.k) {
-            (Some(exp), Some(k)) => r.bytes(&nm(k_key), &exp, Ok(k.clone())),
+            // The session keeps no K: its check value against the check value of the file's.
+            (Some(exp), Some(k)) => {
+                let want = esession_negotiate::KeyCheck::of(&SecretBytes::new(exp.clone()));
+                if &want == k {
+                    r.ok(&nm(k_key));
+                } else {
+                    r.fail(&nm(k_key), "the session's K differs from the file's");
+                }
+            }
             (Some(_), None) => r.fail(&nm(k_key), "no key"),
             _ => {}
         }

@@ -288,11 +288,7 @@ impl Client {
     /// Announces presence; with offline secrets kept, the engine first withdraws the
     /// subscribers' options and keeps the secrets for the starts the server stored.
     async fn come_back(&mut self) -> Result<(), Error> {
-        let subscribers = self.account.offline("subscribers")?;
-        let everyone = self.account.offline("everyone")?;
-        let step = self.engine.come_back(chrono::Utc::now(), subscribers, everyone, true)?;
-        // The subscribers' secrets are in memory now; the stored copy goes (§3.4 step 2).
-        self.account.forget_offline("subscribers")?;
+        let step = come_back_from(&self.account, &mut self.engine, chrono::Utc::now())?;
         self.apply(step).await
     }
 
@@ -546,7 +542,7 @@ impl Client {
             return Ok(Delivery::Online { sas: self.engine.sas(&bare).map(ToString::to_string) });
         }
         let w = if self.engine.has_offline_session(&bare) {
-            self.engine.offline_chat(&bare, text)?
+            self.engine.offline_chat(chrono::Utc::now(), &bare, text)?
         } else {
             self.fetch_options(&bare).await?;
             let step = self.engine.offline_start(
@@ -601,11 +597,12 @@ impl Client {
         Ok(Ok(pep::options_in(&r).cloned()))
     }
 
-    /// Fetches `peer`'s offline options (the subscribers' node, then the everyone node) and
-    /// hands them to the engine, which verifies them with the keys we trust for it.
+    /// Fetches `peer`'s offline options (the nodes in the order the engine gives: the
+    /// subscribers' first when we subscribe to `peer`) and hands them to the engine, which
+    /// verifies them with the keys we trust for it.
     async fn fetch_options(&mut self, peer: &BareJid) -> Result<(), Error> {
         let mut last = None;
-        for audience in [Audience::Subscribers, Audience::Everyone] {
+        for audience in self.engine.options_audiences(peer) {
             let x = match self.published_options(peer, audience).await? {
                 Ok(Some(x)) => x,
                 Ok(None) => continue,
@@ -729,4 +726,25 @@ impl Client {
         let _ = self.send(p).await;
         self.xmpp.send_end().await.map_err(|e| Error::Disconnected(boxed(e)))
     }
+}
+
+/// The return from an absence, without I/O (XEP-0187 §3.4): the secrets of both option sets
+/// are read from `account` and handed to the engine, whose step begins with the withdraw of
+/// the subscribers' options (step 1) and ends with our presence; the account's stored copy of
+/// the subscribers' secrets is destroyed at once (step 2), the everyone set's kept (it stays
+/// valid until it is replaced, §6.1). [`Client::connect`] runs it on login.
+///
+/// # Errors
+/// The account's records cannot be read or written.
+pub fn come_back_from(
+    account: &Account,
+    engine: &mut Engine,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::Step, Error> {
+    let subscribers = account.offline("subscribers")?;
+    let everyone = account.offline("everyone")?;
+    let step = engine.come_back(now, subscribers, everyone, true)?;
+    // X187-3.4-01 (step 2): the subscribers' secrets are in memory now; the stored copy goes.
+    account.forget_offline("subscribers")?;
+    Ok(step)
 }

@@ -29,15 +29,17 @@
 //! # Ok::<(), esession_xmpp::Error>(())
 //! ```
 
-use crate::engine::{Engine, Event, set_attr};
+use crate::engine::{Engine, Event, iq_error, set_attr};
 use crate::{Error, parse_jid};
 use chrono::{DateTime, Utc};
 use esession_negotiate::{BareJid, Jid, Mode};
+use esession_offline::pep;
 use esession_stanza::EncryptOptions;
 use minidom::Element;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+const PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
 
 /// A filter over stanzas in flight: `(from party, stanza)` to the stanza to deliver, or `None`
 /// to drop it.
@@ -56,10 +58,15 @@ pub struct Relay {
     parties: Vec<Party>,
     now: DateTime<Utc>,
     flight: VecDeque<(usize, Element)>,
+    /// PEP nodes that exist (created by their owner: none is created by a publish).
+    nodes: HashSet<(BareJid, String)>,
     pep: HashMap<(BareJid, String), Element>,
     filter: Option<Filter>,
+    fetches: u64,
     /// Stanzas delivered so far (for tests that look at the wire).
     pub delivered: Vec<(usize, usize, Element)>,
+    /// IQs the relay answered as the server (PEP), with their sender, in order.
+    pub to_server: Vec<(usize, Element)>,
 }
 
 impl core::fmt::Debug for Relay {
@@ -79,9 +86,12 @@ impl Relay {
             parties: Vec::new(),
             now,
             flight: VecDeque::new(),
+            nodes: HashSet::new(),
             pep: HashMap::new(),
             filter: None,
+            fetches: 0,
             delivered: Vec::new(),
+            to_server: Vec::new(),
         }
     }
 
@@ -106,9 +116,9 @@ impl Relay {
         self.now
     }
 
-    /// Moves the clock.
+    /// Moves the clock (not past the last time a date can hold).
     pub fn advance(&mut self, by: chrono::Duration) {
-        self.now += by;
+        self.now = self.now.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC);
     }
 
     /// Party `i`'s engine.
@@ -169,6 +179,33 @@ impl Relay {
         Ok(())
     }
 
+    /// Party `i` fetches the offline options `peer` (a bare JID) published, as a client does:
+    /// one items request per node in the order its engine gives
+    /// ([`Engine::options_audiences`]), until one holds options, which go to its engine
+    /// ([`Engine::offline_options`]). Returns the engine's verdict (also kept in the party's
+    /// events), or `None` when no node held options.
+    ///
+    /// # Errors
+    /// [`Error::BadJid`].
+    pub fn fetch_options(&mut self, i: usize, peer: &str) -> Result<Option<Event>, Error> {
+        let peer = parse_jid(peer)?.to_bare();
+        for audience in self.parties[i].engine.options_audiences(&peer) {
+            self.fetches += 1;
+            let id = format!("relay-fetch-{}", self.fetches);
+            self.inject(i, pep::items_request(audience, peer.as_str(), &id));
+            self.drive();
+            let reply = self.delivered.iter().rev().find_map(|(_, to, s)| {
+                (*to == i && s.name() == "iq" && s.attr("id") == Some(id.as_str())).then_some(s)
+            });
+            let Some(x) = reply.and_then(pep::options_in).cloned() else { continue };
+            let now = self.now;
+            let ev = self.parties[i].engine.offline_options(now, &peer, &x);
+            self.parties[i].events.push(ev.clone());
+            return Ok(Some(ev));
+        }
+        Ok(None)
+    }
+
     /// Party `i` goes offline: its stanzas are stored from now on.
     pub fn disconnect(&mut self, i: usize) {
         self.parties[i].online = false;
@@ -226,20 +263,19 @@ impl Relay {
             return;
         }
         // IQs without `to`, or to our own bare JID: the server's (PEP).
-        if s.name() == "iq"
-            && to.as_ref().is_none_or(|t| t.to_bare() == sender.to_bare() && t.resource().is_none())
-        {
-            if let Some(reply) = self.pep(from, &s) {
-                self.deliver(usize::MAX, from, reply);
-            }
-            return;
-        }
-        if s.name() == "iq"
-            && let Some(t) = &to
-            && t.resource().is_none()
-            && s.children().any(|c| c.is("pubsub", PUBSUB))
-        {
-            if let Some(reply) = self.pep(from, &s) {
+        let for_server = s.name() == "iq"
+            && (to.as_ref().is_none_or(|t| t.to_bare() == sender.to_bare() && t.resource().is_none())
+                || to.as_ref().is_some_and(|t| t.resource().is_none())
+                    && s.children().any(|c| c.is("pubsub", PUBSUB)));
+        if for_server {
+            let reply = self.pep(from, &s).map(|mut reply| {
+                // The answer comes from the account the IQ was addressed to (PEP: a bare JID).
+                let of = to.as_ref().map_or_else(|| sender.to_bare(), Jid::to_bare);
+                set_attr(&mut reply, "from", of.as_str());
+                reply
+            });
+            self.to_server.push((from, s));
+            if let Some(reply) = reply {
                 self.deliver(usize::MAX, from, reply);
             }
             return;
@@ -276,8 +312,10 @@ impl Relay {
         self.output(to, step);
     }
 
-    /// The server's part of XEP-0163: publish (an empty item withdraws), items requests,
-    /// node creation and deletion; the answer to send back.
+    /// The server's part of XEP-0163 and XEP-0060, strictly: node creation (with its
+    /// configuration), publish (an empty item withdraws), items requests, node deletion; the
+    /// answer to send back. A node must be created before anything is published to it (no
+    /// auto-creation: `item-not-found`), and is created once (`conflict`).
     fn pep(&mut self, from: usize, iq: &Element) -> Option<Element> {
         let owner = self.parties[from].jid.to_bare();
         let mut reply = Element::bare("iq", "jabber:client");
@@ -286,23 +324,49 @@ impl Relay {
         }
         set_attr(&mut reply, "to", self.parties[from].jid.as_str());
         set_attr(&mut reply, "type", "result");
-        let Some(pubsub) = iq.children().find(|c| c.name() == "pubsub") else { return Some(reply) };
+        if iq.attr("type") == Some("result") || iq.attr("type") == Some("error") {
+            return None;
+        }
+        if let Some(pubsub) = iq.get_child("pubsub", PUBSUB_OWNER) {
+            if let Some(delete) = pubsub.get_child("delete", PUBSUB_OWNER) {
+                let key = (owner, delete.attr("node").unwrap_or_default().to_owned());
+                if !self.nodes.remove(&key) {
+                    return Some(iq_error(iq, "item-not-found"));
+                }
+                self.pep.remove(&key);
+            }
+            return Some(reply);
+        }
+        let Some(pubsub) = iq.get_child("pubsub", PUBSUB) else { return Some(reply) };
+        if let Some(create) = pubsub.get_child("create", PUBSUB) {
+            let key = (owner.clone(), create.attr("node").unwrap_or_default().to_owned());
+            if !self.nodes.insert(key) {
+                return Some(iq_error(iq, "conflict"));
+            }
+        }
         if let Some(publish) = pubsub.get_child("publish", PUBSUB) {
-            let node = publish.attr("node").unwrap_or_default().to_owned();
+            let key = (owner, publish.attr("node").unwrap_or_default().to_owned());
+            if !self.nodes.contains(&key) {
+                return Some(iq_error(iq, "item-not-found"));
+            }
             match publish.get_child("item", PUBSUB).and_then(|i| i.children().next()) {
                 Some(payload) => {
-                    self.pep.insert((owner, node), payload.clone());
+                    self.pep.insert(key, payload.clone());
                 }
                 None => {
-                    self.pep.remove(&(owner, node));
+                    self.pep.remove(&key);
                 }
             }
         } else if let Some(items) = pubsub.get_child("items", PUBSUB) {
             let node = items.attr("node").unwrap_or_default().to_owned();
             let of = iq.attr("to").and_then(|t| Jid::new(t).ok()).map_or(owner, |j| j.to_bare());
+            let key = (of, node.clone());
+            if !self.nodes.contains(&key) {
+                return Some(iq_error(iq, "item-not-found"));
+            }
             let mut out = Element::bare("items", PUBSUB);
             set_attr(&mut out, "node", &node);
-            if let Some(payload) = self.pep.get(&(of, node)) {
+            if let Some(payload) = self.pep.get(&key) {
                 out.append_child(Element::builder("item", PUBSUB).append(payload.clone()).build());
             }
             reply.append_child(Element::builder("pubsub", PUBSUB).append(out).build());

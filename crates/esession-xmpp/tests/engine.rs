@@ -115,7 +115,7 @@ fn offline_session_through_the_relay() {
         .unwrap();
     let start = step.send[0].clone();
     r.output(b, step);
-    let later = r.engine(b).offline_chat(&bare(ALICE), "and more").unwrap();
+    let later = r.engine(b).offline_chat(now, &bare(ALICE), "and more").unwrap();
     r.inject(b, later);
     r.drive();
     assert!(r.engine(b).has_offline_session(&bare(ALICE)));
@@ -124,7 +124,8 @@ fn offline_session_through_the_relay() {
     r.advance(chrono::Duration::minutes(30));
     let now = r.now();
     let step = r.engine(a).come_back(now, Some(secrets), None, true).unwrap();
-    assert_eq!(step.send[0].name(), "iq", "the withdraw comes first (XEP-0187 §3.4)");
+    // X187-3.4-01: the withdraw (Example 8, an empty item on the subscribers' node) first.
+    assert!(is_withdraw(&step.send[0]), "the withdraw comes first (XEP-0187 §3.4): {:?}", step.send[0]);
     assert_eq!(step.send.last().map(Element::name), Some("presence"), "presence comes last");
     r.reconnect(a, step);
     r.drive();
@@ -240,4 +241,578 @@ fn negotiations_take_their_key_pairs_from_the_pool() {
     r.chat(a, BOB, "pooled").unwrap();
     r.drive();
     assert_eq!(bodies(&r.take_events(b)), ["pooled"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// XEP-0187 in the engine, through the relay
+
+use esession_offline::away::Published;
+use esession_offline::{EVERYONE_NODE, SUBSCRIBERS_NODE};
+use esession_xmpp::Step;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// Alice publishes her options for `audiences` through the relay (node creation, publish).
+fn publish(r: &mut Relay, a: usize, audiences: &[Audience], lifetime: chrono::Duration) -> Vec<Published> {
+    let now = r.now();
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], lifetime, None).unwrap();
+    let (step, sets) = r.engine(a).go_offline(now, &plan, audiences, false).unwrap();
+    r.output(a, step);
+    r.drive();
+    sets
+}
+
+/// The value of field `var` of the form in `stanza`'s negotiation wrapper, base64-decoded.
+fn form_value(stanza: &Element, var: &str) -> Vec<u8> {
+    let w = esession_forms::esession::Wrapper::find(stanza).unwrap();
+    let (_, x) = esession_forms::esession::Wrapper::unwrap(w).unwrap();
+    let f = esession_forms::dataform::DataForm::parse(x).unwrap();
+    esession_crypto::mpi::b64_decode(&f.field(var).unwrap().values[0]).unwrap()
+}
+
+/// The node of the n-th items request `i` sent to the server.
+fn items_nodes(r: &Relay, i: usize) -> Vec<String> {
+    r.to_server
+        .iter()
+        .filter(|(from, s)| *from == i && s.attr("type") == Some("get"))
+        .filter_map(|(_, s)| {
+            s.get_child("pubsub", pep::PUBSUB_NS)
+                .and_then(|p| p.get_child("items", pep::PUBSUB_NS))
+                .and_then(|it| it.attr("node"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Whether `s` is XEP-0187 Example 8: an empty item published to the subscribers' node.
+fn is_withdraw(s: &Element) -> bool {
+    let publish = s
+        .get_child("pubsub", pep::PUBSUB_NS)
+        .and_then(|p| p.get_child("publish", pep::PUBSUB_NS))
+        .filter(|p| p.attr("node") == Some(SUBSCRIBERS_NODE));
+    s.name() == "iq"
+        && s.attr("type") == Some("set")
+        && publish.is_some_and(|p| {
+            let items: Vec<_> = p.children().filter(|c| c.name() == "item").collect();
+            items.len() == 1 && items[0].children().count() == 0
+        })
+}
+
+fn presence() -> Step {
+    let mut step = Step::default();
+    step.send.push(Element::bare("presence", "jabber:client"));
+    step
+}
+
+/// Alice back online with Bob's offline session still open on her side: Bob's terminate (sent
+/// when he saw her presence) is held back. Returns the session's thread and that terminate.
+fn alice_holds_an_offline_session() -> (Relay, usize, usize, String, Element) {
+    let (mut r, a, b) = pair();
+    let mut sets = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
+    r.disconnect(a);
+    r.drive();
+    let ev = r.fetch_options(b, "alice@example.org").unwrap();
+    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
+    let now = r.now();
+    let step = r
+        .engine(b)
+        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("while away"), false)
+        .unwrap();
+    r.output(b, step);
+    r.drive();
+    r.advance(chrono::Duration::minutes(30));
+    let held = Rc::new(RefCell::new(Vec::new()));
+    let keep = held.clone();
+    r.set_filter(Box::new(move |from, s| {
+        if from == b && s.name() == "message" {
+            keep.borrow_mut().push(s);
+            return None;
+        }
+        Some(s)
+    }));
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(sets.remove(0).secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    r.set_filter(Box::new(|_, s| Some(s)));
+    let ea = r.take_events(a);
+    assert_eq!(bodies(&ea), ["while away"]);
+    let thread = ea
+        .iter()
+        .find_map(|e| match e {
+            Event::Negotiated { thread, offline: true, .. } => Some(thread.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let terminate = held.borrow_mut().pop();
+    let terminate = terminate.unwrap_or_else(|| panic!("Bob terminated his offline session"));
+    assert_eq!(terminate.get_child("thread", "jabber:client").map(Element::text), Some(thread.clone()));
+    (r, a, b, thread, terminate)
+}
+
+#[test]
+fn an_accepted_offline_session_is_never_one_to_send_in() {
+    // X187-4-01: Alice holds Bob's offline session (receive only): no sending path finds it.
+    let (mut r, a, _b, thread, _) = alice_holds_an_offline_session();
+    let bob = bare(BOB);
+    assert!(!r.engine(a).has_session(&bob));
+    assert!(r.engine(a).session(&bob).is_none() && r.engine(a).session_peer(&bob).is_none());
+    assert!(matches!(
+        r.engine(a).chat(&bob, "reply", EncryptOptions::default()),
+        Err(Error::NotProtected(_))
+    ));
+    let mut m = esession_xmpp::engine::body_message("reply");
+    set(&mut m, "to", BOB);
+    assert!(matches!(r.engine(a).protect(&m, EncryptOptions::default()), Err(Error::NotProtected(_))));
+    assert!(matches!(r.engine(a).terminate(&bob), Err(Error::NotProtected(_))));
+    // Going offline sends nothing in it either (X187-5-02: no terminate back).
+    let step = r.engine(a).terminate_all();
+    assert!(step.send.is_empty(), "{:?}", step.send);
+    assert!(step.events.iter().any(|e| matches!(
+        e,
+        Event::Terminated { offline: true, thread: t, .. } if *t == thread
+    )));
+}
+
+#[test]
+fn alice_ends_the_offline_session_before_negotiating_online() {
+    // X187-4-02: to send to Bob, Alice terminates his offline session first, then negotiates;
+    // a stanza of the old session afterwards belongs to no session.
+    let (mut r, a, b, thread, bob_terminate) = alice_holds_an_offline_session();
+    r.start(a, BOB, Mode::Four).unwrap();
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::Terminated { offline: true, thread: t, why: Ended::Replaced, .. } if *t == thread
+        )),
+        "{ea:?}"
+    );
+    r.drive();
+    assert!(r.engine(a).has_session(&bare(BOB)) && r.engine(b).has_session(&bare(ALICE)));
+    r.inject(b, bob_terminate);
+    r.drive();
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().any(|e| matches!(e, Event::Failed { failure: Failure::NoSession, .. })),
+        "the old thread is gone: {ea:?}"
+    );
+    assert!(r.engine(a).has_session(&bare(BOB)), "the online session is untouched");
+    r.chat(a, BOB, "online now").unwrap();
+    r.drive();
+    assert_eq!(bodies(&r.take_events(b)), ["online now"]);
+}
+
+#[test]
+fn no_offline_session_while_an_online_one_is_established() {
+    // X187-3-02: Bob holds Alice's options, but an online session with her is established.
+    let (mut r, a, b) = pair();
+    publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
+    assert!(matches!(
+        r.fetch_options(b, "alice@example.org").unwrap(),
+        Some(Event::OfflineOptions { refused: None, .. })
+    ));
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(b).has_session(&bare(ALICE)));
+    let now = r.now();
+    let got = r.engine(b).offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("x"), false);
+    assert!(matches!(got, Err(Error::Offline(esession_offline::Error::Config(_)))), "{got:?}");
+    assert!(!r.engine(b).has_offline_session(&bare(ALICE)));
+}
+
+#[test]
+fn a_new_absence_destroys_the_sets_of_the_last() {
+    // X187-6.1-01: Alice returns (her subscribers' set stays in memory five minutes for stored
+    // starts), goes offline again at once and returns: a start made from the first absence's
+    // options is not ours any more.
+    let (mut r, a, b) = pair();
+    let first = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24)).remove(0);
+    r.disconnect(a);
+    r.drive();
+    r.fetch_options(b, "alice@example.org").unwrap();
+    let now = r.now();
+    let old_start = r
+        .engine(b)
+        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("old"), true)
+        .unwrap()
+        .send
+        .remove(0);
+    r.advance(chrono::Duration::hours(1));
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(first.secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    r.advance(chrono::Duration::minutes(1));
+    let second = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24)).remove(0);
+    r.advance(chrono::Duration::minutes(1));
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(second.secrets), None, false).unwrap();
+    r.output(a, step);
+    r.drive();
+    r.take_events(a);
+    r.inject(b, old_start);
+    r.drive();
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::Failed { failure: Failure::Offline(esession_offline::Check::UnknownNonce), .. }
+        )),
+        "{ea:?}"
+    );
+    assert!(!ea.iter().any(|e| matches!(e, Event::Negotiated { .. })));
+}
+
+#[test]
+fn the_options_node_is_created_before_anything_is_published() {
+    // X187-3.1-10: the relay, like a server without auto-creation, refuses a publish to a node
+    // that was never created (item-not-found): the options reach Bob only because the engine
+    // creates (and configures) each node first.
+    let (mut r, a, b) = pair();
+    publish(&mut r, a, &[Audience::Subscribers, Audience::Everyone], chrono::Duration::hours(24));
+    let sent: Vec<&Element> = r.to_server.iter().filter(|(from, _)| *from == a).map(|(_, s)| s).collect();
+    assert_eq!(sent.len(), 4, "create and publish per node");
+    for (pair, node) in sent.chunks(2).zip([SUBSCRIBERS_NODE, EVERYONE_NODE]) {
+        let create = pair[0].get_child("pubsub", pep::PUBSUB_NS).unwrap();
+        assert_eq!(create.get_child("create", pep::PUBSUB_NS).and_then(|c| c.attr("node")), Some(node));
+        assert!(create.get_child("configure", pep::PUBSUB_NS).is_some());
+        let publish = pair[1].get_child("pubsub", pep::PUBSUB_NS).unwrap();
+        assert_eq!(publish.get_child("publish", pep::PUBSUB_NS).and_then(|c| c.attr("node")), Some(node));
+    }
+    let answers: Vec<_> = r
+        .events(a)
+        .iter()
+        .filter_map(|e| match e {
+            Event::IqResult { stanza } => stanza.attr("type").map(str::to_owned),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, ["result"; 4], "every IQ succeeded");
+    assert!(matches!(
+        r.fetch_options(b, "alice@example.org").unwrap(),
+        Some(Event::OfflineOptions { refused: None, .. })
+    ));
+}
+
+#[test]
+fn a_subscriber_answers_the_subscribers_options_and_a_stranger_the_everyone_set() {
+    // X187-3.2-02: Bob receives Alice's presence (he subscribes): his first items request is for
+    // the subscribers' node, and his start answers that set's N_A. X187-3.2-03: Carol never saw
+    // her presence: she asks the everyone node first and answers that set.
+    let (mut r, a, b) = pair();
+    let sets = publish(&mut r, a, &[Audience::Subscribers, Audience::Everyone], chrono::Duration::hours(24));
+    r.disconnect(a);
+    r.drive();
+    let alice_pub = rsa("rsa.pem").public_key();
+    let c =
+        r.add("carol@example.net/x", engine(Some(bob_key()), &[("alice@example.org", alice_pub)])).unwrap();
+    assert!(r.engine(b).subscribed_to(&bare(ALICE)) && !r.engine(c).subscribed_to(&bare(ALICE)));
+    let now = r.now();
+    for (who, node, na) in
+        [(b, SUBSCRIBERS_NODE, &sets[0].secrets.na), (c, EVERYONE_NODE, &sets[1].secrets.na)]
+    {
+        let ev = r.fetch_options(who, "alice@example.org").unwrap();
+        assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
+        assert_eq!(items_nodes(&r, who).first().map(String::as_str), Some(node));
+        let step = r
+            .engine(who)
+            .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("hi"), true)
+            .unwrap();
+        assert_eq!(&form_value(&step.send[0], "nonce"), na, "the start answers the set asked first");
+    }
+}
+
+#[test]
+fn offline_stanzas_stop_when_the_options_expire() {
+    // X187-3.2-05: options valid 24 h; a session started at +1 h may send at +2 h but not at
+    // +25 h (refused, the session ends).
+    let (mut r, a, b) = pair();
+    publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
+    r.disconnect(a);
+    r.drive();
+    r.advance(chrono::Duration::hours(1));
+    r.fetch_options(b, "alice@example.org").unwrap();
+    let t1 = r.now();
+    r.engine(b).offline_start(t1, &bare(ALICE), esession_xmpp::engine::body_message("a"), false).unwrap();
+    assert!(r.engine(b).offline_chat(t1 + chrono::Duration::hours(1), &bare(ALICE), "b").is_ok());
+    let late = r.engine(b).offline_chat(t1 + chrono::Duration::hours(24), &bare(ALICE), "c");
+    assert!(
+        matches!(
+            late,
+            Err(Error::Offline(esession_offline::Error::Refused(esession_offline::Check::OptionsExpired)))
+        ),
+        "{late:?}"
+    );
+    assert!(!r.engine(b).has_offline_session(&bare(ALICE)));
+}
+
+#[test]
+fn the_return_withdraws_first_and_destroys_the_stored_subscribers_secrets() {
+    // X187-3.4-01: step 1, the first stanza of the return is the withdraw (Example 8); step 2,
+    // the account's stored copy of the subscribers' secrets is gone once the return ran, the
+    // everyone set's stays.
+    use esession_xmpp::{Account, account::Sealing};
+    let dir = std::env::temp_dir().join(format!("esession-xmpp-return-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut e = engine(Some(rsa("rsa.pem")), &[]);
+    let plan = e.plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
+    let (_, sets) = e.go_offline(now(), &plan, &[Audience::Subscribers, Audience::Everyone], false).unwrap();
+    let everyone_na = sets[1].secrets.na.clone();
+    {
+        let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+        account.keep_offline("subscribers", &sets[0].secrets).unwrap();
+        account.keep_offline("everyone", &sets[1].secrets).unwrap();
+    }
+    let step = {
+        let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+        esession_xmpp::client::come_back_from(&account, &mut e, now() + chrono::Duration::hours(1)).unwrap()
+    };
+    assert!(is_withdraw(&step.send[0]), "{:?}", step.send[0]);
+    assert_eq!(step.send.last().map(Element::name), Some("presence"));
+    let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+    assert!(account.offline("subscribers").unwrap().is_none(), "destroyed");
+    assert_eq!(account.offline("everyone").unwrap().map(|s| s.na), Some(everyone_na), "kept");
+    drop(account);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// XEP-0155 and XEP-0116 in the engine
+
+#[test]
+fn unavailable_presence_terminates_the_session_explicitly() {
+    // X155-8.4-03: Bob assumes Alice's resource cannot continue and terminates explicitly: his
+    // encrypted terminate goes to her full JID on the session's thread.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let thread = r.engine(b).session(&bare(ALICE)).unwrap().thread().to_owned();
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let keep = sent.clone();
+    r.set_filter(Box::new(move |from, s| {
+        if from == b {
+            keep.borrow_mut().push(s.clone());
+        }
+        Some(s)
+    }));
+    r.disconnect(a);
+    r.drive();
+    let out = sent.borrow().clone();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].attr("to"), Some(ALICE));
+    assert_eq!(out[0].get_child("thread", "jabber:client").map(Element::text), Some(thread.clone()));
+    assert!(out[0].get_child("c", esession_stanza::NS).is_some(), "encrypted");
+    let eb = r.take_events(b);
+    assert!(eb.iter().any(|e| matches!(e, Event::Terminated { why: Ended::PeerUnavailable, .. })), "{eb:?}");
+    assert!(!r.engine(b).has_session(&bare(ALICE)));
+    // Alice's client kept the session after all (the assumption was wrong): back online, it
+    // reads the terminate, verified.
+    r.reconnect(a, presence());
+    r.drive();
+    assert!(
+        r.events(a).iter().any(
+            |e| matches!(e, Event::Terminated { why: Ended::ByPeer { verified: true }, thread: t, .. } if *t == thread)
+        ),
+        "{:?}",
+        r.events(a)
+    );
+    // X155-8.4-04: the next session is a new negotiation on a new thread.
+    r.take_events(b);
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let new = r.engine(b).session(&bare(ALICE)).unwrap().thread().to_owned();
+    assert!(!new.is_empty() && new != thread);
+    assert!(r.events(b).iter().any(|e| matches!(e, Event::Negotiated { thread: t, .. } if *t == new)));
+}
+
+#[test]
+fn every_negotiation_gets_a_thread_of_its_own() {
+    // X155-4.1-03: two requests to the same peer and one to another carry non-empty, distinct
+    // threads.
+    let (mut r, a, _b) = pair();
+    let mut threads = Vec::new();
+    for peer in [BOB, BOB, "carol@example.net/x"] {
+        let step = r.engine(a).start(now(), &jid(peer), Mode::Four).unwrap();
+        threads
+            .push(step.send[0].get_child("thread", "jabber:client").map(Element::text).unwrap_or_default());
+    }
+    assert!(threads.iter().all(|t| !t.is_empty()), "{threads:?}");
+    let mut unique = threads.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{threads:?}");
+}
+
+#[test]
+fn a_terminate_is_acknowledged_on_its_own_thread_only() {
+    // X155-7-05: a terminate on the session's thread is acknowledged on that thread; the same
+    // stanza with a foreign thread belongs to no session and gets no acknowledgement.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let thread = r.engine(a).session(&bare(BOB)).unwrap().thread().to_owned();
+    let t = r.engine(a).terminate(&bare(BOB)).unwrap();
+    let mut foreign = t.clone();
+    foreign.remove_child("thread", "jabber:client");
+    foreign.append_child(Element::builder("thread", "jabber:client").append("foreign-thread").build());
+    set(&mut foreign, "from", ALICE);
+    let step = r.engine(b).handle(now(), &foreign);
+    assert!(step.send.is_empty(), "no acknowledgement: {:?}", step.send);
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::NoSession, .. })));
+    assert!(r.engine(b).has_session(&bare(ALICE)), "the session is untouched");
+    let mut t = t;
+    set(&mut t, "from", ALICE);
+    let step = r.engine(b).handle(now(), &t);
+    assert_eq!(step.send.len(), 1, "{:?}", step.events);
+    assert_eq!(step.send[0].get_child("thread", "jabber:client").map(Element::text), Some(thread));
+    assert_eq!(step.send[0].attr("to"), Some(ALICE));
+}
+
+#[test]
+fn service_discovery_is_answered_in_clear_outside_the_session() {
+    // X116-3-03: during a session, a clear disco#info request is answered in clear; the session
+    // is untouched (same counters) and the next stanza decrypts. X116-3-04: the answer
+    // announces the XEP-0116 feature.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let counters = |r: &mut Relay| {
+        let s = r.engine(b).session(&bare(ALICE)).unwrap().session();
+        (s.send_counter(), s.recv_counter())
+    };
+    let before = counters(&mut r);
+    let mut iq = Element::builder("iq", "jabber:client")
+        .append(Element::bare("query", esession_xmpp::engine::DISCO_INFO))
+        .build();
+    set(&mut iq, "type", "get");
+    set(&mut iq, "id", "disco-1");
+    set(&mut iq, "to", BOB);
+    r.inject(a, iq);
+    r.drive();
+    let reply = r
+        .delivered
+        .iter()
+        .find(|(from, to, s)| *from == b && *to == a && s.attr("id") == Some("disco-1"))
+        .map(|(_, _, s)| s.clone())
+        .unwrap();
+    assert_eq!(reply.attr("type"), Some("result"));
+    assert!(reply.get_child("c", esession_stanza::NS).is_none(), "in clear");
+    let features: Vec<&str> = reply
+        .get_child("query", esession_xmpp::engine::DISCO_INFO)
+        .unwrap()
+        .children()
+        .filter(|f| f.name() == "feature")
+        .filter_map(|f| f.attr("var"))
+        .collect();
+    assert!(features.contains(&esession_forms::esession::ESESSION_NS), "{features:?}");
+    assert!(r.engine(b).has_session(&bare(ALICE)));
+    assert_eq!(counters(&mut r), before, "nothing went through the session");
+    r.chat(a, BOB, "after disco").unwrap();
+    r.drive();
+    assert_eq!(bodies(&r.take_events(b)), ["after disco"]);
+}
+
+#[test]
+fn going_offline_terminates_every_session_before_publishing() {
+    // X116-5-02: the first stanza of going offline is the encrypted terminate, then the PEP
+    // IQs; Bob verifies the terminate.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let now = r.now();
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(1), None).unwrap();
+    let (step, _) = r.engine(a).go_offline(now, &plan, &[Audience::Subscribers], false).unwrap();
+    assert!(step.send[0].get_child("c", esession_stanza::NS).is_some(), "{:?}", step.send[0]);
+    assert_eq!(step.send[0].attr("to"), Some(BOB));
+    assert!(step.send[1..].iter().all(|s| s.name() == "iq") && step.send.len() == 3);
+    r.output(a, step);
+    r.drive();
+    assert!(
+        r.events(b)
+            .iter()
+            .any(|e| matches!(e, Event::Terminated { why: Ended::ByPeer { verified: true }, .. })),
+        "{:?}",
+        r.events(b)
+    );
+}
+
+#[test]
+fn petnames_come_before_the_jid() {
+    // X116-7.4-05: Bob named Alice's key "Alice": his events carry it and show it first.
+    let (ak, bk) = (rsa("rsa.pem"), bob_key());
+    let (ap, bp) = (ak.public_key(), bk.public_key());
+    let mut trust = esession_negotiate::MemoryTrust::default();
+    trust.trust(&bare("alice@example.org"), ap.clone());
+    trust.set_petname(&ap, "Alice");
+    let stores = esession_xmpp::EngineStores {
+        trust: Box::new(trust),
+        retained: Box::new(esession_negotiate::MemoryRetained::default()),
+        replay: Box::new(esession_offline::replay::MemoryReplay::default()),
+    };
+    let mut r = Relay::new(now());
+    let a = r.add(ALICE, engine(Some(ak), &[("bob@example.com", bp)])).unwrap();
+    let b = r.add(BOB, esession_xmpp::Engine::new(config(Some(bk)), stores)).unwrap();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.chat(a, BOB, "it is me").unwrap();
+    r.drive();
+    let eb = r.take_events(b);
+    let shown: Vec<String> = eb
+        .iter()
+        .filter(|e| matches!(e, Event::Negotiated { .. } | Event::Message { .. }))
+        .filter_map(Event::who)
+        .collect();
+    assert_eq!(shown, ["\"Alice\" (alice@example.org/pda)"; 2], "{eb:?}");
+    assert!(eb.iter().any(|e| matches!(e, Event::Message { petname: Some(p), .. } if p == "Alice")));
+    // Alice gave Bob's key no petname: his JID alone.
+    let ea = r.take_events(a);
+    assert!(ea.iter().any(|e| matches!(e, Event::Negotiated { petname: None, .. })));
+    assert_eq!(ea.iter().find_map(Event::who).as_deref(), Some(BOB));
+}
+
+#[test]
+fn a_stored_request_is_not_answered() {
+    // X155-4.2-01: a request the server stored while Bob was offline (a delay stamp) is not
+    // answered (that would tell he had been offline); the same request live is.
+    let (mut r, a, b) = pair();
+    let req = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap().send.remove(0);
+    let mut stored = req.clone();
+    let mut delay = Element::bare("delay", "urn:xmpp:delay");
+    set(&mut delay, "stamp", "2030-03-17T17:46:40Z");
+    stored.append_child(delay);
+    set(&mut stored, "from", ALICE);
+    let step = r.engine(b).handle(now(), &stored);
+    assert!(step.send.is_empty(), "{:?}", step.send);
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Stored, .. })));
+    assert!(!r.engine(b).negotiating(&bare(ALICE)));
+    let mut live = req;
+    set(&mut live, "from", ALICE);
+    assert_eq!(r.engine(b).handle(now(), &live).send.len(), 1, "answered");
+}
+
+/// X116-5-05: a terminate that is never acknowledged does not keep the session's last keys
+/// forever: after the negotiation timeout the engine closes it and says so.
+#[test]
+fn an_unacknowledged_terminate_is_closed_after_the_timeout() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(b).has_session(&bare(ALICE)));
+    // Alice's terminate is lost: Bob never acknowledges.
+    let _lost = r.engine(a).terminate(&bare(BOB)).unwrap();
+    let t0 = r.now();
+    let timeout = esession_xmpp::Limits::default().pending_timeout;
+    let step = r.engine(a).tick(t0);
+    assert!(step.events.is_empty(), "the acknowledgement may still come");
+    let step = r.engine(a).tick(t0 + timeout - chrono::Duration::seconds(1));
+    assert!(step.events.is_empty(), "not before the timeout");
+    let step = r.engine(a).tick(t0 + timeout + chrono::Duration::seconds(1));
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Terminated { why: Ended::NoAcknowledgement, .. })),
+        "{:?}",
+        step.events
+    );
+    assert!(r.engine(a).session(&bare(BOB)).is_none(), "the session and its keys are gone");
+    assert!(r.engine(a).tick(t0 + timeout * 2).events.is_empty(), "said once");
 }

@@ -335,3 +335,182 @@ fn no_readable_data_with_the_defaults() {
         }
     }
 }
+
+/// A clear chat message of about `octets` octets from Bob to Alice.
+fn big_message(octets: usize) -> Element {
+    let mut m = Element::builder("message", "jabber:client")
+        .append(Element::builder("body", "jabber:client").append("B".repeat(octets)))
+        .build();
+    set(&mut m, "to", ALICE);
+    set(&mut m, "type", "chat");
+    m
+}
+
+/// Hostile finding 1: while away, the held queue is bounded in octets as well as in count;
+/// what does not fit is dropped and said so (an event and a counter), and the return delivers
+/// what was held.
+#[test]
+fn the_away_queue_is_bounded_in_octets() {
+    let (mut r, a, b) = pair();
+    let now = r.now();
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(1), None).unwrap();
+    let (step, mut sets) =
+        r.engine(a).go_offline(now, &plan, &[esession_offline::Audience::Subscribers], true).unwrap();
+    r.output(a, step);
+    r.drive();
+    r.take_events(a);
+    // The answers to the PEP IQs are held too.
+    let before = r.engine(a).held();
+    // 24 stanzas of 900 kB: 21 MB, beyond the default 16 MiB.
+    for _ in 0..24 {
+        r.inject(b, big_message(900_000));
+    }
+    r.drive();
+    let held = r.engine(a).held() - before;
+    let dropped = r.engine(a).held_dropped();
+    assert!(held > 0 && held * 900_000 <= Limits::default().queue_octets, "held {held}");
+    assert_eq!(held as u64 + dropped, 24);
+    let full =
+        r.events(a).iter().filter(|e| matches!(e, Event::Failed { failure: Failure::QueueFull, .. })).count();
+    assert_eq!(full as u64, dropped, "every drop is reported");
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(sets.remove(0).secrets), None, false).unwrap();
+    r.output(a, step);
+    r.drive();
+    let clear = r.events(a).iter().filter(|e| e.body().is_some_and(|b| b.len() == 900_000)).count();
+    assert_eq!(clear, held, "what was held is delivered on return");
+    assert_eq!(r.engine(a).held(), 0);
+    still_works(&mut r, a, b);
+}
+
+/// Hostile finding 2: requests above `request_octets` are dropped before any state is kept;
+/// genuine-sized ones from many contacts hold at most `pending_octets` in all (the oldest go).
+#[test]
+fn pending_negotiations_are_bounded_in_octets() {
+    let (mut r, a, b) = pair();
+    let pad = |n: usize| Element::builder("value", "jabber:x:data").append("A".repeat(n)).build();
+    // Too large to be a request: dropped unread, unanswered, nothing kept.
+    let step = r.engine(b).handle(now(), &stamped(request_with(pad(70_000), "big-1"), "x@evil.example/r"));
+    assert!(step.send.is_empty(), "not answered");
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::TooLarge, .. })));
+    assert_eq!(r.engine(b).load().0, 0);
+    // 40 requests of 50 kB from 40 contacts against a budget of 1 MiB: about 17 kept.
+    r.engine(b).set_limits(Limits::default().with_request_octets(64 << 10, 1 << 20));
+    let req = request_with(pad(50_000), "padded");
+    let mut overloaded = 0;
+    for i in 0..40 {
+        let step = r.engine(b).handle(now(), &stamped(req.clone(), &format!("m{i}@evil.example/r")));
+        assert_eq!(step.send.len(), 1, "each is answered");
+        overloaded += step
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Failed { failure: Failure::Overloaded, .. }))
+            .count();
+    }
+    let kept = r.engine(b).load().0;
+    assert!((10..=20).contains(&kept), "{kept} negotiations kept within 1 MiB");
+    assert_eq!(kept + overloaded, 40, "every one dropped is reported");
+    r.engine(b).set_limits(Limits::default());
+    still_works(&mut r, a, b);
+}
+
+/// Hostile findings 3 and 4: presence from a crowd of strangers is remembered up to
+/// `strangers` (the oldest forgotten), a contact we know is kept through the flood, and the
+/// resources of one JID are capped (the oldest forgotten), each presence in bounded time.
+#[test]
+fn presence_is_remembered_within_bounds() {
+    let (mut r, a, b) = pair();
+    r.engine(b).set_limits(Limits::default().with_presence(100, 8));
+    let presence = |from: &str| {
+        let mut p = Element::bare("presence", "jabber:client");
+        set(&mut p, "from", from);
+        p
+    };
+    let _ = r.engine(b).handle(now(), &presence(ALICE));
+    for i in 0..5_000 {
+        let _ = r.engine(b).handle(now(), &presence(&format!("u{i}@evil.example/r")));
+    }
+    let (contacts, strangers) = r.engine(b).remembered();
+    assert_eq!(strangers, 100, "strangers bounded");
+    assert_eq!(contacts, 101, "plus Alice, whose key Bob knows");
+    assert!(r.engine(b).is_available(&bare(ALICE)), "a known contact survives the flood");
+    assert!(!r.engine(b).is_available(&bare("u0@evil.example")), "the oldest stranger is forgotten");
+    assert!(r.engine(b).is_available(&bare("u4999@evil.example")));
+    // A stranger going away is forgotten at once.
+    let mut gone = presence("u4999@evil.example/r");
+    set(&mut gone, "type", "unavailable");
+    let _ = r.engine(b).handle(now(), &gone);
+    assert_eq!(r.engine(b).remembered(), (100, 99));
+    // Many resources of one JID: capped, most recent kept, linear time.
+    let t = std::time::Instant::now();
+    for i in 0..20_000 {
+        let _ = r.engine(b).handle(now(), &presence(&format!("alice@example.org/r{i}")));
+    }
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
+    let res = r.engine(b).resources(&bare(ALICE));
+    assert_eq!(res.len(), 8);
+    assert_eq!(res.last().map(ToString::to_string).as_deref(), Some("alice@example.org/r19999"));
+    r.engine(b).set_limits(Limits::default());
+    still_works(&mut r, a, b);
+}
+
+/// An error stanza about a session from Bob: `thread` (None: no `<thread/>`), from `from`.
+fn error_to_alice(thread: Option<&str>, from: &str) -> Element {
+    let mut err = Element::bare("message", "jabber:client");
+    set(&mut err, "type", "error");
+    set(&mut err, "to", ALICE);
+    set(&mut err, "from", from);
+    if let Some(t) = thread {
+        err.append_child(Element::builder("thread", "jabber:client").append(t).build());
+    }
+    let mut e = Element::bare("error", "jabber:client");
+    set(&mut e, "type", "cancel");
+    e.append_child(Element::bare("service-unavailable", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    err.append_child(e);
+    err
+}
+
+/// Hostile finding 5: an error ends only the negotiation or session whose thread it carries
+/// and whose peer (full JID) sent it; without a thread, from another resource or about another
+/// thread, it is reported and ends nothing.
+#[test]
+fn an_error_ends_only_the_session_of_its_thread_and_sender() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let thread = r.engine(a).session(&bare(BOB)).unwrap().thread().to_owned();
+    for (what, err) in [
+        ("no thread", error_to_alice(None, BOB)),
+        ("another resource", error_to_alice(Some(&thread), "bob@example.com/evil")),
+        ("another thread", error_to_alice(Some("other-thread"), BOB)),
+        ("the bare JID of a full-JID session", error_to_alice(Some(&thread), "bob@example.com")),
+    ] {
+        let step = r.engine(a).handle(now(), &err);
+        assert!(step.send.is_empty(), "{what}: never answered");
+        assert!(
+            step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::PeerError { .. }, .. })),
+            "{what}: reported"
+        );
+        assert!(
+            !step.events.iter().any(|e| matches!(e, Event::Terminated { .. })),
+            "{what}: {:?}",
+            step.events
+        );
+        assert!(r.engine(a).has_session(&bare(BOB)), "{what}: the session goes on");
+    }
+    r.chat(a, BOB, "still here").unwrap();
+    r.drive();
+    assert_eq!(bodies(&r.take_events(b)), ["still here"]);
+    // The bounce a server sends (from the full JID we wrote, with our thread) ends it.
+    let step = r.engine(a).handle(now(), &error_to_alice(Some(&thread), BOB));
+    assert!(step.events.iter().any(|e| matches!(e, Event::Terminated { why: Ended::PeerError, .. })));
+    assert!(!r.engine(a).has_session(&bare(BOB)));
+    // A negotiation likewise: an error without the thread leaves it, with it ends it.
+    let req = r.engine(a).start(now(), &jid(BOB), Mode::Four).unwrap().send.remove(0);
+    let t = req.get_child("thread", "jabber:client").map(Element::text).unwrap();
+    let _ = r.engine(a).handle(now(), &error_to_alice(None, BOB));
+    assert!(r.engine(a).negotiating(&bare(BOB)));
+    let _ = r.engine(a).handle(now(), &error_to_alice(Some(&t), BOB));
+    assert!(!r.engine(a).negotiating(&bare(BOB)));
+    still_works(&mut r, a, b);
+}

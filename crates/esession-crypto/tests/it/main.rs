@@ -5,8 +5,10 @@
 
 mod gajim;
 mod kat;
+mod kdf;
 mod modp;
 mod props;
+mod rows116_more;
 mod seal;
 mod sign;
 mod wycheproof;

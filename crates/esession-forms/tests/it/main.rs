@@ -6,6 +6,7 @@
 mod examples;
 mod gajim;
 mod props;
+mod rows116_more;
 mod strict;
 
 use minidom::Element;
@@ -20,7 +21,7 @@ pub(crate) fn example(name: &str) -> String {
 }
 
 /// Replaces each `** ... **` placeholder (and the whitespace around it) with a distinct valid
-/// Base64 value.
+/// Base64 value: 32 octets for a hash commitment He (a SHA-256 output), 16 otherwise.
 pub(crate) fn fill_placeholders(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
@@ -30,7 +31,8 @@ pub(crate) fn fill_placeholders(s: &str) -> String {
         let Some(end) = after[2..].find("**") else { break };
         out.push_str(before.trim_end_matches([' ', '\n']));
         n += 1;
-        out.push_str(&esession_crypto::mpi::b64_encode(&[n; 16]));
+        let len = if after[2..end + 2].contains("value of He") { 32 } else { 16 };
+        out.push_str(&esession_crypto::mpi::b64_encode(&vec![n; len]));
         rest = after[end + 4..].trim_start_matches([' ', '\n']);
     }
     out.push_str(rest);

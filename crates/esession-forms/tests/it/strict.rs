@@ -93,14 +93,14 @@ fn request(extra: &str, dh: &str) -> String {
          <field type='list-single' var='resp_pubkey'><option><value>none</value></option></field>\
          <field type='list-single' var='ver'><option><value>1.0</value></option></field>\
          <field type='text-single' var='rekey_freq'><value>1</value></field>\
-         <field type='hidden' var='my_nonce'><value>AAAA</value></field>{extra}{dh}"
+         <field type='hidden' var='my_nonce'><value>AAECAwQFBgc=</value></field>{extra}{dh}"
     )
 }
 
 #[test]
 fn esession_fields_are_validated() {
     let sas = "<field type='list-single' var='sas_algs'><option><value>sas28x5</value></option></field>";
-    let good = "<field type='hidden' var='dhhashes'><value>AAAA</value><value>AQID</value></field>";
+    let good = "<field type='hidden' var='dhhashes'><value>AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=</value><value>AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=</value></field>";
     assert!(Request::parse(&form(&request(sas, good)).unwrap()).is_ok());
     let cases = [
         (request(sas, "<field type='hidden' var='dhhashes'><value>AAAA</value></field>"), "one per group"),
@@ -142,7 +142,7 @@ fn esession_fields_are_validated() {
         (request(sas, good).replace("<option><value>aes128-ctr</value></option>", ""), "empty offer"),
         (
             request(sas, good)
-                .replace("var='my_nonce'><value>AAAA</value>", "var='my_nonce'><value></value>"),
+                .replace("var='my_nonce'><value>AAECAwQFBgc=</value>", "var='my_nonce'><value></value>"),
             "empty nonce",
         ),
     ];
@@ -175,7 +175,7 @@ fn empty_nonces_are_refused() {
          <field var='identity'><value>AAAA</value></field><field var='mac'><value>AAAA</value></field>"
         ))
     };
-    assert!(Accept::parse(&accept("AAAA")).is_ok());
+    assert!(Accept::parse(&accept("AAECAwQFBgc=")).is_ok());
     assert_eq!(Accept::parse(&accept("")), Err(empty.clone()));
     let ident = |nonce: &str| {
         with(&format!(
@@ -183,8 +183,73 @@ fn empty_nonces_are_refused() {
              <field var='identity'><value>AAAA</value></field><field var='mac'><value>AAAA</value></field>"
         ))
     };
-    assert!(BobIdentity::parse(&ident("AAAA")).is_ok());
+    assert!(BobIdentity::parse(&ident("AAECAwQFBgc=")).is_ok());
     assert_eq!(BobIdentity::parse(&ident("")), Err(empty));
+}
+
+/// Hostile peers: a one-octet ESession ID (`AA==`) or one shorter than
+/// [`esession_forms::esession::MIN_NONCE_LEN`] is refused wherever a nonce is read (`my_nonce`
+/// of a request and of a response, the echoed `nonce`), naming the field; so is a request whose
+/// `dhhashes` are empty or not SHA-256 outputs (a responder would otherwise answer it and keep
+/// state).
+#[test]
+fn short_nonces_and_empty_commitments_are_refused() {
+    use esession_forms::esession::{HE_LEN, MIN_NONCE_LEN};
+    assert_eq!(MIN_NONCE_LEN, 8);
+    let sas = "<field type='list-single' var='sas_algs'><option><value>sas28x5</value></option></field>";
+    let he = esession_crypto::mpi::b64_encode(&[7; HE_LEN]);
+    let good = format!("<field type='hidden' var='dhhashes'><value>{he}</value><value>{he}</value></field>");
+    let nonce = |n: &str| {
+        request(sas, &good).replace(
+            "var='my_nonce'><value>AAECAwQFBgc=</value>",
+            &format!("var='my_nonce'><value>{n}</value>"),
+        )
+    };
+    assert!(Request::parse(&form(&nonce("AAECAwQFBgc=")).unwrap()).is_ok(), "8 octets");
+    for short in ["AA==", "AAECAwQFBg=="] {
+        let e = Request::parse(&form(&nonce(short)).unwrap()).unwrap_err();
+        assert_eq!(e, Error::BadValue { var: "my_nonce".into(), reason: "nonce shorter than 8 octets" });
+        assert_eq!(e.field(), Some("my_nonce"));
+    }
+    // Five empty commitments (five groups), one short one.
+    let five_groups = request(sas, "").replace(
+        "<option><value>5</value></option><option><value>14</value></option>",
+        "<option><value>5</value></option><option><value>14</value></option><option><value>15</value></option>\
+         <option><value>16</value></option><option><value>17</value></option>",
+    );
+    let empty =
+        format!("{five_groups}<field type='hidden' var='dhhashes'>{}</field>", "<value></value>".repeat(5));
+    let e = Request::parse(&form(&empty).unwrap()).unwrap_err();
+    assert_eq!(e.field(), Some("dhhashes"), "{e:?}");
+    let short = esession_crypto::mpi::b64_encode(&[7; HE_LEN - 1]);
+    let e = Request::parse(
+        &form(&request(
+            sas,
+            &format!("<field type='hidden' var='dhhashes'><value>{he}</value><value>{short}</value></field>"),
+        ))
+        .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(e, Error::BadValue { var: "dhhashes".into(), reason: "a commitment is not 32 octets" });
+    // The response's my_nonce (N_B) and its echo of N_A.
+    let resp = |my_nonce: &str, echo: &str| {
+        let x = format!(
+            "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:ssn</value></field>\
+             <field var='accept'><value>1</value></field><field var='logging'><value>may</value></field>\
+             <field var='disclosure'><value>never</value></field><field var='security'><value>e2e</value></field>\
+             <field var='modp'><value>5</value></field><field var='crypt_algs'><value>aes128-ctr</value></field>\
+             <field var='hash_algs'><value>sha256</value></field><field var='compress'><value>none</value></field>\
+             <field var='stanzas'><value>message</value></field><field var='init_pubkey'><value>none</value></field>\
+             <field var='resp_pubkey'><value>none</value></field><field var='ver'><value>1.0</value></field>\
+             <field var='rekey_freq'><value>1</value></field><field var='my_nonce'><value>{my_nonce}</value></field>\
+             <field var='dhkeys'><value>Ag==</value></field><field var='nonce'><value>{echo}</value></field>\
+             <field var='counter'><value>AQ==</value></field></x>"
+        );
+        Response::parse(&DataForm::parse(&parse(&x).unwrap()).unwrap())
+    };
+    assert!(resp("AAECAwQFBgc=", "AAECAwQFBgc=").is_ok());
+    assert_eq!(resp("AA==", "AAECAwQFBgc=").unwrap_err().field(), Some("my_nonce"));
+    assert_eq!(resp("AAECAwQFBgc=", "AA==").unwrap_err().field(), Some("nonce"));
 }
 
 /// Regression (fuzz/regressions/esession_form/crash-3d854cd7...): an accept with `rshashes` but

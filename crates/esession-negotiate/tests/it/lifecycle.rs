@@ -3,6 +3,7 @@
 use crate::*;
 use esession_crypto::testing::TestRng;
 use esession_crypto::{CryptAlg, CryptoProvider, HashAlg, ModpGroup};
+use esession_negotiate::wire;
 
 /// Small, fast choices (group 1 is weak: accepted because the tests ask for it).
 fn small(mut c: Config) -> Config {
@@ -29,32 +30,165 @@ fn body_of(e: &Element) -> Option<String> {
     e.get_child("body", "jabber:client").map(Element::text)
 }
 
+/// A 4-message session between Alice and Bob, with one chat stanza each way: (Alice's, Bob's,
+/// the stanza Bob received from Alice).
+fn established_pair() -> (Box<Established>, Box<Established>, Element) {
+    let (mut a, mut b) = (Side::new(1), Side::new(2));
+    let cfg = Arc::new(small(Config::default()));
+    negotiate(Mode::Four, cfg.clone(), cfg, &mut a, &mut b, no_tamper());
+    exchange(&mut a, &mut b);
+    let (mut ea, mut eb) = (a.established.take().unwrap(), b.established.take().unwrap());
+    let mut r = TestRng::new(8);
+    let old =
+        ea.encrypt(&chat("before the end"), esession_stanza::EncryptOptions::default(), &mut r).unwrap();
+    assert!(matches!(eb.receive(&old, false, &mut r).unwrap(), Received::Stanza { .. }));
+    (ea, eb, old)
+}
+
+/// No key of the session is left: no send state, no stored receive set, no publishable MAC key.
+fn keys_destroyed(e: &Established) -> bool {
+    e.session().send_counter().is_none()
+        && e.session().stored_sets() == 0
+        && e.session().publishable_old_keys() == 0
+        && e.phase() == Phase::Closed
+}
+
+/// X116-5-03 X155-7-01: the terminate form travels encrypted; X116-5-06: the peer verifies it
+/// and acknowledges encrypted; X116-5-08: then destroys every key (an old stanza replayed finds
+/// the session closed); X116-5-09: the terminator verifies the acknowledgement; X116-5-10:
+/// nothing is sent after a terminate or an acknowledgement. X155-7-02 X155-7-05: terminate and
+/// acknowledgement carry the session's thread. X155-13-01: neither message, nor what they
+/// carry encrypted, has a `<body/>`.
 #[test]
 fn termination_with_encrypted_acknowledgement() {
     for alice_ends in [true, false] {
-        let (mut a, mut b) = (Side::new(1), Side::new(2));
-        let cfg = Arc::new(small(Config::default()));
-        negotiate(Mode::Four, cfg.clone(), cfg, &mut a, &mut b, no_tamper());
-        exchange(&mut a, &mut b);
-        let (mut ea, mut eb) = (a.established.take().unwrap(), b.established.take().unwrap());
+        let (mut ea, mut eb, old) = established_pair();
+        let thread = ea.thread().to_owned();
         let (ender, other) = if alice_ends { (&mut ea, &mut eb) } else { (&mut eb, &mut ea) };
         let mut r = TestRng::new(3);
         let term = ender.terminate(true, &mut r).unwrap();
         assert!(!String::from(&term).contains("terminate"), "the terminate form is encrypted");
+        assert_eq!(wire::thread(&term).as_deref(), Some(thread.as_str()), "X155-7-02");
+        assert!(term.children().all(|c| c.name() != "body"), "X155-13-01");
         assert_eq!(ender.phase(), Phase::Terminating);
-        // Nothing more may be sent by the terminating side.
+        // X116-5-05: right after the terminate only the receive keys are left (to verify the
+        // acknowledgement): no send keys or counter, no old MAC key waiting to be published.
+        assert_eq!(ender.session().send_counter(), None, "X116-5-05: send keys destroyed");
+        assert!(!ender.session().is_sending());
+        assert_eq!(ender.session().publishable_old_keys(), 0, "X116-5-05: old MAC keys destroyed");
+        assert_eq!(ender.session().stored_sets(), 1, "the receive keys wait for the acknowledgement");
+        // Nothing more may be sent by the terminating side, nor a second terminate.
         assert!(ender.encrypt(&chat("late"), esession_stanza::EncryptOptions::default(), &mut r).is_err());
+        assert!(matches!(ender.terminate(false, &mut r), Err(Error::ApiMisuse(_))));
         let ack = match other.receive(&term, true, &mut r).unwrap() {
             Received::Terminated { ack: Some(ack), verified: true } => ack,
             x => panic!("expected a terminate, got {x:?}"),
         };
-        assert_eq!(other.phase(), Phase::Closed);
+        assert_eq!(wire::thread(&ack), wire::thread(&term), "X155-7-05");
+        assert!(ack.children().all(|c| c.name() != "body"), "X155-13-01");
+        assert!(keys_destroyed(other), "X116-5-08");
         assert!(other.encrypt(&chat("late"), esession_stanza::EncryptOptions::default(), &mut r).is_err());
+        if !alice_ends {
+            // The stanza Bob received from Alice before the end, replayed to him.
+            assert!(matches!(
+                other.receive(&old, false, &mut r),
+                Err(Error::Stanza(esession_stanza::Error::SessionClosed))
+            ));
+        }
         assert!(matches!(
             ender.receive(&ack, false, &mut r).unwrap(),
             Received::Terminated { ack: None, verified: true }
         ));
-        assert_eq!(ender.phase(), Phase::Closed);
+        assert!(keys_destroyed(ender), "X116-5-05 once the acknowledgement verified");
+        if alice_ends {
+            assert!(matches!(
+                other.receive(&old, false, &mut r),
+                Err(Error::Stanza(esession_stanza::Error::SessionClosed))
+            ));
+        }
+    }
+}
+
+/// X155-13-01 X155-7-01: what the terminate and the acknowledgement carry encrypted is the
+/// XEP-0155 form (FORM_TYPE and `terminate` 1; `submit`, then `result`) with the thread and no
+/// `<body/>`.
+#[test]
+fn terminate_and_acknowledgement_contents() {
+    let check = |clear: &Element, form_type: &str| {
+        assert!(clear.children().all(|c| c.name() != "body"), "{}", String::from(clear));
+        assert_eq!(wire::thread(clear).as_deref(), Some("thread-1"));
+        assert_eq!(form_x(clear).attr("type"), Some(form_type));
+        assert_eq!(values(clear, "FORM_TYPE"), Some(vec!["urn:xmpp:ssn".to_owned()]));
+        assert_eq!(values(clear, "terminate"), Some(vec!["1".to_owned()]));
+    };
+    // The terminate, read through the stanza layer without the termination rules.
+    let (mut ea, mut eb, _) = established_pair();
+    let term = ea.terminate(false, &mut TestRng::new(3)).unwrap();
+    let (clear, _) = eb.session_mut().decrypt(&term).unwrap();
+    check(&clear, "submit");
+    // The acknowledgement.
+    let (mut ea, mut eb, _) = established_pair();
+    let term = ea.terminate(false, &mut TestRng::new(3)).unwrap();
+    let Received::Terminated { ack: Some(ack), .. } = eb.receive(&term, false, &mut TestRng::new(4)).unwrap()
+    else {
+        panic!("no acknowledgement")
+    };
+    let (clear, _) = ea.session_mut().decrypt(&ack).unwrap();
+    check(&clear, "result");
+}
+
+/// X116-5-06 X116-5-09: a terminate or an acknowledgement whose MAC was changed in transit is
+/// refused: no acknowledgement is sent, no verified termination is reported (the session ends,
+/// as XEP-0200 asks of any failure).
+#[test]
+fn a_terminate_or_acknowledgement_with_a_broken_mac_is_refused() {
+    fn flip_mac(s: &Element) -> Element {
+        rewrite(s, &mut |c: &Element| {
+            (c.name() == "mac" && c.ns() == esession_stanza::NS).then(|| {
+                let mut raw = esession_crypto::mpi::b64_decode(&c.text()).unwrap();
+                raw[0] ^= 1;
+                vec![
+                    Element::builder("mac", esession_stanza::NS)
+                        .append(esession_crypto::mpi::b64_encode(&raw))
+                        .build(),
+                ]
+            })
+        })
+    }
+    let mut r = TestRng::new(3);
+    // The terminate.
+    let (mut ea, mut eb, _) = established_pair();
+    let term = ea.terminate(false, &mut r).unwrap();
+    let got = eb.receive(&flip_mac(&term), false, &mut r);
+    assert!(matches!(got, Err(Error::Stanza(esession_stanza::Error::Terminated(_)))), "{got:?}");
+    // The acknowledgement.
+    let (mut ea, mut eb, _) = established_pair();
+    let term = ea.terminate(false, &mut r).unwrap();
+    let Received::Terminated { ack: Some(ack), verified: true } = eb.receive(&term, false, &mut r).unwrap()
+    else {
+        panic!("no acknowledgement")
+    };
+    let got = ea.receive(&flip_mac(&ack), false, &mut r);
+    assert!(matches!(got, Err(Error::Stanza(esession_stanza::Error::Terminated(_)))), "{got:?}");
+    assert!(keys_destroyed(&ea));
+}
+
+/// X116-5-10: terminates that cross: each side receives the other's terminate after sending
+/// its own, verifies it and sends no acknowledgement (it already sent its last stanza); a
+/// second `terminate()` is refused.
+#[test]
+fn crossing_terminates() {
+    let (mut ea, mut eb, _) = established_pair();
+    let mut r = TestRng::new(3);
+    let ta = ea.terminate(false, &mut r).unwrap();
+    let tb = eb.terminate(false, &mut r).unwrap();
+    assert!(matches!(ea.terminate(false, &mut r), Err(Error::ApiMisuse(_))));
+    for (e, t) in [(&mut ea, &tb), (&mut eb, &ta)] {
+        assert!(matches!(
+            e.receive(t, false, &mut r).unwrap(),
+            Received::Terminated { ack: None, verified: true }
+        ));
+        assert!(keys_destroyed(e));
     }
 }
 

@@ -89,12 +89,15 @@ fn both_sets_an_outbox_and_a_return() {
         Some(Error::Config("an offline session with this contact is already open")),
         "never a second session while one exists"
     );
-    let later = bob.send(&crate::bare("alice@example.org"), &chat("two"), &mut TestRng::new(3)).unwrap();
+    let later = bob.send(&crate::bare("alice@example.org"), &chat("two"), now, &mut TestRng::new(3)).unwrap();
     assert!(later.children().any(|c| c.name() == "amp"), "later stanzas carry the AMP rule");
     let terminate =
-        bob.contact_online(&crate::bare("alice@example.org"), &mut TestRng::new(4)).unwrap().unwrap();
+        bob.contact_online(&crate::bare("alice@example.org"), now, &mut TestRng::new(4)).unwrap().unwrap();
     assert!(!bob.has_session(&crate::bare("alice@example.org")));
-    assert_eq!(bob.contact_online(&crate::bare("alice@example.org"), &mut TestRng::new(4)).unwrap(), None);
+    assert_eq!(
+        bob.contact_online(&crate::bare("alice@example.org"), now, &mut TestRng::new(4)).unwrap(),
+        None
+    );
 
     let mut carol = Outbox::new();
     let v2 =
@@ -304,4 +307,121 @@ fn a_return_commits_its_replay_entries_once_and_fails_closed() {
     assert!(again.sessions.is_empty());
     assert_eq!(again.dropped.len(), 4);
     assert!(again.dropped.iter().all(|d| d.check == Check::Replay));
+}
+
+/// Alice's options for `home` (match_resource) verified by Bob at `now`.
+fn home_options(lifetime: Duration) -> (send::Verified, Config) {
+    let (rsa, bob_key) = (keys().0, keys().0);
+    let alice_pub = rsa.public_key();
+    let plan = Plan {
+        profile: Profile::Xep,
+        provider: CryptoProvider { modp: vec![ModpGroup::G1], ..CryptoProvider::default() },
+        logging: vec![Logging::May],
+        compress: vec![Compress::None],
+        stanzas: vec![StanzaType::Message],
+        rekey_freq: 1,
+        keys: vec![rsa],
+        lifetime,
+        match_resource: Some("home".into()),
+    };
+    let set = go_offline(&plan, &[Audience::Subscribers], t0(), &mut RngEntropy(&mut TestRng::new(40)))
+        .unwrap()
+        .remove(0);
+    let mut trust = MemoryTrust::default();
+    trust.trust(&crate::bare("alice@example.org"), alice_pub);
+    let options = pep::options_in(&set.iqs[1]).unwrap().clone();
+    let v = send::verify(
+        &options,
+        &crate::bare("alice@example.org"),
+        &trust,
+        t0() + Duration::hours(1),
+        Profile::Xep,
+    )
+    .unwrap();
+    (v, crate::weak_ok(Config::with_identity(bob_key)))
+}
+
+/// The `<amp/>` of a stanza must be exactly XEP-0187's restriction to one resource, as A15
+/// reads it: `action='error' condition='match-resource' value='other'`, without `per-hop`.
+fn assert_amp_to_that_resource_only(s: &Element) {
+    let amp = s.get_child("amp", "http://jabber.org/protocol/amp").unwrap_or_else(|| panic!("no AMP: {s:?}"));
+    assert_eq!(amp.attr("per-hop"), None, "a per-hop match-resource rule is ignored (XEP-0079)");
+    let rules: Vec<_> = amp.children().collect();
+    assert_eq!(rules.len(), 1);
+    let r = rules[0];
+    assert_eq!(
+        (r.name(), r.attr("action"), r.attr("condition"), r.attr("value")),
+        ("rule", Some("error"), Some("match-resource"), Some("other"))
+    );
+}
+
+#[test]
+fn every_stanza_of_the_session_goes_to_the_published_resource_only() {
+    // X187-3.3-06: the start, later stanzas (even when the caller wrote another `to`) and the
+    // terminate are addressed to Alice's published resource, each with the AMP rule.
+    let (v, cfg) = home_options(Duration::hours(24));
+    let now = t0() + Duration::hours(1);
+    let mut bob = Outbox::new();
+    let start = bob
+        .start(v, &cfg, "t-home", Some(chat("one")), false, now, &mut RngEntropy(&mut TestRng::new(41)))
+        .unwrap();
+    assert_eq!(start.attr("to"), Some("alice@example.org/home"));
+    assert_amp_to_that_resource_only(&start);
+    let alice = crate::bare("alice@example.org");
+    for to in [None, Some("alice@example.org/elsewhere"), Some("alice@example.org")] {
+        let mut m = chat("later");
+        if let Some(to) = to {
+            m.set_attr(
+                minidom::rxml::Namespace::NONE,
+                esession_forms::xml::attr_name("to").unwrap(),
+                to.to_owned(),
+            );
+        }
+        let wire = bob.send(&alice, &m, now, &mut TestRng::new(42)).unwrap();
+        assert_eq!(wire.attr("to"), Some("alice@example.org/home"), "written to {to:?}");
+        assert_eq!(wire.get_child("thread", "jabber:client").map(Element::text).as_deref(), Some("t-home"));
+        assert_amp_to_that_resource_only(&wire);
+    }
+    let terminate = bob.contact_online(&alice, now, &mut TestRng::new(43)).unwrap().unwrap();
+    assert_eq!(terminate.attr("to"), Some("alice@example.org/home"));
+    assert_amp_to_that_resource_only(&terminate);
+}
+
+#[test]
+fn nothing_is_sent_in_the_session_after_the_options_expire() {
+    // X187-3.2-05: options valid for 24 h; the session started at +1 h sends at +2 h, not at
+    // +25 h (refused, and the session ends: nothing more, not even a terminate).
+    let (v, cfg) = home_options(Duration::hours(24));
+    let mut bob = Outbox::new();
+    let alice = crate::bare("alice@example.org");
+    bob.start(
+        v,
+        &cfg,
+        "t-exp",
+        None,
+        false,
+        t0() + Duration::hours(1),
+        &mut RngEntropy(&mut TestRng::new(44)),
+    )
+    .unwrap();
+    assert!(bob.send(&alice, &chat("in time"), t0() + Duration::hours(2), &mut TestRng::new(45)).is_ok());
+    assert_eq!(
+        bob.send(&alice, &chat("too late"), t0() + Duration::hours(25), &mut TestRng::new(46)).err(),
+        Some(Error::Refused(Check::OptionsExpired))
+    );
+    assert!(!bob.has_session(&alice), "the session ended with its options");
+    // A terminate is an encrypted stanza too: none after the expiry.
+    let (v, cfg) = home_options(Duration::hours(24));
+    bob.start(
+        v,
+        &cfg,
+        "t-exp2",
+        None,
+        false,
+        t0() + Duration::hours(1),
+        &mut RngEntropy(&mut TestRng::new(47)),
+    )
+    .unwrap();
+    assert_eq!(bob.contact_online(&alice, t0() + Duration::hours(24), &mut TestRng::new(48)).unwrap(), None);
+    assert!(!bob.has_session(&alice));
 }

@@ -357,14 +357,25 @@ fn sealed_secrets_and_pep_stanzas() {
     let back = Secrets::open(&key, &sealed).unwrap();
     assert_eq!(back.na, w.secrets.na);
     assert_eq!(back.expires, w.secrets.expires);
-    assert_eq!(back.pairs.len(), 2);
-    assert_eq!(back.pairs[1].1.public(), w.secrets.pairs[1].1.public());
+    // X187-3.1-04: N_A, every x (each group with its own x) and the expiry survive.
+    assert_eq!(back.pairs.len(), w.secrets.pairs.len());
+    for ((g, kp), (g0, kp0)) in back.pairs.iter().zip(&w.secrets.pairs) {
+        assert_eq!(g, g0);
+        assert_eq!(kp.public(), kp0.public(), "the x of group {g}");
+        assert_eq!(
+            kp.export_secret().expose_secret(),
+            kp0.export_secret().expose_secret(),
+            "the x of group {g} itself"
+        );
+    }
     assert_eq!(back.offers, w.secrets.offers, "the offers survive, so a reopened store still checks them");
     assert!(Secrets::open(&esession_crypto::SealingKey::generate(&mut TestRng::new(7)), &sealed).is_err());
     // PEP: create, publish, withdraw, fetch.
     let create = pep::create_node(Audience::Subscribers, "c1");
     assert!(String::from(&create).contains("pubsub#access_model"));
     let publish = pep::publish(Audience::Everyone, "p1", w.options.clone());
+    // X187-3.1-09: published through her own server: an iq set without `to`.
+    assert_eq!((publish.name(), publish.attr("type"), publish.attr("to")), ("iq", Some("set"), None));
     assert_eq!(pep::options_in(&publish), Some(&w.options));
     assert!(String::from(&publish).contains(esession_offline::EVERYONE_NODE));
     let withdraw = pep::withdraw(Audience::Subscribers, "w1");

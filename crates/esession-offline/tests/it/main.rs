@@ -7,6 +7,8 @@ mod away;
 mod crash;
 mod flow;
 mod props;
+mod publish;
+mod replay;
 
 use esession_crypto::PrivateKey;
 

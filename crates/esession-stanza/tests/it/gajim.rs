@@ -47,6 +47,9 @@ fn gajim_xep0200_messages_byte_for_byte() {
         assert_eq!(sealed.mac, hex(&send["a_mac"]));
         assert_eq!(sealed.m_content(), hex(&send["m_content"]));
         assert_eq!(after, int(&send["counter_after"]));
+        // X200-7-01: the <c/> we build is the one on the wire, element for element.
+        let wire = esession_forms::xml::parse(e["wire"].as_str().unwrap()).unwrap();
+        assert_eq!(&sealed.to_element(), wire.get_child("c", NS).unwrap());
         // The receiver: parse the wire <c/>, verify (Gajim's receiver MACs the padded counter),
         // decrypt back to the padded m.
         let wire = esession_forms::xml::parse(e["wire"].as_str().unwrap()).unwrap();
@@ -122,5 +125,43 @@ fn gajim_sender_macs_what_a_gajim_receiver_checks() {
         let mut from_gajim = Encrypted::new(sealed.data.clone(), None, None, vec![]);
         from_gajim.set_mac(minimal);
         verify(Profile::Gajim, &HashAlg::Sha256, &km, &from_gajim, counter).unwrap();
+    }
+}
+
+/// X116-6.1-03 in `Profile::Xep`: the counter in a_mac is minimal octets: below 2^120 a sender
+/// MACs 15 octets or fewer, never a leading zero; computed here with the hmac crate.
+#[test]
+fn xep_mac_counter_is_minimal_octets() {
+    use hmac::{KeyInit, Mac};
+    let cipher = CtrCipher::new(&CryptAlg::Aes128Ctr, Profile::Xep, &SecretBytes::new(vec![9; 16])).unwrap();
+    let km = [7u8; 32];
+    for (counter, octets) in [
+        (5u128, vec![5u8]),
+        (0x0100, vec![1, 0]),
+        ((1 << 119) + 3, {
+            let mut v = vec![0x80];
+            v.extend([0; 13]);
+            v.push(3);
+            v
+        }),
+        (u128::MAX, vec![0xff; 16]),
+    ] {
+        let (sealed, _) = seal_raw(
+            Profile::Xep,
+            &HashAlg::Sha256,
+            &cipher,
+            &km,
+            counter,
+            Some(b"<body>x</body>"),
+            None,
+            None,
+            vec![],
+        )
+        .unwrap();
+        let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&km).unwrap();
+        m.update(&sealed.m_content());
+        m.update(&octets);
+        assert_eq!(sealed.mac, m.finalize().into_bytes().to_vec(), "counter {counter:#x}");
+        verify(Profile::Xep, &HashAlg::Sha256, &km, &sealed, counter).unwrap();
     }
 }

@@ -2,8 +2,11 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod bigint;
 mod gajim;
 mod props;
+mod publish;
+mod rekey;
 mod rules;
 
 use esession_crypto::kdf::{SessionKeys, cipher_key};
@@ -38,11 +41,13 @@ pub(crate) fn pair_seeded(p: &Params, seed: u64) -> (Session, Session) {
     (a, b)
 }
 
-/// Alice's sending keys as raw material, to forge stanzas a misbehaving peer would send.
+/// Alice's sending keys as raw material, to forge stanzas a misbehaving peer would send, and
+/// Bob's first MAC key, to recognise it when it is published.
 pub(crate) struct RawSend {
     pub(crate) cipher: esession_crypto::CtrCipher,
     pub(crate) km: esession_crypto::SecretBytes,
     pub(crate) counter: u128,
+    pub(crate) bob_km: esession_crypto::SecretBytes,
 }
 
 /// [`pair_seeded`] plus Alice's raw sending keys.
@@ -70,6 +75,7 @@ pub(crate) fn pair_with_keys(p: &Params, seed: u64) -> (Session, Session, RawSen
         .unwrap(),
         km: ia.km.duplicate(),
         counter: ca,
+        bob_km: ra.km.duplicate(),
     };
     let alice = Session::new(p.clone(), dir(&ia.kc, &ia.km, ca), dir(&ra.kc, &ra.km, cb), x, d).unwrap();
     let bob = Session::new(p.clone(), dir(&ra.kc, &ra.km, cb), dir(&ia.kc, &ia.km, ca), y, e).unwrap();

@@ -5,11 +5,11 @@ use esession_crypto::{CryptAlg, HashAlg};
 use esession_stanza::{EncryptOptions, Error, NS, SealOptions, Session, TerminationCause};
 use minidom::Element;
 
-fn p() -> esession_stanza::Params {
+pub(crate) fn p() -> esession_stanza::Params {
     params(CryptAlg::Aes128Ctr, HashAlg::Sha256)
 }
 
-fn c_of(e: &Element) -> &Element {
+pub(crate) fn c_of(e: &Element) -> &Element {
     e.get_child("c", NS).unwrap()
 }
 
@@ -43,11 +43,11 @@ fn flip_b64(text: &str, bit: usize) -> String {
     esession_crypto::mpi::b64_encode(&raw)
 }
 
-fn send(s: &mut Session, text: &str) -> Element {
+pub(crate) fn send(s: &mut Session, text: &str) -> Element {
     s.encrypt(&chat(text), EncryptOptions::default(), &mut TestRng::new(99)).unwrap()
 }
 
-fn recv(s: &mut Session, wire: &Element) -> Option<String> {
+pub(crate) fn recv(s: &mut Session, wire: &Element) -> Option<String> {
     body(&s.decrypt(wire).unwrap().0)
 }
 
@@ -62,10 +62,25 @@ fn round_trip_keeps_thread_amp_and_order() {
     let names: Vec<&str> = wire.children().map(Element::name).collect();
     assert_eq!(names, ["thread", "c", "amp"], "thread and amp stay clear, <c/> replaces the content");
     assert!(!String::from(&wire).contains("Hello"));
+    assert!(c_of(&wire).get_child("mac", NS).is_some(), "the MAC inside <c/>");
+    assert_eq!(c_of(&wire).children().last().map(Element::name), Some("mac"));
     let (clear, opened) = b.decrypt(&wire).unwrap();
     assert_eq!(body(&clear).as_deref(), Some("Hello, Bob!"));
     assert!(clear.get_child("active", "http://jabber.org/protocol/chatstates").is_some());
     assert!(!opened.rekeyed);
+    let names: Vec<&str> = clear.children().map(Element::name).collect();
+    assert_eq!(names, ["thread", "body", "active", "amp"]);
+    // X200-N14-01: the thread is opaque: it arrives exactly as sent.
+    let odd = " Thread\t ID é/1 ";
+    let mut m = chat("x");
+    m.remove_child("thread", "jabber:client");
+    let mut t = esession_forms::xml::parse("<thread xmlns='jabber:client' parent='p 1'/>").unwrap();
+    t.append_text(odd);
+    m.append_child(t);
+    let (clear, _) =
+        b.decrypt(&a.encrypt(&m, EncryptOptions::default(), &mut TestRng::new(1)).unwrap()).unwrap();
+    let thread = clear.get_child("thread", "jabber:client").unwrap();
+    assert_eq!((thread.text().as_str(), thread.attr("parent")), (odd, Some("p 1")));
     assert_eq!(a.send_counter(), Some(b.recv_counter()), "both counters moved the same way");
 }
 
@@ -171,6 +186,94 @@ fn stanza_types_limited_to_the_negotiated_ones() {
     assert!(!b.is_closed());
 }
 
+/// X116-4.8.2-03: only the negotiated stanza kinds are exchanged encrypted. With only
+/// `message` negotiated, an encrypted presence or iq (the sender negotiated more, or a relay
+/// moved a `<c/>` into another wrapper, which the MAC does not cover) is refused unread.
+#[test]
+fn encrypted_stanza_of_a_kind_not_negotiated_is_refused() {
+    let all = p();
+    let mut only_message = p();
+    only_message.stanzas = vec![esession_forms::names::StanzaType::Message];
+    for kind in ["presence", "iq"] {
+        // Alice negotiated all three kinds, Bob's session only messages (same keys).
+        let (mut a, _) = crate::pair_seeded(&all, 8);
+        let (_, mut b) = crate::pair_seeded(&only_message, 8);
+        let t = if kind == "iq" { "get" } else { "away" };
+        let s = esession_forms::xml::parse(&format!(
+            "<{kind} xmlns='jabber:client' type='{t}'><status>x</status></{kind}>"
+        ))
+        .unwrap();
+        let wire = a.encrypt(&s, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+        let before = b.recv_counter();
+        assert_eq!(b.decrypt(&wire).map(|_| ()), Err(Error::NotNegotiated(kind.into())), "{kind}");
+        assert_eq!(b.recv_counter(), before, "refused unread");
+        assert!(!b.is_closed());
+        // The same <c/> in a message wrapper is accepted: only the wrapper was wrong.
+        let mut moved = Element::bare("message", "jabber:client");
+        moved.append_child(c_of(&wire).clone());
+        assert!(b.decrypt(&moved).is_ok(), "{kind}");
+    }
+    // A message still decrypts in the message-only session.
+    let (mut a, mut b) = pair(&only_message);
+    assert_eq!(recv(&mut b, &send(&mut a, "hello")).as_deref(), Some("hello"));
+}
+
+/// X200-5-03: a stanza carries one `<c/>`, an immediate child. `encrypt` refuses a stanza that
+/// already has one, and everything it sends has exactly one direct `<c/>` and none deeper.
+#[test]
+fn encrypt_emits_exactly_one_direct_c() {
+    let (mut a, _) = pair(&p());
+    let mut with_c = chat("x");
+    with_c.append_child(Element::builder("c", NS).append(Element::builder("mac", NS).append("AA==")).build());
+    assert!(matches!(
+        a.encrypt(&with_c, EncryptOptions::default(), &mut TestRng::new(1)),
+        Err(Error::Malformed(_))
+    ));
+    let err_stanza = esession_forms::xml::parse(
+        "<iq xmlns='jabber:client' type='error' id='e1'><query xmlns='jabber:iq:version'/>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+    )
+    .unwrap();
+    let presence = esession_forms::xml::parse(
+        "<presence xmlns='jabber:client'><show>dnd</show><c xmlns='http://jabber.org/protocol/caps' node='n' ver='v'/></presence>",
+    )
+    .unwrap();
+    let empty =
+        esession_forms::xml::parse("<message xmlns='jabber:client'><thread>t</thread></message>").unwrap();
+    for (i, stanza) in [chat("hello"), err_stanza, presence, empty].iter().enumerate() {
+        for rekey in [false, true] {
+            let opts = EncryptOptions { rekey, publish_old: true };
+            let wire = a.encrypt(stanza, opts, &mut TestRng::new(i as u64)).unwrap();
+            let direct = wire.children().filter(|c| c.is("c", NS)).count();
+            assert_eq!(direct, 1, "stanza {i}");
+            let deeper = wire
+                .children()
+                .filter(|c| !c.is("c", NS))
+                .flat_map(Element::children)
+                .filter(|c| c.is("c", NS))
+                .count();
+            assert_eq!(deeper, 0, "stanza {i}");
+        }
+    }
+}
+
+/// X200-11.4-01: at most 2^32 blocks per key exchange. The default budget is below it, and a
+/// session asked for more keeps to 2^32 (a budget of 2^64 - 1 would never force a re-key).
+#[test]
+fn block_budget_never_exceeds_two_to_the_32() {
+    const { assert!(esession_stanza::DEFAULT_MAX_BLOCKS <= 1 << 32) };
+    assert_eq!(esession_stanza::MAX_BLOCKS_LIMIT, 1 << 32);
+    let mut prm = p();
+    prm.max_blocks = u64::MAX;
+    let (a, _) = pair(&prm);
+    assert_eq!(a.params().max_blocks, 1 << 32);
+    // 2^32 blocks in the next stanza (2^36 octets) need a re-key first; 2^32 - 2 do not.
+    assert!(a.needs_rekey(1 << 36));
+    assert!(!a.needs_rekey(((1 << 32) - 2) * 16));
+    let (d, _) = pair(&p());
+    assert_eq!(d.params().max_blocks, esession_stanza::DEFAULT_MAX_BLOCKS, "a smaller budget is kept");
+}
+
 #[test]
 fn iq_and_presence_and_error_stanzas() {
     let (mut a, mut b) = pair(&p());
@@ -209,7 +312,7 @@ fn malformed_content_terminates() {
     assert_eq!(Error::Terminated(TerminationCause::Xml).condition(), Some("not-acceptable"));
 }
 
-fn rekey(s: &mut Session, text: Option<&str>, seed: u64) -> Element {
+pub(crate) fn rekey(s: &mut Session, text: Option<&str>, seed: u64) -> Element {
     let mut stanza = chat(text.unwrap_or(""));
     if text.is_none() {
         stanza = esession_forms::xml::parse("<message xmlns='jabber:client'><thread>t</thread></message>")
@@ -330,7 +433,12 @@ fn rekey_value_out_of_range_terminates() {
     let tampered = with_c_child(&w, "key", |_| esession_crypto::mpi::b64_encode(&[1]));
     assert_eq!(b.decrypt(&tampered).map(|_| ()), Err(Error::Terminated(TerminationCause::Mac)));
     // A misbehaving peer MACs an out-of-range key correctly: the range check (A18) catches it.
-    for bad_key in [vec![0u8], vec![1], esession_crypto::ModpGroup::G1.params().unwrap().p_bytes()] {
+    let p_bytes = esession_crypto::ModpGroup::G1.params().unwrap().p_bytes();
+    let mut p_minus_1 = p_bytes.clone();
+    *p_minus_1.last_mut().unwrap() -= 1;
+    let mut longer = vec![1u8];
+    longer.extend_from_slice(&p_bytes);
+    for bad_key in [vec![0u8], vec![1], vec![], p_minus_1, p_bytes.clone(), longer] {
         let (_, mut b, raw) = crate::pair_with_keys(&p(), 60);
         let (sealed, _) = esession_stanza::hazmat::seal_raw(
             esession_crypto::Profile::Xep,
@@ -422,4 +530,76 @@ fn opened_debug_shows_no_content() {
     let (_, opened) = b.decrypt(&send(&mut a, "secret words")).unwrap();
     let shown = format!("{opened:?}");
     assert!(!shown.contains("secret") && !shown.contains("115, 101"), "{shown}");
+}
+
+/// Issue 22: what XEP-0200 §5 leaves in clear is kept only where it makes sense, and the
+/// application is told which kept children are clear (`Opened::clear`): an `<error/>` only in a
+/// stanza of type `error`, an `<amp/>` only in a message, one of each and one `<thread/>`.
+#[test]
+fn clear_children_kept_are_checked_and_named() {
+    const AMP: &str = "http://jabber.org/protocol/amp";
+    let injected_error = || {
+        esession_forms::xml::parse(
+            "<error xmlns='jabber:client' type='cancel'><text>INJECTED</text><body>INJECTED</body></error>",
+        )
+        .unwrap()
+    };
+    let injected_amp = || {
+        esession_forms::xml::parse(&format!(
+            "<amp xmlns='{AMP}'><rule action='alert' condition='expire-at' value='INJECTED'/></amp>"
+        ))
+        .unwrap()
+    };
+    let (mut a, mut b) = pair(&p());
+    // An iq result with a valid <c/>: an <error/> or <amp/> beside it is dropped and named.
+    let iq = esession_forms::xml::parse(
+        "<iq xmlns='jabber:client' type='result' id='r1'><query xmlns='jabber:iq:version'><name>n</name></query></iq>",
+    )
+    .unwrap();
+    let mut wire = a.encrypt(&iq, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    wire.append_child(injected_error());
+    wire.append_child(injected_amp());
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert!(!String::from(&clear).contains("INJECTED"), "{}", String::from(&clear));
+    assert!(clear.get_child("query", "jabber:iq:version").is_some());
+    assert_eq!(opened.unprotected, ["error", &format!("{{{AMP}}}amp")]);
+    assert!(opened.clear.is_empty());
+    // A message: its <amp/> is kept, and named as clear; a second <amp/> or <thread/> is not.
+    let mut m = chat("real");
+    m.append_child(injected_amp());
+    let mut wire = a.encrypt(&m, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    wire.append_child(injected_amp());
+    wire.append_child(Element::builder("thread", "jabber:client").append("other").build());
+    wire.append_child(injected_error());
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert_eq!(clear.children().filter(|c| c.is("amp", AMP)).count(), 1);
+    assert_eq!(
+        clear.children().filter(|c| c.name() == "thread").map(Element::text).collect::<Vec<_>>(),
+        ["ffd7076498744578d10edabfe7f4a866"]
+    );
+    assert_eq!(opened.clear, [format!("{{{AMP}}}amp")]);
+    assert_eq!(opened.unprotected, [&format!("{{{AMP}}}amp"), "thread", "error"]);
+    assert!(clear.get_child("error", "jabber:client").is_none(), "a chat message carries no <error/>");
+    // A plain message: only <thread/> in clear, which is not named.
+    let (_, opened) = b.decrypt(&send(&mut a, "plain")).unwrap();
+    assert!(opened.clear.is_empty() && opened.unprotected.is_empty());
+    // A stanza of type error keeps its <error/>, reported as clear: its text is not protected.
+    let err = esession_forms::xml::parse(
+        "<iq xmlns='jabber:client' type='error' id='e1'><query xmlns='jabber:iq:version'/>\
+         <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+    )
+    .unwrap();
+    let wire = a.encrypt(&err, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert!(clear.get_child("error", "jabber:client").is_some());
+    assert_eq!(opened.clear, ["error"]);
+    assert!(opened.unprotected.is_empty());
+    // A presence: no <amp/> either.
+    let pres =
+        esession_forms::xml::parse("<presence xmlns='jabber:client'><show>dnd</show></presence>").unwrap();
+    let mut wire = a.encrypt(&pres, EncryptOptions::default(), &mut TestRng::new(1)).unwrap();
+    wire.append_child(injected_amp());
+    let (clear, opened) = b.decrypt(&wire).unwrap();
+    assert!(clear.get_child("amp", AMP).is_none());
+    assert_eq!(opened.unprotected, [format!("{{{AMP}}}amp")]);
 }

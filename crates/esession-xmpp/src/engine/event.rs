@@ -43,6 +43,9 @@ pub enum Event {
         sas: Option<Sas>,
         /// An offline (XEP-0187) session.
         offline: bool,
+        /// The petname the user gave the key the peer proved, if any: show it more
+        /// prominently than the JID (XEP-0116 §7.4; [`Event::who`]).
+        petname: Option<String>,
     },
     /// A stanza the peer protected, decrypted: exactly what its MAC covered (plus `<thread/>`,
     /// `<amp/>`, `<error/>`, which XEP-0200 §5 leaves in clear).
@@ -55,6 +58,12 @@ pub enum Event {
         stanza: Element,
         /// Inside an offline session.
         offline: bool,
+        /// The petname of the session's peer key, if the user gave one ([`Event::who`]).
+        petname: Option<String>,
+        /// The children of `stanza` that XEP-0200 §5 leaves in clear besides `<thread/>`
+        /// (`<amp/>` in a message, `<error/>` in an error stanza), by name: part of the stanza,
+        /// but NOT covered by the MAC; anyone on the path may have changed them.
+        clear: Vec<String>,
     },
     /// Children that came in clear beside an encrypted stanza, outside what XEP-0200 §5 leaves
     /// in clear: not covered by the MAC, so dropped and never part of a [`Event::Message`].
@@ -151,6 +160,9 @@ pub enum Ended {
     },
     /// The peer acknowledged our terminate.
     Acknowledged,
+    /// Our terminate was never acknowledged: the session was closed after the negotiation
+    /// timeout ([`crate::engine::Limits::pending_timeout`]), its last keys with it.
+    NoAcknowledgement,
     /// The session was for one stanza (object encryption).
     Object,
     /// The peer's resource went unavailable: its client holds no session any more.
@@ -192,8 +204,15 @@ pub enum Failure {
     Expired,
     /// A contact sent more requests than allowed: dropped.
     RateLimited,
-    /// Too many negotiations at once: the oldest was dropped.
+    /// Too many negotiations at once (or too many octets held by them): the oldest was dropped.
     Overloaded,
+    /// A stanza arrived while away and the held queue was full ([`crate::Limits::queue`],
+    /// [`crate::Limits::queue_octets`]): it was dropped.
+    QueueFull,
+    /// A session request that the server had stored while we were offline (it carries a
+    /// delay stamp): not answered, since an answer would tell that we had been offline
+    /// (XEP-0155 §4.2). Start a new negotiation if a session is still wanted.
+    Stored,
 }
 
 impl Failure {
@@ -217,6 +236,8 @@ impl Failure {
             Failure::Expired => "remote-server-timeout",
             Failure::RateLimited => "resource-constraint",
             Failure::Overloaded => "resource-constraint",
+            Failure::QueueFull => "resource-constraint",
+            Failure::Stored => "silent",
         }
     }
 }
@@ -243,6 +264,10 @@ impl fmt::Display for Failure {
             Failure::Expired => f.write_str("the negotiation did not complete in time"),
             Failure::RateLimited => f.write_str("too many requests from this contact, dropped"),
             Failure::Overloaded => f.write_str("too many negotiations at once, the oldest was dropped"),
+            Failure::QueueFull => f.write_str("the queue of stanzas held while away is full: dropped"),
+            Failure::Stored => {
+                f.write_str("a session request stored while we were offline: not answered (start anew)")
+            }
         }
     }
 }
@@ -257,6 +282,19 @@ impl std::error::Error for Failure {
 }
 
 impl Event {
+    /// Who a [`Event::Negotiated`] or [`Event::Message`] is with, as a person should see it:
+    /// the petname first, quoted, then the JID (`"Alice" (alice@example.org/pda)`), or the JID
+    /// alone without a petname (XEP-0116 §7.4).
+    #[must_use]
+    pub fn who(&self) -> Option<String> {
+        match self {
+            Event::Negotiated { peer, petname, .. } | Event::Message { peer, petname, .. } => {
+                Some(shown(peer, petname.as_deref()))
+            }
+            _ => None,
+        }
+    }
+
     /// The text of the `<body/>` of a [`Event::Message`] or [`Event::Clear`] message.
     #[must_use]
     pub fn body(&self) -> Option<String> {
@@ -269,23 +307,36 @@ impl Event {
     }
 }
 
+/// A peer as a person should see it: `"petname" (jid)`, or the JID alone (XEP-0116 §7.4).
+#[must_use]
+pub fn shown(peer: &Jid, petname: Option<&str>) -> String {
+    // X116-7.4-05: the petname comes first and quoted; the JID follows in parentheses.
+    match petname {
+        Some(p) => format!("\"{p}\" ({peer})"),
+        None => peer.to_string(),
+    }
+}
+
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let content = |e: &Element| format!("<{} with {} children>", e.name(), e.children().count());
         match self {
-            Event::Negotiated { peer, thread, sas, offline } => f
+            Event::Negotiated { peer, thread, sas, offline, petname } => f
                 .debug_struct("Negotiated")
                 .field("peer", peer)
                 .field("thread", thread)
                 .field("sas", sas)
                 .field("offline", offline)
+                .field("petname", petname)
                 .finish(),
-            Event::Message { peer, thread, stanza, offline } => f
+            Event::Message { peer, thread, stanza, offline, petname, clear } => f
                 .debug_struct("Message")
                 .field("peer", peer)
                 .field("thread", thread)
                 .field("stanza", &content(stanza))
                 .field("offline", offline)
+                .field("petname", petname)
+                .field("clear", clear)
                 .finish(),
             Event::Unprotected { peer, elements } => {
                 f.debug_struct("Unprotected").field("peer", peer).field("elements", elements).finish()

@@ -18,8 +18,26 @@ pub struct Limits {
     /// Requests a contact may start per minute (a burst of as many is allowed); beyond, they
     /// are dropped unanswered.
     pub requests_per_minute: u32,
-    /// Stanzas held while away (the harness's offline mode); beyond, they are dropped.
+    /// Stanzas held while away (the harness's offline mode); beyond, they are dropped
+    /// ([`crate::Failure::QueueFull`]).
     pub queue: usize,
+    /// Octets held while away, counted as names, attributes and text plus 256 per element;
+    /// beyond, stanzas are dropped ([`crate::Failure::QueueFull`]).
+    pub queue_octets: usize,
+    /// A session request larger than this (octets of names, attributes and text) is dropped
+    /// unanswered before any negotiation state is kept ([`crate::Failure::TooLarge`]): a genuine
+    /// request, even a 3-message one offering every group, is a few kilobytes.
+    pub request_octets: usize,
+    /// Octets all negotiations in progress may hold (their requests, as measured on
+    /// arrival, plus a fixed amount each); beyond, the oldest are dropped
+    /// ([`crate::Failure::Overloaded`]).
+    pub pending_octets: usize,
+    /// Contacts we know nothing about (no key, session, offline session or options) whose
+    /// presence is remembered; beyond, the one remembered longest ago is forgotten.
+    pub strangers: usize,
+    /// Available resources remembered per contact; beyond, the one seen longest ago is
+    /// forgotten.
+    pub resources: usize,
     /// Sessions open at once; beyond, the oldest idle one is closed.
     pub sessions: usize,
 }
@@ -32,6 +50,11 @@ impl Default for Limits {
             pending_total: 1024,
             requests_per_minute: 12,
             queue: 10_000,
+            queue_octets: 16 << 20,
+            request_octets: 64 << 10,
+            pending_octets: 16 << 20,
+            strangers: 4096,
+            resources: 32,
             sessions: 100_000,
         }
     }
@@ -62,6 +85,31 @@ impl Limits {
     #[must_use]
     pub fn with_requests_per_minute(mut self, n: u32) -> Self {
         self.requests_per_minute = n;
+        self
+    }
+
+    /// With this cap on stanzas held while away (count and octets).
+    #[must_use]
+    pub fn with_queue(mut self, stanzas: usize, octets: usize) -> Self {
+        self.queue = stanzas;
+        self.queue_octets = octets;
+        self
+    }
+
+    /// With these caps on requests: the largest one answered, and the octets all negotiations
+    /// in progress may hold.
+    #[must_use]
+    pub fn with_request_octets(mut self, request: usize, pending: usize) -> Self {
+        self.request_octets = request;
+        self.pending_octets = pending;
+        self
+    }
+
+    /// With these caps on presence: strangers remembered, resources per contact.
+    #[must_use]
+    pub fn with_presence(mut self, strangers: usize, resources: usize) -> Self {
+        self.strangers = strangers;
+        self.resources = resources;
         self
     }
 

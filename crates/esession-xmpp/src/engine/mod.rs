@@ -10,18 +10,23 @@
 //!
 //! 1. No valid `from`: dropped. Beyond [`Limits::stanza`] (depth, elements, size): dropped
 //!    unread ([`Failure::TooLarge`]).
-//! 2. While away (the harness's offline mode, [`Engine::go_offline`] with `hold`): queued.
-//! 3. `presence`: contacts' resources, subscription requests; a contact coming online ends
-//!    Bob's offline session with it (XEP-0187 §5), a resource going away ends the session with
-//!    it (its client holds no session any more).
-//! 4. `iq`: encrypted ones go to their session; disco#info and ping requests are answered;
-//!    other requests and every result go to the application ([`Event::Iq`],
+//! 2. While away (the harness's offline mode, [`Engine::go_offline`] with `hold`): queued,
+//!    within [`Limits::queue`] stanzas and [`Limits::queue_octets`] (beyond: dropped,
+//!    [`Failure::QueueFull`]).
+//! 3. `presence`: contacts' resources (within [`Limits::strangers`] and
+//!    [`Limits::resources`]), subscription requests; a contact coming online ends Bob's offline
+//!    session with it (XEP-0187 §5), a resource going away has its sessions terminated
+//!    explicitly (XEP-0155 §8.4: we assume its client holds them no more).
+//! 4. `iq`: encrypted ones go to their session; disco#info and ping requests are answered in
+//!    clear; other requests and every result go to the application ([`Event::Iq`],
 //!    [`Event::IqResult`]).
 //! 5. `message` of type `error`: never answered (RFC 6120 §8.3.1); it ends the negotiation or
-//!    session of its thread.
+//!    session whose thread it carries and whose peer sent it (a bounce), nothing else.
 //! 6. A negotiation form: a request starts a new responder (replacing any negotiation with
-//!    that contact, rate-limited), anything else goes to the negotiation of its contact and
-//!    thread; an XEP-0187 offline start is checked against the offline options we hold.
+//!    that contact, rate-limited, within [`Limits::request_octets`] and
+//!    [`Limits::pending_octets`]; a request the server stored is not answered), anything else
+//!    goes to the negotiation of its contact and thread; an XEP-0187 offline start is checked
+//!    against the offline options we hold.
 //! 7. `<c/>`: the session of its contact and thread decrypts it.
 //! 8. Anything else came in clear: [`Event::Clear`].
 
@@ -30,7 +35,7 @@ mod limits;
 mod offline;
 mod presence;
 
-pub use event::{Ended, Event, Failure, Step};
+pub use event::{Ended, Event, Failure, Step, shown};
 pub use limits::Limits;
 pub use offline::Away;
 pub use presence::{DISCO_INFO, PING, iq_error};
@@ -64,6 +69,10 @@ pub(crate) fn os_rng() -> Rng {
 }
 
 const CLIENT_NS: &str = "jabber:client";
+/// Delayed delivery (XEP-0203): what a server stamps on a stanza it stored.
+const DELAY_NS: &str = "urn:xmpp:delay";
+/// Legacy delayed delivery (XEP-0091), still stamped by some servers.
+const LEGACY_DELAY_NS: &str = "jabber:x:delay";
 
 /// The stores a client keeps: key associations and retained secrets (XEP-0116), the offline
 /// replay store (XEP-0187).
@@ -122,13 +131,20 @@ struct Negotiation {
     machine: Machine,
     sas: Option<esession_crypto::Sas>,
     started: DateTime<Utc>,
+    /// What it holds against [`Limits::pending_octets`].
+    cost: usize,
 }
+
+/// What a negotiation holds besides the request it keeps: its DH values, keys, the machine.
+const NEGOTIATION_COST: usize = 8 << 10;
 
 /// An established session (online, or an offline one Alice accepted: receive only).
 struct Open {
     est: Box<Established>,
     offline: bool,
     used: DateTime<Utc>,
+    /// When `tick` first saw the session waiting for the acknowledgement of our terminate.
+    terminating_since: Option<DateTime<Utc>>,
 }
 
 /// Every session of one account; see the [module documentation](self).
@@ -159,6 +175,7 @@ impl fmt::Debug for Engine {
 
 /// A fresh thread id.
 pub(crate) fn new_thread(rng: &mut Rng) -> String {
+    // X155-4.1-03: a unique thread per negotiation: 64 random bits.
     let mut b = [0u8; 8];
     rand_core::Rng::fill_bytes(rng, &mut b);
     let tag: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -284,6 +301,8 @@ impl Engine {
     // Queries
 
     fn active(&self, peer: &BareJid) -> Option<usize> {
+        // X187-4-01: an offline session Alice accepted is never one to send in: every sending
+        // path (chat, protect, terminate, SAS) finds sessions through here.
         self.sessions
             .iter()
             .rposition(|o| !o.offline && o.est.peer().to_bare() == *peer && o.est.phase() == Phase::Active)
@@ -339,14 +358,15 @@ impl Engine {
     pub fn handle(&mut self, now: DateTime<Utc>, s: &Element) -> Step {
         let mut step = self.tick(now);
         let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { return step };
-        if xml::measure(s, self.limits.stanza).is_err() {
+        let Ok(shape) = xml::measure(s, self.limits.stanza) else {
             step.event(Event::Failed { peer: from, failure: Failure::TooLarge });
             return step;
-        }
+        };
         if self.offline.holding() {
-            let dropped = self.offline.hold(s.clone(), self.limits.queue);
+            // Bounded in count and in octets; beyond, dropped and said so.
+            let dropped = self.offline.hold(s.clone(), shape, &self.limits);
             if dropped {
-                step.event(Event::Failed { peer: from, failure: Failure::Overloaded });
+                step.event(Event::Failed { peer: from, failure: Failure::QueueFull });
             }
             return step;
         }
@@ -386,13 +406,19 @@ impl Engine {
         step
     }
 
-    /// An error stanza: never answered. It ends the negotiation or the session of its thread.
+    /// An error stanza: never answered. It ends the negotiation or the session it is about:
+    /// the one whose thread it carries and whose peer sent it. A server's bounce comes from
+    /// the address we wrote (a full JID, or the bare JID of a service we addressed so) with the
+    /// thread we sent; an error without a thread, or from another resource, ends nothing (it is
+    /// not authenticated, and anyone may send one) and is only reported.
     fn on_error(&mut self, from: &Jid, s: &Element) -> Step {
         let mut step = Step::default();
         let (condition, fields) = esession_negotiate::wire::error_of(s).unwrap_or((None, Vec::new()));
-        let bare = from.to_bare();
-        let thread = thread_of(s);
-        let same = |peer: &Jid, t: &str| peer.to_bare() == bare && thread.as_deref().is_none_or(|x| x == t);
+        let thread = thread_of(s).filter(|t| !t.is_empty());
+        let same = |peer: &Jid, t: &str| {
+            thread.as_deref() == Some(t)
+                && (peer == from || (peer.resource().is_none() && peer.to_bare() == from.to_bare()))
+        };
         if let Some(i) = self.negotiations.iter().position(|n| same(&n.peer, &n.thread)) {
             let n = self.negotiations.remove(i);
             step.event(Event::Failed { peer: n.peer, failure: Failure::PeerError { condition, fields } });
@@ -432,6 +458,27 @@ impl Engine {
                 i += 1;
             }
         }
+        // X116-5-05: a terminate whose acknowledgement never comes does not keep the receive
+        // keys forever: after the negotiation timeout the session is closed.
+        let mut i = 0;
+        while i < self.sessions.len() {
+            let o = &mut self.sessions[i];
+            if o.est.phase() == Phase::Terminating {
+                let since = *o.terminating_since.get_or_insert(now);
+                if now - since > timeout {
+                    let mut o = self.sessions.remove(i);
+                    o.est.close();
+                    step.event(Event::Terminated {
+                        peer: o.est.peer().clone(),
+                        thread: o.est.thread().to_owned(),
+                        offline: o.offline,
+                        why: Ended::NoAcknowledgement,
+                    });
+                    continue;
+                }
+            }
+            i += 1;
+        }
         let per_minute = self.limits.requests_per_minute;
         self.requests.retain(|_, b| !b.full(per_minute, now));
         self.offline.expire(now);
@@ -464,6 +511,7 @@ impl Engine {
         content: Option<(Element, bool)>,
     ) -> Result<Step, Error> {
         let mut step = self.tick(now);
+        let bare = peer.to_bare();
         let thread = new_thread(&mut self.rng);
         let mut a = Initiator::new(self.cfg.clone(), peer.clone(), &thread);
         if let Some((c, terminate)) = content {
@@ -471,26 +519,59 @@ impl Engine {
         }
         a.start(mode, &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() })
             .map_err(Error::Negotiation)?;
-        let bare = peer.to_bare();
+        // X187-4-02: to send to Bob, Alice first ends the offline session he started with her
+        // (locally: she never sends inside it, and Bob ends his side when he sees her online);
+        // the request goes out after it.
+        self.end_accepted_offline(&bare, &mut step);
         self.negotiations.retain(|n| n.peer.to_bare() != bare);
-        self.admit();
+        for old in self.admit(NEGOTIATION_COST) {
+            step.event(Event::Failed { peer: old.peer, failure: Failure::Overloaded });
+        }
         self.negotiations.push(Negotiation {
             peer: peer.clone(),
             thread,
             machine: Machine::Alice(a),
             sas: None,
             started: now,
+            cost: NEGOTIATION_COST,
         });
         self.drain(now, &mut step);
         Ok(step)
     }
 
-    /// Makes room for one more negotiation (the oldest goes beyond the cap).
-    fn admit(&mut self) -> Option<Negotiation> {
-        if self.negotiations.len() >= self.limits.pending_total.max(1) {
-            return Some(self.negotiations.remove(0));
+    /// Ends the offline sessions `peer` started with us (receive only), with an event each.
+    fn end_accepted_offline(&mut self, peer: &BareJid, step: &mut Step) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            if self.sessions[i].offline && self.sessions[i].est.peer().to_bare() == *peer {
+                let mut o = self.sessions.remove(i);
+                o.est.close();
+                step.event(Event::Terminated {
+                    peer: o.est.peer().clone(),
+                    thread: o.est.thread().to_owned(),
+                    offline: true,
+                    why: Ended::Replaced,
+                });
+            } else {
+                i += 1;
+            }
         }
-        None
+    }
+
+    /// Makes room for one more negotiation holding `cost` octets: the oldest go while the
+    /// count would pass [`Limits::pending_total`] or the octets [`Limits::pending_octets`].
+    fn admit(&mut self, cost: usize) -> Vec<Negotiation> {
+        let mut held: usize = self.negotiations.iter().map(|n| n.cost).sum();
+        let mut gone = Vec::new();
+        while !self.negotiations.is_empty()
+            && (self.negotiations.len() >= self.limits.pending_total.max(1)
+                || held.saturating_add(cost) > self.limits.pending_octets)
+        {
+            let n = self.negotiations.remove(0);
+            held = held.saturating_sub(n.cost);
+            gone.push(n);
+        }
+        gone
     }
 
     /// A request: a new responder. It replaces any negotiation with the contact (a request
@@ -500,6 +581,21 @@ impl Engine {
         let mut step = Step::default();
         // A request without a <thread/> is not a session request (XEP-0155 §4.1): ignored.
         let Some(thread) = thread_of(s).filter(|t| !t.is_empty()) else { return step };
+        // X155-4.2-01: a request the server stored while we were offline (it carries a delay
+        // stamp) is not answered: an answer would tell that we had been offline. The
+        // application is told, and starts a new negotiation if it still wants a session.
+        if s.children().any(|c| c.is("delay", DELAY_NS) || c.is("x", LEGACY_DELAY_NS)) {
+            step.event(Event::Failed { peer: from.clone(), failure: Failure::Stored });
+            return step;
+        }
+        // A genuine request is a few kilobytes: a large one is dropped before any state is
+        // kept (the responder keeps the request form until the negotiation ends).
+        let Ok(shape) =
+            xml::measure(s, xml::Limits { octets: self.limits.request_octets, ..self.limits.stanza })
+        else {
+            step.event(Event::Failed { peer: from.clone(), failure: Failure::TooLarge });
+            return step;
+        };
         let bare = from.to_bare();
         let per_minute = self.limits.requests_per_minute;
         let bucket = self.requests.entry(bare.clone()).or_insert_with(|| Bucket::new(per_minute, now));
@@ -508,7 +604,8 @@ impl Engine {
             return step;
         }
         self.negotiations.retain(|n| n.peer.to_bare() != bare);
-        if let Some(old) = self.admit() {
+        let cost = offline::held_cost(shape).saturating_add(NEGOTIATION_COST);
+        for old in self.admit(cost) {
             step.event(Event::Failed { peer: old.peer, failure: Failure::Overloaded });
         }
         let b = Responder::new(self.cfg.clone(), from.clone(), &thread);
@@ -518,6 +615,7 @@ impl Engine {
             machine: Machine::Bob(b),
             sas: None,
             started: now,
+            cost,
         });
         let i = self.negotiations.len() - 1;
         self.feed(now, i, s, &mut step);
@@ -561,6 +659,7 @@ impl Engine {
     /// Moves the negotiations' outputs into `step`, and finished negotiations out.
     fn drain(&mut self, now: DateTime<Utc>, step: &mut Step) {
         let mut established: Vec<Box<Established>> = Vec::new();
+        let first = step.events.len();
         for n in &mut self.negotiations {
             while let Some(o) = n.machine.poll_output() {
                 match o {
@@ -572,6 +671,7 @@ impl Engine {
                             thread: e.thread().to_owned(),
                             sas: e.sas().cloned().or_else(|| n.sas.clone()),
                             offline: false,
+                            petname: petname_of(self.stores.trust.as_ref(), e.peer_key()),
                         });
                         established.push(e);
                     }
@@ -579,16 +679,24 @@ impl Engine {
                         step.event(Event::Failed { peer: n.peer.clone(), failure: Failure::Negotiation(e) })
                     }
                     Output::Alert(a) => step.event(Event::Alert { peer: n.peer.clone(), alert: a }),
-                    Output::Received { content, unprotected } => {
+                    Output::Received { content, unprotected, clear, .. } => {
                         let (peer, thread) = (n.peer.clone(), n.thread.clone());
                         push_unprotected(step, &peer, unprotected);
-                        push_message(step, &peer, &thread, content, false);
+                        push_message(step, &peer, &thread, content, false, None, clear);
                     }
                     Output::StanzaSession { security } => {
                         step.event(Event::StanzaSession { peer: n.peer.clone(), security })
                     }
                     _ => {}
                 }
+            }
+        }
+        // Content that came with the negotiation: the petname of the key its session proved.
+        for e in &mut step.events[first..] {
+            if let Event::Message { thread, petname, .. } = e
+                && let Some(est) = established.iter().find(|est| est.thread() == thread.as_str())
+            {
+                *petname = petname_of(self.stores.trust.as_ref(), est.peer_key());
             }
         }
         self.negotiations.retain(|n| !n.machine.is_done());
@@ -635,7 +743,7 @@ impl Engine {
                 why: Ended::Failure,
             });
         }
-        self.sessions.push(Open { est, offline, used: now });
+        self.sessions.push(Open { est, offline, used: now, terminating_since: None });
     }
 
     /// An encrypted stanza (or a clear terminate): the session of its contact and thread.
@@ -654,13 +762,16 @@ impl Engine {
         let offline = o.offline;
         let thread = o.est.thread().to_owned();
         let terminating = o.est.phase() == Phase::Terminating;
+        let petname = petname_of(self.stores.trust.as_ref(), o.est.peer_key());
         match o.est.receive(s, false, &mut self.rng) {
-            Ok(Received::Stanza { stanza, unprotected }) => {
+            Ok(Received::Stanza { stanza, unprotected, clear, .. }) => {
                 push_unprotected(&mut step, from, unprotected);
-                push_message(&mut step, from, &thread, stanza, offline);
+                push_message(&mut step, from, &thread, stanza, offline, petname, clear);
             }
             Ok(Received::Terminated { ack, verified }) => {
-                // X116-5-03: acknowledged encrypted, except offline sessions (XEP-0187 §5).
+                // X116-5-06: verified and acknowledged encrypted, except offline sessions
+                // (X187-5-02: Alice does not answer Bob's terminate). X155-7-05: the
+                // acknowledgement is made by the session of this thread, on its thread.
                 if !offline {
                     step.send.extend(ack);
                 }
@@ -737,6 +848,7 @@ impl Engine {
     pub fn terminate_all(&mut self) -> Step {
         let mut step = Step::default();
         for mut o in self.sessions.drain(..) {
+            // X187-4-01 X187-5-02: nothing is sent in an offline session Bob started.
             if !o.offline
                 && let Ok(w) = o.est.terminate(false, &mut self.rng)
             {
@@ -775,10 +887,30 @@ fn push_unprotected(step: &mut Step, peer: &Jid, elements: Vec<String>) {
     }
 }
 
-fn push_message(step: &mut Step, peer: &Jid, thread: &str, stanza: Element, offline: bool) {
+fn push_message(
+    step: &mut Step,
+    peer: &Jid,
+    thread: &str,
+    stanza: Element,
+    offline: bool,
+    petname: Option<String>,
+    clear: Vec<String>,
+) {
     // An empty re-key stanza carries nothing for the application.
     if stanza.children().all(|c| c.name() == "thread") {
         return;
     }
-    step.event(Event::Message { peer: peer.clone(), thread: thread.to_owned(), stanza, offline });
+    step.event(Event::Message {
+        peer: peer.clone(),
+        thread: thread.to_owned(),
+        stanza,
+        offline,
+        petname,
+        clear,
+    });
+}
+
+/// The petname the user gave `key` (XEP-0116 §7.4), for the events that name its owner.
+fn petname_of(trust: &dyn TrustStore, key: Option<&esession_crypto::PublicKey>) -> Option<String> {
+    key.and_then(|k| trust.record(k)).and_then(|r| r.petname.clone())
 }

@@ -6,12 +6,21 @@ use super::{Ended, Engine, Event, Failure, Step, set_attr};
 use crate::Error;
 use chrono::{DateTime, Utc};
 use esession_forms::names::{Compress, StanzaType};
+use esession_forms::xml;
 use esession_negotiate::{BareJid, Jid, PooledEntropy};
 use esession_offline::away::{Published, go_offline};
 use esession_offline::publish::{Plan, Secrets};
 use esession_offline::{Audience, pep, receive, send};
 use minidom::Element;
 use std::collections::HashMap;
+
+use super::Limits;
+
+/// What a held stanza costs against [`Limits::queue_octets`]: its names, attributes and text,
+/// and a fixed amount per element for the tree that holds them.
+pub(crate) fn held_cost(shape: xml::Shape) -> usize {
+    shape.octets.saturating_add(shape.elements.saturating_mul(256))
+}
 
 /// How long the subscribers' secrets stay in memory after the return, for the starts the
 /// server stored to arrive (then they are dropped, and zeroized; XEP-0187 §3.4 step 2 destroys
@@ -26,6 +35,10 @@ pub struct Away;
 pub(crate) struct State {
     /// Stanzas held while away (only when going offline with `hold`).
     held: Option<Vec<Element>>,
+    /// What the held stanzas cost, by [`held_cost`].
+    held_octets: usize,
+    /// Stanzas dropped because the queue was full, since the engine was made.
+    held_dropped: u64,
     /// Offline option sets whose starts are accepted: (secrets, until when).
     sets: Vec<(Secrets, DateTime<Utc>)>,
     /// Bob: the options each contact published, as handed over (verified again at each start).
@@ -37,15 +50,30 @@ impl State {
         self.held.is_some()
     }
 
-    /// Holds a stanza; true when it had to be dropped (the queue is full).
-    pub(crate) fn hold(&mut self, s: Element, cap: usize) -> bool {
+    /// Holds a stanza of `shape` (as measured on arrival); true when it had to be dropped:
+    /// the queue holds [`Limits::queue`] stanzas and [`Limits::queue_octets`] at most.
+    pub(crate) fn hold(&mut self, s: Element, shape: xml::Shape, limits: &Limits) -> bool {
+        let cost = held_cost(shape);
         match self.held.as_mut() {
-            Some(q) if q.len() < cap => {
+            Some(q)
+                if q.len() < limits.queue && self.held_octets.saturating_add(cost) <= limits.queue_octets =>
+            {
                 q.push(s);
+                self.held_octets += cost;
                 false
             }
-            _ => true,
+            _ => {
+                self.held_dropped += 1;
+                xml::dispose(s);
+                true
+            }
         }
+    }
+
+    /// Takes the held stanzas (the queue is empty afterwards; holding stops).
+    fn take_held(&mut self) -> Vec<Element> {
+        self.held_octets = 0;
+        self.held.take().unwrap_or_default()
     }
 
     /// Drops the sets past their time (their secrets are zeroized with them).
@@ -109,6 +137,8 @@ impl Engine {
         for p in &sets {
             step.send.extend(p.iqs.iter().cloned());
         }
+        // X187-6.1-01: the sets of an earlier absence are destroyed (zeroized) now: only the
+        // new N_A and x answer starts from here on.
         self.offline.sets.clear();
         if hold {
             self.offline.held = Some(Vec::new());
@@ -148,7 +178,7 @@ impl Engine {
             let until = s.expires;
             self.offline.sets.push((s, until));
         }
-        for s in self.offline.held.take().unwrap_or_default() {
+        for s in self.offline.take_held() {
             let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { continue };
             let inner = self.route(now, &from, &s);
             step.append(inner);
@@ -166,6 +196,14 @@ impl Engine {
     #[must_use]
     pub fn held(&self) -> usize {
         self.offline.held.as_ref().map_or(0, Vec::len)
+    }
+
+    /// How many stanzas were dropped because the queue was full ([`Limits::queue`],
+    /// [`Limits::queue_octets`]) since the engine was made; each was also reported as
+    /// [`Failure::QueueFull`].
+    #[must_use]
+    pub fn held_dropped(&self) -> u64 {
+        self.offline.held_dropped
     }
 
     /// An offline start (XEP-0187 §3.3) from `from`: checked against the sets we hold, in the
@@ -201,15 +239,17 @@ impl Engine {
         }
         if let Some((session, content)) = accepted {
             let thread = session.thread().to_owned();
+            let petname = super::petname_of(self.stores.trust.as_ref(), session.peer_key());
             step.event(Event::Negotiated {
                 peer: session.peer().clone(),
                 thread: thread.clone(),
                 sas: None,
                 offline: true,
+                petname: petname.clone(),
             });
             if let Some(c) = content {
                 super::push_unprotected(&mut step, from, c.unprotected);
-                super::push_message(&mut step, from, &thread, c.stanza, true);
+                super::push_message(&mut step, from, &thread, c.stanza, true, petname, c.clear);
             }
             self.open(now, Box::new(session), true, &mut step);
             return step;
@@ -237,6 +277,22 @@ impl Engine {
         Event::OfflineOptions { peer: peer.clone(), refused }
     }
 
+    /// Which of `peer`'s option sets to ask its server for, in order (XEP-0187 §3.2). The
+    /// caller sends [`pep::items_request`] for each in turn and hands the first options found
+    /// to [`Engine::offline_options`].
+    #[must_use]
+    pub fn options_audiences(&self, peer: &BareJid) -> Vec<Audience> {
+        if self.subscribed_to(peer) {
+            // X187-3.2-02: a presence subscriber asks for the subscribers' options;
+            // X187-3.2-03: the everyone set only when there are none for subscribers.
+            vec![Audience::Subscribers, Audience::Everyone]
+        } else {
+            // X187-3.2-03: without a subscription we know of, the request a non-subscriber must
+            // use; the subscribers' node after it (the server refuses it unless we subscribe).
+            vec![Audience::Everyone, Audience::Subscribers]
+        }
+    }
+
     /// Whether options of `peer` are held for an offline start.
     #[must_use]
     pub fn has_offline_options(&self, peer: &BareJid) -> bool {
@@ -257,6 +313,13 @@ impl Engine {
         content: Element,
         terminate: bool,
     ) -> Result<Step, Error> {
+        // X187-3-02: never an offline session while an (online) ESession with the contact is
+        // established; the outbox refuses a second offline one.
+        if self.active(peer).is_some() {
+            return Err(Error::Offline(esession_offline::Error::Config(
+                "an online session with this contact is established: send in it",
+            )));
+        }
         let x = self
             .offline
             .fetched
@@ -265,6 +328,8 @@ impl Engine {
             .ok_or_else(|| Error::NoOfflineOptions { peer: peer.clone(), condition: None })?;
         let v = send::verify(&x, peer, self.stores.trust.as_ref(), now, self.cfg.profile)
             .map_err(Error::Offline)?;
+        // The key whose signature verified the options: its petname names Alice.
+        let petname = super::petname_of(self.stores.trust.as_ref(), v.signer());
         let thread = super::new_thread(&mut self.rng);
         let w = self
             .outbox
@@ -281,29 +346,44 @@ impl Engine {
         let mut step = Step::default();
         let to = w.attr("to").and_then(|t| Jid::new(t).ok()).unwrap_or_else(|| Jid::from(peer.clone()));
         step.send.push(w);
-        step.event(Event::Negotiated { peer: to.clone(), thread: thread.clone(), sas: None, offline: true });
+        step.event(Event::Negotiated {
+            peer: to.clone(),
+            thread: thread.clone(),
+            sas: None,
+            offline: true,
+            petname,
+        });
         if terminate {
             step.event(Event::Terminated { peer: to, thread, offline: true, why: Ended::Object });
         }
         Ok(step)
     }
 
-    /// Bob: a later stanza of the open offline session with `peer`.
+    /// Bob: a later stanza of the open offline session with `peer`, at `now` (addressed and
+    /// marked as the start was, whatever `to` `content` has).
     ///
     /// # Errors
-    /// No offline session is open.
-    pub fn offline_send(&mut self, peer: &BareJid, content: &Element) -> Result<Element, Error> {
-        self.outbox.send(peer, content, &mut self.rng).map_err(Error::Offline)
+    /// No offline session is open; [`Error::Offline`] with
+    /// [`esession_offline::Check::OptionsExpired`] once Alice's options have expired (the
+    /// session is closed).
+    pub fn offline_send(
+        &mut self,
+        now: DateTime<Utc>,
+        peer: &BareJid,
+        content: &Element,
+    ) -> Result<Element, Error> {
+        // X187-3.2-05: `Outbox::send` refuses after the options' expiry.
+        self.outbox.send(peer, content, now, &mut self.rng).map_err(Error::Offline)
     }
 
-    /// A chat message in the open offline session with `peer`.
+    /// A chat message in the open offline session with `peer`, at `now`.
     ///
     /// # Errors
     /// As [`Engine::offline_send`].
-    pub fn offline_chat(&mut self, peer: &BareJid, text: &str) -> Result<Element, Error> {
+    pub fn offline_chat(&mut self, now: DateTime<Utc>, peer: &BareJid, text: &str) -> Result<Element, Error> {
         let mut m = super::body_message(text);
         set_attr(&mut m, "type", "chat");
-        self.offline_send(peer, &m)
+        self.offline_send(now, peer, &m)
     }
 
     /// Whether Bob has an offline session open with `peer`.
@@ -313,16 +393,20 @@ impl Engine {
     }
 
     /// Bob ends the offline session with `peer` (she came online, or he is done): the
-    /// terminate to send (never acknowledged, XEP-0187 §5), if one was open.
-    pub fn end_offline(&mut self, peer: &BareJid) -> Step {
+    /// terminate to send (never acknowledged, XEP-0187 §5), if one was open and its options
+    /// have not expired (after the expiry nothing encrypted is sent; the session ends all the
+    /// same).
+    pub fn end_offline(&mut self, now: DateTime<Utc>, peer: &BareJid) -> Step {
         let mut step = Step::default();
+        let Some((to, thread)) = self.outbox.session(peer).map(|s| (s.peer().clone(), s.thread().to_owned()))
+        else {
+            return step;
+        };
         // X187-5-01: terminated as soon as the contact is online.
-        if let Ok(Some(w)) = self.outbox.contact_online(peer, &mut self.rng) {
-            let to = w.attr("to").and_then(|t| Jid::new(t).ok()).unwrap_or_else(|| Jid::from(peer.clone()));
-            let thread = super::thread_of(&w).unwrap_or_default();
+        if let Ok(Some(w)) = self.outbox.contact_online(peer, now, &mut self.rng) {
             step.send.push(w);
-            step.event(Event::Terminated { peer: to, thread, offline: true, why: Ended::Presence });
         }
+        step.event(Event::Terminated { peer: to, thread, offline: true, why: Ended::Presence });
         step
     }
 }

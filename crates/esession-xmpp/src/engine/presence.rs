@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use esession_forms::esession::{ESESSION_NS, FEATURE_NEG_NS, INIT_NS};
 use esession_negotiate::{BareJid, Jid};
 use minidom::Element;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 /// disco#info (XEP-0030).
 pub const DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
@@ -16,23 +16,134 @@ pub const PING: &str = "urn:xmpp:ping";
 const XEP0200_NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-/// The available resources of each contact, as seen in presence.
+/// The available resources of each contact, as seen in presence, within bounds: contacts we
+/// know (a key, a session, a negotiation, an offline session or options) are kept; strangers are
+/// kept up to [`super::Limits::strangers`], the one remembered longest ago forgotten first; each
+/// contact keeps up to [`super::Limits::resources`] resources, the one seen longest ago forgotten
+/// first. Every operation is a hash lookup plus work bounded by those limits.
 #[derive(Debug, Default)]
 pub(crate) struct Roster {
-    online: HashMap<BareJid, Vec<Jid>>,
+    contacts: HashMap<BareJid, Contact>,
+    /// Strangers in the order they were remembered, with the mark they got then; an entry whose
+    /// mark no longer matches the contact's is stale (skipped and compacted away).
+    strangers: VecDeque<(BareJid, u64)>,
+    /// How many contacts are strangers.
+    stranger_count: usize,
+    next_mark: u64,
+}
+
+#[derive(Debug, Default)]
+struct Contact {
+    /// Available resources, most recent last.
+    resources: Vec<Jid>,
+    /// We received its presence (available or unavailable): we are subscribed to it.
+    subscribed: bool,
+    /// `Some(mark)` while it is a stranger.
+    stranger: Option<u64>,
+}
+
+impl Roster {
+    fn evict_strangers(&mut self, cap: usize) {
+        while self.stranger_count > cap {
+            let Some((jid, mark)) = self.strangers.pop_front() else { break };
+            if self.contacts.get(&jid).and_then(|c| c.stranger) == Some(mark) {
+                self.contacts.remove(&jid);
+                self.stranger_count -= 1;
+            }
+        }
+        // Stale marks (strangers who went away or became known) are dropped in bulk.
+        if self.strangers.len() > 2 * cap.max(1) + 64 {
+            let contacts = &self.contacts;
+            self.strangers.retain(|(j, m)| contacts.get(j).and_then(|c| c.stranger) == Some(*m));
+        }
+    }
+
+    fn forget(&mut self, jid: &BareJid) {
+        if let Some(c) = self.contacts.remove(jid)
+            && c.stranger.is_some()
+        {
+            self.stranger_count -= 1;
+        }
+    }
 }
 
 impl Engine {
     /// The available resources of `peer`, as seen in presence (most recent last).
     #[must_use]
     pub fn resources(&self, peer: &BareJid) -> Vec<Jid> {
-        self.presence.online.get(peer).cloned().unwrap_or_default()
+        self.presence.contacts.get(peer).map(|c| c.resources.clone()).unwrap_or_default()
     }
 
     /// Whether some resource of `peer` is available.
     #[must_use]
     pub fn is_available(&self, peer: &BareJid) -> bool {
-        self.presence.online.get(peer).is_some_and(|v| !v.is_empty())
+        self.presence.contacts.get(peer).is_some_and(|c| !c.resources.is_empty())
+    }
+
+    /// How many contacts the presence roster remembers, and how many of them are strangers
+    /// (bounded by [`super::Limits::strangers`]).
+    #[must_use]
+    pub fn remembered(&self) -> (usize, usize) {
+        (self.presence.contacts.len(), self.presence.stranger_count)
+    }
+
+    /// Whether we receive `peer`'s presence (we saw it, available or not): then we subscribe
+    /// to it, and ask for its subscribers' offline options first (XEP-0187 §3.2).
+    #[must_use]
+    pub fn subscribed_to(&self, peer: &BareJid) -> bool {
+        self.presence.contacts.get(peer).is_some_and(|c| c.subscribed)
+    }
+
+    /// A contact worth remembering beyond the strangers' bound: one we hold a key, a session,
+    /// an offline session or offline options of. A negotiation in progress is not enough (a
+    /// request costs its sender nothing). Whether it is known is decided again at each of its
+    /// presences.
+    fn known(&self, peer: &BareJid) -> bool {
+        !self.stores.trust.for_jid(peer).is_empty()
+            || self.sessions.iter().any(|o| o.est.peer().to_bare() == *peer)
+            || self.outbox.has_session(peer)
+            || self.has_offline_options(peer)
+    }
+
+    /// Records presence from `from`; `available` false for unavailable presence.
+    fn remember(&mut self, from: &Jid, available: bool) {
+        let bare = from.to_bare();
+        let known = self.known(&bare);
+        if !known && !available && !self.presence.contacts.contains_key(&bare) {
+            // A stranger going away that we never remembered: nothing to do.
+            return;
+        }
+        let limits = self.limits;
+        let roster = &mut self.presence;
+        let mark = roster.next_mark;
+        let c = roster.contacts.entry(bare.clone()).or_default();
+        c.subscribed = true;
+        match (known, c.stranger) {
+            (true, Some(_)) => {
+                c.stranger = None;
+                roster.stranger_count -= 1;
+            }
+            (false, None) => {
+                c.stranger = Some(mark);
+                roster.next_mark += 1;
+                roster.stranger_count += 1;
+                roster.strangers.push_back((bare.clone(), mark));
+            }
+            _ => {}
+        }
+        if let Some(i) = c.resources.iter().position(|j| j == from) {
+            c.resources.remove(i);
+        }
+        if available {
+            c.resources.push(from.clone());
+            if c.resources.len() > limits.resources.max(1) {
+                c.resources.remove(0);
+            }
+        }
+        if !known && c.resources.is_empty() {
+            roster.forget(&bare);
+        }
+        roster.evict_strangers(limits.strangers);
     }
 
     pub(super) fn on_presence(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
@@ -47,29 +158,29 @@ impl Engine {
         }
         match s.attr("type") {
             None => {
-                let list = self.presence.online.entry(bare.clone()).or_default();
-                if !list.contains(from) {
-                    list.push(from.clone());
-                }
+                self.remember(from, true);
                 step.event(Event::Presence { peer: from.clone(), available: true });
                 // Bob: an offline session ends when its contact comes online (XEP-0187 §5).
-                step.append(self.end_offline(&bare));
+                step.append(self.end_offline(now, &bare));
             }
             Some("unavailable") => {
-                if let Some(list) = self.presence.online.get_mut(&bare) {
-                    list.retain(|j| j != from);
-                    if list.is_empty() {
-                        self.presence.online.remove(&bare);
-                    }
-                }
+                self.remember(from, false);
                 step.event(Event::Presence { peer: from.clone(), available: false });
-                // The resource's client is gone, and its sessions with it: what we would send
-                // in them now is lost. They end here, and the application is told.
+                // X155-8.4-02: we assume the resource's client is gone with its sessions (what we
+                // would send in them now is lost, or reaches a client that cannot read it), so
+                // X155-8.4-03: each is terminated explicitly (the encrypted terminate goes out:
+                // the assumption may be wrong), and ends here; the application is told.
+                // X155-8.4-04: a later session is a new negotiation on a new thread.
                 let mut i = 0;
                 while i < self.sessions.len() {
                     let o = &self.sessions[i];
                     if !o.offline && o.est.peer() == from && o.est.phase() != Phase::Closed {
                         let mut o = self.sessions.remove(i);
+                        if o.est.phase() == Phase::Active
+                            && let Ok(w) = o.est.terminate(false, &mut self.rng)
+                        {
+                            step.send.push(w);
+                        }
                         o.est.close();
                         step.event(Event::Terminated {
                             peer: from.clone(),
@@ -112,6 +223,8 @@ impl Engine {
         }
         match query {
             Some(q) if q.is("query", DISCO_INFO) && s.attr("type") == Some("get") => {
+                // X116-3-03: service discovery is answered in clear, outside every session (a
+                // clear iq never reaches a session: only one with `<c/>` does, above).
                 set_attr(&mut reply, "type", "result");
                 reply.append_child(disco_info());
             }
@@ -136,6 +249,8 @@ pub(crate) fn disco_info() -> Element {
     set_attr(&mut identity, "type", "pc");
     set_attr(&mut identity, "name", "esession");
     info.append_child(identity);
+    // X116-3-04: the XEP-0116 feature (`ESESSION_NS`), with feature negotiation (XEP-0020), the
+    // offline start (XEP-0187) and stanza encryption (XEP-0200).
     for var in [DISCO_INFO, PING, FEATURE_NEG_NS, ESESSION_NS, INIT_NS, XEP0200_NS] {
         let mut f = Element::bare("feature", DISCO_INFO);
         set_attr(&mut f, "var", var);

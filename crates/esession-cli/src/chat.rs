@@ -1,0 +1,551 @@
+//! `esession chat PEER`: an interactive chat. Lines typed are sent (in the session with PEER, a
+//! new one when the last ended and PEER is online, else an offline session when PEER published
+//! options; each time the chat says which, or says that the line was not sent); lines starting
+//! with `/` are commands and never sent (`/help`); every event is printed at once with the time;
+//! the prompt shows the state (encrypted, verified). `/verify` is accepted only for the SAS the
+//! chat has shown. Failures are reported and the chat goes on; it ends with `/quit`, Ctrl-C,
+//! Ctrl-D, or SIGTERM/SIGHUP, ending its session and leaving cleanly.
+
+use crate::account::{self, Settings};
+use crate::exit::{Exit, Fail};
+use crate::input::{self, Input, Printer};
+use crate::show::{self, Place};
+use esession_negotiate::Mode;
+use esession_offline::Audience;
+use esession_xmpp::{BareJid, Client, Delivery, Error, Event, Jid, fingerprint, parse_jid};
+use std::time::Duration;
+
+const HELP: &str = "\
+commands (never sent; start a line with // to send one that begins with /):
+  /help          this list
+  /sas           show the SAS of the session (compare it with the contact out of band)
+  /verify        the SAS you compared is the same on both sides: the contact is verified
+  /fp            your key's fingerprint and the contact's
+  /status        the session and the contact's presence
+  /rekey         new keys for the session
+  /end           end the session (the chat goes on)
+  /add           ask to see the contact's presence
+  /approve [JID] let JID (default: the contact) see your presence, and ask to see its
+  /quit          end the session and leave (also Ctrl-C, Ctrl-D)";
+
+enum Flow {
+    Go,
+    Quit,
+}
+
+struct Chat<'a> {
+    s: &'a Settings,
+    peer: Jid,
+    bare: BareJid,
+    /// The SAS last shown for the session with the peer.
+    shown_sas: Option<String>,
+    /// A presence of the peer came (available or not): we are subscribed to it.
+    seen: bool,
+    prompt: input::LivePrompt,
+    out: Printer,
+}
+
+impl Chat<'_> {
+    /// A line (or several) of words, each stamped with the time; JSON `kind` with `--json`.
+    fn note(&self, kind: &str, text: &str) {
+        if self.s.json {
+            self.out.line(&show::note(kind, text, serde_json::json!({})).to_string());
+        } else {
+            for l in text.lines() {
+                self.out.line(&format!("[{}] {l}", show::stamp()));
+            }
+        }
+    }
+
+    /// Whether we receive the peer's presence (the engine does not remember a contact that is
+    /// offline and unknown to it).
+    fn sees_presence(&self, client: &Client) -> bool {
+        self.seen || client.engine().subscribed_to(&self.bare) || client.engine().is_available(&self.bare)
+    }
+
+    fn state(&self, client: &Client) -> &'static str {
+        let e = client.engine();
+        if e.has_session(&self.bare) {
+            if show::verified(client, &self.bare) { "encrypted, verified" } else { "encrypted, NOT verified" }
+        } else if e.has_offline_session(&self.bare) {
+            "offline session"
+        } else if e.negotiating(&self.bare) {
+            "negotiating"
+        } else if e.is_available(&self.bare) {
+            "online, no session"
+        } else if self.sees_presence(client) {
+            "offline, no session"
+        } else {
+            "presence not shared"
+        }
+    }
+
+    /// The prompt: the contact and the state, right-aligned so that the prompt keeps one width
+    /// (the editor repaints it while a line is typed).
+    fn update_prompt(&self, client: &Client) {
+        let state = format!("[{}]", self.state(client));
+        self.prompt.set(format!("{} {state:>25}> ", self.bare));
+    }
+
+    /// Where lines go: the JID given, unless it names a resource that we see is gone while the
+    /// contact is online elsewhere.
+    fn target(&self, client: &Client) -> Jid {
+        if self.peer.resource().is_some()
+            && client.engine().subscribed_to(&self.bare)
+            && !client.resources(&self.bare).contains(&self.peer)
+        {
+            return Jid::from(self.bare.clone());
+        }
+        self.peer.clone()
+    }
+
+    /// Shows a new session with the peer: its key and its SAS.
+    fn announce(&mut self, client: &Client, sas: Option<String>) {
+        let key = match show::session_key(client, &self.bare) {
+            Some((fp, true)) => format!("; its key {fp} is verified"),
+            Some((fp, false)) => format!("; its key {fp} is NOT verified"),
+            None => String::new(),
+        };
+        match sas {
+            Some(sas) => {
+                self.note(
+                    "session",
+                    &format!(
+                        "* encrypted session with {}{key}\n* SAS {sas}: compare it with {} out of band (by \
+                         voice, in person), then type /verify",
+                        self.bare, self.bare
+                    ),
+                );
+                self.shown_sas = Some(sas);
+            }
+            None => self.note("session", &format!("* encrypted session with {} (no SAS to compare){key}", self.bare)),
+        }
+    }
+
+    /// What the chat can do at the start, said plainly.
+    async fn opening(&mut self, client: &mut Client) {
+        if self.peer.resource().is_none() && !self.sees_presence(client) {
+            // The server may answer its presence probe after the ping of the login: a moment for it.
+            let b = self.bare.clone();
+            let got = tokio::time::timeout(
+                Duration::from_millis(1500),
+                client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
+            )
+            .await;
+            if let Ok(Ok(e)) = got {
+                self.event(client, e).await;
+            }
+        }
+        if self.peer.resource().is_some() || client.engine().is_available(&self.bare) {
+            self.note("notice", &format!("* {} is online: negotiating an encrypted session…", self.bare));
+            let target = self.target(client);
+            match client.negotiate(&target, Mode::Four).await {
+                Ok(sas) => self.announce(client, sas),
+                Err(e) => {
+                    let f = account::explain(client, &self.bare, self.seen, e);
+                    self.note("not-started", &format!("!! no session: {f}"));
+                }
+            }
+            return;
+        }
+        if !self.sees_presence(client) {
+            self.note(
+                "notice",
+                &format!(
+                    "* you do not see {b}'s presence (you are not subscribed to it), so esession cannot tell \
+                     whether {b} is online. /add asks {b} to share it. Meanwhile lines you type go in an \
+                     offline session if {b} published offline options you may use; else they are not sent \
+                     (you are told)",
+                    b = self.bare
+                ),
+            );
+            return;
+        }
+        let mut options = false;
+        for a in [Audience::Subscribers, Audience::Everyone] {
+            if let Ok(Ok(Some(_))) = client.published_options(&self.bare, a).await {
+                options = true;
+                break;
+            }
+        }
+        if options {
+            self.note(
+                "notice",
+                &format!(
+                    "* {b} is offline: lines you type go in an offline session ({b} reads them when back; \
+                     you are told when {b} comes online)",
+                    b = self.bare
+                ),
+            );
+        } else {
+            self.note(
+                "notice",
+                &format!(
+                    "* {b} is offline and has published no offline options: lines you type are not sent \
+                     until {b} comes online (you are told when it does)",
+                    b = self.bare
+                ),
+            );
+        }
+    }
+
+    async fn send(&mut self, client: &mut Client, text: &str) {
+        let had = client.engine().has_session(&self.bare);
+        let had_offline = client.engine().has_offline_session(&self.bare);
+        let target = self.target(client);
+        let r = client.send_text(&target, text).await;
+        self.update_prompt(client);
+        match r {
+            Ok(Delivery::Online { sas }) => {
+                if !had {
+                    self.note("notice", "* a new encrypted session was negotiated for this line");
+                    self.announce(client, sas);
+                }
+                if self.s.json {
+                    self.out.line(
+                        &show::note("sent", text, serde_json::json!({"to": self.bare.as_str(), "how": "online"}))
+                            .to_string(),
+                    );
+                }
+            }
+            Ok(Delivery::Offline) => {
+                if self.s.json {
+                    self.out.line(
+                        &show::note("sent", text, serde_json::json!({"to": self.bare.as_str(), "how": "offline"}))
+                            .to_string(),
+                    );
+                } else if !had_offline {
+                    self.note(
+                        "notice",
+                        &format!(
+                            "* {b} is offline: sent in an offline session ({b} reads it when back); later \
+                             lines go in it too",
+                            b = self.bare
+                        ),
+                    );
+                } else {
+                    self.note("notice", "* (sent in the offline session)");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let f = account::explain(client, &self.bare, self.seen, e);
+                self.note("not-sent", &format!("!! NOT SENT: {f}"));
+            }
+        }
+    }
+
+    async fn command(&mut self, client: &mut Client, line: &str) -> Flow {
+        let flow = self.command_inner(client, line).await;
+        self.update_prompt(client);
+        flow
+    }
+
+    async fn command_inner(&mut self, client: &mut Client, line: &str) -> Flow {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or_default();
+        let arg = words.next();
+        match cmd {
+            "/quit" | "/exit" | "/q" => return Flow::Quit,
+            "/help" | "/?" => self.note("help", HELP),
+            "/sas" => match client.engine().sas(&self.bare).map(ToString::to_string) {
+                Some(sas) => {
+                    self.note(
+                        "sas",
+                        &format!("* SAS {sas}: compare it with {} out of band, then type /verify", self.bare),
+                    );
+                    self.shown_sas = Some(sas);
+                }
+                None => self.note("notice", &format!("* no encrypted session with {} has a SAS", self.bare)),
+            },
+            "/verify" => {
+                let current = client.engine().sas(&self.bare).map(ToString::to_string);
+                match current {
+                    None => self.note(
+                        "refused",
+                        &format!("!! no encrypted session with {} has a SAS to verify", self.bare),
+                    ),
+                    Some(sas) if self.shown_sas.as_deref() != Some(sas.as_str()) => {
+                        self.note(
+                            "refused",
+                            &format!(
+                                "!! not verified: the SAS of this session had not been shown. It is {sas}: \
+                                 compare it with {}, then type /verify again",
+                                self.bare
+                            ),
+                        );
+                        self.shown_sas = Some(sas);
+                    }
+                    Some(sas) => match client.engine_mut().confirm_sas(&self.bare) {
+                        Ok(()) => self.note("verified", &format!("* {} is verified (SAS {sas} confirmed)", self.bare)),
+                        Err(e) => self.note("failed", &format!("!! not verified: {e}")),
+                    },
+                }
+            }
+            "/fp" => {
+                let mine = client
+                    .engine()
+                    .config()
+                    .identity
+                    .as_ref()
+                    .and_then(|k| fingerprint(&k.public_key()).ok())
+                    .unwrap_or_else(|| "no identity key (`esession keygen` makes one)".to_owned());
+                let theirs = match show::session_key(client, &self.bare) {
+                    Some((fp, v)) => format!("{fp} ({})", if v { "verified" } else { "NOT verified" }),
+                    None => {
+                        let known: Vec<String> = client
+                            .engine()
+                            .trust()
+                            .for_jid(&self.bare)
+                            .iter()
+                            .filter_map(|r| fingerprint(&r.key).ok())
+                            .collect();
+                        if known.is_empty() {
+                            "no key known".into()
+                        } else {
+                            format!("known: {}", known.join(", "))
+                        }
+                    }
+                };
+                self.note("fingerprint", &format!("* your key: {mine}\n* {}'s key: {theirs}", self.bare));
+            }
+            "/status" => {
+                let res: Vec<String> = client.resources(&self.bare).iter().map(ToString::to_string).collect();
+                let presence = if res.is_empty() {
+                    if self.sees_presence(client) { "offline".into() } else { "not shared with you".into() }
+                } else {
+                    format!("online as {}", res.join(", "))
+                };
+                self.note(
+                    "status",
+                    &format!("* {}: {}; presence: {presence}", self.bare, self.state(client)),
+                );
+            }
+            "/rekey" => match client.rekey(&self.bare, "").await {
+                Ok(()) => self.note("notice", "* the session has new keys"),
+                Err(e) => self.note("failed", &format!("!! {}", account::explain(client, &self.bare, self.seen, e))),
+            },
+            "/end" => {
+                if client.engine().has_session(&self.bare) {
+                    let r = tokio::time::timeout(Duration::from_secs(3), client.terminate(&self.bare)).await;
+                    let how = if matches!(r, Ok(Ok(()))) { "" } else { " (no acknowledgement)" };
+                    self.note("notice", &format!("* the session with {} ended{how}", self.bare));
+                } else {
+                    self.note("notice", &format!("* no session with {}", self.bare));
+                }
+            }
+            "/add" => match account::add(client, &self.bare).await {
+                Ok(()) => self.note(
+                    "notice",
+                    &format!("* asked {} to share its presence with you", self.bare),
+                ),
+                Err(e) => self.note("failed", &format!("!! {e}")),
+            },
+            "/approve" => {
+                let who = match arg.map(parse_jid) {
+                    None => Ok(self.bare.clone()),
+                    Some(Ok(j)) => Ok(j.to_bare()),
+                    Some(Err(e)) => Err(e),
+                };
+                match who {
+                    Ok(b) => {
+                        let r = match client.approve(&b).await {
+                            Ok(()) => client.subscribe(&b).await,
+                            Err(e) => Err(e),
+                        };
+                        match r {
+                            Ok(()) => self.note(
+                                "notice",
+                                &format!("* {b} may see your presence; asked to see its presence too"),
+                            ),
+                            Err(e) => self.note("failed", &format!("!! {e}")),
+                        }
+                    }
+                    Err(e) => self.note("failed", &format!("!! {e}")),
+                }
+            }
+            other => self.note(
+                "refused",
+                &format!(
+                    "!! unknown command {other}: NOT sent. /help lists the commands; start a line with // to \
+                     send one that begins with /"
+                ),
+            ),
+        }
+        Flow::Go
+    }
+
+    async fn line(&mut self, client: &mut Client, line: &str) -> Flow {
+        if line.trim().is_empty() {
+            return Flow::Go;
+        }
+        if let Some(rest) = line.strip_prefix("//") {
+            let text = format!("/{rest}");
+            self.send(client, &text).await;
+            return Flow::Go;
+        }
+        if line.trim_start().starts_with('/') {
+            return self.command(client, line.trim()).await;
+        }
+        self.send(client, line).await;
+        Flow::Go
+    }
+
+    async fn event(&mut self, client: &mut Client, e: Event) {
+        self.update_prompt(client);
+        let ours = |j: &Jid| j.to_bare() == self.bare;
+        match &e {
+            Event::Iq { stanza } => {
+                if let Some(t) = account::roster_push(stanza) {
+                    self.note("roster", &t);
+                }
+                account::answer_iq(client, stanza).await;
+                return;
+            }
+            // Other contacts coming and going is noise here.
+            Event::Presence { peer, .. } if !ours(peer) => return,
+            Event::Presence { .. } => self.seen = true,
+            Event::Negotiated { peer, sas: Some(sas), offline: false, .. } if ours(peer) => {
+                self.shown_sas = Some(sas.to_string());
+            }
+            _ => {}
+        }
+        if self.s.json {
+            if let Some(v) = show::json(client, &e) {
+                self.out.line(&v.to_string());
+            }
+        } else if let Some(t) = show::text(client, &e, Place::Chat) {
+            self.note("event", &t);
+        }
+        if let Event::Terminated { peer, offline: false, why, .. } = &e
+            && ours(peer)
+            && *why != esession_xmpp::Ended::Replaced
+        {
+            self.note(
+                "notice",
+                &format!(
+                    "* lines you type now start a new session if {b} is online, else go in an offline \
+                     session if {b} published options, else are not sent: you are told which",
+                    b = self.bare
+                ),
+            );
+        }
+    }
+}
+
+/// Waits for SIGTERM, SIGHUP or (without the line editor, which reads Ctrl-C itself) SIGINT.
+#[cfg(unix)]
+struct Signals(Vec<tokio::signal::unix::Signal>);
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        Self(
+            [SignalKind::terminate(), SignalKind::hangup(), SignalKind::interrupt()]
+                .into_iter()
+                .filter_map(|k| signal(k).ok())
+                .collect(),
+        )
+    }
+
+    async fn any(&mut self) {
+        if self.0.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        let futs = self.0.iter_mut().map(|s| Box::pin(s.recv()));
+        let _ = futures_select_all(futs).await;
+    }
+}
+
+/// The first of several futures to finish.
+#[cfg(unix)]
+async fn futures_select_all<F: std::future::Future + Unpin>(futs: impl Iterator<Item = F>) {
+    let mut v: Vec<F> = futs.collect();
+    std::future::poll_fn(|cx| {
+        for f in v.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// Runs the chat.
+pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
+    let peer = parse_jid(peer).map_err(|e| Fail::usage(e.to_string()))?;
+    let bare = peer.to_bare();
+    let mut client = account::login(s).await?;
+    if client.jid().to_bare() == bare {
+        return Err(Fail::usage("that is your own account"));
+    }
+    let prompt = input::LivePrompt::new();
+    let mut chat = Chat { s, peer, bare, shown_sas: None, seen: false, prompt: prompt.clone(), out: Printer::plain() };
+    chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
+    chat.opening(&mut client).await;
+    chat.update_prompt(&client);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
+    // With --json, programs read the output: no line editor.
+    let (printer, guard) = input::start(prompt, tx, !s.json);
+    chat.out = printer;
+    #[cfg(unix)]
+    let mut signals = Signals::new();
+    let mut lost = 0u32;
+    let mut failure = None;
+    loop {
+        chat.update_prompt(&client);
+        #[cfg(unix)]
+        let signal = signals.any();
+        #[cfg(not(unix))]
+        let signal = std::future::pending::<()>();
+        tokio::select! {
+            i = rx.recv() => match i {
+                None | Some(Input::Eof | Input::Interrupt) => break,
+                Some(Input::NotUtf8) => chat.note("not-sent", "!! that line is not UTF-8: NOT sent (the chat goes on)"),
+                Some(Input::TooLong(n)) => chat.note(
+                    "not-sent",
+                    &format!("!! that line has {n} octets, more than {}: NOT sent (split it)", input::MAX_LINE),
+                ),
+                Some(Input::Line(l)) => {
+                    if let Flow::Quit = chat.line(&mut client, &l).await {
+                        break;
+                    }
+                }
+            },
+            e = client.next_event() => match e {
+                Ok(e) => {
+                    lost = 0;
+                    chat.event(&mut client, e).await;
+                }
+                Err(Error::Disconnected(None)) => {
+                    failure = Some(Fail::new(Exit::Network, "the connection to the server was closed"));
+                    break;
+                }
+                Err(e) => {
+                    lost += 1;
+                    chat.note("failed", &format!("!! {e}; reconnecting…"));
+                    if lost >= 5 {
+                        failure = Some(Fail::from(e));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+            () = signal => break,
+        }
+    }
+    if failure.is_none() {
+        if client.engine().has_session(&chat.bare) {
+            let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&chat.bare)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(3), client.disconnect()).await;
+    }
+    chat.out.detach();
+    drop(guard);
+    if !s.json {
+        out!();
+    }
+    failure.map_or(Ok(()), Err)
+}

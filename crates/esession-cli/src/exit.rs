@@ -1,0 +1,188 @@
+//! Exit statuses: one per kind of failure a script may want to tell apart (docs/xmpp.md lists
+//! them), and the one-line message that goes with it.
+
+use esession_xmpp::Error;
+use std::fmt;
+use std::process::ExitCode;
+
+/// Why a command failed (its exit status). Success is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// 1: a failure not listed below (a protocol or store error, a file that cannot be written).
+    Failure,
+    /// 2: the command line is wrong (unknown option, missing argument, a JID that does not
+    /// parse, a needed option missing and no terminal to ask on).
+    Usage,
+    /// 3: the configuration file cannot be used (unreadable, not TOML, unknown key, readable by
+    /// others), or the configuration cannot do what was asked.
+    Config,
+    /// 4: the account's data cannot be opened (wrong passphrase), or lacks what the command needs
+    /// (no identity key, no account data yet).
+    Account,
+    /// 5: the server refused the login (wrong JID or password).
+    Auth,
+    /// 6: the server cannot be reached, the connection was lost, or no answer came in time.
+    Network,
+    /// 7: the server refused a request (publishing or withdrawing offline options...).
+    Server,
+    /// 8: the contact cannot be reached securely: not subscribed, offline without usable offline
+    /// options, no support for encrypted sessions, an untrusted key, a failed negotiation.
+    Contact,
+    /// 9: the account's data is in use by another esession process (a running `chat`).
+    InUse,
+}
+
+impl Exit {
+    /// The exit status.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Config => 3,
+            Exit::Account => 4,
+            Exit::Auth => 5,
+            Exit::Network => 6,
+            Exit::Server => 7,
+            Exit::Contact => 8,
+            Exit::InUse => 9,
+        }
+    }
+
+    /// Every status, in order (for the documentation test).
+    #[cfg(test)]
+    pub(crate) const ALL: [Exit; 9] = [
+        Exit::Failure,
+        Exit::Usage,
+        Exit::Config,
+        Exit::Account,
+        Exit::Auth,
+        Exit::Network,
+        Exit::Server,
+        Exit::Contact,
+        Exit::InUse,
+    ];
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e.code())
+    }
+}
+
+/// A failed command: its status and one line for the person.
+#[derive(Debug)]
+pub(crate) struct Fail {
+    pub(crate) exit: Exit,
+    pub(crate) msg: String,
+}
+
+impl Fail {
+    pub(crate) fn new(exit: Exit, msg: impl Into<String>) -> Self {
+        Self { exit, msg: msg.into() }
+    }
+
+    pub(crate) fn usage(msg: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, msg)
+    }
+}
+
+impl fmt::Display for Fail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line whatever the cause carried.
+        f.write_str(&self.msg.replace('\n', " "))
+    }
+}
+
+/// Whether a store error is redb's refusal to open a database another process holds.
+/// esession-xmpp reports it as a store error with redb's text; a typed variant would be better
+/// (docs/xmpp.md, "What the client does not offer yet").
+pub(crate) fn is_in_use(e: &Error) -> bool {
+    matches!(e, Error::Store(s) if s.to_string().contains("already open"))
+}
+
+/// The status for each error of the client.
+pub(crate) fn exit_of(e: &Error) -> Exit {
+    match e {
+        Error::BadJid { .. } => Exit::Usage,
+        Error::Config(_) => Exit::Config,
+        Error::WrongPassphrase => Exit::Account,
+        Error::Auth(_) => Exit::Auth,
+        Error::Unreachable { .. } | Error::Disconnected(_) | Error::Timeout(_) => Exit::Network,
+        Error::Server { .. } => Exit::Server,
+        Error::NoSupport(_)
+        | Error::NotAvailable { .. }
+        | Error::NotProtected(_)
+        | Error::NoOfflineOptions { .. }
+        | Error::Offline(_)
+        | Error::Negotiation(_)
+        | Error::Session(_) => Exit::Contact,
+        e if is_in_use(e) => Exit::InUse,
+        _ => Exit::Failure,
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        if is_in_use(&e) {
+            return Fail::new(
+                Exit::InUse,
+                "this account's data is in use by another esession process (a running `chat`?): \
+                 stop it first (read-only commands such as `trust list` still work)",
+            );
+        }
+        Fail::new(exit_of(&e), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_statuses_are_distinct_and_usage_is_2() {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(codes, (1..=9).collect::<Vec<u8>>());
+        assert_eq!(Exit::Usage.code(), 2, "clap's usage errors exit 2 too");
+    }
+
+    #[test]
+    fn the_documentation_lists_every_status() {
+        let doc = include_str!("../../../docs/xmpp.md");
+        for e in Exit::ALL {
+            let row = format!("| {} |", e.code());
+            assert!(doc.contains(&row), "docs/xmpp.md has no row {row} for {e:?}");
+        }
+    }
+
+    #[test]
+    fn client_errors_map_to_their_kind() {
+        let bare = esession_xmpp::parse_bare("bob@example.org").unwrap();
+        let cases: Vec<(Error, Exit)> = vec![
+            (esession_xmpp::parse_jid("@@").unwrap_err(), Exit::Usage),
+            (Error::Config("x".into()), Exit::Config),
+            (Error::WrongPassphrase, Exit::Account),
+            (Error::Auth(None), Exit::Auth),
+            (Error::Unreachable { server: "s".into(), source: None }, Exit::Network),
+            (Error::Disconnected(None), Exit::Network),
+            (Error::Timeout("server"), Exit::Network),
+            (Error::Server { action: "a".into(), condition: "forbidden".into() }, Exit::Server),
+            (Error::NotAvailable { peer: bare.clone(), subscribed: false }, Exit::Contact),
+            (Error::NoOfflineOptions { peer: bare.clone(), condition: None }, Exit::Contact),
+            (Error::NotProtected(bare), Exit::Contact),
+            (Error::Protocol("p".into()), Exit::Failure),
+            (
+                Error::Store(esession_negotiate::StoreError(
+                    "store: Database already open. Cannot acquire lock.".into(),
+                )),
+                Exit::InUse,
+            ),
+            (Error::Store(esession_negotiate::StoreError("disk full".into())), Exit::Failure),
+        ];
+        for (e, want) in cases {
+            let text = e.to_string();
+            let f = Fail::from(e);
+            assert_eq!(f.exit, want, "{text}");
+            assert_eq!(f.to_string().lines().count(), 1);
+        }
+    }
+}

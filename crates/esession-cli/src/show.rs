@@ -1,0 +1,238 @@
+//! How the account commands show what happens: one line of words per event (alerts and
+//! failures by their `Display`, never `Debug`), or one JSON object per line with `--json`.
+
+use esession_negotiate::Check;
+use esession_xmpp::{BareJid, Client, Ended, Event, Failure, Jid, fingerprint};
+use serde_json::{Value, json};
+
+/// Where an event is shown: the hints differ (`/verify` in a chat, a command elsewhere).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Chat,
+    Command,
+}
+
+/// The local time, for the start of each line.
+pub(crate) fn stamp() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+/// An RFC 3339 time, for JSON.
+pub(crate) fn utc() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The key the peer of the active session with `bare` proved, with whether the user verified it.
+pub(crate) fn session_key(client: &Client, bare: &BareJid) -> Option<(String, bool)> {
+    let key = client.engine().session(bare)?.peer_key()?;
+    let fp = fingerprint(key).ok()?;
+    let verified = client.engine().trust().record(key).is_some_and(|r| r.verified);
+    Some((fp, verified))
+}
+
+/// Whether the user verified the peer of the session with `bare`: confirmed a SAS with it, or
+/// verified the key it proved.
+pub(crate) fn verified(client: &Client, bare: &BareJid) -> bool {
+    client.engine().trust().sas_confirmed(bare) || session_key(client, bare).is_some_and(|(_, v)| v)
+}
+
+fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
+    let bare = peer.to_bare();
+    Some(match why {
+        Ended::ByPeer { verified: true } => format!("{bare} ended the session"),
+        Ended::ByPeer { verified: false } => {
+            format!("{bare} ended the session (the end came in clear: not authenticated)")
+        }
+        Ended::Acknowledged => format!("the session with {bare} ended"),
+        Ended::Object => return None,
+        Ended::PeerUnavailable => format!("{peer} went offline: the session ended"),
+        Ended::PeerError => format!("{bare}'s client answered with an error: the session ended"),
+        Ended::Failure => format!("a stanza from {bare} failed verification: the session ended"),
+        Ended::Replaced => format!("a new session with {bare} replaced the old one"),
+        Ended::Presence if offline => format!("{bare} came online: the offline session ended"),
+        Ended::Presence => format!("the session with {bare} ended (you went offline)"),
+        _ => format!("the session with {bare} ended"),
+    })
+}
+
+/// The stable name of why a session ended (JSON).
+fn ended_kind(why: Ended) -> &'static str {
+    match why {
+        Ended::ByPeer { verified: true } => "by-peer",
+        Ended::ByPeer { verified: false } => "by-peer-unauthenticated",
+        Ended::Acknowledged => "acknowledged",
+        Ended::Object => "object",
+        Ended::PeerUnavailable => "peer-unavailable",
+        Ended::PeerError => "peer-error",
+        Ended::Failure => "failure",
+        Ended::Replaced => "replaced",
+        Ended::Presence => "presence",
+        _ => "other",
+    }
+}
+
+/// What to do about a key the peer presented and we do not trust.
+pub(crate) fn untrusted_key_hint(bare: &BareJid) -> String {
+    format!(
+        "Compare fingerprints with {bare} (each runs `esession fingerprint`; read them to each other), \
+         then trust its key with `esession trust verify {bare} KEY.pem` (its public key, from \
+         `esession fingerprint --pem KEY.pem` on its side)"
+    )
+}
+
+fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
+    let bare = peer.to_bare();
+    let key_check = |c: &Check| matches!(c, Check::KeyTrust | Check::KeyUnknown);
+    match f {
+        Failure::Negotiation(esession_negotiate::Error::PeerMisbehaved { check, .. }) if key_check(check) => {
+            format!(
+                "!! {bare} identified with a key you have not verified: the session was refused. {}",
+                untrusted_key_hint(&bare)
+            )
+        }
+        Failure::Negotiation(esession_negotiate::Error::Rejected { condition, .. })
+        | Failure::PeerError { condition, .. } => {
+            let c = condition.as_deref().unwrap_or("no reason given");
+            format!(
+                "!! {peer} refused the session ({c}); if {bare} has not verified your key, send it \
+                 yours (`esession fingerprint --pem MY-KEY.pem`)"
+            )
+        }
+        Failure::Offline(esession_offline::Check::KeyTrust) => format!(
+            "!! {bare} sent you an offline message with a key you have not verified: it was refused, \
+             and esession cannot show that key or keep the message yet. {}; then ask {bare} to send \
+             it again",
+            untrusted_key_hint(&bare)
+        ),
+        Failure::Offline(c) => format!("!! an offline message from {peer} was dropped ({})", c.as_str()),
+        Failure::Stored => match place {
+            Place::Chat => format!(
+                "* {bare} asked for a session while you were offline: not answered (type a line to start one)"
+            ),
+            Place::Command => format!("* {bare} asked for a session while you were offline: not answered"),
+        },
+        other => format!("!! {peer}: {other}"),
+    }
+}
+
+/// The words for one event, or `None` for events a person need not see.
+pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
+    Some(match e {
+        Event::Negotiated { peer, sas: Some(sas), .. } => {
+            let bare = peer.to_bare();
+            let who = e.who().unwrap_or_else(|| peer.to_string());
+            let key = match session_key(client, &bare) {
+                Some((fp, true)) => format!("; its key {fp} is verified"),
+                Some((fp, false)) => format!("; its key {fp} is NOT verified"),
+                None => String::new(),
+            };
+            let next = match place {
+                Place::Chat => "then type /verify".to_owned(),
+                Place::Command => format!("then confirm it in `esession chat {bare}` with /verify"),
+            };
+            format!(
+                "* encrypted session with {who}{key}\n* SAS {sas}: compare it with {bare} out of band \
+                 (by voice, in person), {next}"
+            )
+        }
+        Event::Negotiated { offline: true, .. } => {
+            format!("* offline session from {}", e.who().unwrap_or_default())
+        }
+        Event::Negotiated { .. } => {
+            format!("* encrypted session with {} (no SAS to compare)", e.who().unwrap_or_default())
+        }
+        Event::Message { offline, .. } => {
+            let body = e.body()?;
+            let who = e.who().unwrap_or_default();
+            if *offline { format!("<{who}> (sent while you were away) {body}") } else { format!("<{who}> {body}") }
+        }
+        Event::Clear { peer, .. } => format!("<{peer}> (NOT ENCRYPTED) {}", e.body()?),
+        Event::Alert { peer, alert } => format!("!! {}: {alert}", peer.to_bare()),
+        Event::Terminated { peer, why, offline, .. } => format!("* {}", ended(peer, *why, *offline)?),
+        Event::Failed { peer, failure: f } => failure(peer, f, place),
+        Event::StanzaSession { peer, .. } => format!(
+            "!! {peer} accepted only an UNENCRYPTED session: nothing is encrypted with it, so nothing is sent"
+        ),
+        Event::Presence { peer, available: true } => format!("* {peer} is online"),
+        Event::Presence { peer, available: false } => format!("* {peer} is offline"),
+        Event::SubscriptionRequest { peer } => match place {
+            Place::Chat => format!("* {peer} asks to see your presence: /approve {peer} lets it"),
+            Place::Command => {
+                format!("* {peer} asks to see your presence: `esession contact approve {peer}` lets it")
+            }
+        },
+        Event::Unprotected { peer, elements } => {
+            // A server's delivery stamp (XEP-0203) beside a stored message is expected.
+            let odd: Vec<&str> =
+                elements.iter().map(String::as_str).filter(|e| *e != "{urn:xmpp:delay}delay").collect();
+            if odd.is_empty() {
+                return None;
+            }
+            format!(
+                "!! {peer}: dropped what came in clear beside an encrypted message ({}): not from the session",
+                odd.join(", ")
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// One JSON object for one event, or `None` for events a program need not see.
+pub(crate) fn json(client: &Client, e: &Event) -> Option<Value> {
+    let time = utc();
+    Some(match e {
+        Event::Negotiated { peer, sas, offline, petname, .. } => {
+            let key = session_key(client, &peer.to_bare());
+            json!({
+                "time": time, "event": "session", "peer": peer.as_str(), "offline": offline,
+                "sas": sas.as_ref().map(ToString::to_string), "petname": petname,
+                "fingerprint": key.as_ref().map(|k| k.0.clone()), "verified": key.is_some_and(|k| k.1),
+            })
+        }
+        Event::Message { peer, offline, petname, .. } => json!({
+            "time": time, "event": "message", "peer": peer.as_str(), "encrypted": true,
+            "offline": offline, "petname": petname, "body": e.body(),
+        }),
+        Event::Clear { peer, .. } => json!({
+            "time": time, "event": "message", "peer": peer.as_str(), "encrypted": false, "body": e.body(),
+        }),
+        Event::Alert { peer, alert } => json!({
+            "time": time, "event": "alert", "peer": peer.as_str(), "kind": alert.kind(),
+            "text": alert.to_string(),
+        }),
+        Event::Terminated { peer, why, offline, .. } => json!({
+            "time": time, "event": "ended", "peer": peer.as_str(), "offline": offline,
+            "why": ended_kind(*why), "text": ended(peer, *why, *offline),
+        }),
+        Event::Failed { peer, failure: f } => json!({
+            "time": time, "event": "failed", "peer": peer.as_str(), "condition": f.condition(),
+            "text": failure(peer, f, Place::Command).trim_start_matches("!! ").to_owned(),
+        }),
+        Event::StanzaSession { peer, .. } => json!({
+            "time": time, "event": "unencrypted-session", "peer": peer.as_str(),
+        }),
+        Event::Presence { peer, available } => json!({
+            "time": time, "event": "presence", "peer": peer.as_str(), "available": available,
+        }),
+        Event::SubscriptionRequest { peer } => json!({
+            "time": time, "event": "subscription-request", "peer": peer.as_str(),
+        }),
+        Event::Unprotected { elements, .. } if elements.iter().all(|e| e == "{urn:xmpp:delay}delay") => {
+            return None;
+        }
+        Event::Unprotected { peer, elements } => json!({
+            "time": time, "event": "unprotected", "peer": peer.as_str(), "elements": elements,
+        }),
+        _ => return None,
+    })
+}
+
+/// A note of the command itself (not an event) as JSON: `{"event": kind, "text": ...}` plus
+/// `extra`'s fields.
+pub(crate) fn note(kind: &str, text: &str, extra: Value) -> Value {
+    let mut v = json!({ "time": utc(), "event": kind, "text": text });
+    if let (Some(m), Value::Object(x)) = (v.as_object_mut(), extra) {
+        m.extend(x);
+    }
+    v
+}
