@@ -410,6 +410,39 @@ fn offline_table(s: &BTreeMap<String, f64>) -> String {
     t
 }
 
+/// The hostile-input benchmark (crates/esession-xmpp/benches/hostile.rs): its table.
+fn hostile() -> Result<String, String> {
+    let mut c = cargo();
+    c.args(["bench", "-p", "esession-xmpp", "--bench", "hostile"]);
+    eprintln!("xtask: running {c:?}");
+    let out = c.output().map_err(|e| format!("cannot run cargo bench: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("the hostile benchmark failed:\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table: String = text
+        .split_once("hostile/table\n")
+        .map(|(_, t)| t.lines().take_while(|l| l.starts_with('|')).map(|l| format!("{l}\n")).collect())
+        .unwrap_or_default();
+    if data_rows(&table) == 0 {
+        return Err("the hostile benchmark measured nothing".into());
+    }
+    Ok(table)
+}
+
+/// Replaces what stands between `begin` and `end` in `path` (or appends the block).
+fn write_between(path: &std::path::Path, begin: &str, end: &str, body: &str) -> Result<(), String> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{begin}\n{body}{end}");
+    let new = match (old.find(begin), old.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &old[..a], &old[b + end.len()..]),
+        _ => format!("{old}\n{block}\n"),
+    };
+    std::fs::write(path, new).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
 /// The data rows of the Markdown tables in `t` (not headers, not separators).
 fn data_rows(t: &str) -> usize {
     let lines: Vec<&str> = t.lines().collect();
@@ -517,12 +550,20 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("the {name} table has no figures: a benchmark was not measured"));
         }
     }
+    let hostile_tbl = hostile()?;
+    println!("{hostile_tbl}");
     if quick {
         eprintln!(
             "xtask: --quick: figures printed, docs/performance.md left as it is (a full run writes it)"
         );
         return Ok(());
     }
+    write_between(
+        &root().join("docs/security.md"),
+        "<!-- BEGIN xtask bench hostile -->",
+        "<!-- END xtask bench hostile -->",
+        &format!("Measured by `cargo xtask bench` on {}.\n\n{hostile_tbl}", machine()),
+    )?;
     let doc = root().join("docs/performance.md");
     let old = std::fs::read_to_string(&doc).unwrap_or_default();
     let begin = "<!-- BEGIN xtask bench -->";

@@ -102,7 +102,17 @@ fn test() -> Result<(), String> {
 /// not): cargo unifies features, so one dependency enabling it would put it in every session.
 fn no_hazmat_in_binary() -> Result<(), String> {
     let out = cargo()
-        .args(["tree", "-p", "esession-cli", "-e", "normal,features", "-i", "esession-negotiate", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "esession-cli",
+            "-e",
+            "normal,features",
+            "-i",
+            "esession-negotiate",
+            "--prefix",
+            "none",
+        ])
         .output()
         .map_err(|e| format!("cannot run cargo tree: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -110,7 +120,9 @@ fn no_hazmat_in_binary() -> Result<(), String> {
         return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
     if text.lines().any(|l| l.starts_with("esession-negotiate feature \"hazmat\"")) {
-        return Err("the esession binary is built with esession-negotiate/hazmat (sessions would keep K)".into());
+        return Err(
+            "the esession binary is built with esession-negotiate/hazmat (sessions would keep K)".into()
+        );
     }
     eprintln!("xtask: the esession binary is built without esession-negotiate/hazmat");
     Ok(())

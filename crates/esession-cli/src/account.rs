@@ -254,7 +254,9 @@ impl Settings {
     }
 
     fn jid(&self) -> Result<&Jid, Fail> {
-        self.jid.as_ref().ok_or_else(|| Fail::usage("--jid is needed (or `jid = \"...\"` in the config file)"))
+        self.jid
+            .as_ref()
+            .ok_or_else(|| Fail::usage("--jid is needed (or `jid = \"...\"` in the config file)"))
     }
 
     /// The data directory.
@@ -330,7 +332,8 @@ fn tighten(_: &Path, _: u32) -> Result<(), Fail> {
 /// missing; makes existing ones owner-only. Returns the topmost directory it created.
 fn prepare(dir: &Path) -> Result<Option<PathBuf>, Fail> {
     let io = |p: &Path, e: std::io::Error| Fail::new(Exit::Failure, format!("{}: {e}", p.display()));
-    let created = dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_owned);
+    let created =
+        dir.ancestors().take_while(|a| !a.as_os_str().is_empty() && !a.exists()).last().map(Path::to_owned);
     if created.is_some() {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true);
@@ -570,14 +573,14 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
     let contact = |m: String| Fail::new(Exit::Contact, m);
     match e {
         Error::NoOfflineOptions { condition, .. } if !seen => contact(format!(
-            "you do not see {bare}'s presence (you are not subscribed to it), so esession cannot tell \
-             whether it is online, and {bare} has published no offline options you may use{}: ask to \
-             see its presence with `esession contact add {bare}` (/add in a chat) and wait for its approval",
+            "no presence of {bare} has reached you (you may not be subscribed to it: `esession contact \
+             add {bare}`, or /add in a chat, asks for it), and {bare} has published no offline options \
+             you may use{}",
             said(&condition)
         )),
         Error::NotAvailable { .. } if !seen => contact(format!(
-            "you do not see {bare}'s presence (you are not subscribed to it): ask for it with \
-             `esession contact add {bare}` (/add in a chat)"
+            "no presence of {bare} has reached you: you may not be subscribed to it (`esession contact \
+             add {bare}`, or /add in a chat, asks for it), or it is offline"
         )),
         Error::NoOfflineOptions { condition, .. } => contact(format!(
             "{bare} is offline and has published no offline options you may use{}: try again when it \
@@ -718,7 +721,8 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                 pem_in(&text).ok_or_else(|| Fail::usage("standard input: no PEM public key (RSA or DSA)"))?
             } else if Path::new(&key).exists() {
                 let text = std::fs::read_to_string(&key).map_err(|e| Fail::usage(format!("{key}: {e}")))?;
-                pem_in(&text).ok_or_else(|| Fail::usage(format!("{key}: not a PEM public key (RSA or DSA)")))?
+                pem_in(&text)
+                    .ok_or_else(|| Fail::usage(format!("{key}: not a PEM public key (RSA or DSA)")))?
             } else {
                 key_by_fingerprint(&opened.account, &key)?
             };
@@ -759,6 +763,7 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
             let bare = peer.to_bare();
             let mut client = login(s).await?;
+            let seen_early = wait_presence(&mut client, &bare).await;
             match client.send_text(&peer, &text).await {
                 Ok(Delivery::Online { sas }) => {
                     let key = match show::session_key(&client, &bare) {
@@ -786,7 +791,7 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                     )
                     .await
                     .is_ok_and(|r| r.is_ok());
-                    let f = explain(&client, &bare, seen, e);
+                    let f = explain(&client, &bare, seen || seen_early, e);
                     let _ = client.disconnect().await;
                     return Err(f);
                 }
@@ -801,7 +806,9 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                 .identity
                 .as_ref()
                 .and_then(|k| fingerprint(&k.public_key()).ok())
-                .ok_or_else(|| Fail::new(Exit::Account, "offline options need an identity key: run `esession keygen`"))?;
+                .ok_or_else(|| {
+                    Fail::new(Exit::Account, "offline options need an identity key: run `esession keygen`")
+                })?;
             client.go_offline().await?;
             out!(
                 "offline options published; you are offline. Contacts who verified your key ({fp}) can \
@@ -833,6 +840,22 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
         AccountCmd::Chat { peer } => crate::chat::run(s, &peer).await?,
     }
     Ok(())
+}
+
+/// Waits a moment for a presence of `bare` when none has come yet: a server may answer the
+/// presence probes of the login after the ping that ends it (ejabberd does). Returns whether one
+/// came (it is processed: the contact's resources are known).
+pub(crate) async fn wait_presence(client: &mut Client, bare: &BareJid) -> bool {
+    if client.engine().is_available(bare) {
+        return true;
+    }
+    let b = bare.clone();
+    tokio::time::timeout(
+        Duration::from_millis(1500),
+        client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok())
 }
 
 /// Prints an event of a one-shot command (stamped words, or JSON).

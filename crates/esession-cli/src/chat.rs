@@ -76,7 +76,7 @@ impl Chat<'_> {
         } else if self.sees_presence(client) {
             "offline, no session"
         } else {
-            "presence not shared"
+            "no presence seen"
         }
     }
 
@@ -118,7 +118,8 @@ impl Chat<'_> {
                 );
                 self.shown_sas = Some(sas);
             }
-            None => self.note("session", &format!("* encrypted session with {} (no SAS to compare){key}", self.bare)),
+            None => self
+                .note("session", &format!("* encrypted session with {} (no SAS to compare){key}", self.bare)),
         }
     }
 
@@ -152,10 +153,10 @@ impl Chat<'_> {
             self.note(
                 "notice",
                 &format!(
-                    "* you do not see {b}'s presence (you are not subscribed to it), so esession cannot tell \
-                     whether {b} is online. /add asks {b} to share it. Meanwhile lines you type go in an \
-                     offline session if {b} published offline options you may use; else they are not sent \
-                     (you are told)",
+                    "* no presence of {b} has reached you: you may not be subscribed to it (/add asks {b} to \
+                     share it), or {b} is offline and your server does not say so. Lines you type go in an \
+                     offline session if {b} published offline options you may use, else they are not sent \
+                     (you are told which)",
                     b = self.bare
                 ),
             );
@@ -203,16 +204,24 @@ impl Chat<'_> {
                 }
                 if self.s.json {
                     self.out.line(
-                        &show::note("sent", text, serde_json::json!({"to": self.bare.as_str(), "how": "online"}))
-                            .to_string(),
+                        &show::note(
+                            "sent",
+                            text,
+                            serde_json::json!({"to": self.bare.as_str(), "how": "online"}),
+                        )
+                        .to_string(),
                     );
                 }
             }
             Ok(Delivery::Offline) => {
                 if self.s.json {
                     self.out.line(
-                        &show::note("sent", text, serde_json::json!({"to": self.bare.as_str(), "how": "offline"}))
-                            .to_string(),
+                        &show::note(
+                            "sent",
+                            text,
+                            serde_json::json!({"to": self.bare.as_str(), "how": "offline"}),
+                        )
+                        .to_string(),
                     );
                 } else if !had_offline {
                     self.note(
@@ -277,7 +286,8 @@ impl Chat<'_> {
                         self.shown_sas = Some(sas);
                     }
                     Some(sas) => match client.engine_mut().confirm_sas(&self.bare) {
-                        Ok(()) => self.note("verified", &format!("* {} is verified (SAS {sas} confirmed)", self.bare)),
+                        Ok(()) => self
+                            .note("verified", &format!("* {} is verified (SAS {sas} confirmed)", self.bare)),
                         Err(e) => self.note("failed", &format!("!! not verified: {e}")),
                     },
                 }
@@ -312,7 +322,7 @@ impl Chat<'_> {
             "/status" => {
                 let res: Vec<String> = client.resources(&self.bare).iter().map(ToString::to_string).collect();
                 let presence = if res.is_empty() {
-                    if self.sees_presence(client) { "offline".into() } else { "not shared with you".into() }
+                    if self.sees_presence(client) { "offline".into() } else { "none has reached you".into() }
                 } else {
                     format!("online as {}", res.join(", "))
                 };
@@ -323,7 +333,9 @@ impl Chat<'_> {
             }
             "/rekey" => match client.rekey(&self.bare, "").await {
                 Ok(()) => self.note("notice", "* the session has new keys"),
-                Err(e) => self.note("failed", &format!("!! {}", account::explain(client, &self.bare, self.seen, e))),
+                Err(e) => {
+                    self.note("failed", &format!("!! {}", account::explain(client, &self.bare, self.seen, e)))
+                }
             },
             "/end" => {
                 if client.engine().has_session(&self.bare) {
@@ -335,10 +347,9 @@ impl Chat<'_> {
                 }
             }
             "/add" => match account::add(client, &self.bare).await {
-                Ok(()) => self.note(
-                    "notice",
-                    &format!("* asked {} to share its presence with you", self.bare),
-                ),
+                Ok(()) => {
+                    self.note("notice", &format!("* asked {} to share its presence with you", self.bare))
+                }
                 Err(e) => self.note("failed", &format!("!! {e}")),
             },
             "/approve" => {
@@ -482,7 +493,8 @@ pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
         return Err(Fail::usage("that is your own account"));
     }
     let prompt = input::LivePrompt::new();
-    let mut chat = Chat { s, peer, bare, shown_sas: None, seen: false, prompt: prompt.clone(), out: Printer::plain() };
+    let mut chat =
+        Chat { s, peer, bare, shown_sas: None, seen: false, prompt: prompt.clone(), out: Printer::plain() };
     chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
     chat.opening(&mut client).await;
     chat.update_prompt(&client);

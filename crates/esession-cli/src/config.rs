@@ -116,7 +116,8 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<FileConfig, Fail> {
             _ => return Ok(FileConfig::default()),
         },
     };
-    let meta = std::fs::metadata(&path).map_err(|e| Fail::new(Exit::Config, format!("{}: {e}", path.display())))?;
+    let meta =
+        std::fs::metadata(&path).map_err(|e| Fail::new(Exit::Config, format!("{}: {e}", path.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
@@ -125,7 +126,8 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<FileConfig, Fail> {
     #[cfg(not(unix))]
     let _ = meta;
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path).map_err(|e| Fail::new(Exit::Config, format!("{}: {e}", path.display())))?,
+        std::fs::read_to_string(&path)
+            .map_err(|e| Fail::new(Exit::Config, format!("{}: {e}", path.display())))?,
     );
     parse(&path, &text)
 }

@@ -144,7 +144,11 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
         Event::Message { offline, .. } => {
             let body = e.body()?;
             let who = e.who().unwrap_or_default();
-            if *offline { format!("<{who}> (sent while you were away) {body}") } else { format!("<{who}> {body}") }
+            if *offline {
+                format!("<{who}> (sent while you were away) {body}")
+            } else {
+                format!("<{who}> {body}")
+            }
         }
         Event::Clear { peer, .. } => format!("<{peer}> (NOT ENCRYPTED) {}", e.body()?),
         Event::Alert { peer, alert } => format!("!! {}: {alert}", peer.to_bare()),

@@ -91,7 +91,10 @@ fn keys_trust_offline_send_and_receive() {
     let out = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
     let lines: Vec<&str> = messages(&out);
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].starts_with("<bob@localhost/") && lines[0].ends_with("> (sent while you were away) first"), "{out}");
+    assert!(
+        lines[0].starts_with("<bob@localhost/") && lines[0].ends_with("> (sent while you were away) first"),
+        "{out}"
+    );
     assert!(lines[1].ends_with("> (sent while you were away) second"), "{out}");
     // Received once: a second receive shows nothing.
     let again = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
@@ -202,7 +205,8 @@ fn interactive_chat() {
     };
     assert_eq!(sas(&a_out), sas(&b_out), "the same SAS on both sides");
     assert!(a_out.contains("bob@localhost is verified (SAS"), "{a_out}");
-    let got: Vec<&str> = messages(&b_out).into_iter().filter(|l| l.starts_with("<alice@localhost/")).collect();
+    let got: Vec<&str> =
+        messages(&b_out).into_iter().filter(|l| l.starts_with("<alice@localhost/")).collect();
     assert_eq!(got.len(), 2, "{b_out}");
     assert!(got[0].ends_with("> hello bob") && got[1].ends_with("> after the re-key"), "{b_out}");
     assert!(b_out.contains("encrypted session with alice@localhost"), "{b_out}");
@@ -332,11 +336,8 @@ fn an_untrusted_offline_sender_is_reported_then_trusted() {
     let out = ok(&esession(&p, "alice", &["receive", "--wait", "0", "--json"]));
     let events: Vec<serde_json::Value> =
         out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
-    let bodies: Vec<&str> = events
-        .iter()
-        .filter(|e| e["event"] == "message")
-        .map(|e| e["body"].as_str().unwrap())
-        .collect();
+    let bodies: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "message").map(|e| e["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, ["from bob"], "{out}");
     let refused = events
         .iter()

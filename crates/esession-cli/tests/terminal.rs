@@ -73,10 +73,15 @@ fn befriend(p: &Server, a: &str, b: &str) {
     assert!(list.contains(&format!("{ja}  asks to see your presence")), "{list}");
     ok(&run(p, b, &["contact", "approve", &ja], b""));
     ok(&run(p, a, &["contact", "approve", &jb], b""));
-    let list = ok(&run(p, a, &["contact", "list", "--wait", "1"], b""));
-    assert!(list.contains(&format!("{jb}  offline")), "{list}");
-    let list = ok(&run(p, b, &["contact", "list", "--wait", "1"], b""));
-    assert!(list.contains(&format!("{ja}  offline")), "{list}");
+    // Prosody answers the presence probe of an offline contact with its last (unavailable)
+    // presence; ejabberd sends nothing, and without the roster (which the client cannot read yet)
+    // `contact list` cannot show such a contact there.
+    if p.kind == "prosody" {
+        let list = ok(&run(p, a, &["contact", "list", "--wait", "1"], b""));
+        assert!(list.contains(&format!("{jb}  offline")), "{list}");
+        let list = ok(&run(p, b, &["contact", "list", "--wait", "1"], b""));
+        assert!(list.contains(&format!("{ja}  offline")), "{list}");
+    }
 }
 
 /// A process on a pseudo-terminal, with everything it printed so far.
@@ -150,12 +155,17 @@ fn chat(p: &Server, user: &str, peer: &str) -> Term {
 fn a_chat_with_someone_whose_presence_you_do_not_see_offers_to_ask_then_approval_works() {
     let p = Server::start(&["alice", "bob"]);
     let mut alice = chat(&p, "alice", "bob");
-    alice.expect("you do not see bob@localhost's presence");
+    alice.expect("no presence of bob@localhost has reached you: you may not be subscribed to it");
     alice.expect("/add asks bob@localhost to share it");
+    alice.expect("[no presence seen]>");
     // Never "is offline": that is not known.
-    assert!(!alice.seen.contains("bob@localhost is offline"), "{}", alice.seen);
+    assert!(
+        !alice.seen.contains("* bob@localhost is offline") && !alice.seen.contains("offline, no session"),
+        "{}",
+        alice.seen
+    );
     alice.line("hello?");
-    alice.expect("NOT SENT: you do not see bob@localhost's presence");
+    alice.expect("NOT SENT: no presence of bob@localhost has reached you");
     alice.expect("esession contact add bob@localhost");
     alice.line("/add");
     alice.expect("asked bob@localhost to share its presence with you");
@@ -166,16 +176,34 @@ fn a_chat_with_someone_whose_presence_you_do_not_see_offers_to_ask_then_approval
     assert!(list.contains("alice@localhost  asks to see your presence"), "{list}");
     ok(&run(&p, "bob", &["contact", "approve", "alice@localhost"], b""));
     let list = ok(&run(&p, "alice", &["contact", "list", "--wait", "1"], b""));
-    assert!(list.contains("bob@localhost  offline"), "Alice sees Bob now: {list}");
     assert!(list.contains("bob@localhost  asks to see your presence"), "{list}");
     ok(&run(&p, "alice", &["contact", "approve", "bob@localhost"], b""));
-    let list = ok(&run(&p, "bob", &["contact", "list", "--wait", "1", "--json"], b""));
-    assert!(list.contains(r#""event":"contact""#) && list.contains(r#""jid":"alice@localhost""#), "{list}");
-    // Now Alice's chat knows Bob is offline, and says what happens to lines.
+    // Bob online: Alice's chat sees him and starts a session.
+    let mut bob = chat(&p, "bob", "alice");
+    bob.expect("/help lists the commands");
+    let list = ok(&run(&p, "alice", &["contact", "list", "--wait", "1", "--json"], b""));
+    assert!(
+        list.contains(r#""event":"contact""#)
+            && list.contains(r#""jid":"bob@localhost""#)
+            && list.contains(r#""online":true"#),
+        "{list}"
+    );
     let mut alice = chat(&p, "alice", "bob");
-    alice.expect("bob@localhost is offline and has published no offline options");
+    alice.expect("bob@localhost is online: negotiating");
+    alice.expect("* SAS ");
+    bob.expect("* SAS ");
     alice.line("/quit");
     assert_eq!(alice.exit_status(), 0);
+    bob.expect("alice@localhost ended the session");
+    bob.line("/quit");
+    assert_eq!(bob.exit_status(), 0);
+    if p.kind == "prosody" {
+        // Prosody tells that a contact is offline: the chat says so, and what happens to lines.
+        let mut alice = chat(&p, "alice", "bob");
+        alice.expect("bob@localhost is offline and has published no offline options");
+        alice.line("/quit");
+        assert_eq!(alice.exit_status(), 0);
+    }
 }
 
 #[test]
@@ -185,8 +213,11 @@ fn a_chat_on_a_terminal() {
     keys_and_trust(&p, &["alice", "bob"]);
     befriend(&p, "alice", "bob");
     let mut bob = chat(&p, "bob", "alice");
-    bob.expect("alice@localhost is offline and has published no offline options");
-    bob.expect("[offline, no session]>");
+    bob.expect("/help lists the commands");
+    if p.kind == "prosody" {
+        bob.expect("alice@localhost is offline and has published no offline options");
+        bob.expect("[offline, no session]>");
+    }
     let mut alice = chat(&p, "alice", "bob");
     alice.expect("bob@localhost is online: negotiating");
     let sas = |m: String| m.trim_start_matches("* ").trim_end_matches(':').to_owned();
@@ -245,7 +276,8 @@ fn the_sas_is_shown_before_verify_when_the_peer_starts_the_session() {
     keys_and_trust(&p, &["alice", "bob"]);
     befriend(&p, "alice", "bob");
     let mut bob = chat(&p, "bob", "alice");
-    bob.expect("[offline, no session]>");
+    bob.expect("/help lists the commands");
+    bob.expect("]>");
     // Alice comes online with a one-shot `send`: Bob's session starts by her request.
     let out = ok(&run(&p, "alice", &["send", "bob@localhost", "knock knock"], b""));
     assert!(out.contains("sent to bob@localhost in an encrypted session (SAS "), "{out}");

@@ -170,8 +170,7 @@ enum Keyed {
 /// One direction's cipher: the keyed block cipher, applied in CTR mode at a given counter.
 ///
 /// The counter is not stored here: callers keep it (it belongs to the session state and enters
-/// MACs), pass it in and receive the advanced value.
-#[derive(Clone)]
+/// MACs), pass it in and receive the advanced value. Not `Clone`: a session's keys exist once.
 pub struct CtrCipher {
     alg: CryptAlg,
     profile: Profile,

@@ -458,6 +458,7 @@ fn bounded(s: String) -> Result<String> {
 }
 
 /// XEP-0004 booleans: `1`/`true` and `0`/`false`.
+// X155-N11-01: both lexical forms of xs:boolean are read.
 #[must_use]
 pub fn parse_bool(s: &str) -> Option<bool> {
     match s {

@@ -143,6 +143,9 @@ pub fn parse(text: &str) -> Result<Element> {
     parse_with(text, Limits::STANZA)
 }
 
+/// How much text rxml's parser is given at a time (see [`parse_with`]).
+const PARSE_PIECE: usize = 16 << 10;
+
 /// Parses XML text into an element with minidom's tree builder, the same result as minidom's
 /// own parser, but counting depth, elements and octets as the events arrive and stopping at the
 /// first limit passed: no tree beyond the limits is ever built (minidom's tree builder is
@@ -159,14 +162,31 @@ pub fn parse_with(text: &str, limits: Limits) -> Result<Element> {
     }
     let mut parser = rxml::RawParser::default();
     let mut builder = minidom::tree_builder::TreeBuilder::new();
-    let mut buf = text.as_bytes();
+    let bytes = text.as_bytes();
+    // rxml's parser is handed the text in pieces: given a long text at once, its work per
+    // event grows with what is left, which makes a megabyte of text take quadratic time.
+    // `buf` is the unread end of `bytes[..fed]`.
+    let mut fed = 0usize;
+    let mut buf: &[u8] = &[];
+    let mut at_eof = bytes.is_empty();
     let mut depth = 0usize;
     let mut shape = Shape::default();
     loop {
-        let ev = parser.parse(&mut buf, true).map_err(|e| match e {
-            rxml::error::EndOrError::Error(e) => Error::Xml(e.to_string()),
-            rxml::error::EndOrError::NeedMoreData => Error::Xml("incomplete document".into()),
-        })?;
+        let ev = match parser.parse(&mut buf, at_eof) {
+            Ok(ev) => ev,
+            Err(rxml::error::EndOrError::NeedMoreData) if !at_eof => {
+                // The next piece, with what the parser left unread in front of it.
+                let unread = fed - buf.len();
+                fed = fed.saturating_add(PARSE_PIECE).min(bytes.len());
+                buf = &bytes[unread..fed];
+                at_eof = fed == bytes.len();
+                continue;
+            }
+            Err(rxml::error::EndOrError::NeedMoreData) => {
+                return Err(Error::Xml("incomplete document".into()));
+            }
+            Err(rxml::error::EndOrError::Error(e)) => return Err(Error::Xml(e.to_string())),
+        };
         let Some(ev) = ev else { return Err(Error::Xml("end of document before the root closed".into())) };
         match &ev {
             RawEvent::ElementHeadOpen(_, (_, name)) => {
@@ -212,6 +232,7 @@ pub fn dispose(e: Element) {
 /// Only elements within [`Limits::QUOTE`] are copied (the copy is made without recursion);
 /// `None` for anything larger.
 #[must_use]
+#[doc(hidden)]
 pub fn without_prefixes(e: &Element) -> Option<Element> {
     measure(e, Limits::QUOTE).ok()?;
     // Depth-first, without recursion: each frame is the rest of a source element's nodes and
@@ -246,6 +267,7 @@ pub fn without_prefixes(e: &Element) -> Option<Element> {
 /// Blocks of 32 octets containing none of them are tested with one branch-free pass the
 /// compiler vectorizes and copied as part of a run, so the long text of a chat body or a Base64
 /// value costs little more than a `memcpy`.
+#[doc(hidden)]
 pub fn escape_into<const N: usize>(
     s: &str,
     out: &mut String,
@@ -278,6 +300,7 @@ pub fn escape_into<const N: usize>(
 /// Appends `s` to `out` in pieces of at most 2 KiB (cut at character boundaries): glibc's
 /// `rep movsb`, which it uses for longer copies, is 20 times slower on some CPUs when the two
 /// buffers sit badly (docs/performance.md, "Copies"). For copies of long text on hot paths.
+#[doc(hidden)]
 pub fn push_in_pieces(out: &mut String, s: &str) {
     let mut rest = s;
     while rest.len() > PIECE {
@@ -431,6 +454,30 @@ mod bound_tests {
         assert_eq!(parse(s).unwrap(), s.parse::<Element>().unwrap());
         assert!(matches!(parse("<a xmlns='u'><b></a>"), Err(Error::Xml(_))));
         assert!(matches!(parse("<a xmlns='u'>"), Err(Error::Xml(_))));
+    }
+
+    #[test]
+    fn pieces_split_anywhere_give_minidoms_tree() {
+        // The text is handed to rxml in pieces of PARSE_PIECE octets: whatever a boundary cuts (a
+        // multi-octet character, a name, an attribute value, an entity, a comment), the tree is
+        // the one minidom's own parser builds.
+        for shift in 0..7 {
+            let pad = "é".repeat(PARSE_PIECE / 2 - 20 + shift);
+            // rxml refuses names and attribute values over 8 KiB itself: the attribute, put
+            // where the boundary falls, stays short.
+            let short = "é".repeat(1000);
+            let text = format!(
+                "<a xmlns='u'><b x='1&amp;2'>{pad}&lt;ü€𝄞</b><c k='{short}'/>{pad}<d y='{short}'>{pad}</d></a>"
+            );
+            let ours = parse_with(&text, Limits::CONTENT).unwrap();
+            let theirs: Element = text.parse().unwrap();
+            assert_eq!(ours, theirs, "shift {shift}");
+        }
+        // Errors past a boundary are still errors.
+        let broken = format!("<a xmlns='u'>{}<b></a>", "x".repeat(PARSE_PIECE * 2));
+        assert!(matches!(parse(&broken), Err(Error::Xml(_))));
+        let truncated = format!("<a xmlns='u'>{}", "x".repeat(PARSE_PIECE + 3));
+        assert!(matches!(parse(&truncated), Err(Error::Xml(_))));
     }
 
     #[test]

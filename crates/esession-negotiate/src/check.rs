@@ -137,7 +137,9 @@ pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Respons
             m.as_ref().is_some_and(|m| offered.contains(m) && (*m != PubkeyMethod::None || o.none_in_three))
         }
     };
+    // X116-4.5.2-02: an online response sets init_pubkey, to one of Alice's methods.
     need(method_ok(&r.init_pubkey, o.init_pubkey), "init_pubkey");
+    // X116-4.5.4-02: Bob's identification is one of Alice's resp_pubkey values.
     need(method_ok(&r.resp_pubkey, o.resp_pubkey), "resp_pubkey");
     need(
         r.ver == Version::V1_0

@@ -220,7 +220,7 @@ impl DurableStore {
                 if jid.as_str() != raw {
                     migrate_retained.push((id, self.retained_row(id, &jid, created, verified, &secret)?));
                 }
-                self.retained.replace(&jid, None, secret, created, verified)?;
+                self.retained.load(Retained { jid, secret, created, chain_verified: verified });
                 self.ids.push(id);
             }
             let t = r.open_table(TRUST).map_err(err)?;
@@ -304,6 +304,8 @@ impl DurableStore {
     ) -> Result<Vec<u8>, StoreError> {
         let sealed = {
             let mut rng = self.rng.lock().map_err(|_| err("rng lock poisoned"))?;
+            // X116-4.7.4-08 X116-4.8.1-03: a retained secret is written only sealed (AES-256-GCM,
+            // bound to its row and JID).
             self.key.seal(&mut **rng, &retained_aad(id, jid.as_str()), secret.expose_secret()).map_err(err)?
         };
         let mut v = vec![VERSION];
@@ -416,6 +418,14 @@ impl RetainedStore for DurableStore {
                 .collect(),
             None => Vec::new(),
         };
+        // The bound of the memory store, applied to the rows first (the cache follows below).
+        let kept: Vec<&Retained> =
+            all.iter().zip(&self.ids).filter(|(_, i)| !doomed.contains(i)).map(|(r, _)| *r).collect();
+        let kept_ids: Vec<u64> = self.ids.iter().copied().filter(|i| !doomed.contains(i)).collect();
+        let mut doomed = doomed;
+        if let Some(e) = crate::store::retained_to_evict(&kept) {
+            doomed.push(kept_ids[e]);
+        }
         let id = self.ids.iter().max().map_or(1, |m| m + 1);
         let v = self.retained_row(id, jid, now, chain_verified, &new)?;
         self.write(|w| {
@@ -468,13 +478,23 @@ impl TrustStore for DurableStore {
     }
 
     fn associate(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
-        let mut rec = self.trust.record(&key).cloned().unwrap_or(KeyRecord {
-            key,
-            jids: Vec::new(),
-            petname: None,
-            verified: false,
-        });
-        if !rec.jids.contains(jid) {
+        let known = self.trust.record(&key).cloned();
+        // A new unverified key beyond the bound: the oldest unverified, unnamed record goes
+        // (MAX_UNVERIFIED_KEYS), durably first.
+        if known.is_none() {
+            let records = self.trust.records();
+            if let Some(i) = crate::store::unverified_to_evict(&records) {
+                let mut gone = records[i].clone();
+                drop(records);
+                let jids = std::mem::take(&mut gone.jids);
+                self.put_trust(&gone)?;
+                for j in &jids {
+                    self.trust.untrust(j, &gone.key);
+                }
+            }
+        }
+        let mut rec = known.unwrap_or(KeyRecord { key, jids: Vec::new(), petname: None, verified: false });
+        if !rec.jids.contains(jid) && rec.jids.len() < crate::store::MAX_JIDS_PER_KEY {
             rec.jids.push(jid.clone());
             self.put_trust(&rec)?;
             self.trust.put(rec);

@@ -71,6 +71,12 @@ pub(crate) struct Opening<'a> {
     pub(crate) k: esession_crypto::SecretBytes,
 }
 
+/// Content that came encrypted with a negotiation message: the stanza with its decrypted
+/// content, the names of the children that came in clear beside it outside what XEP-0200 §5
+/// allows (dropped), and the names of the children kept in clear besides `<thread/>` (not
+/// covered by the MAC).
+pub type Attached = (Element, Vec<String>, Vec<String>);
+
 /// A one-way check value of a session's K: HMAC-SHA-256 keyed with K over the label
 /// `esession key check`. It lets a test or the vector checker compare K with a known value
 /// while the session keeps no K (K is destroyed once the session keys are derived); it reveals
@@ -380,10 +386,7 @@ impl Established {
     ///
     /// # Errors
     /// As [`esession_stanza::Session::decrypt`] (the session is closed).
-    pub(crate) fn open_attached(
-        &mut self,
-        stanza: &Element,
-    ) -> crate::Result<Option<(Element, Vec<String>, Vec<String>)>> {
+    pub(crate) fn open_attached(&mut self, stanza: &Element) -> crate::Result<Option<Attached>> {
         if stanza.children().all(|c| !c.is("c", esession_stanza::NS)) {
             return Ok(None);
         }

@@ -88,6 +88,7 @@ pub struct Initiator {
     out: VecDeque<Output>,
     shaper: Option<Box<dyn Shaper>>,
     piggyback: Option<(Element, bool)>,
+    fingerprint_first: bool,
 }
 
 impl core::fmt::Debug for Initiator {
@@ -108,6 +109,7 @@ impl Initiator {
             out: VecDeque::new(),
             shaper: None,
             piggyback: None,
+            fingerprint_first: false,
         }
     }
 
@@ -115,6 +117,13 @@ impl Initiator {
     /// the session ends with that stanza: object encryption.
     pub fn piggyback(&mut self, content: Element, terminate: bool) {
         self.piggyback = Some((content, terminate));
+    }
+
+    /// Asks Bob for his key's fingerprint (`hash`) before his whole key: for a contact whose key
+    /// we already hold (XEP-0116 note 22). Without `hash` among the configured methods,
+    /// nothing changes.
+    pub fn ask_fingerprint_first(&mut self) {
+        self.fingerprint_first = true;
     }
 
     /// Sends the forms through `shaper` (see [`Shaper`]).
@@ -174,7 +183,14 @@ impl Initiator {
                 .cloned()
                 .collect()
         };
-        let (init_pubkey, resp_pubkey) = (methods(&c.init_pubkey), methods(&c.resp_pubkey));
+        let (init_pubkey, mut resp_pubkey) = (methods(&c.init_pubkey), methods(&c.resp_pubkey));
+        // X116-N22-01: a peer whose key we hold is asked for the fingerprint first.
+        if self.fingerprint_first
+            && let Some(i) = resp_pubkey.iter().position(|m| *m == PubkeyMethod::Hash)
+        {
+            let hash = resp_pubkey.remove(i);
+            resp_pubkey.insert(0, hash);
+        }
         if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
             return Err(Error::Config("no group, cipher or hash to offer"));
         }
@@ -449,6 +465,7 @@ impl Initiator {
                 self.observe_key(stores, rev.proof.key())?;
                 // §4.6.3-4.6.4: our identity, then the session.
                 let object = self.piggyback.as_ref().is_some_and(|(_, t)| *t);
+                // X116-4.6.4-01: N_B in `nonce`, then ID_A and M_A (set below).
                 let accept = Accept {
                     accept: true,
                     nonce: resp.my_nonce.clone(),
@@ -464,8 +481,11 @@ impl Initiator {
                     a.accept && a.nonce == resp.my_nonce
                 })?;
                 let mut x = sent.x;
+                // X116-4.6.3-02: Bob's steps (§4.5.4, `sigma::hide`), with N_B before N_A, e and
+                // form_A2 after form_A.
                 let input =
                     MacInput { before: &[&resp.my_nonce, &s.na, &e], after: &[&s.form_a, &sent.content] };
+                // X116-4.6.3-01: Alice proves her identity (init_pubkey's method), hidden.
                 let hidden = sigma::hide(
                     &algs,
                     &keys.initiator,
@@ -509,6 +529,8 @@ impl Initiator {
                 self.state = State::Done;
                 Ok(())
             }
+            // X116-4.6.1-02: 4-message: no identity of Bob's to verify yet (§4.6.2 is skipped);
+            // Alice goes on to hiding hers, with the provisory keys.
             Mode::Four => {
                 // rshashes with decoys (§4.6.4).
                 let mut rshashes: Vec<Vec<u8>> = Vec::new();
@@ -522,6 +544,7 @@ impl Initiator {
                     d.truncate(hlen);
                     rshashes.push(d);
                 }
+                // X116-4.6.4-01: N_B in `nonce`, then ID_A and M_A (set below).
                 let accept = Accept {
                     accept: true,
                     nonce: resp.my_nonce.clone(),
@@ -539,8 +562,10 @@ impl Initiator {
                     |a: &Accept| a.accept && a.e.as_deref() == Some(e.as_slice()) && a.nonce == resp.my_nonce,
                 )?;
                 let mut x = sent.x;
+                // X116-4.6.3-02: as in 3-message (N_B before N_A, form_A2 after form_A).
                 let input =
                     MacInput { before: &[&resp.my_nonce, &s.na, &e], after: &[&s.form_a, &sent.content] };
+                // X116-4.6.3-01: Alice proves her identity, hidden with the provisory keys.
                 let hidden = sigma::hide(
                     &algs,
                     &keys.initiator,
@@ -647,6 +672,8 @@ impl Initiator {
         let claimed =
             Claimed { id: &form.identity, m: &form.mac, method: &s.resp_method, jid: &jid, who: Who::Bob };
         let input = MacInput { before: &[&s.na, &s.nb, &s.d], after: &[&s.form_b, &form_b2] };
+        // X116-4.8.2-01: Alice verifies Bob's identity as in 3-message (§4.6.2): nothing opens
+        // without the `Proof` this hands out.
         let rev = sigma::reveal(&s.algs, &keys.responder, s.cb, &claimed, &input, &*stores.trust)
             .map_err(|check| self.refuse(Some(wrapper), check, Condition::FeatureNotImplemented, &[]))?;
         self.observe_key(stores, rev.proof.key())?;

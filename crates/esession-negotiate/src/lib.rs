@@ -68,7 +68,7 @@ pub mod wire;
 pub use config::Config;
 pub use entropy::{DhSource, Entropy, NONCE_LEN, PooledEntropy, RngEntropy};
 pub use error::{Check, Condition, Error, Result};
-pub use established::{Established, KeyCheck, Phase, Received};
+pub use established::{Attached, Established, KeyCheck, Phase, Received};
 pub use initiator::{Initiator, Mode};
 pub use jid::{BareJid, FullJid, Jid};
 pub use outputs::{Alert, Output};
@@ -76,7 +76,8 @@ pub use responder::Responder;
 pub use shape::{FormKind, Shaper};
 pub use sigma::Proof;
 pub use store::{
-    KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, Stores, TrustStore,
+    KeyRecord, MAX_JIDS_PER_KEY, MAX_RETAINED, MAX_UNVERIFIED_KEYS, MemoryRetained, MemoryTrust, Retained,
+    RetainedStore, StoreError, Stores, TrustStore,
 };
 
 /// Raw access for known-answer checks and tests (feature `replay`): randomness fixed by the

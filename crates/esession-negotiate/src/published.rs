@@ -262,7 +262,7 @@ pub struct Accepted {
     pub session: Established,
     /// The content, the names of the unprotected children (dropped), and the names of the
     /// children kept in clear besides `<thread/>` (not covered by the MAC).
-    pub content: Option<(Element, Vec<String>, Vec<String>)>,
+    pub content: Option<crate::established::Attached>,
 }
 
 impl core::fmt::Debug for Accepted {

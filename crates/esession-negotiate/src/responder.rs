@@ -55,6 +55,8 @@ struct AwaitAccept3 {
 }
 
 /// 4-message: Alice committed to e with He; K needs her e.
+// X116-4.5.1-04: in a 4-message negotiation Bob skips K = HASH(e^y mod p): he has only He, and
+// this state holds no e and no K (they appear with Alice's accept, §4.7.1).
 struct AwaitAccept4 {
     a: Answered,
     he: Vec<u8>,
@@ -329,6 +331,7 @@ impl Responder {
         let mut x = sent.x;
         match &req.dh {
             DhOffer::Hashes(h) => {
+                // X116-4.5.1-01: Alice's He of the chosen group (its position in `modp`).
                 let he = h.get(idx).cloned().unwrap_or_default();
                 self.send_form(x);
                 self.state = State::AwaitAccept4(Box::new(AwaitAccept4 { a, he }));
@@ -365,6 +368,8 @@ impl Responder {
                 )?;
                 set_b64(&mut x, "identity", &hidden.id);
                 set_b64(&mut x, "mac", &hidden.m);
+                // X116-4.5.2-08: the 3-message response goes out only now, after the keys
+                // (§4.5.3) and Bob's hidden identity (§4.5.4), never before.
                 self.send_form(x);
                 self.state = State::AwaitAccept3(Box::new(AwaitAccept3 {
                     a,
@@ -398,7 +403,17 @@ impl Responder {
             // X155-4.2-04: the same answers as an ESession would give: what Alice offered and
             // we support, the other fields answered by the one rule.
             (Refusal::NotAcceptable(_), true, Some(security)) => {
-                let logging = first_supported(&req.offers.logging, &cfg.support.logging);
+                // X155-N15-01: a plain stanza session is not encrypted, so the servers could
+                // archive it readable, and nothing here confirms that ours will not (XEP-0136
+                // automated archiving): `mustnot` is never set in it.
+                let may_set: Vec<esession_forms::names::Logging> = cfg
+                    .support
+                    .logging
+                    .iter()
+                    .filter(|l| **l != esession_forms::names::Logging::MustNot)
+                    .cloned()
+                    .collect();
+                let logging = first_supported(&req.offers.logging, &may_set);
                 let disclosure = choose_disclosure(&req.offers.disclosure, &cfg.support);
                 match (logging, disclosure, answer_others(&req.other)) {
                     (Some(l), Some(d), Ok(other)) => Some(SsnAnswer {
@@ -617,11 +632,15 @@ impl Responder {
                 r
             }
         };
+        // X116-4.7.4-05: N_A in `nonce`, then ID_B and M_B (set below) in Bob's form.
         let ident = BobIdentity { nonce: a.na.clone(), srshash, identity: Vec::new(), mac: Vec::new() };
         let sent =
             forms::outgoing(cfg.profile, false, &mut self.shaper, &ident, |i: &BobIdentity| i.nonce == a.na)?;
         let mut x = sent.x;
+        // X116-4.7.4-02: mac_B as in 3-message negotiations, with form_B2 (this form without
+        // `identity` and `mac`) after form_B.
         let input = MacInput { before: &[&a.na, &a.nb, &a.d], after: &[&a.form_b, &sent.content] };
+        // X116-4.7.4-01: Bob proves his identity (hidden with the final keys).
         let hidden = sigma::hide(
             &a.algs,
             &keys.responder,

@@ -91,6 +91,7 @@ pub(crate) fn hide(
     rng: &mut dyn CryptoRng,
 ) -> crate::Result<Hidden> {
     let (pubkey, key) = match (method, identity) {
+        // X116-4.5.4-03: identification `none`: pubKey is the zero-length string.
         (PubkeyMethod::None, _) => (Vec::new(), None),
         (PubkeyMethod::Key | PubkeyMethod::Hash, Some(k)) => (
             keyvalue::pubkey_octets(algs.profile, &k.public_key())
@@ -211,6 +212,7 @@ pub(crate) fn reveal(
     let plain = plain.expose_secret();
     match claimed.method {
         PubkeyMethod::None => {
+            // X116-4.6.2-03: resp_pubkey (or init_pubkey) `none`: pubKey is the zero-length string.
             let mac =
                 algs.mac(keys.ks.expose_secret(), input.before, &[], input.after).map_err(|_| check_mac)?;
             // Gajim pads the identity with spaces to whole blocks.
@@ -247,6 +249,8 @@ pub(crate) fn reveal(
                         let h = algs.hash.digest(&[&octets]).ok()?;
                         secret::ct_eq(&h, &fp).then(|| (r.key.clone(), octets))
                     });
+                    // X116-4.6.2-05: no copy of the key: the negotiation ends (the error stanza
+                    // and the failed state follow from this error).
                     found.ok_or(Check::KeyUnknown)?
                 }
             };

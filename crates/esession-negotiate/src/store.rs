@@ -87,6 +87,13 @@ impl MemoryRetained {
     }
 }
 
+impl MemoryRetained {
+    /// Adds a stored entry as it is, without the bound (loading a durable store's rows).
+    pub(crate) fn load(&mut self, r: Retained) {
+        self.entries.push(r);
+    }
+}
+
 impl RetainedStore for MemoryRetained {
     fn for_jid(&self, jid: &BareJid, now: DateTime<Utc>) -> Vec<&Retained> {
         self.entries.iter().filter(|r| r.jid == *jid && self.fresh(r, now)).collect()
@@ -108,6 +115,10 @@ impl RetainedStore for MemoryRetained {
             // Dropping the entry wipes it (SecretBytes zeroizes).
             self.entries.retain(|r| !old.ct_eq(r.secret.expose_secret()));
         }
+        let refs: Vec<&Retained> = self.entries.iter().collect();
+        if let Some(i) = retained_to_evict(&refs) {
+            self.entries.remove(i);
+        }
         self.entries.push(Retained { jid: jid.clone(), secret: new, created: now, chain_verified });
         Ok(())
     }
@@ -118,6 +129,35 @@ impl RetainedStore for MemoryRetained {
         }
         Ok(())
     }
+}
+
+/// How many retained secrets a store keeps at most: beyond it the oldest whose chain was never
+/// verified goes (else the oldest). Every peer that completes a negotiation leaves one, and a
+/// peer can use any number of JIDs, so the store must not grow with them.
+pub const MAX_RETAINED: usize = 4096;
+
+/// How many keys the user never verified (and never named) a trust store remembers at most:
+/// beyond it the oldest such record is forgotten. Verified and named keys are never evicted.
+pub const MAX_UNVERIFIED_KEYS: usize = 1024;
+
+/// How many JIDs one key record lists at most: a key presented by more JIDs raises the alert
+/// each time (§7.4) but is not recorded again.
+pub const MAX_JIDS_PER_KEY: usize = 64;
+
+/// Which record `records` must forget to take one more unverified key, if any: the oldest
+/// record neither verified nor named, once there are [`MAX_UNVERIFIED_KEYS`] of them.
+pub(crate) fn unverified_to_evict(records: &[&KeyRecord]) -> Option<usize> {
+    let unverified: Vec<usize> =
+        (0..records.len()).filter(|&i| !records[i].verified && records[i].petname.is_none()).collect();
+    if unverified.len() >= MAX_UNVERIFIED_KEYS { unverified.first().copied() } else { None }
+}
+
+/// Which retained secret must go to take one more, if any (see [`MAX_RETAINED`]).
+pub(crate) fn retained_to_evict(entries: &[&Retained]) -> Option<usize> {
+    if entries.len() < MAX_RETAINED {
+        return None;
+    }
+    entries.iter().position(|r| !r.chain_verified).or(Some(0))
 }
 
 /// A public key we know, with the JIDs it was presented by (§7.4).
@@ -186,11 +226,15 @@ impl MemoryTrust {
     fn add(&mut self, jid: &BareJid, key: PublicKey) {
         match self.records.iter_mut().find(|r| r.key == key) {
             Some(r) => {
-                if !r.jids.contains(jid) {
+                if !r.jids.contains(jid) && r.jids.len() < MAX_JIDS_PER_KEY {
                     r.jids.push(jid.clone());
                 }
             }
             None => {
+                let refs: Vec<&KeyRecord> = self.records.iter().collect();
+                if let Some(i) = unverified_to_evict(&refs) {
+                    self.records.remove(i);
+                }
                 self.records.push(KeyRecord { key, jids: vec![jid.clone()], petname: None, verified: false })
             }
         }

@@ -45,7 +45,11 @@ pub fn error_reply(
 ) -> Element {
     // The quoted wrapper carries none of the peer's prefix declarations, and only a bounded
     // wrapper is quoted.
-    let mut m = message(to, thread, received.and_then(xml::without_prefixes).into_iter().collect());
+    let mut m = message(
+        to,
+        thread,
+        received.and_then(esession_forms::__internal::without_prefixes).into_iter().collect(),
+    );
     set(&mut m, "type", "error");
     let mut err = Element::bare("error", CLIENT_NS);
     set(&mut err, "type", "cancel");

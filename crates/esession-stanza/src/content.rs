@@ -164,9 +164,9 @@ fn escape(s: &str, attr: bool, out: &mut String) {
         _ => "&quot;",
     };
     if attr {
-        esession_forms::xml::escape_into(s, out, *b"&<>\"", rep);
+        esession_forms::__internal::escape_into(s, out, *b"&<>\"", rep);
     } else {
-        esession_forms::xml::escape_into(s, out, *b"&<>", rep);
+        esession_forms::__internal::escape_into(s, out, *b"&<>", rep);
     }
 }
 

@@ -816,3 +816,48 @@ fn an_unacknowledged_terminate_is_closed_after_the_timeout() {
     assert!(r.engine(a).session(&bare(BOB)).is_none(), "the session and its keys are gone");
     assert!(r.engine(a).tick(t0 + timeout * 2).events.is_empty(), "said once");
 }
+
+/// The first `resp_pubkey` option of a request.
+fn first_resp_pubkey(request: &Element) -> Option<String> {
+    fn walk(e: &Element) -> Option<String> {
+        if e.name() == "field" && e.attr("var") == Some("resp_pubkey") {
+            return e
+                .children()
+                .find(|c| c.name() == "option")
+                .map(|o| o.children().map(Element::text).collect());
+        }
+        e.children().find_map(walk)
+    }
+    walk(request)
+}
+
+/// X116-N22-01: Alice asks a contact whose key she holds for the fingerprint (`hash`) first,
+/// and the session still establishes on it; a contact she holds no key of is asked for the key.
+#[test]
+fn a_known_contact_is_asked_for_the_fingerprint_first() {
+    for known in [true, false] {
+        let (ak, bk) = (rsa("rsa.pem"), bob_key());
+        let (ap, bp) = (ak.public_key(), bk.public_key());
+        let mut r = Relay::new(now());
+        let trusts: Vec<(&str, esession_crypto::PublicKey)> =
+            if known { vec![("bob@example.com", bp)] } else { vec![] };
+        let a = r.add(ALICE, engine(Some(ak), &trusts)).unwrap();
+        let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap)])).unwrap();
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let keep = seen.clone();
+        r.set_filter(Box::new(move |from, s| {
+            if from == a && keep.borrow().is_none() {
+                *keep.borrow_mut() = first_resp_pubkey(&s);
+            }
+            Some(s)
+        }));
+        r.start(a, BOB, Mode::Four).unwrap();
+        r.drive();
+        let first = seen.borrow().clone();
+        assert_eq!(first.as_deref(), Some(if known { "hash" } else { "key" }), "known: {known}");
+        if known {
+            assert!(r.engine(a).has_session(&bare(BOB)), "the fingerprint identifies Bob");
+            assert!(r.engine(b).has_session(&bare(ALICE)));
+        }
+    }
+}

@@ -15,7 +15,11 @@ fn request() -> Request {
             disclosure: vec![Disclosure::Never],
             security: vec![Security::C2s, Security::E2e],
             modp: vec![ModpGroup::G2, ModpGroup::G14, ModpGroup::G18],
-            crypt_algs: vec![CryptAlg::Unknown("blowfish-ctr".into()), CryptAlg::Aes128Ctr, CryptAlg::Aes256Ctr],
+            crypt_algs: vec![
+                CryptAlg::Unknown("blowfish-ctr".into()),
+                CryptAlg::Aes128Ctr,
+                CryptAlg::Aes256Ctr,
+            ],
             hash_algs: vec![HashAlg::Md5, HashAlg::Whirlpool, HashAlg::Sha256],
             sign_algs: vec![SignAlg::DsaSha256, SignAlg::RsaSha256],
             compress: vec![Compress::Lzw, Compress::None],

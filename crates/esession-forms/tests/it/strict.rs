@@ -272,3 +272,15 @@ fn accept_with_rshashes_and_no_dhkeys_round_trips() {
         assert_eq!(Accept::parse(&a.to_form(p, true)).unwrap(), a);
     }
 }
+
+/// X155-N11-01: both lexical forms of xs:boolean, in a form as an ESession reads it: `accept`
+/// given as `1`, `true`, `0` or `false`; anything else refused.
+#[test]
+fn booleans_in_both_lexical_forms() {
+    use esession_forms::dataform::parse_bool;
+    assert_eq!([parse_bool("1"), parse_bool("true")], [Some(true), Some(true)]);
+    assert_eq!([parse_bool("0"), parse_bool("false")], [Some(false), Some(false)]);
+    for bad in ["", "TRUE", "yes", "2", " 1"] {
+        assert_eq!(parse_bool(bad), None, "{bad:?}");
+    }
+}

@@ -168,3 +168,83 @@ fn a_kill_9_right_after_a_call_returns_loses_nothing() {
         }
     }
 }
+
+/// A distinct (syntactically valid) RSA public key per `i`.
+fn nth_key(i: u32) -> esession_crypto::PublicKey {
+    let mut n = vec![0xC5u8; 128];
+    n[120..124].copy_from_slice(&i.to_be_bytes());
+    n[127] |= 1;
+    esession_crypto::PublicKey::rsa(&n, &[1, 0, 1]).unwrap()
+}
+
+/// Peers that complete negotiations under ever new JIDs must not grow the stores without bound:
+/// unverified keys, JIDs per key and retained secrets are capped, in memory and durably, and
+/// what the user verified or named is never evicted.
+#[test]
+fn stores_stay_bounded_whatever_peers_do() {
+    use esession_negotiate::{MAX_JIDS_PER_KEY, MAX_RETAINED, MAX_UNVERIFIED_KEYS, MemoryTrust};
+    let path = tmp("bounded");
+    let mut durable = open(&path);
+    let mut memory = MemoryTrust::default();
+    let mut retained = MemoryRetained::default();
+    durable.trust(&bare("friend@example.org"), nth_key(0)).unwrap();
+    memory.trust(&bare("friend@example.org"), nth_key(0));
+    for i in 1..=(MAX_UNVERIFIED_KEYS as u32 + 10) {
+        let jid = bare(&format!("u{i}@evil.example"));
+        durable.associate(&jid, nth_key(i)).unwrap();
+        memory.associate(&jid, nth_key(i)).unwrap();
+    }
+    for (name, store) in [("durable", &durable as &dyn TrustStore), ("memory", &memory)] {
+        let unverified = store.records().iter().filter(|r| !r.verified).count();
+        assert_eq!(unverified, MAX_UNVERIFIED_KEYS, "{name}");
+        assert!(store.trusts(&bare("friend@example.org"), &nth_key(0)), "{name}: verified keys stay");
+        assert!(store.record(&nth_key(1)).is_none(), "{name}: the oldest unverified key went");
+        assert!(store.record(&nth_key(MAX_UNVERIFIED_KEYS as u32 + 10)).is_some(), "{name}");
+    }
+    drop(durable);
+    let reopened = open(&path);
+    assert_eq!(reopened.records().len(), MAX_UNVERIFIED_KEYS + 1, "the eviction is durable");
+    // One key presented by ever new JIDs.
+    let mut durable = reopened;
+    for i in 0..(MAX_JIDS_PER_KEY + 5) {
+        let jid = bare(&format!("alias{i}@evil.example"));
+        durable.associate(&jid, nth_key(7777)).unwrap();
+        memory.associate(&jid, nth_key(7777)).unwrap();
+    }
+    assert_eq!(durable.record(&nth_key(7777)).unwrap().jids.len(), MAX_JIDS_PER_KEY);
+    assert_eq!(memory.record(&nth_key(7777)).unwrap().jids.len(), MAX_JIDS_PER_KEY);
+    // Retained secrets of ever new JIDs.
+    for i in 0..(MAX_RETAINED + 3) {
+        let jid = bare(&format!("r{i}@evil.example"));
+        let s = SecretBytes::new(format!("secret {i}").into_bytes());
+        retained.replace(&jid, None, s, at(i as i64), false).unwrap();
+    }
+    assert_eq!(retained.all(at(0)).len(), MAX_RETAINED);
+    assert!(retained.for_jid(&bare("r0@evil.example"), at(0)).is_empty(), "the oldest went");
+}
+
+/// The durable store bounds its retained secrets like the memory store, durably.
+#[test]
+fn durable_retained_secrets_are_bounded() {
+    use esession_negotiate::MAX_RETAINED;
+    let path = tmp("retained-bound");
+    {
+        let mut s = open(&path);
+        s.replace(&bare("friend@example.org"), None, SecretBytes::from_slice(b"verified"), at(0), true)
+            .unwrap();
+        for i in 0..(MAX_RETAINED + 2) {
+            let jid = bare(&format!("r{i}@evil.example"));
+            s.replace(&jid, None, SecretBytes::new(format!("s{i}").into_bytes()), at(i as i64 + 1), false)
+                .unwrap();
+        }
+        assert_eq!(s.all(at(0)).len(), MAX_RETAINED);
+    }
+    let s = open(&path);
+    assert_eq!(s.all(at(0)).len(), MAX_RETAINED, "bounded on disk too");
+    assert_eq!(
+        RetainedStore::for_jid(&s, &bare("friend@example.org"), at(0)).len(),
+        1,
+        "a verified chain stays"
+    );
+    assert!(RetainedStore::for_jid(&s, &bare("r0@evil.example"), at(0)).is_empty());
+}

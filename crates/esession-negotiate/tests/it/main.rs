@@ -7,6 +7,7 @@ mod hostile;
 mod lifecycle;
 mod matrix;
 mod rows116;
+mod rows116_more;
 mod security;
 mod ssn;
 

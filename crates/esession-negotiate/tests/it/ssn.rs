@@ -138,7 +138,8 @@ fn a_plain_stanza_session_is_completed_by_alice() {
     let answer = sent(&outs).remove(0);
     assert_eq!(values(&answer, "accept"), Some(vec!["1".into()]));
     assert_eq!(values(&answer, "security"), Some(vec!["c2s".into()]));
-    assert_eq!(values(&answer, "logging"), Some(vec!["mustnot".into()]), "Alice's first choice");
+    // Alice's first choice is `mustnot`, which a plain session never promises (X155-N15-01).
+    assert_eq!(values(&answer, "logging"), Some(vec!["may".into()]));
     assert_eq!(values(&answer, "disclosure"), Some(vec!["never".into()]));
     assert_eq!(values(&answer, XHTML), Some(vec!["mustnot".into()]));
     to_alice(&mut alice, &mut a, &answer).unwrap();
@@ -161,10 +162,10 @@ fn a_plain_stanza_session_is_completed_by_alice() {
 /// answer the cancel). Also refused: `logging` not offered, `disclosure` disabled.
 #[test]
 fn a_plain_session_answer_alice_did_not_offer_is_cancelled() {
-    for (var, value) in [("security", "c2s"), ("logging", "may"), ("disclosure", "disabled")] {
+    for (var, value) in [("security", "c2s"), ("logging", "mustnot"), ("disclosure", "disabled")] {
         let mut ca = small_cfg(Config::default());
         ca.security = vec![Security::E2e, Security::None];
-        ca.logging = vec![esession_forms::names::Logging::MustNot];
+        ca.logging = vec![esession_forms::names::Logging::May];
         let mut cb = small_cfg(Config::default());
         cb.support.security = vec![];
         // Alice offers `disabled` too (another implementation's offer): never negotiated.
@@ -426,4 +427,37 @@ fn another_form_type_is_service_unavailable() {
         "{r:?}"
     );
     assert_eq!(error_fields(&sent(&drain(&mut bob))[0]).0.as_deref(), Some("service-unavailable"));
+}
+
+/// X155-N15-01: a plain stanza session (not encrypted: the servers could archive it readable)
+/// never answers `logging` with `mustnot`, which would promise what the server's archiving may
+/// break: offered only `mustnot`, Bob refuses; offered `mustnot` then `may`, he answers `may`.
+#[test]
+fn a_plain_session_never_promises_mustnot() {
+    use esession_forms::names::Logging;
+    for (offer, answered) in
+        [(vec![Logging::MustNot], None), (vec![Logging::MustNot, Logging::May], Some("may"))]
+    {
+        let mut ca = small_cfg(Config::default());
+        ca.security = vec![Security::E2e, Security::C2s];
+        ca.logging = offer;
+        let mut cb = small_cfg(Config::default());
+        cb.support.security = vec![];
+        cb.support.logging = vec![Logging::MustNot, Logging::May];
+        let (mut a, mut b) = (Side::new(1), Side::new(2));
+        let seen = run_recorded(
+            Mode::Four,
+            Initiator::new(Arc::new(ca), j(BOB), "thread-n"),
+            Responder::new(Arc::new(cb), j(ALICE), "thread-n"),
+            &mut a,
+            &mut b,
+        );
+        match answered {
+            None => {
+                assert_eq!(error_fields(&seen[1].1).0.as_deref(), Some("not-acceptable"));
+                assert!(!b.ssn);
+            }
+            Some(v) => assert_eq!(values(&seen[1].1, "logging"), Some(vec![v.to_owned()])),
+        }
+    }
 }

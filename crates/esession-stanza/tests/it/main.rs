@@ -7,6 +7,7 @@ mod gajim;
 mod props;
 mod publish;
 mod rekey;
+mod rows116_more;
 mod rules;
 
 use esession_crypto::kdf::{SessionKeys, cipher_key};

@@ -517,6 +517,10 @@ impl Engine {
         if let Some((c, terminate)) = content {
             a.piggyback(c, terminate);
         }
+        // X116-N22-01: a contact whose key we hold is asked for its fingerprint first.
+        if !self.stores.trust.for_jid(&bare).is_empty() {
+            a.ask_fingerprint_first();
+        }
         a.start(mode, &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() })
             .map_err(Error::Negotiation)?;
         // X187-4-02: to send to Bob, Alice first ends the offline session he started with her

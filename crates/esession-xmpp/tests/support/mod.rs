@@ -65,7 +65,8 @@ impl Server {
             args.push("--tls");
         }
         args.extend(users);
-        let port = server_cmd(&args).lines().last().unwrap_or("").parse().expect("e2e/server printed no port");
+        let port =
+            server_cmd(&args).lines().last().unwrap_or("").parse().expect("e2e/server printed no port");
         Self { dir, port, kind }
     }
 
