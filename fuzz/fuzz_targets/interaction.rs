@@ -1,7 +1,10 @@
 //! Alice and Bob driven by arbitrary actions: an online negotiation (3- or 4-message, Xep or
 //! Gajim) and traffic both ways, through a network that may deliver, drop, duplicate, reorder,
-//! replay or tamper with any stanza. Invariants: no panic; no body is delivered that its sender
-//! did not send, or twice; when both sides establish, they hold the same K.
+//! replay or tamper with any stanza, add clear children beside `<c/>` (a `<body/>`, an
+//! `<error/>`, an `<amp/>`) or answer a stanza with an error. Invariants: no panic; no body is
+//! delivered that its sender did not send, or twice; nothing added in clear is ever part of a
+//! delivered stanza's protected content; an error is never answered with an error; when both
+//! sides establish, they hold the same K.
 #![no_main]
 
 use esession_crypto::testing::TestRng;
@@ -59,6 +62,11 @@ fn chat(to: &str, thread: &str, body: &str) -> Element {
     esession_negotiate::wire::message(&jid(to), thread, vec![Element::builder("body", "jabber:client").append(body).build()])
 }
 
+/// Whether `e` or anything in it carries the text the network added.
+fn injected(e: &Element) -> bool {
+    e.text().contains("INJECTED") || e.children().any(injected)
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, actions)) = data.split_first() else { return };
     let k = keys();
@@ -99,7 +107,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let Some(&act) = it.next() else { break };
-        match act % 8 {
+        match act % 10 {
             // Deliver the first stanza in flight.
             0 | 1 => {
                 let Some((to_bob, s)) = net.pop_front() else { continue };
@@ -121,7 +129,30 @@ fuzz_target!(|data: &[u8]| {
                         }
                     }
                 };
-                if let Some(Received::Stanza { stanza: clear, .. }) = body {
+                if s.attr("type") == Some("error") {
+                    // RFC 6120 §8.3.1: what the receiver sends now never answers this error.
+                    let machine_out: Vec<Element> = if to_bob {
+                        std::iter::from_fn(|| bob.poll_output()).filter_map(|o| match o { Output::Send(x) => Some(x), Output::Established(e) => { b_est = Some(e); None } _ => None }).collect()
+                    } else {
+                        std::iter::from_fn(|| alice.poll_output()).filter_map(|o| match o { Output::Send(x) => Some(x), Output::Established(e) => { a_est = Some(e); None } _ => None }).collect()
+                    };
+                    for x in &machine_out {
+                        assert_ne!(x.attr("type"), Some("error"), "an error answered with an error");
+                    }
+                    for x in machine_out {
+                        net.push_back((!to_bob, x));
+                    }
+                }
+                if let Some(Received::Stanza { stanza: clear, clear: kept_clear, .. }) = body {
+                    // A child added in clear is dropped, or (an <amp/> in a message) kept and
+                    // named as clear: never delivered as protected.
+                    for c in clear.children().filter(|c| injected(c)) {
+                        assert!(
+                            kept_clear.iter().any(|n| n == c.name() || n.ends_with(&format!("}}{}", c.name()))),
+                            "a child added in clear was delivered as protected: {}",
+                            c.name()
+                        );
+                    }
                     if let Some(b) = clear.get_child("body", "jabber:client").map(Element::text) {
                         assert!(sent.contains(&b), "delivered a body nobody sent: {b:?}");
                         assert!(delivered.insert(b.clone()), "delivered twice: {b:?}");
@@ -164,6 +195,37 @@ fuzz_target!(|data: &[u8]| {
                         net.push_front((to_bob, e));
                     }
                 }
+            }
+            // Add clear children beside the first stanza's <c/> (they must never be delivered).
+            8 => {
+                let Some((to_bob, mut s)) = net.pop_front() else { continue };
+                match it.next().map_or(0, |b| b % 3) {
+                    0 => s.append_child(Element::builder("body", "jabber:client").append("INJECTED body").build()),
+                    1 => s.append_child(
+                        Element::builder("error", "jabber:client")
+                            .attr(minidom::rxml::NcName::try_from("type").unwrap_or_else(|_| unreachable!()), "cancel")
+                            .append(Element::builder("text", "urn:ietf:params:xml:ns:xmpp-stanzas").append("INJECTED error").build())
+                            .build(),
+                    ),
+                    _ => s.append_child(
+                        Element::builder("amp", "http://jabber.org/protocol/amp").append("INJECTED amp").build(),
+                    ),
+                };
+                net.push_front((to_bob, s));
+            }
+            // Answer the first stanza in flight with an error, as a server or a peer would.
+            9 => {
+                let Some((to_bob, s)) = net.pop_front() else { continue };
+                let mut e = s.clone();
+                e.set_attr(minidom::rxml::Namespace::NONE, minidom::rxml::NcName::try_from("type").unwrap_or_else(|_| unreachable!()), "error".to_owned());
+                e.append_child(
+                    Element::builder("error", "jabber:client")
+                        .attr(minidom::rxml::NcName::try_from("type").unwrap_or_else(|_| unreachable!()), "cancel")
+                        .append(Element::builder("service-unavailable", "urn:ietf:params:xml:ns:xmpp-stanzas").build())
+                        .build(),
+                );
+                // Back to the sender.
+                net.push_front((!to_bob, e));
             }
             // Send a message (either side, sometimes with a re-key).
             _ => {

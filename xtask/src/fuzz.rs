@@ -41,7 +41,8 @@ fn fuzz(target: &str, seconds: u64) -> Result<(), String> {
     if seeds.is_dir() {
         c.arg(&seeds);
     }
-    c.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"]);
+    // Inputs up to 256 KiB: deep nesting and long values need room (a server's stanza limit).
+    c.args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1", "-max_len=262144"]);
     // A dictionary of the target's tokens, where there is one.
     let dict = dir.join("dicts").join(format!("{target}.dict"));
     if dict.is_file() {

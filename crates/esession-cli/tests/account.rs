@@ -69,6 +69,9 @@ fn trust(p: &Prosody, user: &str, peer: &str) {
     ok(&esession(p, user, &["trust", "verify", &format!("{peer}@localhost"), pem.to_str().unwrap()]));
 }
 
+// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
+// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
+// esession-xmpp, not the command line.
 #[test]
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn keys_trust_offline_send_and_receive() {
@@ -106,6 +109,9 @@ fn keys_trust_offline_send_and_receive() {
     assert!(err.contains("no offline options"), "{err}");
 }
 
+// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
+// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
+// esession-xmpp, not the command line.
 #[test]
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn errors_are_one_line() {
@@ -271,7 +277,7 @@ fn the_data_directory_is_private() {
     let dir = t.0.join("data").join("esession").join("alice@example.org");
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
-    assert_eq!(mode(&dir.parent().unwrap().to_owned()), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
     assert_eq!(mode(&dir.join("esession.redb")), 0o600);
     assert_eq!(mode(&dir.join("seal.key")), 0o600);
     // Loosened by hand: made private again by the next command that writes.
@@ -322,6 +328,9 @@ fn usage_errors_exit_2() {
     assert!(!t.0.join("data").exists());
 }
 
+// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
+// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
+// esession-xmpp, not the command line.
 #[test]
 #[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn an_untrusted_offline_sender_is_reported_then_trusted() {
