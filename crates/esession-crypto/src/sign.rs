@@ -83,7 +83,7 @@ impl fmt::Display for SignAlg {
 #[derive(Clone)]
 pub enum PublicKey {
     /// `<RSAKeyValue/>`: modulus and exponent.
-    Rsa(rsa::RsaPublicKey),
+    Rsa(rsa::PublicKey),
     /// `<DSAKeyValue/>`: P, Q, G, Y.
     Dsa(dsa::VerifyingKey),
 }
@@ -142,7 +142,7 @@ impl PublicKey {
     /// # Errors
     /// [`Error::InvalidKey`] if rejected by the `rsa` crate (size limits 1024..=16384 bits).
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self> {
-        rsa::RsaPublicKey::new(uint(n), uint(e)).map(PublicKey::Rsa).map_err(|_| Error::InvalidKey)
+        rsa::PublicKey::new(uint(n), uint(e)).map(PublicKey::Rsa).map_err(|_| Error::InvalidKey)
     }
 
     /// A DSA key from its components.
@@ -160,7 +160,7 @@ impl PublicKey {
     /// [`Error::InvalidKey`] if it is neither an RSA nor a DSA public key.
     pub fn from_public_key_pem(pem: &str) -> Result<Self> {
         use rsa::pkcs8::DecodePublicKey;
-        if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(pem) {
+        if let Ok(k) = rsa::PublicKey::from_public_key_pem(pem) {
             return Ok(PublicKey::Rsa(k));
         }
         dsa::VerifyingKey::from_public_key_pem(pem).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
@@ -366,7 +366,7 @@ fn dsa_sign(key: &dsa::SigningKey, digest: &[u8]) -> Option<(BoxedUint, BoxedUin
 /// A private signing key. Zeroized on drop by the `rsa`/`dsa` crates; never printed.
 pub enum PrivateKey {
     /// RSA.
-    Rsa(rsa::RsaPrivateKey),
+    Rsa(rsa::PrivateKey),
     /// DSA.
     Dsa(dsa::SigningKey),
 }
@@ -383,7 +383,7 @@ impl PrivateKey {
     /// # Errors
     /// [`Error::InvalidKey`] for unsupported sizes.
     pub fn generate_rsa<R: CryptoRng + ?Sized>(rng: &mut R, bits: usize) -> Result<Self> {
-        rsa::RsaPrivateKey::new(rng, bits).map(PrivateKey::Rsa).map_err(|_| Error::InvalidKey)
+        rsa::PrivateKey::new(rng, bits).map(PrivateKey::Rsa).map_err(|_| Error::InvalidKey)
     }
 
     /// Generates a DSA 2048/256 key with fresh domain parameters (slow: prime generation).
@@ -403,7 +403,7 @@ impl PrivateKey {
     /// # Errors
     /// [`Error::InvalidKey`] if the components do not form a valid key.
     pub fn rsa_from_components(n: &[u8], e: &[u8], d: &[u8]) -> Result<Self> {
-        rsa::RsaPrivateKey::from_components(uint(n), uint(e), uint(d), Vec::new())
+        rsa::PrivateKey::from_components(uint(n), uint(e), uint(d), Vec::new())
             .map(PrivateKey::Rsa)
             .map_err(|_| Error::InvalidKey)
     }
@@ -425,7 +425,7 @@ impl PrivateKey {
     /// [`Error::InvalidKey`] if it is neither an RSA nor a DSA PKCS#8 key.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         use rsa::pkcs8::DecodePrivateKey;
-        if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pem) {
+        if let Ok(k) = rsa::PrivateKey::from_pkcs8_pem(pem) {
             return Ok(PrivateKey::Rsa(k));
         }
         dsa::SigningKey::from_pkcs8_pem(pem).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn dsa_key_value_round_trip() {
         // A DSA 2048/256 key of shared/vectors (the crypto crate's test data).
-        let keys: &str = include_str!("../../esession-crypto/tests/vectors/identity-keys.json");
+        let keys: &str = include_str!("../tests/vectors/identity-keys.json");
         let field = |k: &str| {
             let start = keys.find(&format!("\"{k}\": \"")).unwrap() + k.len() + 5;
             let end = start + keys[start..].find('"').unwrap();

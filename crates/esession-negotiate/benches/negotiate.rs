@@ -15,7 +15,7 @@ use std::time::Duration;
 
 fn rsa_keys() -> (PrivateKey, PrivateKey) {
     let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../esession-crypto/tests/vectors/identity-keys.json")).unwrap();
+        serde_json::from_str(include_str!("../tests/vectors/identity-keys.json")).unwrap();
     let h = |f: &str| {
         let s = v["rsa"][f].as_str().unwrap();
         hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()

@@ -24,7 +24,7 @@ const GROUP: ModpGroup = ModpGroup::G14;
 
 fn rsa() -> PrivateKey {
     let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../esession-crypto/tests/vectors/identity-keys.json")).unwrap();
+        serde_json::from_str(include_str!("../tests/vectors/identity-keys.json")).unwrap();
     let h = |f: &str| {
         let s = v["rsa"][f].as_str().unwrap();
         hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()

@@ -478,9 +478,18 @@ mod tests {
         assert!(check(&ok));
     }
 
+    /// The fuzz regressions of the repository's `fuzz/regressions/content/`, verbatim (kept here
+    /// so that the crate's tests stand alone outside the repository).
     fn regression(name: &str) -> String {
-        let path = format!("{}/../../fuzz/regressions/content/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(path).unwrap()
+        match name {
+            "crash-fa1229d030a1b8817e683f263f128ccdf8d69ff3" => {
+                "<ebody xmlns=\"http://www.w3.org/XML/1998/namespace\"/>".to_owned()
+            }
+            "crash-fe85207aebe7a21261ee5eeb569d4b5e68e7e34b" => {
+                "<x wml='j' xmlns:p='urn:p'>x!%!!<oe xmlns:p='urn:p'/>!!!o</x>".to_owned()
+            }
+            other => panic!("unknown regression {other}"),
+        }
     }
 
     /// fuzz/regressions/content/crash-fe85207a...: a prefix declared again on a child with the

@@ -2,7 +2,7 @@
 //! `cargo xtask e2e`): the client trusts the certificate through SSL_CERT_FILE, logs in, and a
 //! session works over it; without that trust the login fails with a clear error.
 
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 

@@ -1,9 +1,9 @@
 //! Integration tests of esession-crypto: known answers from independent published sources
-//! (`tests/vectors/README.md`), the Gajim-validated vector, and property tests.
+//! (`tests/vectors/README.md`) and property tests. The tests on the large vector files
+//! (Wycheproof, the Gajim-validated recording) are in `tests/large_vectors`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod gajim;
 mod kat;
 mod kdf;
 mod modp;
@@ -11,7 +11,6 @@ mod props;
 mod rows116_more;
 mod seal;
 mod sign;
-mod wycheproof;
 
 use serde_json::Value;
 

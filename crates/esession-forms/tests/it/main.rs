@@ -1,10 +1,9 @@
-//! Integration tests of esession-forms: the XEP examples, the Gajim-validated vector, property
-//! tests.
+//! Integration tests of esession-forms: the XEP examples, property tests (the Gajim-validated
+//! vector is replayed by `tests/gajim_vector.rs`).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod examples;
-mod gajim;
 mod props;
 mod rows116_more;
 mod strict;

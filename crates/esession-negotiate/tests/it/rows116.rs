@@ -550,14 +550,12 @@ fn bobs_identity_verified_independently() {
             &form_b,
         ],
     );
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../esession-crypto/tests/vectors/identity-keys.json"))
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(include_str!("../vectors/identity-keys.json")).unwrap();
     let h = |f: &str| {
         let s = v["rsa"][f].as_str().unwrap();
         hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()
     };
-    let key = rsa::RsaPublicKey::new(
+    let key = rsa::PublicKey::new(
         crypto_bigint::BoxedUint::from_be_slice_vartime(&h("n")),
         crypto_bigint::BoxedUint::from_be_slice_vartime(&h("e")),
     )

@@ -65,15 +65,13 @@ fn decrypt(kc: &[u8], c: u128, data: &[u8]) -> Vec<u8> {
 }
 
 /// The RSA public key of the tests' identity keys (both parties hold the same one).
-fn rsa_public() -> rsa::RsaPublicKey {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../esession-crypto/tests/vectors/identity-keys.json"))
-            .unwrap();
+fn rsa_public() -> rsa::PublicKey {
+    let v: serde_json::Value = serde_json::from_str(include_str!("../vectors/identity-keys.json")).unwrap();
     let h = |f: &str| {
         let s = v["rsa"][f].as_str().unwrap();
         hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()
     };
-    rsa::RsaPublicKey::new(
+    rsa::PublicKey::new(
         crypto_bigint::BoxedUint::from_be_slice_vartime(&h("n")),
         crypto_bigint::BoxedUint::from_be_slice_vartime(&h("e")),
     )

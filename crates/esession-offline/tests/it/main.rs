@@ -13,9 +13,7 @@ mod replay;
 use esession_crypto::PrivateKey;
 
 pub(crate) fn keys() -> (PrivateKey, PrivateKey) {
-    let v: serde_json::Value =
-        serde_json::from_str(include_str!("../../../esession-crypto/tests/vectors/identity-keys.json"))
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(include_str!("../vectors/identity-keys.json")).unwrap();
     let h = |a: &str, f: &str| {
         let s = v[a][f].as_str().unwrap();
         hex::decode(if s.len() % 2 == 1 { format!("0{s}") } else { s.to_owned() }).unwrap()

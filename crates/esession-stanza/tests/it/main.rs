@@ -3,6 +3,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bigint;
+mod edges;
 mod gajim;
 mod props;
 mod publish;

@@ -1,5 +1,10 @@
 //! `gajim-g4_none_modp5.json` (validated against Gajim 0.15.4): parsing its recorded negotiation
 //! stanzas and normalizing with `Profile::Gajim` reproduces formA, formA2, formB and formB2.
+//!
+//! It reads the vector from the repository (esession-crypto's `tests/vectors/`), so it runs in
+//! the repository only: the published package leaves it out (`exclude` in Cargo.toml).
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use esession_crypto::Profile;
 use esession_forms::dataform::DataForm;
