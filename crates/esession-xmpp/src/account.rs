@@ -1,23 +1,28 @@
 //! An account's data directory: one redb file (`esession.redb`) holding the key associations,
-//! retained secrets, offline replay entries, the sealed identity key and the sealed offline
-//! secrets while away. Secret values are sealed with a key derived from a passphrase (argon2id,
+//! retained secrets, offline replay entries, the sealed identity key, the sealed offline
+//! secrets while away, and the sealed inbox of offline messages not yet acknowledged
+//! ([`Account::inbox`]). Secret values are sealed with a key derived from a passphrase (argon2id,
 //! salt in `salt`) or given directly; without either, a random key in `seal.key` (mode 0600).
 
 use crate::Error;
-use crate::engine::{EngineStores, os_rng};
+use crate::engine::{EngineStores, Inbox, Kept, MessageId, os_rng};
 use esession_crypto::seal::PassphraseParams;
 use esession_crypto::{PrivateKey, Profile, PublicKey, SealingKey, SecretBytes};
 use esession_negotiate::durable::{DurableStore, SealRng};
 use esession_negotiate::{BareJid, TrustStore};
 use esession_offline::publish::Secrets;
 use esession_offline::replay::durable::DurableReplay;
-use redb::{Database, Durability, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account_v1");
 const CHECK: &[u8] = b"esession account v1";
+/// The inbox: arrival order -> sealed [`Kept`] record.
+const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
+/// The inbox's ids: message id -> arrival order.
+const INBOX_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_ids_v1");
 
 /// How the account's secrets are sealed.
 pub enum Sealing {
@@ -194,6 +199,21 @@ impl Account {
         Ok(EngineStores { trust: Box::new(trust), retained: Box::new(retained), replay: Box::new(replay) })
     }
 
+    /// The inbox of offline messages delivered and not yet acknowledged, in this account's
+    /// database, each record sealed (for [`crate::Engine::set_inbox`]).
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub fn inbox(&self) -> Result<AccountInbox, Error> {
+        let w = self.db.begin_write().map_err(store_err)?;
+        {
+            w.open_table(INBOX).map_err(store_err)?;
+            w.open_table(INBOX_IDS).map_err(store_err)?;
+        }
+        w.commit().map_err(store_err)?;
+        Ok(AccountInbox { db: self.db.clone(), key: self.key.duplicate() })
+    }
+
     fn durable(&self) -> Result<DurableStore, Error> {
         DurableStore::with_database(self.db.clone(), self.key.duplicate(), seal_rng())
             .map_err(|_| Error::WrongPassphrase)
@@ -261,6 +281,91 @@ impl Account {
     /// Store errors.
     pub fn forget_offline(&self, which: &str) -> Result<(), Error> {
         self.put(&format!("offline-{which}"), None)
+    }
+}
+
+/// The inbox of an [`Account`]: one redb transaction per keep and per acknowledgement, each
+/// durable when it returns (`Durability::Immediate`); records sealed with the account's key,
+/// bound to their id.
+pub struct AccountInbox {
+    db: Arc<Database>,
+    key: SealingKey,
+}
+
+impl core::fmt::Debug for AccountInbox {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("AccountInbox")
+    }
+}
+
+fn serr(e: impl core::fmt::Display) -> esession_negotiate::StoreError {
+    esession_negotiate::StoreError(e.to_string())
+}
+
+/// What a sealed inbox record is bound to: its purpose and its id.
+fn inbox_aad(id: &MessageId) -> Vec<u8> {
+    let mut aad = b"inbox ".to_vec();
+    aad.extend_from_slice(id.as_bytes());
+    aad
+}
+
+impl Inbox for AccountInbox {
+    fn keep(&mut self, m: &Kept) -> Result<bool, esession_negotiate::StoreError> {
+        let sealed = self.key.seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode()).map_err(serr)?;
+        let mut w = self.db.begin_write().map_err(serr)?;
+        w.set_durability(Durability::Immediate).map_err(serr)?;
+        {
+            let mut ids = w.open_table(INBOX_IDS).map_err(serr)?;
+            if ids.get(m.id.as_bytes().as_slice()).map_err(serr)?.is_some() {
+                return Ok(false);
+            }
+            let mut t = w.open_table(INBOX).map_err(serr)?;
+            let next = t.last().map_err(serr)?.map_or(0, |(k, _)| k.value().saturating_add(1));
+            t.insert(next, sealed.as_slice()).map_err(serr)?;
+            ids.insert(m.id.as_bytes().as_slice(), next).map_err(serr)?;
+        }
+        w.commit().map_err(serr)?;
+        Ok(true)
+    }
+
+    fn held(&self) -> Result<Vec<Kept>, esession_negotiate::StoreError> {
+        let r = self.db.begin_read().map_err(serr)?;
+        let t = r.open_table(INBOX).map_err(serr)?;
+        let ids = r.open_table(INBOX_IDS).map_err(serr)?;
+        let mut out = Vec::new();
+        for row in ids.iter().map_err(serr)? {
+            let (id, seq) = row.map_err(serr)?;
+            let Ok(id) = <[u8; 16]>::try_from(id.value()) else {
+                return Err(serr("an inbox id of the wrong length"));
+            };
+            let id = MessageId::from_bytes(id);
+            let Some(sealed) = t.get(seq.value()).map_err(serr)? else {
+                return Err(serr("an inbox id without its record"));
+            };
+            let plain = self.key.open(&inbox_aad(&id), sealed.value()).map_err(serr)?;
+            let k = Kept::decode(plain.expose_secret())?;
+            if k.id != id {
+                return Err(serr("an inbox record under another id"));
+            }
+            out.push((seq.value(), k));
+        }
+        out.sort_by_key(|(seq, _)| *seq);
+        Ok(out.into_iter().map(|(_, k)| k).collect())
+    }
+
+    fn ack(&mut self, id: &MessageId) -> Result<bool, esession_negotiate::StoreError> {
+        let mut w = self.db.begin_write().map_err(serr)?;
+        w.set_durability(Durability::Immediate).map_err(serr)?;
+        let found = {
+            let mut ids = w.open_table(INBOX_IDS).map_err(serr)?;
+            let seq = ids.remove(id.as_bytes().as_slice()).map_err(serr)?.map(|v| v.value());
+            if let Some(seq) = seq {
+                w.open_table(INBOX).map_err(serr)?.remove(seq).map_err(serr)?;
+            }
+            seq.is_some()
+        };
+        w.commit().map_err(serr)?;
+        Ok(found)
     }
 }
 

@@ -225,6 +225,8 @@ impl Client {
         };
         let groups = cfg.provider.modp.clone();
         let mut engine = Engine::new(cfg, stores);
+        // Offline messages wait in the account until acknowledged (Client::ack).
+        engine.set_inbox(Box::new(account.inbox()?))?;
         if opts.key_pool_depth > 0 {
             engine.set_key_pool(crate::KeyPool::spawn(&groups, opts.key_pool_depth)?);
         }
@@ -254,8 +256,20 @@ impl Client {
                 Ok(Some(tokio_xmpp::Event::Stanza(_))) => {}
             }
         }
+        // What the last process delivered and the application did not acknowledge comes first.
+        c.events.extend(c.engine.unacknowledged()?);
         c.come_back().await?;
         Ok(c)
+    }
+
+    /// The application has done with the offline message `id` ([`Event::Message`]'s `id`): it
+    /// is forgotten and never delivered again; until then it is delivered again after every
+    /// restart ([`Engine::unacknowledged`]).
+    ///
+    /// # Errors
+    /// The account's inbox could not be updated.
+    pub fn ack(&mut self, id: &crate::engine::MessageId) -> Result<(), Error> {
+        self.engine.ack(id)
     }
 
     /// Our full JID.

@@ -64,6 +64,11 @@ pub enum Event {
         /// (`<amp/>` in a message, `<error/>` in an error stanza), by name: part of the stanza,
         /// but NOT covered by the MAC; anyone on the path may have changed them.
         clear: Vec<String>,
+        /// Offline messages (`offline`): the stable id to acknowledge with
+        /// [`crate::Engine::ack`] once the application has done with the message; until then it
+        /// is kept (in the account's inbox) and delivered again after a restart
+        /// ([`crate::Engine::unacknowledged`]). `None` for messages of online sessions.
+        id: Option<super::MessageId>,
     },
     /// Children that came in clear beside an encrypted stanza, outside what XEP-0200 §5 leaves
     /// in clear: not covered by the MAC, so dropped and never part of a [`Event::Message`].
@@ -213,6 +218,9 @@ pub enum Failure {
     /// delay stamp): not answered, since an answer would tell that we had been offline
     /// (XEP-0155 §4.2). Start a new negotiation if a session is still wanted.
     Stored,
+    /// A local store failed while keeping what a stanza delivered (the offline inbox, the
+    /// replay store): the stanza is dropped, nothing is told from it.
+    Store(esession_negotiate::StoreError),
 }
 
 impl Failure {
@@ -238,6 +246,7 @@ impl Failure {
             Failure::Overloaded => "resource-constraint",
             Failure::QueueFull => "resource-constraint",
             Failure::Stored => "silent",
+            Failure::Store(_) => "internal-server-error",
         }
     }
 }
@@ -268,6 +277,7 @@ impl fmt::Display for Failure {
             Failure::Stored => {
                 f.write_str("a session request stored while we were offline: not answered (start anew)")
             }
+            Failure::Store(e) => write!(f, "a local store failed: {e}"),
         }
     }
 }
@@ -329,8 +339,9 @@ impl fmt::Debug for Event {
                 .field("offline", offline)
                 .field("petname", petname)
                 .finish(),
-            Event::Message { peer, thread, stanza, offline, petname, clear } => f
+            Event::Message { peer, thread, stanza, offline, petname, clear, id } => f
                 .debug_struct("Message")
+                .field("id", id)
                 .field("peer", peer)
                 .field("thread", thread)
                 .field("stanza", &content(stanza))

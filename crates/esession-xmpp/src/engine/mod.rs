@@ -31,11 +31,13 @@
 //! 8. Anything else came in clear: [`Event::Clear`].
 
 mod event;
+mod inbox;
 mod limits;
 mod offline;
 mod presence;
 
 pub use event::{Ended, Event, Failure, Step, shown};
+pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
 pub use limits::Limits;
 pub use offline::Away;
 pub use presence::{DISCO_INFO, PING, iq_error};
@@ -145,6 +147,9 @@ struct Open {
     used: DateTime<Utc>,
     /// When `tick` first saw the session waiting for the acknowledgement of our terminate.
     terminating_since: Option<DateTime<Utc>>,
+    /// An offline session Alice accepted: the base of its messages' ids and the place of the
+    /// next one ([`MessageId`]).
+    ids: Option<([u8; 32], u32)>,
 }
 
 /// Every session of one account; see the [module documentation](self).
@@ -162,6 +167,8 @@ pub struct Engine {
     requests: HashMap<BareJid, Bucket>,
     /// Our own account (its presence is not a contact's).
     me: Option<BareJid>,
+    /// Where offline messages wait for the application's acknowledgement ([`inbox`]).
+    inbox: Option<Box<dyn Inbox + Send>>,
 }
 
 impl fmt::Debug for Engine {
@@ -248,7 +255,66 @@ impl Engine {
             presence: presence::Roster::default(),
             requests: HashMap::new(),
             me: None,
+            inbox: None,
         }
+    }
+
+    /// Keeps offline messages in `inbox` until the application acknowledges them
+    /// ([`Engine::ack`]; see [`inbox`](self::inbox) for the guarantee). First finishes what a
+    /// crash may have left half done: the replay entries of every kept message are recorded
+    /// (again), so that their starts are refused if the server hands them over once more.
+    /// Without an inbox, offline messages carry ids all the same but nothing is kept.
+    ///
+    /// # Errors
+    /// The inbox cannot be read or the replay store written: the engine keeps no inbox.
+    pub fn set_inbox(&mut self, inbox: Box<dyn Inbox + Send>) -> Result<(), Error> {
+        for k in inbox.held().map_err(Error::Store)? {
+            if !k.replay.is_empty() {
+                self.stores.replay.record_all(&k.replay).map_err(Error::Store)?;
+            }
+        }
+        self.inbox = Some(inbox);
+        Ok(())
+    }
+
+    /// The offline messages delivered before and not yet acknowledged (after a restart: what
+    /// the last process delivered, or was delivering when it died), in the order they
+    /// arrived, each as the [`Event::Message`] that told it first, with the same id.
+    ///
+    /// # Errors
+    /// The inbox cannot be read.
+    pub fn unacknowledged(&self) -> Result<Vec<Event>, Error> {
+        let Some(inbox) = self.inbox.as_ref() else { return Ok(Vec::new()) };
+        Ok(inbox.held().map_err(Error::Store)?.iter().map(Kept::event).collect())
+    }
+
+    /// The application has done with the offline message `id`: it is forgotten, and never
+    /// delivered again. Acknowledging an unknown id (twice, or without an inbox) does nothing.
+    ///
+    /// # Errors
+    /// The inbox could not be updated (the message will be delivered again after a restart).
+    pub fn ack(&mut self, id: &MessageId) -> Result<(), Error> {
+        if let Some(inbox) = self.inbox.as_mut() {
+            inbox.ack(id).map_err(Error::Store)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps an offline message in the inbox, then tells it (with its id). A message kept
+    /// already under its id is not told again (the process that kept it told it, or the
+    /// next one will, from [`Engine::unacknowledged`]).
+    ///
+    /// # Errors
+    /// The inbox failed: nothing is told.
+    fn deliver_offline(&mut self, k: Kept, step: &mut Step) -> Result<(), esession_negotiate::StoreError> {
+        let fresh = match self.inbox.as_mut() {
+            Some(inbox) => inbox.keep(&k)?,
+            None => true,
+        };
+        if fresh && !is_empty_content(&k.stanza) {
+            step.event(k.event());
+        }
+        Ok(())
     }
 
     /// Our own account: presence from our own resources is not a contact's.
@@ -747,7 +813,7 @@ impl Engine {
                 why: Ended::Failure,
             });
         }
-        self.sessions.push(Open { est, offline, used: now, terminating_since: None });
+        self.sessions.push(Open { est, offline, used: now, terminating_since: None, ids: None });
     }
 
     /// An encrypted stanza (or a clear terminate): the session of its contact and thread.
@@ -770,7 +836,25 @@ impl Engine {
         match o.est.receive(s, false, &mut self.rng) {
             Ok(Received::Stanza { stanza, unprotected, clear, .. }) => {
                 push_unprotected(&mut step, from, unprotected);
-                push_message(&mut step, from, &thread, stanza, offline, petname, clear);
+                match o.ids.as_mut() {
+                    Some((base, n)) => {
+                        let id = MessageId::derive(base, *n);
+                        *n = n.saturating_add(1);
+                        let k = Kept {
+                            id,
+                            peer: from.clone(),
+                            thread,
+                            stanza,
+                            petname,
+                            clear,
+                            replay: Vec::new(),
+                        };
+                        if let Err(e) = self.deliver_offline(k, &mut step) {
+                            step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                        }
+                    }
+                    None => push_message(&mut step, from, &thread, stanza, offline, petname, clear),
+                }
             }
             Ok(Received::Terminated { ack, verified }) => {
                 // X116-5-06: verified and acknowledged encrypted, except offline sessions
@@ -900,8 +984,7 @@ fn push_message(
     petname: Option<String>,
     clear: Vec<String>,
 ) {
-    // An empty re-key stanza carries nothing for the application.
-    if stanza.children().all(|c| c.name() == "thread") {
+    if is_empty_content(&stanza) {
         return;
     }
     step.event(Event::Message {
@@ -911,7 +994,13 @@ fn push_message(
         offline,
         petname,
         clear,
+        id: None,
     });
+}
+
+/// An empty re-key stanza carries nothing for the application.
+fn is_empty_content(stanza: &Element) -> bool {
+    stanza.children().all(|c| c.name() == "thread")
 }
 
 /// The petname the user gave `key` (XEP-0116 §7.4), for the events that name its owner.

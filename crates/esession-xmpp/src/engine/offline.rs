@@ -2,7 +2,7 @@
 //! presence, then the starts, §3.4), Bob's offline sessions (the options he was handed, his
 //! outbox, the terminate when Alice comes online, §5).
 
-use super::{Ended, Engine, Event, Failure, Step, set_attr};
+use super::{Ended, Engine, Event, Failure, Kept, MessageId, Step, set_attr};
 use crate::Error;
 use chrono::{DateTime, Utc};
 use esession_forms::names::{Compress, StanzaType};
@@ -10,6 +10,7 @@ use esession_forms::xml;
 use esession_negotiate::{BareJid, Jid, PooledEntropy};
 use esession_offline::away::{Published, go_offline};
 use esession_offline::publish::{Plan, Secrets};
+use esession_offline::replay::ReplayStore;
 use esession_offline::{Audience, pep, receive, send};
 use minidom::Element;
 use std::collections::HashMap;
@@ -26,6 +27,29 @@ pub(crate) fn held_cost(shape: xml::Shape) -> usize {
 /// server stored to arrive (then they are dropped, and zeroized; XEP-0187 §3.4 step 2 destroys
 /// the stored copy at once).
 const RETURN_WINDOW_SECS: i64 = 300;
+
+/// The replay store as an offline start's checks see it: what the store holds, and the
+/// entries the start would record, staged (written by the engine after the start's content is
+/// kept in the inbox).
+struct Staged<'a> {
+    inner: &'a (dyn ReplayStore + Send),
+    keys: Vec<(Vec<u8>, u64)>,
+}
+
+impl ReplayStore for Staged<'_> {
+    fn seen(&self, key: &[u8], now: u64) -> bool {
+        self.inner.seen(key, now) || self.keys.iter().any(|(k, e)| k == key && now <= *e)
+    }
+
+    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), esession_negotiate::StoreError> {
+        self.keys.extend(keys.iter().map(|k| (k.clone(), expires)));
+        Ok(())
+    }
+
+    fn purge(&mut self, _now: u64) -> Result<(), esession_negotiate::StoreError> {
+        Ok(())
+    }
+}
 
 /// Marker for the engine's offline mode in harnesses: stanzas are held while away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,20 +231,17 @@ impl Engine {
     }
 
     /// An offline start (XEP-0187 §3.3) from `from`: checked against the sets we hold, in the
-    /// order of I27; every failure is silent.
+    /// order of I27; every failure is silent. Its replay entries are staged during the checks
+    /// and written only after its content is kept in the inbox (see [`super::inbox`] for why
+    /// this order makes a crash at any point harmless).
     pub(super) fn on_offline_start(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
         let mut step = Step::default();
         let mut why = esession_offline::Check::UnknownNonce;
         let mut accepted = None;
+        let mut staged = Staged { inner: self.stores.replay.as_ref(), keys: Vec::new() };
         for (secrets, _) in &self.offline.sets {
-            match receive::accept(
-                secrets,
-                s,
-                now,
-                self.cfg.profile,
-                self.stores.trust.as_ref(),
-                self.stores.replay.as_mut(),
-            ) {
+            match receive::accept(secrets, s, now, self.cfg.profile, self.stores.trust.as_ref(), &mut staged)
+            {
                 Ok(done) => {
                     accepted = Some(done);
                     break;
@@ -237,21 +258,48 @@ impl Engine {
                 }
             }
         }
+        let replay = staged.keys;
         if let Some((session, content)) = accepted {
             let thread = session.thread().to_owned();
             let petname = super::petname_of(self.stores.trust.as_ref(), session.peer_key());
+            let base = super::inbox::id_base(&replay);
+            // 1. The content kept (with the replay entries, for recovery), 2. the replay
+            // entries recorded, 3. the application told. A store failure refuses the start
+            // (nothing told; a kept message is told after a restart).
+            let mut told = Step::default();
+            if let Some(c) = content {
+                super::push_unprotected(&mut told, from, c.unprotected);
+                let k = Kept {
+                    id: MessageId::derive(&base, 0),
+                    peer: from.clone(),
+                    thread: thread.clone(),
+                    stanza: c.stanza,
+                    petname: petname.clone(),
+                    clear: c.clear,
+                    replay: replay.clone(),
+                };
+                if let Err(e) = self.deliver_offline(k, &mut told) {
+                    step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                    return step;
+                }
+            }
+            // X187-6.1-02 X187-6.1-03: d and N_B recorded durably before anything is told.
+            if let Err(e) = self.stores.replay.record_all(&replay) {
+                step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                return step;
+            }
             step.event(Event::Negotiated {
                 peer: session.peer().clone(),
                 thread: thread.clone(),
                 sas: None,
                 offline: true,
-                petname: petname.clone(),
+                petname,
             });
-            if let Some(c) = content {
-                super::push_unprotected(&mut step, from, c.unprotected);
-                super::push_message(&mut step, from, &thread, c.stanza, true, petname, c.clear);
-            }
+            step.append(told);
             self.open(now, Box::new(session), true, &mut step);
+            if let Some(o) = self.sessions.iter_mut().rev().find(|o| o.offline && o.est.thread() == thread) {
+                o.ids = Some((base, 1));
+            }
             return step;
         }
         // X187-3.4-05 X187-3.4-07: refused without an error.

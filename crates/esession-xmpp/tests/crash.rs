@@ -1,0 +1,374 @@
+//! Exactly-once offline return across crashes (issue 21), deterministically: the process is
+//! "killed" just before its k-th durable write (inbox keep, replay record, acknowledgement),
+//! for every k of a return, and at seeded random points over and over in one return; each
+//! time the engine, its stores and every event not yet handed to the application are dropped,
+//! the account is opened again and the return goes on. The server is modelled as XEP-0198
+//! would make it: a stored stanza is forgotten once the client has processed it, and handed
+//! over again after a reconnect otherwise.
+//!
+//! What must hold after the return finished: every message was handed to the application
+//! (nothing lost), no message was handed over after the application acknowledged it (nothing
+//! twice), and a message always came with the same id (so an application that records its
+//! work and the acknowledgement together sees each message once).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{ALICE, bare, bob_key, config, now, rsa};
+use esession_negotiate::StoreError;
+use esession_offline::Audience;
+use esession_offline::replay::ReplayStore;
+use esession_xmpp::account::{AccountInbox, Sealing};
+use esession_xmpp::engine::{Inbox, Kept, MessageId, body_message};
+use esession_xmpp::{Account, Engine, Event};
+use minidom::Element;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// How many durable writes the process may still make; the one after the last is where it
+/// dies (the write does not happen).
+#[derive(Clone)]
+struct Budget(Arc<AtomicUsize>, Arc<AtomicBool>);
+
+impl Budget {
+    fn new(n: usize) -> Self {
+        Self(Arc::new(AtomicUsize::new(n)), Arc::new(AtomicBool::new(false)))
+    }
+
+    /// Takes one write; false (and dead from now on) when none is left.
+    fn take(&self) -> bool {
+        if self.dead()
+            || self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        {
+            self.1.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Whether a write was refused: the process died there.
+    fn dead(&self) -> bool {
+        self.1.load(Ordering::SeqCst)
+    }
+}
+
+fn killed() -> StoreError {
+    StoreError("killed".into())
+}
+
+struct KillReplay(Box<dyn ReplayStore + Send>, Budget);
+
+impl ReplayStore for KillReplay {
+    fn seen(&self, key: &[u8], now: u64) -> bool {
+        self.0.seen(key, now)
+    }
+    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.record(keys, expires)
+    }
+    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.record_all(entries)
+    }
+    fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+        self.0.purge(now)
+    }
+}
+
+struct KillInbox(AccountInbox, Budget);
+
+impl Inbox for KillInbox {
+    fn keep(&mut self, m: &Kept) -> Result<bool, StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.keep(m)
+    }
+    fn held(&self) -> Result<Vec<Kept>, StoreError> {
+        self.0.held()
+    }
+    fn ack(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.ack(id)
+    }
+}
+
+/// What a return has to deliver: Alice's options (sealed into each fresh account) and the
+/// starts the server stored, each carrying one message, from three contacts.
+struct Scenario {
+    secrets_account: PathBuf,
+    contacts: Vec<String>,
+    stored: Vec<Element>,
+    bodies: Vec<String>,
+}
+
+const CONTACTS: usize = 3;
+const PER_CONTACT: usize = 3;
+
+fn scenario(tag: &str) -> Scenario {
+    let dir = scratch(&format!("{tag}-origin"));
+    let alice = rsa("rsa.pem");
+    let mut a = Engine::new(config(Some(rsa("rsa.pem"))), esession_xmpp::EngineStores::in_memory());
+    let plan = a.plan(vec![rsa("rsa.pem")], chrono::Duration::days(2), None).unwrap();
+    let (_, mut sets) = a.go_offline(now(), &plan, &[Audience::Everyone], false).unwrap();
+    let set = sets.remove(0);
+    let x = set.iqs.iter().find_map(|iq| esession_offline::pep::options_in(iq).cloned()).unwrap();
+    {
+        let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+        account.keep_offline("everyone", &set.secrets).unwrap();
+    }
+    let mut stored = Vec::new();
+    let mut bodies = Vec::new();
+    let contacts: Vec<String> = (0..CONTACTS).map(|i| format!("bob{i}@example.com/laptop")).collect();
+    for (i, c) in contacts.iter().enumerate() {
+        let mut b = common::engine(Some(bob_key()), &[("alice@example.org", alice.public_key())]);
+        assert!(matches!(
+            b.offline_options(now(), &bare(ALICE), &x),
+            Event::OfflineOptions { refused: None, .. }
+        ));
+        for m in 0..PER_CONTACT {
+            let body = format!("from contact {i}, message {m}");
+            // Object encryption: each message a session of its own.
+            let mut step = b.offline_start(now(), &bare(ALICE), body_message(&body), true).unwrap();
+            let mut s = step.send.remove(0);
+            common::set(&mut s, "from", c);
+            stored.push(s);
+            bodies.push(body);
+        }
+    }
+    Scenario { secrets_account: dir, contacts, stored, bodies }
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("esession-crash-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A fresh account for one run: Alice's identity, the contacts trusted, the kept options.
+fn fresh_account(sc: &Scenario, dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["esession.redb", "seal.key"] {
+        std::fs::copy(sc.secrets_account.join(f), dir.join(f)).unwrap();
+    }
+    let account = Account::open(dir, Sealing::KeyFile).unwrap();
+    for c in &sc.contacts {
+        account.trust(&bare(c), bob_key().public_key()).unwrap();
+    }
+}
+
+/// What the application remembers across crashes: every message it was handed (by id) and
+/// the ids it acknowledged.
+#[derive(Default)]
+struct App {
+    seen: HashMap<MessageId, String>,
+    acked: HashSet<MessageId>,
+    handed: usize,
+}
+
+impl App {
+    /// Handles one event; false when the process died during the acknowledgement.
+    fn handle(&mut self, e: &Event, engine: &mut Engine, budget: &Budget) -> bool {
+        let Event::Message { id: Some(id), offline: true, .. } = e else { return true };
+        let body = e.body().unwrap();
+        assert!(!self.acked.contains(id), "message {id} handed over again after its acknowledgement");
+        if let Some(b) = self.seen.insert(*id, body.clone()) {
+            assert_eq!(b, body, "one id, two messages");
+        }
+        self.handed += 1;
+        match engine.ack(id) {
+            Ok(()) => {
+                self.acked.insert(*id);
+                true
+            }
+            Err(_) => {
+                assert!(budget.dead(), "an acknowledgement failed without a kill");
+                false
+            }
+        }
+    }
+}
+
+/// One process lifetime: opens the account, recovers, returns, processes what the server
+/// hands over until done or killed. Returns true when the return is complete.
+fn lifetime(dir: &Path, server: &mut Vec<Element>, app: &mut App, budget: &Budget) -> bool {
+    let account = Account::open(dir, Sealing::KeyFile).unwrap();
+    let mut stores = account.stores().unwrap();
+    stores.replay = Box::new(KillReplay(stores.replay, budget.clone()));
+    let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), stores);
+    if engine.set_inbox(Box::new(KillInbox(account.inbox().unwrap(), budget.clone()))).is_err() {
+        assert!(budget.dead(), "recovery failed without a kill");
+        return false;
+    }
+    for e in engine.unacknowledged().unwrap() {
+        if !app.handle(&e, &mut engine, budget) {
+            return false;
+        }
+    }
+    let everyone = account.offline("everyone").unwrap();
+    let step = engine.come_back(now(), None, everyone, false).unwrap();
+    assert!(step.events.is_empty());
+    while let Some(s) = server.first().cloned() {
+        let step = engine.handle(now() + chrono::Duration::minutes(1), &s);
+        if budget.dead() {
+            // Died inside: nothing of this step reached the application, and the server
+            // hands the stanza over again.
+            return false;
+        }
+        server.remove(0);
+        for e in &step.events {
+            assert!(!matches!(e, Event::Failed { failure: esession_xmpp::Failure::Store(_), .. }), "{e:?}");
+            if !app.handle(e, &mut engine, budget) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn check(sc: &Scenario, app: &App, label: &str) {
+    let mut got: Vec<&String> = app.seen.values().collect();
+    got.sort();
+    let mut want: Vec<&String> = sc.bodies.iter().collect();
+    want.sort();
+    assert_eq!(got, want, "{label}: every message exactly once (by id)");
+    assert_eq!(app.acked.len(), sc.bodies.len(), "{label}: all acknowledged");
+}
+
+/// Runs a return with the given budgets, one per process lifetime (the last one unlimited).
+fn run(sc: &Scenario, dir: &Path, budgets: &[usize]) -> (App, usize) {
+    fresh_account(sc, dir);
+    let mut server = sc.stored.clone();
+    let mut app = App::default();
+    let mut kills = 0;
+    let mut i = 0;
+    loop {
+        let b = budgets.get(i).copied().unwrap_or(usize::MAX);
+        i += 1;
+        let budget = Budget::new(b);
+        if lifetime(dir, &mut server, &mut app, &budget) {
+            break;
+        }
+        kills += 1;
+        assert!(i < budgets.len() + 2, "no progress");
+    }
+    // A last process after the return: nothing is left to hand over, and the starts the server
+    // might hand over again are refused as replays.
+    let mut again = sc.stored.clone();
+    let handed = app.handed;
+    assert!(lifetime(dir, &mut again, &mut app, &Budget::new(usize::MAX)));
+    assert_eq!(app.handed, handed, "nothing handed over after the return");
+    (app, kills)
+}
+
+#[test]
+fn a_kill_before_every_durable_write_of_a_return_loses_and_repeats_nothing() {
+    let sc = scenario("every");
+    let dir = scratch("every-run");
+    // A clean run: how many durable writes a return makes (2 per start, 1 per acknowledgement).
+    let clean = Budget::new(usize::MAX);
+    let (app, _) = run(&sc, &dir, &[]);
+    check(&sc, &app, "clean");
+    let writes = {
+        fresh_account(&sc, &dir);
+        let mut server = sc.stored.clone();
+        let mut app = App::default();
+        let before = usize::MAX;
+        assert!(lifetime(&dir, &mut server, &mut app, &clean));
+        before - clean.0.load(Ordering::SeqCst)
+    };
+    assert_eq!(writes, 3 * sc.bodies.len());
+    for k in 0..=writes {
+        let (app, kills) = run(&sc, &dir, &[k]);
+        check(&sc, &app, &format!("killed before write {k}"));
+        assert_eq!(kills, usize::from(k < writes));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&sc.secrets_account);
+}
+
+#[test]
+fn a_hundred_random_kills_in_one_return_lose_and_repeat_nothing() {
+    let sc = scenario("random");
+    let dir = scratch("random-run");
+    // A seeded generator (xorshift): each process lifetime makes 0 to 3 writes before it dies.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut total = 0;
+    let mut round = 0;
+    while total < 100 {
+        let budgets: Vec<usize> = (0..40)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 4) as usize
+            })
+            .collect();
+        let (app, kills) = run(&sc, &dir, &budgets);
+        check(&sc, &app, &format!("round {round}"));
+        assert!(app.handed >= sc.bodies.len());
+        total += kills;
+        round += 1;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&sc.secrets_account);
+}
+
+#[test]
+fn the_inbox_is_sealed_at_rest() {
+    let sc = scenario("sealed");
+    let dir = scratch("sealed-run");
+    fresh_account(&sc, &dir);
+    let mut server = sc.stored.clone();
+    // Deliver everything but acknowledge nothing: the messages wait in the inbox.
+    let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+    let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), account.stores().unwrap());
+    engine.set_inbox(Box::new(account.inbox().unwrap())).unwrap();
+    engine.come_back(now(), None, account.offline("everyone").unwrap(), false).unwrap();
+    let mut ids = Vec::new();
+    for s in server.drain(..) {
+        for e in engine.handle(now(), &s).events {
+            if let Event::Message { id: Some(id), .. } = e {
+                ids.push(id);
+            }
+        }
+    }
+    assert_eq!(ids.len(), sc.bodies.len());
+    drop(engine);
+    drop(account);
+    let raw = std::fs::read(dir.join("esession.redb")).unwrap();
+    for b in &sc.bodies {
+        assert!(!raw.windows(b.len()).any(|w| w == b.as_bytes()), "{b:?} in clear on disk");
+    }
+    // Opened again: the same messages, the same ids, in order.
+    let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+    let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), account.stores().unwrap());
+    engine.set_inbox(Box::new(account.inbox().unwrap())).unwrap();
+    let again: Vec<MessageId> = engine
+        .unacknowledged()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { id, .. } => *id,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again, ids);
+    // Another key cannot open it.
+    drop(engine);
+    drop(account);
+    std::fs::write(dir.join("seal.key"), [9u8; 32]).unwrap();
+    assert!(Account::open(&dir, Sealing::KeyFile).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&sc.secrets_account);
+}
