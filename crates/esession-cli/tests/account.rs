@@ -69,11 +69,8 @@ fn trust(p: &Prosody, user: &str, peer: &str) {
     ok(&esession(p, user, &["trust", "verify", &format!("{peer}@localhost"), pem.to_str().unwrap()]));
 }
 
-// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
-// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
-// esession-xmpp, not the command line.
 #[test]
-#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn keys_trust_offline_send_and_receive() {
     let p = Prosody::start(&["alice", "bob"]);
     keys(&p, &["alice", "bob"]);
@@ -109,11 +106,8 @@ fn keys_trust_offline_send_and_receive() {
     assert!(err.contains("no offline options"), "{err}");
 }
 
-// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
-// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
-// esession-xmpp, not the command line.
 #[test]
-#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn errors_are_one_line() {
     let p = Prosody::start(&["alice", "bob", "carol"]);
     keys(&p, &["alice", "carol"]);
@@ -174,7 +168,7 @@ fn errors_are_one_line() {
 }
 
 #[test]
-#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn interactive_chat() {
     let p = Prosody::start(&["alice", "bob"]);
     keys(&p, &["alice", "bob"]);
@@ -328,9 +322,6 @@ fn usage_errors_exit_2() {
     assert!(!t.0.join("data").exists());
 }
 
-// On ejabberd this test fails at `offline publish` ("the server refused publishing the subscribers
-// options: resource-constraint"): the client's publish-options form, a known problem being fixed in
-// esession-xmpp, not the command line.
 #[test]
 #[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
 fn an_untrusted_offline_sender_is_reported_then_trusted() {

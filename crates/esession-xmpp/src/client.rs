@@ -136,6 +136,14 @@ fn condition(e: &Element) -> String {
         .unwrap_or_else(|| "undefined-condition".into())
 }
 
+/// Whether an error answer to a publish says its publish-options did not match the node
+/// (XEP-0060 §7.1.5: `conflict` with `<precondition-not-met/>`).
+fn precondition_failed(e: &Element) -> bool {
+    e.get_child("error", "jabber:client").is_some_and(|err| {
+        err.children().any(|c| c.name() == "precondition-not-met" && c.ns() == pep::PUBSUB_ERRORS_NS)
+    })
+}
+
 /// Logs in once without binding, to tell a wrong password and an unreachable server apart
 /// (the client below reconnects forever on either).
 async fn preflight<C: ServerConnector>(
@@ -665,13 +673,24 @@ impl Client {
             };
             self.account.keep_offline(which, &p.secrets)?;
             let mut iqs = p.iqs.into_iter();
-            // Node creation fails harmlessly when the node exists; the publish carries the
-            // configuration as publish-options.
+            // Node creation (with the configuration) fails harmlessly when the node exists;
+            // the publish carries the access model as a precondition (publish-options).
             if let Some(create) = iqs.next() {
                 self.request(create).await?;
             }
             for iq in iqs {
-                let r = self.request(iq).await?;
+                let mut r = self.request(iq.clone()).await?;
+                // A node left with another configuration (an earlier version, another client,
+                // a node the server created): configured as we need it, and published again.
+                if r.attr("type") != Some("result") && precondition_failed(&r) {
+                    let id = crate::engine::new_thread(&mut self.rng);
+                    let c = self.request(pep::configure_node(p.audience, &id)).await?;
+                    if c.attr("type") == Some("result") {
+                        let mut again = iq;
+                        set_attr(&mut again, "id", &crate::engine::new_thread(&mut self.rng));
+                        r = self.request(again).await?;
+                    }
+                }
                 if r.attr("type") != Some("result") {
                     return Err(Error::Server {
                         action: format!("publishing the {which} options"),
