@@ -175,6 +175,10 @@ fn parse_opts(args: &[&str]) -> Result<Opts, String> {
 }
 
 pub(crate) fn main(args: &[&str]) -> ExitCode {
+    if args.iter().any(|a| matches!(*a, "--help" | "-h")) {
+        println!("{USAGE}\nThe line protocol: docs/party.md.");
+        return ExitCode::SUCCESS;
+    }
     let opts = match parse_opts(args) {
         Ok(o) => o,
         Err(e) => {

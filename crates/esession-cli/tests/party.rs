@@ -17,7 +17,7 @@ struct Party {
 }
 
 fn pem(f: &str) -> String {
-    format!("{}/../esession-crypto/tests/vectors/pem/{f}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/vectors/pem/{f}", env!("CARGO_MANIFEST_DIR"))
 }
 
 impl Party {
@@ -319,6 +319,13 @@ fn every_offer_is_an_option() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // --help prints the usage on stdout and succeeds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_esession"))
+        .args(["party", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--offer-init-pubkey"));
 }
 
 /// Issue 16.1/16.8 at the party: a line over the limit is refused unread and quickly, a line

@@ -172,6 +172,9 @@ fn transcript(mode: Mode) -> Vec<Element> {
 
 #[test]
 fn tamper_matrix_every_field_of_every_message() {
+    // `ESESSION_QUICK=1` (set by `cargo xtask mutants`, where the suite runs once per mutant):
+    // every 8th tampering only, a lower bound of what the full matrix catches.
+    let stride = if std::env::var_os("ESESSION_QUICK").is_some() { 8 } else { 1 };
     let mut cases = 0usize;
     for mode in [Mode::Three, Mode::Four] {
         let base = transcript(mode);
@@ -193,7 +196,7 @@ fn tamper_matrix_every_field_of_every_message() {
                     }
                 }
             }
-            for op in ops {
+            for op in ops.into_iter().step_by(stride) {
                 let (ca, cb, mut a, mut b) = cfgs(mode);
                 let mut applied = true;
                 negotiate(
@@ -236,7 +239,7 @@ fn tamper_matrix_every_field_of_every_message() {
             }
         }
     }
-    assert!(cases > 1000, "{cases} tampered runs");
+    assert!(cases * stride > 1000, "{cases} tampered runs");
 }
 
 #[test]
