@@ -431,7 +431,12 @@ fn hostile() -> Result<String, String> {
 }
 
 /// Replaces what stands between `begin` and `end` in `path` (or appends the block).
-fn write_between(path: &std::path::Path, begin: &str, end: &str, body: &str) -> Result<(), String> {
+pub(crate) fn write_between(
+    path: &std::path::Path,
+    begin: &str,
+    end: &str,
+    body: &str,
+) -> Result<(), String> {
     let old = std::fs::read_to_string(path).unwrap_or_default();
     let block = format!("{begin}\n{body}{end}");
     let new = match (old.find(begin), old.find(end)) {

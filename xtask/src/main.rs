@@ -11,6 +11,13 @@
 //! * `conformance`: docs/conformance.md against the specifications and the code (see
 //!   xtask/src/conformance.rs); part of `test`.
 //! * `doc`: rustdoc with warnings as errors.
+//! * `package [--quick]`: `cargo package --workspace`, every crate built from its packaged
+//!   sources, after a scan for includes that leave a package (see xtask/src/package.rs); part of
+//!   `test`.
+//! * `features`: each crate checked with `--no-default-features` and `--all-features`, and the
+//!   MSRV (see xtask/src/features.rs); part of `test`.
+//! * `load [--quick] [--no-server]`: the load run against Prosody on loopback (see
+//!   xtask/src/load.rs); writes docs/performance.md; not part of `test`.
 //! * `mutants [CRATE...]`: mutation testing with cargo-mutants (see xtask/src/mutants.rs); not
 //!   part of `test`.
 //!
@@ -35,9 +42,12 @@ fn main() -> ExitCode {
         Some("e2e") => e2e(),
         Some("conformance") => conformance::run(&root()),
         Some("mutants") => mutants::main(&args[1..]),
+        Some("load") => load::run_load(&args[1..]),
+        Some("package") => package::main(&args[1..]),
+        Some("features") => features::run(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|doc>"
+                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|load [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|package [--quick]|features|doc>"
             );
             return ExitCode::from(2);
         }
@@ -53,8 +63,11 @@ fn main() -> ExitCode {
 
 mod bench;
 mod conformance;
+mod features;
 mod fuzz;
+mod load;
 mod mutants;
+mod package;
 
 fn root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -82,6 +95,8 @@ fn test() -> Result<(), String> {
     run(clippy)?;
     conformance::run(&root())?;
     no_hazmat_in_binary()?;
+    features::run()?;
+    package::run_package(false)?;
     let skip_e2e = env::var("ESESSION_E2E").as_deref() == Ok("skip");
     if !skip_e2e {
         ensure_prosody()?;

@@ -25,6 +25,7 @@ const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 const INBOX_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_ids_v1");
 
 /// How the account's secrets are sealed.
+#[non_exhaustive]
 pub enum Sealing {
     /// A key derived from this passphrase (argon2id).
     Passphrase(zeroize::Zeroizing<String>),

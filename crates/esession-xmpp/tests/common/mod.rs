@@ -25,7 +25,7 @@ pub fn bare(s: &str) -> BareJid {
 }
 
 pub fn rsa(name: &str) -> PrivateKey {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../esession-crypto/tests/vectors/pem/");
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pem/");
     PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(format!("{p}{name}")).unwrap()).unwrap()
 }
 

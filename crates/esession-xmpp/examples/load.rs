@@ -1,0 +1,648 @@
+//! The load generator of `cargo xtask load` (issue 21): one client (a bot) and many contacts.
+//!
+//! `load --port PORT [--quick]` measures, and prints `FIG name value` lines (read by xtask)
+//! and a Markdown section for docs/performance.md:
+//!
+//! 1. **In memory, the bot in a process of its own** (this binary run as `load bot`, stanzas
+//!    framed over its stdin/stdout, so that its memory and CPU time are its own): memory per
+//!    established session and per pending negotiation (growth of the bot's resident set, over N
+//!    contacts, each a fresh engine in this process that negotiates a 4-message session with the
+//!    bot, group 14, RSA-2048 identities, the bot's key pool on); negotiations per second the
+//!    bot sustains (the time its main thread spends handling stanzas) against the sum
+//!    of the primitives its side of one negotiation needs, measured in the same process (one
+//!    agreement, one RSA signature, one RSA verification; its key pair comes from the pool);
+//!    time to the first message of a new contact while the bot holds N sessions.
+//! 2. **Through the server** (Prosody on loopback, started by xtask with `e2e/server`; users
+//!    `alice` and `bob`): messages per second from one client to the other, encrypted and in
+//!    clear, 200 octets and 4 KiB; latency percentiles (p50, p99) of one message at a time; time
+//!    to the first message (negotiation included) through the server.
+//!
+//! Every figure is measured in the same run as what it is compared with.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use esession_crypto::{CryptoProvider, ModpGroup, PrivateKey, Profile, SignAlg};
+use esession_negotiate::{Config, Jid, Mode};
+use esession_stanza::EncryptOptions;
+use esession_xmpp::{Account, Client, Engine, EngineStores, Event, KeyPool, Limits, Options, Sealing};
+use minidom::Element;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BOT: &str = "bot@example.org/load";
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn config(key: PrivateKey) -> Config {
+    let mut cfg = Config::with_identity(key);
+    cfg.provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::default() };
+    cfg
+}
+
+fn bot_key() -> PrivateKey {
+    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pem/rsa.pem");
+    PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn os_rng() -> getrandom::rand_core::UnwrapErr<getrandom::SysRng> {
+    getrandom::rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+fn set(e: &mut Element, name: &str, value: &str) {
+    e.set_attr(
+        minidom::rxml::Namespace::NONE,
+        minidom::rxml::NcName::try_from(name).unwrap(),
+        value.to_owned(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Framing between the driver and the bot: a decimal length, a newline, the octets.
+
+fn write_frame(w: &mut impl Write, b: &[u8]) {
+    writeln!(w, "{}", b.len()).unwrap();
+    w.write_all(b).unwrap();
+}
+
+fn read_frame(r: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let n: usize = line.trim().parse().ok()?;
+    let mut b = vec![0u8; n];
+    r.read_exact(&mut b).ok()?;
+    Some(b)
+}
+
+/// Resident memory of this process, in octets (VmRSS).
+fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |k| k * 1024)
+}
+
+/// Nanoseconds since the process's first call (a monotonic clock: the bot's main thread is
+/// the only one busy while it handles a stanza, the driver waiting for its answer; the key
+/// pool's thread refills on the other core).
+fn clock_ns() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bot process.
+
+/// `load bot`: one engine; frames `S<xml>` (a stanza to handle: the reply is `O<xml>` per
+/// stanza to send, `V<kind>` per event, then `E`), `M` (reply `R<rss> <sessions> <pending>
+/// <cpu_ns> <pool_missed>`), `P` (the primitives: reply `R<agree_ns> <sign_ns> <verify_ns>`).
+fn bot(keyfile: &str, n: usize) {
+    // The bot knows its contacts: key i % K for the i-th JID of each group (see `jids`).
+    let keys = read_keys(keyfile);
+    let mut trust = esession_negotiate::MemoryTrust::default();
+    for (i, j) in jids(n).iter().enumerate() {
+        trust.trust(&Jid::new(j).unwrap().to_bare(), keys[i % keys.len()].public_key());
+    }
+    let mut stores = EngineStores::in_memory();
+    stores.trust = Box::new(trust);
+    let mut engine = Engine::new(config(bot_key()), stores);
+    let mut limits = Limits::default();
+    limits.pending_total = 1 << 20;
+    limits.pending_octets = 1 << 40;
+    limits.strangers = 1 << 20;
+    engine.set_limits(limits);
+    engine.set_account(&Jid::new(BOT).unwrap());
+    engine.set_key_pool(KeyPool::spawn(&[ModpGroup::G14], 64).unwrap());
+    let stdin = std::io::stdin();
+    let mut r = BufReader::new(stdin.lock());
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let mut cpu = 0u64;
+    while let Some(f) = read_frame(&mut r) {
+        match f.first() {
+            Some(b'S') => {
+                let s = esession_forms::xml::parse(core::str::from_utf8(&f[1..]).unwrap()).unwrap();
+                let t0 = clock_ns();
+                let step = engine.handle(now(), &s);
+                cpu += clock_ns() - t0;
+                for o in step.send {
+                    let mut b = b"O".to_vec();
+                    b.extend_from_slice(String::from(&o).as_bytes());
+                    write_frame(&mut w, &b);
+                }
+                for e in step.events {
+                    let kind = match e {
+                        Event::Negotiated { .. } => "negotiated",
+                        Event::Message { .. } => "message",
+                        Event::Failed { failure, .. } => &*format!("failed {failure}").leak(),
+                        _ => "other",
+                    };
+                    write_frame(&mut w, format!("V{kind}").as_bytes());
+                }
+                write_frame(&mut w, b"E");
+            }
+            Some(b'M') => {
+                let (pending, sessions) = engine.load();
+                let missed = engine.key_pool().map_or(0, |p| p.stats(ModpGroup::G14).missed);
+                write_frame(&mut w, format!("R{} {sessions} {pending} {cpu} {missed}", rss()).as_bytes());
+            }
+            Some(b'P') => {
+                let p = primitives();
+                write_frame(&mut w, format!("R{} {} {}", p.0, p.1, p.2).as_bytes());
+            }
+            _ => break,
+        }
+        w.flush().unwrap();
+    }
+}
+
+/// The bot's primitives for one negotiation (fastest of 20, ns): one agreement
+/// in group 14, one RSA-2048 signature, one verification.
+fn primitives() -> (u64, u64, u64) {
+    let mut rng = os_rng();
+    let best = |f: &mut dyn FnMut()| {
+        (0..20)
+            .map(|_| {
+                let t = clock_ns();
+                f();
+                clock_ns() - t
+            })
+            .min()
+            .unwrap_or(0)
+    };
+    let a = esession_crypto::DhKeyPair::generate(ModpGroup::G14, &mut rng).unwrap();
+    let b = esession_crypto::DhKeyPair::generate(ModpGroup::G14, &mut rng).unwrap();
+    let agree = best(&mut || {
+        std::hint::black_box(a.agree_reusable(b.public()).unwrap());
+    });
+    let sk = bot_key();
+    let pk = sk.public_key();
+    let mac = [7u8; 32];
+    let sig = sk.sign(Profile::Xep, &SignAlg::RsaSha256, &mac, &mut rng).unwrap();
+    let sign = best(&mut || {
+        std::hint::black_box(sk.sign(Profile::Xep, &SignAlg::RsaSha256, &mac, &mut os_rng()).unwrap());
+    });
+    let verify = best(&mut || pk.verify(Profile::Xep, &SignAlg::RsaSha256, &mac, &sig).unwrap());
+    (agree, sign, verify)
+}
+
+/// Contact keys: one RSA key is trusted for at most 64 JIDs (the trust store's bound), so the
+/// contacts share `K` keys.
+const KEYS: usize = 24;
+const SPLIT: &str = "----SPLIT----\n";
+
+fn read_keys(path: &str) -> Vec<PrivateKey> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split(SPLIT)
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| PrivateKey::from_pkcs8_pem(p).unwrap())
+        .collect()
+}
+
+/// The JIDs of contacts that finish negotiations with a bot of `n` contacts, in the order
+/// whose index picks their key.
+fn jids(n: usize) -> Vec<String> {
+    let mut v: Vec<String> = (0..4).map(|i| format!("warm{i}@example.com/load")).collect();
+    v.extend((0..n).map(|i| format!("c{i}@example.com/load")));
+    v.extend((0..5).map(|i| format!("late{i}@example.com/load")));
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// The driver's side of the bot.
+
+struct BotProcess {
+    child: Child,
+    w: ChildStdin,
+    r: BufReader<ChildStdout>,
+}
+
+/// What the bot answered to one stanza.
+#[derive(Default)]
+struct Answer {
+    send: Vec<Element>,
+    negotiated: usize,
+    messages: usize,
+}
+
+impl BotProcess {
+    fn spawn(keyfile: &str, n: usize) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .arg("bot")
+            .arg(keyfile)
+            .arg(n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let w = child.stdin.take().unwrap();
+        let r = BufReader::new(child.stdout.take().unwrap());
+        Self { child, w, r }
+    }
+
+    fn handle(&mut self, from: &str, mut s: Element) -> Answer {
+        set(&mut s, "from", from);
+        set(&mut s, "to", BOT);
+        let mut b = b"S".to_vec();
+        b.extend_from_slice(String::from(&s).as_bytes());
+        write_frame(&mut self.w, &b);
+        self.w.flush().unwrap();
+        let mut a = Answer::default();
+        loop {
+            let f = read_frame(&mut self.r).expect("the bot died");
+            match f.first() {
+                Some(b'O') => {
+                    a.send.push(esession_forms::xml::parse(core::str::from_utf8(&f[1..]).unwrap()).unwrap())
+                }
+                Some(b'V') if &f[1..] == b"negotiated" => a.negotiated += 1,
+                Some(b'V') if &f[1..] == b"message" => a.messages += 1,
+                Some(b'V') => {}
+                _ => return a,
+            }
+        }
+    }
+
+    fn query(&mut self, q: &[u8]) -> Vec<u64> {
+        write_frame(&mut self.w, q);
+        self.w.flush().unwrap();
+        let f = read_frame(&mut self.r).expect("the bot died");
+        core::str::from_utf8(&f[1..]).unwrap().split(' ').map(|v| v.parse().unwrap()).collect()
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A contact: its own engine with `key`, trusting the bot's key.
+fn contact(key: &PrivateKey) -> Engine {
+    let pem = key.to_pkcs8_pem().unwrap();
+    let mut trust = esession_negotiate::MemoryTrust::default();
+    trust.trust(&Jid::new(BOT).unwrap().to_bare(), bot_key().public_key());
+    let mut stores = EngineStores::in_memory();
+    stores.trust = Box::new(trust);
+    Engine::new(config(PrivateKey::from_pkcs8_pem(&pem).unwrap()), stores)
+}
+
+/// Runs stanzas between contact `c` (JID `me`) and the bot until neither has anything to say;
+/// returns how many sessions the bot established and messages it received.
+fn exchange(
+    bot: &mut BotProcess,
+    me: &str,
+    c: &mut Engine,
+    first: Vec<Element>,
+    stop_after_bot: bool,
+) -> Answer {
+    let mut total = Answer::default();
+    let mut to_bot = first;
+    while !to_bot.is_empty() {
+        let mut to_me = Vec::new();
+        for s in to_bot.drain(..) {
+            let a = bot.handle(me, s);
+            total.negotiated += a.negotiated;
+            total.messages += a.messages;
+            to_me.extend(a.send);
+        }
+        if stop_after_bot {
+            break;
+        }
+        for mut s in to_me {
+            set(&mut s, "from", BOT);
+            let step = c.handle(now(), &s);
+            to_bot.extend(step.send);
+        }
+    }
+    total
+}
+
+struct InMemory {
+    n: usize,
+    per_session: f64,
+    per_pending: f64,
+    bot_ms_per_negotiation: f64,
+    primitives_ms: f64,
+    pool_missed: u64,
+    first_message_ms: f64,
+}
+
+fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
+    let bot_jid = Jid::new(BOT).unwrap();
+    let mut bot = BotProcess::spawn(keyfile, n);
+    let all = jids(n);
+    let key = |j: &str| &keys[all.iter().position(|x| x == j).unwrap_or(0) % keys.len()];
+    // Warm up (allocator arenas, the pool): one session, not counted.
+    let warm = |bot: &mut BotProcess, i: usize| {
+        let me = format!("warm{i}@example.com/load");
+        let mut c = contact(key(&me));
+        let step = c.start(now(), &bot_jid, Mode::Four).unwrap();
+        exchange(bot, &me, &mut c, step.send, false)
+    };
+    for i in 0..4 {
+        assert_eq!(warm(&mut bot, i).negotiated, 1);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let m0 = bot.query(b"M");
+    let mut established = 0;
+    for i in 0..n {
+        let me = format!("c{i}@example.com/load");
+        let mut c = contact(key(&me));
+        let step = c.start(now(), &bot_jid, Mode::Four).unwrap();
+        established += exchange(&mut bot, &me, &mut c, step.send, false).negotiated;
+    }
+    assert_eq!(established, n, "every contact negotiated a session");
+    let m1 = bot.query(b"M");
+    assert_eq!(m1[1] as usize, n + 4);
+    let per_session = (m1[0].saturating_sub(m0[0])) as f64 / n as f64;
+    let bot_ms = (m1[3] - m0[3]) as f64 / n as f64 / 1e6;
+    // Time to the first message of a new contact, under the load of n sessions.
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let me = format!("late{i}@example.com/load");
+        let mut c = contact(key(&me));
+        let t = Instant::now();
+        let step = c.start(now(), &bot_jid, Mode::Four).unwrap();
+        exchange(&mut bot, &me, &mut c, step.send, false);
+        let m = c.chat(&bot_jid.to_bare(), "hello", EncryptOptions::default()).unwrap();
+        let a = bot.handle(&me, m);
+        assert_eq!(a.messages, 1);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    // Pending negotiations: n requests answered, never finished.
+    let p0 = bot.query(b"M");
+    for i in 0..n {
+        let me = format!("p{i}@example.com/load");
+        let mut c = contact(&keys[i % keys.len()]);
+        let step = c.start(now(), &bot_jid, Mode::Four).unwrap();
+        exchange(&mut bot, &me, &mut c, step.send, true);
+    }
+    let p1 = bot.query(b"M");
+    assert_eq!(p1[2] as usize, n, "the bot holds every pending negotiation");
+    let per_pending = (p1[0].saturating_sub(p0[0])) as f64 / n as f64;
+    let prim = bot.query(b"P");
+    eprintln!("load: primitives agree {} sign {} verify {} ns", prim[0], prim[1], prim[2]);
+    let primitives_ms = (prim[0] + prim[1] + prim[2]) as f64 / 1e6;
+    InMemory {
+        n,
+        per_session,
+        per_pending,
+        bot_ms_per_negotiation: bot_ms,
+        primitives_ms,
+        pool_missed: p1[4],
+        first_message_ms: times[times.len() / 2],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the server.
+
+struct Wire {
+    size: usize,
+    enc_per_s: f64,
+    clear_per_s: f64,
+    enc_p50: f64,
+    enc_p99: f64,
+    clear_p50: f64,
+    clear_p99: f64,
+}
+
+async fn login(
+    port: u16,
+    user: &str,
+    key: PrivateKey,
+    peer: &str,
+    peer_key: esession_crypto::PublicKey,
+) -> (Client, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("esession-load-{}-{user}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+    account.set_identity(&key, true).unwrap();
+    account.trust(&Jid::new(&format!("{peer}@localhost")).unwrap().to_bare(), peer_key).unwrap();
+    let mut o =
+        Options::new(&format!("{user}@localhost/load"), "correct horse", &format!("127.0.0.1:{port}"));
+    o.timeout = Duration::from_secs(60);
+    (Client::connect(o, account).await.unwrap(), dir)
+}
+
+fn body_of(size: usize, i: usize) -> String {
+    let mut s = format!("{i:08} ");
+    while s.len() < size {
+        s.push('x');
+    }
+    s
+}
+
+fn clear_message(to: &Jid, text: &str) -> Element {
+    let mut m = esession_xmpp::engine::body_message(text);
+    set(&mut m, "to", to.as_str());
+    m
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+async fn receive(b: &mut Client, n: usize, encrypted: bool) {
+    let mut got = 0;
+    while got < n {
+        match b.next_event().await.unwrap() {
+            Event::Message { .. } if encrypted => got += 1,
+            Event::Clear { stanza, .. } if !encrypted && stanza.name() == "message" => got += 1,
+            _ => {}
+        }
+    }
+}
+
+async fn burst(a: &mut Client, b: &mut Client, to: &Jid, size: usize, n: usize, encrypted: bool) -> f64 {
+    let t = Instant::now();
+    let send = async {
+        for i in 0..n {
+            let text = body_of(size, i);
+            if encrypted {
+                a.send_text(to, &text).await.unwrap();
+            } else {
+                a.send_clear(clear_message(to, &text)).await.unwrap();
+            }
+        }
+    };
+    tokio::join!(send, receive(b, n, encrypted));
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+async fn latencies(
+    a: &mut Client,
+    b: &mut Client,
+    to: &Jid,
+    size: usize,
+    n: usize,
+    encrypted: bool,
+) -> Vec<f64> {
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let text = body_of(size, i);
+        let t = Instant::now();
+        if encrypted {
+            a.send_text(to, &text).await.unwrap();
+        } else {
+            a.send_clear(clear_message(to, &text)).await.unwrap();
+        }
+        receive(b, 1, encrypted).await;
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    v
+}
+
+async fn through_server(port: u16, quick: bool, key: &PrivateKey) -> (Vec<Wire>, f64) {
+    let pem = key.to_pkcs8_pem().unwrap();
+    let (mut a, da) = login(port, "alice", bot_key(), "bob", key.public_key()).await;
+    let (mut b, db) =
+        login(port, "bob", PrivateKey::from_pkcs8_pem(&pem).unwrap(), "alice", bot_key().public_key()).await;
+    let bob = b.jid().clone();
+    // Time to the first message, negotiation included (disco, 4-message, one message).
+    let t = Instant::now();
+    let (sas, got) = tokio::join!(
+        a.negotiate(&bob, Mode::Four),
+        b.wait_for(|e| matches!(e, Event::Negotiated { offline: false, .. }))
+    );
+    sas.unwrap();
+    got.unwrap();
+    let (sent, ()) = tokio::join!(a.send_text(&bob, "first"), receive(&mut b, 1, true));
+    sent.unwrap();
+    let first_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (n, l) = if quick { (300, 100) } else { (3000, 1000) };
+    let mut out = Vec::new();
+    for size in [200, 4096] {
+        // Alternate, best of two each, so that drift hits both sides alike.
+        let mut enc: f64 = 0.0;
+        let mut clear: f64 = 0.0;
+        for _ in 0..2 {
+            clear = clear.max(burst(&mut a, &mut b, &bob, size, n, false).await);
+            enc = enc.max(burst(&mut a, &mut b, &bob, size, n, true).await);
+        }
+        let mut le = latencies(&mut a, &mut b, &bob, size, l, true).await;
+        let mut lc = latencies(&mut a, &mut b, &bob, size, l, false).await;
+        out.push(Wire {
+            size,
+            enc_per_s: enc,
+            clear_per_s: clear,
+            enc_p50: percentile(&mut le, 0.5),
+            enc_p99: percentile(&mut le, 0.99),
+            clear_p50: percentile(&mut lc, 0.5),
+            clear_p99: percentile(&mut lc, 0.99),
+        });
+    }
+    let _ = a.disconnect().await;
+    let _ = b.disconnect().await;
+    let _ = std::fs::remove_dir_all(da);
+    let _ = std::fs::remove_dir_all(db);
+    (out, first_ms)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bot") {
+        bot(&args[1], args[2].parse().unwrap());
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let port: Option<u16> =
+        args.iter().position(|a| a == "--port").and_then(|i| args.get(i + 1)).and_then(|p| p.parse().ok());
+    eprintln!("load: generating {KEYS} contact keys");
+    let keys: Vec<PrivateKey> =
+        (0..KEYS).map(|_| PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap()).collect();
+    let keyfile = std::env::temp_dir().join(format!("esession-load-keys-{}", std::process::id()));
+    let pems: Vec<String> = keys.iter().map(|k| k.to_pkcs8_pem().unwrap().to_string()).collect();
+    std::fs::write(&keyfile, pems.join(SPLIT)).unwrap();
+    let keyfile_s = keyfile.to_str().unwrap().to_owned();
+    let contact_key = PrivateKey::from_pkcs8_pem(&pems[0]).unwrap();
+    let sizes: &[usize] = if quick { &[100] } else { &[100, 1000] };
+    let mut mem = Vec::new();
+    for &n in sizes {
+        eprintln!("load: {n} contacts in memory");
+        let m = in_memory(n, &keyfile_s, &keys);
+        println!("FIG mem.session.{n} {:.0}", m.per_session);
+        println!("FIG mem.pending.{n} {:.0}", m.per_pending);
+        println!("FIG negotiation.bot_ms.{n} {:.3}", m.bot_ms_per_negotiation);
+        println!("FIG negotiation.primitives_ms.{n} {:.3}", m.primitives_ms);
+        println!("FIG first_message_ms.{n} {:.2}", m.first_message_ms);
+        mem.push(m);
+    }
+    let wire = port.map(|p| {
+        eprintln!("load: through the server on port {p}");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(through_server(p, quick, &contact_key))
+    });
+    if let Some((w, first)) = &wire {
+        println!("FIG server.first_message_ms {first:.2}");
+        for x in w {
+            println!("FIG server.enc_per_s.{} {:.0}", x.size, x.enc_per_s);
+            println!("FIG server.clear_per_s.{} {:.0}", x.size, x.clear_per_s);
+        }
+    }
+    let _ = std::fs::remove_file(&keyfile);
+    // The section for docs/performance.md.
+    println!("BEGIN-SECTION");
+    println!(
+        "Run of `cargo xtask load`{} on {}: the bot a process of its own, contacts in the driver process; \
+         group 14, RSA-2048 identities, 4-message negotiations, the bot's key pool on (depth 64).\n",
+        if quick { " --quick" } else { "" },
+        chrono::Utc::now().format("%Y-%m-%d")
+    );
+    println!(
+        "| contacts N | memory per session | per pending negotiation | bot CPU per negotiation | its primitives (agree + sign + verify) | ratio (goal <= 1.3) | pool misses | time to first message, new contact (in memory) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for m in &mem {
+        println!(
+            "| {} | {:.1} KiB | {:.1} KiB | {:.2} ms ({:.0}/s) | {:.2} ms | {:.2}x | {} | {:.1} ms |",
+            m.n,
+            m.per_session / 1024.0,
+            m.per_pending / 1024.0,
+            m.bot_ms_per_negotiation,
+            1e3 / m.bot_ms_per_negotiation,
+            m.primitives_ms,
+            m.bot_ms_per_negotiation / m.primitives_ms,
+            m.pool_missed,
+            m.first_message_ms
+        );
+    }
+    match &wire {
+        Some((w, first)) => {
+            println!(
+                "\nThrough Prosody on loopback (two clients in one process, current-thread runtime), time to the first message including disco and the 4-message negotiation: {first:.1} ms.\n"
+            );
+            println!(
+                "| size | encrypted msg/s | clear msg/s | ratio (goal >= 0.8) | encrypted p50 / p99 | clear p50 / p99 |"
+            );
+            println!("|---|---|---|---|---|---|");
+            for x in w {
+                println!(
+                    "| {} B | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
+                    x.size,
+                    x.enc_per_s,
+                    x.clear_per_s,
+                    x.enc_per_s / x.clear_per_s,
+                    x.enc_p50,
+                    x.enc_p99,
+                    x.clear_p50,
+                    x.clear_p99
+                );
+            }
+        }
+        None => println!("\nNo server run (no --port)."),
+    }
+    println!("END-SECTION");
+}
