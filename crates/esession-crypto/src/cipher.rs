@@ -5,6 +5,10 @@
 //! A9) and T_j = (C + j) mod 2^n in `Profile::Gajim`; after L octets C advances by ceil(8L/n),
 //! partial blocks counting. Gajim right-pads the plaintext with spaces to whole blocks.
 //!
+//! Twofish and Serpent need the feature `extra-ciphers` (on by default): without it their names
+//! still parse (so a peer's offer is negotiated away, not rejected) but
+//! [`CryptAlg::is_supported`] is false and [`CtrCipher::new`] refuses them.
+//!
 //! Performance note: twofish 0.8 recomputes key-dependent S-boxes per block and runs at a few
 //! MB/s; it is correct and interoperable, but slow (see docs/performance.md).
 
@@ -17,7 +21,9 @@ use core::fmt;
 use core::str::FromStr;
 use ctr::CtrCore;
 use ctr::flavors::Ctr128BE;
+#[cfg(feature = "extra-ciphers")]
 use serpent::Serpent;
+#[cfg(feature = "extra-ciphers")]
 use twofish::Twofish;
 
 use ctr::cipher;
@@ -61,7 +67,8 @@ enum Family {
 }
 
 impl CryptAlg {
-    /// Every cipher this crate implements, in our default preference order.
+    /// Every cipher this build implements, in our default preference order.
+    #[cfg(feature = "extra-ciphers")]
     pub const SUPPORTED: [CryptAlg; 10] = [
         CryptAlg::Aes256Ctr,
         CryptAlg::Aes192Ctr,
@@ -74,6 +81,12 @@ impl CryptAlg {
         CryptAlg::Twofish128Ctr,
         CryptAlg::None,
     ];
+
+    /// Every cipher this build implements, in our default preference order (AES only: the
+    /// feature `extra-ciphers` is off).
+    #[cfg(not(feature = "extra-ciphers"))]
+    pub const SUPPORTED: [CryptAlg; 4] =
+        [CryptAlg::Aes256Ctr, CryptAlg::Aes192Ctr, CryptAlg::Aes128Ctr, CryptAlg::None];
 
     /// The wire name.
     #[must_use]
@@ -93,10 +106,14 @@ impl CryptAlg {
         }
     }
 
-    /// Whether this crate implements the cipher.
+    /// Whether this build implements the cipher (Twofish and Serpent: feature `extra-ciphers`).
     #[must_use]
     pub fn is_supported(&self) -> bool {
-        !matches!(self, CryptAlg::Unknown(_))
+        match self.family() {
+            Some(Family::Aes) => true,
+            Some(Family::Twofish | Family::Serpent) => cfg!(feature = "extra-ciphers"),
+            None => *self == CryptAlg::None,
+        }
     }
 
     /// Key length k in octets (0 for `none`), or `None` if unknown.
@@ -163,7 +180,9 @@ enum Keyed {
     Aes128(Aes128),
     Aes192(Aes192),
     Aes256(Aes256),
+    #[cfg(feature = "extra-ciphers")]
     Twofish(Twofish),
+    #[cfg(feature = "extra-ciphers")]
     Serpent(Serpent),
 }
 
@@ -190,7 +209,7 @@ impl CtrCipher {
     /// decides the key size (AES-256 for a 32-octet key whatever the negotiated AES variant).
     ///
     /// # Errors
-    /// [`Error::Unsupported`] for unknown ciphers, [`Error::InvalidLength`] for bad key lengths.
+    /// [`Error::Unsupported`] for unknown ciphers (and Twofish/Serpent without `extra-ciphers`), [`Error::InvalidLength`] for bad key lengths.
     pub fn new(alg: &CryptAlg, profile: Profile, key: &SecretBytes) -> Result<Self> {
         let k = key.expose_secret();
         let expected = alg.key_len().ok_or(Error::Unsupported("cipher"))?;
@@ -207,12 +226,16 @@ impl CtrCipher {
                 32 => Keyed::Aes256(Aes256::new_from_slice(k).map_err(|_| bad())?),
                 _ => return Err(bad()),
             },
+            #[cfg(not(feature = "extra-ciphers"))]
+            Some(Family::Twofish | Family::Serpent) => return Err(Error::Unsupported("cipher")),
             // twofish 0.8 declares a 32-octet key; new_from_slice takes 16, 24 or 32.
+            #[cfg(feature = "extra-ciphers")]
             Some(Family::Twofish) => match k.len() {
                 16 | 24 | 32 => Keyed::Twofish(Twofish::new_from_slice(k).map_err(|_| bad())?),
                 _ => return Err(bad()),
             },
             // serpent 0.6 declares a 16-octet key; new_from_slice takes up to 32.
+            #[cfg(feature = "extra-ciphers")]
             Some(Family::Serpent) => match k.len() {
                 16 | 24 | 32 => Keyed::Serpent(Serpent::new_from_slice(k).map_err(|_| bad())?),
                 _ => return Err(bad()),
@@ -269,7 +292,9 @@ impl CtrCipher {
             Keyed::Aes128(b) => run(b, &iv, data),
             Keyed::Aes192(b) => run(b, &iv, data),
             Keyed::Aes256(b) => run(b, &iv, data),
+            #[cfg(feature = "extra-ciphers")]
             Keyed::Twofish(b) => run(b, &iv, data),
+            #[cfg(feature = "extra-ciphers")]
             Keyed::Serpent(b) => run(b, &iv, data),
         }
         // X200-6-03 X200-8-05 X116-4.5.4-09 X116-4.6.2-02: C + 1 for each block, a partial last

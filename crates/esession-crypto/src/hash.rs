@@ -28,8 +28,12 @@ pub enum HashAlg {
 }
 
 impl HashAlg {
-    /// The hashes this crate implements, in our preference order.
+    /// The hashes this build implements, in our preference order.
+    #[cfg(feature = "whirlpool")]
     pub const SUPPORTED: [HashAlg; 2] = [HashAlg::Sha256, HashAlg::Whirlpool];
+    /// The hashes this build implements (sha256 only: the feature `whirlpool` is off).
+    #[cfg(not(feature = "whirlpool"))]
+    pub const SUPPORTED: [HashAlg; 1] = [HashAlg::Sha256];
 
     /// The wire name.
     #[must_use]
@@ -43,10 +47,10 @@ impl HashAlg {
         }
     }
 
-    /// Whether this build can use the algorithm.
+    /// Whether this build can use the algorithm (whirlpool: feature `whirlpool`).
     #[must_use]
     pub fn is_supported(&self) -> bool {
-        matches!(self, HashAlg::Sha256 | HashAlg::Whirlpool)
+        *self == HashAlg::Sha256 || (cfg!(feature = "whirlpool") && *self == HashAlg::Whirlpool)
     }
 
     /// Output length in octets.
@@ -56,6 +60,7 @@ impl HashAlg {
     pub fn output_len(&self) -> Result<usize> {
         match self {
             HashAlg::Sha256 => Ok(32),
+            #[cfg(feature = "whirlpool")]
             HashAlg::Whirlpool => Ok(64),
             _ => Err(Error::Unsupported("hash algorithm")),
         }
@@ -76,6 +81,7 @@ impl HashAlg {
         match self {
             // X116-8.4-01: sha256, the mandatory hash (FIPS 180).
             HashAlg::Sha256 => Ok(run::<sha2::Sha256>(parts)),
+            #[cfg(feature = "whirlpool")]
             HashAlg::Whirlpool => Ok(run::<whirlpool::Whirlpool>(parts)),
             _ => Err(Error::Unsupported("hash algorithm")),
         }
@@ -99,6 +105,7 @@ impl HashAlg {
         }
         match self {
             HashAlg::Sha256 => run::<hmac::Hmac<sha2::Sha256>>(key, parts),
+            #[cfg(feature = "whirlpool")]
             HashAlg::Whirlpool => run::<hmac::Hmac<whirlpool::Whirlpool>>(key, parts),
             _ => Err(Error::Unsupported("hash algorithm")),
         }

@@ -17,8 +17,8 @@
 //! * [`provider`]: which algorithms this build supports, in preference order.
 //!
 //! Two wire profiles exist ([`Profile`]): `Xep`, the specifications as written, and `Gajim`, the
-//! dialect of the only deployed implementation. They differ in a few byte-level choices (see
-//! `docs/profiles.md`).
+//! dialect of the only deployed implementation. They differ in a few byte-level choices (the
+//! repository's `docs/profiles.md` lists them).
 //!
 //! ## Example: one Diffie-Hellman agreement and the session keys
 //!
@@ -50,10 +50,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `seal` | yes | [`seal`]: AES-256-GCM sealing of stored secrets, Argon2id passphrases (`aes-gcm`, `argon2`) |
+//! | `dsa` | yes | `dsa-sha256` signatures and DSA keys (`dsa`, `rfc6979`) |
+//! | `extra-ciphers` | yes | Twofish and Serpent in CTR mode (`twofish`, `serpent`) |
+//! | `whirlpool` | yes | the `whirlpool` hash (`whirlpool`) |
+//! | `testing` | no | deterministic randomness for tests and vector replays; never in production |
+//!
+//! Without a feature the wire names of its algorithms still parse (a peer's offer is negotiated
+//! away, not rejected), `is_supported()` is false for them and the `SUPPORTED` lists leave them
+//! out. The mandatory algorithms (AES-128-CTR, SHA-256, RSA-SHA256, sas28x5) are always there.
+//!
 //! ## What this crate does not protect
 //! Secrets are wiped when their owners drop them, but copies made by the operating system (swap,
 //! core dumps) and intermediate values inside the big-integer library are outside its reach.
-//! `twofish` and `dsa` are slow (see `docs/performance.md`).
+//! `twofish` and `dsa` are slow (the repository's `docs/performance.md` has the figures).
 
 pub mod cipher;
 mod comb;
@@ -68,11 +82,17 @@ pub mod mpi;
 pub mod pool;
 pub mod provider;
 pub mod sas;
+#[cfg(feature = "seal")]
 pub mod seal;
 pub mod secret;
 pub mod sign;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+// The crates whose types appear in this crate's signatures (`ModpParams::p`, every `rng`
+// parameter), re-exported so that users name the same versions.
+pub use crypto_bigint;
+pub use rand_core;
 
 pub use cipher::{CryptAlg, CtrCipher};
 pub use dh::{DhKeyPair, SharedSecret};
@@ -83,6 +103,7 @@ pub use modp::ModpGroup;
 pub use pool::DhPool;
 pub use provider::CryptoProvider;
 pub use sas::{Sas, SasAlg};
+#[cfg(feature = "seal")]
 pub use seal::SealingKey;
 pub use secret::SecretBytes;
 pub use sign::{KeyComponents, PrivateKey, PublicKey, SignAlg};

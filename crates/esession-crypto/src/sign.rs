@@ -17,6 +17,10 @@ use crypto_bigint::BoxedUint;
 use rand_core::CryptoRng;
 use rsa::traits::PublicKeyParts;
 
+/// What [`Error::Unsupported`] says about DSA in a build without the feature `dsa`.
+#[cfg(not(feature = "dsa"))]
+const NO_DSA: &str = "dsa-sha256 (esession-crypto feature `dsa`)";
+
 /// The XEP-0116 URI of RSA with SHA-256.
 pub const RSA_SHA256_URI: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha256";
 /// The XEP-0116 URI of DSA with SHA-256.
@@ -41,7 +45,11 @@ pub enum SignAlg {
 
 impl SignAlg {
     /// Supported algorithms in our preference order.
+    #[cfg(feature = "dsa")]
     pub const SUPPORTED: [SignAlg; 2] = [SignAlg::RsaSha256, SignAlg::DsaSha256];
+    /// Supported algorithms (RSA only: the feature `dsa` is off).
+    #[cfg(not(feature = "dsa"))]
+    pub const SUPPORTED: [SignAlg; 1] = [SignAlg::RsaSha256];
 
     /// The canonical wire name (the XEP-0116 URI).
     #[must_use]
@@ -53,10 +61,14 @@ impl SignAlg {
         }
     }
 
-    /// Whether this crate implements it.
+    /// Whether this build implements it (`dsa-sha256`: feature `dsa`).
     #[must_use]
     pub fn is_supported(&self) -> bool {
-        !matches!(self, SignAlg::Unknown(_))
+        match self {
+            SignAlg::RsaSha256 => true,
+            SignAlg::DsaSha256 => cfg!(feature = "dsa"),
+            SignAlg::Unknown(_) => false,
+        }
     }
 }
 
@@ -80,11 +92,19 @@ impl fmt::Display for SignAlg {
 }
 
 /// A public signature-verification key, as the components `<KeyValue/>` carries.
+///
+/// Opaque: the key types of the `rsa` and `dsa` crates stay inside (their versions are not part
+/// of this crate's API); [`PublicKey::components`] and [`PublicKey::from_components`] are the
+/// way in and out. DSA needs the feature `dsa` (on by default).
 #[derive(Clone)]
-pub enum PublicKey {
+pub struct PublicKey(Pk);
+
+#[derive(Clone)]
+enum Pk {
     /// `<RSAKeyValue/>`: modulus and exponent.
     Rsa(rsa::PublicKey),
     /// `<DSAKeyValue/>`: P, Q, G, Y.
+    #[cfg(feature = "dsa")]
     Dsa(dsa::VerifyingKey),
 }
 
@@ -98,15 +118,18 @@ impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PublicKey::Rsa(k) => write!(f, "PublicKey::Rsa({} bits)", k.n().bit_width()),
-            PublicKey::Dsa(k) => write!(f, "PublicKey::Dsa({} bits)", k.components().p().bit_width()),
+        match &self.0 {
+            Pk::Rsa(k) => write!(f, "PublicKey::Rsa({} bits)", k.n().bit_width()),
+            #[cfg(feature = "dsa")]
+            Pk::Dsa(k) => write!(f, "PublicKey::Dsa({} bits)", k.components().p().bit_width()),
         }
     }
 }
 
 /// The components of a public key, each as minimal big-endian octets (XML-DSig CryptoBinary).
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Not `#[non_exhaustive]`: every layer turns the components into bytes (`<KeyValue/>`, the
+// stores' key IDs) with no fallback that would be right; a new key type is a breaking change.
 pub enum KeyComponents {
     /// RSA modulus and public exponent.
     Rsa {
@@ -142,16 +165,28 @@ impl PublicKey {
     /// # Errors
     /// [`Error::InvalidKey`] if rejected by the `rsa` crate (size limits 1024..=16384 bits).
     pub fn rsa(n: &[u8], e: &[u8]) -> Result<Self> {
-        rsa::PublicKey::new(uint(n), uint(e)).map(PublicKey::Rsa).map_err(|_| Error::InvalidKey)
+        rsa::PublicKey::new(uint(n), uint(e)).map(|k| PublicKey(Pk::Rsa(k))).map_err(|_| Error::InvalidKey)
     }
 
     /// A DSA key from its components.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] unless (L, N) is one of FIPS 186's sizes and y is in the subgroup.
+    /// [`Error::InvalidKey`] unless (L, N) is one of FIPS 186's sizes and y is in the subgroup;
+    /// [`Error::Unsupported`] without the feature `dsa`.
     pub fn dsa(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Result<Self> {
-        let c = dsa::Components::from_components(uint(p), uint(q), uint(g)).map_err(|_| Error::InvalidKey)?;
-        dsa::VerifyingKey::from_components(c, uint(y)).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
+        #[cfg(feature = "dsa")]
+        {
+            let c =
+                dsa::Components::from_components(uint(p), uint(q), uint(g)).map_err(|_| Error::InvalidKey)?;
+            dsa::VerifyingKey::from_components(c, uint(y))
+                .map(|k| PublicKey(Pk::Dsa(k)))
+                .map_err(|_| Error::InvalidKey)
+        }
+        #[cfg(not(feature = "dsa"))]
+        {
+            let _ = (p, q, g, y);
+            Err(Error::Unsupported(NO_DSA))
+        }
     }
 
     /// A public key from SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`), RSA or DSA.
@@ -161,9 +196,16 @@ impl PublicKey {
     pub fn from_public_key_pem(pem: &str) -> Result<Self> {
         use rsa::pkcs8::DecodePublicKey;
         if let Ok(k) = rsa::PublicKey::from_public_key_pem(pem) {
-            return Ok(PublicKey::Rsa(k));
+            return Ok(PublicKey(Pk::Rsa(k)));
         }
-        dsa::VerifyingKey::from_public_key_pem(pem).map(PublicKey::Dsa).map_err(|_| Error::InvalidKey)
+        #[cfg(feature = "dsa")]
+        {
+            dsa::VerifyingKey::from_public_key_pem(pem)
+                .map(|k| PublicKey(Pk::Dsa(k)))
+                .map_err(|_| Error::InvalidKey)
+        }
+        #[cfg(not(feature = "dsa"))]
+        Err(Error::InvalidKey)
     }
 
     /// The key as SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`), for handing it to a
@@ -173,9 +215,10 @@ impl PublicKey {
     /// [`Error::InvalidKey`] if the encoder fails.
     pub fn to_public_key_pem(&self) -> Result<String> {
         use rsa::pkcs8::{EncodePublicKey, LineEnding};
-        match self {
-            PublicKey::Rsa(k) => k.to_public_key_pem(LineEnding::LF),
-            PublicKey::Dsa(k) => k.to_public_key_pem(LineEnding::LF),
+        match &self.0 {
+            Pk::Rsa(k) => k.to_public_key_pem(LineEnding::LF),
+            #[cfg(feature = "dsa")]
+            Pk::Dsa(k) => k.to_public_key_pem(LineEnding::LF),
         }
         .map_err(|_| Error::InvalidKey)
     }
@@ -194,9 +237,10 @@ impl PublicKey {
     /// The components, minimal octets.
     #[must_use]
     pub fn components(&self) -> KeyComponents {
-        match self {
-            PublicKey::Rsa(k) => KeyComponents::Rsa { n: octets(k.n()), e: octets(k.e()) },
-            PublicKey::Dsa(k) => {
+        match &self.0 {
+            Pk::Rsa(k) => KeyComponents::Rsa { n: octets(k.n()), e: octets(k.e()) },
+            #[cfg(feature = "dsa")]
+            Pk::Dsa(k) => {
                 let c = k.components();
                 KeyComponents::Dsa { p: octets(c.p()), q: octets(c.q()), g: octets(c.g()), y: octets(k.y()) }
             }
@@ -206,9 +250,10 @@ impl PublicKey {
     /// The algorithm this key verifies.
     #[must_use]
     pub fn alg(&self) -> SignAlg {
-        match self {
-            PublicKey::Rsa(_) => SignAlg::RsaSha256,
-            PublicKey::Dsa(_) => SignAlg::DsaSha256,
+        match &self.0 {
+            Pk::Rsa(_) => SignAlg::RsaSha256,
+            #[cfg(feature = "dsa")]
+            Pk::Dsa(_) => SignAlg::DsaSha256,
         }
     }
 
@@ -218,11 +263,11 @@ impl PublicKey {
     /// [`Error::Crypto`] on any mismatch, including an algorithm that does not fit the key.
     pub fn verify(&self, profile: Profile, alg: &SignAlg, msg: &[u8], sig: &[u8]) -> Result<()> {
         let digest = sha256(msg);
-        match (self, alg, profile) {
-            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => {
+        match (&self.0, alg, profile) {
+            (Pk::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => {
                 k.verify(rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, sig).map_err(|_| Error::Crypto)
             }
-            (PublicKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
+            (Pk::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
                 let n = k.n();
                 let t = crate::mpi::trim(sig);
                 if t.len() > n.as_ref().bits_precision().div_ceil(8) as usize {
@@ -240,7 +285,8 @@ impl PublicKey {
                     Err(Error::Crypto)
                 }
             }
-            (PublicKey::Dsa(k), SignAlg::DsaSha256, _) => {
+            #[cfg(feature = "dsa")]
+            (Pk::Dsa(k), SignAlg::DsaSha256, _) => {
                 let qlen = k.components().q().bit_width().div_ceil(8) as usize;
                 if sig.len() != 2 * qlen {
                     return Err(Error::Crypto);
@@ -261,6 +307,7 @@ impl PublicKey {
 /// digest as z), with 256-bit exponents. Everything here is public, so variable-time operations
 /// are fine. Proven equal to the crate's verification by the Wycheproof DSA vectors and by
 /// the differential test below.
+#[cfg(feature = "dsa")]
 fn dsa_verify(k: &dsa::VerifyingKey, digest: &[u8], r: &BoxedUint, s: &BoxedUint) -> bool {
     use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
     use crypto_bigint::{MontyForm, MontyMultiplier, NonZero, Resize};
@@ -311,6 +358,7 @@ fn dsa_verify(k: &dsa::VerifyingKey, digest: &[u8], r: &BoxedUint, s: &BoxedUint
 /// eight times the work at 2048/256. Secret values (x, k, k^-1 and the intermediate products)
 /// only go through crypto-bigint's constant-time operations and are zeroized. The differential
 /// test below requires byte-identical signatures from both.
+#[cfg(feature = "dsa")]
 fn dsa_sign(key: &dsa::SigningKey, digest: &[u8]) -> Option<(BoxedUint, BoxedUint)> {
     use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
     use crypto_bigint::{CtLt, NonZero, Resize};
@@ -364,10 +412,15 @@ fn dsa_sign(key: &dsa::SigningKey, digest: &[u8]) -> Option<(BoxedUint, BoxedUin
 }
 
 /// A private signing key. Zeroized on drop by the `rsa`/`dsa` crates; never printed.
-pub enum PrivateKey {
+///
+/// Opaque, like [`PublicKey`]: built from PKCS#8 PEM, components or a generator.
+pub struct PrivateKey(Sk);
+
+enum Sk {
     /// RSA.
     Rsa(rsa::PrivateKey),
     /// DSA.
+    #[cfg(feature = "dsa")]
     Dsa(dsa::SigningKey),
 }
 
@@ -383,19 +436,27 @@ impl PrivateKey {
     /// # Errors
     /// [`Error::InvalidKey`] for unsupported sizes.
     pub fn generate_rsa<R: CryptoRng + ?Sized>(rng: &mut R, bits: usize) -> Result<Self> {
-        rsa::PrivateKey::new(rng, bits).map(PrivateKey::Rsa).map_err(|_| Error::InvalidKey)
+        rsa::PrivateKey::new(rng, bits).map(|k| PrivateKey(Sk::Rsa(k))).map_err(|_| Error::InvalidKey)
     }
 
     /// Generates a DSA 2048/256 key with fresh domain parameters (slow: prime generation).
     ///
     /// # Errors
-    /// [`Error::Rng`] if the generator fails.
+    /// [`Error::Rng`] if the generator fails; [`Error::Unsupported`] without the feature `dsa`.
     pub fn generate_dsa<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<Self> {
-        let c = dsa::Components::try_generate_from_rng_with_key_size(rng, dsa::KeySize::DSA_2048_256)
-            .map_err(|_| Error::Rng)?;
-        dsa::SigningKey::try_generate_from_rng_with_components(rng, c)
-            .map(PrivateKey::Dsa)
-            .map_err(|_| Error::Rng)
+        #[cfg(feature = "dsa")]
+        {
+            let c = dsa::Components::try_generate_from_rng_with_key_size(rng, dsa::KeySize::DSA_2048_256)
+                .map_err(|_| Error::Rng)?;
+            dsa::SigningKey::try_generate_from_rng_with_components(rng, c)
+                .map(|k| PrivateKey(Sk::Dsa(k)))
+                .map_err(|_| Error::Rng)
+        }
+        #[cfg(not(feature = "dsa"))]
+        {
+            let _ = rng;
+            Err(Error::Unsupported(NO_DSA))
+        }
     }
 
     /// An RSA key from n, e, d (primes recovered, SP 800-56B C.2).
@@ -404,19 +465,30 @@ impl PrivateKey {
     /// [`Error::InvalidKey`] if the components do not form a valid key.
     pub fn rsa_from_components(n: &[u8], e: &[u8], d: &[u8]) -> Result<Self> {
         rsa::PrivateKey::from_components(uint(n), uint(e), uint(d), Vec::new())
-            .map(PrivateKey::Rsa)
+            .map(|k| PrivateKey(Sk::Rsa(k)))
             .map_err(|_| Error::InvalidKey)
     }
 
     /// A DSA key from p, q, g, y, x.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] if the components do not form a valid key.
+    /// [`Error::InvalidKey`] if the components do not form a valid key; [`Error::Unsupported`]
+    /// without the feature `dsa`.
     pub fn dsa_from_components(p: &[u8], q: &[u8], g: &[u8], y: &[u8], x: &[u8]) -> Result<Self> {
-        let PublicKey::Dsa(vk) = PublicKey::dsa(p, q, g, y)? else {
-            return Err(Error::InvalidKey);
-        };
-        dsa::SigningKey::from_components(vk, uint(x)).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
+        #[cfg(feature = "dsa")]
+        {
+            let PublicKey(Pk::Dsa(vk)) = PublicKey::dsa(p, q, g, y)? else {
+                return Err(Error::InvalidKey);
+            };
+            dsa::SigningKey::from_components(vk, uint(x))
+                .map(|k| PrivateKey(Sk::Dsa(k)))
+                .map_err(|_| Error::InvalidKey)
+        }
+        #[cfg(not(feature = "dsa"))]
+        {
+            let _ = (p, q, g, y, x);
+            Err(Error::Unsupported(NO_DSA))
+        }
     }
 
     /// A private key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), RSA or DSA.
@@ -426,9 +498,16 @@ impl PrivateKey {
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         use rsa::pkcs8::DecodePrivateKey;
         if let Ok(k) = rsa::PrivateKey::from_pkcs8_pem(pem) {
-            return Ok(PrivateKey::Rsa(k));
+            return Ok(PrivateKey(Sk::Rsa(k)));
         }
-        dsa::SigningKey::from_pkcs8_pem(pem).map(PrivateKey::Dsa).map_err(|_| Error::InvalidKey)
+        #[cfg(feature = "dsa")]
+        {
+            dsa::SigningKey::from_pkcs8_pem(pem)
+                .map(|k| PrivateKey(Sk::Dsa(k)))
+                .map_err(|_| Error::InvalidKey)
+        }
+        #[cfg(not(feature = "dsa"))]
+        Err(Error::InvalidKey)
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), the form [`PrivateKey::from_pkcs8_pem`]
@@ -438,9 +517,10 @@ impl PrivateKey {
     /// [`Error::InvalidKey`] if the encoder fails.
     pub fn to_pkcs8_pem(&self) -> Result<zeroize::Zeroizing<String>> {
         use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-        match self {
-            PrivateKey::Rsa(k) => k.to_pkcs8_pem(LineEnding::LF),
-            PrivateKey::Dsa(k) => k.to_pkcs8_pem(LineEnding::LF),
+        match &self.0 {
+            Sk::Rsa(k) => k.to_pkcs8_pem(LineEnding::LF),
+            #[cfg(feature = "dsa")]
+            Sk::Dsa(k) => k.to_pkcs8_pem(LineEnding::LF),
         }
         .map_err(|_| Error::InvalidKey)
     }
@@ -448,9 +528,10 @@ impl PrivateKey {
     /// The matching public key.
     #[must_use]
     pub fn public_key(&self) -> PublicKey {
-        match self {
-            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
-            PrivateKey::Dsa(k) => PublicKey::Dsa(k.verifying_key().clone()),
+        match &self.0 {
+            Sk::Rsa(k) => PublicKey(Pk::Rsa(k.to_public_key())),
+            #[cfg(feature = "dsa")]
+            Sk::Dsa(k) => PublicKey(Pk::Dsa(k.verifying_key().clone())),
         }
     }
 
@@ -467,19 +548,20 @@ impl PrivateKey {
         rng: &mut R,
     ) -> Result<Vec<u8>> {
         let digest = sha256(msg);
-        match (self, alg, profile) {
+        match (&self.0, alg, profile) {
             // X116-4.5.4-07 X116-8.2-01: rsa-sha256, RSASSA-PKCS1-v1_5 over SHA-256 of the MAC.
-            (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
+            (Sk::Rsa(k), SignAlg::RsaSha256, Profile::Xep) => k
                 .sign_with_rng(rng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
                 .map_err(|_| Error::InvalidKey),
-            (PrivateKey::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
+            (Sk::Rsa(k), SignAlg::RsaSha256, Profile::Gajim) => {
                 let bits = k.n().as_ref().bits_precision();
                 let m = BoxedUint::from_be_slice(&digest, bits).map_err(|_| Error::InvalidKey)?;
                 let s =
                     rsa::hazmat::rsa_decrypt_and_check(k, Some(rng), &m).map_err(|_| Error::InvalidKey)?;
                 Ok(octets(&s))
             }
-            (PrivateKey::Dsa(k), SignAlg::DsaSha256, _) => {
+            #[cfg(feature = "dsa")]
+            (Sk::Dsa(k), SignAlg::DsaSha256, _) => {
                 let (r, s) = dsa_sign(k, &digest).ok_or(Error::InvalidKey)?;
                 let qlen = k.verifying_key().components().q().bit_width().div_ceil(8) as usize;
                 let mut out = fixed(&r.to_be_bytes(), qlen)?;
@@ -492,6 +574,7 @@ impl PrivateKey {
 }
 
 /// Left-pads (or trims leading zeros of) a big-endian integer to exactly `len` octets.
+#[cfg(feature = "dsa")]
 fn fixed(bytes: &[u8], len: usize) -> Result<Vec<u8>> {
     let t = crate::mpi::trim(bytes);
     if t.len() > len {
@@ -527,6 +610,7 @@ mod tests {
         assert!(fixed(&[1, 2, 3], 2).is_err());
     }
 
+    #[cfg(feature = "dsa")]
     /// The DSA 2048/256 key of tests/vectors/identity-keys.json.
     fn dsa_fixture() -> PrivateKey {
         let v: serde_json::Value =
@@ -538,6 +622,7 @@ mod tests {
         PrivateKey::dsa_from_components(&h("p"), &h("q"), &h("g"), &h("y"), &h("x")).unwrap()
     }
 
+    #[cfg(feature = "dsa")]
     /// The exponent-sized DSA verification accepts and rejects exactly what the `dsa` crate's
     /// own verification does: valid signatures, single-bit flips spread over r || s and over the
     /// digest, and the boundary values of r and s.
@@ -545,7 +630,7 @@ mod tests {
     fn fast_dsa_verification_equals_the_crate() {
         use dsa::signature::hazmat::PrehashVerifier;
         let sk = dsa_fixture();
-        let PublicKey::Dsa(vk) = sk.public_key() else { panic!("a DSA key") };
+        let PublicKey(Pk::Dsa(vk)) = sk.public_key() else { panic!("a DSA key") };
         let q = vk.components().q().as_ref().clone();
         let qlen = q.bit_width().div_ceil(8) as usize;
         let crate_says = |digest: &[u8], r: &BoxedUint, s: &BoxedUint| {
@@ -588,13 +673,14 @@ mod tests {
         assert!(checked > 140, "{checked}");
     }
 
+    #[cfg(feature = "dsa")]
     /// Our q-sized DSA signing gives byte for byte the signature of the `dsa` crate's
     /// `sign_prehash` (RFC 6979 is deterministic), over many digests.
     #[test]
     fn fast_dsa_signing_equals_the_crate() {
         use dsa::signature::hazmat::PrehashSigner;
         let sk = dsa_fixture();
-        let PrivateKey::Dsa(k) = &sk else { panic!("a DSA key") };
+        let PrivateKey(Sk::Dsa(k)) = &sk else { panic!("a DSA key") };
         let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
         for i in 0..12u32 {
             let digest = sha256(&i.to_be_bytes());

@@ -62,3 +62,8 @@ pub mod __internal {
 }
 
 pub use error::{Error, Result};
+
+// The XML crates of this crate's signatures (`minidom::Element` everywhere, `rxml::NcName`
+// from `xml::attr_name`), re-exported so that users name the same versions.
+pub use minidom;
+pub use rxml;

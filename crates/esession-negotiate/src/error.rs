@@ -5,6 +5,7 @@ use core::fmt;
 /// The check that failed when a peer's message is refused (the names of the vector format's
 /// `check` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Check {
     /// An option is not acceptable.
     Options,
@@ -61,6 +62,7 @@ impl Check {
 
 /// The XMPP error condition a refusal is answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Condition {
     /// `<not-acceptable/>`.
     NotAcceptable,

@@ -71,7 +71,13 @@ pub use error::{Check, Condition, Error, Result};
 pub use established::{Attached, Established, KeyCheck, Phase, Received};
 pub use initiator::{Initiator, Mode};
 pub use jid::{BareJid, FullJid, Jid};
+// The crates of this crate's signatures (`minidom::Element`, the JIDs, the durable stores'
+// `redb::Database`), re-exported so that users name the same versions.
+pub use jid;
+pub use minidom;
 pub use outputs::{Alert, Output};
+#[cfg(feature = "durable")]
+pub use redb;
 pub use responder::Responder;
 pub use shape::{FormKind, Shaper};
 pub use sigma::Proof;

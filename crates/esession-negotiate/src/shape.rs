@@ -7,6 +7,7 @@ use minidom::Element;
 
 /// Which form a party is about to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FormKind {
     /// Alice's request.
     Request,

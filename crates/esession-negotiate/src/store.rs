@@ -89,6 +89,7 @@ impl MemoryRetained {
 
 impl MemoryRetained {
     /// Adds a stored entry as it is, without the bound (loading a durable store's rows).
+    #[cfg(feature = "durable")]
     pub(crate) fn load(&mut self, r: Retained) {
         self.entries.push(r);
     }

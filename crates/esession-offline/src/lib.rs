@@ -84,6 +84,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The crates of this crate's signatures (`minidom::Element`, the durable replay store's
+// `redb::Database`), re-exported so that users name the same versions.
+pub use minidom;
+#[cfg(feature = "durable")]
+pub use redb;
+
 pub mod away;
 pub mod pep;
 pub mod publish;
@@ -242,16 +248,21 @@ impl From<esession_negotiate::StoreError> for Error {
 /// Result alias.
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Formats a time as XEP-0082 `YYYY-MM-DDThh:mm:ssZ`.
+/// Formats a time in the canonical XEP-0082 form we send, `YYYY-MM-DDThh:mm:ssZ` (UTC, whole
+/// seconds: fractions are dropped).
 #[must_use]
 pub fn xep0082(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// Parses XEP-0082 `YYYY-MM-DDThh:mm:ssZ`.
+/// Parses any XEP-0082 DateTime, `CCYY-MM-DDThh:mm:ss[.sss]TZD`: fractional seconds of any
+/// length, `Z` or a `+hh:mm`/`-hh:mm` offset (turned into UTC). `None` for anything else:
+/// a date alone, a missing zone, a lowercase `t`/`z` or a space (which RFC 3339 allows and
+/// XEP-0082 does not), out-of-range fields, more than
+/// [`esession_forms::esession::MAX_XEP0082_LEN`] characters.
 #[must_use]
 pub fn parse_xep0082(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    if !esession_forms::esession::is_xep0082_utc(s) {
+    if !esession_forms::esession::is_xep0082_datetime(s) {
         return None;
     }
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
@@ -286,6 +297,60 @@ pub(crate) fn set_values(x: &mut minidom::Element, var: &str, values: &[String])
                 field.append_child(Element::builder("value", ns.clone()).append(v.as_str()).build());
             }
             x.append_child(field);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_xep0082, xep0082};
+    use chrono::{TimeZone, Utc};
+
+    /// XEP-0082 §3.2 (DateTime profile) and its examples: every form is read, the canonical one
+    /// is written.
+    #[test]
+    fn xep0082_every_datetime_form_is_accepted_and_the_canonical_one_sent() {
+        let t = Utc.with_ymd_and_hms(1969, 7, 21, 2, 56, 15).unwrap();
+        for s in [
+            "1969-07-21T02:56:15Z",
+            "1969-07-20T21:56:15-05:00",
+            "1969-07-21T04:56:15+02:00",
+            "1969-07-21T02:56:15+00:00",
+            "1969-07-21T02:56:15-00:00",
+        ] {
+            assert_eq!(parse_xep0082(s), Some(t), "{s}");
+        }
+        let frac = parse_xep0082("1969-07-21T02:56:15.123Z").unwrap();
+        assert_eq!(frac.timestamp_subsec_millis(), 123);
+        assert_eq!(parse_xep0082("1969-07-20T21:56:15.5-05:00").unwrap().timestamp(), t.timestamp());
+        assert!(parse_xep0082("1969-07-21T02:56:15.123456789Z").is_some());
+        // What we send: UTC, whole seconds, `Z`.
+        assert_eq!(xep0082(frac), "1969-07-21T02:56:15Z");
+        assert_eq!(xep0082(parse_xep0082("1969-07-20T21:56:15-05:00").unwrap()), "1969-07-21T02:56:15Z");
+    }
+
+    #[test]
+    fn xep0082_what_is_not_a_datetime_is_refused() {
+        for s in [
+            "",
+            "1969-07-21",           // a Date, not a DateTime
+            "02:56:15Z",            // a Time
+            "1969-07-21T02:56:15",  // no zone
+            "1969-07-21t02:56:15Z", // RFC 3339 allows lowercase, XEP-0082 does not
+            "1969-07-21 02:56:15Z", // nor a space
+            "1969-07-21T02:56:15z",
+            "1969-07-21T02:56Z",                           // no seconds
+            "1969-07-21T02:56:15.Z",                       // empty fraction
+            "1969-07-21T02:56:15+0200",                    // offset without colon
+            "1969-07-21T02:56:15+02",                      // offset without minutes
+            "1969-13-21T02:56:15Z",                        // month 13
+            "1969-07-21T25:56:15Z",                        // hour 25
+            "1969-07-21T02:56:15+24:00",                   // offset out of range
+            "69-07-21T02:56:15Z",                          // two-digit year
+            "1969-07-21T02:56:15Z ",                       // trailing space
+            "1969-07-21T02:56:15.0000000000000000000000Z", // beyond the length bound
+        ] {
+            assert_eq!(parse_xep0082(s), None, "{s:?}");
         }
     }
 }

@@ -2,9 +2,10 @@
 //! keeps for her return.
 
 use crate::{Audience, Error, Result, set_values, xep0082};
-use esession_crypto::{
-    CryptoProvider, DhKeyPair, ModpGroup, PrivateKey, Profile, SealingKey, SecretBytes, mpi,
-};
+use esession_crypto::{CryptoProvider, DhKeyPair, ModpGroup, PrivateKey, Profile, mpi};
+#[cfg(feature = "seal")]
+use esession_crypto::{SealingKey, SecretBytes};
+#[cfg(feature = "seal")]
 use esession_forms::dataform::DataForm;
 use esession_forms::esession::{Offers, OfflineOptions};
 use esession_forms::names::{Compress, Disclosure, Logging, Security, StanzaType, Version};
@@ -62,10 +63,11 @@ impl core::fmt::Debug for Secrets {
 }
 
 impl Secrets {
-    /// Seals the secrets for storage (versioned record, bound to the audience).
+    /// Seals the secrets for storage (versioned record, bound to the audience). Feature `seal`.
     ///
     /// # Errors
     /// Sealing failed.
+    #[cfg(feature = "seal")]
     pub fn seal<R: rand_core::CryptoRng + ?Sized>(&self, key: &SealingKey, rng: &mut R) -> Result<Vec<u8>> {
         // X187-3.1-04: N_A, every x (with its group) and the expiry go into the record;
         // X187-6.4-01: sealed (encrypted and authenticated) with the account's key.
@@ -96,10 +98,11 @@ impl Secrets {
         Ok(sealed?)
     }
 
-    /// Opens sealed secrets.
+    /// Opens sealed secrets. Feature `seal`.
     ///
     /// # Errors
     /// A wrong key, a damaged or unknown record.
+    #[cfg(feature = "seal")]
     pub fn open(key: &SealingKey, sealed: &[u8]) -> Result<Self> {
         let plain = key.open(b"esession offline secrets v1", sealed)?;
         let mut b = plain.expose_secret();

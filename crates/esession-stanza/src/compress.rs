@@ -2,7 +2,9 @@
 //! zlib (RFC 1950) with one compression context per direction, initialized after the key
 //! exchange and carried from stanza to stanza with a partial (sync) flush at the end of each.
 
-use crate::error::{Error, Result, TerminationCause};
+#[cfg(feature = "zlib")]
+use crate::error::TerminationCause;
+use crate::error::{Error, Result};
 use esession_forms::names::Compress;
 
 /// Stanzas larger than this after decompression are refused (a zlib bomb would otherwise

@@ -44,6 +44,7 @@ pub enum Error {
 
 /// Why a session was terminated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TerminationCause {
     /// b_mac differed from a_mac, or the `<c/>` element could not be authenticated.
     Mac,

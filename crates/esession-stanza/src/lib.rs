@@ -105,6 +105,8 @@ pub mod hazmat {
 
 pub use element::{Encrypted, NS};
 pub use error::{Error, Result, TerminationCause};
+/// The XML crate of this crate's signatures, re-exported so that users name the same version.
+pub use minidom;
 pub use session::{
     DEFAULT_MAX_BLOCKS, DirectionKeys, EncryptOptions, MAX_BLOCKS_LIMIT, MAX_PUBLISHABLE, MAX_REPORTED,
     MAX_STORED_SETS, Opened, Params, SealOptions, Session,

@@ -1,9 +1,9 @@
 //! # esession-vectors
 //!
 //! The test-vector checker of esession (`esession vectors check FILE...` is a thin wrapper over
-//! it). It reads vector files in the format of `shared/vectors/README.md` and the extensions of
-//! `README-xep.md`, and for each file does what README.md's "What the checker does with a file"
-//! says, one module per step:
+//! it). It reads vector files in the format the repository's `docs/vectors.md` describes, and
+//! for each file does what that format's "What the checker does with a file" says, one module
+//! per step:
 //!
 //! | step | module | what |
 //! | --- | --- | --- |
@@ -21,11 +21,12 @@
 //! variant's `scenario_patch`, `expected`, `tamper`, `delivered_at_seq`) are refused when this
 //! checker does not know them; other unknown keys are ignored.
 //!
-//! ```
+//! ```no_run
 //! use std::path::Path;
 //!
-//! // The repository's own copy of the vector validated against the original Gajim code.
-//! let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../esession-crypto/tests/vectors/gajim-g4_none_modp5.json");
+//! // A vector file, e.g. the repository's copy of the one validated against the original Gajim
+//! // code (crates/esession-crypto/tests/vectors/gajim-g4_none_modp5.json).
+//! let file = Path::new("gajim-g4_none_modp5.json").to_path_buf();
 //! let report = esession_vectors::check_files(&[file]);
 //! assert!(report.is_success(), "{report}");
 //! assert_eq!(report.skipped(), 0, "{report}");

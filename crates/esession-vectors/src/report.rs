@@ -6,6 +6,7 @@ use core::fmt;
 
 /// The verdict of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verdict {
     /// The check passed.
     Ok,

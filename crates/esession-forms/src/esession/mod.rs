@@ -24,7 +24,7 @@ mod request;
 mod response;
 mod ssn;
 
-pub use offline::{OfflineOptions, is_xep0082_utc};
+pub use offline::{MAX_XEP0082_LEN, OfflineOptions, is_xep0082_datetime, is_xep0082_utc};
 pub use request::{DhOffer, Offers, Request};
 pub use response::{Accept, BobIdentity, Response};
 pub use ssn::{SsnAnswer, SsnCompletion, Terminate};
@@ -380,6 +380,7 @@ fn strs<T: ToString>(v: &[T]) -> Vec<String> {
 
 /// Any ESession form, recognised by its shape (for dispatchers and the fuzzer).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AnyForm {
     /// A request.
     Request(Request),

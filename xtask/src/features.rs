@@ -1,0 +1,114 @@
+//! `cargo xtask features`: every library crate and the CLI checked (`cargo check`, warnings are
+//! errors) with `--no-default-features` and with `--all-features`, one crate at a time, so that a
+//! feature a crate leaves off cannot be switched back on by a sibling's defaults (cargo unifies
+//! features within one invocation). Then the MSRV (see [`msrv`]).
+//!
+//! Warnings are read from cargo's output rather than forced with `RUSTFLAGS=-D warnings`: a
+//! different `RUSTFLAGS` would rebuild every dependency in the shared target directory.
+
+use crate::{cargo, root};
+
+/// The published packages, lowest layer first.
+pub(crate) const CRATES: [&str; 8] = [
+    "esession-crypto",
+    "esession-forms",
+    "esession-stanza",
+    "esession-negotiate",
+    "esession-offline",
+    "esession-xmpp",
+    "esession-vectors",
+    "esession-cli",
+];
+
+/// `cargo check -q -p CRATE FLAGS...`; fails on an error or on any warning.
+fn check(krate: &str, flags: &[&str]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["check", "--quiet", "-p", krate]).args(flags);
+    eprintln!("xtask: running {c:?}");
+    let out = c.output().map_err(|e| format!("cannot run cargo check: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() || stderr.lines().any(|l| l.starts_with("warning")) {
+        eprint!("{stderr}");
+        return Err(format!("cargo check -p {krate} {} failed or warned", flags.join(" ")));
+    }
+    Ok(())
+}
+
+/// Every crate without its default features and with all of them.
+pub(crate) fn run() -> Result<(), String> {
+    for krate in CRATES {
+        check(krate, &["--no-default-features"])?;
+    }
+    for krate in CRATES {
+        check(krate, &["--all-features", "--all-targets"])?;
+    }
+    msrv()
+}
+
+/// The workspace's `rust-version` (the MSRV), from the root Cargo.toml.
+fn workspace_msrv() -> Result<String, String> {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).map_err(|e| format!("Cargo.toml: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("rust-version = \"").and_then(|r| r.strip_suffix('"')))
+        .map(str::to_owned)
+        .ok_or_else(|| "no rust-version in [workspace.package]".to_owned())
+}
+
+/// "1.85" / "1.85.1" as comparable numbers.
+fn version(v: &str) -> Vec<u32> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// The MSRV check. With the toolchain installed (`rustup toolchain list`), the workspace is
+/// checked with it (`cargo +MSRV check --workspace --all-targets`). Without it (CI images carry
+/// one stable toolchain, and the check must not download one), what can be checked without it
+/// is: no dependency in Cargo.lock declares a `rust-version` above ours (cargo's MSRV-aware
+/// resolver, `resolver = "3"`, prefers such versions, and a newer one would break users on the
+/// MSRV), and the build with the installed toolchain passes (the checks above).
+pub(crate) fn msrv() -> Result<(), String> {
+    let msrv = workspace_msrv()?;
+    let toolchains = std::process::Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if toolchains.lines().any(|l| l.starts_with(&format!("{msrv}-")) || l.starts_with(&format!("{msrv}.0-")))
+    {
+        let mut c = std::process::Command::new("cargo");
+        c.current_dir(root()).args([&format!("+{msrv}"), "check", "--workspace", "--all-targets"]);
+        return crate::run(c);
+    }
+    eprintln!(
+        "xtask: toolchain {msrv} (the MSRV) is not installed: checking the dependencies' declared \
+         rust-version instead (install it with `rustup toolchain install {msrv}` for the full check)"
+    );
+    let out = cargo()
+        .args(["metadata", "--format-version", "1"])
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let json = String::from_utf8_lossy(&out.stdout);
+    let ours = version(&msrv);
+    let mut above = Vec::new();
+    // In each package object "manifest_path" follows its dependencies and targets (which have
+    // none) and precedes its "rust_version": split there, each piece holds one package's path
+    // and, when it declares one, its rust-version.
+    for pkg in json.split("\"manifest_path\":\"").skip(1) {
+        let path = pkg.split('"').next().unwrap_or("?");
+        let name = path.rsplit('/').nth(1).unwrap_or(path);
+        let Some(rv) = pkg.split("\"rust_version\":\"").nth(1).and_then(|r| r.split('"').next()) else {
+            continue;
+        };
+        if version(rv) > ours {
+            above.push(format!("{name} (rust-version {rv})"));
+        }
+    }
+    if above.is_empty() {
+        eprintln!("xtask: no dependency needs a Rust newer than {msrv}");
+        Ok(())
+    } else {
+        Err(format!("dependencies need a Rust newer than the MSRV {msrv}: {}", above.join(", ")))
+    }
+}
