@@ -6,8 +6,9 @@
 //! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
 //! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
 //! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
-//! * `e2e`: the end-to-end tests against a real Prosody on loopback (installed with apt-get when
-//!   missing and running as root; otherwise it says how to install it).
+//! * `e2e`: the end-to-end tests against a real Prosody and a real ejabberd, each on loopback
+//!   (installed with apt-get when missing and running as root; otherwise it says how to install
+//!   them).
 //! * `conformance`: docs/conformance.md against the specifications and the code (see
 //!   xtask/src/conformance.rs); part of `test`.
 //! * `doc`: rustdoc with warnings as errors.
@@ -22,8 +23,8 @@
 //!   part of `test`.
 //!
 //! `test` includes the end-to-end tests: they are `#[ignore]`d in a plain `cargo test` and run
-//! here with `--ignored` once Prosody is there (installed first if need be), so that they fail
-//! rather than skip. `ESESSION_E2E=skip` in the environment opts out explicitly (xtask then says
+//! here with `--ignored` once Prosody and ejabberd are there (installed first if need be), so
+//! that they fail rather than skip. `ESESSION_E2E=skip` in the environment opts out explicitly (xtask then says
 //! they did not run).
 
 use std::env;
@@ -99,13 +100,15 @@ fn test() -> Result<(), String> {
     package::run_package(false)?;
     let skip_e2e = env::var("ESESSION_E2E").as_deref() == Ok("skip");
     if !skip_e2e {
-        ensure_prosody()?;
+        for kind in SERVERS {
+            ensure_server(kind)?;
+        }
     }
     let mut t = cargo();
     t.args(["test", "--workspace"]);
     run(t)?;
     if skip_e2e {
-        eprintln!("xtask: ESESSION_E2E=skip: the end-to-end tests against Prosody did NOT run");
+        eprintln!("xtask: ESESSION_E2E=skip: the end-to-end tests against Prosody and ejabberd did NOT run");
     } else {
         e2e()?;
     }
@@ -151,23 +154,34 @@ fn ensure_server(kind: &str) -> Result<(), String> {
     run(c).map_err(|e| format!("{e} (or set ESESSION_E2E=skip to leave the end-to-end tests out)"))
 }
 
-fn ensure_prosody() -> Result<(), String> {
-    ensure_server("prosody")
-}
+/// The servers the end-to-end tests run against, each started on loopback by `e2e/server`.
+const SERVERS: [&str; 2] = ["prosody", "ejabberd"];
 
-/// The end-to-end tests (`#[ignore]`d in a plain `cargo test`, so that a checkout without
-/// Prosody still tests everything else): the client and the CLI against Prosody, then the
-/// STARTTLS test (feature `starttls`, off by default: it pulls a DNS resolver and rustls).
+/// The end-to-end tests (`#[ignore]`d in a plain `cargo test`, so that a checkout without the
+/// servers still tests everything else), once per server (`ESESSION_SERVER`): the client, the
+/// CLI as processes and on a pseudo-terminal, then STARTTLS (feature `starttls`). Every server
+/// runs even when one fails; the failures are listed at the end.
 fn e2e() -> Result<(), String> {
-    ensure_prosody()?;
-    let mut t = cargo();
-    t.args(["test", "-p", "esession-xmpp", "--test", "e2e", "-p", "esession-cli", "--test", "account"])
-        .args(["--", "--ignored"]);
-    run(t)?;
-    let mut tls = cargo();
-    tls.args(["test", "-p", "esession-xmpp", "--features", "starttls", "--test", "e2e_tls"])
-        .args(["--", "--ignored"]);
-    run(tls)
+    let mut failed = Vec::new();
+    for kind in SERVERS {
+        ensure_server(kind)?;
+        eprintln!("xtask: end-to-end tests against {kind}");
+        let mut t = cargo();
+        t.env("ESESSION_SERVER", kind)
+            .args(["test", "-p", "esession-xmpp", "--test", "e2e", "-p", "esession-cli"])
+            .args(["--test", "account", "--test", "terminal", "--", "--ignored"]);
+        if let Err(e) = run(t) {
+            failed.push(format!("{kind}: {e}"));
+        }
+        let mut tls = cargo();
+        tls.env("ESESSION_SERVER", kind)
+            .args(["test", "-p", "esession-xmpp", "--features", "starttls", "--test", "e2e_tls"])
+            .args(["--", "--ignored"]);
+        if let Err(e) = run(tls) {
+            failed.push(format!("{kind} (STARTTLS): {e}"));
+        }
+    }
+    if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
 }
 
 fn doc() -> Result<(), String> {

@@ -36,7 +36,8 @@ pub(crate) struct Common {
     /// The account's password (better: ESESSION_PASSWORD, the config file, or the prompt).
     #[arg(long, global = true, env = "ESESSION_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// The server as host:port (default: the JID's domain, port 5222).
+    /// The server as host[:port] (a name or an address; port 5222 by default). Default: the
+    /// JID's domain, found through its DNS SRV record (`_xmpp-client._tcp`).
     #[arg(long, global = true)]
     server: Option<String>,
     /// The account's data directory.
@@ -453,9 +454,13 @@ pub(crate) fn open_write(s: &Settings, offer: bool) -> Result<Opened, Fail> {
     }
 }
 
-/// Whether `server` (host:port) is on loopback.
+/// Whether `server` (host[:port], an IP address, `[v6]:port`) is on loopback.
 fn loopback(server: &str) -> bool {
-    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = match server.parse::<std::net::SocketAddr>() {
+        Ok(sa) => return sa.ip().is_loopback(),
+        Err(_) if server.parse::<std::net::IpAddr>().is_ok() => server,
+        Err(_) => server.rsplit_once(':').map_or(server, |(h, _)| h),
+    };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
 }
@@ -464,7 +469,8 @@ fn loopback(server: &str) -> bool {
 /// once. A data directory this command created is removed again when the login fails.
 pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
     let jid = s.jid()?.clone();
-    let server = s.server.clone().unwrap_or_else(|| format!("{}:5222", jid.domain().as_str()));
+    // No server: the JID's domain, through its SRV record (the client looks it up).
+    let server = s.server.clone().unwrap_or_default();
     let password = match &s.password {
         Some(p) => p.clone(),
         None => prompt_secret(&format!("Password for {}: ", jid.to_bare()))?.ok_or_else(|| {
@@ -479,7 +485,9 @@ pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
     o.tls = match s.starttls {
         Some(true) => Tls::StartTls,
         Some(false) => Tls::PlainLoopbackOnly,
-        None if loopback(&server) => Tls::PlainLoopbackOnly,
+        None if loopback(if server.is_empty() { jid.domain().as_str() } else { &server }) => {
+            Tls::PlainLoopbackOnly
+        }
         None => Tls::StartTls,
     };
     o.profile = s.profile;
@@ -761,86 +769,151 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
         AccountCmd::Contact(c) => contact(s, c).await?,
         AccountCmd::Send { peer, text } => {
             let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
-            let bare = peer.to_bare();
-            let mut client = login(s).await?;
-            let seen_early = wait_presence(&mut client, &bare).await;
-            match client.send_text(&peer, &text).await {
-                Ok(Delivery::Online { sas }) => {
-                    let key = match show::session_key(&client, &bare) {
-                        Some((fp, true)) => format!("; its key {fp} is verified"),
-                        Some((fp, false)) => format!("; its key {fp} is NOT verified"),
-                        None => String::new(),
-                    };
-                    out!(
-                        "sent to {bare} in an encrypted session{}{key}",
-                        sas.map(|s| format!(" (SAS {s})")).unwrap_or_default()
-                    );
-                    // End the session cleanly; an absent acknowledgement is not an error here.
-                    let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&bare)).await;
-                }
-                Ok(Delivery::Offline) => {
-                    out!("{bare} is offline: sent in an offline session (it reads it when back)")
-                }
-                Ok(_) => out!("sent to {bare}"),
-                Err(e) => {
-                    // A presence of the contact still queued tells that we are subscribed to it.
-                    let b = bare.clone();
-                    let seen = tokio::time::timeout(
-                        Duration::ZERO,
-                        client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
-                    )
-                    .await
-                    .is_ok_and(|r| r.is_ok());
-                    let f = explain(&client, &bare, seen || seen_early, e);
-                    let _ = client.disconnect().await;
-                    return Err(f);
-                }
-            }
-            client.disconnect().await?;
+            with_client(s, async |client| send(client, &peer, &text).await).await?;
         }
         AccountCmd::Offline(OfflineCmd::Publish) => {
-            let client = login(s).await?;
-            let fp = client
-                .engine()
-                .config()
-                .identity
-                .as_ref()
-                .and_then(|k| fingerprint(&k.public_key()).ok())
-                .ok_or_else(|| {
-                    Fail::new(Exit::Account, "offline options need an identity key: run `esession keygen`")
-                })?;
-            client.go_offline().await?;
-            out!(
-                "offline options published; you are offline. Contacts who verified your key ({fp}) can \
-                 send you offline messages; `esession receive` reads them"
-            );
+            with_client(s, async |client| {
+                let fp = client
+                    .engine()
+                    .config()
+                    .identity
+                    .as_ref()
+                    .and_then(|k| fingerprint(&k.public_key()).ok())
+                    .ok_or_else(|| {
+                        Fail::new(
+                            Exit::Account,
+                            "offline options need an identity key: run `esession keygen`",
+                        )
+                    })?;
+                // Sessions end, the options go up; the stream closes after it.
+                client.publish_offline().await?;
+                Ok(fp)
+            })
+            .await
+            .map(|fp| {
+                out!(
+                    "offline options published; you are offline. Contacts who verified your key ({fp}) can \
+                     send you offline messages; `esession receive` reads them"
+                )
+            })?;
         }
         AccountCmd::Offline(OfflineCmd::Withdraw) => {
-            let mut client = login(s).await?;
-            client.withdraw_offline().await?;
-            client.disconnect().await?;
+            with_client(s, async |client| Ok(client.withdraw_offline().await?)).await?;
             out!("offline options withdrawn");
         }
         AccountCmd::Receive { wait } => {
-            let mut client = login(s).await?;
-            let until = tokio::time::Instant::now() + Duration::from_secs(wait);
-            loop {
-                let e = match tokio::time::timeout_at(until, client.next_event()).await {
-                    Err(_) => break,
-                    Ok(e) => e?,
-                };
-                if let Event::Iq { stanza } = &e {
-                    answer_iq(&mut client, stanza).await;
-                    continue;
-                }
-                print_event(s, &client, &e);
-            }
-            client.disconnect().await?;
+            with_client(s, async |client| receive(s, client, wait).await).await?;
         }
-        AccountCmd::Chat { peer } => crate::chat::run(s, &peer).await?,
+        AccountCmd::Chat { peer } => {
+            let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
+            // The chat reads its own signals (and Ctrl-C from its line editor).
+            with_client_signals(s, false, async |client| crate::chat::run(s, client, peer).await).await?;
+        }
     }
     Ok(())
 }
+
+/// `send PEER TEXT` on a logged-in client.
+async fn send(client: &mut Client, peer: &Jid, text: &str) -> Result<(), Fail> {
+    let bare = peer.to_bare();
+    let seen_early = wait_presence(client, &bare).await;
+    match client.send_text(peer, text).await {
+        Ok(Delivery::Online { sas }) => {
+            let key = match show::session_key(client, &bare) {
+                Some((fp, true)) => format!("; its key {fp} is verified"),
+                Some((fp, false)) => format!("; its key {fp} is NOT verified"),
+                None => String::new(),
+            };
+            out!(
+                "sent to {bare} in an encrypted session{}{key}",
+                sas.map(|s| format!(" (SAS {s})")).unwrap_or_default()
+            );
+            // End the session cleanly; an absent acknowledgement is not an error here.
+            let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&bare)).await;
+        }
+        Ok(Delivery::Offline) => {
+            out!("{bare} is offline: sent in an offline session (it reads it when back)")
+        }
+        Ok(_) => out!("sent to {bare}"),
+        Err(e) => {
+            // A presence of the contact still queued tells that we are subscribed to it.
+            let b = bare.clone();
+            let seen = tokio::time::timeout(
+                Duration::ZERO,
+                client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+            return Err(explain(client, &bare, seen || seen_early, e));
+        }
+    }
+    Ok(())
+}
+
+/// `receive`: what comes within `wait` seconds, each offline message acknowledged once printed.
+async fn receive(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let e = match tokio::time::timeout_at(until, client.next_event()).await {
+            Err(_) => break,
+            Ok(e) => e?,
+        };
+        if let Event::Iq { stanza } = &e {
+            answer_iq(client, stanza).await;
+            continue;
+        }
+        print_event(s, client, &e);
+        // Printed: the offline message is done with (until then every `receive` shows
+        // it again: nothing is lost when this process dies before this line).
+        if let Event::Message { id: Some(id), .. } = &e {
+            client.ack(id)?;
+        }
+    }
+    Ok(())
+}
+
+/// Logs in, runs `body` on the client, and leaves cleanly whatever happened: the sessions end,
+/// unavailable presence and the stream's end go out, so that no resource stays behind for
+/// stream management to keep (a "ghost" contacts would negotiate with). A SIGINT, SIGTERM or
+/// SIGHUP while `body` runs ends it the same way (the command then fails).
+pub(crate) async fn with_client<T>(
+    s: &Settings,
+    body: impl AsyncFnOnce(&mut Client) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    with_client_signals(s, true, body).await
+}
+
+/// [`with_client`]; `signals`: whether a signal ends `body` (false: `body` reads them itself).
+pub(crate) async fn with_client_signals<T>(
+    s: &Settings,
+    signals: bool,
+    body: impl AsyncFnOnce(&mut Client) -> Result<T, Fail>,
+) -> Result<T, Fail> {
+    let interrupted =
+        || Fail::new(Exit::Failure, "interrupted: left the server cleanly, nothing more was done");
+    let mut caught = crate::chat::Signals::new(signals);
+    // A signal during the login: nothing to close yet but what the login opened.
+    let mut client = tokio::select! {
+        c = login(s) => c?,
+        () = caught.any() => return Err(Fail::new(Exit::Failure, "interrupted during the login")),
+    };
+    let r = tokio::select! {
+        r = body(&mut client) => r,
+        () = caught.any() => Err(interrupted()),
+    };
+    // Bounded: a server that does not answer must not keep the command (the signals stay
+    // caught until the process ends).
+    let closed = tokio::time::timeout(CLOSE, client.disconnect()).await;
+    match (r, closed) {
+        (Ok(v), Ok(Ok(()))) => Ok(v),
+        (Ok(_), Ok(Err(e))) => Err(e.into()),
+        (Ok(_), Err(_)) => Err(Fail::new(Exit::Network, "the server did not let the stream close in time")),
+        (Err(f), _) => Err(f),
+    }
+}
+
+/// How long leaving the server (terminates, unavailable presence, the stream's end) may take.
+const CLOSE: Duration = Duration::from_secs(5);
 
 /// Waits a moment for a presence of `bare` when none has come yet: a server may answer the
 /// presence probes of the login after the ping that ends it (ejabberd does). Returns whether one
@@ -915,14 +988,23 @@ async fn contact(s: &Settings, c: ContactCmd) -> Result<(), Fail> {
         | ContactCmd::Remove { contact } => Some(bare_arg("contact", contact)?),
         ContactCmd::List { .. } => None,
     };
-    let mut client = login(s).await?;
+    with_client(s, async |client| contact_on(s, client, &c, target.as_ref()).await).await
+}
+
+/// A `contact` command on a logged-in client.
+async fn contact_on(
+    s: &Settings,
+    client: &mut Client,
+    c: &ContactCmd,
+    target: Option<&BareJid>,
+) -> Result<(), Fail> {
     let me = client.jid().to_bare();
-    if target.as_ref() == Some(&me) {
+    if target == Some(&me) {
         return Err(Fail::usage("that is your own account"));
     }
-    let said = match (&c, &target) {
+    let said = match (c, target) {
         (ContactCmd::Add { .. }, Some(b)) => {
-            add(&mut client, b).await?;
+            add(client, b).await?;
             format!(
                 "asked {b} to share its presence with you: {b} approves with `esession contact approve {me}`, \
                  which also asks for yours; approve that with `esession contact approve {b}`"
@@ -944,7 +1026,7 @@ async fn contact(s: &Settings, c: ContactCmd) -> Result<(), Fail> {
             format!("{b} no longer shares presence with you either way, and is removed from your contacts")
         }
         (ContactCmd::List { wait }, _) => {
-            list(s, &mut client, *wait).await?;
+            list(s, client, *wait).await?;
             String::new()
         }
         _ => String::new(),
@@ -958,7 +1040,6 @@ async fn contact(s: &Settings, c: ContactCmd) -> Result<(), Fail> {
             out!("{said}");
         }
     }
-    client.disconnect().await?;
     Ok(())
 }
 
@@ -987,6 +1068,11 @@ async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> 
             Event::Iq { stanza } => answer_iq(client, &stanza).await,
             other => print_event(s, client, &other),
         }
+    }
+    // The roster's contacts whose presence we receive and who said nothing: offline (a server
+    // need not answer the probe of an offline contact; ejabberd does not).
+    for b in client.watched() {
+        seen.entry(b.to_string()).or_default();
     }
     let trust = client.engine().trust();
     let keys = |bare: &str| -> (usize, bool) {
@@ -1022,11 +1108,6 @@ async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> 
     }
     if seen.is_empty() && asking.is_empty() && !s.json {
         out!("no contact shares its presence with you yet (`esession contact add JID` asks one)");
-    } else if !s.json {
-        out!(
-            "(contacts who do not share their presence with you are not listed: the client cannot read \
-             the roster yet)"
-        );
     }
     Ok(())
 }

@@ -428,6 +428,12 @@ impl Chat<'_> {
         } else if let Some(t) = show::text(client, &e, Place::Chat) {
             self.note("event", &t);
         }
+        // Shown: an offline message is done with (until then it is delivered again).
+        if let Event::Message { id: Some(id), .. } = &e
+            && let Err(err) = client.ack(id)
+        {
+            self.note("failed", &format!("!! {err}: this message may be shown again next time"));
+        }
         if let Event::Terminated { peer, offline: false, why, .. } = &e
             && ours(peer)
             && *why != esession_xmpp::Ended::Replaced
@@ -444,51 +450,64 @@ impl Chat<'_> {
     }
 }
 
-/// Waits for SIGTERM, SIGHUP or (without the line editor, which reads Ctrl-C itself) SIGINT.
-#[cfg(unix)]
-struct Signals(Vec<tokio::signal::unix::Signal>);
+/// Waits for SIGTERM, SIGHUP or SIGINT (Ctrl-C where the terminal is not raw: the chat's
+/// line editor reads Ctrl-C itself). Disabled: never fires. Once created, the signals stay
+/// caught for the rest of the process (tokio never gives a handler back): whoever creates one
+/// leaves cleanly in bounded time.
+pub(crate) struct Signals(Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>);
 
-#[cfg(unix)]
 impl Signals {
-    fn new() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        Self(
-            [SignalKind::terminate(), SignalKind::hangup(), SignalKind::interrupt()]
-                .into_iter()
-                .filter_map(|k| signal(k).ok())
-                .collect(),
-        )
+    pub(crate) fn new(enabled: bool) -> Self {
+        if !enabled {
+            return Self(Vec::new());
+        }
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self(
+                [SignalKind::terminate(), SignalKind::hangup(), SignalKind::interrupt()]
+                    .into_iter()
+                    .filter_map(|k| signal(k).ok())
+                    .map(|mut sig| {
+                        Box::pin(async move {
+                            // A stream that ends (never here) counts as a signal.
+                            let _ = sig.recv().await;
+                        })
+                            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+                    })
+                    .collect(),
+            )
+        }
+        #[cfg(not(unix))]
+        {
+            Self(vec![Box::pin(async {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })])
+        }
     }
 
-    async fn any(&mut self) {
+    /// Completes when one of the signals has come (since creation, or since the last time).
+    pub(crate) async fn any(&mut self) {
         if self.0.is_empty() {
             std::future::pending::<()>().await;
         }
-        let futs = self.0.iter_mut().map(|s| Box::pin(s.recv()));
-        let _ = futures_select_all(futs).await;
+        std::future::poll_fn(|cx| {
+            for f in &mut self.0 {
+                if f.as_mut().poll(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
     }
 }
 
-/// The first of several futures to finish.
-#[cfg(unix)]
-async fn futures_select_all<F: std::future::Future + Unpin>(futs: impl Iterator<Item = F>) {
-    let mut v: Vec<F> = futs.collect();
-    std::future::poll_fn(|cx| {
-        for f in v.iter_mut() {
-            if std::pin::Pin::new(f).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await;
-}
-
-/// Runs the chat.
-pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
-    let peer = parse_jid(peer).map_err(|e| Fail::usage(e.to_string()))?;
+/// Runs the chat on a logged-in client ([`account::with_client`] leaves the server after it).
+pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<(), Fail> {
     let bare = peer.to_bare();
-    let mut client = account::login(s).await?;
     if client.jid().to_bare() == bare {
         return Err(Fail::usage("that is your own account"));
     }
@@ -496,22 +515,18 @@ pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
     let mut chat =
         Chat { s, peer, bare, shown_sas: None, seen: false, prompt: prompt.clone(), out: Printer::plain() };
     chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
-    chat.opening(&mut client).await;
-    chat.update_prompt(&client);
+    chat.opening(client).await;
+    chat.update_prompt(client);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
     // With --json, programs read the output: no line editor.
     let (printer, guard) = input::start(prompt, tx, !s.json);
     chat.out = printer;
-    #[cfg(unix)]
-    let mut signals = Signals::new();
+    let mut signals = Signals::new(true);
     let mut lost = 0u32;
     let mut failure = None;
     loop {
-        chat.update_prompt(&client);
-        #[cfg(unix)]
+        chat.update_prompt(client);
         let signal = signals.any();
-        #[cfg(not(unix))]
-        let signal = std::future::pending::<()>();
         tokio::select! {
             i = rx.recv() => match i {
                 None | Some(Input::Eof | Input::Interrupt) => break,
@@ -521,7 +536,7 @@ pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
                     &format!("!! that line has {n} octets, more than {}: NOT sent (split it)", input::MAX_LINE),
                 ),
                 Some(Input::Line(l)) => {
-                    if let Flow::Quit = chat.line(&mut client, &l).await {
+                    if let Flow::Quit = chat.line(client, &l).await {
                         break;
                     }
                 }
@@ -529,7 +544,7 @@ pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
             e = client.next_event() => match e {
                 Ok(e) => {
                     lost = 0;
-                    chat.event(&mut client, e).await;
+                    chat.event(client, e).await;
                 }
                 Err(Error::Disconnected(None)) => {
                     failure = Some(Fail::new(Exit::Network, "the connection to the server was closed"));
@@ -548,11 +563,8 @@ pub(crate) async fn run(s: &Settings, peer: &str) -> Result<(), Fail> {
             () = signal => break,
         }
     }
-    if failure.is_none() {
-        if client.engine().has_session(&chat.bare) {
-            let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&chat.bare)).await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(3), client.disconnect()).await;
+    if failure.is_none() && client.engine().has_session(&chat.bare) {
+        let _ = tokio::time::timeout(Duration::from_secs(3), client.terminate(&chat.bare)).await;
     }
     chat.out.detach();
     drop(guard);

@@ -74,13 +74,58 @@ fn befriend(p: &Server, a: &str, b: &str) {
     ok(&run(p, b, &["contact", "approve", &ja], b""));
     ok(&run(p, a, &["contact", "approve", &jb], b""));
     // Prosody answers the presence probe of an offline contact with its last (unavailable)
-    // presence; ejabberd sends nothing, and without the roster (which the client cannot read yet)
-    // `contact list` cannot show such a contact there.
-    if p.kind == "prosody" {
-        let list = ok(&run(p, a, &["contact", "list", "--wait", "1"], b""));
-        assert!(list.contains(&format!("{jb}  offline")), "{list}");
-        let list = ok(&run(p, b, &["contact", "list", "--wait", "1"], b""));
-        assert!(list.contains(&format!("{ja}  offline")), "{list}");
+    // presence; ejabberd sends nothing: the roster says the contact is there, and offline.
+    let list = ok(&run(p, a, &["contact", "list", "--wait", "1"], b""));
+    assert!(list.contains(&format!("{jb}  offline")), "{list}");
+    let list = ok(&run(p, b, &["contact", "list", "--wait", "1"], b""));
+    assert!(list.contains(&format!("{ja}  offline")), "{list}");
+}
+
+/// What `contact list` says of `peer` as `user` sees it: "online" or "offline".
+fn presence_of(p: &Server, user: &str, peer: &str) -> String {
+    let list = ok(&run(p, user, &["contact", "list", "--wait", "0"], b""));
+    let jid = format!("{peer}@localhost  ");
+    let line =
+        list.lines().find(|l| l.starts_with(&jid)).unwrap_or_else(|| panic!("{peer} not listed:\n{list}"));
+    line[jid.len()..].split_whitespace().next().unwrap_or_default().trim_end_matches(':').to_owned()
+}
+
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn interrupted_and_failed_commands_leave_no_resource_behind() {
+    // Stream management keeps a resource whose stream was not closed available for minutes (a
+    // "ghost" contacts negotiate with): every exit closes the stream. (Prosody 0.12 has no
+    // stream management: there, this test passes without the clean close; ejabberd tells.)
+    let p = Server::start(&["alice", "bob"]);
+    befriend(&p, "alice", "bob");
+    // A command that fails after its login (Bob has no identity key), and a usage error found
+    // after the login (his own account as a contact).
+    let o = run(&p, "bob", &["offline", "publish"], b"");
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(presence_of(&p, "alice", "bob"), "offline", "a ghost after a failed command");
+    let o = run(&p, "bob", &["contact", "add", "bob@localhost"], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(presence_of(&p, "alice", "bob"), "offline", "a ghost after a usage error");
+    // SIGINT and SIGTERM while `receive` waits.
+    for sig in ["-INT", "-TERM"] {
+        let child = command(&p, "bob", &["receive", "--wait", "120"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        while presence_of(&p, "alice", "bob") != "online" {
+            assert!(t0.elapsed().as_secs() < 30, "bob never came online");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let k = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+        assert!(k.success());
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{sig}: {err}");
+        assert!(err.contains("interrupted"), "{sig}: {err}");
+        assert_eq!(presence_of(&p, "alice", "bob"), "offline", "a ghost after kill {sig}");
     }
 }
 

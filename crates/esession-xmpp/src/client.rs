@@ -38,8 +38,11 @@ pub struct Options {
     pub jid: String,
     /// The password.
     pub password: zeroize::Zeroizing<String>,
-    /// The server as `host:port`.
-    pub server: String,
+    /// The server as `host[:port]` (a name or an IP address, `[v6]` in brackets; port 5222 by
+    /// default); `None`: the JID's domain, through its DNS SRV record `_xmpp-client._tcp`
+    /// (RFC 6120 §3.2.1, port 5222 when it has none; needs the `starttls` feature, which
+    /// brings the resolver).
+    pub server: Option<String>,
     /// Transport security.
     pub tls: Tls,
     /// The wire profile.
@@ -65,14 +68,15 @@ impl core::fmt::Debug for Options {
 }
 
 impl Options {
-    /// Options for `jid` on `server` (`host:port`), plain TCP on loopback, profile `Xep`, a
+    /// Options for `jid` on `server` (`host[:port]`; empty: the SRV record of the JID's domain),
+    /// plain TCP on loopback, profile `Xep`, a
     /// 20-second timeout, offline options valid for a week, one pooled key pair per group.
     #[must_use]
     pub fn new(jid: &str, password: &str, server: &str) -> Self {
         Self {
             jid: jid.to_owned(),
             password: zeroize::Zeroizing::new(password.to_owned()),
-            server: server.to_owned(),
+            server: (!server.trim().is_empty()).then(|| server.trim().to_owned()),
             tls: Tls::PlainLoopbackOnly,
             profile: Profile::Xep,
             timeout: Duration::from_secs(20),
@@ -107,7 +111,19 @@ pub struct Client {
     results: HashMap<String, Element>,
     rng: Rng,
     recorded: Option<Vec<Element>>,
+    /// The roster's contacts whose presence we receive (subscription `to` or `both`), as the
+    /// server listed them in [`Client::settle`], each with whether a presence of it (available
+    /// or not) has come since login.
+    watched: HashMap<BareJid, bool>,
 }
+
+/// The roster entries read at most (a hostile or huge roster is cut, not walked whole).
+const ROSTER_MAX: usize = 10_000;
+
+/// How long [`Client::settle`] waits, after the server's answer to its ping, for the presence
+/// of the roster's contacts (RFC 6121 §4.3.2 lets the server answer probes when it likes; a
+/// server may also say nothing of a contact that is offline).
+pub const PRESENCE_GRACE: Duration = Duration::from_secs(2);
 
 impl core::fmt::Debug for Client {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -115,10 +131,51 @@ impl core::fmt::Debug for Client {
     }
 }
 
-fn is_loopback(server: &str) -> bool {
-    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+}
+
+/// The port of XMPP client connections (RFC 6120 §14.7).
+const CLIENT_PORT: u16 = 5222;
+
+/// `host[:port]` split: an IP address (v6 in brackets, or bare without a port) or a DNS name,
+/// the port 5222 when absent.
+fn split_server(server: &str) -> Option<(String, u16)> {
+    let server = server.trim();
+    if let Ok(ip) = server.parse::<std::net::IpAddr>() {
+        return Some((ip.to_string(), CLIENT_PORT));
+    }
+    if let Ok(sa) = server.parse::<std::net::SocketAddr>() {
+        return Some((sa.ip().to_string(), sa.port()));
+    }
+    if let Some(v6) = server.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(|a| (a.to_string(), CLIENT_PORT));
+    }
+    let (host, port) = match server.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p != 0)?),
+        None => (server, CLIENT_PORT),
+    };
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    name_ok.then(|| (host.to_owned(), port))
+}
+
+/// Where to connect over TLS: the server given (an address, or a name the resolver looks up),
+/// or the SRV record of the JID's domain.
+#[cfg(feature = "starttls")]
+fn dns_config(opts: &Options, domain: &str) -> Result<DnsConfig, Error> {
+    let Some(server) = &opts.server else {
+        return Ok(DnsConfig::srv_default_client(domain));
+    };
+    let (host, port) = split_server(server)
+        .ok_or_else(|| Error::Config(format!("not a server address (host[:port]): {server}")))?;
+    Ok(match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string()),
+        Err(_) => DnsConfig::no_srv(&host, port),
+    })
 }
 
 fn to_stanza(e: Element) -> Result<Stanza, Error> {
@@ -134,6 +191,22 @@ fn condition(e: &Element) -> String {
     e.get_child("error", "jabber:client")
         .and_then(|err| err.children().find(|c| c.ns() == STANZAS_NS).map(|c| c.name().to_owned()))
         .unwrap_or_else(|| "undefined-condition".into())
+}
+
+const ROSTER_NS: &str = "jabber:iq:roster";
+
+/// The contacts of a roster result whose presence we receive (subscription `to` or `both`,
+/// RFC 6121 §2.1.2.5), at most [`ROSTER_MAX`]; items that do not parse are skipped.
+fn watched_in(result: &Element) -> Vec<BareJid> {
+    let Some(q) = result.get_child("query", ROSTER_NS) else { return Vec::new() };
+    q.children()
+        .filter(|i| i.is("item", ROSTER_NS))
+        .take(ROSTER_MAX)
+        .filter(|i| matches!(i.attr("subscription"), Some("to" | "both")))
+        .filter_map(|i| i.attr("jid").and_then(|j| parse_jid(j).ok()))
+        .filter(|j| j.node().is_some() || j.resource().is_none())
+        .map(|j| j.to_bare())
+        .collect()
 }
 
 /// Whether an error answer to a publish says its publish-options did not match the node
@@ -152,7 +225,7 @@ async fn preflight<C: ServerConnector>(
     opts: &Options,
 ) -> Result<(), Error> {
     let t = Timeouts::default();
-    let server = opts.server.clone();
+    let server = opts.server.clone().unwrap_or_else(|| jid.domain().to_string());
     let connect = connector.connect(jid, "jabber:client", t);
     let (stream, binding) = tokio::time::timeout(opts.timeout, connect)
         .await
@@ -208,22 +281,33 @@ impl Client {
         if let Some(k) = account.identity()? {
             cfg = cfg.identified_by(k);
         }
+        let domain = me.domain().as_str().to_owned();
+        let shown = opts.server.clone().unwrap_or_else(|| domain.clone());
         let xmpp = match opts.tls {
             Tls::PlainLoopbackOnly => {
-                if !is_loopback(&opts.server) {
+                // A name is resolved by the resolver: only an address, or `localhost`, is known
+                // to stay on this machine. Without a server, the JID's domain must be one.
+                let (host, port) = match opts.server.as_deref() {
+                    Some(server) => split_server(server).ok_or_else(|| {
+                        Error::Config(format!("not a server address (host[:port]): {server}"))
+                    })?,
+                    None => (domain.clone(), CLIENT_PORT),
+                };
+                if !is_loopback(&host) {
                     return Err(Error::Config(format!(
-                        "plain TCP is only allowed to a loopback server, not {}; use STARTTLS",
-                        opts.server
+                        "plain TCP is only allowed to a loopback server, not {shown}; use STARTTLS"
                     )));
                 }
-                login(TcpServerConnector::from(DnsConfig::addr(&opts.server)), &jid, &opts).await?
+                let ip = host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+                let dns = DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string());
+                login(TcpServerConnector::from(dns), &jid, &opts).await?
             }
             #[cfg(feature = "starttls")]
             Tls::StartTls => {
                 // The certificate must name the JID's domain; roots are the system's
                 // (SSL_CERT_FILE is honoured).
                 let connector =
-                    tokio_xmpp::connect::StartTlsServerConnector::from(DnsConfig::addr(&opts.server));
+                    tokio_xmpp::connect::StartTlsServerConnector::from(dns_config(&opts, &domain)?);
                 login(connector, &jid, &opts).await?
             }
             #[cfg(not(feature = "starttls"))]
@@ -249,6 +333,7 @@ impl Client {
             results: HashMap::new(),
             rng: os_rng(),
             recorded: None,
+            watched: HashMap::new(),
         };
         let deadline = tokio::time::Instant::now() + c.timeout;
         loop {
@@ -297,14 +382,69 @@ impl Client {
         &mut self.engine
     }
 
-    /// Processes what the server has sent so far: a ping to the server, everything before its
-    /// answer.
+    /// Processes what the server has sent so far and waits for the presence of our contacts:
+    /// reads the roster, pings the server (everything before its answer is processed), then
+    /// waits until a presence (available or not) of every roster contact whose presence we
+    /// receive has come, at most [`PRESENCE_GRACE`] after the ping's answer. The answer to a
+    /// ping says nothing of presence (a server answers presence probes when it likes: ejabberd
+    /// often after the ping), so a contact is "unknown yet" ([`Client::presence_known`]) rather
+    /// than offline until its presence comes.
     ///
     /// # Errors
     /// The connection is lost; no answer in time.
     pub async fn settle(&mut self) -> Result<(), Error> {
+        let roster = self.iq_element("get", None, Element::bare("query", ROSTER_NS));
+        let r = self.request(roster).await?;
+        if r.attr("type") == Some("result") {
+            let heard = |c: &Self, b: &BareJid| {
+                c.engine.is_available(b)
+                    || c.events
+                        .iter()
+                        .any(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == *b))
+            };
+            for b in watched_in(&r) {
+                let h = self.watched.get(&b).copied().unwrap_or(false) || heard(self, &b);
+                self.watched.insert(b, h);
+            }
+        }
+        esession_forms::xml::dispose(r);
         let ping = self.iq_element("get", None, Element::bare("ping", PING));
-        self.request(ping).await.map(|_| ())
+        self.request(ping).await?;
+        let deadline = tokio::time::Instant::now() + PRESENCE_GRACE.min(self.timeout);
+        while self.watched.values().any(|h| !h) {
+            match self.recv(deadline).await {
+                Ok(s) => self.process(s).await?,
+                Err(Error::Timeout(_)) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `peer`'s presence is known: `Some(true)` available, `Some(false)` a presence
+    /// of it said it is away (or it is in the roster and answered nothing within the grace),
+    /// `None` unknown: not a contact whose presence we receive, and no presence came.
+    #[must_use]
+    pub fn presence_known(&self, peer: &BareJid) -> Option<bool> {
+        if self.engine.is_available(peer) {
+            return Some(true);
+        }
+        self.watched.get(peer).map(|_| false)
+    }
+
+    /// The roster's contacts whose presence we receive (read by [`Client::settle`]), sorted.
+    #[must_use]
+    pub fn watched(&self) -> Vec<BareJid> {
+        let mut v: Vec<BareJid> = self.watched.keys().cloned().collect();
+        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        v
+    }
+
+    /// Whether the roster (read by [`Client::settle`]) says we receive `peer`'s presence
+    /// (subscription `to` or `both`).
+    #[must_use]
+    pub fn watches(&self, peer: &BareJid) -> bool {
+        self.watched.contains_key(peer)
     }
 
     /// Announces presence; with offline secrets kept, the engine first withdraws the
@@ -340,6 +480,11 @@ impl Client {
             self.send(s).await?;
         }
         for e in step.events {
+            if let Event::Presence { peer, .. } = &e
+                && let Some(h) = self.watched.get_mut(&peer.to_bare())
+            {
+                *h = true;
+            }
             match e {
                 Event::IqResult { stanza } => {
                     let id = stanza.attr("id").unwrap_or_default().to_owned();
@@ -526,6 +671,10 @@ impl Client {
         let b = full.to_bare();
         let e = self
             .wait_for(|e| match e {
+                // A stanza of the contact that belongs to no negotiation or session is not about
+                // this one (whose thread the engine would have recognized): a late message of
+                // an earlier exchange, e.g. with another of our resources that has left.
+                Event::Failed { failure: crate::Failure::NoSession, .. } => false,
                 Event::Negotiated { peer, offline: false, .. } | Event::Failed { peer, .. } => {
                     peer.to_bare() == b
                 }
@@ -780,4 +929,68 @@ pub fn come_back_from(
     // X187-3.4-01 (step 2): the subscribers' secrets are in memory now; the stored copy goes.
     account.forget_offline("subscribers")?;
     Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn server_addresses_by_name_or_address_with_the_default_port() {
+        let ok = |s: &str| split_server(s).unwrap();
+        assert_eq!(ok("xmpp.example.org"), ("xmpp.example.org".into(), 5222));
+        assert_eq!(ok("xmpp.example.org:5223"), ("xmpp.example.org".into(), 5223));
+        assert_eq!(ok("localhost"), ("localhost".into(), 5222));
+        assert_eq!(ok("127.0.0.1:15222"), ("127.0.0.1".into(), 15222));
+        assert_eq!(ok("127.0.0.1"), ("127.0.0.1".into(), 5222));
+        assert_eq!(ok("[::1]:5223"), ("::1".into(), 5223));
+        assert_eq!(ok("[::1]"), ("::1".into(), 5222));
+        assert_eq!(ok("::1"), ("::1".into(), 5222));
+        assert_eq!(ok("bücher.example"), ("bücher.example".into(), 5222));
+        for bad in ["", ":5222", "host:", "host:0", "host:70000", "a b", "a..b", "[::1", "host:port", "x/y"] {
+            assert_eq!(split_server(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_hosts_are_loopback() {
+        for h in ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["example.org", "10.0.0.1", "192.0.2.1", "::2", "localhost.example.org"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_tcp_to_a_remote_server_or_domain_is_refused_before_any_connection() {
+        for (jid, server) in [
+            ("a@example.org", "192.0.2.1:5222"),
+            ("a@example.org", "xmpp.example.org"),
+            ("a@example.org", ""),
+        ] {
+            let o = Options::new(jid, "pw", server);
+            let dir = std::env::temp_dir().join(format!("esession-client-unit-{}", std::process::id()));
+            let acct = Account::open(&dir, crate::Sealing::KeyFile).unwrap();
+            let e = Client::connect(o, acct).await.unwrap_err();
+            assert!(matches!(&e, Error::Config(m) if m.contains("loopback")), "{server}: {e}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn the_roster_gives_the_contacts_whose_presence_we_receive() {
+        let r: Element = "<iq xmlns='jabber:client' type='result'><query xmlns='jabber:iq:roster'>\
+            <item jid='a@x' subscription='both'/><item jid='b@x' subscription='to'/>\
+            <item jid='c@x' subscription='from'/><item jid='d@x' subscription='none' ask='subscribe'/>\
+            <item jid='e@x/res' subscription='to'/><item jid='@@' subscription='both'/>\
+            <item subscription='both'/><other jid='f@x' subscription='both'/></query></iq>"
+            .parse()
+            .unwrap();
+        let got: Vec<String> = watched_in(&r).iter().map(|b| b.to_string()).collect();
+        assert_eq!(got, ["a@x", "b@x", "e@x"]);
+        let none: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
+        assert!(watched_in(&none).is_empty());
+    }
 }

@@ -258,6 +258,33 @@ async fn a_non_subscriber_uses_the_everyone_options() {
 }
 
 #[tokio::test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn after_settle_an_online_contact_is_never_taken_for_offline() {
+    // The answer to the login's ping says nothing of presence: ejabberd often answers the
+    // presence probes after it (an online contact was declared offline in 2 of 6 starts).
+    let p = server(&["alice", "bob", "carol"]);
+    let mut alice = login(&p, "alice", &[]).await;
+    let mut bob = login(&p, "bob", &[]).await;
+    let mut carol = login(&p, "carol", &[]).await;
+    befriend(&mut alice, &mut bob).await;
+    befriend(&mut alice, &mut carol).await;
+    carol.disconnect().await.unwrap();
+    alice.disconnect().await.unwrap();
+    let (b, c, d) = (bare("bob@localhost"), bare("carol@localhost"), bare("dave@localhost"));
+    for start in 0..8 {
+        let mut a = login(&p, "alice", &[]).await;
+        a.settle().await.unwrap();
+        assert_eq!(a.presence_known(&b), Some(true), "start {start}: Bob is online");
+        assert!(a.engine().is_available(&b), "start {start}");
+        assert_eq!(a.presence_known(&c), Some(false), "start {start}: Carol is offline");
+        assert_eq!(a.presence_known(&d), None, "start {start}: Dave is nobody's contact");
+        assert_eq!(a.watched(), [b.clone(), c.clone()]);
+        a.disconnect().await.unwrap();
+    }
+    drop(bob);
+}
+
+#[tokio::test]
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 async fn errors_a_person_can_act_on() {
     let p = server(&["alice", "bob", "carol"]);
