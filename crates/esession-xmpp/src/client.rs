@@ -217,6 +217,24 @@ fn precondition_failed(e: &Element) -> bool {
     })
 }
 
+/// What [`Client::negotiate`] returns for the event that ended the negotiation: the SAS, or
+/// the error a caller can act on (a peer's error answer is its refusal).
+fn negotiation_outcome(e: Event) -> Result<Option<String>, Error> {
+    match e {
+        Event::Negotiated { sas, .. } => Ok(sas.map(|s| s.to_string())),
+        Event::Failed { failure: crate::Failure::Negotiation(e), .. } => Err(Error::Negotiation(e)),
+        // The peer answered the request with an error stanza: it refused the session.
+        Event::Failed { failure: crate::Failure::PeerError { condition, fields }, .. } => {
+            Err(Error::Negotiation(esession_negotiate::Error::Rejected { condition, fields }))
+        }
+        Event::Failed { failure: crate::Failure::Expired, .. } => Err(Error::Timeout("the negotiation")),
+        Event::Failed { failure, .. } => {
+            Err(Error::Server { action: "the negotiation".into(), condition: failure.to_string() })
+        }
+        _ => Err(Error::Protocol("unexpected outcome of the negotiation".into())),
+    }
+}
+
 /// Logs in once without binding, to tell a wrong password and an unreachable server apart
 /// (the client below reconnects forever on either).
 async fn preflight<C: ServerConnector>(
@@ -681,14 +699,7 @@ impl Client {
                 _ => false,
             })
             .await?;
-        match e {
-            Event::Negotiated { sas, .. } => Ok(sas.map(|s| s.to_string())),
-            Event::Failed { failure: crate::Failure::Negotiation(e), .. } => Err(Error::Negotiation(e)),
-            Event::Failed { failure, .. } => {
-                Err(Error::Server { action: "the negotiation".into(), condition: failure.to_string() })
-            }
-            _ => Err(Error::Protocol("unexpected outcome of the negotiation".into())),
-        }
+        negotiation_outcome(e)
     }
 
     /// Sends `text` to `peer`: inside the session with it; else negotiates one when it is
@@ -992,5 +1003,25 @@ mod tests {
         assert_eq!(got, ["a@x", "b@x", "e@x"]);
         let none: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
         assert!(watched_in(&none).is_empty());
+    }
+
+    #[test]
+    fn a_peer_error_answer_to_a_request_is_a_refusal() {
+        let peer = parse_jid("bob@x/r").unwrap();
+        let failed = |failure| Event::Failed { peer: peer.clone(), failure };
+        let e = negotiation_outcome(failed(crate::Failure::PeerError {
+            condition: Some("not-acceptable".into()),
+            fields: vec!["modp".into()],
+        }))
+        .unwrap_err();
+        assert!(
+            matches!(&e, Error::Negotiation(esession_negotiate::Error::Rejected { condition: Some(c), fields })
+                if c == "not-acceptable" && fields == &["modp"]),
+            "{e:?}"
+        );
+        let e = negotiation_outcome(failed(crate::Failure::Expired)).unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+        let e = negotiation_outcome(failed(crate::Failure::RateLimited)).unwrap_err();
+        assert!(matches!(e, Error::Server { .. }), "{e:?}");
     }
 }
