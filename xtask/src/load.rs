@@ -65,8 +65,12 @@ pub(crate) fn run_load(args: &[String]) -> Result<(), String> {
         Some((guard, port))
     };
     let mut generator = Command::new(root().join("target/release/examples/load"));
-    if let Some((_, port)) = &server {
+    if let Some((guard, port)) = &server {
         generator.arg("--port").arg(port.to_string());
+        // Prosody's pid, for its CPU time per message.
+        if let Ok(pid) = std::fs::read_to_string(guard.0.join("pid")) {
+            generator.arg("--server-pid").arg(pid.trim());
+        }
     }
     if quick {
         generator.arg("--quick");

@@ -332,6 +332,14 @@ struct InMemory {
     primitives_ms: f64,
     pool_missed: u64,
     first_message_ms: f64,
+    /// The bot's time per message of a contact with a session (µs), alone.
+    legit_us: f64,
+    /// Its time per flood stanza (µs): repeated requests, `<c/>` without a session, error
+    /// stanzas, all from one stranger.
+    flood_us: [f64; 3],
+    /// The bot's time per legitimate message, flood included, when ten flood stanzas (of the
+    /// three kinds in turn) come between two messages, over the time alone.
+    flood_factor: f64,
 }
 
 fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
@@ -365,6 +373,7 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
     let bot_ms = (m1[3] - m0[3]) as f64 / n as f64 / 1e6;
     // Time to the first message of a new contact, under the load of n sessions.
     let mut times = Vec::new();
+    let mut lates = Vec::new();
     for i in 0..5 {
         let me = format!("late{i}@example.com/load");
         let mut c = contact(key(&me));
@@ -375,8 +384,10 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
         let a = bot.handle(&me, m);
         assert_eq!(a.messages, 1);
         times.push(t.elapsed().as_secs_f64() * 1e3);
+        lates.push((me, c));
     }
     times.sort_by(f64::total_cmp);
+    let (legit_us, flood_us, flood_factor) = flood(&mut bot, &mut lates, keys);
     // Pending negotiations: n requests answered, never finished.
     let p0 = bot.query(b"M");
     for i in 0..n {
@@ -386,7 +397,7 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
         exchange(&mut bot, &me, &mut c, step.send, true);
     }
     let p1 = bot.query(b"M");
-    assert_eq!(p1[2] as usize, n, "the bot holds every pending negotiation");
+    assert_eq!((p1[2] - p0[2]) as usize, n, "the bot holds every pending negotiation");
     let per_pending = (p1[0].saturating_sub(p0[0])) as f64 / n as f64;
     let prim = bot.query(b"P");
     eprintln!("load: primitives agree {} sign {} verify {} ns", prim[0], prim[1], prim[2]);
@@ -399,7 +410,61 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
         primitives_ms,
         pool_missed: p1[4],
         first_message_ms: times[times.len() / 2],
+        legit_us,
+        flood_us,
+        flood_factor,
     }
+}
+
+/// Flood isolation, in the bot: its time per message of the contacts with a session, alone and
+/// with a flood from one stranger in between; and per flood stanza of each kind.
+fn flood(bot: &mut BotProcess, lates: &mut [(String, Engine)], keys: &[PrivateKey]) -> (f64, [f64; 3], f64) {
+    const FLOODER: &str = "flood@example.net/x";
+    let bot_bare = Jid::new(BOT).unwrap().to_bare();
+    let rounds = 400;
+    let legit = |bot: &mut BotProcess, lates: &mut [(String, Engine)], i: usize| {
+        let n = lates.len();
+        let (me, c) = &mut lates[i % n];
+        let m = c.chat(&bot_bare, "a message of a contact", EncryptOptions::default()).unwrap();
+        assert_eq!(bot.handle(me, m).messages, 1, "the bot lost a message of a contact");
+    };
+    let cpu = |bot: &mut BotProcess| bot.query(b"M")[3];
+    let t0 = cpu(bot);
+    for i in 0..rounds {
+        legit(bot, lates, i);
+    }
+    let alone = (cpu(bot) - t0) as f64 / rounds as f64;
+    // The flood's stanzas: a real request (the first makes a responder, the next are over the
+    // rate limit), a real encrypted stanza of another session (no session with the flooder),
+    // an error stanza on a thread of nobody's.
+    let mut c = contact(&keys[0]);
+    let request = c.start(now(), &Jid::new(BOT).unwrap(), Mode::Four).unwrap().send.remove(0);
+    let sealed = lates[0].1.chat(&bot_bare, "sealed", EncryptOptions::default()).unwrap();
+    // Delivered once as it should (the session's counters stay in step), then copied.
+    assert_eq!(bot.handle(&lates[0].0, sealed.clone()).messages, 1);
+    let error = esession_forms::xml::parse(
+        "<message xmlns='jabber:client' type='error'><thread>esession-0000000000000000</thread>\
+         <error type='cancel'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
+    )
+    .unwrap();
+    let kinds = [request, sealed, error];
+    let mut per_kind = [0.0; 3];
+    for (k, s) in kinds.iter().enumerate() {
+        let t = cpu(bot);
+        for _ in 0..rounds {
+            bot.handle(FLOODER, s.clone());
+        }
+        per_kind[k] = (cpu(bot) - t) as f64 / rounds as f64;
+    }
+    let t = cpu(bot);
+    for i in 0..rounds {
+        for j in 0..10 {
+            bot.handle(FLOODER, kinds[(i + j) % 3].clone());
+        }
+        legit(bot, lates, i);
+    }
+    let with = (cpu(bot) - t) as f64 / rounds as f64;
+    (alone / 1e3, per_kind.map(|v| v / 1e3), with / alone)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -413,6 +478,9 @@ struct Wire {
     enc_p99: f64,
     clear_p50: f64,
     clear_p99: f64,
+    /// CPU per message (µs) of the two clients and of the server: encrypted, clear.
+    client_cpu: (f64, f64),
+    server_cpu: (f64, f64),
 }
 
 async fn login(
@@ -464,7 +532,36 @@ async fn receive(b: &mut Client, n: usize, encrypted: bool) {
     }
 }
 
-async fn burst(a: &mut Client, b: &mut Client, to: &Jid, size: usize, n: usize, encrypted: bool) -> f64 {
+/// CPU time (user + system) of process `pid` ("self" for this one), in microseconds, from
+/// /proc (clock ticks of 10 ms: read over whole bursts only).
+fn cpu_us(pid: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses, from field 3 (the state):
+    // utime and stime are fields 14 and 15.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (field(11) + field(12)) * 10_000
+}
+
+/// The server's process id, when xtask gave it.
+fn server_pid() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--server-pid").and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// One burst: messages per second, and CPU per message (µs) of this process (both clients) and
+/// of the server.
+async fn burst(
+    a: &mut Client,
+    b: &mut Client,
+    to: &Jid,
+    size: usize,
+    n: usize,
+    encrypted: bool,
+) -> (f64, f64, f64) {
+    let srv = server_pid();
+    let c0 = (cpu_us("self"), srv.as_deref().map_or(0, cpu_us));
     let t = Instant::now();
     let send = async {
         for i in 0..n {
@@ -477,7 +574,9 @@ async fn burst(a: &mut Client, b: &mut Client, to: &Jid, size: usize, n: usize, 
         }
     };
     tokio::join!(send, receive(b, n, encrypted));
-    n as f64 / t.elapsed().as_secs_f64()
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let c1 = (cpu_us("self"), srv.as_deref().map_or(0, cpu_us));
+    (rate, (c1.0 - c0.0) as f64 / n as f64, (c1.1 - c0.1) as f64 / n as f64)
 }
 
 async fn latencies(
@@ -524,18 +623,26 @@ async fn through_server(port: u16, quick: bool, key: &PrivateKey) -> (Vec<Wire>,
     let mut out = Vec::new();
     for size in [200, 4096] {
         // Alternate, best of two each, so that drift hits both sides alike.
-        let mut enc: f64 = 0.0;
-        let mut clear: f64 = 0.0;
+        let mut enc = (0.0, 0.0, 0.0);
+        let mut clear = (0.0, 0.0, 0.0);
         for _ in 0..2 {
-            clear = clear.max(burst(&mut a, &mut b, &bob, size, n, false).await);
-            enc = enc.max(burst(&mut a, &mut b, &bob, size, n, true).await);
+            let c = burst(&mut a, &mut b, &bob, size, n, false).await;
+            if c.0 > clear.0 {
+                clear = c;
+            }
+            let e = burst(&mut a, &mut b, &bob, size, n, true).await;
+            if e.0 > enc.0 {
+                enc = e;
+            }
         }
         let mut le = latencies(&mut a, &mut b, &bob, size, l, true).await;
         let mut lc = latencies(&mut a, &mut b, &bob, size, l, false).await;
         out.push(Wire {
             size,
-            enc_per_s: enc,
-            clear_per_s: clear,
+            enc_per_s: enc.0,
+            clear_per_s: clear.0,
+            client_cpu: (enc.1, clear.1),
+            server_cpu: (enc.2, clear.2),
             enc_p50: percentile(&mut le, 0.5),
             enc_p99: percentile(&mut le, 0.99),
             clear_p50: percentile(&mut lc, 0.5),
@@ -578,6 +685,7 @@ fn main() {
         println!("FIG negotiation.bot_ms.{n} {:.3}", m.bot_ms_per_negotiation);
         println!("FIG negotiation.primitives_ms.{n} {:.3}", m.primitives_ms);
         println!("FIG first_message_ms.{n} {:.2}", m.first_message_ms);
+        println!("FIG flood.factor.{n} {:.2}", m.flood_factor);
         mem.push(m);
     }
     let wire = port.map(|p| {
@@ -619,18 +727,31 @@ fn main() {
             m.first_message_ms
         );
     }
+    println!(
+        "\nFlood isolation, in the bot: its time per message of a contact with a session, and per stanza of a flood from one stranger (one real request repeated: the first makes a responder, the rest are over the rate limit, `Limits::requests_per_minute` = 12; a real `<c/>` of another contact's session; an error stanza on a thread of nobody's); the factor is its time per legitimate message with ten flood stanzas in between, flood included, over the time alone.\n"
+    );
+    println!(
+        "| contacts N | message of a contact | repeated request | `<c/>` without a session | error stanza | factor, 10 flood stanzas per message |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for m in &mem {
+        println!(
+            "| {} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2}x |",
+            m.n, m.legit_us, m.flood_us[0], m.flood_us[1], m.flood_us[2], m.flood_factor
+        );
+    }
     match &wire {
         Some((w, first)) => {
             println!(
                 "\nThrough Prosody on loopback (two clients in one process, current-thread runtime), time to the first message including disco and the 4-message negotiation: {first:.1} ms.\n"
             );
             println!(
-                "| size | encrypted msg/s | clear msg/s | ratio (goal >= 0.8) | encrypted p50 / p99 | clear p50 / p99 |"
+                "| size | encrypted msg/s | clear msg/s | ratio (goal >= 0.8) | encrypted p50 / p99 | clear p50 / p99 | both clients' CPU per message, encrypted / clear | server's CPU per message, encrypted / clear |"
             );
-            println!("|---|---|---|---|---|---|");
+            println!("|---|---|---|---|---|---|---|---|");
             for x in w {
                 println!(
-                    "| {} B | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
+                    "| {} B | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} / {:.0} µs | {:.0} / {:.0} µs |",
                     x.size,
                     x.enc_per_s,
                     x.clear_per_s,
@@ -638,7 +759,11 @@ fn main() {
                     x.enc_p50,
                     x.enc_p99,
                     x.clear_p50,
-                    x.clear_p99
+                    x.clear_p99,
+                    x.client_cpu.0,
+                    x.client_cpu.1,
+                    x.server_cpu.0,
+                    x.server_cpu.1
                 );
             }
         }

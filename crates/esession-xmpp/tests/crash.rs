@@ -372,3 +372,130 @@ fn the_inbox_is_sealed_at_rest() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&sc.secrets_account);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same with real processes and `kill -9` (SIGKILL) at points the scheduler picks.
+
+/// One process lifetime of a return, as a child process of the test below (which sets
+/// `ESESSION_CRASH_DIR`; alone, it does nothing). The server is the directory `stored/`: a
+/// stanza is handed over until its `.done` marker is written, after the engine handled it
+/// (XEP-0198's model). The application prints `DELIVER id body`, acknowledges, prints
+/// `ACKED id`.
+#[test]
+#[ignore = "a child process of a_hundred_kill_9_in_returns_lose_and_repeat_nothing"]
+fn crash_worker() {
+    let Ok(dir) = std::env::var("ESESSION_CRASH_DIR") else { return };
+    let dir = PathBuf::from(dir);
+    let account = Account::open(&dir.join("account"), Sealing::KeyFile).unwrap();
+    let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), account.stores().unwrap());
+    engine.set_inbox(Box::new(account.inbox().unwrap())).unwrap();
+    let deliver = |engine: &mut Engine, e: &Event| {
+        use std::io::Write;
+        if let Event::Message { id: Some(id), .. } = e {
+            let mut out = std::io::stdout();
+            writeln!(out, "\nDELIVER {id} {}", e.body().unwrap()).unwrap();
+            out.flush().unwrap();
+            engine.ack(id).unwrap();
+            writeln!(out, "\nACKED {id}").unwrap();
+            out.flush().unwrap();
+        }
+    };
+    for e in engine.unacknowledged().unwrap() {
+        deliver(&mut engine, &e);
+    }
+    engine.come_back(now(), None, account.offline("everyone").unwrap(), false).unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("stored"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let done = f.with_extension("done");
+        if done.exists() {
+            continue;
+        }
+        let s = esession_forms::xml::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        for e in engine.handle(now() + chrono::Duration::minutes(1), &s).events {
+            deliver(&mut engine, &e);
+        }
+        std::fs::File::create(&done).unwrap().sync_all().unwrap();
+    }
+    println!("\nDONE");
+}
+
+#[test]
+fn a_hundred_kill_9_in_returns_lose_and_repeat_nothing() {
+    use std::io::BufRead;
+    let sc = scenario("kill9");
+    let dir = scratch("kill9-run");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    let mut returns = 0;
+    while kills < 100 {
+        returns += 1;
+        let _ = std::fs::remove_dir_all(&dir);
+        fresh_account(&sc, &dir.join("account"));
+        std::fs::create_dir_all(dir.join("stored")).unwrap();
+        for (i, s) in sc.stored.iter().enumerate() {
+            std::fs::write(dir.join(format!("stored/{i:04}.xml")), String::from(s)).unwrap();
+        }
+        let mut seen: HashMap<String, String> = HashMap::new();
+        let mut acked: HashSet<String> = HashSet::new();
+        loop {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Killed after 0 to 5 lines of output (the child runs on meanwhile), or left to finish.
+            let kill_after = (x % 7 < 6).then_some((x >> 8) % 6);
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["crash_worker", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+                .env("ESESSION_CRASH_DIR", &dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let out = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut lines = 0;
+            let mut done = false;
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("DELIVER ") {
+                    let (id, body) = rest.split_once(' ').unwrap();
+                    assert!(!acked.contains(id), "{id} delivered after its acknowledgement");
+                    if let Some(b) = seen.insert(id.to_owned(), body.to_owned()) {
+                        assert_eq!(b, body, "one id, two messages");
+                    }
+                } else if let Some(id) = line.strip_prefix("ACKED ") {
+                    acked.insert(id.to_owned());
+                } else if line == "DONE" {
+                    done = true;
+                } else {
+                    continue;
+                }
+                lines += 1;
+                if kill_after == Some(lines) {
+                    // SIGKILL: no destructor, no flush, no commit of what is in flight. What
+                    // it wrote before it died is still read (the application's own record of
+                    // what it did).
+                    child.kill().unwrap();
+                }
+            }
+            let status = child.wait().unwrap();
+            if done && status.success() {
+                break;
+            }
+            if !status.success() {
+                kills += 1;
+            }
+            assert!(kills < 10_000, "no progress");
+        }
+        let mut got: Vec<&String> = seen.values().collect();
+        got.sort();
+        let mut want: Vec<&String> = sc.bodies.iter().collect();
+        want.sort();
+        assert_eq!(got, want, "return {returns}: every message exactly once (by id)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&sc.secrets_account);
+}

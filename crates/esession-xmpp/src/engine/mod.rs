@@ -189,6 +189,12 @@ pub(crate) fn new_thread(rng: &mut Rng) -> String {
     format!("esession-{tag}")
 }
 
+/// Whether `jid` is of the account `bare` (compared in place: the lookups that run once per
+/// stanza over every session must not allocate a bare JID per session).
+fn of(jid: &Jid, bare: &BareJid) -> bool {
+    jid.node() == bare.node() && jid.domain() == bare.domain()
+}
+
 /// Sets an attribute (names are fixed ASCII names: they always parse).
 pub(crate) fn set_attr(e: &mut Element, name: &str, value: &str) {
     if let Ok(n) = esession_forms::xml::attr_name(name) {
@@ -371,7 +377,7 @@ impl Engine {
         // path (chat, protect, terminate, SAS) finds sessions through here.
         self.sessions
             .iter()
-            .rposition(|o| !o.offline && o.est.peer().to_bare() == *peer && o.est.phase() == Phase::Active)
+            .rposition(|o| !o.offline && of(o.est.peer(), peer) && o.est.phase() == Phase::Active)
     }
 
     /// Whether an active session with `peer` (any resource) exists.
@@ -395,7 +401,7 @@ impl Engine {
     /// Whether a negotiation with `peer` is in progress.
     #[must_use]
     pub fn negotiating(&self, peer: &BareJid) -> bool {
-        self.negotiations.iter().any(|n| n.peer.to_bare() == *peer && !n.machine.is_done())
+        self.negotiations.iter().any(|n| of(&n.peer, peer) && !n.machine.is_done())
     }
 
     /// The SAS of the active session with `peer`, when it has one.
@@ -593,7 +599,7 @@ impl Engine {
         // (locally: she never sends inside it, and Bob ends his side when he sees her online);
         // the request goes out after it.
         self.end_accepted_offline(&bare, &mut step);
-        self.negotiations.retain(|n| n.peer.to_bare() != bare);
+        self.negotiations.retain(|n| !of(&n.peer, &bare));
         for old in self.admit(NEGOTIATION_COST) {
             step.event(Event::Failed { peer: old.peer, failure: Failure::Overloaded });
         }
@@ -613,7 +619,7 @@ impl Engine {
     fn end_accepted_offline(&mut self, peer: &BareJid, step: &mut Step) {
         let mut i = 0;
         while i < self.sessions.len() {
-            if self.sessions[i].offline && self.sessions[i].est.peer().to_bare() == *peer {
+            if self.sessions[i].offline && of(self.sessions[i].est.peer(), peer) {
                 let mut o = self.sessions.remove(i);
                 o.est.close();
                 step.event(Event::Terminated {
@@ -699,9 +705,7 @@ impl Engine {
         let bare = from.to_bare();
         let thread = thread_of(s);
         let Some(i) = self.negotiations.iter().position(|n| {
-            n.peer.to_bare() == bare
-                && thread.as_deref().is_none_or(|t| t == n.thread)
-                && !n.machine.is_done()
+            of(&n.peer, &bare) && thread.as_deref().is_none_or(|t| t == n.thread) && !n.machine.is_done()
         }) else {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
@@ -790,9 +794,7 @@ impl Engine {
         }
         if !offline {
             let bare = est.peer().to_bare();
-            while let Some(i) =
-                self.sessions.iter().position(|o| !o.offline && o.est.peer().to_bare() == bare)
-            {
+            while let Some(i) = self.sessions.iter().position(|o| !o.offline && of(o.est.peer(), &bare)) {
                 let old = self.sessions.remove(i);
                 step.event(Event::Terminated {
                     peer: old.est.peer().clone(),
@@ -821,9 +823,11 @@ impl Engine {
         let mut step = Step::default();
         let bare = from.to_bare();
         let thread = thread_of(s);
-        let Some(i) = self.sessions.iter().rposition(|o| {
-            o.est.peer().to_bare() == bare && thread.as_deref().is_none_or(|t| t == o.est.thread())
-        }) else {
+        let Some(i) = self
+            .sessions
+            .iter()
+            .rposition(|o| of(o.est.peer(), &bare) && thread.as_deref().is_none_or(|t| t == o.est.thread()))
+        else {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
         };
