@@ -4,15 +4,13 @@
 //!    whose target is not itself in the package (a test or bench that reads the repository
 //!    would not build from the published sources; repository-only tests are listed in each
 //!    crate's `exclude`).
-//! 2. `cargo package --workspace` builds every crate from its packaged sources, the unpublished
-//!    path dependencies resolved from the packages made in the same run (cargo's local overlay
-//!    registry). `--allow-dirty` packages the working tree as it is, so that the check runs
-//!    before a commit too.
+//! 2. `cargo package --workspace --no-verify` makes the `.crate` files (the unpublished path
+//!    dependencies resolved through cargo's local overlay registry); `--allow-dirty` packages
+//!    the working tree as it is, so that the check runs before a commit too.
+//! 3. Every package is built from its `.crate` (see [`verify`] for why this is not cargo's own
+//!    verification, which reuses stale sources of sibling packages).
 //!
-//! The package verification compiles the esession crates once more from `target/package/`,
-//! once per feature set the packages ask of each other; the dependencies are shared with the
-//! ordinary build (the workspace's dev profile is passed on). `--quick` stops after step 1
-//! plus `cargo package --no-verify` (the manifests and file lists only).
+//! `--quick` stops after step 2 (the manifests and file lists only).
 
 use crate::features::CRATES;
 use crate::{cargo, root, run};
@@ -99,16 +97,82 @@ pub(crate) fn run_package(quick: bool) -> Result<(), String> {
     }
     eprintln!("xtask: no packaged file includes a file outside its package");
     let mut p = cargo();
-    p.args(["package", "--workspace", "--exclude", "xtask", "--allow-dirty"]);
-    // The packaged manifests carry no [profile] (a registry crate's profiles are ignored):
-    // the workspace's dev profile is passed as configuration so that the verification reuses
-    // the dependencies the ordinary build compiled instead of compiling them all again.
-    p.args(["--config", "profile.dev.package.\"*\".opt-level=2"])
-        .args(["--config", "profile.dev.package.xmpp-parsers.opt-level=0"]);
+    p.args(["package", "--workspace", "--exclude", "xtask", "--allow-dirty", "--no-verify"]);
+    run(p)?;
     if quick {
-        p.arg("--no-verify");
+        return Ok(());
     }
-    run(p)
+    verify()
+}
+
+/// The crate version all packages share (`[workspace.package] version`).
+fn version() -> Result<String, String> {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).map_err(|e| format!("Cargo.toml: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("version = \"").and_then(|r| r.strip_suffix('"')))
+        .map(str::to_owned)
+        .ok_or_else(|| "no version in [workspace.package]".to_owned())
+}
+
+/// Builds every package from its `.crate` file, as `cargo package`'s own verification would.
+///
+/// Not cargo's verification: it resolves the unpublished esession dependencies through a
+/// local registry whose crates it unpacks once into `$CARGO_HOME/registry/src` and then
+/// treats as immutable (registry sources never change), so after a change a later run
+/// silently builds a package against the *previous* packaged sources of its siblings (seen
+/// here: esession-offline verified against an esession-forms without a function added since).
+/// Here every `.crate` is unpacked afresh into `target/package/verify/`, a workspace of the
+/// unpacked packages whose `[patch.crates-io]` points each esession dependency at its unpacked
+/// sibling (path sources: rebuilt when they change), with the repository's dev profile and
+/// Cargo.lock, built in the shared target directory. Each package is built alone (its own
+/// feature set, lib and binaries, like cargo's verification), then every target of every
+/// package is checked with all features (the packaged tests, benches and examples build).
+fn verify() -> Result<(), String> {
+    let version = version()?;
+    let pkg = root().join("target/package");
+    let dir = pkg.join("verify");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut members = Vec::new();
+    let mut patch = String::new();
+    for krate in CRATES {
+        let name = format!("{krate}-{version}");
+        let mut tar = std::process::Command::new("tar");
+        tar.arg("xzf").arg(pkg.join(format!("{name}.crate"))).arg("-C").arg(&dir);
+        run(tar)?;
+        members.push(format!("\"{name}\""));
+        patch.push_str(&format!("{krate} = {{ path = \"{name}\" }}\n"));
+    }
+    let manifest = format!(
+        "# Written by `cargo xtask package`: the packaged crates, unpacked.\n[workspace]\nresolver = \"3\"\n\
+         members = [{}]\n\n[patch.crates-io]\n{patch}\n[profile.dev.package.\"*\"]\nopt-level = 2\n\n\
+         [profile.dev.package.xmpp-parsers]\nopt-level = 0\n",
+        members.join(", ")
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest).map_err(|e| format!("verify/Cargo.toml: {e}"))?;
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
+    let target = root().join("target");
+    for krate in CRATES {
+        let mut b = cargo();
+        b.current_dir(&dir).args(["build", "--quiet", "-p", krate, "--target-dir"]).arg(&target);
+        run(b)?;
+    }
+    let mut c = cargo();
+    c.current_dir(&dir).args([
+        "check",
+        "--quiet",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--target-dir",
+    ]);
+    c.arg(&target);
+    run(c)?;
+    eprintln!("xtask: every package builds from its packaged sources");
+    Ok(())
 }
 
 /// `cargo xtask package [--quick]`.
