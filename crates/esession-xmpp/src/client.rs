@@ -265,19 +265,60 @@ async fn preflight<C: ServerConnector>(
     }
 }
 
-/// The preflight login, then the reconnecting client on the same connector.
-async fn login<C: ServerConnector>(
+/// A connector whose streams offer no channel binding to SASL: SCRAM without `-PLUS`, for a
+/// server that advertises `-PLUS` but refuses the binding tokio-xmpp computes over TLS 1.3
+/// (`tls-exporter`, RFC 9266; ejabberd before 23.04 knows only `tls-unique`). The TLS
+/// certificate check is unchanged.
+#[derive(Clone, Debug)]
+struct Unbound<C>(C);
+
+impl<C: ServerConnector + Sync> ServerConnector for Unbound<C> {
+    type Stream = C::Stream;
+
+    fn connect(
+        &self,
+        jid: &tokio_xmpp::jid::Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> impl core::future::Future<
+        Output = Result<
+            (tokio_xmpp::xmlstream::PendingFeaturesRecv<Self::Stream>, sasl::common::ChannelBinding),
+            tokio_xmpp::Error,
+        >,
+    > + Send {
+        let f = self.0.connect(jid, ns, timeouts);
+        async move { f.await.map(|(s, _)| (s, sasl::common::ChannelBinding::None)) }
+    }
+}
+
+/// The preflight login, then the reconnecting client on the same connector. A login refused
+/// over TLS with channel binding is tried once more without (see [`Unbound`]); a wrong
+/// password fails both.
+async fn login<C: ServerConnector + Sync>(
     connector: C,
     jid: &tokio_xmpp::jid::Jid,
     opts: &Options,
 ) -> Result<tokio_xmpp::Client, Error> {
-    preflight(&connector, jid, opts).await?;
-    Ok(tokio_xmpp::Client::new_with_connector(
-        jid.clone(),
-        opts.password.as_str(),
-        connector,
-        Timeouts::default(),
-    ))
+    let client = |c| {
+        tokio_xmpp::Client::new_with_connector(jid.clone(), opts.password.as_str(), c, Timeouts::default())
+    };
+    match preflight(&connector, jid, opts).await {
+        Ok(()) => Ok(client(connector)),
+        Err(Error::Auth(first)) if opts.tls == Tls::StartTls => {
+            let unbound = Unbound(connector);
+            match preflight(&unbound, jid, opts).await {
+                Ok(()) => Ok(tokio_xmpp::Client::new_with_connector(
+                    jid.clone(),
+                    opts.password.as_str(),
+                    unbound,
+                    Timeouts::default(),
+                )),
+                Err(Error::Auth(_)) => Err(Error::Auth(first)),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl Client {
