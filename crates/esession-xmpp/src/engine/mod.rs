@@ -169,6 +169,8 @@ pub struct Engine {
     me: Option<BareJid>,
     /// Where offline messages wait for the application's acknowledgement ([`inbox`]).
     inbox: Option<Box<dyn Inbox + Send>>,
+    /// When [`Engine::tick`] last ran.
+    ticked: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for Engine {
@@ -262,6 +264,7 @@ impl Engine {
             requests: HashMap::new(),
             me: None,
             inbox: None,
+            ticked: None,
         }
     }
 
@@ -428,7 +431,7 @@ impl Engine {
 
     /// Handles one stanza from the server; see the [module documentation](self).
     pub fn handle(&mut self, now: DateTime<Utc>, s: &Element) -> Step {
-        let mut step = self.tick(now);
+        let mut step = self.tick_due(now);
         let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { return step };
         let Ok(shape) = xml::measure(s, self.limits.stanza) else {
             step.event(Event::Failed { peer: from, failure: Failure::TooLarge });
@@ -517,8 +520,20 @@ impl Engine {
         step
     }
 
-    /// Expires what waited too long; called by every input.
+    /// [`Engine::tick`] for an input: at most once per second of `now` (every expiry is a
+    /// matter of minutes), so that a stanza does not pay a walk over every session,
+    /// negotiation and rate bucket the engine holds.
+    fn tick_due(&mut self, now: DateTime<Utc>) -> Step {
+        if self.ticked.is_some_and(|t| now >= t && now - t < chrono::Duration::seconds(1)) {
+            return Step::default();
+        }
+        self.tick(now)
+    }
+
+    /// Expires what waited too long; called by the inputs (at most once per second of their
+    /// `now`), and by the caller whenever it likes.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Step {
+        self.ticked = Some(now);
         let mut step = Step::default();
         let timeout = self.limits.pending_timeout;
         let mut i = 0;
