@@ -1,27 +1,4 @@
-//! Exactly-once delivery of offline content, across crashes.
-//!
-//! What an offline return delivers (the content of the starts the server stored, and the later
-//! stanzas of the sessions they open) cannot be asked for again: the starts' replay entries
-//! refuse a second copy, and the server has handed them over. So every such message is kept in
-//! an [`Inbox`] (durably and sealed in the account's database, [`crate::Account::inbox`])
-//! *before* the application is told, under a [`MessageId`] derived from the start itself, and
-//! stays there until the application acknowledges it ([`Engine::ack`](super::Engine::ack)).
-//! After a restart, [`Engine::unacknowledged`](super::Engine::unacknowledged) hands every kept
-//! message over again, with the same ids.
-//!
-//! The order of the durable writes for an accepted start is what makes a crash at any point
-//! harmless:
-//!
-//! 1. the message is kept, with the replay entries of its start ([`Inbox::keep`]); a message
-//!    already kept under that id is not kept nor told twice;
-//! 2. the replay entries are recorded in the replay store;
-//! 3. the application is told ([`super::Event::Message`] with its id), and acknowledges it
-//!    when it has done with it: only then is the message forgotten.
-//!
-//! A crash between 1 and 2 is finished by [`Engine::set_inbox`](super::Engine::set_inbox), which
-//! records the replay entries of every kept message before anything else; a crash before 1
-//! leaves nothing behind, so a start the server hands over again is accepted as if new; after
-//! 2, the start is refused as a replay, and its message is in the inbox until acknowledged.
+//! Exactly-once delivery of offline content, across crashes: see [`Inbox`].
 
 use esession_negotiate::{Jid, StoreError};
 use minidom::Element;
@@ -269,7 +246,31 @@ impl Kept {
     }
 }
 
-/// Where delivered offline messages wait for their acknowledgement.
+/// Where delivered offline messages wait for their acknowledgement: exactly-once delivery of
+/// offline content, across crashes.
+///
+/// What an offline return delivers (the content of the starts the server stored, and the later
+/// stanzas of the sessions they open) cannot be asked for again: the starts' replay entries
+/// refuse a second copy, and the server has handed them over. So every such message is kept in
+/// an inbox (durably and sealed in the account's database, [`crate::Account::inbox`])
+/// *before* the application is told, under a [`MessageId`] derived from the start itself, and
+/// stays there until the application acknowledges it ([`Engine::ack`](super::Engine::ack)).
+/// After a restart, [`Engine::unacknowledged`](super::Engine::unacknowledged) hands every kept
+/// message over again, with the same ids.
+///
+/// The order of the durable writes for an accepted start is what makes a crash at any point
+/// harmless:
+///
+/// 1. the message is kept, with the replay entries of its start ([`Inbox::keep`]); a message
+///    already kept under that id is not kept nor told twice;
+/// 2. the replay entries are recorded in the replay store;
+/// 3. the application is told ([`super::Event::Message`] with its id), and acknowledges it
+///    when it has done with it: only then is the message forgotten.
+///
+/// A crash between 1 and 2 is finished by [`Engine::set_inbox`](super::Engine::set_inbox), which
+/// records the replay entries of every kept message before anything else; a crash before 1
+/// leaves nothing behind, so a start the server hands over again is accepted as if new; after
+/// 2, the start is refused as a replay, and its message is in the inbox until acknowledged.
 pub trait Inbox {
     /// Keeps `m`, durably when it returns `Ok` (and sealed, for a durable inbox). Returns
     /// false, keeping nothing, when a message with its id is kept already.

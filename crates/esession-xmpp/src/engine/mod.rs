@@ -167,7 +167,7 @@ pub struct Engine {
     requests: HashMap<BareJid, Bucket>,
     /// Our own account (its presence is not a contact's).
     me: Option<BareJid>,
-    /// Where offline messages wait for the application's acknowledgement ([`inbox`]).
+    /// Where offline messages wait for the application's acknowledgement ([`Inbox`]).
     inbox: Option<Box<dyn Inbox + Send>>,
     /// When [`Engine::tick`] last ran.
     ticked: Option<DateTime<Utc>>,
@@ -269,7 +269,7 @@ impl Engine {
     }
 
     /// Keeps offline messages in `inbox` until the application acknowledges them
-    /// ([`Engine::ack`]; see [`inbox`](self::inbox) for the guarantee). First finishes what a
+    /// ([`Engine::ack`]; see [`Inbox`] for the guarantee). First finishes what a
     /// crash may have left half done: the replay entries of every kept message are recorded
     /// (again), so that their starts are refused if the server hands them over once more.
     /// Without an inbox, offline messages carry ids all the same but nothing is kept.

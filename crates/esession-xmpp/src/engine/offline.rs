@@ -232,7 +232,7 @@ impl Engine {
 
     /// An offline start (XEP-0187 §3.3) from `from`: checked against the sets we hold, in the
     /// order of I27; every failure is silent. Its replay entries are staged during the checks
-    /// and written only after its content is kept in the inbox (see [`super::inbox`] for why
+    /// and written only after its content is kept in the inbox (see [`Inbox`](super::Inbox) for why
     /// this order makes a crash at any point harmless).
     pub(super) fn on_offline_start(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
         let mut step = Step::default();
