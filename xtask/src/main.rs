@@ -17,6 +17,8 @@
 //!   `test`.
 //! * `features`: each crate checked with `--no-default-features` and `--all-features`, and the
 //!   MSRV (see xtask/src/features.rs); part of `test`.
+//! * `api [--check]`: the public API listings of docs/api/ (rustdoc JSON, nightly; see
+//!   xtask/src/api.rs); not part of `test`.
 //! * `load [--quick] [--no-server]`: the load run against Prosody on loopback (see
 //!   xtask/src/load.rs); writes docs/performance.md; not part of `test`.
 //! * `mutants [CRATE...]`: mutation testing with cargo-mutants (see xtask/src/mutants.rs); not
@@ -46,9 +48,10 @@ fn main() -> ExitCode {
         Some("load") => load::run_load(&args[1..]),
         Some("package") => package::main(&args[1..]),
         Some("features") => features::run(),
+        Some("api") => api::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|load [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|package [--quick]|features|doc>"
+                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|load [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|package [--quick]|features|api [--check]|doc>"
             );
             return ExitCode::from(2);
         }
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     }
 }
 
+mod api;
 mod bench;
 mod conformance;
 mod features;
