@@ -18,7 +18,7 @@
 //! * `features`: each crate checked with `--no-default-features` and `--all-features`, and the
 //!   MSRV (see xtask/src/features.rs); part of `test`.
 //! * `api [--check]`: the public API listings of docs/api/ (rustdoc JSON, nightly; see
-//!   xtask/src/api.rs); not part of `test`.
+//!   xtask/src/api.rs); `--check` is part of `test` when nightly is installed.
 //! * `load [--quick] [--no-server]`: the load run against Prosody on loopback (see
 //!   xtask/src/load.rs); writes docs/performance.md; not part of `test`.
 //! * `mutants [CRATE...]`: mutation testing with cargo-mutants (see xtask/src/mutants.rs); not
@@ -102,6 +102,7 @@ fn test() -> Result<(), String> {
     no_hazmat_in_binary()?;
     features::run()?;
     package::run_package(false)?;
+    api::check_if_nightly()?;
     let skip_e2e = env::var("ESESSION_E2E").as_deref() == Ok("skip");
     if !skip_e2e {
         for kind in SERVERS {
