@@ -68,6 +68,10 @@
 //! Secrets are wiped when their owners drop them, but copies made by the operating system (swap,
 //! core dumps) and intermediate values inside the big-integer library are outside its reach.
 //! `twofish` and `dsa` are slow (the repository's `docs/performance.md` has the figures).
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 pub mod cipher;
 mod comb;

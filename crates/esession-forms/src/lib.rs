@@ -44,6 +44,10 @@
 //! assert!(form_a.starts_with(br#"<field type="hidden" var="FORM_TYPE"><value>urn:xmpp:ssn</value></field>"#));
 //! # Ok(()) }
 //! ```
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 pub mod dataform;
 mod error;

@@ -47,6 +47,10 @@
 //!
 //! With the default `durable` feature, [`durable::DurableStore`] keeps retained secrets (sealed)
 //! and key trust in one redb database file.
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 mod check;
 mod config;

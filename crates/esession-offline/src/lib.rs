@@ -83,6 +83,10 @@
 //! assert!(receive::accept(&secrets, &stanza, back, Profile::Xep, &alice_trust, &mut seen).is_err());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 // The crates of this crate's signatures (`minidom::Element`, the durable replay store's
 // `redb::Database`), re-exported so that users name the same versions.

@@ -36,6 +36,10 @@
 //! assert!(bob.is_closed());
 //! # Ok(()) }
 //! ```
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 pub mod compress;
 pub mod content;

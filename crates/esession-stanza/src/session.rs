@@ -247,7 +247,8 @@ struct SendState {
     counter: u128,
 }
 
-/// What [`Session::seal`] should add besides the content.
+/// What `Session::seal` (feature `hazmat`) or [`Session::encrypt`] should add besides the
+/// content.
 #[derive(Debug, Default)]
 pub struct SealOptions {
     /// Start a re-key with this new key pair (its public value goes in `<key/>`).
@@ -727,7 +728,9 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::NotNegotiated`] for a stanza type outside the negotiated `stanzas` (the caller
-    /// must decide explicitly to send it in clear); as [`Session::seal`].
+    /// must decide explicitly to send it in clear); [`Error::SessionClosed`],
+    /// [`Error::RekeyTooSoon`], [`Error::RekeysUnanswered`], [`Error::KeyExhausted`] when the
+    /// block budget is spent and no re-key is allowed, or primitive failures.
     pub fn encrypt<R: CryptoRng + ?Sized>(
         &mut self,
         stanza: &Element,

@@ -27,6 +27,10 @@
 //!
 //! The engine alone, two parties relayed in memory by [`relay::Relay`] (which plays the
 //! server), is shown in the [`relay`] module.
+//!
+//! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
+//! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the
+//! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 pub mod account;
 pub mod client;
