@@ -174,9 +174,19 @@ fn e2e() -> Result<(), String> {
         let mut t = cargo();
         t.env("ESESSION_SERVER", kind)
             .args(["test", "-p", "esession-xmpp", "--test", "e2e", "-p", "esession-cli"])
-            .args(["--test", "account", "--test", "terminal", "--", "--ignored"]);
+            .args(["--test", "account", "--", "--ignored"]);
         if let Err(e) = run(t) {
             failed.push(format!("{kind}: {e}"));
+        }
+        // One at a time: with several servers and chats at once on a small machine, a chat on
+        // ejabberd has been seen to wait for an answer that never came (not understood yet).
+        let mut term = cargo();
+        let one_at_a_time = ["--", "--ignored", "--test-threads", "1"];
+        term.env("ESESSION_SERVER", kind)
+            .args(["test", "-p", "esession-cli", "--test", "terminal"])
+            .args(one_at_a_time);
+        if let Err(e) = run(term) {
+            failed.push(format!("{kind} (terminal): {e}"));
         }
         let mut tls = cargo();
         tls.env("ESESSION_SERVER", kind)
