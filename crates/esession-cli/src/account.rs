@@ -576,7 +576,11 @@ fn bare_arg(what: &str, s: &str) -> Result<BareJid, Fail> {
 /// presence of it came).
 pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> Fail {
     use esession_negotiate::Check;
-    let seen = seen || client.engine().subscribed_to(bare) || client.engine().is_available(bare);
+    // The roster read at login says whether we receive its presence.
+    let seen = seen
+        || client.watches(bare)
+        || client.engine().subscribed_to(bare)
+        || client.engine().is_available(bare);
     let said = |c: &Option<String>| c.as_ref().map(|c| format!(" (the server said {c})")).unwrap_or_default();
     let contact = |m: String| Fail::new(Exit::Contact, m);
     match e {

@@ -57,10 +57,13 @@ impl Chat<'_> {
         }
     }
 
-    /// Whether we receive the peer's presence (the engine does not remember a contact that is
-    /// offline and unknown to it).
+    /// Whether we receive the peer's presence: the roster says so, or a presence came (the
+    /// engine does not remember a contact that is offline and unknown to it).
     fn sees_presence(&self, client: &Client) -> bool {
-        self.seen || client.engine().subscribed_to(&self.bare) || client.engine().is_available(&self.bare)
+        self.seen
+            || client.watches(&self.bare)
+            || client.engine().subscribed_to(&self.bare)
+            || client.engine().is_available(&self.bare)
     }
 
     fn state(&self, client: &Client) -> &'static str {

@@ -363,3 +363,17 @@ fn the_password_is_asked_without_echo() {
     assert_eq!(t.exit_status(), 5);
     assert!(!fresh.exists(), "a failed login created {}", fresh.display());
 }
+
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn an_offline_contact_is_said_to_be_offline_not_unknown() {
+    // ejabberd says nothing of an offline contact at login: the roster tells that we do
+    // receive its presence, so the refusal says what is really wrong.
+    let p = Server::start(&["alice", "bob"]);
+    befriend(&p, "alice", "bob");
+    let o = run(&p, "alice", &["send", "bob@localhost", "hi"], b"");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(8), "{err}");
+    assert!(err.contains("bob@localhost is offline and has published no offline options"), "{err}");
+    assert!(!err.contains("not be subscribed"), "{err}");
+}
