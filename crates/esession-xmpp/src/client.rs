@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use minidom::Element;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
-use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
+use tokio_xmpp::connect::{DnsConfig, ServerConnector};
 use tokio_xmpp::parsers::stanza::Stanza;
 use tokio_xmpp::xmlstream::Timeouts;
 
@@ -359,14 +359,13 @@ impl Client {
                 }
                 let ip = host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
                 let dns = DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string());
-                login(TcpServerConnector::from(dns), &jid, &opts).await?
+                login(crate::nodelay::Plain(dns), &jid, &opts).await?
             }
             #[cfg(feature = "starttls")]
             Tls::StartTls => {
                 // The certificate must name the JID's domain; roots are the system's
                 // (SSL_CERT_FILE is honoured).
-                let connector =
-                    tokio_xmpp::connect::StartTlsServerConnector::from(dns_config(&opts, &domain)?);
+                let connector = crate::nodelay::StartTls(dns_config(&opts, &domain)?);
                 login(connector, &jid, &opts).await?
             }
             #[cfg(not(feature = "starttls"))]

@@ -35,6 +35,7 @@
 pub mod account;
 pub mod client;
 pub mod engine;
+mod nodelay;
 pub mod pool;
 pub mod relay;
 
