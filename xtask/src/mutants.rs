@@ -45,6 +45,8 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         crates.extend(DEFAULT);
     }
     for krate in crates {
+        let out = crate::root().join("target/mutants").join(krate);
+        std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
         let mut m = cargo();
         // Each crate's own tests judge its mutants; one job, the machines have two cores.
         // ESESSION_QUICK: the slowest tests (the negotiation tamper matrix) sample their cases,

@@ -87,6 +87,12 @@ fn dropped_children_are_named_and_their_list_bounded() {
             format!("{{urn:example:two}}{}", "n".repeat(64))
         ]
     );
+    // A name cut at 64 octets never splits a character: "é" (2 octets) at octets 63-64 goes.
+    let mut w = send(&mut a, "cut");
+    let wide = format!("{}\u{e9}", "a".repeat(63));
+    w.append_child(Element::bare(wide.as_str(), "urn:example:three"));
+    let (_, opened) = b.decrypt(&w).unwrap();
+    assert_eq!(opened.unprotected, vec![format!("{{urn:example:three}}{}", "a".repeat(63))]);
     // More than MAX_REPORTED: the list stops at MAX_REPORTED.
     let mut w = send(&mut a, "again");
     for i in 0..=MAX_REPORTED {
