@@ -156,17 +156,24 @@ fn write(e: &Element, parent_ns: &str, prefixes: &[String], top: bool, out: &mut
     out.push('>');
 }
 
+/// Escapes what a parser would not read back as it is: markup, and the white space that XML
+/// normalizes (a carriage return becomes a line feed in text, and a tab, line feed or carriage
+/// return in an attribute value, `xmlns` included, becomes a space; XML 1.0 §2.11, §3.3.3), as
+/// character references.
 fn escape(s: &str, attr: bool, out: &mut String) {
     let rep = |b| match b {
         b'&' => "&amp;",
         b'<' => "&lt;",
         b'>' => "&gt;",
-        _ => "&quot;",
+        b'"' => "&quot;",
+        b'\t' => "&#9;",
+        b'\n' => "&#10;",
+        _ => "&#13;",
     };
     if attr {
-        esession_forms::__internal::escape_into(s, out, *b"&<>\"", rep);
+        esession_forms::__internal::escape_into(s, out, *b"&<>\"\t\n\r", rep);
     } else {
-        esession_forms::__internal::escape_into(s, out, *b"&<>", rep);
+        esession_forms::__internal::escape_into(s, out, *b"&<>\r", rep);
     }
 }
 
@@ -319,6 +326,17 @@ fn c_below_first_level(e: &Element) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// fuzz/regressions/content/crash-3f1f50ce...: white space in an attribute value (here the
+    /// namespace, from `&#10;`) and a carriage return in text survive serialize then parse.
+    #[test]
+    fn normalized_white_space_round_trips() {
+        let data = b"<body a='x&#9;&#10;&#13;y'>\nab&#13;c</body><active xmlns=\"http:toco&#10;tstates\"/>";
+        let parsed = parse_general("jabber:client", data).unwrap();
+        let m = serialize("jabber:client", &parsed).unwrap();
+        assert_eq!(parse_general("jabber:client", &m).unwrap(), parsed);
+        assert!(String::from_utf8(m).unwrap().contains("xmlns=\"http:toco&#10;tstates\""));
+    }
+
     use super::*;
     use esession_forms::xml::parse as xml;
 
