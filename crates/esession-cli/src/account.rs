@@ -469,8 +469,6 @@ fn loopback(server: &str) -> bool {
 /// once. A data directory this command created is removed again when the login fails.
 pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
     let jid = s.jid()?.clone();
-    // No server: the JID's domain, through its SRV record (the client looks it up).
-    let server = s.server.clone().unwrap_or_default();
     let password = match &s.password {
         Some(p) => p.clone(),
         None => prompt_secret(&format!("Password for {}: ", jid.to_bare()))?.ok_or_else(|| {
@@ -481,13 +479,13 @@ pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
         })?,
     };
     let opened = open_write(s, false)?;
-    let mut o = Options::new(jid.as_str(), &password, &server);
+    let mut o = Options::new(jid.as_str(), &password, "");
+    // No server: the JID's domain, through its SRV record (the client looks it up).
+    o.server = s.server.clone().filter(|v| !v.trim().is_empty());
     o.tls = match s.starttls {
         Some(true) => Tls::StartTls,
         Some(false) => Tls::PlainLoopbackOnly,
-        None if loopback(if server.is_empty() { jid.domain().as_str() } else { &server }) => {
-            Tls::PlainLoopbackOnly
-        }
+        None if loopback(o.server.as_deref().unwrap_or(jid.domain().as_str())) => Tls::PlainLoopbackOnly,
         None => Tls::StartTls,
     };
     o.profile = s.profile;

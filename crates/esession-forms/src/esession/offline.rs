@@ -124,20 +124,7 @@ fn is_xep0082_utc_prefix(b: &[u8]) -> bool {
 #[must_use]
 pub fn is_xep0082_utc(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: core::ops::Range<usize>| r.into_iter().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-    b.len() == 20
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && b[10] == b'T'
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19)
-        && b[19] == b'Z'
+    b.len() == 20 && is_xep0082_utc_prefix(b) && b[19] == b'Z'
 }
 
 #[cfg(test)]
