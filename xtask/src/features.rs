@@ -54,6 +54,22 @@ fn workspace_msrv() -> Result<String, String> {
         .ok_or_else(|| "no rust-version in [workspace.package]".to_owned())
 }
 
+/// The published crates whose Cargo.toml sets a `rust-version` of its own (not the
+/// workspace's), with it.
+fn own_rust_versions() -> Result<Vec<(String, String)>, String> {
+    let mut own = Vec::new();
+    for krate in CRATES {
+        let path = root().join("crates").join(krate).join("Cargo.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Some(v) =
+            text.lines().find_map(|l| l.strip_prefix("rust-version = \"").and_then(|r| r.strip_suffix('"')))
+        {
+            own.push((krate.to_owned(), v.to_owned()));
+        }
+    }
+    Ok(own)
+}
+
 /// "1.85" / "1.85.1" as comparable numbers.
 fn version(v: &str) -> Vec<u32> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
@@ -75,11 +91,25 @@ pub(crate) fn msrv() -> Result<(), String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    if toolchains.lines().any(|l| l.starts_with(&format!("{msrv}-")) || l.starts_with(&format!("{msrv}.0-")))
-    {
+    let installed = |v: &str| {
+        toolchains.lines().any(|l| l.starts_with(&format!("{v}-")) || l.starts_with(&format!("{v}.0-")))
+    };
+    // Crates with a rust-version of their own (the CLI) are built with theirs, the rest with
+    // the workspace's.
+    let own = own_rust_versions()?;
+    if installed(&msrv) && own.iter().all(|(_, v)| installed(v)) {
         let mut c = std::process::Command::new("cargo");
-        c.current_dir(root()).args([&format!("+{msrv}"), "check", "--workspace"]);
-        return crate::run(c);
+        c.current_dir(root()).args([&format!("+{msrv}"), "check", "--workspace", "--exclude", "xtask"]);
+        for (krate, _) in &own {
+            c.args(["--exclude", krate]);
+        }
+        crate::run(c)?;
+        for (krate, v) in &own {
+            let mut c = std::process::Command::new("cargo");
+            c.current_dir(root()).args([&format!("+{v}"), "check", "-p", krate]);
+            crate::run(c)?;
+        }
+        return Ok(());
     }
     eprintln!(
         "xtask: toolchain {msrv} (the MSRV) is not installed: only the dependencies' declared \
