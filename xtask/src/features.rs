@@ -91,22 +91,28 @@ pub(crate) fn msrv() -> Result<(), String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
+    // The installed toolchain for a version: `1.90-x86_64-…` or `1.90.0-x86_64-…`.
     let installed = |v: &str| {
-        toolchains.lines().any(|l| l.starts_with(&format!("{v}-")) || l.starts_with(&format!("{v}.0-")))
+        toolchains
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .find(|t| t.starts_with(&format!("{v}-")) || t.starts_with(&format!("{v}.0-")))
+            .map(str::to_owned)
     };
     // Crates with a rust-version of their own (the CLI) are built with theirs, the rest with
     // the workspace's.
     let own = own_rust_versions()?;
-    if installed(&msrv) && own.iter().all(|(_, v)| installed(v)) {
+    let own_toolchains: Option<Vec<String>> = own.iter().map(|(_, v)| installed(v)).collect();
+    if let (Some(ws), Some(own_toolchains)) = (installed(&msrv), own_toolchains) {
         let mut c = std::process::Command::new("cargo");
-        c.current_dir(root()).args([&format!("+{msrv}"), "check", "--workspace", "--exclude", "xtask"]);
+        c.current_dir(root()).args([&format!("+{ws}"), "check", "--workspace", "--exclude", "xtask"]);
         for (krate, _) in &own {
             c.args(["--exclude", krate]);
         }
         crate::run(c)?;
-        for (krate, v) in &own {
+        for ((krate, _), t) in own.iter().zip(&own_toolchains) {
             let mut c = std::process::Command::new("cargo");
-            c.current_dir(root()).args([&format!("+{v}"), "check", "-p", krate]);
+            c.current_dir(root()).args([&format!("+{t}"), "check", "-p", krate]);
             crate::run(c)?;
         }
         return Ok(());
