@@ -373,6 +373,124 @@ fn the_inbox_is_sealed_at_rest() {
     let _ = std::fs::remove_dir_all(&sc.secrets_account);
 }
 
+/// Offline messages from keys not trusted are held (issue 19), across restarts: held in the
+/// account's inbox, told again as held after every restart until the user decides, delivered
+/// once when the key is trusted (by the engine, or in the account between two processes),
+/// dropped when it is refused; the starts handed over again are replays, never held twice.
+#[test]
+fn held_offline_messages_survive_restarts_and_are_delivered_once_when_trusted() {
+    let sc = scenario("held");
+    let dir = scratch("held-run");
+    // The account as `fresh_account` makes it, but no contact's key trusted.
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["esession.redb", "seal.key"] {
+        std::fs::copy(sc.secrets_account.join(f), dir.join(f)).unwrap();
+    }
+    let key = bob_key().public_key();
+    let open = || {
+        let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+        let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), account.stores().unwrap());
+        engine.set_inbox(Box::new(account.inbox().unwrap())).unwrap();
+        engine.come_back(now(), None, account.offline("everyone").unwrap(), false).unwrap();
+        (account, engine)
+    };
+    let held_of = |events: &[Event]| -> Vec<(String, MessageId)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Untrusted { peer, id, .. } => Some((peer.to_bare().to_string(), *id)),
+                _ => None,
+            })
+            .collect()
+    };
+    let messages = |events: &[Event]| -> Vec<(MessageId, String)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { id: Some(id), offline: true, .. } => Some((*id, e.body().unwrap())),
+                _ => None,
+            })
+            .collect()
+    };
+    // Every message handed to the application, and what it acknowledged.
+    let mut seen: HashMap<MessageId, String> = HashMap::new();
+    let mut acked: HashSet<MessageId> = HashSet::new();
+    let mut take = |got: Vec<(MessageId, String)>, acked: &HashSet<MessageId>| {
+        for (id, body) in &got {
+            assert!(!acked.contains(id), "{body:?} handed over again after its acknowledgement");
+            seen.insert(*id, body.clone());
+        }
+        got
+    };
+
+    // 1. The return: every start held (nothing delivered), with the sender and an id.
+    let (account, mut engine) = open();
+    let mut events = Vec::new();
+    for s in &sc.stored {
+        events.extend(engine.handle(now(), s).events);
+    }
+    assert!(messages(&events).is_empty(), "nothing delivered from a key not trusted: {events:?}");
+    let held = held_of(&events);
+    assert_eq!(held.len(), sc.bodies.len(), "{events:?}");
+    drop(engine);
+    drop(account);
+
+    // 2. A restart: still held, the same ids, nothing delivered; the starts again are replays.
+    let (account, mut engine) = open();
+    assert_eq!(held_of(&engine.unacknowledged().unwrap()), held);
+    for s in &sc.stored {
+        let step = engine.handle(now(), s);
+        assert!(held_of(&step.events).is_empty() && messages(&step.events).is_empty(), "{:?}", step.events);
+    }
+    // The user trusts the first contact's key: its three messages, once; two acknowledged.
+    let first = bare(&sc.contacts[0]);
+    let got = take(messages(&engine.trust_held(&first, &key).unwrap().events), &acked);
+    assert_eq!(got.len(), PER_CONTACT);
+    for (id, _) in &got[..2] {
+        engine.ack(id).unwrap();
+        acked.insert(*id);
+    }
+    drop(engine);
+    // 3. Between two processes, the user trusts the second contact's key in the account.
+    account.trust(&bare(&sc.contacts[1]), key.clone()).unwrap();
+    drop(account);
+
+    // 4. A restart: the first contact's unacknowledged message and the second contact's
+    // three as messages (same ids as when held); the third contact's still held. Refused.
+    let (account, mut engine) = open();
+    let again = engine.unacknowledged().unwrap();
+    let got = take(messages(&again), &acked);
+    assert_eq!(got.len(), 1 + PER_CONTACT, "{again:?}");
+    let third = held_of(&again);
+    assert_eq!(third.len(), PER_CONTACT);
+    assert!(third.iter().all(|(p, _)| *p == sc.contacts[2].split('/').next().unwrap()));
+    assert!(got.iter().all(|(id, _)| held.iter().any(|(_, h)| h == id)), "the ids they were held under");
+    for (id, _) in &got {
+        engine.ack(id).unwrap();
+        acked.insert(*id);
+    }
+    assert_eq!(engine.refuse_held(&bare(&sc.contacts[2]), &key).unwrap(), PER_CONTACT);
+    drop(engine);
+    drop(account);
+
+    // 5. A last restart: nothing left, nothing delivered again, the starts are replays.
+    let (account, mut engine) = open();
+    assert!(engine.unacknowledged().unwrap().is_empty());
+    for s in &sc.stored {
+        let step = engine.handle(now(), s);
+        assert!(held_of(&step.events).is_empty() && messages(&step.events).is_empty(), "{:?}", step.events);
+    }
+    let mut got: Vec<&String> = seen.values().collect();
+    got.sort();
+    let mut want: Vec<&String> = sc.bodies[..2 * PER_CONTACT].iter().collect();
+    want.sort();
+    assert_eq!(got, want, "the trusted contacts' messages, each once; the refused one's none");
+    drop(engine);
+    drop(account);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&sc.secrets_account);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The same with real processes and `kill -9` (SIGKILL) at points the scheduler picks.
 

@@ -861,3 +861,258 @@ fn a_known_contact_is_asked_for_the_fingerprint_first() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Offline messages from a key that is not trusted: held for the user's decision (issue 19)
+
+/// Alice (who trusts no key) and Bob (who trusts hers), relayed; Alice published her options
+/// and went away, and Bob made an offline start with "first", then "second" and "third" in the
+/// same offline session. With `stored`, the three went to the server, which hands them over at
+/// Alice's return; else they are returned (stamped from Bob) for the test to hand over.
+fn untrusted_offline(stored: bool) -> (Relay, usize, usize, Published, Vec<Element>) {
+    let (ak, bk) = (rsa("rsa.pem"), bob_key());
+    let ap = ak.public_key();
+    let mut r = Relay::new(now());
+    let a = r.add(ALICE, engine(Some(ak), &[])).unwrap();
+    let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap)])).unwrap();
+    let mut sets = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
+    r.disconnect(a);
+    r.drive();
+    let ev = r.fetch_options(b, "alice@example.org").unwrap();
+    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
+    let now = r.now();
+    let mut stanzas = r
+        .engine(b)
+        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("first"), false)
+        .unwrap()
+        .send;
+    for text in ["second", "third"] {
+        stanzas.push(r.engine(b).offline_chat(now, &bare(ALICE), text).unwrap());
+    }
+    if stored {
+        for s in stanzas.drain(..) {
+            r.inject(b, s);
+        }
+        r.drive();
+    }
+    for s in &mut stanzas {
+        set(s, "from", BOB);
+    }
+    r.advance(chrono::Duration::minutes(30));
+    (r, a, b, sets.remove(0), stanzas)
+}
+
+/// Alice returns (her presence goes out; Bob's terminate, if any, is not delivered).
+fn alice_returns(r: &mut Relay, a: usize, b: usize, set: Published) -> Vec<Event> {
+    r.set_filter(Box::new(move |from, s| (from != b || s.name() != "message").then_some(s)));
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(set.secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    r.take_events(a)
+}
+
+fn held(events: &[Event]) -> Vec<(esession_xmpp::engine::MessageId, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Untrusted { id, fingerprint, .. } => Some((*id, fingerprint.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ids(events: &[Event]) -> Vec<esession_xmpp::engine::MessageId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { id: Some(id), offline: true, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_untrusted_senders_offline_messages_are_held_until_the_key_is_trusted() {
+    let (mut r, a, _b, set, _) = untrusted_offline(true);
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(set.secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    let ea = r.take_events(a);
+    // Held: nothing of the content told, no session told; each message said, in order, with
+    // the fingerprint of the key that signed the start.
+    assert!(bodies(&ea).is_empty(), "nothing delivered before the key is trusted: {ea:?}");
+    assert!(!ea.iter().any(|e| matches!(e, Event::Negotiated { .. })), "{ea:?}");
+    let fp = esession_xmpp::fingerprint(&bob_key().public_key()).unwrap();
+    let h = held(&ea);
+    assert_eq!(h.len(), 3, "the start and both later stanzas of its session: {ea:?}");
+    assert!(h.iter().all(|(_, f)| *f == fp));
+    assert_eq!(r.engine(a).held_untrusted().unwrap().len(), 3);
+    let again: Vec<_> = held(&r.engine(a).unacknowledged().unwrap());
+    assert_eq!(again, h, "what a restart hands over: still held");
+    // The user compares and trusts the key: the three are delivered, in order, same ids.
+    let step = r.engine(a).trust_held(&bare(BOB), &bob_key().public_key()).unwrap();
+    assert_eq!(bodies(&step.events), ["first", "second", "third"]);
+    assert_eq!(ids(&step.events), h.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    assert!(r.engine(a).held_untrusted().unwrap().is_empty());
+    assert!(r.engine(a).trust().trusts(&bare(BOB), &bob_key().public_key()));
+    // Delivered once: acknowledged, they are gone.
+    for id in ids(&step.events) {
+        r.engine(a).ack(&id).unwrap();
+    }
+    assert!(r.engine(a).unacknowledged().unwrap().is_empty());
+}
+
+#[test]
+fn a_refused_key_drops_its_held_messages_and_their_session() {
+    let (mut r, a, b, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, b, set);
+    let now = r.now();
+    let step = r.engine(a).handle(now, &later.remove(0));
+    assert_eq!(held(&step.events).len(), 1, "{:?}", step.events);
+    assert_eq!(r.engine(a).load().1, 1, "the held session is open");
+    let dropped = r.engine(a).refuse_held(&bare(BOB), &bob_key().public_key()).unwrap();
+    assert_eq!(dropped, 1);
+    assert!(r.engine(a).unacknowledged().unwrap().is_empty());
+    assert!(!r.engine(a).trust().trusts(&bare(BOB), &bob_key().public_key()));
+    assert_eq!(r.engine(a).load().1, 0, "the held session is gone");
+    // Its later stanzas belong to no session any more: dropped, nothing held or told.
+    let step = r.engine(a).handle(now, &later.remove(0));
+    assert!(held(&step.events).is_empty() && bodies(&step.events).is_empty(), "{:?}", step.events);
+    assert!(r.engine(a).unacknowledged().unwrap().is_empty());
+}
+
+#[test]
+fn later_stanzas_of_a_held_session_are_held_while_it_is_open() {
+    let (mut r, a, b, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, b, set);
+    let now = r.now();
+    // The start, then "second" while the session is held: held too, not delivered.
+    for _ in 0..2 {
+        let step = r.engine(a).handle(now, &later.remove(0));
+        assert!(bodies(&step.events).is_empty(), "{:?}", step.events);
+        assert_eq!(held(&step.events).len(), 1, "{:?}", step.events);
+    }
+    // Trusted: both held ones, in order; "third", after it, is delivered as it comes.
+    let step = r.engine(a).trust_held(&bare(BOB), &bob_key().public_key()).unwrap();
+    assert_eq!(bodies(&step.events), ["first", "second"]);
+    let step = r.engine(a).handle(now, &later.remove(0));
+    assert_eq!(bodies(&step.events), ["third"]);
+    assert!(held(&step.events).is_empty());
+}
+
+#[test]
+fn only_a_start_whose_sole_fault_is_its_key_is_held() {
+    let (mut r, a, b, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, b, set);
+    let now = r.now();
+    // The start's encrypted content altered: its MAC fails, so it is refused (silently) and
+    // nothing is held, although its key is not trusted either.
+    let mut start = later.remove(0);
+    let c = start.get_child_mut("c", esession_stanza::NS).unwrap();
+    let d = c.get_child_mut("data", esession_stanza::NS).unwrap();
+    let text = d.text();
+    let first = if text.starts_with('A') { "B" } else { "A" };
+    let flipped = format!("{first}{}", &text[1..]);
+    *d = Element::builder("data", esession_stanza::NS).append(flipped).build();
+    let step = r.engine(a).handle(now, &start);
+    assert!(held(&step.events).is_empty(), "{:?}", step.events);
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Offline(_), .. })),
+        "{:?}",
+        step.events
+    );
+    assert!(r.engine(a).unacknowledged().unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A resource that does not accept negotiations (a one-shot command, issue 19)
+
+/// The features `b` announces to `a` (disco#info through the relay).
+fn features(r: &mut Relay, a: usize, b: usize, id: &str) -> Vec<String> {
+    let mut iq = Element::builder("iq", "jabber:client")
+        .append(Element::bare("query", esession_xmpp::engine::DISCO_INFO))
+        .build();
+    set(&mut iq, "type", "get");
+    set(&mut iq, "id", id);
+    set(&mut iq, "to", BOB);
+    r.inject(a, iq);
+    r.drive();
+    let reply = r
+        .delivered
+        .iter()
+        .find(|(from, to, s)| *from == b && *to == a && s.attr("id") == Some(id))
+        .map(|(_, _, s)| s.clone())
+        .unwrap();
+    reply
+        .get_child("query", esession_xmpp::engine::DISCO_INFO)
+        .unwrap()
+        .children()
+        .filter(|f| f.name() == "feature")
+        .filter_map(|f| f.attr("var").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_resource_that_does_not_accept_declines_requests_and_announces_no_negotiation() {
+    let (mut r, a, b) = pair();
+    assert!(r.engine(b).accepting());
+    r.engine(b).set_accepting(false);
+    // XEP-0116 §3: the feature is announced by a client that negotiates; this one does not.
+    let f = features(&mut r, a, b, "disco-1");
+    for ns in [
+        esession_forms::esession::ESESSION_NS,
+        esession_forms::esession::FEATURE_NEG_NS,
+        esession_forms::esession::INIT_NS,
+    ] {
+        assert!(!f.iter().any(|v| v == ns), "{ns} announced: {f:?}");
+    }
+    assert!(f.iter().any(|v| v == esession_xmpp::engine::DISCO_INFO), "{f:?}");
+    // X155-4.3-04 X155-4.3-05 X155-4.3-06: the request is declined with FORM_TYPE and
+    // `accept` false only, on its thread; Alice's engine reads it as a refusal.
+    let sent = r.delivered.len();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let decline = r.delivered[sent..]
+        .iter()
+        .find(|(from, to, _)| *from == b && *to == a)
+        .map(|(_, _, s)| s.clone())
+        .unwrap_or_else(|| panic!("Bob answered nothing"));
+    let request_thread = r.delivered[sent..]
+        .iter()
+        .find(|(from, _, _)| *from == a)
+        .and_then(|(_, _, s)| s.get_child("thread", "jabber:client").map(Element::text))
+        .unwrap();
+    assert_eq!(decline.get_child("thread", "jabber:client").map(Element::text), Some(request_thread));
+    assert_ne!(decline.attr("type"), Some("error"));
+    let w = esession_forms::esession::Wrapper::find(&decline).unwrap();
+    let (_, x) = esession_forms::esession::Wrapper::unwrap(w).unwrap();
+    let form = esession_forms::dataform::DataForm::parse(x).unwrap();
+    let vars: Vec<&str> = form.fields.iter().filter_map(|f| f.var.as_deref()).collect();
+    assert_eq!(vars, ["FORM_TYPE", "accept"]);
+    assert!(matches!(form.field("accept").unwrap().values[0].as_str(), "0" | "false"));
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::Failed { failure: Failure::Negotiation(esession_negotiate::Error::Rejected { .. }), .. }
+        )),
+        "{ea:?}"
+    );
+    let eb = r.take_events(b);
+    assert!(eb.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Declined, .. })), "{eb:?}");
+    assert!(!ea.iter().chain(&eb).any(|e| matches!(e, Event::Negotiated { .. })));
+    assert!(!r.engine(a).negotiating(&bare(BOB)) && !r.engine(b).negotiating(&bare(ALICE)));
+    assert!(!r.engine(a).has_session(&bare(BOB)) && !r.engine(b).has_session(&bare(ALICE)));
+    // It still negotiates as Alice: Bob starts, Alice accepts.
+    r.start(b, ALICE, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(b).has_session(&bare(ALICE)));
+    // Accepting again: the feature and the negotiation are back.
+    r.engine(b).set_accepting(true);
+    assert!(features(&mut r, a, b, "disco-2").iter().any(|v| v == esession_forms::esession::ESESSION_NS));
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(a).has_session(&bare(BOB)));
+}

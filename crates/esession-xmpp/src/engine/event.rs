@@ -1,7 +1,7 @@
 //! What the engine tells the application: [`Event`]s, with typed [`Failure`]s and reasons a
 //! session [`Ended`]. `Debug` never shows message content.
 
-use esession_crypto::Sas;
+use esession_crypto::{PublicKey, Sas};
 use esession_forms::names::Security;
 use esession_negotiate::{Alert, BareJid, Jid};
 use minidom::Element;
@@ -69,6 +69,27 @@ pub enum Event {
         /// is kept (in the account's inbox) and delivered again after a restart
         /// ([`crate::Engine::unacknowledged`]). `None` for messages of online sessions.
         id: Option<super::MessageId>,
+    },
+    /// An offline message (XEP-0187) whose start verified in every respect except one: the key
+    /// that signed it is not one we trust for its sender. It is **held**, sealed in the inbox,
+    /// not delivered: nothing of its content is told until the user decides. Compare
+    /// `fingerprint` with the sender out of band, then either trust the key
+    /// ([`crate::Engine::trust_held`]: every message held for it is delivered as an
+    /// [`Event::Message`], with the same `id`) or refuse it ([`crate::Engine::refuse_held`]: they
+    /// are dropped). Later stanzas of the same offline session are held too, in order, each
+    /// with an event of its own. Until the decision the message stays held across restarts
+    /// ([`crate::Engine::unacknowledged`] tells it again as this event).
+    Untrusted {
+        /// The sender, as the start came.
+        peer: Jid,
+        /// The offline session's thread.
+        thread: String,
+        /// The key that signed the start (its signature verified; the key is not trusted).
+        key: PublicKey,
+        /// The key's fingerprint as a person compares it ([`crate::fingerprint`]).
+        fingerprint: String,
+        /// The held message's id: the id of the [`Event::Message`] it becomes once trusted.
+        id: super::MessageId,
     },
     /// Children that came in clear beside an encrypted stanza, outside what XEP-0200 §5 leaves
     /// in clear: not covered by the MAC, so dropped and never part of a [`Event::Message`].
@@ -221,6 +242,9 @@ pub enum Failure {
     /// A local store failed while keeping what a stanza delivered (the offline inbox, the
     /// replay store): the stanza is dropped, nothing is told from it.
     Store(esession_negotiate::StoreError),
+    /// A session request that this engine declined because it does not accept negotiations
+    /// ([`crate::Engine::set_accepting`]): the contact was sent a decline (XEP-0155 §4.3).
+    Declined,
 }
 
 impl Failure {
@@ -247,6 +271,7 @@ impl Failure {
             Failure::QueueFull => "resource-constraint",
             Failure::Stored => "silent",
             Failure::Store(_) => "internal-server-error",
+            Failure::Declined => "declined",
         }
     }
 }
@@ -278,6 +303,7 @@ impl fmt::Display for Failure {
                 f.write_str("a session request stored while we were offline: not answered (start anew)")
             }
             Failure::Store(e) => write!(f, "a local store failed: {e}"),
+            Failure::Declined => f.write_str("a session request was declined: this resource accepts none"),
         }
     }
 }
@@ -349,6 +375,13 @@ impl fmt::Debug for Event {
                 .field("petname", petname)
                 .field("clear", clear)
                 .finish(),
+            Event::Untrusted { peer, thread, key: _, fingerprint, id } => f
+                .debug_struct("Untrusted")
+                .field("id", id)
+                .field("peer", peer)
+                .field("thread", thread)
+                .field("fingerprint", fingerprint)
+                .finish_non_exhaustive(),
             Event::Unprotected { peer, elements } => {
                 f.debug_struct("Unprotected").field("peer", peer).field("elements", elements).finish()
             }

@@ -1,5 +1,6 @@
 //! Exactly-once delivery of offline content, across crashes: see [`Inbox`].
 
+use esession_crypto::PublicKey;
 use esession_negotiate::{Jid, StoreError};
 use minidom::Element;
 use std::fmt;
@@ -108,6 +109,10 @@ pub struct Kept {
     /// The replay entries of the start that carried it (empty for later stanzas of its
     /// session), each with its expiry (seconds since the epoch): recorded again on recovery.
     pub replay: Vec<(Vec<u8>, u64)>,
+    /// Held for a trust decision: the key that signed the start of its session, which was not
+    /// trusted for the sender when it arrived ([`super::Event::Untrusted`]). Such a message is
+    /// told as an [`super::Event::Message`] only once that key is trusted for the sender.
+    pub untrusted: Option<PublicKey>,
 }
 
 impl fmt::Debug for Kept {
@@ -116,12 +121,17 @@ impl fmt::Debug for Kept {
             .field("id", &self.id)
             .field("peer", &self.peer)
             .field("thread", &self.thread)
+            .field("held", &self.untrusted.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// Version of the record [`Kept::encode`] writes.
+/// Version of the records [`Kept::encode`] wrote before messages could be held for a trust
+/// decision (still read).
 const RECORD_V1: u8 = 1;
+/// Version of the record [`Kept::encode`] writes: version 1, then the held key (a flag, and
+/// the key's SPKI PEM).
+const RECORD_V2: u8 = 2;
 /// The largest field a record may hold (a held stanza is bounded far below this by
 /// [`super::Limits::stanza`]).
 const FIELD_MAX: usize = 16 << 20;
@@ -167,7 +177,7 @@ impl Kept {
     #[must_use]
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(256));
-        out.push(RECORD_V1);
+        out.push(RECORD_V2);
         out.extend_from_slice(&self.id.0);
         put(&mut out, self.peer.as_str().as_bytes());
         put(&mut out, self.thread.as_bytes());
@@ -189,6 +199,15 @@ impl Kept {
             put(&mut out, k);
             out.extend_from_slice(&e.to_be_bytes());
         }
+        // A key that cannot be written as PEM (no key that was read fails) is written empty,
+        // which `decode` refuses: the record fails to open, it is never read as not held.
+        match &self.untrusted {
+            Some(k) => {
+                out.push(1);
+                put(&mut out, k.to_public_key_pem().unwrap_or_default().as_bytes());
+            }
+            None => out.push(0),
+        }
         out
     }
 
@@ -198,7 +217,8 @@ impl Kept {
     /// The record is of another version, truncated or malformed.
     pub fn decode(b: &[u8]) -> Result<Self, StoreError> {
         let mut r = Reader(b);
-        if r.take(1)? != [RECORD_V1] {
+        let version = r.take(1)?[0];
+        if version != RECORD_V1 && version != RECORD_V2 {
             return Err(StoreError("an inbox record of an unknown version".into()));
         }
         let mut id = [0u8; 16];
@@ -226,13 +246,33 @@ impl Kept {
             eb.copy_from_slice(e);
             replay.push((k, u64::from_be_bytes(eb)));
         }
+        let untrusted = match version {
+            RECORD_V1 => None,
+            _ => match r.take(1)? {
+                [0] => None,
+                [1] => Some(PublicKey::from_public_key_pem(r.text()?).map_err(|_| bad("held key"))?),
+                _ => return Err(bad("held key")),
+            },
+        };
         if !r.0.is_empty() {
             return Err(bad("tail"));
         }
-        Ok(Self { id: MessageId(id), peer, thread, stanza, petname, clear, replay })
+        Ok(Self { id: MessageId(id), peer, thread, stanza, petname, clear, replay, untrusted })
     }
 
-    /// The event that tells the application.
+    /// The event that tells the application while the message is held for a trust decision
+    /// (`key`: the key it is held for).
+    pub(crate) fn held_event(&self, key: &PublicKey) -> super::Event {
+        super::Event::Untrusted {
+            peer: self.peer.clone(),
+            thread: self.thread.clone(),
+            key: key.clone(),
+            fingerprint: crate::account::fingerprint(key).unwrap_or_default(),
+            id: self.id,
+        }
+    }
+
+    /// The event that tells the application the message itself (once trusted, if it was held).
     pub(crate) fn event(&self) -> super::Event {
         super::Event::Message {
             peer: self.peer.clone(),
@@ -336,24 +376,45 @@ mod tests {
             petname: Some("Bob".into()),
             clear: vec!["amp".into()],
             replay: vec![(vec![1, 2, 3], 99), (vec![4], u64::MAX)],
+            untrusted: None,
         }
+    }
+
+    fn held_sample() -> Kept {
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/pem/rsa.pem");
+        let key =
+            esession_crypto::PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(pem).unwrap()).unwrap();
+        Kept { untrusted: Some(key.public_key()), ..sample() }
     }
 
     #[test]
     fn records_round_trip() {
+        for k in [sample(), held_sample()] {
+            assert_eq!(Kept::decode(&k.encode()).unwrap(), k);
+        }
+    }
+
+    #[test]
+    fn version_1_records_are_read_as_not_held() {
+        // A version 1 record is a version 2 record without the held-key flag.
         let k = sample();
-        assert_eq!(Kept::decode(&k.encode()).unwrap(), k);
+        let mut b = k.encode().to_vec();
+        assert_eq!(b.pop(), Some(0));
+        b[0] = RECORD_V1;
+        assert_eq!(Kept::decode(&b).unwrap(), k);
     }
 
     #[test]
     fn every_truncation_and_extension_is_refused() {
-        let b = sample().encode();
-        for n in 0..b.len() {
-            assert!(Kept::decode(&b[..n]).is_err(), "truncated at {n}");
+        for k in [sample(), held_sample()] {
+            let b = k.encode();
+            for n in 0..b.len() {
+                assert!(Kept::decode(&b[..n]).is_err(), "truncated at {n}");
+            }
+            let mut longer = b.to_vec();
+            longer.push(0);
+            assert!(Kept::decode(&longer).is_err());
         }
-        let mut longer = b.to_vec();
-        longer.push(0);
-        assert!(Kept::decode(&longer).is_err());
     }
 
     #[test]

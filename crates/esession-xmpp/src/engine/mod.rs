@@ -171,6 +171,8 @@ pub struct Engine {
     inbox: Option<Box<dyn Inbox + Send>>,
     /// When [`Engine::tick`] last ran.
     ticked: Option<DateTime<Utc>>,
+    /// Whether negotiation requests are accepted ([`Engine::set_accepting`]).
+    accepting: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -265,6 +267,7 @@ impl Engine {
             me: None,
             inbox: None,
             ticked: None,
+            accepting: true,
         }
     }
 
@@ -288,13 +291,14 @@ impl Engine {
 
     /// The offline messages delivered before and not yet acknowledged (after a restart: what
     /// the last process delivered, or was delivering when it died), in the order they
-    /// arrived, each as the [`Event::Message`] that told it first, with the same id.
+    /// arrived, each as the [`Event::Message`] that told it first, with the same id; a message
+    /// held for a trust decision as its [`Event::Untrusted`] while its key is not trusted (as
+    /// the [`Event::Message`] once it is).
     ///
     /// # Errors
     /// The inbox cannot be read.
     pub fn unacknowledged(&self) -> Result<Vec<Event>, Error> {
-        let Some(inbox) = self.inbox.as_ref() else { return Ok(Vec::new()) };
-        Ok(inbox.held().map_err(Error::Store)?.iter().map(Kept::event).collect())
+        Ok(self.all_kept().map_err(Error::Store)?.iter().map(|k| self.told(k)).collect())
     }
 
     /// The application has done with the offline message `id`: it is forgotten, and never
@@ -306,22 +310,21 @@ impl Engine {
         if let Some(inbox) = self.inbox.as_mut() {
             inbox.ack(id).map_err(Error::Store)?;
         }
+        self.offline.held_here.ack(id).map_err(Error::Store)?;
         Ok(())
     }
 
-    /// Keeps an offline message in the inbox, then tells it (with its id). A message kept
-    /// already under its id is not told again (the process that kept it told it, or the
-    /// next one will, from [`Engine::unacknowledged`]).
+    /// Keeps an offline message in the inbox, then tells it (with its id; a message held for
+    /// a trust decision as [`Event::Untrusted`]). A message kept already under its id is not
+    /// told again (the process that kept it told it, or the next one will, from
+    /// [`Engine::unacknowledged`]).
     ///
     /// # Errors
     /// The inbox failed: nothing is told.
     fn deliver_offline(&mut self, k: Kept, step: &mut Step) -> Result<(), esession_negotiate::StoreError> {
-        let fresh = match self.inbox.as_mut() {
-            Some(inbox) => inbox.keep(&k)?,
-            None => true,
-        };
+        let fresh = self.keep_offline(&k)?;
         if fresh && !is_empty_content(&k.stanza) {
-            step.event(k.event());
+            step.event(self.told(&k));
         }
         Ok(())
     }
@@ -694,6 +697,10 @@ impl Engine {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::RateLimited });
             return step;
         }
+        if !self.accepting {
+            self.decline(from, &thread, &mut step);
+            return step;
+        }
         self.negotiations.retain(|n| n.peer.to_bare() != bare);
         let cost = offline::held_cost(shape).saturating_add(NEGOTIATION_COST);
         for old in self.admit(cost) {
@@ -862,11 +869,13 @@ impl Engine {
                         let k = Kept {
                             id,
                             peer: from.clone(),
-                            thread,
+                            thread: thread.clone(),
                             stanza,
                             petname,
                             clear,
                             replay: Vec::new(),
+                            // A session held for a trust decision holds all its stanzas.
+                            untrusted: self.offline.held_key(from, &thread),
                         };
                         if let Err(e) = self.deliver_offline(k, &mut step) {
                             step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });

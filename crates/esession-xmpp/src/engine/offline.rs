@@ -2,12 +2,13 @@
 //! presence, then the starts, §3.4), Bob's offline sessions (the options he was handed, his
 //! outbox, the terminate when Alice comes online, §5).
 
-use super::{Ended, Engine, Event, Failure, Kept, MessageId, Step, set_attr};
+use super::{Ended, Engine, Event, Failure, Inbox, Kept, MemoryInbox, MessageId, Step, set_attr};
 use crate::Error;
 use chrono::{DateTime, Utc};
+use esession_crypto::PublicKey;
 use esession_forms::names::{Compress, StanzaType};
 use esession_forms::xml;
-use esession_negotiate::{BareJid, Jid, PooledEntropy};
+use esession_negotiate::{BareJid, Jid, KeyRecord, PooledEntropy, StoreError, TrustStore};
 use esession_offline::away::{Published, go_offline};
 use esession_offline::publish::{Plan, Secrets};
 use esession_offline::replay::ReplayStore;
@@ -51,6 +52,50 @@ impl ReplayStore for Staged<'_> {
     }
 }
 
+/// The trust store as the second look at an offline start whose only fault may be its key
+/// sees it: every key is taken as trusted, so that every other check (M_B, the signature with
+/// the key Bob presented, the content's MAC) runs as usual. What it accepts is never delivered
+/// as such: it is held ([`Event::Untrusted`]) until the user trusts that key. Read only.
+struct AnyKey<'a>(&'a dyn TrustStore);
+
+impl TrustStore for AnyKey<'_> {
+    fn for_jid(&self, jid: &BareJid) -> Vec<&KeyRecord> {
+        self.0.for_jid(jid)
+    }
+
+    fn record(&self, key: &PublicKey) -> Option<&KeyRecord> {
+        self.0.record(key)
+    }
+
+    fn records(&self) -> Vec<&KeyRecord> {
+        self.0.records()
+    }
+
+    fn trusts(&self, _jid: &BareJid, _key: &PublicKey) -> bool {
+        true
+    }
+
+    fn associate(&mut self, _jid: &BareJid, _key: PublicKey) -> Result<(), StoreError> {
+        Err(StoreError("the offline start's second look changes no key association".into()))
+    }
+
+    fn sas_confirmed(&self, jid: &BareJid) -> bool {
+        self.0.sas_confirmed(jid)
+    }
+
+    fn confirm_sas(&mut self, _jid: &BareJid) -> Result<(), StoreError> {
+        Err(StoreError("the offline start's second look confirms no SAS".into()))
+    }
+}
+
+/// An offline session Alice accepted whose key awaits the user's decision: its later stanzas
+/// are held too.
+struct HeldSession {
+    peer: BareJid,
+    thread: String,
+    key: PublicKey,
+}
+
 /// Marker for the engine's offline mode in harnesses: stanzas are held while away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Away;
@@ -67,6 +112,11 @@ pub(crate) struct State {
     sets: Vec<(Secrets, DateTime<Utc>)>,
     /// Bob: the options each contact published, as handed over (verified again at each start).
     fetched: HashMap<BareJid, Element>,
+    /// Open offline sessions held for a trust decision ([`Event::Untrusted`]).
+    held_sessions: Vec<HeldSession>,
+    /// Messages held for a trust decision when the engine has no inbox (nothing survives the
+    /// process; with an inbox they are kept there).
+    pub(crate) held_here: MemoryInbox,
 }
 
 impl State {
@@ -98,6 +148,14 @@ impl State {
     fn take_held(&mut self) -> Vec<Element> {
         self.held_octets = 0;
         self.held.take().unwrap_or_default()
+    }
+
+    /// The key the open offline session (`peer`, `thread`) is held for, if it is.
+    pub(crate) fn held_key(&self, peer: &Jid, thread: &str) -> Option<PublicKey> {
+        self.held_sessions
+            .iter()
+            .find(|h| h.thread == thread && super::of(peer, &h.peer))
+            .map(|h| h.key.clone())
     }
 
     /// Drops the sets past their time (their secrets are zeroized with them).
@@ -238,16 +296,34 @@ impl Engine {
         let mut step = Step::default();
         let mut why = esession_offline::Check::UnknownNonce;
         let mut accepted = None;
+        // Whether the start verified only once its key was taken as trusted: then it is held.
+        let mut held = false;
         let mut staged = Staged { inner: self.stores.replay.as_ref(), keys: Vec::new() };
+        let trust = self.stores.trust.as_ref();
         for (secrets, _) in &self.offline.sets {
-            match receive::accept(secrets, s, now, self.cfg.profile, self.stores.trust.as_ref(), &mut staged)
-            {
+            match receive::accept(secrets, s, now, self.cfg.profile, trust, &mut staged) {
                 Ok(done) => {
                     accepted = Some(done);
                     break;
                 }
                 // Another set may have published this nonce.
                 Err(esession_offline::Error::Refused(esession_offline::Check::UnknownNonce)) => {}
+                // The key Bob presented is not trusted for him: a second look with every key
+                // taken as trusted, so that the message is held for the user's decision, not
+                // lost, when nothing else is wrong (the MAC over his identity, his signature
+                // with that key, the content's MAC all verify). Nothing has been staged yet:
+                // the first look failed before recording.
+                Err(esession_offline::Error::Refused(esession_offline::Check::KeyTrust)) => {
+                    match receive::accept(secrets, s, now, self.cfg.profile, &AnyKey(trust), &mut staged) {
+                        Ok(done) => {
+                            held = true;
+                            accepted = Some(done);
+                        }
+                        Err(esession_offline::Error::Refused(c)) => why = c,
+                        Err(_) => why = esession_offline::Check::Form,
+                    }
+                    break;
+                }
                 Err(esession_offline::Error::Refused(c)) => {
                     why = c;
                     break;
@@ -261,6 +337,15 @@ impl Engine {
         let replay = staged.keys;
         if let Some((session, content)) = accepted {
             let thread = session.thread().to_owned();
+            // Held: the key it is held for (never missing: a start identifies with a key).
+            let untrusted = if held { session.peer_key().cloned() } else { None };
+            if held && untrusted.is_none() {
+                step.event(Event::Failed {
+                    peer: from.clone(),
+                    failure: Failure::Offline(esession_offline::Check::KeyTrust),
+                });
+                return step;
+            }
             let petname = super::petname_of(self.stores.trust.as_ref(), session.peer_key());
             let base = super::inbox::id_base(&replay);
             // 1. The content kept (with the replay entries, for recovery), 2. the replay
@@ -277,6 +362,7 @@ impl Engine {
                     petname: petname.clone(),
                     clear: c.clear,
                     replay: replay.clone(),
+                    untrusted: untrusted.clone(),
                 };
                 if let Err(e) = self.deliver_offline(k, &mut told) {
                     step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
@@ -288,23 +374,140 @@ impl Engine {
                 step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
                 return step;
             }
-            step.event(Event::Negotiated {
-                peer: session.peer().clone(),
-                thread: thread.clone(),
-                sas: None,
-                offline: true,
-                petname,
-            });
+            // A held session is not told as a session: its messages are told as held.
+            if !held {
+                step.event(Event::Negotiated {
+                    peer: session.peer().clone(),
+                    thread: thread.clone(),
+                    sas: None,
+                    offline: true,
+                    petname,
+                });
+            }
             step.append(told);
             self.open(now, Box::new(session), true, &mut step);
             if let Some(o) = self.sessions.iter_mut().rev().find(|o| o.offline && o.est.thread() == thread) {
                 o.ids = Some((base, 1));
+            }
+            if let Some(key) = untrusted {
+                // Its later stanzas are held too (in order, after this one); the sessions that
+                // ended are forgotten here.
+                let sessions = &self.sessions;
+                self.offline.held_sessions.retain(|h| {
+                    sessions
+                        .iter()
+                        .any(|o| o.offline && o.est.thread() == h.thread && super::of(o.est.peer(), &h.peer))
+                });
+                if self.sessions.iter().any(|o| o.offline && o.est.thread() == thread) {
+                    self.offline.held_sessions.push(HeldSession { peer: from.to_bare(), thread, key });
+                }
             }
             return step;
         }
         // X187-3.4-05 X187-3.4-07: refused without an error.
         step.event(Event::Failed { peer: from.clone(), failure: Failure::Offline(why) });
         step
+    }
+
+    /// Keeps an offline message before it is told: in the inbox; without an inbox, a message
+    /// held for a trust decision is kept in memory (it must wait for the decision), any other
+    /// is not kept. False when it was kept already (not to be told again).
+    pub(super) fn keep_offline(&mut self, k: &Kept) -> Result<bool, StoreError> {
+        match self.inbox.as_mut() {
+            Some(inbox) => inbox.keep(k),
+            None if k.untrusted.is_some() => self.offline.held_here.keep(k),
+            None => Ok(true),
+        }
+    }
+
+    /// Every kept offline message, in the order kept.
+    pub(super) fn all_kept(&self) -> Result<Vec<Kept>, StoreError> {
+        let mut all = match self.inbox.as_ref() {
+            Some(inbox) => inbox.held()?,
+            None => Vec::new(),
+        };
+        all.extend(self.offline.held_here.held()?);
+        Ok(all)
+    }
+
+    /// How a kept message is told: as [`Event::Untrusted`] while the key it is held for is not
+    /// trusted for its sender, else as the [`Event::Message`] it is.
+    pub(super) fn told(&self, k: &Kept) -> Event {
+        match &k.untrusted {
+            Some(key) if !self.stores.trust.trusts(&k.peer.to_bare(), key) => k.held_event(key),
+            _ => k.event(),
+        }
+    }
+
+    /// The messages held for a trust decision ([`Event::Untrusted`]), in the order they
+    /// arrived (also part of [`Engine::unacknowledged`]).
+    ///
+    /// # Errors
+    /// The inbox cannot be read.
+    pub fn held_untrusted(&self) -> Result<Vec<Event>, Error> {
+        Ok(self
+            .all_kept()
+            .map_err(Error::Store)?
+            .iter()
+            .map(|k| self.told(k))
+            .filter(|e| matches!(e, Event::Untrusted { .. }))
+            .collect())
+    }
+
+    /// The user compared `key`'s fingerprint with `peer` and trusts it: the key is associated
+    /// with `peer` in the trust store (XEP-0116 §7.4), and every offline message held for it
+    /// ([`Event::Untrusted`]) is delivered now, in the order it arrived, as the
+    /// [`Event::Message`] (offline, same id) it would have been had the key been trusted when
+    /// it came. They stay in the inbox until acknowledged ([`Engine::ack`]), like every offline
+    /// message; later stanzas of their sessions are delivered as they come. Nothing is
+    /// delivered as protected before this call (or, in another process, before the key is
+    /// trusted in the account: [`crate::Account::trust`], then [`Engine::unacknowledged`]).
+    ///
+    /// # Errors
+    /// The trust store or the inbox failed: nothing is delivered.
+    pub fn trust_held(&mut self, peer: &BareJid, key: &PublicKey) -> Result<Step, Error> {
+        // X116-7.4-01 (the user's decision): the association is recorded before anything is
+        // told from it.
+        self.stores.trust.associate(peer, key.clone()).map_err(Error::Store)?;
+        self.offline.held_sessions.retain(|h| !(h.peer == *peer && h.key == *key));
+        let mut step = Step::default();
+        for k in self.all_kept().map_err(Error::Store)? {
+            if k.untrusted.as_ref() == Some(key)
+                && k.peer.to_bare() == *peer
+                && !super::is_empty_content(&k.stanza)
+            {
+                step.event(k.event());
+            }
+        }
+        Ok(step)
+    }
+
+    /// The user refuses `key` for `peer`: every offline message held for it is dropped (never
+    /// delivered), and the held sessions it signed end without a word to anyone (XEP-0187
+    /// §3.4: Alice answers nothing). Returns how many messages were dropped.
+    ///
+    /// # Errors
+    /// The inbox could not be updated (what was not dropped stays held).
+    pub fn refuse_held(&mut self, peer: &BareJid, key: &PublicKey) -> Result<usize, Error> {
+        let mut dropped = 0;
+        for k in self.all_kept().map_err(Error::Store)? {
+            if k.untrusted.as_ref() == Some(key) && k.peer.to_bare() == *peer {
+                self.ack(&k.id)?;
+                dropped += 1;
+            }
+        }
+        let gone: Vec<HeldSession> = {
+            let (gone, kept) = std::mem::take(&mut self.offline.held_sessions)
+                .into_iter()
+                .partition(|h| h.peer == *peer && h.key == *key);
+            self.offline.held_sessions = kept;
+            gone
+        };
+        self.sessions.retain(|o| {
+            !(o.offline
+                && gone.iter().any(|h| h.thread == o.est.thread() && super::of(o.est.peer(), &h.peer)))
+        });
+        Ok(dropped)
     }
 
     // ------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 use super::{Ended, Engine, Event, Phase, Step, set_attr};
 use chrono::{DateTime, Utc};
-use esession_forms::esession::{ESESSION_NS, FEATURE_NEG_NS, INIT_NS};
+use esession_forms::esession::{ESESSION_NS, FEATURE_NEG_NS, INIT_NS, SsnAnswer, Wrapper};
 use esession_negotiate::{BareJid, Jid};
 use minidom::Element;
 use std::collections::{HashMap, VecDeque};
@@ -58,6 +58,17 @@ impl Roster {
         }
     }
 
+    /// Forgets every contact's available resources (the stream was reset: the server sends
+    /// presence again), keeping whether we are subscribed; returns the resources that were
+    /// available.
+    pub(super) fn forget_resources(&mut self) -> Vec<Jid> {
+        let mut gone = Vec::new();
+        for c in self.contacts.values_mut() {
+            gone.append(&mut c.resources);
+        }
+        gone
+    }
+
     fn forget(&mut self, jid: &BareJid) {
         if let Some(c) = self.contacts.remove(jid)
             && c.stranger.is_some()
@@ -68,6 +79,46 @@ impl Roster {
 }
 
 impl Engine {
+    /// Whether this engine accepts negotiation requests (true unless said otherwise). A
+    /// resource that is about to go away (a one-shot command: it connects, does its job,
+    /// leaves) does not: a session a contact established with it would vanish with it. Not
+    /// accepting:
+    ///
+    /// * every session request is declined as XEP-0155 §4.3 says a client that "simply prefers
+    ///   not to start a session" SHOULD: a form with FORM_TYPE and `accept` false and no other
+    ///   field, on the request's thread ([`Failure::Declined`](super::Failure::Declined) tells
+    ///   the application). The contact's engine reads it as a refusal (`Rejected`). A request
+    ///   the server stored is still not answered at all (XEP-0155 §4.2), and the rate limit
+    ///   still applies (beyond it, nothing is sent);
+    /// * disco#info does not announce the features of XEP-0116 (nor feature negotiation, nor
+    ///   the offline start): XEP-0116 §3 has a client that supports the protocol announce
+    ///   them, so that a contact's client negotiates with a resource that does; this one
+    ///   answers none (it still negotiates as Alice, and keeps the XEP-0200 feature: it
+    ///   encrypts stanzas in the sessions it starts).
+    ///
+    /// Sessions already established and negotiations this engine started are not affected.
+    pub fn set_accepting(&mut self, accepting: bool) {
+        self.accepting = accepting;
+    }
+
+    /// Whether negotiation requests are accepted ([`Engine::set_accepting`]).
+    #[must_use]
+    pub fn accepting(&self) -> bool {
+        self.accepting
+    }
+
+    /// Declines the session request of `from` on `thread` (XEP-0155 §4.3, Example 3).
+    pub(super) fn decline(&self, from: &Jid, thread: &str, step: &mut Step) {
+        // X155-4.3-04: declined rather than ignored; X155-4.3-05: FORM_TYPE and `accept` false;
+        // X155-4.3-06: no other field. X155-4.2-02: the request's thread mirrored.
+        let answer =
+            SsnAnswer { accept: false, logging: None, disclosure: None, security: None, other: Vec::new() };
+        let gajim = self.cfg.profile == esession_crypto::Profile::Gajim;
+        let x = answer.to_form(self.cfg.profile).to_element_with(gajim);
+        step.send.push(esession_negotiate::wire::message(from, thread, vec![Wrapper::Feature.wrap(x)]));
+        step.event(Event::Failed { peer: from.clone(), failure: super::Failure::Declined });
+    }
+
     /// The available resources of `peer`, as seen in presence (most recent last).
     #[must_use]
     pub fn resources(&self, peer: &BareJid) -> Vec<Jid> {
@@ -226,7 +277,7 @@ impl Engine {
                 // X116-3-03: service discovery is answered in clear, outside every session (a
                 // clear iq never reaches a session: only one with `<c/>` does, above).
                 set_attr(&mut reply, "type", "result");
-                reply.append_child(disco_info());
+                reply.append_child(disco_info(self.accepting));
             }
             Some(q) if q.is("ping", PING) && s.attr("type") == Some("get") => {
                 set_attr(&mut reply, "type", "result")
@@ -241,8 +292,9 @@ impl Engine {
     }
 }
 
-/// Our disco#info: a client that does encrypted sessions.
-pub(crate) fn disco_info() -> Element {
+/// Our disco#info: a client that does encrypted sessions; `accepting`: one that accepts
+/// negotiation requests ([`Engine::set_accepting`]).
+pub(crate) fn disco_info(accepting: bool) -> Element {
     let mut info = Element::bare("query", DISCO_INFO);
     let mut identity = Element::bare("identity", DISCO_INFO);
     set_attr(&mut identity, "category", "client");
@@ -251,7 +303,10 @@ pub(crate) fn disco_info() -> Element {
     info.append_child(identity);
     // X116-3-04: the XEP-0116 feature (`ESESSION_NS`), with feature negotiation (XEP-0020), the
     // offline start (XEP-0187) and stanza encryption (XEP-0200).
-    for var in [DISCO_INFO, PING, FEATURE_NEG_NS, ESESSION_NS, INIT_NS, XEP0200_NS] {
+    // Not accepting: no feature that would invite a negotiation (XEP-0116 §3, see
+    // `Engine::set_accepting`).
+    let negotiable: &[&str] = if accepting { &[FEATURE_NEG_NS, ESESSION_NS, INIT_NS] } else { &[] };
+    for var in [DISCO_INFO, PING].iter().chain(negotiable).chain(&[XEP0200_NS]) {
         let mut f = Element::bare("feature", DISCO_INFO);
         set_attr(&mut f, "var", var);
         info.append_child(f);
