@@ -215,6 +215,12 @@ impl Account {
         Ok(AccountInbox { db: self.db.clone(), key: self.key.duplicate() })
     }
 
+    /// A fresh view of the key associations in the file (what the engine must see after
+    /// [`Account::trust`] while it runs: its store caches them).
+    pub(crate) fn trust_store(&self) -> Result<DurableStore, Error> {
+        self.durable()
+    }
+
     fn durable(&self) -> Result<DurableStore, Error> {
         DurableStore::with_database(self.db.clone(), self.key.duplicate(), seal_rng())
             .map_err(|_| Error::WrongPassphrase)

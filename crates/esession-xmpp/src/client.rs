@@ -4,11 +4,11 @@
 //! what needs the network: logging in, waiting for answers to IQs, and the flows that wait on
 //! them (disco before a negotiation, fetching offline options, publishing them).
 
-use crate::engine::{Engine, Event, Rng, os_rng, set_attr};
-use crate::{Account, BareJid, Error, Jid, parse_jid};
+use crate::engine::{Engine, Event, FirstUse, Rng, os_rng, set_attr};
+use crate::{Account, BareJid, ClientBuilder, Error, Jid, parse_jid};
 use esession_crypto::{PrivateKey, Profile};
 use esession_forms::esession::ESESSION_NS;
-use esession_negotiate::{Config, Mode};
+use esession_negotiate::Mode;
 use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
 use futures_util::StreamExt;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector};
 use tokio_xmpp::parsers::stanza::Stanza;
 use tokio_xmpp::xmlstream::Timeouts;
+use tracing::Instrument;
 
 use crate::engine::{DISCO_INFO, PING};
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -254,6 +255,8 @@ async fn preflight<C: ServerConnector>(
         .await
         .map_err(|e| Error::Unreachable { server: server.clone(), source: boxed(e) })?;
     let node = jid.node().map(|n| n.as_str().to_owned()).unwrap_or_default();
+    let bound = !matches!(binding, sasl::common::ChannelBinding::None);
+    tracing::debug!(channel_binding = bound, "login attempt");
     let creds = sasl::common::Credentials::default()
         .with_username(node)
         .with_password(opts.password.as_str())
@@ -305,6 +308,7 @@ async fn login<C: ServerConnector + Sync>(
     match preflight(&connector, jid, opts).await {
         Ok(()) => Ok(client(connector)),
         Err(Error::Auth(first)) if opts.tls == Tls::StartTls => {
+            tracing::info!("login refused over TLS: trying once more without channel binding");
             let unbound = Unbound(connector);
             match preflight(&unbound, jid, opts).await {
                 Ok(()) => Ok(tokio_xmpp::Client::new_with_connector(
@@ -329,19 +333,41 @@ impl Client {
     /// # Errors
     /// [`Error::Unreachable`], [`Error::Auth`], [`Error::Timeout`], [`Error::BadJid`],
     /// [`Error::Config`] for plain TCP to a remote server; store errors.
+    ///
+    /// The configuration is `Config::new(opts.profile)` with the account's identity key; to
+    /// give another, use [`Client::builder`] (this is `ClientBuilder::from(opts).connect(account)`).
     pub async fn connect(opts: Options, account: Account) -> Result<Self, Error> {
+        ClientBuilder::from(opts).connect(account).await
+    }
+
+    /// A builder: the options of [`Options`] and the negotiation [`Config`] (algorithms,
+    /// logging, identities, other shared secret); see [`ClientBuilder`].
+    #[must_use]
+    pub fn builder(jid: &str, password: &str) -> ClientBuilder {
+        ClientBuilder::new(jid, password)
+    }
+
+    /// Logs in and runs `engine` (made by [`ClientBuilder::engine`] for `account`): what
+    /// [`ClientBuilder::connect`] runs, in a `tracing` span `esession.connect`.
+    pub(crate) async fn open(opts: Options, engine: Engine, account: Account) -> Result<Self, Error> {
         let me = parse_jid(&opts.jid)?;
         if me.node().is_none() {
             return Err(Error::BadJid { jid: opts.jid.clone(), source: None });
         }
-        let jid = tokio_xmpp::jid::Jid::new(me.as_str()).map_err(|e| Error::bad_jid(&opts.jid, e))?;
-        let stores = account.stores()?;
-        let mut cfg = Config::new(opts.profile);
-        if let Some(k) = account.identity()? {
-            cfg = cfg.identified_by(k);
+        let server = opts.server.clone().unwrap_or_else(|| me.domain().as_str().to_owned());
+        let span = tracing::info_span!("esession.connect", account = %me.to_bare(), server = %server);
+        let r = Self::open_as(me, opts, engine, account).instrument(span.clone()).await;
+        if let Err(e) = &r {
+            span.in_scope(|| tracing::warn!(error = %e, "connection failed"));
         }
+        r
+    }
+
+    async fn open_as(me: Jid, opts: Options, mut engine: Engine, account: Account) -> Result<Self, Error> {
+        let jid = tokio_xmpp::jid::Jid::new(me.as_str()).map_err(|e| Error::bad_jid(&opts.jid, e))?;
         let domain = me.domain().as_str().to_owned();
         let shown = opts.server.clone().unwrap_or_else(|| domain.clone());
+        tracing::debug!(tls = ?opts.tls, "connecting");
         let xmpp = match opts.tls {
             Tls::PlainLoopbackOnly => {
                 // A name is resolved by the resolver: only an address, or `localhost`, is known
@@ -373,13 +399,7 @@ impl Client {
                 return Err(Error::Config("built without the `starttls` feature".into()));
             }
         };
-        let groups = cfg.provider.modp.clone();
-        let mut engine = Engine::new(cfg, stores);
-        // Offline messages wait in the account until acknowledged (Client::ack).
-        engine.set_inbox(Box::new(account.inbox()?))?;
-        if opts.key_pool_depth > 0 {
-            engine.set_key_pool(crate::KeyPool::spawn(&groups, opts.key_pool_depth)?);
-        }
+        crate::builder::attach_pool(&mut engine, opts.key_pool_depth)?;
         let mut c = Self {
             xmpp,
             engine,
@@ -401,6 +421,7 @@ impl Client {
                 Ok(Some(tokio_xmpp::Event::Online { bound_jid, .. })) => {
                     c.me = parse_jid(&bound_jid.to_string())?;
                     c.engine.set_account(&c.me);
+                    tracing::info!(account = %c.me.to_bare(), "online");
                     break;
                 }
                 Ok(Some(tokio_xmpp::Event::Disconnected(e))) => return Err(Error::Disconnected(boxed(e))),
@@ -438,6 +459,21 @@ impl Client {
     /// The engine, mutably (for [`Engine::confirm_sas`] and the like).
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
+    }
+
+    /// The account (its key associations, identity, data directory).
+    #[must_use]
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// Trust on first use of the key `peer` proved in the session of `thread` (call it on
+    /// [`Event::Negotiated`]); see [`trust_on_first_use`].
+    ///
+    /// # Errors
+    /// The account's store cannot be written.
+    pub fn trust_on_first_use(&mut self, peer: &BareJid, thread: &str) -> Result<Option<FirstUse>, Error> {
+        trust_on_first_use(&self.account, &mut self.engine, peer, thread)
     }
 
     /// Processes what the server has sent so far and waits for the presence of our contacts:
@@ -543,6 +579,12 @@ impl Client {
             {
                 *h = true;
             }
+            // Trust on first use: the key a contact proved first is pinned at once.
+            if let Event::Negotiated { peer, thread, .. } = &e
+                && self.engine.trusts_on_first_use()
+            {
+                trust_on_first_use(&self.account, &mut self.engine, &peer.to_bare(), thread)?;
+            }
             match e {
                 Event::IqResult { stanza } => {
                     let id = stanza.attr("id").unwrap_or_default().to_owned();
@@ -587,10 +629,17 @@ impl Client {
         loop {
             match tokio::time::timeout_at(deadline, self.xmpp.next()).await {
                 Err(_) => return Err(Error::Timeout("server")),
-                Ok(None) => return Err(Error::Disconnected(None)),
-                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => return Err(Error::Disconnected(boxed(e))),
+                Ok(None) => {
+                    tracing::warn!(account = %self.me.to_bare(), "disconnected: the stream ended");
+                    return Err(Error::Disconnected(None));
+                }
+                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
+                    tracing::warn!(account = %self.me.to_bare(), error = %e, "disconnected");
+                    return Err(Error::Disconnected(boxed(e)));
+                }
                 Ok(Some(tokio_xmpp::Event::Online { .. })) => {
                     // Reconnected: announce ourselves again.
+                    tracing::info!(account = %self.me.to_bare(), "online again (reconnected)");
                     self.send(Element::builder("presence", "jabber:client").build()).await?;
                 }
                 Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(Element::from(s)),
@@ -950,6 +999,7 @@ impl Client {
     /// # Errors
     /// The stream could not be closed cleanly.
     pub async fn disconnect(mut self) -> Result<(), Error> {
+        tracing::info!(account = %self.me.to_bare(), "disconnecting");
         let step = self.engine.terminate_all();
         for s in step.send {
             let _ = self.send(s).await;
@@ -959,6 +1009,34 @@ impl Client {
         let _ = self.send(p).await;
         self.xmpp.send_end().await.map_err(|e| Error::Disconnected(boxed(e)))
     }
+}
+
+/// Trust on first use, for bots and other programs without a person to compare fingerprints
+/// or SAS: what [`Engine::first_use`] says of the key `peer` proved in the session of
+/// `thread`, and a [`FirstUse::First`] key is trusted (verified) for `peer` in `account` at
+/// once, the engine seeing it from its next negotiation. A later session with another key is
+/// then [`FirstUse::Changed`] (the engine also raises `Alert::KeyChanged`): the caller should
+/// terminate it. `None` without such a session.
+///
+/// It is weaker than a verified fingerprint or SAS: whoever answers first for a JID is
+/// trusted as that JID.
+///
+/// # Errors
+/// The account's store cannot be written or read again.
+pub fn trust_on_first_use(
+    account: &Account,
+    engine: &mut Engine,
+    peer: &BareJid,
+    thread: &str,
+) -> Result<Option<FirstUse>, Error> {
+    let u = engine.first_use(peer, thread);
+    if let Some(FirstUse::First(key)) = &u {
+        account.trust(peer, key.clone())?;
+        // The engine's store caches the associations: a fresh view of the file sees the pin.
+        engine.set_trust_store(Box::new(account.trust_store()?));
+        tracing::info!(peer = %peer, "key pinned on first use");
+    }
+    Ok(u)
 }
 
 /// The return from an absence, without I/O (XEP-0187 §3.4): the secrets of both option sets
@@ -1043,6 +1121,92 @@ mod tests {
         assert_eq!(got, ["a@x", "b@x", "e@x"]);
         let none: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
         assert!(watched_in(&none).is_empty());
+    }
+
+    /// Bob (an account's durable stores) negotiates with Alice, whose key he has never seen,
+    /// then with someone else presenting another key under Alice's JID.
+    #[test]
+    fn trust_on_first_use_pins_the_first_key_and_refuses_another() {
+        use crate::relay::Relay;
+        use esession_crypto::{CryptoProvider, ModpGroup};
+        use esession_negotiate::{Check, Config};
+        let dir = std::env::temp_dir().join(format!("esession-tofu-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let acct =
+            Account::open(&dir, crate::Sealing::Key(esession_crypto::SecretBytes::new(vec![3; 32]))).unwrap();
+        let g14 = |mut c: Config| {
+            c.provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::default() };
+            c
+        };
+        let alice_key = PrivateKey::from_pkcs8_pem(include_str!("../tests/vectors/pem/rsa.pem")).unwrap();
+        let alice_pub = alice_key.public_key();
+        let other_key = PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap();
+        let mut r = Relay::new(chrono::Utc::now());
+        let bob = crate::builder::engine_for(g14(Config::default()), &acct).unwrap();
+        assert!(!bob.trusts_on_first_use(), "off by default");
+        let b = r.add("bob@example.com/bot", bob).unwrap();
+        let a = r
+            .add(
+                "alice@example.org/pda",
+                Engine::new(g14(Config::with_identity(alice_key)), crate::EngineStores::in_memory()),
+            )
+            .unwrap();
+        let m = r
+            .add(
+                "alice@example.org/evil",
+                Engine::new(g14(Config::with_identity(other_key)), crate::EngineStores::in_memory()),
+            )
+            .unwrap();
+        let alice = parse_jid("alice@example.org").unwrap().to_bare();
+        let thread_of = |events: Vec<Event>| {
+            events.into_iter().find_map(|e| match e {
+                Event::Negotiated { thread, .. } => Some(thread),
+                _ => None,
+            })
+        };
+        assert_eq!(trust_on_first_use(&acct, r.engine(b), &alice, "esession-none").unwrap(), None);
+
+        // Off: a key nobody trusted is refused (XEP-0116 §4.6.2).
+        let key_trust = |events: &[Event]| {
+            events.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Failed {
+                        failure: crate::Failure::Negotiation(esession_negotiate::Error::PeerMisbehaved {
+                            check: Check::KeyTrust,
+                            ..
+                        }),
+                        ..
+                    }
+                )
+            })
+        };
+        r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
+        r.drive();
+        assert!(key_trust(&r.take_events(b)));
+        // On: Alice's first key is accepted, then pinned.
+        r.engine(b).set_trust_on_first_use(true);
+        r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
+        r.drive();
+        let t1 = thread_of(r.take_events(b)).unwrap();
+        let u = trust_on_first_use(&acct, r.engine(b), &alice, &t1).unwrap();
+        assert_eq!(u, Some(FirstUse::First(alice_pub.clone())));
+        // Pinned: verified in the account's file and in the engine's view at once.
+        assert!(acct.associations().unwrap().iter().any(|k| k.key == alice_pub && k.verified));
+        assert!(r.engine(b).trust().for_jid(&alice).iter().any(|k| k.key == alice_pub && k.verified));
+        assert_eq!(trust_on_first_use(&acct, r.engine(b), &alice, &t1).unwrap(), Some(FirstUse::Known));
+
+        // Another key under Alice's JID: refused, nothing pinned.
+        r.start(m, "bob@example.com/bot", Mode::Four).unwrap();
+        r.drive();
+        let events = r.take_events(b);
+        assert!(key_trust(&events), "{events:?}");
+        assert_eq!(thread_of(events), None);
+        let verified = acct.associations().unwrap().into_iter().filter(|k| k.verified).count();
+        assert_eq!(verified, 1, "only the first key is pinned");
+        drop(r);
+        drop(acct);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

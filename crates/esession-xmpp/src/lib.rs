@@ -33,6 +33,7 @@
 //! repository's `docs/resolutions.md` and `docs/conformance.md`.
 
 pub mod account;
+pub mod builder;
 pub mod client;
 pub mod engine;
 mod nodelay;
@@ -40,9 +41,16 @@ pub mod pool;
 pub mod relay;
 
 pub use account::{Account, Sealing, fingerprint};
+pub use builder::ClientBuilder;
 pub use client::{Client, Delivery, Options, Tls};
-pub use engine::{Ended, Engine, EngineStores, Event, Failure, Limits, Step};
-pub use esession_negotiate::{BareJid, FullJid, Jid};
+pub use engine::{Ended, Engine, EngineStores, Event, Failure, FirstUse, Limits, Step};
+pub use esession_crypto::{PrivateKey, Profile, PublicKey};
+pub use esession_negotiate::{Alert, BareJid, Config, FullJid, Jid, Mode};
+// The crates of the configuration's fields (algorithms, form option names, Bob's policy), so
+// that an application names them in the versions this crate uses without depending on them.
+pub use esession_crypto;
+pub use esession_forms;
+pub use esession_negotiate;
 pub use minidom;
 pub use pool::{KeyPool, PoolStats};
 

@@ -18,7 +18,9 @@ pub struct Step {
 }
 
 impl Step {
+    /// Adds an event, and traces it (every event the engine gives passes here).
     pub(crate) fn event(&mut self, e: Event) {
+        trace_event(&e);
         self.events.push(e);
     }
 
@@ -247,7 +249,75 @@ pub enum Failure {
     Declined,
 }
 
+/// One `tracing` event per [`Event`]: who (bare JID), the thread, kinds and conditions. Never
+/// the SAS, a key, a stanza or its text: a message is told by its peer and thread only.
+fn trace_event(e: &Event) {
+    use tracing::{debug, info, trace, warn};
+    match e {
+        Event::Negotiated { peer, thread, sas, offline, .. } => {
+            info!(peer = %peer.to_bare(), thread = %thread, offline, with_sas = sas.is_some(), "session established");
+        }
+        Event::Message { peer, thread, offline, .. } => {
+            debug!(peer = %peer.to_bare(), thread = %thread, offline, "protected stanza received");
+        }
+        Event::Unprotected { peer, elements } => {
+            warn!(peer = %peer.to_bare(), dropped = elements.len(), "children in clear beside an encrypted stanza: dropped");
+        }
+        Event::Clear { peer, stanza } => {
+            debug!(peer = %peer.to_bare(), kind = stanza.name(), "stanza in clear: not protected");
+        }
+        Event::Alert { peer, alert } => {
+            warn!(peer = %peer.to_bare(), alert = alert.kind(), "key-association or disclosure alert");
+        }
+        Event::Terminated { peer, thread, offline, why } => {
+            info!(peer = %peer.to_bare(), thread = %thread, offline, why = ?why, "session ended");
+        }
+        Event::Failed { peer, failure } => match failure {
+            // What any stranger or a late stanza causes: not worth a warning.
+            Failure::NoSession | Failure::Stored | Failure::Expired => {
+                debug!(peer = %peer.to_bare(), kind = failure.kind(), condition = failure.condition(), "failed: {failure}");
+            }
+            _ => {
+                warn!(peer = %peer.to_bare(), kind = failure.kind(), condition = failure.condition(), "failed: {failure}")
+            }
+        },
+        Event::StanzaSession { peer, security } => {
+            warn!(peer = %peer.to_bare(), security = security.as_str(), "plain stanza session: nothing will be encrypted");
+        }
+        Event::Presence { peer, available } => trace!(peer = %peer.to_bare(), available, "presence"),
+        Event::SubscriptionRequest { peer } => debug!(peer = %peer, "subscription request"),
+        Event::Iq { stanza } => debug!(kind = stanza.attr("type"), "IQ request for the application"),
+        Event::IqResult { stanza } => trace!(kind = stanza.attr("type"), "IQ answer"),
+        Event::Untrusted { peer, thread, .. } => {
+            warn!(peer = %peer.to_bare(), thread = %thread, "offline message held: signed by a key not trusted");
+        }
+        Event::OfflineOptions { peer, refused: None } => debug!(peer = %peer, "offline options verified"),
+        Event::OfflineOptions { peer, refused: Some(c) } => {
+            warn!(peer = %peer, check = c.as_str(), "offline options refused");
+        }
+    }
+}
+
 impl Failure {
+    /// A stable name of the failure's kind (for logs and programs).
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Negotiation(_) => "negotiation",
+            Failure::Session(_) => "session",
+            Failure::PeerError { .. } => "peer-error",
+            Failure::Offline(_) => "offline",
+            Failure::NoSession => "no-session",
+            Failure::TooLarge => "too-large",
+            Failure::Expired => "expired",
+            Failure::RateLimited => "rate-limited",
+            Failure::Overloaded => "overloaded",
+            Failure::QueueFull => "queue-full",
+            Failure::Stored => "stored",
+            Failure::Store(_) => "store",
+            Failure::Declined => "declined",
+        }
+    }
+
     /// The XMPP error condition that goes with it: what was sent back, what the peer sent, or
     /// `silent` where nothing is sent (XEP-0187), and a local name otherwise.
     #[must_use]

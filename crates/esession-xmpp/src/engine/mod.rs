@@ -35,6 +35,8 @@ mod inbox;
 mod limits;
 mod offline;
 mod presence;
+#[cfg(test)]
+mod traced;
 
 pub use event::{Ended, Event, Failure, Step, shown};
 pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
@@ -61,6 +63,7 @@ use rand_core::CryptoRng;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The generator the engine draws from.
 pub type Rng = Box<dyn CryptoRng + Send>;
@@ -126,6 +129,66 @@ impl Machine {
     }
 }
 
+/// What trust on first use says of the key a peer proved in a session ([`Engine::first_use`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstUse {
+    /// No other key is associated with this contact and this one is not verified yet: its
+    /// first key, to pin (verify) now.
+    First(esession_crypto::PublicKey),
+    /// A key verified for this contact (by the user, or pinned at its first use).
+    Known,
+    /// Another key is associated with this contact and this one is not verified: someone
+    /// else, or a new key of the contact that the user must verify out of band. Do not trust
+    /// the session (terminate it).
+    Changed,
+    /// The session proved no key (`none` identities): nothing to pin.
+    NoKey,
+}
+
+/// The engine's view of its trust store: the store's, except that with trust on first use a
+/// contact with no key associated yet may identify with any key ([`Engine::set_trust_on_first_use`]).
+/// Every check of a peer's key (online negotiations, offline starts) asks it
+/// [`TrustStore::trusts`].
+struct FirstUseTrust {
+    inner: Box<dyn TrustStore + Send>,
+    on: Arc<AtomicBool>,
+}
+
+impl TrustStore for FirstUseTrust {
+    fn for_jid(&self, jid: &BareJid) -> Vec<&esession_negotiate::KeyRecord> {
+        self.inner.for_jid(jid)
+    }
+
+    fn record(&self, key: &esession_crypto::PublicKey) -> Option<&esession_negotiate::KeyRecord> {
+        self.inner.record(key)
+    }
+
+    fn records(&self) -> Vec<&esession_negotiate::KeyRecord> {
+        self.inner.records()
+    }
+
+    fn trusts(&self, jid: &BareJid, key: &esession_crypto::PublicKey) -> bool {
+        self.inner.trusts(jid, key) || (self.on.load(Ordering::Relaxed) && self.inner.for_jid(jid).is_empty())
+    }
+
+    fn associate(
+        &mut self,
+        jid: &BareJid,
+        key: esession_crypto::PublicKey,
+    ) -> Result<(), esession_negotiate::StoreError> {
+        self.inner.associate(jid, key)
+    }
+
+    fn sas_confirmed(&self, jid: &BareJid) -> bool {
+        self.inner.sas_confirmed(jid)
+    }
+
+    fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), esession_negotiate::StoreError> {
+        self.inner.confirm_sas(jid)
+    }
+}
+
 /// A negotiation in progress.
 struct Negotiation {
     peer: Jid,
@@ -155,7 +218,10 @@ struct Open {
 /// Every session of one account; see the [module documentation](self).
 pub struct Engine {
     cfg: Arc<Config>,
+    /// The trust store is wrapped in a [`FirstUseTrust`] sharing [`Engine::first_use`].
     stores: EngineStores,
+    /// Trust on first use ([`Engine::set_trust_on_first_use`]).
+    first_use: Arc<AtomicBool>,
     limits: Limits,
     rng: Rng,
     pool: Option<KeyPool>,
@@ -252,9 +318,12 @@ impl Engine {
     /// An engine drawing its randomness from `rng` (a CSPRNG; tests fix it to replay runs).
     #[must_use]
     pub fn with_rng(cfg: Config, stores: EngineStores, rng: Rng) -> Self {
+        let first_use = Arc::new(AtomicBool::new(false));
+        let trust = Box::new(FirstUseTrust { inner: stores.trust, on: first_use.clone() });
         Self {
             cfg: Arc::new(cfg),
-            stores,
+            stores: EngineStores { trust, ..stores },
+            first_use,
             limits: Limits::default(),
             rng,
             pool: None,
@@ -369,6 +438,49 @@ impl Engine {
         self.stores.trust.as_ref()
     }
 
+    /// Replaces the key associations (with a fresh view of a durable store that was written
+    /// besides the engine's copy, as [`crate::client::trust_on_first_use`] does).
+    pub(crate) fn set_trust_store(&mut self, trust: Box<dyn TrustStore + Send>) {
+        self.stores.trust = Box::new(FirstUseTrust { inner: trust, on: self.first_use.clone() });
+    }
+
+    /// Trust on first use: a contact with no key associated yet may identify with any key
+    /// (online negotiations, and offline sessions it starts), which is then associated with
+    /// it, so that from then on only that key is accepted for it (another is refused as
+    /// without it: `key-trust`). Off by default: only keys the user trusted are accepted
+    /// (XEP-0116 §4.6.2). Weaker than verified keys: whoever answers first for a JID is
+    /// trusted as that JID; comparing the SAS (or the fingerprint) later closes the gap.
+    /// [`crate::client::trust_on_first_use`] marks such a key verified, so that it is never
+    /// evicted among the unverified keys the stores bound.
+    pub fn set_trust_on_first_use(&mut self, on: bool) {
+        self.first_use.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether trust on first use is on ([`Engine::set_trust_on_first_use`]).
+    #[must_use]
+    pub fn trusts_on_first_use(&self) -> bool {
+        self.first_use.load(Ordering::Relaxed)
+    }
+
+    /// What trust on first use says of the key `peer` proved in the session of `thread`
+    /// (online, or an offline session we accepted); `None` without such a session. The
+    /// engine records every key a peer proves (unverified, XEP-0116 §7.4); the user's (or a
+    /// first use's) verification is what counts here. [`crate::client::trust_on_first_use`]
+    /// pins a [`FirstUse::First`] key.
+    #[must_use]
+    pub fn first_use(&self, peer: &BareJid, thread: &str) -> Option<FirstUse> {
+        let o = self.sessions.iter().rev().find(|o| of(o.est.peer(), peer) && o.est.thread() == thread)?;
+        let Some(key) = o.est.peer_key() else { return Some(FirstUse::NoKey) };
+        let records = self.stores.trust.for_jid(peer);
+        if records.iter().any(|r| r.verified && &r.key == key) {
+            return Some(FirstUse::Known);
+        }
+        if records.iter().any(|r| &r.key != key) {
+            return Some(FirstUse::Changed);
+        }
+        Some(FirstUse::First(key.clone()))
+    }
+
     /// How many negotiations are in progress and sessions open (for monitoring).
     #[must_use]
     pub fn load(&self) -> (usize, usize) {
@@ -435,7 +547,12 @@ impl Engine {
     /// Handles one stanza from the server; see the [module documentation](self).
     pub fn handle(&mut self, now: DateTime<Utc>, s: &Element) -> Step {
         let mut step = self.tick_due(now);
-        let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else { return step };
+        let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else {
+            tracing::debug!(kind = s.name(), "stanza without a valid from: dropped");
+            return step;
+        };
+        let _span =
+            tracing::debug_span!("esession.stanza", kind = s.name(), peer = %from.to_bare()).entered();
         let Ok(shape) = xml::measure(s, self.limits.stanza) else {
             step.event(Event::Failed { peer: from, failure: Failure::TooLarge });
             return step;
@@ -613,6 +730,7 @@ impl Engine {
         }
         a.start(mode, &mut PooledEntropy { rng: &mut self.rng, pool: &mut self.pool.as_ref() })
             .map_err(Error::Negotiation)?;
+        tracing::info!(peer = %bare, thread = %thread, mode = ?mode, "negotiation started");
         // X187-4-02: to send to Bob, Alice first ends the offline session he started with her
         // (locally: she never sends inside it, and Bob ends his side when he sees her online);
         // the request goes out after it.
@@ -674,7 +792,10 @@ impl Engine {
     fn on_request(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
         let mut step = Step::default();
         // A request without a <thread/> is not a session request (XEP-0155 §4.1): ignored.
-        let Some(thread) = thread_of(s).filter(|t| !t.is_empty()) else { return step };
+        let Some(thread) = thread_of(s).filter(|t| !t.is_empty()) else {
+            tracing::debug!(peer = %from.to_bare(), "session request without a thread: ignored");
+            return step;
+        };
         // X155-4.2-01: a request the server stored while we were offline (it carries a delay
         // stamp) is not answered: an answer would tell that we had been offline. The
         // application is told, and starts a new negotiation if it still wants a session.
@@ -701,6 +822,7 @@ impl Engine {
             self.decline(from, &thread, &mut step);
             return step;
         }
+        tracing::info!(peer = %bare, thread = %thread, "negotiation request received");
         self.negotiations.retain(|n| n.peer.to_bare() != bare);
         let cost = offline::held_cost(shape).saturating_add(NEGOTIATION_COST);
         for old in self.admit(cost) {
@@ -734,6 +856,15 @@ impl Engine {
         };
         // The contact's answer may come from another resource than the one we addressed.
         self.negotiations[i].peer = from.clone();
+        let n = &self.negotiations[i];
+        match n.machine {
+            Machine::Alice(_) => {
+                tracing::debug!(peer = %bare, thread = %n.thread, "negotiation response received")
+            }
+            Machine::Bob(_) => {
+                tracing::debug!(peer = %bare, thread = %n.thread, "negotiation accept received")
+            }
+        }
         self.feed(now, i, s, &mut step);
         step
     }
@@ -759,7 +890,10 @@ impl Engine {
         for n in &mut self.negotiations {
             while let Some(o) = n.machine.poll_output() {
                 match o {
-                    Output::Send(s) => step.send.push(s),
+                    Output::Send(s) => {
+                        tracing::debug!(peer = %n.peer.to_bare(), thread = %n.thread, "negotiation message to send");
+                        step.send.push(s);
+                    }
                     Output::SasReady(sas) => n.sas = Some(sas),
                     Output::Established(e) => {
                         step.event(Event::Negotiated {
@@ -916,6 +1050,15 @@ impl Engine {
     // ------------------------------------------------------------------------------------------
     // Sending in sessions
 
+    /// The active session that protects what goes to `peer`, or the refusal (traced): nothing
+    /// goes out in clear by accident.
+    fn protecting(&self, peer: &BareJid, what: &str) -> Result<usize, Error> {
+        self.active(peer).ok_or_else(|| {
+            tracing::debug!(peer = %peer, kind = what, "refused: no session protects this stanza, nothing sent");
+            Error::NotProtected(peer.clone())
+        })
+    }
+
     /// Encrypts an outgoing one-to-one stanza inside the active session with its `to`.
     ///
     /// # Errors
@@ -925,8 +1068,7 @@ impl Engine {
     pub fn protect(&mut self, stanza: &Element, opts: EncryptOptions) -> Result<Element, Error> {
         let to_text = stanza.attr("to").unwrap_or_default();
         let to = Jid::new(to_text).map_err(|e| Error::bad_jid(to_text, e))?;
-        let bare = to.to_bare();
-        let i = self.active(&bare).ok_or(Error::NotProtected(bare))?;
+        let i = self.protecting(&to.to_bare(), stanza.name())?;
         let o = &mut self.sessions[i];
         let mut s = stanza.clone();
         if s.name() == "message" && s.get_child("thread", CLIENT_NS).is_none() {
@@ -941,7 +1083,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::protect`].
     pub fn chat(&mut self, peer: &BareJid, text: &str, opts: EncryptOptions) -> Result<Element, Error> {
-        let i = self.active(peer).ok_or_else(|| Error::NotProtected(peer.clone()))?;
+        let i = self.protecting(peer, "message")?;
         let to = self.sessions[i].est.peer().clone();
         let mut m = if text.is_empty() { Element::bare("message", CLIENT_NS) } else { body_message(text) };
         set_attr(&mut m, "to", to.as_str());
@@ -954,7 +1096,7 @@ impl Engine {
     /// # Errors
     /// No active session.
     pub fn terminate(&mut self, peer: &BareJid) -> Result<Element, Error> {
-        let i = self.active(peer).ok_or_else(|| Error::NotProtected(peer.clone()))?;
+        let i = self.protecting(peer, "terminate")?;
         self.sessions[i].est.terminate(false, &mut self.rng).map_err(Error::Session)
     }
 
