@@ -637,10 +637,8 @@ impl Client {
                     tracing::warn!(account = %self.me.to_bare(), error = %e, "disconnected");
                     return Err(Error::Disconnected(boxed(e)));
                 }
-                Ok(Some(tokio_xmpp::Event::Online { .. })) => {
-                    // Reconnected: announce ourselves again.
-                    tracing::info!(account = %self.me.to_bare(), "online again (reconnected)");
-                    self.send(Element::builder("presence", "jabber:client").build()).await?;
+                Ok(Some(tokio_xmpp::Event::Online { bound_jid, resumed, .. })) => {
+                    self.reconnected(&bound_jid, resumed).await?;
                 }
                 Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(Element::from(s)),
             }
@@ -659,6 +657,29 @@ impl Client {
             let s = self.recv(deadline).await?;
             self.process(s).await?;
         }
+    }
+
+    /// tokio-xmpp connected again by itself (with backoff: 1 s, doubled up to 30 s) after the
+    /// connection was lost. Resumed (XEP-0198): nothing was lost. Not resumed (the server
+    /// restarted, or forgot the stream): the server announced our old resource unavailable,
+    /// so online sessions and negotiations end ([`Engine::connection_reset`]), the new
+    /// resource is ours, and presence is announced again (contacts' presence comes back with
+    /// it). The application is told first ([`Event::Reconnected`]), then what ended.
+    async fn reconnected(&mut self, bound: &tokio_xmpp::jid::Jid, resumed: bool) -> Result<(), Error> {
+        let jid = parse_jid(&bound.to_string())?;
+        tracing::info!(account = %jid.to_bare(), resumed, "online again (reconnected)");
+        self.events.push_back(Event::Reconnected { jid: jid.clone(), resumed });
+        if resumed {
+            return Ok(());
+        }
+        self.me = jid;
+        self.engine.set_account(&self.me);
+        for heard in self.watched.values_mut() {
+            *heard = false;
+        }
+        let step = self.engine.connection_reset(chrono::Utc::now());
+        self.apply(step).await?;
+        self.send(Element::builder("presence", "jabber:client").build()).await
     }
 
     /// Hands one stanza from the server to the engine.

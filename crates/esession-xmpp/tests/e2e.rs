@@ -149,6 +149,75 @@ async fn online_sessions_chat_rekey_and_terminate() {
     }
 }
 
+/// Waits for the client to be back after a server restart (tokio-xmpp retries after 1, 2, 4,
+/// 8 s...: a few timeouts may pass first).
+async fn reconnected(c: &mut Client) -> (Jid, bool) {
+    for _ in 0..4 {
+        match c.wait_for(|e| matches!(e, Event::Reconnected { .. })).await {
+            Ok(Event::Reconnected { jid, resumed }) => return (jid, resumed),
+            Err(Error::Timeout(_)) => {}
+            other => panic!("not reconnected: {other:?}"),
+        }
+    }
+    panic!("not reconnected in 80 s");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn a_server_restart_ends_online_sessions_and_the_clients_reconnect_by_themselves() {
+    let mut p = server(&["alice", "bob"]);
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let (bob_jid, alice_jid) = (bob.jid().clone(), alice.jid().clone());
+    let (sas_a, sas_b) = tokio::join!(alice.negotiate(&bob_jid, Mode::Four), negotiated(&mut bob));
+    assert_eq!(sas_a.unwrap(), sas_b);
+    alice.send_text(&bob_jid, "before").await.unwrap();
+    assert_eq!(message(&mut bob).await.1, "before");
+
+    p.restart();
+
+    // Both come back by themselves, on new resources (the server forgot the old streams), and
+    // are told that the session ended with the connection.
+    let ((a_new, a_resumed), (b_new, b_resumed)) =
+        tokio::join!(reconnected(&mut alice), reconnected(&mut bob));
+    assert!(!a_resumed && !b_resumed, "a restarted server cannot resume a stream");
+    assert_eq!((a_new.to_bare(), b_new.to_bare()), (alice_jid.to_bare(), bob_jid.to_bare()));
+    assert_eq!(alice.jid(), &a_new);
+    for c in [&mut alice, &mut bob] {
+        let e = c
+            .wait_for(|e| {
+                matches!(
+                    e,
+                    Event::Terminated { why: esession_xmpp::Ended::ConnectionLost, offline: false, .. }
+                )
+            })
+            .await
+            .unwrap();
+        assert!(matches!(e, Event::Terminated { .. }));
+    }
+    assert!(
+        !alice.engine().has_session(&bob_jid.to_bare()) && !bob.engine().has_session(&alice_jid.to_bare())
+    );
+    // Nothing can go out in the lost session: without a session, a text needs a new one.
+    let clear = minidom::Element::builder("message", "jabber:client")
+        .attr(minidom::rxml::NcName::try_from("to").unwrap(), bob_jid.to_string())
+        .build();
+    assert!(matches!(alice.send_protected(&clear).await, Err(Error::NotProtected(_))));
+
+    // Presence comes back with the announcement; a new session works.
+    alice
+        .wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == b_new))
+        .await
+        .unwrap();
+    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == a_new)).await.unwrap();
+    let (sas_a, sas_b) = tokio::join!(alice.negotiate(&b_new, Mode::Four), negotiated(&mut bob));
+    assert_eq!(sas_a.unwrap(), sas_b);
+    alice.send_text(&b_new, "after").await.unwrap();
+    let (from, body) = message(&mut bob).await;
+    assert_eq!((from, body.as_str()), (a_new, "after"));
+}
+
 #[tokio::test]
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 async fn offline_messages_survive_a_server_restart_and_a_replay_is_rejected() {

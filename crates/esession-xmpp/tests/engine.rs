@@ -1116,3 +1116,65 @@ fn a_resource_that_does_not_accept_declines_requests_and_announces_no_negotiatio
     r.drive();
     assert!(r.engine(a).has_session(&bare(BOB)));
 }
+
+#[test]
+fn a_connection_reset_ends_online_sessions_and_negotiations_and_forgets_presence() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert!(r.engine(a).has_session(&bare(BOB)));
+    let carol = jid("carol@example.net/x");
+    let now = r.now();
+    r.engine(a).start(now, &carol, Mode::Four).unwrap();
+    assert!(r.engine(a).negotiating(&carol.to_bare()));
+    let mut p = Element::bare("presence", "jabber:client");
+    set(&mut p, "from", BOB);
+    set(&mut p, "to", ALICE);
+    r.engine(a).handle(now, &p);
+    assert!(r.engine(a).is_available(&bare(BOB)));
+    r.take_events(a);
+    r.take_events(b);
+
+    let step = r.engine(a).connection_reset(now);
+    // Nothing is sent: the peers dropped the session when the server said we were gone.
+    assert!(step.send.is_empty(), "{:?}", step.send);
+    let ev = step.events;
+    let terminated = |e: &Event| {
+        matches!(e, Event::Terminated { peer, why: Ended::ConnectionLost, offline: false, .. }
+            if peer.to_bare() == bare(BOB))
+    };
+    assert!(ev.iter().any(terminated), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Failed { peer, failure: Failure::ConnectionLost } if *peer == carol)),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Presence { peer, available: false } if peer.to_bare() == bare(BOB))),
+        "{ev:?}"
+    );
+    assert!(!r.engine(a).has_session(&bare(BOB)));
+    assert!(!r.engine(a).negotiating(&carol.to_bare()));
+    assert!(!r.engine(a).is_available(&bare(BOB)));
+    // A second reset finds nothing left to end.
+    assert!(r.engine(a).connection_reset(now).events.is_empty());
+}
+
+#[test]
+fn a_connection_reset_keeps_the_offline_sessions() {
+    // Offline sessions are bound to bare JIDs: Bob's (receive only at Alice) survives a reset:
+    // going offline afterwards still finds it to end.
+    let (mut r, a, _b, thread, _) = alice_holds_an_offline_session();
+    let now = r.now();
+    let step = r.engine(a).connection_reset(now);
+    assert!(!step.events.iter().any(|e| matches!(e, Event::Terminated { .. })), "{:?}", step.events);
+    let step = r.engine(a).terminate_all();
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(e, Event::Terminated { thread: t, offline: true, .. } if *t == thread)),
+        "{:?}",
+        step.events
+    );
+}

@@ -166,6 +166,16 @@ pub enum Event {
         /// The answer.
         stanza: Element,
     },
+    /// The connection to the server was lost and is back (the client reconnects by itself).
+    /// `resumed`: the stream was resumed (XEP-0198) and nothing was lost. Otherwise the
+    /// server forgot us (a restart): `jid` is our new full JID, and the online sessions and
+    /// negotiations ended ([`Ended::ConnectionLost`], [`Failure::ConnectionLost`] follow).
+    Reconnected {
+        /// Our full JID now.
+        jid: Jid,
+        /// Whether the stream was resumed without loss.
+        resumed: bool,
+    },
     /// Offline options of `peer` were checked (XEP-0187 §3.2): usable for offline sessions, or
     /// not (with the failed check).
     OfflineOptions {
@@ -205,6 +215,10 @@ pub enum Ended {
     /// We went offline (XEP-0116 §5, XEP-0187 §3.1) or the contact came online (offline
     /// sessions, XEP-0187 §5).
     Presence,
+    /// Our connection to the server was lost and established again without resumption (a
+    /// server restart): the server announced our resource unavailable, so the peer ended the
+    /// session ([`crate::Engine::connection_reset`]). Start a new one to go on.
+    ConnectionLost,
 }
 
 /// What failed.
@@ -232,6 +246,9 @@ pub enum Failure {
     Expired,
     /// A contact sent more requests than allowed: dropped.
     RateLimited,
+    /// The connection to the server was reset while the negotiation ran
+    /// ([`crate::Engine::connection_reset`]): it is dropped.
+    ConnectionLost,
     /// Too many negotiations at once (or too many octets held by them): the oldest was dropped.
     Overloaded,
     /// A stanza arrived while away and the held queue was full ([`crate::Limits::queue`],
@@ -291,6 +308,7 @@ fn trace_event(e: &Event) {
         Event::Untrusted { peer, thread, .. } => {
             warn!(peer = %peer.to_bare(), thread = %thread, "offline message held: signed by a key not trusted");
         }
+        Event::Reconnected { jid, resumed } => info!(account = %jid.to_bare(), resumed, "reconnected"),
         Event::OfflineOptions { peer, refused: None } => debug!(peer = %peer, "offline options verified"),
         Event::OfflineOptions { peer, refused: Some(c) } => {
             warn!(peer = %peer, check = c.as_str(), "offline options refused");
@@ -310,6 +328,7 @@ impl Failure {
             Failure::TooLarge => "too-large",
             Failure::Expired => "expired",
             Failure::RateLimited => "rate-limited",
+            Failure::ConnectionLost => "connection-lost",
             Failure::Overloaded => "overloaded",
             Failure::QueueFull => "queue-full",
             Failure::Stored => "stored",
@@ -337,6 +356,7 @@ impl Failure {
             Failure::TooLarge => "policy-violation",
             Failure::Expired => "remote-server-timeout",
             Failure::RateLimited => "resource-constraint",
+            Failure::ConnectionLost => "connection-lost",
             Failure::Overloaded => "resource-constraint",
             Failure::QueueFull => "resource-constraint",
             Failure::Stored => "silent",
@@ -367,6 +387,9 @@ impl fmt::Display for Failure {
             Failure::TooLarge => f.write_str("stanza beyond the size or depth limits, dropped unread"),
             Failure::Expired => f.write_str("the negotiation did not complete in time"),
             Failure::RateLimited => f.write_str("too many requests from this contact, dropped"),
+            Failure::ConnectionLost => {
+                f.write_str("the connection to the server was reset during the negotiation: dropped")
+            }
             Failure::Overloaded => f.write_str("too many negotiations at once, the oldest was dropped"),
             Failure::QueueFull => f.write_str("the queue of stanzas held while away is full: dropped"),
             Failure::Stored => {
@@ -483,6 +506,9 @@ impl fmt::Debug for Event {
             Event::Iq { stanza } => f.debug_struct("Iq").field("stanza", &content(stanza)).finish(),
             Event::IqResult { stanza } => {
                 f.debug_struct("IqResult").field("stanza", &content(stanza)).finish()
+            }
+            Event::Reconnected { jid, resumed } => {
+                f.debug_struct("Reconnected").field("jid", jid).field("resumed", resumed).finish()
             }
             Event::OfflineOptions { peer, refused } => {
                 f.debug_struct("OfflineOptions").field("peer", peer).field("refused", refused).finish()

@@ -30,6 +30,7 @@
 //! 7. `<c/>`: the session of its contact and thread decrypts it.
 //! 8. Anything else came in clear: [`Event::Clear`].
 
+mod connection;
 mod event;
 mod inbox;
 mod limits;

@@ -1,0 +1,54 @@
+//! The connection to the server, as the engine sees it: what a stream reset (a reconnection
+//! that lost the server's state of us, such as after a server restart) does to sessions.
+
+use super::{Ended, Engine, Event, Failure, Step};
+use chrono::{DateTime, Utc};
+
+impl Engine {
+    /// The stream to the server was established again **with loss of state** (tokio-xmpp's
+    /// `Online { resumed: false }` after the first login: the server restarted, or the stream
+    /// could not be resumed with XEP-0198). The server has announced our old resource
+    /// unavailable to our contacts, whose clients then end their sessions with it (XEP-0116 §5,
+    /// XEP-0155 §6: a session is bound to both full JIDs), so:
+    ///
+    /// * every online session ends here too ([`Ended::ConnectionLost`]); nothing is sent (the
+    ///   peer holds the session no more, and a terminate would reach it as a stanza of no
+    ///   session). Its keys are destroyed with it. A stanza encrypted in it and not yet
+    ///   delivered when the connection dropped is lost with it: what the application sends
+    ///   from now on needs a new session;
+    /// * every negotiation in progress fails ([`Failure::ConnectionLost`]): its peer may have
+    ///   answered a resource that no longer exists;
+    /// * every contact's resources are forgotten, each one that was available told
+    ///   unavailable ([`Event::Presence`]): the server sends presence again once we announce
+    ///   ours (the client does it right after this);
+    /// * offline sessions are kept: they are bound to bare JIDs (XEP-0187), not to our
+    ///   resource.
+    ///
+    /// A resumed stream (XEP-0198, nothing lost) changes nothing: do not call this then.
+    pub fn connection_reset(&mut self, now: DateTime<Utc>) -> Step {
+        let mut step = Step::default();
+        let mut kept = Vec::with_capacity(self.sessions.len());
+        for o in self.sessions.drain(..) {
+            if o.offline {
+                kept.push(o);
+                continue;
+            }
+            step.event(Event::Terminated {
+                peer: o.est.peer().clone(),
+                thread: o.est.thread().to_owned(),
+                offline: false,
+                why: Ended::ConnectionLost,
+            });
+            // `o` drops here: Established zeroizes its keys.
+        }
+        self.sessions = kept;
+        for n in self.negotiations.drain(..) {
+            step.event(Event::Failed { peer: n.peer, failure: Failure::ConnectionLost });
+        }
+        for peer in self.presence.forget_resources() {
+            step.event(Event::Presence { peer, available: false });
+        }
+        self.ticked = Some(now);
+        step
+    }
+}
