@@ -14,10 +14,11 @@
 //! - Identity: the account lives in DATA_DIR (default `./echo-bot-data`); on the first run an
 //!   RSA identity key is generated and sealed there, and its fingerprint printed for contacts
 //!   to verify.
-//! - Trust on first use: the first key a contact proves is pinned (verified) for it; a later
-//!   session with another key under that JID is terminated and nothing is echoed in it
-//!   ([`Client::trust_on_first_use`]). Use `esession trust verify` (the CLI) to accept a
-//!   contact's new key.
+//! - Trust on first use ([`ClientBuilder::trust_on_first_use`]): a contact the bot has no key
+//!   for may identify with any key, which is pinned (verified) for it as the session is
+//!   established; a later negotiation with another key under that JID fails (`key-trust`).
+//!   Accept a contact's new key with `esession trust verify` (the CLI) on the bot's data
+//!   directory.
 //! - The event loop: messages are echoed (offline messages acknowledged once echoed),
 //!   subscription requests approved, IQ requests answered with an error (roster pushes with
 //!   a result, RFC 6121 §2.1.6), clear messages ignored (they are not protected).
@@ -28,9 +29,8 @@
 use esession_xmpp::engine::iq_error;
 use esession_xmpp::minidom::Element;
 use esession_xmpp::{
-    Account, BareJid, Client, Error, Event, FirstUse, PrivateKey, Sealing, Tls, fingerprint,
+    Account, BareJid, Client, ClientBuilder, Error, Event, PrivateKey, Sealing, Tls, fingerprint,
 };
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// What the command line gives.
@@ -82,17 +82,16 @@ pub(crate) fn open_account(dir: &Path) -> Result<Account, Error> {
 /// As [`Client::connect`].
 pub(crate) async fn connect(args: &Args, account: Account) -> Result<Client, Error> {
     let tls = if cfg!(feature = "starttls") { Tls::StartTls } else { Tls::PlainLoopbackOnly };
-    let mut b = Client::builder(&args.jid, &args.password).tls(tls);
+    let mut b: ClientBuilder = Client::builder(&args.jid, &args.password).tls(tls).trust_on_first_use(true);
     if let Some(s) = &args.server {
         b = b.server(s);
     }
     b.connect(account).await
 }
 
-/// The bot's state across events: the sessions whose key failed trust on first use.
+/// The bot's state across events.
 #[derive(Default)]
 pub(crate) struct Bot {
-    distrusted: HashSet<String>,
     /// Messages echoed so far.
     pub(crate) echoed: usize,
 }
@@ -105,27 +104,13 @@ impl Bot {
     pub(crate) async fn on_event(&mut self, client: &mut Client, event: Event) -> Result<(), Error> {
         let body = event.body();
         match event {
-            Event::Negotiated { peer, thread, .. } => {
-                let bare = peer.to_bare();
-                match client.trust_on_first_use(&bare, &thread)? {
-                    Some(FirstUse::First(key)) => {
-                        println!("{bare}: key pinned on first use: {}", fingerprint(&key)?)
-                    }
-                    Some(FirstUse::Changed) => {
-                        eprintln!("{bare}: presented a key that is not the one pinned: session refused");
-                        self.distrusted.insert(thread);
-                        if client.engine().session(&bare).is_some() {
-                            client.terminate(&bare).await?;
-                        }
-                    }
-                    Some(FirstUse::NoKey) => println!("{bare}: session without identity keys (SAS only)"),
-                    _ => {}
-                }
+            Event::Negotiated { peer, sas, .. } => {
+                // The client pinned the key on first use: from now on only it is accepted.
+                let sas = sas.map(|s| s.to_string()).unwrap_or_default();
+                println!("{}: session established (SAS {sas})", peer.to_bare());
             }
-            Event::Message { peer, thread, id, .. } => {
-                if !self.distrusted.contains(&thread)
-                    && let Some(text) = body.filter(|t| !t.is_empty())
-                {
+            Event::Message { peer, id, .. } => {
+                if let Some(text) = body.filter(|t| !t.is_empty()) {
                     // Inside the session with the sender (negotiated anew if it was offline).
                     match client.send_text(&peer, &text).await {
                         Ok(_) => self.echoed += 1,
@@ -145,6 +130,12 @@ impl Bot {
             Event::Iq { stanza } => client.send_clear(answer(&stanza, client.jid().to_bare())).await?,
             Event::Clear { peer, .. } => {
                 eprintln!("{}: clear message ignored (not protected)", peer.to_bare())
+            }
+            Event::Untrusted { peer, fingerprint, .. } => {
+                eprintln!(
+                    "{}: offline message held, signed by a key not pinned: {fingerprint}",
+                    peer.to_bare()
+                );
             }
             Event::Alert { peer, alert } => eprintln!("{}: {alert}", peer.to_bare()),
             Event::Failed { peer, failure } => eprintln!("{}: {failure}", peer.to_bare()),

@@ -25,8 +25,19 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Client::builder`] ([`ClientBuilder`]) takes the negotiation [`Config`] (algorithms,
+//! `logging`, identities, other shared secret, Bob's policy), the engine's [`Limits`] and trust
+//! on first use; `Client::connect` is the builder with [`Options`] and the profile's defaults.
+//!
 //! The engine alone, two parties relayed in memory by [`relay::Relay`] (which plays the
-//! server), is shown in the [`relay`] module.
+//! server), is shown in the [`relay`] module; the crate's examples `echo_bot` (a bot with
+//! STARTTLS, key generation, trust on first use and its event loop) and `own_client` (an
+//! application that owns its `tokio_xmpp::Client` and drives the [`Engine`]) are in
+//! `examples/`.
+//!
+//! Logs: [`tracing`](https://docs.rs/tracing) spans and events (no subscriber is installed)
+//! for the connection, each stanza, the negotiation steps and every failed check, with bare
+//! JIDs, thread ids, kinds and conditions: never keys, secrets, the SAS or content.
 //!
 //! IDs in the documentation such as `A11` (a resolution of an ambiguity of the specifications),
 //! `I27` (an interpretation) or `X116-4.5.1-03` (a normative sentence) are defined in the

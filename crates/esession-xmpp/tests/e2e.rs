@@ -446,3 +446,54 @@ async fn plain_client(p: &Prosody, user: &str) -> String {
     });
     full
 }
+
+/// The echo bot of `examples/echo_bot.rs`, its own code: the same functions its `main` runs.
+#[path = "../examples/echo_bot.rs"]
+#[allow(dead_code)]
+mod echo_bot;
+
+#[tokio::test]
+#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn the_echo_bot_pins_the_first_key_and_echoes_inside_the_session() {
+    let p = Prosody::start(&["bot", "alice"]);
+    identities(&p, &["alice"]);
+    // The bot's first run: its identity key is generated in its data directory.
+    let args = echo_bot::Args {
+        jid: "bot@localhost".into(),
+        password: PASSWORD.into(),
+        server: Some(p.server()),
+        data: p.data("bot"),
+    };
+    let mut bot = echo_bot::connect(&args, echo_bot::open_account(&args.data).unwrap()).await.unwrap();
+    assert!(bot.engine().trusts_on_first_use());
+    // Alice verified the bot's fingerprint out of band; the bot knows nothing of her.
+    let bot_key = bot.account().identity().unwrap().expect("generated on first run").public_key();
+    let acct = account(&p, "alice", &[]);
+    acct.trust(&bare("bot@localhost"), bot_key).unwrap();
+    let mut alice =
+        Client::connect(Options::new("alice@localhost", PASSWORD, &p.server()), acct).await.unwrap();
+    befriend(&mut alice, &mut bot).await;
+    let bot_jid = bot.jid().clone();
+    let mut echo = echo_bot::Bot::default();
+    let serve = async {
+        while echo.echoed < 2 {
+            let e = bot.next_event().await.unwrap();
+            echo.on_event(&mut bot, e).await.unwrap();
+        }
+    };
+    let talk = async {
+        for text in ["ping", "pong?"] {
+            let d = alice.send_text(&bot_jid, text).await.unwrap();
+            assert!(matches!(d, Delivery::Online { sas: Some(_) }), "{d:?}");
+            let (from, body) = message(&mut alice).await;
+            assert_eq!((from, body.as_str()), (bot_jid.clone(), text));
+        }
+    };
+    tokio::join!(serve, talk);
+    // Alice's key was pinned on first use: verified in the bot's account.
+    let alice_key = PrivateKey::from_pkcs8_pem(&support::fixture("rsa.pem")).unwrap().public_key();
+    let pinned = bot.account().associations().unwrap();
+    assert!(
+        pinned.iter().any(|r| r.key == alice_key && r.verified && r.jids.contains(&bare("alice@localhost")))
+    );
+}
