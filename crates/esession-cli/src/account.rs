@@ -17,6 +17,7 @@ use crate::exit::{Exit, Fail};
 use crate::show::{self, Place};
 use clap::{Args, Subcommand};
 use esession_crypto::{PrivateKey, Profile, PublicKey};
+use esession_xmpp::engine::{Inbox, Kept};
 use esession_xmpp::{
     Account, BareJid, Client, Delivery, Error, Event, Jid, Options, Sealing, Tls, fingerprint, parse_bare,
     parse_jid,
@@ -137,7 +138,9 @@ pub(crate) enum TrustCmd {
         contact: String,
     },
     /// Trust a contact's key: a PEM public key file (`-`: pasted on standard input), or the
-    /// fingerprint of a key already seen. Compare the fingerprint with the contact first.
+    /// fingerprint of a key already seen (in a session, or on an offline message held because
+    /// the key was not trusted). Compare the fingerprint with the contact first. The offline
+    /// messages held for that key are shown then.
     Verify {
         /// The contact's JID.
         contact: String,
@@ -151,6 +154,14 @@ pub(crate) enum TrustCmd {
         contact: String,
         /// The key's fingerprint (needed when the contact has several keys).
         fingerprint: Option<String>,
+    },
+    /// Drop the offline messages a contact sent with a key you do not trust (held until you
+    /// decide), without trusting the key.
+    Refuse {
+        /// The contact's JID.
+        contact: String,
+        /// The key's fingerprint, as the held message showed it.
+        fingerprint: String,
     },
     /// Give a known key a petname.
     Petname {
@@ -467,7 +478,11 @@ fn loopback(server: &str) -> bool {
 
 /// Logs in (the password asked for when not given), and processes what the server sent at
 /// once. A data directory this command created is removed again when the login fails.
-pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
+/// `accepting`: whether contacts may negotiate sessions with this resource (false for a
+/// one-shot command, which leaves as soon as it is done: requests are declined and disco#info
+/// announces no negotiation, [`esession_xmpp::Engine::set_accepting`]); set before the first
+/// stanza from the server is processed.
+pub(crate) async fn login(s: &Settings, accepting: bool) -> Result<Client, Fail> {
     let jid = s.jid()?.clone();
     let password = match &s.password {
         Some(p) => p.clone(),
@@ -501,6 +516,7 @@ pub(crate) async fn login(s: &Settings) -> Result<Client, Fail> {
         }
     };
     let mut client = client;
+    client.engine_mut().set_accepting(accepting);
     client.settle().await?;
     Ok(client)
 }
@@ -524,7 +540,7 @@ pub(crate) fn main(common: Common, cmd: AccountCmd) -> ExitCode {
 }
 
 /// The fingerprint in the form `trust list` shows, from any spelling (spaces, case).
-fn normal_fp(fp: &str) -> String {
+pub(crate) fn normal_fp(fp: &str) -> String {
     fp.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_uppercase()
 }
 
@@ -535,6 +551,14 @@ fn key_by_fingerprint(account: &Account, fp: &str) -> Result<PublicKey, Fail> {
             return Ok(r.key);
         }
     }
+    // A key seen only on offline messages held for a decision.
+    for k in held_in(account)? {
+        if let Some(key) = k.untrusted
+            && normal_fp(&fingerprint(&key)?) == want
+        {
+            return Ok(key);
+        }
+    }
     Err(Fail::new(
         Exit::Account,
         format!(
@@ -542,6 +566,44 @@ fn key_by_fingerprint(account: &Account, fp: &str) -> Result<PublicKey, Fail> {
              (a PEM file, or `-` to paste it)"
         ),
     ))
+}
+
+/// The offline messages kept in the account's inbox that came with a key not trusted then
+/// (held for a trust decision, [`Event::Untrusted`]), in the order they arrived.
+fn held_in(account: &Account) -> Result<Vec<Kept>, Fail> {
+    let inbox = account.inbox()?;
+    Ok(inbox.held().map_err(Error::Store)?.into_iter().filter(|k| k.untrusted.is_some()).collect())
+}
+
+/// Those of the held messages that `contact` sent with `key`.
+fn held_for(account: &Account, contact: &BareJid, key: &PublicKey) -> Result<Vec<Kept>, Fail> {
+    Ok(held_in(account)?
+        .into_iter()
+        .filter(|k| k.untrusted.as_ref() == Some(key) && k.peer.to_bare() == *contact)
+        .collect())
+}
+
+/// Prints the offline messages held for `key`, now trusted, and forgets each once printed (the
+/// inbox's acknowledgement: shown once, here, never again by `receive` or `chat`).
+fn show_released(s: &Settings, account: &Account, contact: &BareJid, key: &PublicKey) -> Result<(), Fail> {
+    let held = held_for(account, contact, key)?;
+    let mut inbox = account.inbox()?;
+    for k in held {
+        let body = k.stanza.get_child("body", "jabber:client").map(minidom::Element::text);
+        if let Some(body) = body {
+            if s.json {
+                out!(
+                    "{}",
+                    serde_json::json!({"time": show::utc(), "event": "message", "peer": k.peer.as_str(),
+                        "encrypted": true, "offline": true, "held": true, "body": body})
+                );
+            } else {
+                out!("[{}] <{}> (sent while you were away, held until now) {body}", show::stamp(), k.peer);
+            }
+        }
+        inbox.ack(&k.id).map_err(Error::Store)?;
+    }
+    Ok(())
 }
 
 /// A PEM public key from `text` (the first `-----BEGIN` block; text around it is ignored).
@@ -610,6 +672,12 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
         }) => contact(format!(
             "{bare} identified with a key you have not verified: {}",
             show::untrusted_key_hint(bare)
+        )),
+        // A resource that does not announce XEP-0116: another client, or a one-shot esession
+        // command (it accepts no negotiation, `login`).
+        Error::NoSupport(j) => contact(format!(
+            "{j} takes no encrypted session now (a client without them, or a one-shot esession command \
+             that leaves at once): nothing was sent; try again when {bare} is in a chat (`esession chat`)"
         )),
         Error::Negotiation(esession_negotiate::Error::Rejected { condition, .. }) => contact(format!(
             "{bare} refused the session ({}); if it has not verified your key, send it yours \
@@ -707,16 +775,39 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
         }
         AccountCmd::Trust(TrustCmd::Show { contact }) => {
             let contact = bare_arg("contact", &contact)?;
-            let records = match open_read(s)? {
+            let opened = open_read(s)?;
+            let records = match &opened {
                 Some(o) => o.account.associations()?,
                 None => Vec::new(),
             };
             let mine: Vec<_> = records.iter().filter(|r| r.jids.contains(&contact)).collect();
-            if mine.is_empty() {
+            // Keys seen only on offline messages held for a decision.
+            let mut held: Vec<(PublicKey, usize)> = Vec::new();
+            if let Some(o) = &opened {
+                for k in held_in(&o.account)? {
+                    let Some(key) = k.untrusted.filter(|_| k.peer.to_bare() == contact) else { continue };
+                    if mine.iter().any(|r| r.key == key) {
+                        continue;
+                    }
+                    match held.iter_mut().find(|(h, _)| *h == key) {
+                        Some((_, n)) => *n += 1,
+                        None => held.push((key, 1)),
+                    }
+                }
+            }
+            if mine.is_empty() && held.is_empty() {
                 out!("no key known for {contact}: {}", show::untrusted_key_hint(&contact));
             }
             for r in mine {
                 out!("{}", key_line(r)?);
+            }
+            for (key, n) in held {
+                let fp = fingerprint(&key)?;
+                out!(
+                    "{fp}  NOT trusted: {n} offline message(s) held  {contact}  (compare it with {contact}, then \
+                     `esession trust verify {contact} {}` shows them)",
+                    normal_fp(&fp)
+                );
             }
         }
         AccountCmd::Trust(TrustCmd::Verify { contact, key }) => {
@@ -738,6 +829,29 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             };
             opened.account.trust(&contact, public.clone())?;
             out!("trusted for {contact}: {} (verified)", fingerprint(&public)?);
+            // What was held for this key can be read now.
+            show_released(s, &opened.account, &contact, &public)?;
+        }
+        AccountCmd::Trust(TrustCmd::Refuse { contact, fingerprint: fp }) => {
+            let contact = bare_arg("contact", &contact)?;
+            let opened = open_write(s, false)?;
+            let want = normal_fp(&fp);
+            let mut inbox = opened.account.inbox()?;
+            let mut dropped = 0;
+            for k in held_in(&opened.account)? {
+                let key = k.untrusted.as_ref().map(fingerprint).transpose()?.map(|f| normal_fp(&f));
+                if k.peer.to_bare() == contact && key.as_deref() == Some(want.as_str()) {
+                    inbox.ack(&k.id).map_err(Error::Store)?;
+                    dropped += 1;
+                }
+            }
+            if dropped == 0 {
+                return Err(Fail::new(
+                    Exit::Account,
+                    format!("no offline message of {contact} is held for the key {fp}"),
+                ));
+            }
+            out!("dropped {dropped} offline message(s) of {contact} held for the key {fp}, unread");
         }
         AccountCmd::Trust(TrustCmd::Untrust { contact, fingerprint: fp }) => {
             let contact = bare_arg("contact", &contact)?;
@@ -808,8 +922,10 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
         }
         AccountCmd::Chat { peer } => {
             let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
-            // The chat reads its own signals (and Ctrl-C from its line editor).
-            with_client_signals(s, false, async |client| crate::chat::run(s, client, peer).await).await?;
+            // The chat reads its own signals (and Ctrl-C from its line editor); it stays, so
+            // contacts may negotiate with it.
+            with_client_signals(s, false, true, async |client| crate::chat::run(s, client, peer).await)
+                .await?;
         }
     }
     Ok(())
@@ -877,18 +993,22 @@ async fn receive(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fai
 /// Logs in, runs `body` on the client, and leaves cleanly whatever happened: the sessions end,
 /// unavailable presence and the stream's end go out, so that no resource stays behind for
 /// stream management to keep (a "ghost" contacts would negotiate with). A SIGINT, SIGTERM or
-/// SIGHUP while `body` runs ends it the same way (the command then fails).
+/// SIGHUP while `body` runs ends it the same way (the command then fails). The resource of a
+/// one-shot command accepts no negotiation while it runs (contacts' requests are declined,
+/// XEP-0155 §4.3; see [`login`]): it is about to vanish.
 pub(crate) async fn with_client<T>(
     s: &Settings,
     body: impl AsyncFnOnce(&mut Client) -> Result<T, Fail>,
 ) -> Result<T, Fail> {
-    with_client_signals(s, true, body).await
+    with_client_signals(s, true, false, body).await
 }
 
-/// [`with_client`]; `signals`: whether a signal ends `body` (false: `body` reads them itself).
+/// [`with_client`]; `signals`: whether a signal ends `body` (false: `body` reads them itself);
+/// `accepting`: whether contacts may negotiate with this resource (the chat).
 pub(crate) async fn with_client_signals<T>(
     s: &Settings,
     signals: bool,
+    accepting: bool,
     body: impl AsyncFnOnce(&mut Client) -> Result<T, Fail>,
 ) -> Result<T, Fail> {
     let interrupted =
@@ -896,7 +1016,7 @@ pub(crate) async fn with_client_signals<T>(
     let mut caught = crate::chat::Signals::new(signals);
     // A signal during the login: nothing to close yet but what the login opened.
     let mut client = tokio::select! {
-        c = login(s) => c?,
+        c = login(s, accepting) => c?,
         () = caught.any() => return Err(Fail::new(Exit::Failure, "interrupted during the login")),
     };
     let r = tokio::select! {

@@ -25,7 +25,9 @@ commands (never sent; start a line with // to send one that begins with /):
   /rekey         new keys for the session
   /end           end the session (the chat goes on)
   /add           ask to see the contact's presence
-  /approve [JID] let JID (default: the contact) see your presence, and ask to see its
+  /approve [JID] let JID (default: the contact) see your presence, and ask to see its presence
+  /trust FP      trust the key FP of offline messages held unread (compare it first): read them
+  /refuse FP     drop the offline messages held for the key FP, unread
   /quit          end the session and leave (also Ctrl-C, Ctrl-D)";
 
 enum Flow {
@@ -260,6 +262,14 @@ impl Chat<'_> {
         match cmd {
             "/quit" | "/exit" | "/q" => return Flow::Quit,
             "/help" | "/?" => self.note("help", HELP),
+            "/trust" | "/refuse" => match arg {
+                // The fingerprint as shown, spaces and all, or compact.
+                Some(_) => self.decide(client, cmd == "/trust", line[cmd.len()..].trim()).await,
+                None => self.note(
+                    "refused",
+                    &format!("!! {cmd} FINGERPRINT: the key of an offline message held for your decision"),
+                ),
+            },
             "/sas" => match client.engine().sas(&self.bare).map(ToString::to_string) {
                 Some(sas) => {
                     self.note(
@@ -403,6 +413,49 @@ impl Chat<'_> {
         }
         self.send(client, line).await;
         Flow::Go
+    }
+
+    /// `/trust FP` (`trust`) or `/refuse FP`: the user's decision on the key `fp` of offline
+    /// messages held because it was not trusted. Trusted: what it sent is shown (and
+    /// acknowledged, as every offline message the chat shows); refused: dropped unread.
+    async fn decide(&mut self, client: &mut Client, trust: bool, fp: &str) {
+        let want = account::normal_fp(fp);
+        let held = match client.engine().held_untrusted() {
+            Ok(h) => h,
+            Err(e) => return self.note("failed", &format!("!! {e}")),
+        };
+        let mut senders: Vec<(BareJid, esession_crypto::PublicKey)> = Vec::new();
+        for e in held {
+            if let Event::Untrusted { peer, key, fingerprint, .. } = e
+                && account::normal_fp(&fingerprint) == want
+                && !senders.iter().any(|(p, k)| *p == peer.to_bare() && *k == key)
+            {
+                senders.push((peer.to_bare(), key));
+            }
+        }
+        if senders.is_empty() {
+            return self.note("refused", &format!("!! no offline message is held for the key {fp}"));
+        }
+        for (peer, key) in senders {
+            if trust {
+                match client.engine_mut().trust_held(&peer, &key) {
+                    Ok(step) => {
+                        self.note("trusted", &format!("* the key {fp} is trusted for {peer}; what it sent:"));
+                        for e in step.events {
+                            self.event(client, e).await;
+                        }
+                    }
+                    Err(e) => self.note("failed", &format!("!! not trusted: {e}")),
+                }
+            } else {
+                match client.engine_mut().refuse_held(&peer, &key) {
+                    Ok(n) => {
+                        self.note("refused", &format!("* dropped {n} offline message(s) of {peer}, unread"))
+                    }
+                    Err(e) => self.note("failed", &format!("!! not dropped: {e}")),
+                }
+            }
+        }
     }
 
     async fn event(&mut self, client: &mut Client, e: Event) {

@@ -99,11 +99,17 @@ fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
             )
         }
         Failure::Offline(esession_offline::Check::KeyTrust) => format!(
-            "!! {bare} sent you an offline message with a key you have not verified: it was refused, \
-             and esession cannot show that key or keep the message yet. {}; then ask {bare} to send \
-             it again",
+            "!! {bare} sent you an offline message with a key you have not verified, and it could not \
+             be kept: {}; then ask {bare} to send it again",
             untrusted_key_hint(&bare)
         ),
+        Failure::Declined => match place {
+            Place::Chat => format!("* {bare} asked for a session: declined"),
+            Place::Command => format!(
+                "* {bare} asked for a session: declined, since this command does not stay online \
+                 (`esession chat {bare}` accepts one)"
+            ),
+        },
         Failure::Offline(c) => format!("!! an offline message from {peer} was dropped ({})", c.as_str()),
         Failure::Stored => match place {
             Place::Chat => format!(
@@ -113,6 +119,27 @@ fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
         },
         other => format!("!! {peer}: {other}"),
     }
+}
+
+/// The words for an offline message held because the key that signed it is not trusted: the
+/// fingerprint to compare, and the command that trusts the key and shows what is held.
+fn held(peer: &Jid, fp: &str, place: Place) -> String {
+    let bare = peer.to_bare();
+    let compact: String = fp.split_whitespace().collect();
+    let how = match place {
+        Place::Chat => format!(
+            "then /trust {compact} here reads it (`esession trust verify {bare} {compact}` after the chat); \
+             /refuse {compact} drops it"
+        ),
+        Place::Command => format!(
+            "then trust it with `esession trust verify {bare} {compact}`, which shows what is held; \
+             `esession trust refuse {bare} {compact}` drops it unread"
+        ),
+    };
+    format!(
+        "!! an offline message from {bare} is held, unread: it came from an untrusted key {fp}. Compare \
+         this fingerprint with {bare} out of band (it runs `esession fingerprint`), {how}"
+    )
 }
 
 /// The words for one event, or `None` for events a person need not see.
@@ -150,6 +177,7 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
                 format!("<{who}> {body}")
             }
         }
+        Event::Untrusted { peer, fingerprint: fp, .. } => held(peer, fp, place),
         Event::Clear { peer, .. } => format!("<{peer}> (NOT ENCRYPTED) {}", e.body()?),
         Event::Alert { peer, alert } => format!("!! {}: {alert}", peer.to_bare()),
         Event::Terminated { peer, why, offline, .. } => format!("* {}", ended(peer, *why, *offline)?),
@@ -199,6 +227,10 @@ pub(crate) fn json(client: &Client, e: &Event) -> Option<Value> {
         }),
         Event::Clear { peer, .. } => json!({
             "time": time, "event": "message", "peer": peer.as_str(), "encrypted": false, "body": e.body(),
+        }),
+        Event::Untrusted { peer, fingerprint: fp, id, .. } => json!({
+            "time": time, "event": "held", "peer": peer.as_str(), "fingerprint": fp, "id": id.to_string(),
+            "text": held(peer, fp, Place::Command).trim_start_matches("!! ").to_owned(),
         }),
         Event::Alert { peer, alert } => json!({
             "time": time, "event": "alert", "peer": peer.as_str(), "kind": alert.kind(),
