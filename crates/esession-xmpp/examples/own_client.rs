@@ -15,6 +15,11 @@
 //! (`host:port`) or to the JID's domain through DNS SRV. Given a PEER (a full JID), a 4-message
 //! negotiation with it starts once online; every message received in a session is answered
 //! in it, IQ requests with an error.
+//!
+//! Keys: a session is established only with a contact whose key the account trusts
+//! (`Account::trust`, or `esession trust verify` on DATA_DIR); the `echo_bot` example shows
+//! trust on first use instead (`Engine::set_trust_on_first_use`, then
+//! `esession_xmpp::client::trust_on_first_use` on `Event::Negotiated` to pin the key).
 
 use esession_xmpp::builder::engine_for;
 use esession_xmpp::client::come_back_from;

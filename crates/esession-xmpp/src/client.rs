@@ -467,8 +467,11 @@ impl Client {
         &self.account
     }
 
-    /// Trust on first use of the key `peer` proved in the session of `thread` (call it on
-    /// [`Event::Negotiated`]); see [`trust_on_first_use`].
+    /// What trust on first use says of the key `peer` proved in the session of `thread`, a
+    /// first key pinned; see [`trust_on_first_use`]. With
+    /// [`ClientBuilder::trust_on_first_use`] on, the client does this itself on every
+    /// [`Event::Negotiated`] before the application sees it (it then answers
+    /// [`FirstUse::Known`]).
     ///
     /// # Errors
     /// The account's store cannot be written.
