@@ -340,7 +340,7 @@ impl Client {
         ClientBuilder::from(opts).connect(account).await
     }
 
-    /// A builder: the options of [`Options`] and the negotiation [`Config`] (algorithms,
+    /// A builder: the options of [`Options`] and the negotiation [`Config`](crate::Config) (algorithms,
     /// logging, identities, other shared secret); see [`ClientBuilder`].
     #[must_use]
     pub fn builder(jid: &str, password: &str) -> ClientBuilder {
