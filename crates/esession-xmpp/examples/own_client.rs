@@ -12,9 +12,9 @@
 //!
 //! Without the `starttls` feature the connection is plain TCP, so SERVER must be a loopback
 //! `ip:port` (default `127.0.0.1:5222`): a local test server. With it, STARTTLS to SERVER
-//! (`host:port`) or to the JID's domain through DNS SRV. Given a PEER (a full JID), a 4-message
-//! negotiation with it starts once online; every message received in a session is answered
-//! in it, IQ requests with an error.
+//! (`host[:port]`, port 5222 by default) or to the JID's domain through DNS SRV. Given a
+//! PEER (a full JID), a 4-message negotiation with it starts once online; every message
+//! received in a session is answered in it, IQ requests with an error.
 //!
 //! Keys: a session is established only with a contact whose key the account trusts
 //! (`Account::trust`, or `esession trust verify` on DATA_DIR); the `echo_bot` example shows
@@ -87,7 +87,7 @@ fn connect(jid: &str, password: &str, server: Option<&str>) -> Result<tokio_xmpp
     #[cfg(feature = "starttls")]
     {
         use tokio_xmpp::connect::DnsConfig;
-        let dns = match server.and_then(|s| s.rsplit_once(':')) {
+        let dns = match server.map(|s| s.rsplit_once(':').unwrap_or((s, "5222"))) {
             Some((host, port)) => DnsConfig::no_srv(host, port.parse()?),
             None => DnsConfig::srv_default_client(jid.domain().as_str()),
         };
