@@ -153,3 +153,28 @@ fn negotiation_steps_and_failed_checks_are_traced_without_content_or_sas() {
         assert!(!text.contains(secret), "{secret:?} was traced:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_connection_is_traced_in_its_span_without_the_password() {
+    let capture = Capture::default();
+    let _default = tracing::subscriber::set_default(capture.clone());
+    let dir = std::env::temp_dir().join(format!("esession-traced-{}", std::process::id()));
+    let account = crate::Account::open(&dir, crate::Sealing::KeyFile).unwrap();
+    // Nothing listens on port 1 of loopback: refused at once.
+    let password = "correct-horse-battery-staple";
+    let opts = crate::Options::new("bot@localhost", password, "127.0.0.1:1");
+    let e = crate::Client::connect(opts, account).await.unwrap_err();
+    assert!(matches!(e, crate::Error::Unreachable { .. }), "{e:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = capture.text();
+    for step in [
+        "span esession.connect",
+        "account=bot@localhost",
+        "server=127.0.0.1:1",
+        "connecting",
+        "connection failed",
+    ] {
+        assert!(text.contains(step), "{step:?} is not traced:\n{text}");
+    }
+    assert!(!text.contains(password), "the password was traced:\n{text}");
+}
