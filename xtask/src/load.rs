@@ -16,6 +16,8 @@ const REQUIRED: &[&str] = &[
     "negotiation.bot_ms.100",
     "negotiation.primitives_ms.100",
     "first_message_ms.100",
+    "flood.factor.100",
+    "flood.factor_cut.100",
 ];
 const REQUIRED_SERVER: &[&str] = &[
     "server.first_message_ms",

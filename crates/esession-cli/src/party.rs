@@ -330,8 +330,11 @@ impl Party {
         };
         let mut engine = Engine::new(cfg, stores);
         // The harness is driven by one peer: its requests are never rate-limited (a flood
-        // from it replaces its own negotiation; memory stays flat).
-        engine.set_limits(Limits::default().with_requests_per_minute(u32::MAX));
+        // from it replaces its own negotiation; memory stays flat), and it is never cut off
+        // for failing (every input line gets its answer).
+        engine.set_limits(
+            Limits::default().with_requests_per_minute(u32::MAX).with_failures_per_minute(u32::MAX),
+        );
         Ok(Self { opts, engine, offset: chrono::Duration::zero(), away: None, after_negotiation: None })
     }
 

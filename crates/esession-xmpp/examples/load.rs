@@ -100,7 +100,8 @@ fn clock_ns() -> u64 {
 
 /// `load bot`: one engine; frames `S<xml>` (a stanza to handle: the reply is `O<xml>` per
 /// stanza to send, `V<kind>` per event, then `E`), `M` (reply `R<rss> <sessions> <pending>
-/// <cpu_ns> <pool_missed>`), `P` (the primitives: reply `R<agree_ns> <sign_ns> <verify_ns>`).
+/// <cpu_ns> <pool_missed>`), `P` (the primitives: reply `R<agree_ns> <sign_ns> <verify_ns>`),
+/// `F<n>` (the failure budget per contact and minute from now on; reply `E`).
 fn bot(keyfile: &str, n: usize) {
     // The bot knows its contacts: key i % K for the i-th JID of each group (see `jids`).
     let keys = read_keys(keyfile);
@@ -150,6 +151,11 @@ fn bot(keyfile: &str, n: usize) {
                 let (pending, sessions) = engine.load();
                 let missed = engine.key_pool().map_or(0, |p| p.stats(ModpGroup::G14).missed);
                 write_frame(&mut w, format!("R{} {sessions} {pending} {cpu} {missed}", rss()).as_bytes());
+            }
+            Some(b'F') => {
+                limits.failures_per_minute = core::str::from_utf8(&f[1..]).unwrap().parse().unwrap();
+                engine.set_limits(limits);
+                write_frame(&mut w, b"R0");
             }
             Some(b'P') => {
                 let p = primitives();
@@ -336,11 +342,16 @@ struct InMemory {
     /// The bot's time per message of a contact with a session (µs), alone.
     legit_us: f64,
     /// Its time per flood stanza (µs): repeated requests, `<c/>` without a session, error
-    /// stanzas, all from one stranger.
+    /// stanzas, all from one stranger, the failure budget off (every stanza handled).
     flood_us: [f64; 3],
     /// The bot's time per legitimate message, flood included, when ten flood stanzas (of the
-    /// three kinds in turn) come between two messages, over the time alone.
+    /// three kinds in turn) come between two messages, over the time alone: with the failure
+    /// budget off (what the first `Limits::failures_per_minute` failing stanzas of a minute
+    /// cost), and with the default budget spent (the rest of the flood).
     flood_factor: f64,
+    flood_factor_cut: f64,
+    /// The time per flood stanza once the flooder is cut off (µs).
+    cut_us: f64,
 }
 
 fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
@@ -388,7 +399,7 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
         lates.push((me, c));
     }
     times.sort_by(f64::total_cmp);
-    let (legit_us, flood_us, flood_factor) = flood(&mut bot, &mut lates, keys);
+    let (legit_us, flood_us, flood_factor, flood_factor_cut, cut_us) = flood(&mut bot, &mut lates, keys);
     // Pending negotiations: n requests answered, never finished.
     let p0 = bot.query(b"M");
     for i in 0..n {
@@ -414,12 +425,18 @@ fn in_memory(n: usize, keyfile: &str, keys: &[PrivateKey]) -> InMemory {
         legit_us,
         flood_us,
         flood_factor,
+        flood_factor_cut,
+        cut_us,
     }
 }
 
 /// Flood isolation, in the bot: its time per message of the contacts with a session, alone and
 /// with a flood from one stranger in between; and per flood stanza of each kind.
-fn flood(bot: &mut BotProcess, lates: &mut [(String, Engine)], keys: &[PrivateKey]) -> (f64, [f64; 3], f64) {
+fn flood(
+    bot: &mut BotProcess,
+    lates: &mut [(String, Engine)],
+    keys: &[PrivateKey],
+) -> (f64, [f64; 3], f64, f64, f64) {
     const FLOODER: &str = "flood@example.net/x";
     let bot_bare = Jid::new(BOT).unwrap().to_bare();
     let rounds = 400;
@@ -449,6 +466,8 @@ fn flood(bot: &mut BotProcess, lates: &mut [(String, Engine)], keys: &[PrivateKe
     )
     .unwrap();
     let kinds = [request, sealed, error];
+    // First with the failure budget off: every flood stanza is handled.
+    bot.query(format!("F{}", u32::MAX).as_bytes());
     let mut per_kind = [0.0; 3];
     for (k, s) in kinds.iter().enumerate() {
         let t = cpu(bot);
@@ -465,7 +484,26 @@ fn flood(bot: &mut BotProcess, lates: &mut [(String, Engine)], keys: &[PrivateKe
         legit(bot, lates, i);
     }
     let with = (cpu(bot) - t) as f64 / rounds as f64;
-    (alone / 1e3, per_kind.map(|v| v / 1e3), with / alone)
+    // Then with the default budget, spent by the flood's first stanzas: the rest is dropped
+    // unread.
+    bot.query(format!("F{}", Limits::default().failures_per_minute).as_bytes());
+    for i in 0..2 * Limits::default().failures_per_minute as usize {
+        bot.handle(FLOODER, kinds[i % 3].clone());
+    }
+    let t = cpu(bot);
+    for i in 0..rounds {
+        bot.handle(FLOODER, kinds[i % 3].clone());
+    }
+    let cut = (cpu(bot) - t) as f64 / rounds as f64;
+    let t = cpu(bot);
+    for i in 0..rounds {
+        for j in 0..10 {
+            bot.handle(FLOODER, kinds[(i + j) % 3].clone());
+        }
+        legit(bot, lates, i);
+    }
+    let with_cut = (cpu(bot) - t) as f64 / rounds as f64;
+    (alone / 1e3, per_kind.map(|v| v / 1e3), with / alone, with_cut / alone, cut / 1e3)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -687,6 +725,7 @@ fn main() {
         println!("FIG negotiation.primitives_ms.{n} {:.3}", m.primitives_ms);
         println!("FIG first_message_ms.{n} {:.2}", m.first_message_ms);
         println!("FIG flood.factor.{n} {:.2}", m.flood_factor);
+        println!("FIG flood.factor_cut.{n} {:.2}", m.flood_factor_cut);
         mem.push(m);
     }
     let wire = port.map(|p| {
@@ -729,16 +768,23 @@ fn main() {
         );
     }
     println!(
-        "\nFlood isolation, in the bot: its time per message of a contact with a session, and per stanza of a flood from one stranger (one real request repeated: the first makes a responder, the rest are over the rate limit, `Limits::requests_per_minute` = 12; a real `<c/>` of another contact's session; an error stanza on a thread of nobody's); the factor is its time per legitimate message with ten flood stanzas in between, flood included, over the time alone.\n"
+        "\nFlood isolation, in the bot: its time per message of a contact with a session, and per stanza of a flood from one stranger (one real request repeated: the first makes a responder, the rest are over the rate limit, `Limits::requests_per_minute` = 12; a real `<c/>` of another contact's session; an error stanza on a thread of nobody's), each handled (the failure budget off); the factor is its time per legitimate message with ten flood stanzas in between, flood included, over the time alone: with every flood stanza handled (what the first `Limits::failures_per_minute` = 30 failing stanzas of a contact per minute cost), and once the flooder has spent that budget (its stanzas dropped unread).\n"
     );
     println!(
-        "| contacts N | message of a contact | repeated request | `<c/>` without a session | error stanza | factor, 10 flood stanzas per message |"
+        "| contacts N | message of a contact | repeated request | `<c/>` without a session | error stanza | flood stanza, cut off | factor, 10 flood stanzas per message, handled | the same, cut off |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for m in &mem {
         println!(
-            "| {} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2}x |",
-            m.n, m.legit_us, m.flood_us[0], m.flood_us[1], m.flood_us[2], m.flood_factor
+            "| {} | {:.1} µs | {:.1} µs | {:.1} µs | {:.1} µs | {:.2} µs | {:.2}x | {:.2}x |",
+            m.n,
+            m.legit_us,
+            m.flood_us[0],
+            m.flood_us[1],
+            m.flood_us[2],
+            m.cut_us,
+            m.flood_factor,
+            m.flood_factor_cut
         );
     }
     match &wire {

@@ -514,3 +514,74 @@ fn an_error_ends_only_the_session_of_its_thread_and_sender() {
     assert!(!r.engine(a).negotiating(&bare(BOB)));
     still_works(&mut r, a, b);
 }
+
+/// Issue 21, floods: a contact whose stanzas keep failing (errors about nothing, stanzas of no
+/// session, requests over the rate limit) spends its failure budget
+/// (`Limits::failures_per_minute`); then its stanzas are dropped unread, told once, until the
+/// budget refills. Other contacts go on; servers and our own account are never cut off.
+#[test]
+fn a_contact_whose_stanzas_keep_failing_is_cut_off_and_others_go_on() {
+    const MALLORY: &str = "mallory@example.net/x";
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.take_events(a);
+    let budget = Limits::default().failures_per_minute as usize;
+    assert_eq!(budget, 30, "the documented default");
+    let t0 = now();
+    let mut failed = 0;
+    let mut flooded = 0;
+    for i in 0..(budget + 70) {
+        let step = r.engine(a).handle(t0, &error_to_alice(Some("esession-nobody"), MALLORY));
+        assert!(step.send.is_empty());
+        for e in &step.events {
+            match e {
+                Event::Failed { failure: Failure::PeerError { .. }, .. } => failed += 1,
+                Event::Failed { failure: Failure::Flooded, peer } => {
+                    assert_eq!(peer.to_bare(), bare(MALLORY));
+                    assert_eq!(i, budget, "told once, at the first stanza dropped");
+                    flooded += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!((failed, flooded), (budget, 1), "the budget, then one notice, then silence");
+    // Another resource, or the JID written otherwise (normalized to the same contact): cut off.
+    for other in ["mallory@example.net/y", "Mallory@EXAMPLE.net/x"] {
+        let step = r.engine(a).handle(t0, &error_to_alice(Some("esession-nobody"), other));
+        assert!(step.events.is_empty(), "{other}: {:?}", step.events);
+    }
+    // Bob is not affected.
+    r.chat(b, ALICE, "from bob").unwrap();
+    r.drive();
+    assert_eq!(bodies(&r.take_events(a)), ["from bob"]);
+    // The budget refills (one stanza per 60 / budget seconds): handled again.
+    let later = t0 + chrono::Duration::seconds(3);
+    let step = r.engine(a).handle(later, &error_to_alice(Some("esession-nobody"), MALLORY));
+    assert!(
+        matches!(step.events.as_slice(), [Event::Failed { failure: Failure::PeerError { .. }, .. }]),
+        "{:?}",
+        step.events
+    );
+    // A server (no local part) is never cut off.
+    for _ in 0..(budget + 10) {
+        let step = r.engine(a).handle(t0, &error_to_alice(Some("esession-nobody"), "example.net"));
+        assert!(
+            matches!(step.events.as_slice(), [Event::Failed { failure: Failure::PeerError { .. }, .. }]),
+            "{:?}",
+            step.events
+        );
+    }
+    // Stanzas of no session count as failures too.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    let sealed = r.engine(b).chat(&bare(ALICE), "x", EncryptOptions::default()).unwrap();
+    let mut cut = false;
+    for _ in 0..(budget + 5) {
+        let step = r.engine(a).handle(t0, &stamped(sealed.clone(), MALLORY));
+        cut |= step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Flooded, .. }));
+    }
+    assert!(cut, "stanzas of no session spend the budget");
+}

@@ -246,6 +246,10 @@ pub enum Failure {
     Expired,
     /// A contact sent more requests than allowed: dropped.
     RateLimited,
+    /// The contact's stanzas failed more often than [`crate::Limits::failures_per_minute`]
+    /// allows: its stanzas are dropped unread until its budget refills (said once, when it
+    /// starts).
+    Flooded,
     /// The connection to the server was reset while the negotiation ran
     /// ([`crate::Engine::connection_reset`]): it is dropped.
     ConnectionLost,
@@ -329,6 +333,7 @@ impl Failure {
             Failure::Expired => "expired",
             Failure::RateLimited => "rate-limited",
             Failure::ConnectionLost => "connection-lost",
+            Failure::Flooded => "flooded",
             Failure::Overloaded => "overloaded",
             Failure::QueueFull => "queue-full",
             Failure::Stored => "stored",
@@ -357,6 +362,7 @@ impl Failure {
             Failure::Expired => "remote-server-timeout",
             Failure::RateLimited => "resource-constraint",
             Failure::ConnectionLost => "connection-lost",
+            Failure::Flooded => "resource-constraint",
             Failure::Overloaded => "resource-constraint",
             Failure::QueueFull => "resource-constraint",
             Failure::Stored => "silent",
@@ -387,6 +393,9 @@ impl fmt::Display for Failure {
             Failure::TooLarge => f.write_str("stanza beyond the size or depth limits, dropped unread"),
             Failure::Expired => f.write_str("the negotiation did not complete in time"),
             Failure::RateLimited => f.write_str("too many requests from this contact, dropped"),
+            Failure::Flooded => f.write_str(
+                "this contact's stanzas failed too often: its stanzas are dropped unread for a while",
+            ),
             Failure::ConnectionLost => {
                 f.write_str("the connection to the server was reset during the negotiation: dropped")
             }

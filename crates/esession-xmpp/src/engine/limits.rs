@@ -40,6 +40,15 @@ pub struct Limits {
     pub resources: usize,
     /// Sessions open at once; beyond, the oldest idle one is closed.
     pub sessions: usize,
+    /// Failed stanzas a contact may cause per minute (a burst of as many): a request over
+    /// [`Limits::requests_per_minute`], a stanza of no session or negotiation, an error stanza
+    /// about nothing of ours, a negotiation or session stanza that fails its checks, one beyond
+    /// the size limits. Beyond, every stanza of that contact (bare JID) is dropped unread, at
+    /// the cost of a hash lookup, until its budget refills (one more per `60 / n` seconds;
+    /// [`crate::Failure::Flooded`] says so once). Our own account and servers (JIDs without a
+    /// local part) are never cut off. Senders tracked at once are bounded by
+    /// [`Limits::strangers`].
+    pub failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -56,6 +65,7 @@ impl Default for Limits {
             strangers: 4096,
             resources: 32,
             sessions: 100_000,
+            failures_per_minute: 30,
         }
     }
 }
@@ -119,6 +129,13 @@ impl Limits {
         self.sessions = n;
         self
     }
+
+    /// With this budget of failed stanzas per contact and minute.
+    #[must_use]
+    pub fn with_failures_per_minute(mut self, n: u32) -> Self {
+        self.failures_per_minute = n;
+        self
+    }
 }
 
 /// A token bucket: `capacity` tokens, refilled at `capacity` per minute.
@@ -144,6 +161,12 @@ impl Bucket {
         } else {
             false
         }
+    }
+
+    /// Whether a token is there (without taking it).
+    pub(crate) fn available(&self, capacity: u32, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let elapsed = (now - self.at).num_milliseconds().max(0) as f64 / 60_000.0;
+        self.tokens + elapsed * f64::from(capacity) >= 1.0
     }
 
     /// Whether the bucket is full again (it can be forgotten).

@@ -232,6 +232,11 @@ pub struct Engine {
     offline: offline::State,
     presence: presence::Roster,
     requests: HashMap<BareJid, Bucket>,
+    /// The failure budget of each contact whose stanzas failed lately
+    /// ([`Limits::failures_per_minute`]).
+    /// (Keyed by the bare JID's text, so that a stanza of a contact cut off is dropped before
+    /// its `from` is even parsed.)
+    failures: HashMap<String, Strikes>,
     /// Our own account (its presence is not a contact's).
     me: Option<BareJid>,
     /// Where offline messages wait for the application's acknowledgement ([`Inbox`]).
@@ -249,6 +254,13 @@ impl fmt::Debug for Engine {
             .field("sessions", &self.sessions.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A contact's budget of failed stanzas, and whether its cut-off was told.
+#[derive(Debug)]
+struct Strikes {
+    budget: Bucket,
+    told: bool,
 }
 
 /// A fresh thread id.
@@ -334,6 +346,7 @@ impl Engine {
             offline: offline::State::default(),
             presence: presence::Roster::default(),
             requests: HashMap::new(),
+            failures: HashMap::new(),
             me: None,
             inbox: None,
             ticked: None,
@@ -548,14 +561,26 @@ impl Engine {
     /// Handles one stanza from the server; see the [module documentation](self).
     pub fn handle(&mut self, now: DateTime<Utc>, s: &Element) -> Step {
         let mut step = self.tick_due(now);
-        let Some(from) = s.attr("from").and_then(|f| Jid::new(f).ok()) else {
+        // A contact cut off is found by the text of its `from` (servers stamp it normalized):
+        // nothing more is done for its stanza.
+        let raw = s.attr("from").unwrap_or_default();
+        if self.cut_off(now, raw.split('/').next().unwrap_or(raw), raw, &mut step) {
+            return step;
+        }
+        let Some(from) = Jid::new(raw).ok() else {
             tracing::debug!(kind = s.name(), "stanza without a valid from: dropped");
             return step;
         };
-        let _span =
-            tracing::debug_span!("esession.stanza", kind = s.name(), peer = %from.to_bare()).entered();
+        let bare = from.to_bare();
+        if raw.split('/').next() != Some(bare.as_str()) && self.cut_off(now, bare.as_str(), raw, &mut step) {
+            return step;
+        }
+        let _span = tracing::debug_span!("esession.stanza", kind = s.name(), peer = %bare).entered();
         let Ok(shape) = xml::measure(s, self.limits.stanza) else {
-            step.event(Event::Failed { peer: from, failure: Failure::TooLarge });
+            let mut inner = Step::default();
+            inner.event(Event::Failed { peer: from.clone(), failure: Failure::TooLarge });
+            self.count_failures(now, &from, &bare, &inner);
+            step.append(inner);
             return step;
         };
         if self.offline.holding() {
@@ -567,8 +592,66 @@ impl Engine {
             return step;
         }
         let inner = self.route(now, &from, s);
+        self.count_failures(now, &from, &bare, &inner);
         step.append(inner);
         step
+    }
+
+    /// Whether the contact `bare` (a bare JID's text) spent its failure budget
+    /// ([`Limits::failures_per_minute`]): its stanza (from `from`) is then dropped unread,
+    /// told once per cut-off.
+    fn cut_off(&mut self, now: DateTime<Utc>, bare: &str, from: &str, step: &mut Step) -> bool {
+        if self.failures.is_empty() {
+            return false;
+        }
+        let per_minute = self.limits.failures_per_minute;
+        let Some(s) = self.failures.get_mut(bare) else { return false };
+        if s.budget.available(per_minute, now) {
+            s.told = false;
+            return false;
+        }
+        if !s.told {
+            s.told = true;
+            tracing::warn!(peer = %bare, "stanzas fail too often: dropped unread for a while");
+            if let Ok(peer) = Jid::new(from) {
+                step.event(Event::Failed { peer, failure: Failure::Flooded });
+            }
+        }
+        true
+    }
+
+    /// Charges `bare`'s failure budget for every failure of its own that handling its stanza
+    /// caused (what a peer, or someone in its name, did wrong; not our own policy or state).
+    fn count_failures(&mut self, now: DateTime<Utc>, from: &Jid, bare: &BareJid, step: &Step) {
+        // Our own account and servers (PEP, the server's bounces) are never cut off.
+        if from.node().is_none() || self.me.as_ref() == Some(bare) {
+            return;
+        }
+        let per_minute = self.limits.failures_per_minute;
+        for e in &step.events {
+            let Event::Failed { peer, failure } = e else { continue };
+            let theirs = matches!(
+                failure,
+                Failure::NoSession
+                    | Failure::TooLarge
+                    | Failure::RateLimited
+                    | Failure::Negotiation(_)
+                    | Failure::Session(_)
+                    | Failure::PeerError { .. }
+                    | Failure::Offline(_)
+            );
+            if !theirs || !of(peer, bare) {
+                continue;
+            }
+            if !self.failures.contains_key(bare.as_str()) && self.failures.len() >= self.limits.strangers {
+                return;
+            }
+            let s = self
+                .failures
+                .entry(bare.as_str().to_owned())
+                .or_insert_with(|| Strikes { budget: Bucket::new(per_minute, now), told: false });
+            s.budget.take(per_minute, now);
+        }
     }
 
     /// The routing of one bounded stanza (also used for the queue on return).
@@ -689,6 +772,8 @@ impl Engine {
         }
         let per_minute = self.limits.requests_per_minute;
         self.requests.retain(|_, b| !b.full(per_minute, now));
+        let per_minute = self.limits.failures_per_minute;
+        self.failures.retain(|_, s| !s.budget.full(per_minute, now));
         self.offline.expire(now);
         step
     }
