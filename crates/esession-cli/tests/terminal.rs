@@ -377,3 +377,35 @@ fn an_offline_contact_is_said_to_be_offline_not_unknown() {
     assert!(err.contains("bob@localhost is offline and has published no offline options"), "{err}");
     assert!(!err.contains("not be subscribed"), "{err}");
 }
+
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn a_held_offline_message_is_read_in_a_chat_once_its_key_is_trusted() {
+    // Carol trusts Alice's key; Alice has never seen Carol's. Carol's offline message is held
+    // (issue 19): the chat shows the fingerprint and /trust, then the message, once.
+    let p = Server::start(&["alice", "carol"]);
+    for u in ["alice", "carol"] {
+        ok(&run(&p, u, &["keygen", "--bits", "1024"], b""));
+    }
+    let pem = ok(&run(&p, "alice", &["fingerprint", "--pem", "-"], b""));
+    ok(&run(&p, "carol", &["trust", "verify", "alice@localhost", "-"], pem.as_bytes()));
+    ok(&run(&p, "alice", &["offline", "publish"], b""));
+    ok(&run(&p, "carol", &["send", "alice@localhost", "held until trusted"], b""));
+    let fp = ok(&run(&p, "carol", &["fingerprint"], b"")).trim().to_owned();
+    let compact: String = fp.split_whitespace().collect();
+    let mut alice = chat(&p, "alice", "carol");
+    alice.expect("is held, unread: it came from an untrusted key");
+    alice.expect(&fp);
+    alice.expect(&format!("/trust {compact} here reads it"));
+    alice.line("/trust 0000");
+    alice.expect("no offline message is held for the key 0000");
+    assert!(!alice.seen.contains("held until trusted"), "{}", alice.seen);
+    alice.line(&format!("/trust {fp}"));
+    alice.expect("is trusted for carol@localhost");
+    alice.expect("(sent while you were away) held until trusted");
+    alice.line("/quit");
+    assert_eq!(alice.exit_status(), 0);
+    // Read once: nothing is held or shown again.
+    let out = ok(&run(&p, "alice", &["receive", "--wait", "0"], b""));
+    assert!(!out.contains("held until trusted") && !out.contains("untrusted key"), "{out}");
+}
