@@ -1233,6 +1233,86 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// Alice (an account, trust on first use) is away; Bob, whom she has never met, starts an
+    /// offline session with her published options: on her return it is accepted (not held)
+    /// and his key pinned.
+    #[test]
+    fn trust_on_first_use_accepts_and_pins_a_strangers_offline_start() {
+        use crate::relay::Relay;
+        use esession_crypto::{CryptoProvider, ModpGroup};
+        use esession_negotiate::{Config, MemoryRetained, MemoryTrust};
+        use esession_offline::Audience;
+        let dir = std::env::temp_dir().join(format!("esession-tofu-offline-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let acct =
+            Account::open(&dir, crate::Sealing::Key(esession_crypto::SecretBytes::new(vec![5; 32]))).unwrap();
+        let fixture = include_str!("../tests/vectors/pem/rsa.pem");
+        let alice_key = PrivateKey::from_pkcs8_pem(fixture).unwrap();
+        acct.set_identity(&alice_key, false).unwrap();
+        let g14 = |mut c: Config| {
+            c.provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::default() };
+            c
+        };
+        let mut alice = crate::builder::engine_for(g14(Config::default()), &acct).unwrap();
+        alice.set_trust_on_first_use(true);
+        let bob_key = PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap();
+        let bob_pub = bob_key.public_key();
+        let mut bob_trust = MemoryTrust::default();
+        bob_trust.trust(&parse_jid("alice@example.org").unwrap().to_bare(), alice_key.public_key());
+        let stores = crate::EngineStores {
+            trust: Box::new(bob_trust),
+            retained: Box::new(MemoryRetained::default()),
+            replay: Box::new(esession_offline::replay::MemoryReplay::default()),
+        };
+        let bob = Engine::new(g14(Config::with_identity(bob_key)), stores);
+        let mut r = Relay::new(chrono::Utc::now());
+        let a = r.add("alice@example.org/pda", alice).unwrap();
+        let b = r.add("bob@example.com/laptop", bob).unwrap();
+        let now = r.now();
+        let plan = r.engine(a).plan(
+            vec![PrivateKey::from_pkcs8_pem(fixture).unwrap()],
+            chrono::Duration::hours(1),
+            None,
+        );
+        let (step, mut sets) =
+            r.engine(a).go_offline(now, &plan.unwrap(), &[Audience::Subscribers], false).unwrap();
+        r.output(a, step);
+        r.drive();
+        r.disconnect(a);
+        r.drive();
+        let secrets = sets.pop().unwrap().secrets;
+        let checked = r.fetch_options(b, "alice@example.org").unwrap();
+        assert!(matches!(checked, Some(Event::OfflineOptions { refused: None, .. })), "{checked:?}");
+        let alice_bare = parse_jid("alice@example.org").unwrap().to_bare();
+        let start = crate::engine::body_message("hello from a stranger");
+        let step = r.engine(b).offline_start(now, &alice_bare, start, false).unwrap();
+        r.output(b, step);
+        r.drive();
+        // Bob's terminate when he sees her back is not delivered: the session stays open to
+        // look at (a client pins as the session is established, before anything else comes).
+        r.set_filter(Box::new(move |from, s| (from != b).then_some(s)));
+        let step = r.engine(a).come_back(now, Some(secrets), None, true).unwrap();
+        r.reconnect(a, step);
+        r.drive();
+        let events = r.take_events(a);
+        assert!(events.iter().any(|e| e.body().as_deref() == Some("hello from a stranger")), "{events:?}");
+        assert!(!events.iter().any(|e| matches!(e, Event::Untrusted { .. })), "not held: {events:?}");
+        let thread = events
+            .iter()
+            .find_map(|e| match e {
+                Event::Negotiated { thread, offline: true, .. } => Some(thread.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let bob_bare = parse_jid("bob@example.com").unwrap().to_bare();
+        let u = trust_on_first_use(&acct, r.engine(a), &bob_bare, &thread).unwrap();
+        assert_eq!(u, Some(FirstUse::First(bob_pub.clone())));
+        assert!(acct.associations().unwrap().iter().any(|k| k.key == bob_pub && k.verified));
+        drop(r);
+        drop(acct);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_peer_error_answer_to_a_request_is_a_refusal() {
         let peer = parse_jid("bob@x/r").unwrap();
