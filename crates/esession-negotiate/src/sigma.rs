@@ -288,3 +288,84 @@ pub(crate) fn signed_by_trusted(
         .map(|key| Proof { key: Some(key) })
         .ok_or(Check::Signature)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::MemoryTrust;
+    use esession_crypto::SecretBytes;
+
+    fn keys() -> DirectionKeys {
+        DirectionKeys {
+            kc: SecretBytes::new(vec![1; 32]),
+            km: SecretBytes::new(vec![2; 32]),
+            ks: SecretBytes::new(vec![3; 32]),
+        }
+    }
+
+    fn algs(profile: Profile) -> Algs {
+        Algs { profile, hash: HashAlg::Sha256, cipher: CryptAlg::Aes128Ctr, sign: None }
+    }
+
+    const BEFORE: &[&[u8]] = &[b"nonce", b"dh value"];
+    const AFTER: &[&[u8]] = &[b"form"];
+
+    /// ID_X and M_X for an identity of method `none` whose plaintext is `plain`.
+    fn hidden(profile: Profile, counter: u128, plain: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let k = keys();
+        let mut id = plain.to_vec();
+        let _after = algs(profile).ctr(&k).unwrap().encrypt(counter, &mut id);
+        let m = HashAlg::Sha256.hmac(k.km.expose_secret(), &[&mpi::encode_u128(counter), &id]).unwrap();
+        (id, m)
+    }
+
+    fn reveal_none(profile: Profile, counter: u128, id: &[u8], m: &[u8]) -> Result<u128, Check> {
+        let jid = BareJid::new("bob@example.com").unwrap();
+        let claimed = Claimed { id, m, method: &PubkeyMethod::None, jid: &jid, who: Who::Bob };
+        let input = MacInput { before: BEFORE, after: AFTER };
+        reveal(&algs(profile), &keys(), counter, &claimed, &input, &MemoryTrust::default())
+            .map(|r| r.counter_after)
+    }
+
+    /// The `none` identity (mac_X alone, X116-4.6.2-03) in both profiles, and Gajim's padding:
+    /// Gajim pads the identity's plaintext with spaces to whole cipher blocks, which only its
+    /// profile cuts off; a plaintext shorter than the MAC, or padding in `Profile::Xep`, fails.
+    #[test]
+    fn a_none_identity_padded_to_whole_blocks_is_accepted_in_the_gajim_profile_only() {
+        let counter = 7u128 << 100;
+        let mac = algs(Profile::Xep).mac(keys().ks.expose_secret(), BEFORE, &[], AFTER).unwrap();
+        assert_eq!(mac.len(), 32);
+        // Exactly the MAC: both profiles, through `hide` as well.
+        for profile in [Profile::Xep, Profile::Gajim] {
+            let (id, m) = hidden(profile, counter, &mac);
+            assert!(reveal_none(profile, counter, &id, &m).is_ok(), "{profile:?}");
+            let input = MacInput { before: BEFORE, after: AFTER };
+            let mut rng = esession_crypto::testing::TestRng::new(1);
+            let h =
+                hide(&algs(profile), &keys(), counter, &PubkeyMethod::None, None, &input, &mut rng).unwrap();
+            assert_eq!((&h.id, &h.m), (&id, &m), "{profile:?}");
+            assert_eq!(reveal_none(profile, counter, &h.id, &h.m), Ok(h.counter_after));
+        }
+        // Padded with spaces to the next whole blocks.
+        let mut padded = mac.clone();
+        padded.extend_from_slice(&[b' '; 16]);
+        let (id, m) = hidden(Profile::Gajim, counter, &padded);
+        let after = reveal_none(Profile::Gajim, counter, &id, &m).unwrap();
+        assert_eq!(after, counter + 3, "three blocks of ID_X");
+        let (id, m) = hidden(Profile::Xep, counter, &padded);
+        assert_eq!(reveal_none(Profile::Xep, counter, &id, &m), Err(Check::MacB));
+        // Shorter than the MAC: refused in both, never read beyond the plaintext.
+        for profile in [Profile::Xep, Profile::Gajim] {
+            let (id, m) = hidden(profile, counter, &mac[..16]);
+            assert_eq!(reveal_none(profile, counter, &id, &m), Err(Check::MacB), "{profile:?}");
+        }
+        // A proof says whether it holds a key, and nothing of the key.
+        assert_eq!(format!("{:?}", Proof { key: None }), "Proof { key: false }");
+        // A wrong MAC padded is still wrong.
+        let mut bad = padded.clone();
+        bad[0] ^= 1;
+        let (id, m) = hidden(Profile::Gajim, counter, &bad);
+        assert_eq!(reveal_none(Profile::Gajim, counter, &id, &m), Err(Check::MacB));
+    }
+}
