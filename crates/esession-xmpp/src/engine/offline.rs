@@ -389,15 +389,17 @@ impl Engine {
             if let Some(o) = self.sessions.iter_mut().rev().find(|o| o.offline && o.est.thread() == thread) {
                 o.ids = Some((base, 1));
             }
-            if let Some(key) = untrusted {
-                // Its later stanzas are held too (in order, after this one); the sessions that
-                // ended are forgotten here.
-                let sessions = &self.sessions;
-                self.offline.held_sessions.retain(|h| {
-                    sessions
+            // The held sessions that ended are forgotten here, and so is any under this
+            // session's thread (a new start opens its session afresh).
+            let sessions = &self.sessions;
+            self.offline.held_sessions.retain(|h| {
+                !(h.thread == thread && super::of(from, &h.peer))
+                    && sessions
                         .iter()
                         .any(|o| o.offline && o.est.thread() == h.thread && super::of(o.est.peer(), &h.peer))
-                });
+            });
+            if let Some(key) = untrusted {
+                // Its later stanzas are held too (in order, after this one).
                 if self.sessions.iter().any(|o| o.offline && o.est.thread() == thread) {
                     self.offline.held_sessions.push(HeldSession { peer: from.to_bare(), thread, key });
                 }
