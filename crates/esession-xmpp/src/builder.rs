@@ -153,7 +153,7 @@ impl ClientBuilder {
     /// # Errors
     /// As [`engine_for`]; [`Error::Config`] when [`ClientBuilder::profile`] and the
     /// configuration's profile differ.
-    pub fn engine(&mut self, account: &Account) -> Result<Engine, Error> {
+    pub fn engine(mut self, account: &Account) -> Result<Engine, Error> {
         let mut engine = self.unpooled(account)?;
         attach_pool(&mut engine, self.opts.key_pool_depth)?;
         Ok(engine)
