@@ -1178,3 +1178,25 @@ fn a_connection_reset_keeps_the_offline_sessions() {
         step.events
     );
 }
+
+#[test]
+fn messages_held_for_a_decision_are_bounded() {
+    let (mut r, a, b, set, mut later) = untrusted_offline(false);
+    r.engine(a).set_limits(esession_xmpp::Limits::default().with_held(2));
+    alice_returns(&mut r, a, b, set);
+    let now = r.now();
+    for _ in 0..2 {
+        let step = r.engine(a).handle(now, &later.remove(0));
+        assert_eq!(held(&step.events).len(), 1, "{:?}", step.events);
+    }
+    // The third: dropped, silently for Bob, said to the application.
+    let step = r.engine(a).handle(now, &later.remove(0));
+    assert!(held(&step.events).is_empty(), "{:?}", step.events);
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::HeldFull, .. })));
+    assert!(step.send.is_empty());
+    assert_eq!(r.engine(a).held_untrusted().unwrap().len(), 2);
+    // Decided: what was held is delivered, and the bound counts held messages only.
+    let step = r.engine(a).trust_held(&bare(BOB), &bob_key().public_key()).unwrap();
+    assert_eq!(bodies(&step.events), ["first", "second"]);
+    assert!(r.engine(a).held_untrusted().unwrap().is_empty());
+}

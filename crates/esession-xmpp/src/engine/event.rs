@@ -268,6 +268,9 @@ pub enum Failure {
     /// A session request that this engine declined because it does not accept negotiations
     /// ([`crate::Engine::set_accepting`]): the contact was sent a decline (XEP-0155 §4.3).
     Declined,
+    /// An offline message from a key not trusted was dropped, unread and silently (XEP-0187):
+    /// [`crate::Limits::held`] messages are held for a decision already.
+    HeldFull,
 }
 
 /// One `tracing` event per [`Event`]: who (bare JID), the thread, kinds and conditions. Never
@@ -339,6 +342,7 @@ impl Failure {
             Failure::Stored => "stored",
             Failure::Store(_) => "store",
             Failure::Declined => "declined",
+            Failure::HeldFull => "held-full",
         }
     }
 
@@ -368,6 +372,7 @@ impl Failure {
             Failure::Stored => "silent",
             Failure::Store(_) => "internal-server-error",
             Failure::Declined => "declined",
+            Failure::HeldFull => "silent",
         }
     }
 }
@@ -406,6 +411,10 @@ impl fmt::Display for Failure {
             }
             Failure::Store(e) => write!(f, "a local store failed: {e}"),
             Failure::Declined => f.write_str("a session request was declined: this resource accepts none"),
+            Failure::HeldFull => f.write_str(
+                "an offline message from a key not trusted was dropped: too many are held for a decision \
+                 (trust or refuse their keys)",
+            ),
         }
     }
 }

@@ -49,6 +49,11 @@ pub struct Limits {
     /// local part) are never cut off. Senders tracked at once are bounded by
     /// [`Limits::strangers`].
     pub failures_per_minute: u32,
+    /// Offline messages held for a trust decision at once ([`crate::Event::Untrusted`]: from
+    /// keys not trusted, waiting in the inbox); beyond, another is dropped
+    /// ([`crate::Failure::HeldFull`]) until the user trusts or refuses some. Anyone who may
+    /// read the options published for everyone can send such messages.
+    pub held: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +71,7 @@ impl Default for Limits {
             resources: 32,
             sessions: 100_000,
             failures_per_minute: 30,
+            held: 1000,
         }
     }
 }
@@ -134,6 +140,13 @@ impl Limits {
     #[must_use]
     pub fn with_failures_per_minute(mut self, n: u32) -> Self {
         self.failures_per_minute = n;
+        self
+    }
+
+    /// With this cap on offline messages held for a trust decision.
+    #[must_use]
+    pub fn with_held(mut self, n: usize) -> Self {
+        self.held = n;
         self
     }
 }

@@ -403,8 +403,9 @@ impl Engine {
     /// [`Engine::unacknowledged`]).
     ///
     /// # Errors
-    /// The inbox failed: nothing is told.
-    fn deliver_offline(&mut self, k: Kept, step: &mut Step) -> Result<(), esession_negotiate::StoreError> {
+    /// The inbox failed ([`Failure::Store`]), or too many messages are held for a trust
+    /// decision ([`Failure::HeldFull`]): nothing is told.
+    fn deliver_offline(&mut self, k: Kept, step: &mut Step) -> Result<(), Failure> {
         let fresh = self.keep_offline(&k)?;
         if fresh && !is_empty_content(&k.stanza) {
             step.event(self.told(&k));
@@ -1097,8 +1098,8 @@ impl Engine {
                             // A session held for a trust decision holds all its stanzas.
                             untrusted: self.offline.held_key(from, &thread),
                         };
-                        if let Err(e) = self.deliver_offline(k, &mut step) {
-                            step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                        if let Err(failure) = self.deliver_offline(k, &mut step) {
+                            step.event(Event::Failed { peer: from.clone(), failure });
                         }
                     }
                     None => push_message(&mut step, from, &thread, stanza, offline, petname, clear),

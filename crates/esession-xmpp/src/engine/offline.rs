@@ -364,8 +364,8 @@ impl Engine {
                     replay: replay.clone(),
                     untrusted: untrusted.clone(),
                 };
-                if let Err(e) = self.deliver_offline(k, &mut told) {
-                    step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                if let Err(failure) = self.deliver_offline(k, &mut told) {
+                    step.event(Event::Failed { peer: from.clone(), failure });
                     return step;
                 }
             }
@@ -413,13 +413,26 @@ impl Engine {
 
     /// Keeps an offline message before it is told: in the inbox; without an inbox, a message
     /// held for a trust decision is kept in memory (it must wait for the decision), any other
-    /// is not kept. False when it was kept already (not to be told again).
-    pub(super) fn keep_offline(&mut self, k: &Kept) -> Result<bool, StoreError> {
+    /// is not kept. False when it was kept already (not to be told again). A message to hold
+    /// when [`Limits::held`] are held already is refused ([`Failure::HeldFull`]).
+    pub(super) fn keep_offline(&mut self, k: &Kept) -> Result<bool, Failure> {
+        if k.untrusted.is_some() {
+            let held = self.all_kept().map_err(Failure::Store)?.iter().filter(|k| self.is_held(k)).count();
+            if held >= self.limits.held {
+                return Err(Failure::HeldFull);
+            }
+        }
         match self.inbox.as_mut() {
             Some(inbox) => inbox.keep(k),
             None if k.untrusted.is_some() => self.offline.held_here.keep(k),
             None => Ok(true),
         }
+        .map_err(Failure::Store)
+    }
+
+    /// Whether a kept message is held: its key is not trusted for its sender.
+    fn is_held(&self, k: &Kept) -> bool {
+        k.untrusted.as_ref().is_some_and(|key| !self.stores.trust.trusts(&k.peer.to_bare(), key))
     }
 
     /// Every kept offline message, in the order kept.
@@ -436,7 +449,7 @@ impl Engine {
     /// trusted for its sender, else as the [`Event::Message`] it is.
     pub(super) fn told(&self, k: &Kept) -> Event {
         match &k.untrusted {
-            Some(key) if !self.stores.trust.trusts(&k.peer.to_bare(), key) => k.held_event(key),
+            Some(key) if self.is_held(k) => k.held_event(key),
             _ => k.event(),
         }
     }
