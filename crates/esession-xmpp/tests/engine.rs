@@ -1105,6 +1105,19 @@ fn a_resource_that_does_not_accept_declines_requests_and_announces_no_negotiatio
     assert!(!ea.iter().chain(&eb).any(|e| matches!(e, Event::Negotiated { .. })));
     assert!(!r.engine(a).negotiating(&bare(BOB)) && !r.engine(b).negotiating(&bare(ALICE)));
     assert!(!r.engine(a).has_session(&bare(BOB)) && !r.engine(b).has_session(&bare(ALICE)));
+    // A 3-message request is declined the same way.
+    r.start(a, BOB, Mode::Three).unwrap();
+    r.drive();
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().any(|e| matches!(
+            e,
+            Event::Failed { failure: Failure::Negotiation(esession_negotiate::Error::Rejected { .. }), .. }
+        )),
+        "{ea:?}"
+    );
+    assert!(!r.engine(a).has_session(&bare(BOB)) && !r.engine(a).negotiating(&bare(BOB)));
+    r.take_events(b);
     // It still negotiates as Alice: Bob starts, Alice accepts.
     r.start(b, ALICE, Mode::Four).unwrap();
     r.drive();
