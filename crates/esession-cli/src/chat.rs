@@ -440,7 +440,16 @@ impl Chat<'_> {
             if trust {
                 match client.engine_mut().trust_held(&peer, &key) {
                     Ok(step) => {
-                        self.note("trusted", &format!("* the key {fp} is trusted for {peer}; what it sent:"));
+                        // The engine associates the key (its store is the chat's); marking it
+                        // verified in the account is `trust verify`, which waits for the chat.
+                        self.note(
+                            "trusted",
+                            &format!(
+                                "* the key {fp} is trusted for {peer} (after the chat, `esession trust verify \
+                                 {peer} {}` marks it verified); what it sent:",
+                                account::normal_fp(fp)
+                            ),
+                        );
                         for e in step.events {
                             self.event(client, e).await;
                         }
