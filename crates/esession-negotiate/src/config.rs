@@ -42,6 +42,14 @@ pub struct Config {
     pub example11_types: bool,
     /// Retained secrets older than this many seconds are ignored (0: no expiry).
     pub retained_max_age: u64,
+    /// As Bob, when no secret retained for Alice's JID matches her `rshashes`: how many of
+    /// the secrets retained for other JIDs are tried, newest first (XEP-0116 §4.7.3 SHOULD
+    /// search them all; "resource-constrained implementations MAY make the performance of this
+    /// second extended search an optional feature"). Each costs one HMAC per request, which any
+    /// stranger can send: the default, 256, bounds that cost; 0 turns the search off,
+    /// `usize::MAX` searches every secret the store holds (at most
+    /// [`crate::MAX_RETAINED`]).
+    pub extended_search: usize,
 }
 
 impl Default for Config {
@@ -75,6 +83,7 @@ impl Config {
             silent_rejections: false,
             example11_types: true,
             retained_max_age: 0,
+            extended_search: 256,
         }
     }
 

@@ -613,7 +613,23 @@ impl Responder {
                     .then(|| (r.secret.duplicate(), r.chain_verified))
             })
         };
-        let srs = find(stores.retained.for_jid(&jid, now)).or_else(|| find(stores.retained.all(now)));
+        // Nothing to match (no rshashes): no HMAC is computed at all.
+        let srs = if accept.rshashes.is_empty() {
+            None
+        } else {
+            find(stores.retained.for_jid(&jid, now)).or_else(|| {
+                // X116-4.7.3-02 X116-4.7.3-03 (I31): the other JIDs' secrets, newest first, at
+                // most `extended_search` of them (each is an HMAC a stranger's request costs).
+                let mut others: Vec<&crate::store::Retained> =
+                    stores.retained.all(now).into_iter().filter(|r| r.jid != jid).collect();
+                let k = cfg.extended_search.min(others.len());
+                if k < others.len() {
+                    others.select_nth_unstable_by(k, |a, b| b.created.cmp(&a.created));
+                    others.truncate(k);
+                }
+                find(others)
+            })
+        };
         let k_final = kdf::final_k(&a.algs.hash, &k, srs.as_ref().map(|(x, _)| x), cfg.oss.as_ref())?;
         // The Diffie-Hellman K has served (provisory keys, K_final): destroyed.
         drop(k);

@@ -199,8 +199,11 @@ fn primitives() -> (u64, u64, u64) {
 }
 
 /// Contact keys: one RSA key is trusted for at most 64 JIDs (the trust store's bound), so the
-/// contacts share `K` keys.
-const KEYS: usize = 24;
+/// `n + 9` contacts that finish negotiations with a bot of `n` ([`jids`]) share this many keys
+/// (at least 2).
+fn keys_for(n: usize) -> usize {
+    (n + 9).div_ceil(64).max(2)
+}
 const SPLIT: &str = "----SPLIT----\n";
 
 fn read_keys(path: &str) -> Vec<PrivateKey> {
@@ -706,15 +709,32 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let port: Option<u16> =
         args.iter().position(|a| a == "--port").and_then(|i| args.get(i + 1)).and_then(|p| p.parse().ok());
-    eprintln!("load: generating {KEYS} contact keys");
-    let keys: Vec<PrivateKey> =
-        (0..KEYS).map(|_| PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap()).collect();
+    // `--sizes 100,1000`: other numbers of contacts (for profiling).
+    let given: Option<Vec<usize>> = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    let sizes: &[usize] = match &given {
+        Some(v) => v,
+        None if quick => &[100],
+        None => &[100, 1000, 10_000],
+    };
+    let k = keys_for(sizes.iter().copied().max().unwrap_or(100));
+    eprintln!("load: generating {k} contact keys");
+    // On both cores: RSA key generation is the slow part of a 10,000-contact run's set-up.
+    let half = k.div_ceil(2);
+    let other = std::thread::spawn(move || {
+        (0..k - half).map(|_| PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap()).collect::<Vec<_>>()
+    });
+    let mut keys: Vec<PrivateKey> =
+        (0..half).map(|_| PrivateKey::generate_rsa(&mut os_rng(), 2048).unwrap()).collect();
+    keys.extend(other.join().unwrap());
     let keyfile = std::env::temp_dir().join(format!("esession-load-keys-{}", std::process::id()));
     let pems: Vec<String> = keys.iter().map(|k| k.to_pkcs8_pem().unwrap().to_string()).collect();
     std::fs::write(&keyfile, pems.join(SPLIT)).unwrap();
     let keyfile_s = keyfile.to_str().unwrap().to_owned();
     let contact_key = PrivateKey::from_pkcs8_pem(&pems[0]).unwrap();
-    let sizes: &[usize] = if quick { &[100] } else { &[100, 1000] };
     let mut mem = Vec::new();
     for &n in sizes {
         eprintln!("load: {n} contacts in memory");

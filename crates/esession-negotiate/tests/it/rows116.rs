@@ -713,6 +713,42 @@ fn retained_secrets_expire() {
     }
 }
 
+/// X116-4.7.3-02 X116-4.7.3-03 (I31): Alice returns under another JID; Bob finds her secret by
+/// the extended search across the other JIDs' secrets, newest first, within
+/// `Config::extended_search`: found when it is within the bound, not when 300 newer secrets of
+/// other contacts come first (default 256), nor with the search off.
+#[test]
+fn the_extended_search_finds_a_secret_of_another_jid_within_its_bound() {
+    use esession_negotiate::RetainedStore;
+    for (newer, bound, found) in [(0, 256, true), (300, 256, false), (300, usize::MAX, true), (0, 0, false)] {
+        let cfg = Arc::new(small_cfg(Config::default()));
+        let (mut a, mut b) = (Side::new(1), Side::new(2));
+        // A first session: each side keeps a secret for the other.
+        negotiate(Mode::Four, cfg.clone(), cfg.clone(), &mut a, &mut b, no_tamper());
+        for i in 0..newer {
+            let other = j(&format!("c{i}@example.net")).to_bare();
+            b.retained
+                .replace(&other, None, esession_crypto::SecretBytes::from_slice(&[7; 32]), at(1 + i as i64), false)
+                .unwrap();
+        }
+        let mut bob_cfg = small_cfg(Config::default());
+        bob_cfg.extended_search = bound;
+        // Alice comes back as carol@: nothing is retained for that JID at Bob.
+        run_parties_at(
+            at(1000),
+            Mode::Four,
+            Initiator::new(cfg.clone(), j(BOB), "t2"),
+            Responder::new(Arc::new(bob_cfg), j("carol@example.org/pda"), "t2"),
+            &mut a,
+            &mut b,
+            no_tamper(),
+        );
+        let what = format!("{newer} newer secrets, bound {bound}");
+        assert_eq!(b.established.as_ref().unwrap().retained_secret_used(), found, "{what}");
+        assert_eq!(a.established.as_ref().unwrap().retained_secret_used(), found, "{what}");
+    }
+}
+
 /// X116-4.7.3-05 X116-4.8.1-04: the session keys come from K_final = HASH(K | SRS | OSS): a
 /// stanza layer keyed independently from K_final (HMAC over the labels) reads what each side
 /// sends, in a second session (retained secret and other shared secret both in K_final).
