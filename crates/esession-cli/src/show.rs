@@ -51,6 +51,9 @@ fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
         Ended::Replaced => format!("a new session with {bare} replaced the old one"),
         Ended::Presence if offline => format!("{bare} came online: the offline session ended"),
         Ended::Presence => format!("the session with {bare} ended (you went offline)"),
+        Ended::ConnectionLost => {
+            format!("the connection to the server was lost: the session with {bare} ended (start a new one)")
+        }
         _ => format!("the session with {bare} ended"),
     })
 }
@@ -67,6 +70,7 @@ fn ended_kind(why: Ended) -> &'static str {
         Ended::Failure => "failure",
         Ended::Replaced => "replaced",
         Ended::Presence => "presence",
+        Ended::ConnectionLost => "connection-lost",
         _ => "other",
     }
 }
@@ -185,6 +189,14 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
         Event::StanzaSession { peer, .. } => format!(
             "!! {peer} accepted only an UNENCRYPTED session: nothing is encrypted with it, so nothing is sent"
         ),
+        Event::Reconnected { resumed: true, .. } => {
+            "* the connection to the server dropped and was resumed: nothing was lost".to_owned()
+        }
+        Event::Reconnected { jid, resumed: false } => {
+            format!(
+                "* connected again to the server (as {jid}) after losing the connection: sessions in progress ended"
+            )
+        }
         Event::Presence { peer, available: true } => format!("* {peer} is online"),
         Event::Presence { peer, available: false } => format!("* {peer} is offline"),
         Event::SubscriptionRequest { peer } => match place {
@@ -252,6 +264,9 @@ pub(crate) fn json(client: &Client, e: &Event) -> Option<Value> {
         }),
         Event::SubscriptionRequest { peer } => json!({
             "time": time, "event": "subscription-request", "peer": peer.as_str(),
+        }),
+        Event::Reconnected { jid, resumed } => json!({
+            "time": time, "event": "reconnected", "jid": jid.as_str(), "resumed": resumed,
         }),
         Event::Unprotected { elements, .. } if elements.iter().all(|e| e == "{urn:xmpp:delay}delay") => {
             return None;
