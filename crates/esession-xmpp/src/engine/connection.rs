@@ -27,10 +27,9 @@ impl Engine {
     /// A resumed stream (XEP-0198, nothing lost) changes nothing: do not call this then.
     pub fn connection_reset(&mut self, now: DateTime<Utc>) -> Step {
         let mut step = Step::default();
-        let mut kept = Vec::with_capacity(self.sessions.len());
-        for o in self.sessions.drain(..) {
+        for o in self.sessions.take_all() {
             if o.offline {
-                kept.push(o);
+                self.sessions.push(o);
                 continue;
             }
             step.event(Event::Terminated {
@@ -41,7 +40,6 @@ impl Engine {
             });
             // `o` drops here: Established zeroizes its keys.
         }
-        self.sessions = kept;
         for n in self.negotiations.drain(..) {
             step.event(Event::Failed { peer: n.peer, failure: Failure::ConnectionLost });
         }

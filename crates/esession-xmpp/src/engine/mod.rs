@@ -36,6 +36,7 @@ mod inbox;
 mod limits;
 mod offline;
 mod presence;
+mod sessions;
 #[cfg(test)]
 mod traced;
 
@@ -227,7 +228,7 @@ pub struct Engine {
     rng: Rng,
     pool: Option<KeyPool>,
     negotiations: Vec<Negotiation>,
-    sessions: Vec<Open>,
+    sessions: sessions::Sessions,
     outbox: Outbox,
     offline: offline::State,
     presence: presence::Roster,
@@ -341,7 +342,7 @@ impl Engine {
             rng,
             pool: None,
             negotiations: Vec::new(),
-            sessions: Vec::new(),
+            sessions: sessions::Sessions::default(),
             outbox: Outbox::new(),
             offline: offline::State::default(),
             presence: presence::Roster::default(),
@@ -484,7 +485,7 @@ impl Engine {
     /// pins a [`FirstUse::First`] key.
     #[must_use]
     pub fn first_use(&self, peer: &BareJid, thread: &str) -> Option<FirstUse> {
-        let o = self.sessions.iter().rev().find(|o| of(o.est.peer(), peer) && o.est.thread() == thread)?;
+        let o = &self.sessions[self.sessions.newest_of(peer, |o| o.est.thread() == thread)?];
         let Some(key) = o.est.peer_key() else { return Some(FirstUse::NoKey) };
         let records = self.stores.trust.for_jid(peer);
         if records.iter().any(|r| r.verified && &r.key == key) {
@@ -508,9 +509,7 @@ impl Engine {
     fn active(&self, peer: &BareJid) -> Option<usize> {
         // X187-4-01: an offline session Alice accepted is never one to send in: every sending
         // path (chat, protect, terminate, SAS) finds sessions through here.
-        self.sessions
-            .iter()
-            .rposition(|o| !o.offline && of(o.est.peer(), peer) && o.est.phase() == Phase::Active)
+        self.sessions.newest_of(peer, |o| !o.offline && o.est.phase() == Phase::Active)
     }
 
     /// Whether an active session with `peer` (any resource) exists.
@@ -706,7 +705,7 @@ impl Engine {
         }
         // X116-4.4-05: an error about a negotiation ends what it produced, even a 3-message
         // session Alice already considers established: she must not go on sending in it.
-        if let Some(i) = self.sessions.iter().rposition(|o| same(o.est.peer(), o.est.thread())) {
+        if let Some(i) = self.sessions.newest_of(&from.to_bare(), |o| same(o.est.peer(), o.est.thread())) {
             let mut o = self.sessions.remove(i);
             o.est.close();
             step.event(Event::Failed {
@@ -840,20 +839,15 @@ impl Engine {
 
     /// Ends the offline sessions `peer` started with us (receive only), with an event each.
     fn end_accepted_offline(&mut self, peer: &BareJid, step: &mut Step) {
-        let mut i = 0;
-        while i < self.sessions.len() {
-            if self.sessions[i].offline && of(self.sessions[i].est.peer(), peer) {
-                let mut o = self.sessions.remove(i);
-                o.est.close();
-                step.event(Event::Terminated {
-                    peer: o.est.peer().clone(),
-                    thread: o.est.thread().to_owned(),
-                    offline: true,
-                    why: Ended::Replaced,
-                });
-            } else {
-                i += 1;
-            }
+        while let Some(i) = self.sessions.oldest_of(peer, |o| o.offline) {
+            let mut o = self.sessions.remove(i);
+            o.est.close();
+            step.event(Event::Terminated {
+                peer: o.est.peer().clone(),
+                thread: o.est.thread().to_owned(),
+                offline: true,
+                why: Ended::Replaced,
+            });
         }
     }
 
@@ -1037,7 +1031,7 @@ impl Engine {
         }
         if !offline {
             let bare = est.peer().to_bare();
-            while let Some(i) = self.sessions.iter().position(|o| !o.offline && of(o.est.peer(), &bare)) {
+            while let Some(i) = self.sessions.oldest_of(&bare, |o| !o.offline) {
                 let old = self.sessions.remove(i);
                 step.event(Event::Terminated {
                     peer: old.est.peer().clone(),
@@ -1066,10 +1060,7 @@ impl Engine {
         let mut step = Step::default();
         let bare = from.to_bare();
         let thread = thread_of(s);
-        let Some(i) = self
-            .sessions
-            .iter()
-            .rposition(|o| of(o.est.peer(), &bare) && thread.as_deref().is_none_or(|t| t == o.est.thread()))
+        let Some(i) = self.sessions.newest_of(&bare, |o| thread.as_deref().is_none_or(|t| t == o.est.thread()))
         else {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
@@ -1192,7 +1183,7 @@ impl Engine {
     // X116-5-02: every session ends before going offline.
     pub fn terminate_all(&mut self) -> Step {
         let mut step = Step::default();
-        for mut o in self.sessions.drain(..) {
+        for mut o in self.sessions.take_all() {
             // X187-4-01 X187-5-02: nothing is sent in an offline session Bob started.
             if !o.offline
                 && let Ok(w) = o.est.terminate(false, &mut self.rng)

@@ -151,7 +151,7 @@ impl Engine {
     /// presences.
     fn known(&self, peer: &BareJid) -> bool {
         !self.stores.trust.for_jid(peer).is_empty()
-            || self.sessions.iter().any(|o| o.est.peer().to_bare() == *peer)
+            || !self.sessions.of(peer).is_empty()
             || self.outbox.has_session(peer)
             || self.has_offline_options(peer)
     }
@@ -222,26 +222,22 @@ impl Engine {
                 // X155-8.4-03: each is terminated explicitly (the encrypted terminate goes out:
                 // the assumption may be wrong), and ends here; the application is told.
                 // X155-8.4-04: a later session is a new negotiation on a new thread.
-                let mut i = 0;
-                while i < self.sessions.len() {
-                    let o = &self.sessions[i];
-                    if !o.offline && o.est.peer() == from && o.est.phase() != Phase::Closed {
-                        let mut o = self.sessions.remove(i);
-                        if o.est.phase() == Phase::Active
-                            && let Ok(w) = o.est.terminate(false, &mut self.rng)
-                        {
-                            step.send.push(w);
-                        }
-                        o.est.close();
-                        step.event(Event::Terminated {
-                            peer: from.clone(),
-                            thread: o.est.thread().to_owned(),
-                            offline: false,
-                            why: Ended::PeerUnavailable,
-                        });
-                    } else {
-                        i += 1;
+                while let Some(i) = self.sessions.oldest_of(&bare, |o| {
+                    !o.offline && o.est.peer() == from && o.est.phase() != Phase::Closed
+                }) {
+                    let mut o = self.sessions.remove(i);
+                    if o.est.phase() == Phase::Active
+                        && let Ok(w) = o.est.terminate(false, &mut self.rng)
+                    {
+                        step.send.push(w);
                     }
+                    o.est.close();
+                    step.event(Event::Terminated {
+                        peer: from.clone(),
+                        thread: o.est.thread().to_owned(),
+                        offline: false,
+                        why: Ended::PeerUnavailable,
+                    });
                 }
                 self.negotiations.retain(|n| n.peer != *from);
             }
