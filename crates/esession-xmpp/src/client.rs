@@ -29,8 +29,18 @@ const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 pub enum Tls {
     /// Plain TCP: accepted only for a server on a loopback address (tests, local servers).
     PlainLoopbackOnly,
-    /// STARTTLS with rustls and the system's roots (feature `starttls`).
+    /// TLS required (feature `starttls`: rustls, the system's roots, the certificate checked
+    /// against the JID's domain). With a server given: STARTTLS to it (port 5222 by default).
+    /// Without: the JID's domain through DNS SRV as XEP-0368 §3 says, direct TLS to the
+    /// `_xmpps-client._tcp` records preferred, STARTTLS to the `_xmpp-client._tcp` ones, the
+    /// domain on port 5222 with STARTTLS when it has neither (RFC 6120 §3.2.2).
     StartTls,
+    /// Direct TLS (XEP-0368, RFC 7590; feature `starttls`): TLS from the first octet to the
+    /// server given, which must name its port (`host:port`: there is no default; 5223 is
+    /// the conventional one). The certificate is checked against the JID's domain, as for
+    /// STARTTLS. Without a server, use [`Tls::StartTls`]: the domain's SRV records say where
+    /// direct TLS is offered.
+    DirectTls,
 }
 
 /// How to log in.
@@ -40,9 +50,10 @@ pub struct Options {
     /// The password.
     pub password: zeroize::Zeroizing<String>,
     /// The server as `host[:port]` (a name or an IP address, `[v6]` in brackets; port 5222 by
-    /// default); `None`: the JID's domain, through its DNS SRV record `_xmpp-client._tcp`
-    /// (RFC 6120 §3.2.1, port 5222 when it has none; needs the `starttls` feature, which
-    /// brings the resolver).
+    /// default, none with [`Tls::DirectTls`]); `None`: the JID's domain, through its DNS SRV
+    /// records (`_xmpps-client._tcp` for direct TLS and `_xmpp-client._tcp` for STARTTLS,
+    /// XEP-0368 §3 and RFC 6120 §3.2.1; port 5222 when it has none; with [`Tls::StartTls`],
+    /// whose `starttls` feature brings the resolver).
     pub server: Option<String>,
     /// Transport security.
     pub tls: Tls,
@@ -142,19 +153,24 @@ const CLIENT_PORT: u16 = 5222;
 /// `host[:port]` split: an IP address (v6 in brackets, or bare without a port) or a DNS name,
 /// the port 5222 when absent.
 fn split_server(server: &str) -> Option<(String, u16)> {
+    split_host_port(server).map(|(h, p)| (h, p.unwrap_or(CLIENT_PORT)))
+}
+
+/// `host[:port]` split, the port `None` when absent.
+fn split_host_port(server: &str) -> Option<(String, Option<u16>)> {
     let server = server.trim();
     if let Ok(ip) = server.parse::<std::net::IpAddr>() {
-        return Some((ip.to_string(), CLIENT_PORT));
+        return Some((ip.to_string(), None));
     }
     if let Ok(sa) = server.parse::<std::net::SocketAddr>() {
-        return Some((sa.ip().to_string(), sa.port()));
+        return Some((sa.ip().to_string(), Some(sa.port())));
     }
     if let Some(v6) = server.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return v6.parse::<std::net::Ipv6Addr>().ok().map(|a| (a.to_string(), CLIENT_PORT));
+        return v6.parse::<std::net::Ipv6Addr>().ok().map(|a| (a.to_string(), None));
     }
     let (host, port) = match server.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p != 0)?),
-        None => (server, CLIENT_PORT),
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok().filter(|p| *p != 0)?)),
+        None => (server, None),
     };
     let name_ok = !host.is_empty()
         && host.len() <= 253
@@ -164,15 +180,17 @@ fn split_server(server: &str) -> Option<(String, u16)> {
     name_ok.then(|| (host.to_owned(), port))
 }
 
-/// Where to connect over TLS: the server given (an address, or a name the resolver looks up),
-/// or the SRV record of the JID's domain.
+/// Where to connect over TLS to the server given: an address, or a name the resolver looks
+/// up; its port, or `default` (none for direct TLS).
 #[cfg(feature = "starttls")]
-fn dns_config(opts: &Options, domain: &str) -> Result<DnsConfig, Error> {
-    let Some(server) = &opts.server else {
-        return Ok(DnsConfig::srv_default_client(domain));
-    };
-    let (host, port) = split_server(server)
+fn dns_config(server: &str, default: Option<u16>) -> Result<DnsConfig, Error> {
+    let (host, port) = split_host_port(server)
         .ok_or_else(|| Error::Config(format!("not a server address (host[:port]): {server}")))?;
+    let port = port.or(default).ok_or_else(|| {
+        Error::Config(format!(
+            "direct TLS needs the server's port (host:port; 5223 is the conventional one): {server}"
+        ))
+    })?;
     Ok(match host.parse::<std::net::IpAddr>() {
         Ok(ip) => DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string()),
         Err(_) => DnsConfig::no_srv(&host, port),
@@ -307,7 +325,7 @@ async fn login<C: ServerConnector + Sync>(
     };
     match preflight(&connector, jid, opts).await {
         Ok(()) => Ok(client(connector)),
-        Err(Error::Auth(first)) if opts.tls == Tls::StartTls => {
+        Err(Error::Auth(first)) if matches!(opts.tls, Tls::StartTls | Tls::DirectTls) => {
             tracing::info!("login refused over TLS: trying once more without channel binding");
             let unbound = Unbound(connector);
             match preflight(&unbound, jid, opts).await {
@@ -387,15 +405,29 @@ impl Client {
                 let dns = DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string());
                 login(crate::nodelay::Plain(dns), &jid, &opts).await?
             }
+            // The certificate must name the JID's domain; roots are the system's
+            // (SSL_CERT_FILE is honoured).
             #[cfg(feature = "starttls")]
-            Tls::StartTls => {
-                // The certificate must name the JID's domain; roots are the system's
-                // (SSL_CERT_FILE is honoured).
-                let connector = crate::nodelay::StartTls(dns_config(&opts, &domain)?);
-                login(connector, &jid, &opts).await?
+            Tls::StartTls => match opts.server.as_deref() {
+                Some(server) => {
+                    let connector = crate::nodelay::StartTls(dns_config(server, Some(CLIENT_PORT))?);
+                    login(connector, &jid, &opts).await?
+                }
+                None => login(crate::nodelay::Srv, &jid, &opts).await?,
+            },
+            #[cfg(feature = "starttls")]
+            Tls::DirectTls => {
+                let server = opts.server.as_deref().ok_or_else(|| {
+                    Error::Config(
+                        "direct TLS needs a server (host:port); without one, STARTTLS looks up the \
+                         domain's SRV records, direct TLS included"
+                            .into(),
+                    )
+                })?;
+                login(crate::nodelay::DirectTls(dns_config(server, None)?), &jid, &opts).await?
             }
             #[cfg(not(feature = "starttls"))]
-            Tls::StartTls => {
+            Tls::StartTls | Tls::DirectTls => {
                 return Err(Error::Config("built without the `starttls` feature".into()));
             }
         };
@@ -784,19 +816,29 @@ impl Client {
     /// # Errors
     /// [`Error::NoSupport`], [`Error::Negotiation`], [`Error::Timeout`].
     pub async fn negotiate(&mut self, peer: &Jid, mode: Mode) -> Result<Option<String>, Error> {
-        // A full JID, or a service's (no node): addressed as given.
+        // A full JID, or a service's (no node): addressed as given. A bare JID: its available
+        // resources, newest first, the first that announces XEP-0116 (a one-shot command of
+        // the contact's, newer than its chat, announces none: the chat is found).
         let full = if peer.resource().is_some() || peer.node().is_none() {
+            if !self.supports(peer).await? {
+                return Err(Error::NoSupport(peer.clone()));
+            }
             peer.clone()
         } else {
             let bare = peer.to_bare();
-            self.resources(&bare)
-                .last()
-                .cloned()
-                .ok_or(Error::NotAvailable { peer: bare, subscribed: true })?
+            let resources = self.resources(&bare);
+            let Some(newest) = resources.last().cloned() else {
+                return Err(Error::NotAvailable { peer: bare, subscribed: true });
+            };
+            let mut found = None;
+            for r in resources.iter().rev() {
+                if self.supports(r).await? {
+                    found = Some(r.clone());
+                    break;
+                }
+            }
+            found.ok_or(Error::NoSupport(newest))?
         };
-        if !self.supports(&full).await? {
-            return Err(Error::NoSupport(full));
-        }
         let step = self.engine.start(chrono::Utc::now(), &full, mode)?;
         self.apply(step).await?;
         let b = full.to_bare();

@@ -50,6 +50,8 @@ pub mod engine;
 mod nodelay;
 pub mod pool;
 pub mod relay;
+#[cfg(any(feature = "starttls", test))]
+mod srv;
 
 pub use account::{Account, Sealing, fingerprint};
 pub use builder::ClientBuilder;

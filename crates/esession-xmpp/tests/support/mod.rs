@@ -19,6 +19,8 @@ pub const PASSWORD: &str = "correct horse";
 pub struct Server {
     pub dir: PathBuf,
     pub port: u16,
+    /// The direct-TLS port (XEP-0368), opened with TLS ([`Server::start_with`]).
+    pub tls_port: Option<u16>,
     pub kind: String,
 }
 
@@ -54,7 +56,7 @@ impl Server {
     }
 
     /// The same with STARTTLS required, on a self-signed certificate for `localhost`
-    /// (`certs/localhost.crt`, made with openssl).
+    /// (`certs/localhost.crt`, made with openssl), and a direct-TLS port ([`Server::tls_port`]).
     pub fn start_with(users: &[&str], tls: bool) -> Self {
         let kind = std::env::var("ESESSION_SERVER").unwrap_or_else(|_| "prosody".into());
         let n = N.fetch_add(1, Ordering::SeqCst);
@@ -67,7 +69,9 @@ impl Server {
         args.extend(users);
         let port =
             server_cmd(&args).lines().last().unwrap_or("").parse().expect("e2e/server printed no port");
-        Self { dir, port, kind }
+        let tls_port = std::fs::read_to_string(dir.join("tls_port")).ok().map(|p| p.trim().parse().unwrap());
+        assert_eq!(tls_port.is_some(), tls, "e2e/server --tls opens a direct-TLS port, and only then");
+        Self { dir, port, tls_port, kind }
     }
 
     pub fn register(&self, user: &str) {
