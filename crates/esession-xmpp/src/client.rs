@@ -832,9 +832,14 @@ impl Client {
             };
             let mut found = None;
             for r in resources.iter().rev() {
-                if self.supports(r).await? {
-                    found = Some(r.clone());
-                    break;
+                match self.supports(r).await {
+                    Ok(true) => {
+                        found = Some(r.clone());
+                        break;
+                    }
+                    // A resource that does not answer is not one to negotiate with.
+                    Ok(false) | Err(Error::Timeout(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
             found.ok_or(Error::NoSupport(newest))?
@@ -1099,7 +1104,7 @@ pub fn trust_on_first_use(
     if let Some(FirstUse::First(key)) = &u {
         account.trust(peer, key.clone())?;
         // The engine's store caches the associations: a fresh view of the file sees the pin.
-        engine.set_trust_store(Box::new(account.trust_store()?));
+        engine.set_trust_store(account.trust_store()?);
         tracing::info!(peer = %peer, "key pinned on first use");
     }
     Ok(u)

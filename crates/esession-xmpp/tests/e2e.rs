@@ -149,6 +149,40 @@ async fn online_sessions_chat_rekey_and_terminate() {
     }
 }
 
+#[tokio::test]
+#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn a_bare_jid_reaches_the_resource_that_takes_sessions_not_the_newest() {
+    let p = server(&["alice", "bob"]);
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    // A second resource of Bob's, newer, that takes no session (a one-shot command).
+    // (its own data directory: an account's is held by one process at a time)
+    let acct = Account::open(&p.data("bob-oneshot"), Sealing::KeyFile).unwrap();
+    let mut oneshot =
+        Client::connect(Options::new("bob@localhost", PASSWORD, &p.server()), acct).await.unwrap();
+    oneshot.engine_mut().set_accepting(false);
+    let newest = oneshot.jid().clone();
+    // Its process serves it (answers disco) as the command would.
+    let pump = tokio::spawn(async move { while oneshot.next_event().await.is_ok() {} });
+    alice
+        .wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == newest))
+        .await
+        .unwrap();
+    assert_eq!(alice.resources(&bare("bob@localhost")).last(), Some(&newest));
+    let bob_bare = parse_jid("bob@localhost").unwrap();
+    let (sas_a, sas_b) = tokio::join!(alice.negotiate(&bob_bare, Mode::Four), negotiated(&mut bob));
+    assert_eq!(sas_a.unwrap(), sas_b);
+    assert_eq!(alice.engine().session_peer(&bare("bob@localhost")), Some(bob.jid()));
+    // Only the one-shot resource left: no support, named.
+    bob.disconnect().await.unwrap();
+    let bob_gone = alice.wait_for(|e| matches!(e, Event::Presence { available: false, .. })).await.unwrap();
+    drop(bob_gone);
+    let r = alice.negotiate(&bob_bare, Mode::Four).await;
+    assert!(matches!(&r, Err(Error::NoSupport(j)) if *j == newest), "{r:?}");
+    pump.abort();
+}
+
 /// Waits for the client to be back after a server restart (tokio-xmpp retries after 1, 2, 4,
 /// 8 s...: a few timeouts may pass first).
 async fn reconnected(c: &mut Client) -> (Jid, bool) {
