@@ -1,30 +1,49 @@
-//! An account's data directory: one redb file (`esession.redb`) holding the key associations,
-//! retained secrets, offline replay entries, the sealed identity key, the sealed offline
-//! secrets while away, and the sealed inbox of offline messages not yet acknowledged
-//! ([`Account::inbox`]). Secret values are sealed with a key derived from a passphrase (argon2id,
-//! salt in `salt`) or given directly; without either, a random key in `seal.key` (mode 0600).
+//! An account: its key associations, retained secrets, offline replay entries, identity key,
+//! offline secrets while away, and the inbox of offline messages not yet acknowledged
+//! ([`Account::inbox`]), in one of two places:
+//!
+//! - a data directory ([`Account::open`], feature `durable`, on by default): one redb file
+//!   (`esession.redb`) holding all of them. Secret values are sealed with a key derived from a
+//!   passphrase (argon2id, salt in `salt`) or given directly; without either, a random key in
+//!   `seal.key` (mode 0600).
+//! - memory ([`Account::in_memory`], in every build): nothing survives the process (bots that
+//!   start afresh, tests, builds without redb). The same code path: the records are kept
+//!   sealed with a random key that never leaves the process.
 
 use crate::Error;
-use crate::engine::{EngineStores, Inbox, Kept, MessageId, os_rng};
+use crate::engine::{EngineStores, Inbox, MemoryInbox, os_rng};
+#[cfg(feature = "durable")]
+use crate::engine::{Kept, MessageId};
+#[cfg(feature = "durable")]
 use esession_crypto::seal::PassphraseParams;
 use esession_crypto::{PrivateKey, Profile, PublicKey, SealingKey, SecretBytes};
+#[cfg(feature = "durable")]
 use esession_negotiate::durable::{DurableStore, SealRng};
-use esession_negotiate::{BareJid, TrustStore};
+use esession_negotiate::{BareJid, KeyRecord, MemoryTrust, StoreError, TrustStore};
 use esession_offline::publish::Secrets;
+#[cfg(feature = "durable")]
 use esession_offline::replay::durable::DurableReplay;
+#[cfg(feature = "durable")]
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+#[cfg(feature = "durable")]
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+#[cfg(feature = "durable")]
 const ACCOUNT: TableDefinition<&str, &[u8]> = TableDefinition::new("account_v1");
+#[cfg(feature = "durable")]
 const CHECK: &[u8] = b"esession account v1";
 /// The inbox: arrival order -> sealed [`Kept`] record.
+#[cfg(feature = "durable")]
 const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 /// The inbox's ids: message id -> arrival order.
+#[cfg(feature = "durable")]
 const INBOX_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_ids_v1");
 
-/// How the account's secrets are sealed.
+/// How the account's secrets are sealed in its data directory (feature `durable`).
+#[cfg(feature = "durable")]
 #[non_exhaustive]
 pub enum Sealing {
     /// A key derived from this passphrase (argon2id).
@@ -35,6 +54,7 @@ pub enum Sealing {
     KeyFile,
 }
 
+#[cfg(feature = "durable")]
 impl core::fmt::Debug for Sealing {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
@@ -45,11 +65,102 @@ impl core::fmt::Debug for Sealing {
     }
 }
 
-/// An opened data directory.
+/// An account's stores: an opened data directory ([`Account::open`], feature `durable`) or
+/// memory ([`Account::in_memory`]).
 pub struct Account {
     dir: PathBuf,
-    db: Arc<Database>,
+    records: Records,
     key: SealingKey,
+}
+
+/// Where an account's records are.
+enum Records {
+    /// The redb file of a data directory.
+    #[cfg(feature = "durable")]
+    File(Arc<Database>),
+    /// Memory.
+    Memory(Arc<Memory>),
+}
+
+/// An in-memory account's records: the named (sealed) records, and the key associations,
+/// which the account ([`Account::trust`]) and its engine's view ([`MemoryView`]) share.
+#[derive(Default)]
+struct Memory {
+    named: Mutex<HashMap<String, Vec<u8>>>,
+    trust: Mutex<SharedTrust>,
+}
+
+#[derive(Default)]
+struct SharedTrust {
+    trust: MemoryTrust,
+    /// The JIDs whose SAS the user confirmed (MemoryTrust does not list them).
+    sas: Vec<BareJid>,
+}
+
+impl Memory {
+    fn trust(&self) -> std::sync::MutexGuard<'_, SharedTrust> {
+        self.trust.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The engine's trust store of an in-memory account: reads from its own copy, writes to it
+/// and to the account's (what a durable store does with its file), so that
+/// [`Account::associations`] sees what the engine learned and a fresh view
+/// ([`Account::trust_store`]) sees what [`Account::trust`] changed.
+struct MemoryView {
+    cache: MemoryTrust,
+    shared: Arc<Memory>,
+}
+
+impl MemoryView {
+    fn new(shared: Arc<Memory>) -> Self {
+        let mut cache = MemoryTrust::default();
+        {
+            let s = shared.trust();
+            for r in s.trust.records() {
+                cache.put(r.clone());
+            }
+            for j in &s.sas {
+                // In memory: cannot fail.
+                let _ = cache.confirm_sas(j);
+            }
+        }
+        Self { cache, shared }
+    }
+}
+
+impl TrustStore for MemoryView {
+    fn for_jid(&self, jid: &BareJid) -> Vec<&KeyRecord> {
+        self.cache.for_jid(jid)
+    }
+
+    fn record(&self, key: &PublicKey) -> Option<&KeyRecord> {
+        self.cache.record(key)
+    }
+
+    fn records(&self) -> Vec<&KeyRecord> {
+        self.cache.records()
+    }
+
+    fn associate(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.shared.trust().trust.associate(jid, key.clone())?;
+        self.cache.associate(jid, key)
+    }
+
+    fn sas_confirmed(&self, jid: &BareJid) -> bool {
+        self.cache.sas_confirmed(jid)
+    }
+
+    fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError> {
+        {
+            let mut s = self.shared.trust();
+            if !s.sas.contains(jid) {
+                s.sas.push(jid.clone());
+            }
+            s.trust.confirm_sas(jid)?;
+        }
+        self.cache.confirm_sas(jid)
+    }
 }
 
 impl core::fmt::Debug for Account {
@@ -62,15 +173,18 @@ fn store_err(e: impl core::fmt::Display) -> Error {
     Error::Store(esession_negotiate::StoreError(e.to_string()))
 }
 
+#[cfg(feature = "durable")]
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_owned(), source }
 }
 
+#[cfg(feature = "durable")]
 fn seal_rng() -> SealRng {
     Box::new(os_rng())
 }
 
 /// Writes a new file readable by its owner only, synced before returning.
+#[cfg(feature = "durable")]
 fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
@@ -83,6 +197,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
     f.write_all(data).and_then(|()| f.sync_all()).map_err(io_err(path))
 }
 
+#[cfg(feature = "durable")]
 fn read_or_create(path: &Path, len: usize) -> Result<Vec<u8>, Error> {
     match std::fs::read(path) {
         Ok(k) => Ok(k),
@@ -97,11 +212,26 @@ fn read_or_create(path: &Path, len: usize) -> Result<Vec<u8>, Error> {
 }
 
 impl Account {
-    /// Opens (or creates) the data directory `dir`.
+    /// An account in memory: no file is read or written, and nothing survives the process
+    /// (key associations, retained secrets, replay entries, identity key, offline secrets,
+    /// inbox). Its [`Account::dir`] is empty. For bots that start afresh, for tests, and in
+    /// builds without the `durable` feature (no redb).
+    ///
+    /// # Errors
+    /// The sealing key cannot be made.
+    pub fn in_memory() -> Result<Self, Error> {
+        let mut k = zeroize::Zeroizing::new(vec![0u8; 32]);
+        rand_core::Rng::fill_bytes(&mut os_rng(), &mut k);
+        let key = SealingKey::from_bytes(SecretBytes::new(k.to_vec())).map_err(store_err)?;
+        Ok(Self { dir: PathBuf::new(), records: Records::Memory(Arc::default()), key })
+    }
+
+    /// Opens (or creates) the data directory `dir` (feature `durable`).
     ///
     /// # Errors
     /// [`Error::WrongPassphrase`] when the sealing key does not open this account's records;
     /// [`Error::Store`] when the directory or the database cannot be used.
+    #[cfg(feature = "durable")]
     pub fn open(dir: &Path, sealing: Sealing) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let key = match sealing {
@@ -117,7 +247,7 @@ impl Account {
             }
         };
         let db = Database::create(dir.join("esession.redb")).map_err(store_err)?;
-        let me = Self { dir: dir.to_owned(), db: Arc::new(db), key };
+        let me = Self { dir: dir.to_owned(), records: Records::File(Arc::new(db)), key };
         // The check record: sealed on creation, must open afterwards (a wrong passphrase is
         // told before anything is written).
         match me.get("check")? {
@@ -132,14 +262,49 @@ impl Account {
         Ok(me)
     }
 
-    /// The data directory.
+    /// The data directory (empty for an account in memory).
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Whether the account is kept in memory only ([`Account::in_memory`]).
+    #[must_use]
+    pub fn is_in_memory(&self) -> bool {
+        matches!(self.records, Records::Memory(_))
+    }
+
     fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Error> {
-        let r = self.db.begin_read().map_err(store_err)?;
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => file_get(db, name),
+            Records::Memory(m) => {
+                let named = m.named.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(named.get(name).cloned())
+            }
+        }
+    }
+
+    fn put(&self, name: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => file_put(db, name, value),
+            Records::Memory(m) => {
+                let mut named = m.named.lock().unwrap_or_else(PoisonError::into_inner);
+                match value {
+                    Some(v) => named.insert(name.to_owned(), v.to_vec()),
+                    None => named.remove(name),
+                };
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(feature = "durable")]
+fn file_get(db: &Database, name: &str) -> Result<Option<Vec<u8>>, Error> {
+    {
+        let r = db.begin_read().map_err(store_err)?;
         let t = match r.open_table(ACCOUNT) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -147,9 +312,12 @@ impl Account {
         };
         Ok(t.get(name).map_err(store_err)?.map(|v| v.value().to_vec()))
     }
+}
 
-    fn put(&self, name: &str, value: Option<&[u8]>) -> Result<(), Error> {
-        let mut w = self.db.begin_write().map_err(store_err)?;
+#[cfg(feature = "durable")]
+fn file_put(db: &Database, name: &str, value: Option<&[u8]>) -> Result<(), Error> {
+    {
+        let mut w = db.begin_write().map_err(store_err)?;
         w.set_durability(Durability::Immediate).map_err(store_err)?;
         {
             let mut t = w.open_table(ACCOUNT).map_err(store_err)?;
@@ -164,7 +332,9 @@ impl Account {
         }
         w.commit().map_err(store_err)
     }
+}
 
+impl Account {
     /// The identity key, if one was generated or imported.
     ///
     /// # Errors
@@ -189,40 +359,67 @@ impl Account {
         self.put("identity", Some(&sealed))
     }
 
-    /// The stores of this account (one database file).
+    /// The stores of this account: durable in its database file, or in memory (retained
+    /// secrets and replay entries then live in the engine's stores only).
     ///
     /// # Errors
     /// A record cannot be read or unsealed.
     pub fn stores(&self) -> Result<EngineStores, Error> {
-        let trust = self.durable()?;
-        let retained = self.durable()?;
-        let replay = DurableReplay::new(self.db.clone()).map_err(store_err)?;
-        Ok(EngineStores { trust: Box::new(trust), retained: Box::new(retained), replay: Box::new(replay) })
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => {
+                let trust = self.durable(db)?;
+                let retained = self.durable(db)?;
+                let replay = DurableReplay::new(db.clone()).map_err(store_err)?;
+                Ok(EngineStores {
+                    trust: Box::new(trust),
+                    retained: Box::new(retained),
+                    replay: Box::new(replay),
+                })
+            }
+            Records::Memory(m) => {
+                let mut stores = EngineStores::in_memory();
+                stores.trust = Box::new(MemoryView::new(m.clone()));
+                Ok(stores)
+            }
+        }
     }
 
-    /// The inbox of offline messages delivered and not yet acknowledged, in this account's
-    /// database, each record sealed (for [`crate::Engine::set_inbox`]).
+    /// The inbox of offline messages delivered and not yet acknowledged (for
+    /// [`crate::Engine::set_inbox`]): in this account's database, each record sealed, or in
+    /// memory.
     ///
     /// # Errors
     /// The database cannot be written.
     pub fn inbox(&self) -> Result<AccountInbox, Error> {
-        let w = self.db.begin_write().map_err(store_err)?;
-        {
-            w.open_table(INBOX).map_err(store_err)?;
-            w.open_table(INBOX_IDS).map_err(store_err)?;
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => {
+                let w = db.begin_write().map_err(store_err)?;
+                {
+                    w.open_table(INBOX).map_err(store_err)?;
+                    w.open_table(INBOX_IDS).map_err(store_err)?;
+                }
+                w.commit().map_err(store_err)?;
+                Ok(AccountInbox(Box::new(FileInbox { db: db.clone(), key: self.key.duplicate() })))
+            }
+            Records::Memory(_) => Ok(AccountInbox(Box::new(MemoryInbox::default()))),
         }
-        w.commit().map_err(store_err)?;
-        Ok(AccountInbox { db: self.db.clone(), key: self.key.duplicate() })
     }
 
-    /// A fresh view of the key associations in the file (what the engine must see after
+    /// A fresh view of the key associations (what the engine must see after
     /// [`Account::trust`] while it runs: its store caches them).
-    pub(crate) fn trust_store(&self) -> Result<DurableStore, Error> {
-        self.durable()
+    pub(crate) fn trust_store(&self) -> Result<Box<dyn TrustStore + Send>, Error> {
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => Ok(Box::new(self.durable(db)?)),
+            Records::Memory(m) => Ok(Box::new(MemoryView::new(m.clone()))),
+        }
     }
 
-    fn durable(&self) -> Result<DurableStore, Error> {
-        DurableStore::with_database(self.db.clone(), self.key.duplicate(), seal_rng())
+    #[cfg(feature = "durable")]
+    fn durable(&self, db: &Arc<Database>) -> Result<DurableStore, Error> {
+        DurableStore::with_database(db.clone(), self.key.duplicate(), seal_rng())
             .map_err(|_| Error::WrongPassphrase)
     }
 
@@ -231,8 +428,14 @@ impl Account {
     /// # Errors
     /// Store errors.
     pub fn trust(&self, jid: &BareJid, key: PublicKey) -> Result<(), Error> {
-        let mut t = self.durable()?;
-        t.trust(jid, key).map_err(Error::Store)
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => self.durable(db)?.trust(jid, key).map_err(Error::Store),
+            Records::Memory(m) => {
+                m.trust().trust.trust(jid, key);
+                Ok(())
+            }
+        }
     }
 
     /// Removes the association of `key` with `jid`.
@@ -240,8 +443,18 @@ impl Account {
     /// # Errors
     /// The key is not associated with `jid`; store errors.
     pub fn untrust(&self, jid: &BareJid, key: &PublicKey) -> Result<(), Error> {
-        let mut t = self.durable()?;
-        t.untrust(jid, key).map_err(Error::Store)
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => self.durable(db)?.untrust(jid, key).map_err(Error::Store),
+            Records::Memory(m) => {
+                let mut s = m.trust();
+                if !s.trust.trusts(jid, key) {
+                    return Err(Error::Store(StoreError(format!("this key is not associated with {jid}"))));
+                }
+                s.trust.untrust(jid, key);
+                Ok(())
+            }
+        }
     }
 
     /// Gives a known key a petname.
@@ -249,8 +462,18 @@ impl Account {
     /// # Errors
     /// The key is unknown; store errors.
     pub fn set_petname(&self, key: &PublicKey, petname: &str) -> Result<(), Error> {
-        let mut t = self.durable()?;
-        t.set_petname(key, petname).map_err(store_err)
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => self.durable(db)?.set_petname(key, petname).map_err(store_err),
+            Records::Memory(m) => {
+                let mut s = m.trust();
+                if s.trust.record(key).is_none() {
+                    return Err(Error::Store(StoreError("unknown key".into())));
+                }
+                s.trust.set_petname(key, petname);
+                Ok(())
+            }
+        }
     }
 
     /// Every key association (key, JIDs, petname, verified).
@@ -258,8 +481,11 @@ impl Account {
     /// # Errors
     /// Store errors.
     pub fn associations(&self) -> Result<Vec<esession_negotiate::KeyRecord>, Error> {
-        let t = self.durable()?;
-        Ok(t.records().into_iter().cloned().collect())
+        match &self.records {
+            #[cfg(feature = "durable")]
+            Records::File(db) => Ok(self.durable(db)?.records().into_iter().cloned().collect()),
+            Records::Memory(m) => Ok(m.trust().trust.records().into_iter().cloned().collect()),
+        }
     }
 
     /// Keeps the offline secrets of one published option set until the return.
@@ -291,13 +517,10 @@ impl Account {
     }
 }
 
-/// The inbox of an [`Account`]: one redb transaction per keep and per acknowledgement, each
-/// durable when it returns (`Durability::Immediate`); records sealed with the account's key,
-/// bound to their id.
-pub struct AccountInbox {
-    db: Arc<Database>,
-    key: SealingKey,
-}
+/// The inbox of an [`Account`]: in its file, one redb transaction per keep and per
+/// acknowledgement, each durable when it returns (`Durability::Immediate`), records sealed
+/// with the account's key and bound to their id; or in memory.
+pub struct AccountInbox(Box<dyn Inbox + Send + Sync>);
 
 impl core::fmt::Debug for AccountInbox {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -305,18 +528,42 @@ impl core::fmt::Debug for AccountInbox {
     }
 }
 
+impl Inbox for AccountInbox {
+    fn keep(&mut self, m: &crate::engine::Kept) -> Result<bool, StoreError> {
+        self.0.keep(m)
+    }
+
+    fn held(&self) -> Result<Vec<crate::engine::Kept>, StoreError> {
+        self.0.held()
+    }
+
+    fn ack(&mut self, id: &crate::engine::MessageId) -> Result<bool, StoreError> {
+        self.0.ack(id)
+    }
+}
+
+/// The inbox in an account's database file.
+#[cfg(feature = "durable")]
+struct FileInbox {
+    db: Arc<Database>,
+    key: SealingKey,
+}
+
+#[cfg(feature = "durable")]
 fn serr(e: impl core::fmt::Display) -> esession_negotiate::StoreError {
     esession_negotiate::StoreError(e.to_string())
 }
 
 /// What a sealed inbox record is bound to: its purpose and its id.
+#[cfg(feature = "durable")]
 fn inbox_aad(id: &MessageId) -> Vec<u8> {
     let mut aad = b"inbox ".to_vec();
     aad.extend_from_slice(id.as_bytes());
     aad
 }
 
-impl Inbox for AccountInbox {
+#[cfg(feature = "durable")]
+impl Inbox for FileInbox {
     fn keep(&mut self, m: &Kept) -> Result<bool, esession_negotiate::StoreError> {
         let sealed = self.key.seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode()).map_err(serr)?;
         let mut w = self.db.begin_write().map_err(serr)?;
@@ -391,4 +638,53 @@ pub fn fingerprint(key: &PublicKey) -> Result<String, Error> {
         .map(|c| String::from_utf8_lossy(c).into_owned())
         .collect::<Vec<_>>()
         .join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn rsa() -> PrivateKey {
+        PrivateKey::from_pkcs8_pem(include_str!("../tests/vectors/pem/rsa.pem")).unwrap()
+    }
+
+    /// An account in memory (every build, no redb) keeps what a data directory keeps, for the
+    /// life of the process: the identity key, and key associations shared between the account
+    /// and its engine's store (what the engine learns, the account lists; what the account
+    /// trusts, a fresh view of the engine sees).
+    #[test]
+    fn an_account_in_memory_keeps_its_identity_and_shares_its_trust_with_the_engine() {
+        let a = Account::in_memory().unwrap();
+        assert!(a.is_in_memory() && a.dir().as_os_str().is_empty());
+        assert!(a.identity().unwrap().is_none());
+        let key = rsa();
+        a.set_identity(&key, false).unwrap();
+        assert_eq!(a.identity().unwrap().map(|k| k.public_key()), Some(key.public_key()));
+        assert!(matches!(a.set_identity(&key, false), Err(Error::Config(_))));
+
+        let bob = crate::parse_bare("bob@example.org").unwrap();
+        let public = key.public_key();
+        let mut engine_view = a.stores().unwrap().trust;
+        // The engine associates a key it saw: the account lists it, not verified.
+        engine_view.associate(&bob, public.clone()).unwrap();
+        let listed = a.associations().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].jids.as_slice(), listed[0].verified), (std::slice::from_ref(&bob), false));
+        // The user trusts it through the account: a fresh view sees it verified.
+        a.trust(&bob, public.clone()).unwrap();
+        assert!(a.trust_store().unwrap().record(&public).unwrap().verified);
+        a.set_petname(&public, "Bob's laptop").unwrap();
+        assert_eq!(a.associations().unwrap()[0].petname.as_deref(), Some("Bob's laptop"));
+        // A SAS confirmed in the engine is seen by the next view.
+        engine_view.confirm_sas(&bob).unwrap();
+        assert!(a.trust_store().unwrap().sas_confirmed(&bob));
+        // Untrusted: gone; untrusting again is an error, as in the file.
+        a.untrust(&bob, &public).unwrap();
+        assert!(a.associations().unwrap().is_empty());
+        assert!(a.trust_store().unwrap().record(&public).is_none());
+        assert!(a.untrust(&bob, &public).is_err());
+        // Another account in memory shares nothing.
+        assert!(Account::in_memory().unwrap().identity().unwrap().is_none());
+    }
 }

@@ -250,23 +250,12 @@ mod tests {
     use esession_crypto::{CryptAlg, ModpGroup};
     use esession_forms::names::Logging;
 
-    struct Dir(std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn account(name: &str, key: Option<&PrivateKey>) -> (Account, Dir) {
-        let dir = std::env::temp_dir().join(format!("esession-builder-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let a =
-            Account::open(&dir, crate::Sealing::Key(esession_crypto::SecretBytes::new(vec![7; 32]))).unwrap();
+    fn account(_name: &str, key: Option<&PrivateKey>) -> (Account, ()) {
+        let a = Account::in_memory().unwrap();
         if let Some(k) = key {
             a.set_identity(k, false).unwrap();
         }
-        (a, Dir(dir))
+        (a, ())
     }
 
     fn rsa() -> PrivateKey {

@@ -1171,11 +1171,8 @@ mod tests {
             ("a@example.org", ""),
         ] {
             let o = Options::new(jid, "pw", server);
-            let dir = std::env::temp_dir().join(format!("esession-client-unit-{}", std::process::id()));
-            let acct = Account::open(&dir, crate::Sealing::KeyFile).unwrap();
-            let e = Client::connect(o, acct).await.unwrap_err();
+            let e = Client::connect(o, Account::in_memory().unwrap()).await.unwrap_err();
             assert!(matches!(&e, Error::Config(m) if m.contains("loopback")), "{server}: {e}");
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
@@ -1197,6 +1194,7 @@ mod tests {
     /// Bob (an account's durable stores) negotiates with Alice, whose key he has never seen,
     /// then with someone else presenting another key under Alice's JID.
     #[test]
+    #[cfg(feature = "durable")]
     fn trust_on_first_use_pins_the_first_key_and_refuses_another() {
         use crate::relay::Relay;
         use esession_crypto::{CryptoProvider, ModpGroup};
@@ -1284,6 +1282,7 @@ mod tests {
     /// offline session with her published options: on her return it is accepted (not held)
     /// and his key pinned.
     #[test]
+    #[cfg(feature = "durable")]
     fn trust_on_first_use_accepts_and_pins_a_strangers_offline_start() {
         use crate::relay::Relay;
         use esession_crypto::{CryptoProvider, ModpGroup};

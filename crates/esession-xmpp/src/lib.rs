@@ -6,8 +6,14 @@
 //! negotiation and `<c/>` stanza by contact and thread, and encrypts every one-to-one stanza it
 //! sends: a stanza that cannot be protected is refused ([`Error::NotProtected`]) unless the
 //! caller explicitly sends it in clear ([`Client::send_clear`]). [`Engine`] is its sans-IO core.
-//! [`Account`] keeps all stores in one redb file under a data directory, secrets sealed with a
-//! passphrase-derived (argon2id) or given key.
+//! [`Account`] keeps all stores in one redb file under a data directory (`Account::open`,
+//! feature `durable`, on by default), secrets sealed with a passphrase-derived (argon2id) or
+//! given key, or in memory ([`Account::in_memory`], in every build: without `durable` the crate
+//! has no redb).
+//!
+//! Transport: [`Tls::StartTls`] (feature `starttls`) is STARTTLS to a server given and, without
+//! one, the JID's domain through DNS SRV as XEP-0368 says (direct TLS where the records offer
+//! it); [`Tls::DirectTls`] is direct TLS to a `host:port` given.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), esession_xmpp::Error> {
@@ -53,7 +59,9 @@ pub mod relay;
 #[cfg(any(feature = "starttls", test))]
 mod srv;
 
-pub use account::{Account, Sealing, fingerprint};
+#[cfg(feature = "durable")]
+pub use account::Sealing;
+pub use account::{Account, fingerprint};
 pub use builder::ClientBuilder;
 pub use client::{Client, Delivery, Options, Tls};
 pub use engine::{Ended, Engine, EngineStores, Event, Failure, FirstUse, Limits, Step};

@@ -158,14 +158,12 @@ fn negotiation_steps_and_failed_checks_are_traced_without_content_or_sas() {
 async fn a_connection_is_traced_in_its_span_without_the_password() {
     let capture = Capture::default();
     let _default = tracing::subscriber::set_default(capture.clone());
-    let dir = std::env::temp_dir().join(format!("esession-traced-{}", std::process::id()));
-    let account = crate::Account::open(&dir, crate::Sealing::KeyFile).unwrap();
+    let account = crate::Account::in_memory().unwrap();
     // Nothing listens on port 1 of loopback: refused at once.
     let password = "correct-horse-battery-staple";
     let opts = crate::Options::new("bot@localhost", password, "127.0.0.1:1");
     let e = crate::Client::connect(opts, account).await.unwrap_err();
     assert!(matches!(e, crate::Error::Unreachable { .. }), "{e:?}");
-    let _ = std::fs::remove_dir_all(&dir);
     let text = capture.text();
     for step in [
         "span esession.connect",
