@@ -164,7 +164,8 @@ const SERVERS: [&str; 2] = ["prosody", "ejabberd"];
 
 /// The end-to-end tests (`#[ignore]`d in a plain `cargo test`, so that a checkout without the
 /// servers still tests everything else), once per server (`ESESSION_SERVER`): the client, the
-/// CLI as processes and on a pseudo-terminal, then STARTTLS (feature `starttls`). Every server
+/// CLI as processes and on a pseudo-terminal, then TLS (feature `starttls`: STARTTLS and direct
+/// TLS), then an account in memory without default features. Every server
 /// runs even when one fails; the failures are listed at the end.
 fn e2e() -> Result<(), String> {
     let mut failed = Vec::new();
@@ -193,7 +194,16 @@ fn e2e() -> Result<(), String> {
             .args(["test", "-p", "esession-xmpp", "--features", "starttls", "--test", "e2e_tls"])
             .args(["--", "--ignored"]);
         if let Err(e) = run(tls) {
-            failed.push(format!("{kind} (STARTTLS): {e}"));
+            failed.push(format!("{kind} (TLS): {e}"));
+        }
+        // An account in memory, built as an application without the `durable` feature (no redb).
+        let mut memory = cargo();
+        memory
+            .env("ESESSION_SERVER", kind)
+            .args(["test", "-p", "esession-xmpp", "--no-default-features", "--test", "e2e_memory"])
+            .args(["--", "--ignored"]);
+        if let Err(e) = run(memory) {
+            failed.push(format!("{kind} (in memory, no default features): {e}"));
         }
     }
     if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
