@@ -54,6 +54,10 @@ pub(crate) struct Common {
     /// Require STARTTLS (the default for any server that is not on loopback).
     #[arg(long, global = true)]
     starttls: bool,
+    /// Direct TLS (XEP-0368) to --server HOST:PORT (no default port; 5223 is the usual one).
+    /// Without --server, the JID's domain's SRV records say where direct TLS is offered.
+    #[arg(long, global = true, conflicts_with = "starttls")]
+    direct_tls: bool,
     /// The wire profile: xep (the specifications, the default) or gajim (the deployed dialect).
     #[arg(long, global = true)]
     profile: Option<String>,
@@ -221,6 +225,7 @@ pub(crate) struct Settings {
     data: Option<PathBuf>,
     passphrase: Option<Zeroizing<String>>,
     starttls: Option<bool>,
+    direct_tls: bool,
     profile: Profile,
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
@@ -259,6 +264,7 @@ impl Settings {
             data: c.data.or_else(|| f.data.take()),
             passphrase: c.passphrase.or_else(|| f.passphrase.take()).map(Zeroizing::new),
             starttls: if c.starttls { Some(true) } else { f.starttls },
+            direct_tls: c.direct_tls || (!c.starttls && f.direct_tls == Some(true)),
             profile,
             timeout: Duration::from_secs(c.timeout.or(f.timeout).unwrap_or(20)),
             json: c.json,
@@ -498,6 +504,7 @@ pub(crate) async fn login(s: &Settings, accepting: bool) -> Result<Client, Fail>
     // No server: the JID's domain, through its SRV record (the client looks it up).
     o.server = s.server.clone().filter(|v| !v.trim().is_empty());
     o.tls = match s.starttls {
+        _ if s.direct_tls => Tls::DirectTls,
         Some(true) => Tls::StartTls,
         Some(false) => Tls::PlainLoopbackOnly,
         None if loopback(o.server.as_deref().unwrap_or(jid.domain().as_str())) => Tls::PlainLoopbackOnly,

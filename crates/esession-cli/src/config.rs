@@ -8,6 +8,7 @@
 //! server = "xmpp.example.org:5222"   # default: the JID's domain, port 5222
 //! data = "/home/alice/.local/share/esession/alice@example.org"
 //! starttls = true             # default: true unless the server is on loopback
+//! direct_tls = false          # true: direct TLS (XEP-0368) to `server` = "host:port"
 //! profile = "xep"             # or "gajim"
 //! timeout = 20                # seconds
 //! trust_on_first_use = false  # the default (see docs/xmpp.md)
@@ -29,6 +30,7 @@ pub(crate) struct FileConfig {
     pub(crate) data: Option<PathBuf>,
     pub(crate) passphrase: Option<String>,
     pub(crate) starttls: Option<bool>,
+    pub(crate) direct_tls: Option<bool>,
     pub(crate) profile: Option<String>,
     pub(crate) timeout: Option<u64>,
     pub(crate) trust_on_first_use: Option<bool>,
@@ -44,6 +46,7 @@ impl core::fmt::Debug for FileConfig {
             .field("data", &self.data)
             .field("passphrase", &secret(&self.passphrase))
             .field("starttls", &self.starttls)
+            .field("direct_tls", &self.direct_tls)
             .field("profile", &self.profile)
             .field("timeout", &self.timeout)
             .field("trust_on_first_use", &self.trust_on_first_use)
@@ -152,6 +155,7 @@ mod tests {
             data = "/tmp/alice"
             passphrase = "long words"
             starttls = true
+            direct_tls = true
             profile = "gajim"
             timeout = 5
             trust_on_first_use = false
@@ -164,6 +168,7 @@ mod tests {
         assert_eq!(c.data.as_deref(), Some(Path::new("/tmp/alice")));
         assert_eq!(c.passphrase.as_deref(), Some("long words"));
         assert_eq!(c.starttls, Some(true));
+        assert_eq!(c.direct_tls, Some(true));
         assert_eq!(c.profile.as_deref(), Some("gajim"));
         assert_eq!(c.timeout, Some(5));
         assert_eq!(c.trust_on_first_use, Some(false));
