@@ -2,7 +2,7 @@
 //! offline secrets while away, and the inbox of offline messages not yet acknowledged
 //! ([`Account::inbox`]), in one of two places:
 //!
-//! - a data directory ([`Account::open`], feature `durable`, on by default): one redb file
+//! - a data directory (`Account::open`, feature `durable`, on by default): one redb file
 //!   (`esession.redb`) holding all of them. Secret values are sealed with a key derived from a
 //!   passphrase (argon2id, salt in `salt`) or given directly; without either, a random key in
 //!   `seal.key` (mode 0600).
@@ -65,7 +65,7 @@ impl core::fmt::Debug for Sealing {
     }
 }
 
-/// An account's stores: an opened data directory ([`Account::open`], feature `durable`) or
+/// An account's stores: an opened data directory (`Account::open`, feature `durable`) or
 /// memory ([`Account::in_memory`]).
 pub struct Account {
     dir: PathBuf,
