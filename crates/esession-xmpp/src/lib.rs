@@ -54,6 +54,7 @@ pub mod builder;
 pub mod client;
 pub mod engine;
 mod nodelay;
+mod smfix;
 pub mod pool;
 pub mod relay;
 #[cfg(any(feature = "starttls", test))]

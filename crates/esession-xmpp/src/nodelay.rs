@@ -10,6 +10,7 @@
 //! after it connects; the TLS handshake is tokio-xmpp's (`tls_common::establish_tls_connection`:
 //! rustls, the system's roots, the certificate checked against the JID's domain).
 
+use crate::smfix::SmFailedFix;
 use sasl::common::ChannelBinding;
 use std::borrow::Cow;
 use tokio::io::BufStream;
@@ -34,7 +35,7 @@ fn header(jid: &Jid) -> StreamHeader<'_> {
 pub(crate) struct Plain(pub(crate) DnsConfig);
 
 impl ServerConnector for Plain {
-    type Stream = BufStream<TcpStream>;
+    type Stream = BufStream<SmFailedFix<TcpStream>>;
 
     async fn connect(
         &self,
@@ -42,7 +43,7 @@ impl ServerConnector for Plain {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), tokio_xmpp::Error> {
-        let stream = BufStream::new(connect_tcp(&self.0).await?);
+        let stream = BufStream::new(SmFailedFix::new(connect_tcp(&self.0).await?));
         Ok((initiate_stream(stream, ns, header(jid), timeouts).await?, ChannelBinding::None))
     }
 }
@@ -54,7 +55,7 @@ pub(crate) struct StartTls(pub(crate) DnsConfig);
 
 #[cfg(feature = "starttls")]
 impl ServerConnector for StartTls {
-    type Stream = <tokio_xmpp::connect::StartTlsServerConnector as ServerConnector>::Stream;
+    type Stream = TlsStream;
 
     async fn connect(
         &self,
@@ -69,13 +70,16 @@ impl ServerConnector for StartTls {
             return Err(tokio_xmpp::Error::Protocol(tokio_xmpp::error::ProtocolError::NoTls));
         }
         let (tls, binding) = tokio_xmpp::connect::starttls::starttls(clear, jid.domain().as_str()).await?;
-        Ok((initiate_stream(BufStream::new(tls), ns, header(jid), timeouts).await?, binding))
+        Ok((
+            initiate_stream(BufStream::new(SmFailedFix::new(tls)), ns, header(jid), timeouts).await?,
+            binding,
+        ))
     }
 }
 
 /// The stream both TLS connectors produce (the same type: [`Srv`] uses either).
 #[cfg(feature = "starttls")]
-type TlsStream = BufStream<tokio_xmpp::connect::tls_common::TlsStream<TcpStream>>;
+type TlsStream = BufStream<SmFailedFix<tokio_xmpp::connect::tls_common::TlsStream<TcpStream>>>;
 
 /// Direct TLS (XEP-0368, RFC 7590 §3.2): TLS from the first octet, then the stream.
 #[cfg(feature = "starttls")]
@@ -103,7 +107,7 @@ impl ServerConnector for DirectTls {
             from: Some(Cow::Borrowed(bare.as_str())),
             id: None,
         };
-        Ok((initiate_stream(BufStream::new(tls), ns, header, timeouts).await?, binding))
+        Ok((initiate_stream(BufStream::new(SmFailedFix::new(tls)), ns, header, timeouts).await?, binding))
     }
 }
 

@@ -183,6 +183,111 @@ async fn a_bare_jid_reaches_the_resource_that_takes_sessions_not_the_newest() {
     pump.abort();
 }
 
+/// A TCP relay on loopback to the server that cuts a connection (both ways, at once) once
+/// `cut_after` octets have gone from the server to the client on it, once, and relays the
+/// connections after that whole: a connection that drops in the middle of a flow. Returns its port and whether it cut.
+async fn cutting_relay(
+    server: u16,
+    cut_after: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let outbound = tokio::net::TcpStream::connect(("127.0.0.1", server)).await.unwrap();
+            // Until the one cut, every connection may be it (the client's first, a login
+            // check, carries less).
+            let limit = if flag.load(Ordering::SeqCst) { usize::MAX } else { cut_after };
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let (mut ci, mut co) = inbound.into_split();
+                let (mut si, mut so) = outbound.into_split();
+                let up = tokio::spawn(async move {
+                    let mut b = vec![0u8; 4096];
+                    while let Ok(n) = ci.read(&mut b).await {
+                        if n == 0 || so.write_all(&b[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut b = vec![0u8; 4096];
+                let mut sent = 0usize;
+                while let Ok(n) = si.read(&mut b).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let n = n.min(limit.saturating_sub(sent));
+                    if n == 0 || co.write_all(&b[..n]).await.is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if sent >= limit {
+                        flag.store(true, Ordering::SeqCst);
+                        break;
+                    }
+                }
+                up.abort();
+                // Both halves dropped here: the client and the server see the connection die.
+            });
+        }
+    });
+    (port, cut)
+}
+
+#[tokio::test]
+#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn a_connection_dropped_during_an_offline_return_loses_and_repeats_nothing() {
+    const N: usize = 120;
+    let p = server(&["alice", "bob"]);
+    let mut alice = login(&p, "alice", &["bob"]).await;
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let alice_jid = alice.jid().clone();
+    alice.go_offline().await.unwrap();
+    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: false } if *peer == alice_jid))
+        .await
+        .unwrap();
+    let to = parse_jid("alice@localhost").unwrap();
+    for i in 0..N {
+        assert_eq!(bob.send_text(&to, &format!("m{i:03}")).await.unwrap(), Delivery::Offline);
+    }
+    bob.disconnect().await.unwrap();
+    // Alice comes back through a relay that cuts her connection part way into the return.
+    let (port, cut) = cutting_relay(p.port, 40_000).await;
+    let acct = account(&p, "alice", &["bob"]);
+    let mut alice =
+        Client::connect(Options::new("alice@localhost", PASSWORD, &format!("127.0.0.1:{port}")), acct)
+            .await
+            .unwrap();
+    let mut got: Vec<String> = Vec::new();
+    let mut quiet = 0;
+    while got.len() < N && quiet < 3 {
+        match alice.wait_for(|e| matches!(e, Event::Message { .. })).await {
+            Ok(e) => {
+                quiet = 0;
+                if let Event::Message { id: Some(id), .. } = &e {
+                    alice.ack(id).unwrap();
+                }
+                got.push(e.body().unwrap_or_default());
+            }
+            Err(Error::Timeout(_)) => quiet += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(cut.load(std::sync::atomic::Ordering::SeqCst), "the relay cut the connection during the return");
+    let expected: Vec<String> = (0..N).map(|i| format!("m{i:03}")).collect();
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "a message delivered twice");
+    assert_eq!(got, expected, "every message once, in order ({} of {N} came)", got.len());
+}
+
 /// Waits for the client to be back after a server restart (tokio-xmpp retries after 1, 2, 4,
 /// 8 s...: a few timeouts may pass first).
 async fn reconnected(c: &mut Client) -> (Jid, bool) {
