@@ -149,6 +149,33 @@ mod tests {
             fresh.decompress(second.clone()).is_err()
                 || fresh.decompress(second.clone()).map(|m| m != msg).unwrap_or(true)
         );
+        // Mutation testing (docs/conformance.md): inputs that take the compression and
+        // decompression loops round more than once (incompressible, larger than the first
+        // buffers), and sizes at the buffers' edges, come back whole.
+        assert!(supported(&Compress::Zlib));
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..MAX_DECOMPRESSED / 2)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (mut c3, mut d3) =
+            (Compressor::new(&Compress::Zlib).unwrap(), Decompressor::new(&Compress::Zlib).unwrap());
+        for n in [0, 1, 63, 64, 255, 256, 257, 4096, 65_536, noise.len()] {
+            let m = noise[..n].to_vec();
+            assert_eq!(d3.decompress(c3.compress(m.clone()).unwrap()).unwrap(), m, "{n} octets of noise");
+            let same = vec![b'z'; n];
+            assert_eq!(d3.decompress(c3.compress(same.clone()).unwrap()).unwrap(), same, "{n} equal octets");
+        }
+        // Garbage is refused, not looped on.
+        let mut d4 = Decompressor::new(&Compress::Zlib).unwrap();
+        assert_eq!(
+            d4.decompress(noise[..4096].to_vec()),
+            Err(Error::Terminated(TerminationCause::Compression))
+        );
         let big = vec![b'a'; 4 * MAX_DECOMPRESSED];
         let mut c2 = Compressor::new(&Compress::Zlib).unwrap();
         let bomb = c2.compress(big).unwrap();

@@ -434,6 +434,42 @@ mod tests {
         assert!(serialize_secret(&s).unwrap().is_some());
     }
 
+    /// Mutation testing (docs/conformance.md): the limits at their exact boundary, the count
+    /// of elements summed over the stanza's children, and both stanza namespaces.
+    #[test]
+    fn the_limits_hold_at_their_boundary() {
+        // Octets: exactly the limit is read, one more is refused unread (both parsers).
+        let limit = Limits::CONTENT.octets;
+        let text = |n: usize| format!("<body>{}</body>", "a".repeat(n - 13)).into_bytes();
+        for p in [parse, parse_general] {
+            assert_eq!(p(CLIENT_NS, &text(limit)).unwrap().len(), 1);
+            assert_eq!(p(CLIENT_NS, &text(limit + 1)), Err(Error::Terminated(TerminationCause::Xml)));
+        }
+        // Elements: summed over the children we send, the limit passes, one more does not.
+        let children = |n: usize| {
+            let mut m = Element::builder("message", CLIENT_NS).build();
+            for _ in 0..n {
+                m.append_child(Element::bare("x", "urn:example"));
+            }
+            m
+        };
+        assert!(serialize_secret(&children(Limits::CONTENT.elements)).unwrap().is_some());
+        assert!(matches!(
+            serialize_secret(&children(Limits::CONTENT.elements + 1)),
+            Err(Error::Malformed(_))
+        ));
+        // `<thread/>` and `<error/>` stay clear in either stanza namespace, and only there.
+        for ns in [CLIENT_NS, "jabber:server"] {
+            assert!(
+                stays_clear(&Element::bare("thread", ns)) && stays_clear(&Element::bare("error", ns)),
+                "{ns}"
+            );
+            assert!(!stays_clear(&Element::bare("body", ns)), "{ns}");
+        }
+        assert!(!stays_clear(&Element::bare("thread", "urn:example")));
+        assert!(!stays_clear(&Element::bare("error", "urn:example")));
+    }
+
     #[test]
     fn malformed_content_terminates() {
         for bad in [&b"<body>x"[..], b"text", b"<a></b>", b"</esession-content><x/>", b"\xff"] {
