@@ -170,6 +170,13 @@ mod tests {
             let same = vec![b'z'; n];
             assert_eq!(d3.decompress(c3.compress(same.clone()).unwrap()).unwrap(), same, "{n} equal octets");
         }
+        // A stream that ended, then more octets: nothing more is read, refused (not looped on).
+        let mut z = flate2::Compress::new(flate2::Compression::default(), true);
+        let mut ended = Vec::with_capacity(256);
+        z.compress_vec(b"finished", &mut ended, flate2::FlushCompress::Finish).unwrap();
+        ended.extend_from_slice(b"trailing octets");
+        let mut d5 = Decompressor::new(&Compress::Zlib).unwrap();
+        assert_eq!(d5.decompress(ended), Err(Error::Terminated(TerminationCause::Compression)));
         // Garbage is refused, not looped on.
         let mut d4 = Decompressor::new(&Compress::Zlib).unwrap();
         assert_eq!(
