@@ -445,6 +445,14 @@ mod tests {
             assert_eq!(p(CLIENT_NS, &text(limit)).unwrap().len(), 1);
             assert_eq!(p(CLIENT_NS, &text(limit + 1)), Err(Error::Terminated(TerminationCause::Xml)));
         }
+        // Depth and elements exactly at the limits: read by both parsers (the general one wraps
+        // the content in one more element, and allows for it).
+        let deep = format!("{}{}", "<a>".repeat(Limits::CONTENT.depth), "</a>".repeat(Limits::CONTENT.depth));
+        let many = "<a/>".repeat(Limits::CONTENT.elements);
+        for p in [parse, parse_general] {
+            assert_eq!(p(CLIENT_NS, deep.as_bytes()).unwrap().len(), 1);
+            assert_eq!(p(CLIENT_NS, many.as_bytes()).unwrap().len(), Limits::CONTENT.elements);
+        }
         // Elements: summed over the children we send, the limit passes, one more does not.
         let children = |n: usize| {
             let mut m = Element::builder("message", CLIENT_NS).build();
