@@ -109,9 +109,33 @@ enum Pk {
 }
 
 impl PartialEq for PublicKey {
+    /// Equal components (as [`PublicKey::components`] gives them), compared in place: trust
+    /// stores compare keys on every stanza, and building the components cost two allocations
+    /// per comparison.
     fn eq(&self, other: &Self) -> bool {
-        self.components() == other.components()
+        match (&self.0, &other.0) {
+            (Pk::Rsa(a), Pk::Rsa(b)) => same(a.n(), b.n()) && same(a.e(), b.e()),
+            #[cfg(feature = "dsa")]
+            (Pk::Dsa(a), Pk::Dsa(b)) => {
+                let (ca, cb) = (a.components(), b.components());
+                same(ca.p(), cb.p()) && same(ca.q(), cb.q()) && same(ca.g(), cb.g()) && same(a.y(), b.y())
+            }
+            #[cfg(feature = "dsa")]
+            _ => false,
+        }
     }
+}
+
+/// Whether two integers are equal whatever their precision (their limbs, high zero limbs
+/// aside). Public values: not constant time.
+fn same(a: &BoxedUint, b: &BoxedUint) -> bool {
+    significant(a.as_limbs()).iter().map(|x| x.0).eq(significant(b.as_limbs()).iter().map(|x| x.0))
+}
+
+/// The limbs below the highest nonzero one included.
+fn significant(l: &[crypto_bigint::Limb]) -> &[crypto_bigint::Limb] {
+    let n = l.iter().rposition(|x| x.0 != 0).map_or(0, |i| i + 1);
+    l.get(..n).unwrap_or_default()
 }
 
 impl Eq for PublicKey {}

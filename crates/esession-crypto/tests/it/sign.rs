@@ -150,3 +150,29 @@ fn xep_vector_rsa_signatures_reproduced() {
         assert_eq!(public.verify(Profile::Xep, &alg, &other, &expected), Err(Error::Crypto), "{who}");
     }
 }
+
+/// Key equality is equality of the components, whatever their encoding's padding: a key
+/// equals itself rebuilt from zero-padded components, and differs from another key of the
+/// same kind (one bit of the modulus changed) and from a key of the other kind.
+#[test]
+fn keys_are_equal_exactly_when_their_components_are() {
+    use esession_crypto::KeyComponents;
+    let (rsa, dsa) = keys();
+    for k in [rsa.public_key(), dsa.public_key()] {
+        let padded = match k.components() {
+            KeyComponents::Rsa { n, e } => {
+                KeyComponents::Rsa { n: [vec![0, 0, 0, 0, 0, 0, 0, 0, 0], n].concat(), e: [vec![0; 17], e].concat() }
+            }
+            KeyComponents::Dsa { p, q, g, y } => KeyComponents::Dsa { p, q, g, y: [vec![0; 9], y].concat() },
+            _ => unreachable!(),
+        };
+        assert!(PublicKey::from_components(&padded).unwrap() == k);
+        // (Another DSA key of the same group would need a y of the subgroup: RSA only.)
+        let KeyComponents::Rsa { mut n, e } = k.components() else { continue };
+        *n.last_mut().unwrap() ^= 2;
+        let other = PublicKey::from_components(&KeyComponents::Rsa { n, e }).unwrap();
+        assert!(other != k);
+        assert_eq!(other.components() == k.components(), other == k);
+    }
+    assert!(rsa.public_key() != dsa.public_key());
+}
