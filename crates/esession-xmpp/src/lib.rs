@@ -54,9 +54,9 @@ pub mod builder;
 pub mod client;
 pub mod engine;
 mod nodelay;
-mod smfix;
 pub mod pool;
 pub mod relay;
+mod smfix;
 #[cfg(any(feature = "starttls", test))]
 mod srv;
 

@@ -160,9 +160,10 @@ fn keys_are_equal_exactly_when_their_components_are() {
     let (rsa, dsa) = keys();
     for k in [rsa.public_key(), dsa.public_key()] {
         let padded = match k.components() {
-            KeyComponents::Rsa { n, e } => {
-                KeyComponents::Rsa { n: [vec![0, 0, 0, 0, 0, 0, 0, 0, 0], n].concat(), e: [vec![0; 17], e].concat() }
-            }
+            KeyComponents::Rsa { n, e } => KeyComponents::Rsa {
+                n: [vec![0, 0, 0, 0, 0, 0, 0, 0, 0], n].concat(),
+                e: [vec![0; 17], e].concat(),
+            },
             KeyComponents::Dsa { p, q, g, y } => KeyComponents::Dsa { p, q, g, y: [vec![0; 9], y].concat() },
         };
         assert!(PublicKey::from_components(&padded).unwrap() == k);

@@ -728,7 +728,13 @@ fn the_extended_search_finds_a_secret_of_another_jid_within_its_bound() {
         for i in 0..newer {
             let other = j(&format!("c{i}@example.net")).to_bare();
             b.retained
-                .replace(&other, None, esession_crypto::SecretBytes::from_slice(&[7; 32]), at(1 + i as i64), false)
+                .replace(
+                    &other,
+                    None,
+                    esession_crypto::SecretBytes::from_slice(&[7; 32]),
+                    at(1 + i as i64),
+                    false,
+                )
                 .unwrap();
         }
         let mut bob_cfg = small_cfg(Config::default());

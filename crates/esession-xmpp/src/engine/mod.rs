@@ -1060,7 +1060,8 @@ impl Engine {
         let mut step = Step::default();
         let bare = from.to_bare();
         let thread = thread_of(s);
-        let Some(i) = self.sessions.newest_of(&bare, |o| thread.as_deref().is_none_or(|t| t == o.est.thread()))
+        let Some(i) =
+            self.sessions.newest_of(&bare, |o| thread.as_deref().is_none_or(|t| t == o.est.thread()))
         else {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
