@@ -430,9 +430,15 @@ impl Engine {
         .map_err(Failure::Store)
     }
 
-    /// Whether a kept message is held: its key is not trusted for its sender.
+    /// Whether a kept message is held: its key is not trusted for its sender. Trusted means
+    /// associated in the store (the user's decision, or a pin): not the first-use view of
+    /// [`Engine::set_trust_on_first_use`], under which any key of a contact with no key yet
+    /// passes, which would release held messages of any key, unpinned, without a decision.
     fn is_held(&self, k: &Kept) -> bool {
-        k.untrusted.as_ref().is_some_and(|key| !self.stores.trust.trusts(&k.peer.to_bare(), key))
+        let bare = k.peer.to_bare();
+        k.untrusted
+            .as_ref()
+            .is_some_and(|key| !self.stores.trust.record(key).is_some_and(|r| r.jids.contains(&bare)))
     }
 
     /// Every kept offline message, in the order kept.
