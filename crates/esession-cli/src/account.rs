@@ -229,19 +229,14 @@ pub(crate) struct Settings {
     profile: Profile,
     pub(crate) timeout: Duration,
     pub(crate) json: bool,
+    /// `trust_on_first_use = true` in the configuration file.
+    first_use: bool,
 }
 
 impl Settings {
     /// Merges the command line with the configuration file.
     pub(crate) fn new(c: Common) -> Result<Self, Fail> {
         let mut f = crate::config::load(c.config.as_deref())?;
-        if f.trust_on_first_use == Some(true) {
-            return Err(Fail::new(
-                Exit::Config,
-                "trust_on_first_use = true is not available yet: the client cannot accept a key it has \
-                 not been told to trust (docs/xmpp.md); verify keys with `esession trust verify`",
-            ));
-        }
         let jid = match c.jid.or_else(|| f.jid.take()) {
             Some(j) => {
                 let j = parse_jid(&j).map_err(|e| Fail::usage(format!("--jid: {e}")))?;
@@ -268,6 +263,7 @@ impl Settings {
             profile,
             timeout: Duration::from_secs(c.timeout.or(f.timeout).unwrap_or(20)),
             json: c.json,
+            first_use: f.trust_on_first_use == Some(true),
         })
     }
 
@@ -513,7 +509,9 @@ pub(crate) async fn login(s: &Settings, accepting: bool) -> Result<Client, Fail>
     o.profile = s.profile;
     o.timeout = s.timeout;
     let created = opened.created.clone();
-    let client = match Client::connect(o, opened.account).await {
+    // Trust on first use: a contact's first key is pinned (verified) as its session is made.
+    let builder = esession_xmpp::ClientBuilder::from(o).trust_on_first_use(s.first_use);
+    let client = match builder.connect(opened.account).await {
         Ok(c) => c,
         Err(e) => {
             if let Some(d) = created {

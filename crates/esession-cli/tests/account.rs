@@ -341,9 +341,41 @@ fn the_config_file_is_used_only_when_private() {
     std::fs::write(&file, "jid = \"alice@example.org\"\nservr = \"x\"\n").unwrap();
     let e = error_with(&t.run(&["trust", "list"]), 3);
     assert!(e.contains("config.toml:2") && e.contains("servr"), "{e}");
-    // trust_on_first_use is off by default; on, it is refused (the client cannot do it yet).
+    // trust_on_first_use is read (on: see trust_on_first_use_pins_the_first_key).
     std::fs::write(&file, "trust_on_first_use = true\n").unwrap();
-    error_with(&t.run(&["trust", "list", "--jid", "alice@example.org"]), 3);
+    ok(&t.run(&["trust", "list", "--jid", "alice@example.org"]));
+}
+
+/// `trust_on_first_use = true`: an offline message from a contact with no key yet is read (not
+/// held), and that key is then trusted and verified for the contact; without the setting it is
+/// held.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn trust_on_first_use_pins_the_first_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Prosody::start(&["alice", "bob", "carol"]);
+    keys(&p, &["alice", "bob", "carol"]);
+    trust(&p, "bob", "alice");
+    trust(&p, "carol", "alice");
+    ok(&esession(&p, "alice", &["offline", "publish"]));
+    ok(&esession(&p, "bob", &["send", "alice@localhost", "from bob"]));
+    let cfg = p.dir.join("alice-tofu.toml");
+    std::fs::write(&cfg, "trust_on_first_use = true\n").unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_tofu = |args: &[&str]| {
+        let mut a = vec!["--config", cfg.to_str().unwrap()];
+        a.extend_from_slice(args);
+        esession(&p, "alice", &a)
+    };
+    let out = ok(&with_tofu(&["receive", "--wait", "0"]));
+    let got = messages(&out);
+    assert!(got.len() == 1 && got[0].ends_with(" from bob"), "{out}");
+    let show = ok(&esession(&p, "alice", &["trust", "show", "bob@localhost"]));
+    assert!(show.contains("verified"), "{show}");
+    // Without the setting, a contact with no key is held as before.
+    ok(&esession(&p, "carol", &["send", "alice@localhost", "from carol"]));
+    let out = ok(&esession(&p, "alice", &["receive", "--wait", "0"]));
+    assert!(messages(&out).is_empty() && out.contains("untrusted key"), "{out}");
 }
 
 #[test]
