@@ -106,3 +106,55 @@ fn trust_on_first_use_turned_on_later_releases_held_messages_unpinned() {
         "a held message was told as protected without a decision or a pin: {told:?}"
     );
 }
+
+/// Trust on first use (issue 20) trusts "whoever answers first" for a contact with no key.
+/// Two offline starts under one stranger's JID with two different keys, in the same return,
+/// must not both be delivered as protected: online, the first key is associated as the
+/// session is established (so a second key is no longer a first use); offline starts were
+/// never associated, so every start of the batch passed as a first use, and the client's pin
+/// afterwards (FirstUse::Changed for the second) comes after the message was delivered.
+#[test]
+fn trust_on_first_use_accepts_one_key_per_stranger_in_a_return() {
+    let (ak, bk) = (rsa("rsa.pem"), bob_key());
+    let mut r = Relay::new(now());
+    let ap = ak.public_key();
+    let mut alice = engine(Some(ak), &[]);
+    alice.set_trust_on_first_use(true);
+    let a = r.add(ALICE, alice).unwrap();
+    let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap.clone())])).unwrap();
+    // Someone else under Bob's JID (another resource), with another key.
+    let m =
+        r.add("bob@example.com/other", engine(Some(rsa("rsa.pem")), &[("alice@example.org", ap)])).unwrap();
+    let t = r.now();
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
+    let (step, mut sets) = r.engine(a).go_offline(t, &plan, &[Audience::Subscribers], false).unwrap();
+    r.output(a, step);
+    r.drive();
+    r.disconnect(a);
+    r.drive();
+    for (i, text) in [(b, "from bob"), (m, "from someone else")] {
+        let ev = r.fetch_options(i, "alice@example.org").unwrap();
+        assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
+        let t = r.now();
+        for s in r
+            .engine(i)
+            .offline_start(t, &bare(ALICE), esession_xmpp::engine::body_message(text), false)
+            .unwrap()
+            .send
+        {
+            r.inject(i, s);
+        }
+        r.drive();
+    }
+    r.set_filter(Box::new(move |from, s| (from == a || s.name() != "message").then_some(s)));
+    let t = r.now();
+    let step = r.engine(a).come_back(t, Some(sets.remove(0).secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    let ea = r.take_events(a);
+    let delivered = bodies(&ea);
+    assert_eq!(delivered, ["from bob"], "two keys taken as Bob's first key: {delivered:?}");
+    // The other is held for the user's decision, not lost.
+    let held = ea.iter().filter(|e| matches!(e, Event::Untrusted { .. })).count();
+    assert_eq!(held, 1, "{ea:?}");
+}

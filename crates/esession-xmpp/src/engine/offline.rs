@@ -346,6 +346,18 @@ impl Engine {
                 });
                 return step;
             }
+            // A key taken on first use ([`Engine::set_trust_on_first_use`]) is remembered
+            // (XEP-0116 §7.4) before anything is told from it, as an online negotiation does:
+            // another key under the same JID (a later start of the same return, say) is then no
+            // first use any more, and is held.
+            if !held
+                && let Some(key) = session.peer_key()
+                && !self.stores.trust.record(key).is_some_and(|r| r.jids.contains(&from.to_bare()))
+                && let Err(e) = self.stores.trust.associate(&from.to_bare(), key.clone())
+            {
+                step.event(Event::Failed { peer: from.clone(), failure: Failure::Store(e) });
+                return step;
+            }
             let petname = super::petname_of(self.stores.trust.as_ref(), session.peer_key());
             let base = super::inbox::id_base(&replay);
             // 1. The content kept (with the replay entries, for recovery), 2. the replay
