@@ -25,7 +25,6 @@ fn stamped(mut s: Element, from: &str) -> Element {
 /// the situation, is dropped unread for up to a minute (Failure::Flooded). A legitimate
 /// contact is cut off by the engine's own reset.
 #[test]
-#[ignore = "review finding, not fixed: a legitimate contact's stale stanzas cut it off"]
 fn stale_stanzas_after_a_connection_reset_cut_the_contact_off() {
     // A few stale stanzas: Bob's new negotiation succeeds (the control).
     assert!(renegotiates_after(3).1);

@@ -32,6 +32,8 @@ impl Engine {
                 self.sessions.push(o);
                 continue;
             }
+            // The peer may not know yet: what it still sends in it is not its fault.
+            self.forgive(&o.est.peer().to_bare(), o.est.thread());
             step.event(Event::Terminated {
                 peer: o.est.peer().clone(),
                 thread: o.est.thread().to_owned(),

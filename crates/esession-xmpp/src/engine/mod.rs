@@ -238,6 +238,12 @@ pub struct Engine {
     /// (Keyed by the bare JID's text, so that a stanza of a contact cut off is dropped before
     /// its `from` is even parsed.)
     failures: HashMap<String, Strikes>,
+    /// Threads of sessions this engine ended without the peer knowing (a connection reset, the
+    /// session cap): the peer's stale stanzas and errors on them are not its fault, and are
+    /// not charged to its failure budget, up to [`FORGIVEN_PER_THREAD`] each. Oldest first,
+    /// at most [`FORGIVEN_THREADS`].
+    forgiven: HashMap<String, (BareJid, u32)>,
+    forgiven_order: std::collections::VecDeque<String>,
     /// Our own account (its presence is not a contact's).
     me: Option<BareJid>,
     /// Where offline messages wait for the application's acknowledgement ([`Inbox`]).
@@ -256,6 +262,11 @@ impl fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+/// Threads of sessions ended on our side alone that are remembered ([`Engine::forgive`]).
+const FORGIVEN_THREADS: usize = 4096;
+/// Stale stanzas forgiven per such thread.
+const FORGIVEN_PER_THREAD: u32 = 256;
 
 /// A contact's budget of failed stanzas, and whether its cut-off was told.
 #[derive(Debug)]
@@ -348,6 +359,8 @@ impl Engine {
             presence: presence::Roster::default(),
             requests: HashMap::new(),
             failures: HashMap::new(),
+            forgiven: HashMap::new(),
+            forgiven_order: std::collections::VecDeque::new(),
             me: None,
             inbox: None,
             ticked: None,
@@ -579,7 +592,7 @@ impl Engine {
         let Ok(shape) = xml::measure(s, self.limits.stanza) else {
             let mut inner = Step::default();
             inner.event(Event::Failed { peer: from.clone(), failure: Failure::TooLarge });
-            self.count_failures(now, &from, &bare, &inner);
+            self.count_failures(now, &from, &bare, &inner, s);
             step.append(inner);
             return step;
         };
@@ -592,9 +605,22 @@ impl Engine {
             return step;
         }
         let inner = self.route(now, &from, s);
-        self.count_failures(now, &from, &bare, &inner);
+        self.count_failures(now, &from, &bare, &inner, s);
         step.append(inner);
         step
+    }
+
+    /// Remembers that the session of `thread` with `peer` ended here without the peer knowing:
+    /// what it still sends on that thread is not charged to its failure budget.
+    pub(super) fn forgive(&mut self, peer: &BareJid, thread: &str) {
+        if self.forgiven.insert(thread.to_owned(), (peer.clone(), FORGIVEN_PER_THREAD)).is_none() {
+            self.forgiven_order.push_back(thread.to_owned());
+        }
+        while self.forgiven_order.len() > FORGIVEN_THREADS {
+            if let Some(t) = self.forgiven_order.pop_front() {
+                self.forgiven.remove(&t);
+            }
+        }
     }
 
     /// Whether the contact `bare` (a bare JID's text) spent its failure budget
@@ -622,7 +648,7 @@ impl Engine {
 
     /// Charges `bare`'s failure budget for every failure of its own that handling its stanza
     /// caused (what a peer, or someone in its name, did wrong; not our own policy or state).
-    fn count_failures(&mut self, now: DateTime<Utc>, from: &Jid, bare: &BareJid, step: &Step) {
+    fn count_failures(&mut self, now: DateTime<Utc>, from: &Jid, bare: &BareJid, step: &Step, s: &Element) {
         // Our own account and servers (PEP, the server's bounces) are never cut off.
         if from.node().is_none() || self.me.as_ref() == Some(bare) {
             return;
@@ -630,6 +656,16 @@ impl Engine {
         let per_minute = self.limits.failures_per_minute;
         for e in &step.events {
             let Event::Failed { peer, failure } = e else { continue };
+            // A stanza (or an error) on the thread of a session we ended alone: forgiven.
+            if matches!(failure, Failure::NoSession | Failure::PeerError { .. })
+                && let Some(t) = thread_of(s)
+                && let Some((p, left)) = self.forgiven.get_mut(&t)
+                && p == bare
+                && *left > 0
+            {
+                *left -= 1;
+                continue;
+            }
             let theirs = matches!(
                 failure,
                 Failure::NoSession
@@ -1045,6 +1081,9 @@ impl Engine {
             && let Some(i) = self.sessions.iter().enumerate().min_by_key(|(_, o)| o.used).map(|(i, _)| i)
         {
             let old = self.sessions.remove(i);
+            if !old.offline {
+                self.forgive(&old.est.peer().to_bare(), old.est.thread());
+            }
             step.event(Event::Terminated {
                 peer: old.est.peer().clone(),
                 thread: old.est.thread().to_owned(),
