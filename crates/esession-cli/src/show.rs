@@ -52,7 +52,11 @@ fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
         Ended::Presence if offline => format!("{bare} came online: the offline session ended"),
         Ended::Presence => format!("the session with {bare} ended (you went offline)"),
         Ended::ConnectionLost => {
-            format!("the connection to the server was lost: the session with {bare} ended (start a new one)")
+            format!(
+                "the connection to the server was lost: the session with {bare} ended; what you sent in \
+                 it since the connection dropped may not have arrived (send it again: a new line starts \
+                 a new session)"
+            )
         }
         _ => format!("the session with {bare} ended"),
     })

@@ -8,7 +8,7 @@
 //!
 //! - Transport: built with the `starttls` feature, the bot requires STARTTLS (certificate
 //!   checked against the system's roots) and finds the server through the JID's DNS SRV record
-//!   when no SERVER is given. Without the feature it has no TLS stack, so it only talks plain
+//!   when no SERVER is given; a SERVER on a loopback address is spoken to in plain TCP. Without the feature it has no TLS stack, so it only talks plain
 //!   TCP to a server on a loopback address (a local test server such as the repository's
 //!   `e2e/server`): the password never crosses a network in clear.
 //! - Identity: the account lives in DATA_DIR (default `./echo-bot-data`); on the first run an
@@ -76,12 +76,17 @@ pub(crate) fn open_account(dir: &Path) -> Result<Account, Error> {
     Ok(account)
 }
 
-/// Logs in: STARTTLS with the `starttls` feature, plain TCP to loopback without.
+/// Logs in: STARTTLS with the `starttls` feature, except to a server given on a loopback
+/// address (a local test server: plain TCP, as without the feature).
 ///
 /// # Errors
 /// As [`Client::connect`].
 pub(crate) async fn connect(args: &Args, account: Account) -> Result<Client, Error> {
-    let tls = if cfg!(feature = "starttls") { Tls::StartTls } else { Tls::PlainLoopbackOnly };
+    let loopback = args.server.as_deref().is_some_and(|s| {
+        let host = s.rsplit_once(':').map_or(s, |(h, _)| h).trim_start_matches('[').trim_end_matches(']');
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+    });
+    let tls = if cfg!(feature = "starttls") && !loopback { Tls::StartTls } else { Tls::PlainLoopbackOnly };
     let mut b: ClientBuilder = Client::builder(&args.jid, &args.password).tls(tls).trust_on_first_use(true);
     if let Some(s) = &args.server {
         b = b.server(s);

@@ -166,6 +166,15 @@ impl fmt::Display for Error {
                 cause(f, source)
             }
             Error::Auth(s) => {
+                // A server that offers no mechanism over plain TCP wants encryption first (SASL
+                // PLAIN and SCRAM are offered only under TLS by Prosody's defaults).
+                let no_mechanism =
+                    s.as_ref().is_some_and(|e| e.to_string().contains("no matching SASL mechanism"));
+                if no_mechanism {
+                    write!(f, "login refused: the server offers no login this client can use here")?;
+                    cause(f, s)?;
+                    return write!(f, " (it may require encryption: use STARTTLS or direct TLS)");
+                }
                 write!(f, "login refused (wrong JID or password?)")?;
                 cause(f, s)
             }
@@ -245,4 +254,20 @@ pub fn parse_jid(s: &str) -> Result<Jid, Error> {
 /// [`Error::BadJid`].
 pub fn parse_bare(s: &str) -> Result<BareJid, Error> {
     parse_jid(s).map(|j| j.to_bare())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// A refused login says what to do: a wrong password, or (no mechanism offered in clear)
+    /// encryption the server requires.
+    #[test]
+    fn a_refused_login_says_why() {
+        let auth = |m: &str| Error::Auth(Some(Box::new(std::io::Error::other(m.to_owned())))).to_string();
+        let clear = auth("no matching SASL mechanism available");
+        assert!(clear.contains("may require encryption") && !clear.contains("password"), "{clear}");
+        let wrong = auth("not-authorized");
+        assert!(wrong.contains("wrong JID or password"), "{wrong}");
+    }
 }

@@ -12,8 +12,10 @@
 //! value is only an optimization hint for the client (tokio-xmpp ignores it when it cannot use
 //! it); the answer is then read as a failed resumption, and the client binds a new resource, as
 //! XEP-0198 §5 says. Only a start tag can match: in XML character data `<` is always escaped,
-//! and inside an encrypted stanza everything is Base64. What it holds back between two reads
-//! is at most the length of that tag. Remove it once xmpp-parsers accepts the element.
+//! and inside an encrypted stanza everything is Base64; a peer's clear stanza that carries such
+//! an element as a child gets the attribute too (harmless: nothing signs or encrypts it). What
+//! it holds back between two reads is at most the length of that tag. Remove it once
+//! xmpp-parsers accepts the element.
 
 use std::io;
 use std::pin::Pin;

@@ -217,7 +217,10 @@ pub enum Ended {
     Presence,
     /// Our connection to the server was lost and established again without resumption (a
     /// server restart): the server announced our resource unavailable, so the peer ended the
-    /// session ([`crate::Engine::connection_reset`]). Start a new one to go on.
+    /// session ([`crate::Engine::connection_reset`]). Start a new one to go on. What was sent
+    /// in it after the connection dropped (while the client was reconnecting) may not have
+    /// reached the peer, which no longer holds the session: it is not known which, so an
+    /// application that must not lose a message sends it again in the new session.
     ConnectionLost,
 }
 
