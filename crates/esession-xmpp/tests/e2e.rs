@@ -77,7 +77,13 @@ async fn message(c: &mut Client) -> (Jid, String) {
 }
 
 async fn negotiated(c: &mut Client) -> Option<String> {
-    match c.wait_for(|e| matches!(e, Event::Negotiated { .. } | Event::Failed { .. })).await.unwrap() {
+    // A stanza of no session (a late one of an earlier exchange, e.g. re-sent by the server
+    // after a reconnection) is not about this negotiation, as in `Client::negotiate`.
+    let outcome = |e: &Event| {
+        matches!(e, Event::Negotiated { .. })
+            || matches!(e, Event::Failed { failure, .. } if *failure != Failure::NoSession)
+    };
+    match c.wait_for(outcome).await.unwrap() {
         Event::Negotiated { sas, .. } => sas.map(|s| s.to_string()),
         other => panic!("negotiation failed: {other:?}"),
     }
