@@ -38,7 +38,8 @@ pub(crate) struct Common {
     #[arg(long, global = true, env = "ESESSION_PASSWORD", hide_env_values = true)]
     password: Option<String>,
     /// The server as host[:port] (a name or an address; port 5222 by default). Default: the
-    /// JID's domain, found through its DNS SRV record (`_xmpp-client._tcp`).
+    /// JID's domain, found through its DNS SRV records (`_xmpps-client._tcp` for direct TLS,
+    /// `_xmpp-client._tcp` for STARTTLS).
     #[arg(long, global = true)]
     server: Option<String>,
     /// The account's data directory.
@@ -102,7 +103,7 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         pem: Option<PathBuf>,
     },
-    /// Contacts' keys: list, show, verify, untrust, petname.
+    /// Contacts' keys: list, show, verify, refuse, untrust, petname.
     #[command(subcommand)]
     Trust(TrustCmd),
     /// Contacts: add, approve, deny, remove, list (presence subscriptions).
