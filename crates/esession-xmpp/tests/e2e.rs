@@ -67,6 +67,20 @@ async fn befriend(a: &mut Client, b: &mut Client) {
     b.wait_for(|e| matches!(e, Event::Presence { peer, available: true } if *peer == af)).await.unwrap();
 }
 
+/// Alice and Bob log in and befriend each other, then Alice goes offline (publishing her
+/// offline options): Bob, once he has seen her leave.
+async fn bob_with_alice_away(p: &Prosody) -> Client {
+    let mut alice = login(p, "alice", &["bob"]).await;
+    let mut bob = login(p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let alice_jid = alice.jid().clone();
+    alice.go_offline().await.unwrap();
+    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: false } if *peer == alice_jid))
+        .await
+        .unwrap();
+    bob
+}
+
 async fn message(c: &mut Client) -> (Jid, String) {
     let e = c.wait_for(|e| matches!(e, Event::Message { .. })).await.unwrap();
     let body = e.body().unwrap_or_default();
@@ -250,14 +264,7 @@ async fn cutting_relay(
 async fn a_connection_dropped_during_an_offline_return_loses_and_repeats_nothing() {
     const N: usize = 120;
     let p = server(&["alice", "bob"]);
-    let mut alice = login(&p, "alice", &["bob"]).await;
-    let mut bob = login(&p, "bob", &["alice"]).await;
-    befriend(&mut alice, &mut bob).await;
-    let alice_jid = alice.jid().clone();
-    alice.go_offline().await.unwrap();
-    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: false } if *peer == alice_jid))
-        .await
-        .unwrap();
+    let mut bob = bob_with_alice_away(&p).await;
     let to = parse_jid("alice@localhost").unwrap();
     for i in 0..N {
         assert_eq!(bob.send_text(&to, &format!("m{i:03}")).await.unwrap(), Delivery::Offline);
@@ -367,14 +374,7 @@ async fn a_server_restart_ends_online_sessions_and_the_clients_reconnect_by_them
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 async fn offline_messages_survive_a_server_restart_and_a_replay_is_rejected() {
     let mut p = server(&["alice", "bob", "carol"]);
-    let mut alice = login(&p, "alice", &["bob"]).await;
-    let mut bob = login(&p, "bob", &["alice"]).await;
-    befriend(&mut alice, &mut bob).await;
-    let alice_jid = alice.jid().clone();
-    alice.go_offline().await.unwrap();
-    bob.wait_for(|e| matches!(e, Event::Presence { peer, available: false } if *peer == alice_jid))
-        .await
-        .unwrap();
+    let mut bob = bob_with_alice_away(&p).await;
     bob.record_outgoing();
     for text in ["one", "two", "three"] {
         assert_eq!(
