@@ -92,32 +92,66 @@ fn run(mut cmd: Command) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
-    let mut fmt = cargo();
-    fmt.args(["fmt", "--all", "--", "--check"]);
-    run(fmt)?;
-    let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
-    run(clippy)?;
-    conformance::run(&root())?;
-    no_hazmat_in_binary()?;
-    features::run()?;
-    package::run_package(false)?;
-    api::check_if_nightly()?;
+    let mut steps = Steps::default();
+    let result = test_steps(&mut steps);
+    steps.report();
+    result
+}
+
+/// Each step of `test` timed, printed at the end (also when a step failed): CI's time is spent
+/// there, and the figures say where.
+#[derive(Default)]
+struct Steps(Vec<(&'static str, std::time::Duration)>);
+
+impl Steps {
+    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+        let start = std::time::Instant::now();
+        let r = f();
+        self.0.push((name, start.elapsed()));
+        r
+    }
+
+    fn report(&self) {
+        let total: std::time::Duration = self.0.iter().map(|(_, d)| *d).sum();
+        eprintln!("xtask: time per step");
+        for (name, d) in &self.0 {
+            eprintln!("xtask:   {name:<12} {:>7.1} s", d.as_secs_f64());
+        }
+        eprintln!("xtask:   {:<12} {:>7.1} s", "total", total.as_secs_f64());
+    }
+}
+
+fn test_steps(steps: &mut Steps) -> Result<(), String> {
+    steps.time("fmt", || {
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--all", "--", "--check"]);
+        run(fmt)
+    })?;
+    steps.time("clippy", || {
+        let mut clippy = cargo();
+        clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+        run(clippy)
+    })?;
+    steps.time("conformance", || conformance::run(&root()))?;
+    steps.time("no-hazmat", no_hazmat_in_binary)?;
+    steps.time("features", features::run)?;
+    steps.time("package", || package::run_package(false))?;
+    steps.time("api", api::check_if_nightly)?;
     let skip_e2e = env::var("ESESSION_E2E").as_deref() == Ok("skip");
     if !skip_e2e {
-        for kind in SERVERS {
-            ensure_server(kind)?;
-        }
+        steps.time("servers", || SERVERS.iter().try_for_each(|kind| ensure_server(kind)))?;
     }
-    let mut t = cargo();
-    t.args(["test", "--workspace"]);
-    run(t)?;
+    steps.time("tests", || {
+        let mut t = cargo();
+        t.args(["test", "--workspace"]);
+        run(t)
+    })?;
     if skip_e2e {
         eprintln!("xtask: ESESSION_E2E=skip: the end-to-end tests against Prosody and ejabberd did NOT run");
     } else {
-        e2e()?;
+        steps.time("e2e", e2e)?;
     }
-    vectors(&[])
+    steps.time("vectors", || vectors(&[]))
 }
 
 /// The `esession` binary must not be built with esession-negotiate's `hazmat` feature (it keeps
