@@ -171,7 +171,7 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
             )
         }
         Event::Negotiated { offline: true, .. } => {
-            format!("* offline session from {}", e.who().unwrap_or_default())
+            format!("* offline session with {}", e.who().unwrap_or_default())
         }
         Event::Negotiated { .. } => {
             format!("* encrypted session with {} (no SAS to compare)", e.who().unwrap_or_default())

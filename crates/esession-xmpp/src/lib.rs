@@ -163,7 +163,23 @@ impl fmt::Display for Error {
         match self {
             Error::Unreachable { server, source } => {
                 write!(f, "cannot reach the server {server}")?;
-                cause(f, source)
+                cause(f, source)?;
+                // rustls says what is wrong with the certificate, not what to do about it.
+                if source.as_ref().is_some_and(|e| e.to_string().contains("certificate")) {
+                    write!(
+                        f,
+                        " (the server's certificate must name the JID's domain and chain to a root the \
+                         system trusts; a private CA's certificates can be given in a PEM file with the \
+                         environment variable SSL_CERT_FILE=PATH)"
+                    )?;
+                } else if source.as_ref().is_some_and(|e| e.to_string().contains("InvalidContentType")) {
+                    // Direct TLS to a port that speaks XML first.
+                    write!(
+                        f,
+                        " (the server did not answer in TLS: this port may expect STARTTLS, not direct TLS)"
+                    )?;
+                }
+                Ok(())
             }
             Error::Auth(s) => {
                 // A server that offers no mechanism over plain TCP wants encryption first (SASL

@@ -82,6 +82,7 @@ async fn starttls_with_a_self_signed_certificate() {
     let acct = Account::open(&p.data("alice"), Sealing::KeyFile).unwrap();
     let e = Client::connect(options(&p.server(), "alice"), acct).await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("SSL_CERT_FILE"), "the error says what to do: {e}");
     // Trusted: the child half.
     trusted_child(TEST, &p, &[("ESESSION_TLS_SERVER", p.server())]);
 }
@@ -101,6 +102,7 @@ async fn direct_tls_with_a_self_signed_certificate() {
             .await
             .unwrap_err();
         assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+        assert!(e.to_string().contains("STARTTLS"), "the error says what to do: {e}");
         let alice = Client::connect(with_tls(&server, "alice", Tls::DirectTls), open("alice")).await.unwrap();
         // Bob names the server by its host name (resolved, then TLS for the JID's domain).
         let by_name = server.replace("127.0.0.1", "localhost");
@@ -121,6 +123,7 @@ async fn direct_tls_with_a_self_signed_certificate() {
     let acct = Account::open(&p.data("alice"), Sealing::KeyFile).unwrap();
     let e = Client::connect(with_tls(&direct, "alice", Tls::DirectTls), acct).await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e}");
+    assert!(e.to_string().contains("SSL_CERT_FILE"), "the error says what to do: {e}");
     // Trusted: the child half.
     trusted_child(
         DIRECT,
