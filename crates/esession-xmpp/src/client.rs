@@ -697,9 +697,9 @@ impl Client {
     /// tokio-xmpp connected again by itself (with backoff: 1 s, doubled up to 30 s) after the
     /// connection was lost. Resumed (XEP-0198): nothing was lost. Not resumed (the server
     /// restarted, or forgot the stream): the server announced our old resource unavailable,
-    /// so online sessions and negotiations end ([`Engine::connection_reset`]), the new
-    /// resource is ours, and presence is announced again (contacts' presence comes back with
-    /// it). The application is told first ([`Event::Reconnected`]), then what ended.
+    /// so online sessions and negotiations end and presence is announced again
+    /// ([`Engine::connection_reset`]; contacts' presence comes back with it); the new resource
+    /// is ours. The application is told first ([`Event::Reconnected`]), then what ended.
     async fn reconnected(&mut self, bound: &tokio_xmpp::jid::Jid, resumed: bool) -> Result<(), Error> {
         let jid = parse_jid(&bound.to_string())?;
         tracing::info!(account = %jid.to_bare(), resumed, "online again (reconnected)");
@@ -712,9 +712,9 @@ impl Client {
         for heard in self.watched.values_mut() {
             *heard = false;
         }
+        // The engine ends what the reset ended, then announces our presence again.
         let step = self.engine.connection_reset(chrono::Utc::now());
-        self.apply(step).await?;
-        self.send(Element::builder("presence", "jabber:client").build()).await
+        self.apply(step).await
     }
 
     /// Hands one stanza from the server to the engine.

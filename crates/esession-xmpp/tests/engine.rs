@@ -1149,8 +1149,10 @@ fn a_connection_reset_ends_online_sessions_and_negotiations_and_forgets_presence
     r.take_events(b);
 
     let step = r.engine(a).connection_reset(now);
-    // Nothing is sent: the peers dropped the session when the server said we were gone.
-    assert!(step.send.is_empty(), "{:?}", step.send);
+    // Nothing is sent to the peers (they dropped the session when the server said we were
+    // gone): only our presence, announced again.
+    assert_eq!(step.send.len(), 1, "{:?}", step.send);
+    assert!(step.send[0].is("presence", "jabber:client") && step.send[0].attr("type").is_none());
     let ev = step.events;
     let terminated = |e: &Event| {
         matches!(e, Event::Terminated { peer, why: Ended::ConnectionLost, offline: false, .. }

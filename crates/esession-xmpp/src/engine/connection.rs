@@ -20,9 +20,16 @@ impl Engine {
     ///   answered a resource that no longer exists;
     /// * every contact's resources are forgotten, each one that was available told
     ///   unavailable ([`Event::Presence`]): the server sends presence again once we announce
-    ///   ours (the client does it right after this);
+    ///   ours;
     /// * offline sessions are kept: they are bound to bare JIDs (XEP-0187), not to our
-    ///   resource.
+    ///   resource;
+    /// * our presence is announced again: the step's last stanza is `<presence/>`. Nothing of
+    ///   XEP-0187 §3.4 is to do before it: the subscribers' options were withdrawn when we came
+    ///   back ([`Engine::come_back`]), and only the ones for everyone may be published while
+    ///   we are online.
+    ///
+    /// The sessions are ended and the presence forgotten before the presence is sent: every
+    /// stanza the new stream brings is read against the new state.
     ///
     /// A resumed stream (XEP-0198, nothing lost) changes nothing: do not call this then.
     pub fn connection_reset(&mut self, now: DateTime<Utc>) -> Step {
@@ -49,6 +56,7 @@ impl Engine {
             step.event(Event::Presence { peer, available: false });
         }
         self.ticked = Some(now);
+        step.send.push(minidom::Element::bare("presence", "jabber:client"));
         step
     }
 }
