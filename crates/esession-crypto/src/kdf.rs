@@ -119,6 +119,24 @@ impl RekeyKeys {
     }
 }
 
+/// Whether `hash` can key `alg` in `profile` ([`cipher_key`] then succeeds and the cipher
+/// accepts the key): in `Profile::Xep` the hash output is at least the key's length (XEP-0116
+/// §4.5.3); in `Profile::Gajim` the whole output keys the cipher, so it must itself be a key
+/// length the cipher takes (16, 24 or 32 octets: SHA-256 fits, Whirlpool's 64 octets key no
+/// cipher). A pair that does not fit must not be negotiated: the negotiation would fail after
+/// both sides had committed to it. `none` fits every hash.
+#[must_use]
+pub fn key_fits(profile: Profile, alg: &CryptAlg, hash: &HashAlg) -> bool {
+    let (Some(k), Ok(out)) = (alg.key_len(), hash.output_len()) else { return false };
+    if k == 0 {
+        return true;
+    }
+    match profile {
+        Profile::Xep => out >= k,
+        Profile::Gajim => matches!(out, 16 | 24 | 32),
+    }
+}
+
 /// The octets the block cipher is keyed with, from the full KC (XEP-0116 §4.5.3 note, A10).
 ///
 /// `Profile::Xep`: the last k octets of the HMAC output ("least significant bits"), k being the
@@ -189,4 +207,35 @@ pub fn srshash(hash: &HashAlg, srs: &SecretBytes) -> Result<Vec<u8>> {
 /// [`Error::Unsupported`] for unknown hashes.
 pub fn new_retained_secret(hash: &HashAlg, k_final: &SecretBytes) -> Result<SecretBytes> {
     hash.hmac_secret(k_final.expose_secret(), &[b"New Retained Secret"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cipher::CtrCipher;
+
+    /// `key_fits` says exactly whether keying the cipher from the hash's output succeeds, for
+    /// every pair this build knows, in both profiles.
+    #[test]
+    fn key_fits_is_whether_the_cipher_can_be_keyed() {
+        let mut gajim_whirlpool = 0;
+        for profile in [Profile::Xep, Profile::Gajim] {
+            for alg in &CryptAlg::SUPPORTED {
+                for hash in &HashAlg::SUPPORTED {
+                    let Ok(len) = hash.output_len() else { continue };
+                    let kc = SecretBytes::new(vec![7; len]);
+                    let keyed = cipher_key(profile, alg, &kc).and_then(|k| CtrCipher::new(alg, profile, &k));
+                    if matches!(keyed, Err(Error::Unsupported(_))) {
+                        continue;
+                    }
+                    assert_eq!(key_fits(profile, alg, hash), keyed.is_ok(), "{profile:?} {alg} {hash}");
+                    if profile == Profile::Gajim && *hash == HashAlg::Whirlpool && *alg != CryptAlg::None {
+                        assert!(!key_fits(profile, alg, hash));
+                        gajim_whirlpool += 1;
+                    }
+                }
+            }
+        }
+        assert!(gajim_whirlpool > 0, "the pair that does not fit was checked");
+    }
 }

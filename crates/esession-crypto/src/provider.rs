@@ -3,6 +3,7 @@
 use crate::Profile;
 use crate::cipher::CryptAlg;
 use crate::hash::HashAlg;
+use crate::kdf::key_fits;
 use crate::modp::ModpGroup;
 use crate::sas::SasAlg;
 use crate::sign::SignAlg;
@@ -55,7 +56,8 @@ impl CryptoProvider {
     }
 
     /// The safe default of a profile: never the cipher `none`; `Xep` no group under 2048
-    /// bits; `Gajim` also group 5 (1536 bits), which deployed Gajim configurations offer.
+    /// bits; `Gajim` also group 5 (1536 bits), which deployed Gajim configurations offer, and
+    /// only the hashes that can key a cipher in that dialect (SHA-256, not Whirlpool).
     #[must_use]
     pub fn for_profile(profile: Profile) -> Self {
         let min_bits = match profile {
@@ -65,9 +67,19 @@ impl CryptoProvider {
         let all = Self::all();
         // X116-8.1-01 X116-8.4-01 X116-8.5-01: the mandatory aes128-ctr, sha256 and sas28x5
         // stay in every profile's defaults (only the cipher `none` and small groups are left out).
+        // Gajim keys the cipher with the whole hash output: only hashes whose output is a key
+        // length (SHA-256) can key one there (`kdf::key_fits`); Whirlpool would be chosen and
+        // then fail.
+        let crypt_algs: Vec<CryptAlg> = all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect();
+        let hash_algs = all
+            .hash_algs
+            .into_iter()
+            .filter(|h| crypt_algs.iter().any(|c| key_fits(profile, c, h)))
+            .collect();
         Self {
             modp: all.modp.into_iter().filter(|g| g.bits().is_some_and(|b| b >= min_bits)).collect(),
-            crypt_algs: all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect(),
+            crypt_algs,
+            hash_algs,
             ..all
         }
     }

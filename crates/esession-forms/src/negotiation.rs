@@ -58,6 +58,9 @@ pub struct Support {
     /// forbids but the deployed dialect (`Profile::Gajim`: Gajim and the esession testsuite)
     /// offers; a real method is still chosen whenever one is offered. Off in `Profile::Xep`.
     pub none_in_three_message: bool,
+    /// The wire profile, which decides which hash can key which cipher
+    /// ([`esession_crypto::kdf::key_fits`]): only fitting pairs are chosen.
+    pub profile: esession_crypto::Profile,
 }
 
 impl Default for Support {
@@ -84,6 +87,7 @@ impl Support {
             rekey_freq_min: 1,
             three_message: true,
             none_in_three_message: profile == esession_crypto::Profile::Gajim,
+            profile,
         }
     }
 }
@@ -275,7 +279,15 @@ pub fn choose(req: &Request, support: &Support) -> Result<Choices, Refusal> {
         bad.push("modp");
     }
     let crypt_alg = pick!("crypt_algs", &o.crypt_algs, &p.crypt_algs);
-    let hash_alg = pick!("hash_algs", &o.hash_algs, &p.hash_algs);
+    // The first offered hash that keys the chosen cipher in our profile (a pair that does not
+    // fit would fail after both sides committed to it).
+    let fits = |h: &HashAlg| {
+        crypt_alg.as_ref().is_none_or(|c| esession_crypto::kdf::key_fits(support.profile, c, h))
+    };
+    let hash_alg = o.hash_algs.iter().find(|h| p.hash_algs.contains(h) && fits(h)).cloned();
+    if hash_alg.is_none() {
+        bad.push("hash_algs");
+    }
     let compress = pick!("compress", &o.compress, &support.compress);
     let stanzas = all_supported(&o.stanzas, &support.stanzas);
     if stanzas.is_empty() {
@@ -410,6 +422,29 @@ mod tests {
 
     fn not_acceptable(fields: &[&str]) -> Refusal {
         Refusal::NotAcceptable(fields.iter().map(|f| (*f).to_owned()).collect())
+    }
+
+    /// The Gajim dialect keys the cipher with the whole hash output: Whirlpool's 64 octets key
+    /// no cipher, so a Gajim responder never chooses it, even when it is offered first and
+    /// accepted (it chose it, and both sides then failed after committing); Xep does.
+    #[test]
+    fn only_a_hash_that_keys_the_cipher_is_chosen() {
+        let mut req = request(true);
+        req.offers.hash_algs = vec![HashAlg::Whirlpool, HashAlg::Sha256];
+        let mut s = Support { own_keys: vec![SignAlg::RsaSha256], ..Support::default() };
+        s.crypto.hash_algs = vec![HashAlg::Whirlpool, HashAlg::Sha256];
+        assert_eq!(choose(&req, &s).unwrap().hash_alg, HashAlg::Whirlpool, "Xep: the offerer's first");
+        s.profile = esession_crypto::Profile::Gajim;
+        assert_eq!(choose(&req, &s).unwrap().hash_alg, HashAlg::Sha256, "Gajim: the first that fits");
+        req.offers.hash_algs = vec![HashAlg::Whirlpool];
+        assert_eq!(choose(&req, &s).unwrap_err(), not_acceptable(&["hash_algs"]));
+        // The profile's default never accepts it in the first place.
+        assert!(
+            !Support::for_profile(esession_crypto::Profile::Gajim)
+                .crypto
+                .hash_algs
+                .contains(&HashAlg::Whirlpool)
+        );
     }
 
     #[test]

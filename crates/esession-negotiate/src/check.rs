@@ -29,6 +29,8 @@ pub(crate) struct Offered<'a> {
     pub(crate) sas_algs: &'a [esession_crypto::SasAlg],
     /// The deployed dialect's `none` in 3-message negotiations (`Support::none_in_three_message`).
     pub(crate) none_in_three: bool,
+    /// Our wire profile: which hash can key which cipher ([`esession_crypto::kdf::key_fits`]).
+    pub(crate) profile: Profile,
 }
 
 /// The shortest ESession ID (N_A, N_B) a party of `profile` accepts from a peer. The texts
@@ -99,8 +101,12 @@ pub(crate) fn unacceptable(o: &Offered<'_>, local: Option<&Support>, r: &Respons
         o.offers.crypt_algs.contains(&r.crypt_alg) && implemented.crypt_algs.contains(&r.crypt_alg),
         "crypt_algs",
     );
+    // A hash that cannot key the chosen cipher here would fail the derivation after both
+    // sides committed (Whirlpool in the Gajim dialect): refused now, with an answer.
     need(
-        o.offers.hash_algs.contains(&r.hash_alg) && implemented.hash_algs.contains(&r.hash_alg),
+        o.offers.hash_algs.contains(&r.hash_alg)
+            && implemented.hash_algs.contains(&r.hash_alg)
+            && esession_crypto::kdf::key_fits(o.profile, &r.crypt_alg, &r.hash_alg),
         "hash_algs",
     );
     let signs = |m: &Option<PubkeyMethod>| !matches!(m, Some(PubkeyMethod::None));

@@ -172,7 +172,11 @@ impl Initiator {
             return Err(Error::ApiMisuse("already started"));
         }
         let c = Arc::clone(&self.cfg);
-        let p = c.provider.sanitized();
+        let mut p = c.provider.sanitized();
+        // Only hashes that can key an offered cipher in our profile (Whirlpool never in the
+        // Gajim dialect, whose cipher key is the whole hash output).
+        let crypt_algs = p.crypt_algs.clone();
+        p.hash_algs.retain(|h| crypt_algs.iter().any(|a| esession_crypto::kdf::key_fits(c.profile, a, h)));
         // X116-4.3-06: only 'key', 'hash' or 'none' are offered (a configured `Unknown` method is
         // left out). X116-4.3-07: 'none' MUST NOT be specified with 3-message negotiation (§4.3
         // item 9).
@@ -192,7 +196,9 @@ impl Initiator {
             resp_pubkey.insert(0, hash);
         }
         if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
-            return Err(Error::Config("no group, cipher or hash to offer"));
+            return Err(Error::Config(
+                "no group, cipher or hash to offer (in the Gajim profile: sha256 only)",
+            ));
         }
         if init_pubkey.is_empty() || resp_pubkey.is_empty() {
             return Err(Error::Config("no identity method to offer (3-message: key or hash)"));
@@ -395,6 +401,7 @@ impl Initiator {
             resp_pubkey: &s.request.resp_pubkey,
             sas_algs: &s.request.sas_algs,
             none_in_three: self.cfg.support.none_in_three_message,
+            profile: self.cfg.profile,
         };
         // X116-4.6.1-01 X155-4.4-02: every choice among what we offered (the answers to our
         // other fields too), every field we marked required answered.

@@ -109,6 +109,7 @@ pub fn answer(
         resp_pubkey: &[],
         sas_algs: &[],
         none_in_three: false,
+        profile: cfg.profile,
     };
     let sent = forms::outgoing(cfg.profile, false, &mut None, &proposed, |r: &Response| {
         r.d == d
@@ -297,6 +298,7 @@ pub fn accept(
         resp_pubkey: &[],
         sas_algs: &[],
         none_in_three: false,
+        profile,
     };
     // X187-3.4-05: the choices among the published options (and implemented here).
     if !check::unacceptable(&offered, None, r).is_empty() {

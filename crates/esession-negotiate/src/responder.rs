@@ -292,6 +292,7 @@ impl Responder {
             resp_pubkey: &req.resp_pubkey,
             sas_algs: &req.sas_algs,
             none_in_three: cfg.support.none_in_three_message,
+            profile: cfg.profile,
         };
         // What we send is what counts: our choices are re-read from the form sent (a shaper may
         // have made other free choices, which must still be acceptable to us).

@@ -178,9 +178,17 @@ pub fn prepare(
     now: chrono::DateTime<chrono::Utc>,
     entropy: &mut dyn Entropy,
 ) -> Result<(Element, Secrets)> {
-    let p = plan.provider.sanitized();
+    let mut p = plan.provider.sanitized();
+    // Only hashes that can key an offered cipher in the profile (`kdf::key_fits`).
+    let crypt_algs = p.crypt_algs.clone();
+    p.hash_algs.retain(|h| crypt_algs.iter().any(|a| esession_crypto::kdf::key_fits(plan.profile, a, h)));
     if p.modp.is_empty() || plan.keys.is_empty() {
         return Err(Error::Config("offline options need a group and a signing key"));
+    }
+    if p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
+        return Err(Error::Config(
+            "offline options need a cipher and a hash that keys it (Gajim profile: sha256)",
+        ));
     }
     // X187-3.1-03: an expiry every reader can parse, strictly in the future (checked before any
     // secret is drawn).
