@@ -280,13 +280,23 @@ impl Vector {
     /// The key objects of a party: `inputs.<party>.config.keys.{rsa,dsa}` (README-xep.md) and
     /// `inputs.<party>.{rsa,dsa}` (the gajim layout).
     fn key_objects(&self, who: Who) -> Vec<(&'static str, &Value)> {
+        self.key_objects_at(who)
+            .into_iter()
+            .filter(|(_, _, k)| k.is_object())
+            .map(|(_, kind, k)| (kind, k))
+            .collect()
+    }
+
+    /// Every key the file gives a party, with where: `config.keys` or `inputs` (an object or
+    /// not: the structure check refuses what does not parse).
+    pub(crate) fn key_objects_at(&self, who: Who) -> Vec<(&'static str, &'static str, &Value)> {
         let mut out = Vec::new();
         for kind in ["rsa", "dsa"] {
-            if let Some(k) = self.config(who, "keys").and_then(|k| k.get(kind)).filter(|k| k.is_object()) {
-                out.push((kind, k));
+            if let Some(k) = self.config(who, "keys").and_then(|k| k.get(kind)).filter(|k| !k.is_null()) {
+                out.push(("config.keys", kind, k));
             }
-            if let Some(k) = self.inputs(who).and_then(|i| i.get(kind)).filter(|k| k.is_object()) {
-                out.push((kind, k));
+            if let Some(k) = self.inputs(who).and_then(|i| i.get(kind)).filter(|k| !k.is_null()) {
+                out.push(("inputs", kind, k));
             }
         }
         out
@@ -357,7 +367,8 @@ impl Vector {
     /// server sees), or the negotiation stanzas followed by the XEP-0200 wires.
     pub(crate) fn recorded(&self) -> Vec<Recorded> {
         if let Some(t) = self.v.get("transcript").and_then(Value::as_array) {
-            return t.iter().filter_map(transcript_entry).collect();
+            // Malformed entries are refused by the structure check (a FAIL line).
+            return t.iter().filter_map(|e| transcript_entry(e).ok().flatten()).collect();
         }
         let piggy: Vec<usize> = self
             .v
@@ -460,21 +471,48 @@ impl Vector {
     }
 }
 
-pub(crate) fn transcript_entry(e: &Value) -> Option<Recorded> {
-    let from = e.get("from")?.as_str()?;
-    let kind = e.get("kind")?.as_str()?;
+/// The transcript kinds of README-xep.md.
+pub(crate) const TRANSCRIPT_KINDS: [&str; 7] =
+    ["negotiation", "xep0200", "offline-start", "pep-publish", "pep-items", "pep-withdraw", "error"];
+
+/// One transcript entry: Ok(None) for an error stanza (not replayed).
+///
+/// # Errors
+/// An entry that is not one of README-xep.md: no `seq`, `xml` or `kind`, an unknown `kind`, a
+/// `from`/`to` that is not `alice`, `bob` or (PEP IQs only) `server`, or a stanza to its sender.
+pub(crate) fn transcript_entry(e: &Value) -> Result<Option<Recorded>, String> {
+    let seq = e.get("seq").and_then(Value::as_u64).ok_or("no seq")?;
+    let kind = e.get("kind").and_then(Value::as_str).ok_or("no kind")?;
+    if !TRANSCRIPT_KINDS.contains(&kind) {
+        return Err(format!("unknown kind {kind:?}: refused"));
+    }
+    let xml = e.get("xml").and_then(Value::as_str).ok_or("no xml")?;
+    let party = |k: &str| -> Result<Option<Who>, String> {
+        match e.get(k).and_then(Value::as_str) {
+            Some("server") if kind.starts_with("pep-") => Ok(None),
+            Some(s) => Who::parse(s)
+                .map(Some)
+                .ok_or_else(|| format!("{k} {s:?} is not alice or bob (or the server of a PEP IQ): refused")),
+            None => Err(format!("no {k}")),
+        }
+    };
+    let (from, to) = (party("from")?, party("to")?);
+    if from.is_some() && from == to {
+        return Err("a stanza to its own sender: refused".into());
+    }
     if kind == "error" {
-        return None;
+        return Ok(None);
     }
     // A PEP items result carries Alice's options to Bob: it counts as hers.
-    let who = if kind == "pep-items" { Who::Alice } else { Who::parse(from)? };
-    Some(Recorded {
-        seq: e.get("seq")?.as_u64()?,
-        from: who,
-        kind: kind.to_owned(),
-        xml: e.get("xml")?.as_str()?.to_owned(),
-        entry: None,
-    })
+    let who = if kind == "pep-items" { Some(Who::Alice) } else { from };
+    let who = who.ok_or_else(|| format!("a {kind} stanza from the server"))?;
+    Ok(Some(Recorded { seq, from: who, kind: kind.to_owned(), xml: xml.to_owned(), entry: None }))
+}
+
+/// Whether a key object of the file parses: a private key of `kind` (`rsa`, `dsa`), or a
+/// public key (`public`, or a key object of `kind` with public parts only).
+pub(crate) fn key_parses(kind: &str, k: &Value) -> bool {
+    (kind != "public" && private_of(kind, k).is_some()) || public_of(k).is_some()
 }
 
 /// A private key object: RSA `{n, e, d}`, DSA `{p, q, g, y, x}`.

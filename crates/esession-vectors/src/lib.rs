@@ -8,6 +8,7 @@
 //! | step | module | what |
 //! | --- | --- | --- |
 //! | - | `format` | reading a file: the kinds (gajim layout, xep layout, negative), the values, the recorded stanzas, the parties' keys |
+//! | - | `structure` | the file's shape: transcript entries (sender, receiver, kind), the agreement of `negotiation_stanzas` with the transcript, the stanza of every XEP-0200 entry, keys and random values that parse |
 //! | 1 | `values` | recompute every value from the secrets and the recorded public inputs |
 //! | 2 | `forms` | normalize the recorded stanzas' forms: formA, formA2, formB, formB2, the offline signed content |
 //! | 3 | `replay`, `offline` | receive-side replay of each party through the code a live session uses (online; XEP-0187) |
@@ -18,8 +19,9 @@
 //! Every check that cannot be made is a `skip` line with its reason, and a file never passes by
 //! skipping: a positive file none of whose values could be recomputed, or none of whose parties
 //! could be replayed, fails. Keys that change what a file means (`profile`, `kind`, a negative
-//! variant's `scenario_patch`, `expected`, `tamper`, `delivered_at_seq`) are refused when this
-//! checker does not know them; other unknown keys are ignored.
+//! variant's `scenario_patch`, `expected`, `tamper`, `delivered_at_seq`, a transcript entry's
+//! `kind`, `from` and `to`) are refused when this checker does not know them; other unknown
+//! keys are ignored. Before the steps, `structure` checks the shape of what they read.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -47,6 +49,7 @@ mod party;
 mod replay;
 pub mod report;
 mod stanzas;
+mod structure;
 mod values;
 
 pub use report::{Line, Report, Verdict};
@@ -77,6 +80,7 @@ pub fn check_files<P: AsRef<Path>>(paths: &[P]) -> Report {
 }
 
 fn positive(v: &Vector, r: &mut Report) {
+    structure::check(v, r);
     let step1 = r.mark();
     values::check(v, r);
     let step1_ok = r.since(step1).iter().any(Line::is_ok);

@@ -300,10 +300,18 @@ fn stanzas_for(
     delivered: &[String],
     me: Who,
 ) -> Result<Vec<Recorded>, String> {
-    let transcript: Option<Vec<Recorded>> = variant
-        .get("transcript")
-        .and_then(Value::as_array)
-        .map(|t| t.iter().filter_map(crate::format::transcript_entry).collect());
+    let transcript: Option<Vec<Recorded>> = match variant.get("transcript").and_then(Value::as_array) {
+        Some(t) => Some(
+            t.iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    crate::format::transcript_entry(e).map_err(|why| format!("transcript[{i}]: {why}"))
+                })
+                .filter_map(Result::transpose)
+                .collect::<Result<_, _>>()?,
+        ),
+        None => None,
+    };
     let mut out: Vec<Recorded> = base.iter().filter(|s| s.seq < seq).cloned().collect();
     let at = transcript
         .as_ref()

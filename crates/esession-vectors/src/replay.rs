@@ -95,10 +95,21 @@ pub(crate) fn describe(seq: u64, e: &esession_negotiate::Error, sent: &[Element]
 
 /// The counters the recording says the session starts with: `state_established` (or the
 /// gajim layout's `state_final`), moved past content that came in the establishing stanzas.
-fn expected_counters(v: &Vector, me: Who) -> Option<(u128, u128)> {
-    let rec = v.record(me)?;
-    let st = rec.get("state_established").or_else(|| rec.get("state_final"))?;
-    let (mut cs, mut co) = (int_u128(st.get("c_s"))?, int_u128(st.get("c_o"))?);
+///
+/// # Errors
+/// A recorded state whose counters do not parse.
+fn expected_counters(v: &Vector, me: Who) -> Result<Option<(u128, u128)>, String> {
+    let Some(rec) = v.record(me) else { return Ok(None) };
+    let Some((key, st)) = [("state_established"), ("state_final")]
+        .into_iter()
+        .find_map(|k| rec.get(k).filter(|s| !s.is_null()).map(|s| (k, s)))
+    else {
+        return Ok(None);
+    };
+    let counter = |c: &str| {
+        int_u128(st.get(c)).ok_or_else(|| format!("{}_record.{key}.{c} is not a counter", me.as_str()))
+    };
+    let (mut cs, mut co) = (counter("c_s")?, counter("c_o")?);
     for e in v.entries().iter().filter(|e| e.piggybacked()) {
         let moved = |side: Option<&Value>, c: &mut u128| {
             if let Some(s) = side
@@ -114,7 +125,7 @@ fn expected_counters(v: &Vector, me: Who) -> Option<(u128, u128)> {
             moved(e.recv(), &mut co);
         }
     }
-    Some((cs, co))
+    Ok(Some((cs, co)))
 }
 
 /// Whether a recorded rejection of `stanza` by the receiver is explained by Gajim's receiver
@@ -279,7 +290,14 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
     let mut sent: VecDeque<Element> = VecDeque::new();
     let mut rekeys = party::rekey_exponents(v, me);
     let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
-    let expected = if whole { expected_counters(v, me) } else { None };
+    let expected = if whole {
+        expected_counters(v, me).unwrap_or_else(|why| {
+            out.line("counters when established".into(), Verdict::Fail(why));
+            None
+        })
+    } else {
+        None
+    };
     let step = |d: Drained,
                 seq: u64,
                 est: &mut Option<Box<Established>>,
@@ -302,10 +320,15 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
             *est = Some(e);
         }
         for (content, _unprotected) in d.received {
-            let rec = stanzas.iter().find(|s| s.seq == seq);
-            if let Some(rec) = rec {
-                let (name, verdict) = body_line(v, rec, party::body_of(&content));
-                out.line(name, verdict);
+            match stanzas.iter().find(|s| s.seq == seq) {
+                Some(rec) => {
+                    let (name, verdict) = body_line(v, rec, party::body_of(&content));
+                    out.line(name, verdict);
+                }
+                None => out.line(
+                    "content received".into(),
+                    Verdict::Fail("content received before any recorded stanza".into()),
+                ),
             }
         }
         d.rejected
@@ -328,7 +351,12 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
                 ("xep0200", Some(_), Some(ours)) => own_made_c(v, s, &ours, &stanza),
                 ("xep0200", Some(e), None) => reseal_own(v, s, &stanza, e, &mut rekeys),
                 ("xep0200", None, _) => Verdict::Fail("no session to send it in".into()).into(),
-                _ => continue,
+                (kind, _, ours) => {
+                    if let Some(ours) = ours {
+                        sent.push_front(ours);
+                    }
+                    Verdict::Skip(format!("a {kind} stanza is not replayed in an online negotiation")).into()
+                }
             };
             out.own(s.seq, check);
             continue;
@@ -371,6 +399,17 @@ pub(crate) fn replay(v: &Vector, me: Who, stanzas: &[Recorded], whole: bool) -> 
                     }
                     Err(err) if recorded_error.is_some() => {
                         out.line(format!("stanza {} refused as recorded ({err})", s.seq), Verdict::Ok);
+                        let rest: Vec<String> =
+                            stanzas.iter().filter(|x| x.seq > s.seq).map(|x| x.seq.to_string()).collect();
+                        if !rest.is_empty() {
+                            out.line(
+                                format!("stanzas {} after the refusal", rest.join(", ")),
+                                Verdict::Skip(format!(
+                                    "not replayed: the session ended at the recorded refusal of stanza {}",
+                                    s.seq
+                                )),
+                            );
+                        }
                         break;
                     }
                     Err(err) => {
@@ -474,7 +513,10 @@ fn final_state(
     }
     if let Some(list) = fs.get(format!("{}_retained_after", me.as_str())).and_then(Value::as_array) {
         // The secrets kept, in whatever order the store keeps them.
-        let mut expected: Vec<Vec<u8>> = list.iter().filter_map(|x| hex(Some(x))).collect();
+        let Some(mut expected) = list.iter().map(|x| hex(Some(x))).collect::<Option<Vec<Vec<u8>>>>() else {
+            let name = format!("final_state.{}_retained_after", me.as_str());
+            return out.line(name, Verdict::Fail("a secret that is not hex".into()));
+        };
         let mut got: Vec<Vec<u8>> =
             retained.for_jid(peer, now).iter().map(|r| r.secret.expose_secret().to_vec()).collect();
         expected.sort();

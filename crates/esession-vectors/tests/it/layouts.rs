@@ -149,10 +149,13 @@ fn content_piggybacked_on_alices_accept_is_replayed() {
     // Alice's first message (seq 3) travels in her accept (seq 2, §4.6.4).
     assert_eq!(v["xep0200"][0]["seq"], 3);
     let c = c_element(v["xep0200"][0]["send"]["wire"].as_str().unwrap());
-    for t in v["transcript"].as_array_mut().unwrap() {
-        if t["seq"] == 2 {
-            let x = t["xml"].as_str().unwrap().replace("</message>", &format!("{c}</message>"));
-            t["xml"] = Value::String(x);
+    // In the transcript and in its negotiation part, which must agree.
+    for list in ["transcript", "negotiation_stanzas"] {
+        for t in v[list].as_array_mut().unwrap() {
+            if t["seq"] == 2 {
+                let x = t["xml"].as_str().unwrap().replace("</message>", &format!("{c}</message>"));
+                t["xml"] = Value::String(x);
+            }
         }
     }
     v["transcript"].as_array_mut().unwrap().retain(|t| t["seq"] != 3);

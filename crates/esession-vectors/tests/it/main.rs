@@ -9,5 +9,6 @@
 mod layouts;
 mod mutations;
 mod negatives;
+mod structure;
 mod support;
 mod vectors;
