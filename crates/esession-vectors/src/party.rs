@@ -257,6 +257,7 @@ pub(crate) fn config(v: &Vector, who: Who, offers: Option<&Offers>, identity: Op
             .and_then(Value::as_array)
             .is_none_or(|m| m.iter().any(|x| x.as_u64() == Some(3))),
         none_in_three_message: cfg.support.none_in_three_message,
+        profile: v.profile,
     };
     let oss = v.pick(who, "OSS").or_else(|| hex(v.config(who, "oss"))).filter(|o| !o.is_empty());
     cfg.oss = oss.map(SecretBytes::new);
