@@ -4,7 +4,7 @@
 //! what needs the network: logging in, waiting for answers to IQs, and the flows that wait on
 //! them (disco before a negotiation, fetching offline options, publishing them).
 
-use crate::engine::{Engine, Event, FirstUse, Rng, os_rng, set_attr};
+use crate::engine::{Engine, Event, FirstUse, Rng, Route, os_rng, set_attr};
 use crate::{Account, BareJid, ClientBuilder, Error, Jid, parse_jid};
 use esession_crypto::{PrivateKey, Profile};
 use esession_forms::esession::ESESSION_NS;
@@ -20,7 +20,7 @@ use tokio_xmpp::parsers::stanza::Stanza;
 use tokio_xmpp::xmlstream::Timeouts;
 use tracing::Instrument;
 
-use crate::engine::{DISCO_INFO, PING};
+use crate::engine::{DISCO_INFO, PING, ROSTER_NS};
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// How the connection is secured.
@@ -123,14 +123,7 @@ pub struct Client {
     results: HashMap<String, Element>,
     rng: Rng,
     recorded: Option<Vec<Element>>,
-    /// The roster's contacts whose presence we receive (subscription `to` or `both`), as the
-    /// server listed them in [`Client::settle`], each with whether a presence of it (available
-    /// or not) has come since login.
-    watched: HashMap<BareJid, bool>,
 }
-
-/// The roster entries read at most (a hostile or huge roster is cut, not walked whole).
-const ROSTER_MAX: usize = 10_000;
 
 /// How long [`Client::settle`] waits, after the server's answer to its ping, for the presence
 /// of the roster's contacts (RFC 6121 §4.3.2 lets the server answer probes when it likes; a
@@ -210,22 +203,6 @@ fn condition(e: &Element) -> String {
     e.get_child("error", "jabber:client")
         .and_then(|err| err.children().find(|c| c.ns() == STANZAS_NS).map(|c| c.name().to_owned()))
         .unwrap_or_else(|| "undefined-condition".into())
-}
-
-const ROSTER_NS: &str = "jabber:iq:roster";
-
-/// The contacts of a roster result whose presence we receive (subscription `to` or `both`,
-/// RFC 6121 §2.1.2.5), at most [`ROSTER_MAX`]; items that do not parse are skipped.
-fn watched_in(result: &Element) -> Vec<BareJid> {
-    let Some(q) = result.get_child("query", ROSTER_NS) else { return Vec::new() };
-    q.children()
-        .filter(|i| i.is("item", ROSTER_NS))
-        .take(ROSTER_MAX)
-        .filter(|i| matches!(i.attr("subscription"), Some("to" | "both")))
-        .filter_map(|i| i.attr("jid").and_then(|j| parse_jid(j).ok()))
-        .filter(|j| j.node().is_some() || j.resource().is_none())
-        .map(|j| j.to_bare())
-        .collect()
 }
 
 /// Whether an error answer to a publish says its publish-options did not match the node
@@ -443,7 +420,6 @@ impl Client {
             results: HashMap::new(),
             rng: os_rng(),
             recorded: None,
-            watched: HashMap::new(),
         };
         let deadline = tokio::time::Instant::now() + c.timeout;
         loop {
@@ -524,23 +500,21 @@ impl Client {
     pub async fn settle(&mut self) -> Result<(), Error> {
         let roster = self.iq_element("get", None, Element::bare("query", ROSTER_NS));
         let r = self.request(roster).await?;
-        if r.attr("type") == Some("result") {
-            let heard = |c: &Self, b: &BareJid| {
-                c.engine.is_available(b)
-                    || c.events
-                        .iter()
-                        .any(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == *b))
-            };
-            for b in watched_in(&r) {
-                let h = self.watched.get(&b).copied().unwrap_or(false) || heard(self, &b);
-                self.watched.insert(b, h);
-            }
-        }
+        // Presence that came before the roster: in events the application has not read yet.
+        let heard: Vec<BareJid> = self
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Presence { peer, .. } => Some(peer.to_bare()),
+                _ => None,
+            })
+            .collect();
+        self.engine.roster_result(&r, &heard);
         esession_forms::xml::dispose(r);
         let ping = self.iq_element("get", None, Element::bare("ping", PING));
         self.request(ping).await?;
         let deadline = tokio::time::Instant::now() + PRESENCE_GRACE.min(self.timeout);
-        while self.watched.values().any(|h| !h) {
+        while self.engine.awaiting_presence() {
             match self.recv(deadline).await {
                 Ok(s) => self.process(s).await?,
                 Err(Error::Timeout(_)) => break,
@@ -555,25 +529,20 @@ impl Client {
     /// `None` unknown: not a contact whose presence we receive, and no presence came.
     #[must_use]
     pub fn presence_known(&self, peer: &BareJid) -> Option<bool> {
-        if self.engine.is_available(peer) {
-            return Some(true);
-        }
-        self.watched.get(peer).map(|_| false)
+        self.engine.presence_known(peer)
     }
 
     /// The roster's contacts whose presence we receive (read by [`Client::settle`]), sorted.
     #[must_use]
     pub fn watched(&self) -> Vec<BareJid> {
-        let mut v: Vec<BareJid> = self.watched.keys().cloned().collect();
-        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        v
+        self.engine.watched()
     }
 
     /// Whether the roster (read by [`Client::settle`]) says we receive `peer`'s presence
     /// (subscription `to` or `both`).
     #[must_use]
     pub fn watches(&self, peer: &BareJid) -> bool {
-        self.watched.contains_key(peer)
+        self.engine.watches(peer)
     }
 
     /// Announces presence; with offline secrets kept, the engine first withdraws the
@@ -609,11 +578,6 @@ impl Client {
             self.send(s).await?;
         }
         for e in step.events {
-            if let Event::Presence { peer, .. } = &e
-                && let Some(h) = self.watched.get_mut(&peer.to_bare())
-            {
-                *h = true;
-            }
             // Trust on first use: the key a contact proved first is pinned at once.
             if let Event::Negotiated { peer, thread, .. } = &e
                 && self.engine.trusts_on_first_use()
@@ -709,9 +673,6 @@ impl Client {
         }
         self.me = jid;
         self.engine.set_account(&self.me);
-        for heard in self.watched.values_mut() {
-            *heard = false;
-        }
         // The engine ends what the reset ended, then announces our presence again.
         let step = self.engine.connection_reset(chrono::Utc::now());
         self.apply(step).await
@@ -871,30 +832,33 @@ impl Client {
     /// expired options), negotiation and connection errors. Nothing is ever sent in clear.
     pub async fn send_text(&mut self, peer: &Jid, text: &str) -> Result<Delivery, Error> {
         let bare = peer.to_bare();
-        let service = peer.node().is_none();
-        if !self.engine.has_session(&bare) && (self.engine.is_available(&bare) || service) {
-            // 4-message with people (SAS, identity protection); 3-message with services (a JID
-            // without a node), which answer at once and compare no SAS (XEP-0116 §4.5).
-            let mode = if service { Mode::Three } else { Mode::Four };
+        // The engine's rule ([`Engine::route_message`]); this carries it out.
+        let mut route = self.engine.route_message(peer);
+        if let Route::Negotiate(mode) = route {
             self.negotiate(peer, mode).await?;
+            route = self.engine.route_message(peer);
         }
-        if self.engine.has_session(&bare) {
-            let w = self.engine.chat(&bare, text, EncryptOptions::default())?;
-            self.send(w).await?;
-            return Ok(Delivery::Online { sas: self.engine.sas(&bare).map(ToString::to_string) });
-        }
-        let w = if self.engine.has_offline_session(&bare) {
-            self.engine.offline_chat(chrono::Utc::now(), &bare, text)?
-        } else {
-            self.fetch_options(&bare).await?;
-            let step = self.engine.offline_start(
-                chrono::Utc::now(),
-                &bare,
-                crate::engine::body_message(text),
-                false,
-            )?;
-            self.apply(step).await?;
-            return Ok(Delivery::Offline);
+        let w = match route {
+            Route::Session => {
+                let w = self.engine.chat(&bare, text, EncryptOptions::default())?;
+                self.send(w).await?;
+                return Ok(Delivery::Online { sas: self.engine.sas(&bare).map(ToString::to_string) });
+            }
+            Route::OfflineSession => self.engine.offline_chat(chrono::Utc::now(), &bare, text)?,
+            // A negotiation that opened no session (it returned an error otherwise): what the
+            // engine says next.
+            Route::Negotiate(_) => return Err(Error::NotProtected(bare)),
+            _ => {
+                self.fetch_options(&bare).await?;
+                let step = self.engine.offline_start(
+                    chrono::Utc::now(),
+                    &bare,
+                    crate::engine::body_message(text),
+                    false,
+                )?;
+                self.apply(step).await?;
+                return Ok(Delivery::Offline);
+            }
         };
         self.send(w).await?;
         Ok(Delivery::Offline)
@@ -1174,21 +1138,6 @@ mod tests {
             let e = Client::connect(o, Account::in_memory().unwrap()).await.unwrap_err();
             assert!(matches!(&e, Error::Config(m) if m.contains("loopback")), "{server}: {e}");
         }
-    }
-
-    #[test]
-    fn the_roster_gives_the_contacts_whose_presence_we_receive() {
-        let r: Element = "<iq xmlns='jabber:client' type='result'><query xmlns='jabber:iq:roster'>\
-            <item jid='a@x' subscription='both'/><item jid='b@x' subscription='to'/>\
-            <item jid='c@x' subscription='from'/><item jid='d@x' subscription='none' ask='subscribe'/>\
-            <item jid='e@x/res' subscription='to'/><item jid='@@' subscription='both'/>\
-            <item subscription='both'/><other jid='f@x' subscription='both'/></query></iq>"
-            .parse()
-            .unwrap();
-        let got: Vec<String> = watched_in(&r).iter().map(|b| b.to_string()).collect();
-        assert_eq!(got, ["a@x", "b@x", "e@x"]);
-        let none: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
-        assert!(watched_in(&none).is_empty());
     }
 
     /// Bob (an account's durable stores) negotiates with Alice, whose key he has never seen,

@@ -2,10 +2,12 @@
 //!
 //! This is the only esession crate that does I/O. [`Client`] logs in to a server (tokio-xmpp),
 //! advertises the feature, tracks contacts' presence, negotiates online sessions (XEP-0116) with
-//! available contacts and offline sessions (XEP-0187) with unavailable ones, routes every
-//! negotiation and `<c/>` stanza by contact and thread, and encrypts every one-to-one stanza it
-//! sends: a stanza that cannot be protected is refused ([`Error::NotProtected`]) unless the
-//! caller explicitly sends it in clear ([`Client::send_clear`]). [`Engine`] is its sans-IO core.
+//! available contacts and offline sessions (XEP-0187) with unavailable ones, and encrypts every
+//! one-to-one stanza it sends: a stanza that cannot be protected is refused
+//! ([`Error::NotProtected`]) unless the caller explicitly sends it in clear
+//! ([`Client::send_clear`]). [`Engine`] is its sans-IO core: it routes every negotiation and
+//! `<c/>` stanza by contact and thread; `Client` is the I/O shell that carries stanzas to and
+//! from it.
 //! [`Account`] keeps all stores in one redb file under a data directory (`Account::open`,
 //! feature `durable`, on by default), secrets sealed with a passphrase-derived (argon2id) or
 //! given key, or in memory ([`Account::in_memory`], in every build: without `durable` the crate
@@ -65,7 +67,7 @@ pub use account::Sealing;
 pub use account::{Account, fingerprint};
 pub use builder::ClientBuilder;
 pub use client::{Client, Delivery, Options, Tls};
-pub use engine::{Ended, Engine, EngineStores, Event, Failure, FirstUse, Limits, Step};
+pub use engine::{Ended, Engine, EngineStores, Event, Failure, FirstUse, Limits, Route, Step};
 pub use esession_crypto::{PrivateKey, Profile, PublicKey};
 pub use esession_negotiate::{Alert, BareJid, Config, FullJid, Jid, Mode};
 // The crates of the configuration's fields (algorithms, form option names, Bob's policy), so

@@ -1215,3 +1215,95 @@ fn messages_held_for_a_decision_are_bounded() {
     assert_eq!(bodies(&step.events), ["first", "second"]);
     assert!(r.engine(a).held_untrusted().unwrap().is_empty());
 }
+
+/// The engine reads the roster (the client only fetches it): it watches the contacts whose
+/// presence we receive, tells an unknown presence from an absent one, and says whether one of
+/// them has sent none yet, again after a stream reset.
+#[test]
+fn the_engine_reads_the_roster_and_says_whose_presence_is_awaited() {
+    let (mut r, a, _b) = pair();
+    let now = r.now();
+    let carol = bare("carol@example.net");
+    let dave = bare("dave@example.net");
+    let roster: Element = "<iq xmlns='jabber:client' type='result' id='r1'><query xmlns='jabber:iq:roster'>\
+        <item jid='bob@example.com' subscription='both'/><item jid='carol@example.net' subscription='to'/>\
+        <item jid='dave@example.net' subscription='from'/></query></iq>"
+        .parse()
+        .unwrap();
+    // An error answer watches nobody.
+    let refused: Element = "<iq xmlns='jabber:client' type='error' id='r1'><query xmlns='jabber:iq:roster'>\
+        <item jid='dave@example.net' subscription='both'/></query></iq>"
+        .parse()
+        .unwrap();
+    r.engine(a).roster_result(&refused, &[]);
+    assert!(r.engine(a).watched().is_empty());
+    r.engine(a).roster_result(&roster, &[]);
+    assert_eq!(r.engine(a).watched(), vec![bare(BOB), carol.clone()]);
+    assert!(r.engine(a).watches(&carol) && !r.engine(a).watches(&dave));
+    assert!(r.engine(a).awaiting_presence());
+    assert_eq!(r.engine(a).presence_known(&bare(BOB)), Some(false), "watched, no presence yet");
+    assert_eq!(r.engine(a).presence_known(&dave), None, "not a contact whose presence we receive");
+
+    let presence = |from: &str, kind: Option<&str>| {
+        let mut p = Element::bare("presence", "jabber:client");
+        set(&mut p, "from", from);
+        set(&mut p, "to", ALICE);
+        if let Some(k) = kind {
+            set(&mut p, "type", k);
+        }
+        p
+    };
+    r.engine(a).handle(now, &presence(BOB, None));
+    assert!(r.engine(a).awaiting_presence(), "Carol has sent nothing yet");
+    r.engine(a).handle(now, &presence("carol@example.net/phone", Some("unavailable")));
+    assert!(!r.engine(a).awaiting_presence());
+    assert_eq!(r.engine(a).presence_known(&bare(BOB)), Some(true));
+    assert_eq!(r.engine(a).presence_known(&carol), Some(false));
+
+    // A reset: the server sends presence again, and it is awaited again.
+    r.engine(a).connection_reset(now);
+    assert!(r.engine(a).awaiting_presence());
+    assert_eq!(r.engine(a).presence_known(&bare(BOB)), Some(false));
+
+    // A presence that came before the roster (an event not read yet) counts.
+    let (mut r, a, _b) = pair();
+    r.engine(a).roster_result(&roster, &[bare(BOB), carol]);
+    assert!(!r.engine(a).awaiting_presence());
+}
+
+/// Which way a message goes is the engine's rule (`Engine::route_message`): the client only
+/// carries it out.
+#[test]
+fn the_engine_says_which_way_a_message_goes() {
+    use esession_xmpp::Route;
+    let (mut r, a, _b) = pair();
+    let now = r.now();
+    // Not available, no session: an offline start from its options.
+    assert_eq!(r.engine(a).route_message(&jid(BOB)), Route::OfflineStart);
+    // A service (no node): 3-message at once.
+    assert_eq!(r.engine(a).route_message(&jid("bot.example.net")), Route::Negotiate(Mode::Three));
+    // Available (its bare JID or a full one): a 4-message negotiation.
+    let mut p = Element::bare("presence", "jabber:client");
+    set(&mut p, "from", BOB);
+    set(&mut p, "to", ALICE);
+    r.engine(a).handle(now, &p);
+    assert_eq!(r.engine(a).route_message(&jid("bob@example.com")), Route::Negotiate(Mode::Four));
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    assert_eq!(r.engine(a).route_message(&jid(BOB)), Route::Session);
+
+    // An offline session already started (Bob's, to Alice who is away).
+    let (mut r, a, b) = pair();
+    publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
+    r.disconnect(a);
+    r.drive();
+    r.fetch_options(b, "alice@example.org").unwrap();
+    assert_eq!(r.engine(b).route_message(&jid(ALICE)), Route::OfflineStart);
+    let now = r.now();
+    let step = r
+        .engine(b)
+        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("first"), false)
+        .unwrap();
+    r.output(b, step);
+    assert_eq!(r.engine(b).route_message(&jid(ALICE)), Route::OfflineSession);
+}

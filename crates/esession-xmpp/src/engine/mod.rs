@@ -36,6 +36,7 @@ mod inbox;
 mod limits;
 mod offline;
 mod presence;
+mod route;
 mod sessions;
 #[cfg(test)]
 mod traced;
@@ -44,7 +45,8 @@ pub use event::{Ended, Event, Failure, Step, shown};
 pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
 pub use limits::Limits;
 pub use offline::Away;
-pub use presence::{DISCO_INFO, PING, iq_error};
+pub use presence::{DISCO_INFO, PING, ROSTER_MAX, ROSTER_NS, iq_error};
+pub use route::Route;
 
 use crate::Error;
 use crate::KeyPool;

@@ -30,6 +30,29 @@ pub(crate) struct Roster {
     /// How many contacts are strangers.
     stranger_count: usize,
     next_mark: u64,
+    /// The account's roster contacts whose presence we receive (subscription `to` or `both`,
+    /// [`Engine::roster_result`]), each with whether a presence of it (available or not) has
+    /// come since the roster was read or the stream was reset.
+    watched: HashMap<BareJid, bool>,
+}
+
+/// The roster namespace (RFC 6121).
+pub const ROSTER_NS: &str = "jabber:iq:roster";
+/// The most roster items read ([`Engine::roster_result`]).
+pub const ROSTER_MAX: usize = 10_000;
+
+/// The contacts of a roster result whose presence we receive (subscription `to` or `both`,
+/// RFC 6121 §2.1.2.5), at most [`ROSTER_MAX`]; items that do not parse are skipped.
+pub(crate) fn watched_in(result: &Element) -> Vec<BareJid> {
+    let Some(q) = result.get_child("query", ROSTER_NS) else { return Vec::new() };
+    q.children()
+        .filter(|i| i.is("item", ROSTER_NS))
+        .take(ROSTER_MAX)
+        .filter(|i| matches!(i.attr("subscription"), Some("to" | "both")))
+        .filter_map(|i| i.attr("jid").and_then(|j| crate::parse_jid(j).ok()))
+        .filter(|j| j.node().is_some() || j.resource().is_none())
+        .map(|j| j.to_bare())
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -60,8 +83,11 @@ impl Roster {
 
     /// Forgets every contact's available resources (the stream was reset: the server sends
     /// presence again), keeping whether we are subscribed; returns the resources that were
-    /// available.
+    /// available. The roster's contacts are waited for again.
     pub(super) fn forget_resources(&mut self) -> Vec<Jid> {
+        for heard in self.watched.values_mut() {
+            *heard = false;
+        }
         let mut gone = Vec::new();
         for c in self.contacts.values_mut() {
             gone.append(&mut c.resources);
@@ -119,6 +145,58 @@ impl Engine {
         step.event(Event::Failed { peer: from.clone(), failure: super::Failure::Declined });
     }
 
+    /// Reads the answer to our roster request (RFC 6121 §2.1.3): its contacts whose presence we
+    /// receive (subscription `to` or `both`, at most [`ROSTER_MAX`]) are watched from now on:
+    /// [`Engine::presence_known`] tells an unknown presence from an absent one, and
+    /// [`Engine::awaiting_presence`] whether one of them has sent no presence yet (a server
+    /// answers presence probes when it likes, so the answer to a ping says nothing of them).
+    /// `heard` are contacts whose presence came before the roster did (the events the
+    /// application has not read yet). Contacts watched are kept in the presence table beyond
+    /// the strangers' bound.
+    pub fn roster_result(&mut self, result: &Element, heard: &[BareJid]) {
+        if result.attr("type") != Some("result") {
+            return;
+        }
+        for b in watched_in(result) {
+            let h = self.presence.watched.get(&b).copied().unwrap_or(false)
+                || self.is_available(&b)
+                || heard.contains(&b);
+            self.presence.watched.insert(b, h);
+        }
+    }
+
+    /// Whether `peer`'s presence is known: `Some(true)` available, `Some(false)` a presence of
+    /// it said it is away (or it is in the roster and has sent none yet), `None` unknown: not
+    /// a contact whose presence we receive, and no presence came.
+    #[must_use]
+    pub fn presence_known(&self, peer: &BareJid) -> Option<bool> {
+        if self.is_available(peer) {
+            return Some(true);
+        }
+        self.presence.watched.get(peer).map(|_| false)
+    }
+
+    /// Whether a roster contact whose presence we receive has sent no presence yet since the
+    /// roster was read (or the stream was reset).
+    #[must_use]
+    pub fn awaiting_presence(&self) -> bool {
+        self.presence.watched.values().any(|h| !h)
+    }
+
+    /// Whether the roster says we receive `peer`'s presence (subscription `to` or `both`).
+    #[must_use]
+    pub fn watches(&self, peer: &BareJid) -> bool {
+        self.presence.watched.contains_key(peer)
+    }
+
+    /// The roster's contacts whose presence we receive, sorted.
+    #[must_use]
+    pub fn watched(&self) -> Vec<BareJid> {
+        let mut v: Vec<BareJid> = self.presence.watched.keys().cloned().collect();
+        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        v
+    }
+
     /// The available resources of `peer`, as seen in presence (most recent last).
     #[must_use]
     pub fn resources(&self, peer: &BareJid) -> Vec<Jid> {
@@ -150,7 +228,8 @@ impl Engine {
     /// request costs its sender nothing). Whether it is known is decided again at each of its
     /// presences.
     fn known(&self, peer: &BareJid) -> bool {
-        !self.stores.trust.for_jid(peer).is_empty()
+        self.presence.watched.contains_key(peer)
+            || !self.stores.trust.for_jid(peer).is_empty()
             || !self.sessions.of(peer).is_empty()
             || self.outbox.has_session(peer)
             || self.has_offline_options(peer)
@@ -206,6 +285,11 @@ impl Engine {
         let bare = from.to_bare();
         if self.me.as_ref() == Some(&bare) {
             return step;
+        }
+        if matches!(s.attr("type"), None | Some("unavailable"))
+            && let Some(h) = self.presence.watched.get_mut(&bare)
+        {
+            *h = true;
         }
         match s.attr("type") {
             None => {
@@ -326,4 +410,25 @@ pub fn iq_error(request: &Element, condition: &str) -> Element {
     set_attr(&mut error, "type", "cancel");
     reply.append_child(error);
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_roster_gives_the_contacts_whose_presence_we_receive() {
+        let r: Element = "<iq xmlns='jabber:client' type='result'><query xmlns='jabber:iq:roster'>\
+            <item jid='a@x' subscription='both'/><item jid='b@x' subscription='to'/>\
+            <item jid='c@x' subscription='from'/><item jid='d@x' subscription='none' ask='subscribe'/>\
+            <item jid='e@x/res' subscription='to'/><item jid='@@' subscription='both'/>\
+            <item subscription='both'/><other jid='f@x' subscription='both'/></query></iq>"
+            .parse()
+            .unwrap();
+        let got: Vec<String> = watched_in(&r).iter().map(|b| b.to_string()).collect();
+        assert_eq!(got, ["a@x", "b@x", "e@x"]);
+        let none: Element = "<iq xmlns='jabber:client' type='result'/>".parse().unwrap();
+        assert!(watched_in(&none).is_empty());
+    }
 }

@@ -1,0 +1,44 @@
+//! Which way a message to a contact goes: the engine's rule, which [`crate::Client`] carries
+//! out (an application driving the engine itself asks the same).
+
+use super::Engine;
+use esession_negotiate::{Jid, Mode};
+
+/// How a message to a contact goes out ([`Engine::route_message`]). Never in clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Route {
+    /// In the active online session with the contact.
+    Session,
+    /// Negotiate a session first, in this mode, then send in it: the contact is available
+    /// (4-message with people: SAS, identity protection), or is a service (a JID without a
+    /// node: 3-message, which answers at once and compares no SAS, XEP-0116 §4.5).
+    Negotiate(Mode),
+    /// In the offline session already started with the contact (XEP-0187).
+    OfflineSession,
+    /// Fetch the contact's offline options, verify them, and start an offline session with
+    /// the message (XEP-0187 §3.3): the contact is not available.
+    OfflineStart,
+}
+
+impl Engine {
+    /// How a message to `peer` goes out now: in the session with it; else a new negotiation
+    /// when it is available (or a service); else in the offline session with it, or a new one
+    /// from its published options.
+    #[must_use]
+    pub fn route_message(&self, peer: &Jid) -> Route {
+        let bare = peer.to_bare();
+        let service = peer.node().is_none();
+        if self.has_session(&bare) {
+            Route::Session
+        } else if service {
+            Route::Negotiate(Mode::Three)
+        } else if self.is_available(&bare) {
+            Route::Negotiate(Mode::Four)
+        } else if self.has_offline_session(&bare) {
+            Route::OfflineSession
+        } else {
+            Route::OfflineStart
+        }
+    }
+}
