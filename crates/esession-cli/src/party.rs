@@ -370,7 +370,14 @@ impl Party {
             "!now" => match esession_offline::parse_xep0082(arg.trim())
                 .or_else(|| DateTime::parse_from_rfc3339(arg.trim()).ok().map(|t| t.with_timezone(&Utc)))
             {
-                Some(t) => self.offset = t - Utc::now(),
+                Some(t) => {
+                    self.offset = t - Utc::now();
+                    // The engine expires by `now` when an input arrives; a clock moved with
+                    // nothing arriving expires what waited too long now, so that `!state`
+                    // tells the truth (a negotiation past its timeout is over).
+                    let step = self.engine.tick(self.now());
+                    self.emit(step);
+                }
                 None => error("bad-request", "!now needs an ISO-8601 time"),
             },
             "!state" => self.state(),
@@ -420,7 +427,12 @@ impl Party {
             }
             Event::Terminated { offline: true, .. } => evt(json!({"event": "terminated", "offline": true})),
             Event::Terminated { why, .. } => {
-                let verified = !matches!(why, Ended::ByPeer { verified: false });
+                // `verified`: the session ended by a terminate (or its acknowledgement) that
+                // was authenticated, inside the verified content. Every other end is not: a
+                // clear terminate, a stanza that failed verification (a MAC failure, a
+                // replay), an error, a presence, a replacement, a timeout.
+                let verified =
+                    matches!(why, Ended::ByPeer { verified: true } | Ended::Acknowledged | Ended::Object);
                 evt(json!({"event": "terminated", "verified": verified, "why": format!("{why:?}")}))
             }
             Event::Failed { failure: esession_xmpp::Failure::Offline(c), .. } => {

@@ -14,6 +14,8 @@ struct Party {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     events: Vec<serde_json::Value>,
+    /// The last `state` event.
+    state: serde_json::Value,
 }
 
 fn pem(f: &str) -> String {
@@ -36,7 +38,7 @@ impl Party {
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        Party { name, child, stdin, stdout, events: Vec::new() }
+        Party { name, child, stdin, stdout, events: Vec::new(), state: serde_json::Value::Null }
     }
 
     /// Sends a line and `!state`; returns the lines before the state event.
@@ -51,6 +53,7 @@ impl Party {
             if let Some(e) = l.strip_prefix("EVT ") {
                 let v: serde_json::Value = serde_json::from_str(e).unwrap();
                 if v["event"] == "state" {
+                    self.state = v;
                     return out;
                 }
                 self.events.push(v);
@@ -392,4 +395,88 @@ fn petnames_are_shown_before_the_jid() {
     let ea = a.take_events();
     let n = ea.iter().find(|e| e["event"] == "negotiated").unwrap();
     assert_eq!(n["peer"], "bob@example.com/laptop", "no petname: the JID alone");
+}
+
+/// The `terminated` events among `events`, as (verified, why).
+fn terminations(events: &[serde_json::Value]) -> Vec<(bool, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "terminated")
+        .map(|e| (e["verified"].as_bool().unwrap(), e["why"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// The first stanza a command of `p` writes.
+fn first_out(p: &mut Party, line: &str) -> String {
+    p.line(line).into_iter().find_map(|l| l.strip_prefix("OUT ").map(str::to_owned)).unwrap()
+}
+
+/// `verified` in `terminated` tells whether the end was authenticated: a session ended by a
+/// stanza that failed verification (a MAC changed in transit, a replayed stanza) ends with
+/// `"verified":false,"why":"Failure"`; a terminate inside the verified content ends with
+/// `"verified":true`.
+#[test]
+fn a_session_ended_by_a_failed_verification_is_not_verified() {
+    // A MAC changed in transit.
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    run(&mut a, &mut b, "!start 4");
+    let _ = (a.take_events(), b.take_events());
+    let wire = first_out(&mut b, "!send tampered");
+    let at = wire.find("<mac>").unwrap() + 5;
+    let flipped = if wire.as_bytes()[at] == b'A' { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &wire[..at], &wire[at + 1..]);
+    assert_ne!(tampered, wire);
+    a.line(&tampered);
+    let ea = a.take_events();
+    assert!(!ea.iter().any(|e| e["event"] == "message"), "{ea:?}");
+    assert_eq!(terminations(&ea), vec![(false, "Failure".to_owned())], "{ea:?}");
+    assert_eq!(a.state["phase"], "idle");
+    // A replayed stanza.
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    run(&mut a, &mut b, "!start 4");
+    let _ = (a.take_events(), b.take_events());
+    let wire = first_out(&mut b, "!send once");
+    a.line(&wire);
+    assert_eq!(kinds(&a.take_events()), vec!["message:once"]);
+    a.line(&wire);
+    let ea = a.take_events();
+    assert!(!ea.iter().any(|e| e["event"] == "message"), "{ea:?}");
+    assert_eq!(terminations(&ea), vec![(false, "Failure".to_owned())], "{ea:?}");
+    // A terminate inside the verified content, on both sides.
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    run(&mut a, &mut b, "!start 4");
+    let _ = (a.take_events(), b.take_events());
+    run(&mut a, &mut b, "!terminate");
+    assert_eq!(terminations(&b.take_events()), vec![(true, "ByPeer { verified: true }".to_owned())]);
+    assert_eq!(terminations(&a.take_events()), vec![(true, "Acknowledged".to_owned())]);
+}
+
+/// `!now` past the negotiation timeout expires the negotiation at once (the engine expires by
+/// `now`, and the party runs that expiry when its clock moves): `!state` says `idle`, not
+/// `negotiating`, and a new negotiation completes.
+#[test]
+fn now_past_the_timeout_expires_the_negotiation() {
+    let mut a = Party::spawn("alice", "xep");
+    let mut b = Party::spawn("bob", "xep");
+    a.line("!start 4");
+    assert_eq!(a.state["phase"], "negotiating");
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(60);
+    a.line(&format!("!now {}", soon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    assert_eq!(a.state["phase"], "negotiating", "within the timeout");
+    let _ = a.take_events();
+    let later = chrono::Utc::now() + chrono::Duration::minutes(10);
+    a.line(&format!("!now {}", later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    assert_eq!(a.state["phase"], "idle", "expired by the clock: {:?}", a.state);
+    let ea = a.take_events();
+    assert_eq!(ea.len(), 1, "{ea:?}");
+    assert_eq!(ea[0]["event"], "error");
+    assert_eq!(ea[0]["condition"], "remote-server-timeout", "{ea:?}");
+    // Bob follows the same clock; a new negotiation completes.
+    b.line(&format!("!now {}", later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+    run(&mut a, &mut b, "!start 4");
+    let ea = a.take_events();
+    assert_eq!(a.state["phase"], "active", "{ea:?}");
 }
