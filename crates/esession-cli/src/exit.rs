@@ -93,11 +93,9 @@ impl fmt::Display for Fail {
     }
 }
 
-/// Whether a store error is redb's refusal to open a database another process holds.
-/// esession-xmpp reports it as a store error with redb's text; a typed variant would be better
-/// (docs/xmpp.md, "What the client does not offer yet").
+/// Whether a store error is the refusal to open a database another process holds.
 pub(crate) fn is_in_use(e: &Error) -> bool {
-    matches!(e, Error::Store(s) if s.to_string().contains("already open"))
+    matches!(e, Error::Store(s) if s.kind() == esession_negotiate::StoreErrorKind::Locked)
 }
 
 /// The status for each error of the client.
@@ -182,12 +180,23 @@ mod tests {
             (Error::NotProtected(bare), Exit::Contact),
             (Error::Protocol("p".into()), Exit::Failure),
             (
-                Error::Store(esession_negotiate::StoreError(
-                    "store: Database already open. Cannot acquire lock.".into(),
+                Error::Store(esession_negotiate::StoreError::new(
+                    esession_negotiate::StoreErrorKind::Locked,
+                    "x",
                 )),
                 Exit::InUse,
             ),
-            (Error::Store(esession_negotiate::StoreError("disk full".into())), Exit::Failure),
+            (
+                Error::Store(esession_negotiate::StoreError::new(
+                    esession_negotiate::StoreErrorKind::Io,
+                    "Database already open (a text is not a kind)",
+                )),
+                Exit::Failure,
+            ),
+            (
+                Error::Store(esession_negotiate::StoreError::database(std::io::Error::other("disk full"))),
+                Exit::Failure,
+            ),
         ];
         for (e, want) in cases {
             let text = e.to_string();

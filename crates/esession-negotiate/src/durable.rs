@@ -12,7 +12,9 @@
 //! one key or one JID that become the same are merged. A stored JID that does not parse is left
 //! out (and left in the file).
 
-use crate::store::{KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, TrustStore};
+use crate::store::{
+    KeyRecord, MemoryRetained, MemoryTrust, Retained, RetainedStore, StoreError, StoreErrorKind, TrustStore,
+};
 use chrono::{DateTime, Utc};
 use esession_crypto::{KeyComponents, PublicKey, SealingKey, SecretBytes};
 use jid::BareJid;
@@ -25,8 +27,13 @@ const TRUST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trust_v1");
 const SAS: TableDefinition<&str, u8> = TableDefinition::new("sas_confirmed_v1");
 const VERSION: u8 = 1;
 
-fn err(e: impl core::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+fn err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::database(e)
+}
+
+/// A stored record that cannot be read back.
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, what)
 }
 
 /// The randomness sealing needs (nonces), shared by the stores of one database.
@@ -49,7 +56,7 @@ impl core::fmt::Debug for DurableStore {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) -> Result<(), StoreError> {
-    let n = u16::try_from(s.len()).map_err(|_| err("field too long"))?;
+    let n = u16::try_from(s.len()).map_err(|_| StoreError::new(StoreErrorKind::Other, "field too long"))?;
     out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(s);
     Ok(())
@@ -60,7 +67,7 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.0.len() < n {
-            return Err(err("truncated record"));
+            return Err(corrupt("truncated record"));
         }
         let (a, b) = self.0.split_at(n);
         self.0 = b;
@@ -74,7 +81,7 @@ impl<'a> Reader<'a> {
         Ok(usize::from(u16::from_be_bytes([b[0], b[1]])))
     }
     fn u64(&mut self) -> Result<u64, StoreError> {
-        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| err("truncated record"))?;
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| corrupt("truncated record"))?;
         Ok(u64::from_be_bytes(b))
     }
     fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
@@ -82,7 +89,7 @@ impl<'a> Reader<'a> {
         self.take(n)
     }
     fn string(&mut self) -> Result<String, StoreError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| err("bad UTF-8 in record"))
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("bad UTF-8 in record"))
     }
 }
 
@@ -111,9 +118,9 @@ fn key_from_id(id: &[u8]) -> Result<PublicKey, StoreError> {
     let key = match r.u8()? {
         1 => PublicKey::rsa(r.bytes()?, r.bytes()?),
         2 => PublicKey::dsa(r.bytes()?, r.bytes()?, r.bytes()?, r.bytes()?),
-        _ => return Err(err("unknown key type")),
+        _ => return Err(corrupt("unknown key type")),
     };
-    key.map_err(err)
+    key.map_err(|e| corrupt("a stored public key is invalid").with_source(e))
 }
 
 /// Stored times are seconds since the Unix epoch.
@@ -141,7 +148,11 @@ fn retained_aad(id: u64, jid: &str) -> Vec<u8> {
 fn trust_row(r: &KeyRecord) -> Result<Vec<u8>, StoreError> {
     let mut v = vec![VERSION, u8::from(r.verified)];
     put_str(&mut v, r.petname.as_deref().unwrap_or("").as_bytes())?;
-    v.extend_from_slice(&u16::try_from(r.jids.len()).map_err(|_| err("too many JIDs"))?.to_be_bytes());
+    v.extend_from_slice(
+        &u16::try_from(r.jids.len())
+            .map_err(|_| StoreError::new(StoreErrorKind::Other, "too many JIDs"))?
+            .to_be_bytes(),
+    );
     for j in &r.jids {
         put_str(&mut v, j.as_str().as_bytes())?;
     }
@@ -207,7 +218,7 @@ impl DurableStore {
                 let id = id.value();
                 let mut rd = Reader(value.value());
                 if rd.u8()? != VERSION {
-                    return Err(err("unknown retained record version"));
+                    return Err(corrupt("unknown retained record version"));
                 }
                 let created = secs_to_time(rd.u64()?);
                 let verified = rd.u8()? == 1;
@@ -215,7 +226,7 @@ impl DurableStore {
                 let secret = self
                     .key
                     .open(&retained_aad(id, &raw), rd.0)
-                    .map_err(|_| err("cannot unseal a retained secret (wrong key?)"))?;
+                    .map_err(|e| corrupt("cannot unseal a retained secret (wrong key?)").with_source(e))?;
                 let Some(jid) = stored_jid(&raw) else { continue };
                 if jid.as_str() != raw {
                     migrate_retained.push((id, self.retained_row(id, &jid, created, verified, &secret)?));
@@ -229,7 +240,7 @@ impl DurableStore {
                 let key = key_from_id(k.value())?;
                 let mut rd = Reader(v.value());
                 if rd.u8()? != VERSION {
-                    return Err(err("unknown trust record version"));
+                    return Err(corrupt("unknown trust record version"));
                 }
                 let verified = rd.u8()? == 1;
                 let petname = match rd.string()? {
@@ -303,10 +314,13 @@ impl DurableStore {
         secret: &SecretBytes,
     ) -> Result<Vec<u8>, StoreError> {
         let sealed = {
-            let mut rng = self.rng.lock().map_err(|_| err("rng lock poisoned"))?;
+            let mut rng =
+                self.rng.lock().map_err(|_| StoreError::new(StoreErrorKind::Other, "rng lock poisoned"))?;
             // X116-4.7.4-08 X116-4.8.1-03: a retained secret is written only sealed (AES-256-GCM,
             // bound to its row and JID).
-            self.key.seal(&mut **rng, &retained_aad(id, jid.as_str()), secret.expose_secret()).map_err(err)?
+            self.key.seal(&mut **rng, &retained_aad(id, jid.as_str()), secret.expose_secret()).map_err(
+                |e| StoreError::new(StoreErrorKind::Other, "cannot seal a retained secret").with_source(e),
+            )?
         };
         let mut v = vec![VERSION];
         v.extend_from_slice(&time_to_secs(created).to_be_bytes());
@@ -367,9 +381,13 @@ impl DurableStore {
     /// # Errors
     /// The key is not associated with `jid`, or the store could not record it.
     pub fn untrust(&mut self, jid: &BareJid, key: &PublicKey) -> Result<(), StoreError> {
-        let mut rec = self.trust.record(key).cloned().ok_or_else(|| err("unknown key"))?;
+        let mut rec = self
+            .trust
+            .record(key)
+            .cloned()
+            .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound, "unknown key"))?;
         if !rec.jids.contains(jid) {
-            return Err(err("the key is not associated with this JID"));
+            return Err(StoreError::new(StoreErrorKind::NotFound, "the key is not associated with this JID"));
         }
         rec.jids.retain(|j| j != jid);
         self.put_trust(&rec)?;
@@ -382,7 +400,11 @@ impl DurableStore {
     /// # Errors
     /// The key is unknown, or the store could not record it.
     pub fn set_petname(&mut self, key: &PublicKey, petname: &str) -> Result<(), StoreError> {
-        let mut rec = self.trust.record(key).cloned().ok_or_else(|| err("unknown key"))?;
+        let mut rec = self
+            .trust
+            .record(key)
+            .cloned()
+            .ok_or_else(|| StoreError::new(StoreErrorKind::NotFound, "unknown key"))?;
         rec.petname = Some(petname.to_owned());
         self.put_trust(&rec)?;
         self.trust.put(rec);

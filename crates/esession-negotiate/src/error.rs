@@ -146,7 +146,20 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The wrapped error of [`Error::Crypto`], [`Error::Stanza`] and [`Error::Store`].
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Crypto(e) => Some(e),
+            Error::Stanza(e) => Some(e),
+            Error::Store(e) => Some(e),
+            Error::PeerMisbehaved { .. }
+            | Error::Rejected { .. }
+            | Error::ApiMisuse(_)
+            | Error::Config(_) => None,
+        }
+    }
+}
 
 impl From<esession_crypto::Error> for Error {
     fn from(e: esession_crypto::Error) -> Self {
@@ -166,5 +179,50 @@ pub type Result<T> = core::result::Result<T, Error>;
 impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         Error::Store(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoreError, StoreErrorKind};
+    use std::error::Error as _;
+
+    #[test]
+    fn wrapping_variants_have_their_cause_as_source() {
+        let crypto = Error::from(esession_crypto::Error::InvalidKey);
+        let source = crypto.source().and_then(|s| s.downcast_ref::<esession_crypto::Error>());
+        assert_eq!(source, Some(&esession_crypto::Error::InvalidKey));
+
+        let stanza = Error::from(esession_stanza::Error::SessionClosed);
+        let source = stanza.source().and_then(|s| s.downcast_ref::<esession_stanza::Error>());
+        assert_eq!(source, Some(&esession_stanza::Error::SessionClosed));
+
+        let store = Error::from(StoreError::new(StoreErrorKind::Io, "x"));
+        let source = store.source().and_then(|s| s.downcast_ref::<StoreError>());
+        assert_eq!(source.map(StoreError::kind), Some(StoreErrorKind::Io));
+    }
+
+    #[test]
+    fn the_source_chain_reaches_the_store_cause() {
+        let io = std::io::Error::other("disk full");
+        let e = Error::from(StoreError::new(StoreErrorKind::Io, "cannot write").with_source(io));
+        let mut chain = Vec::new();
+        let mut next = e.source();
+        while let Some(s) = next {
+            chain.push(s);
+            next = s.source();
+        }
+        assert_eq!(chain.len(), 2, "Error -> StoreError -> io::Error");
+        let inner = chain[1].downcast_ref::<std::io::Error>();
+        assert_eq!(inner.map(std::io::Error::kind), Some(std::io::ErrorKind::Other));
+        assert_eq!(e.to_string(), "store: cannot write: disk full");
+    }
+
+    #[test]
+    fn variants_without_a_cause_have_no_source() {
+        assert!(Error::ApiMisuse("x").source().is_none());
+        assert!(Error::Config("x").source().is_none());
+        assert!(Error::peer(Check::Form, Condition::NotAcceptable, &[]).source().is_none());
     }
 }

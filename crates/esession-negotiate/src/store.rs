@@ -7,19 +7,117 @@ use chrono::{DateTime, Utc};
 use core::fmt;
 use esession_crypto::{PublicKey, SecretBytes};
 use jid::BareJid;
+use std::sync::Arc;
 
-/// A store could not record something. The operation that needed it fails: nothing is silently
-/// kept only in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
+/// What kind of failure a [`StoreError`] is: what a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The file or the database could not be read or written (I/O, the database engine).
+    Io,
+    /// The database is held by another process (or another handle of this one).
+    Locked,
+    /// A stored record cannot be read back: truncated, of an unknown version, not unsealing
+    /// with this key.
+    Corrupt,
+    /// What the call names is not in the store (an unknown key, a key not associated with
+    /// the JID).
+    NotFound,
+    /// Anything else: a value that cannot be stored, a seal that failed, a store that refuses
+    /// writes by design.
+    Other,
+}
 
-impl fmt::Display for StoreError {
+/// A store could not record or read something. The operation that needed it fails: nothing is
+/// silently kept only in memory.
+///
+/// Its `Display` is `store: ` and a short description (never a secret: descriptions are fixed
+/// texts or JIDs), followed by the cause's text when there is one; the cause is also
+/// [`std::error::Error::source`]. Two errors are equal when their kind and description are
+/// (the cause is not compared).
+#[derive(Debug, Clone)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    what: String,
+    source: Option<Arc<Cause>>,
+}
+
+/// The cause of a [`StoreError`], shared by its clones and never changed after it is made, so
+/// that observing it after a panic shows nothing broken: it is unwind safe whatever its type
+/// (a redb error is not, by its boxed backend error), and `StoreError` stays as unwind safe as
+/// it was as a string.
+struct Cause(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl std::panic::UnwindSafe for Cause {}
+impl std::panic::RefUnwindSafe for Cause {}
+
+impl fmt::Debug for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "store: {}", self.0)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
-impl std::error::Error for StoreError {}
+impl StoreError {
+    /// An error of `kind` described by `what` (no secret: it is displayed and logged).
+    #[must_use]
+    pub fn new(kind: StoreErrorKind, what: impl Into<String>) -> Self {
+        Self { kind, what: what.into(), source: None }
+    }
+
+    /// The same error, caused by `source`.
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(Cause(Box::new(source))));
+        self
+    }
+
+    /// A failure of the embedded database (redb), classified: a database another process holds
+    /// is [`StoreErrorKind::Locked`], a corrupted file [`StoreErrorKind::Corrupt`], the rest
+    /// [`StoreErrorKind::Io`].
+    #[cfg(feature = "durable")]
+    #[must_use]
+    pub fn database(e: impl Into<redb::Error>) -> Self {
+        let e: redb::Error = e.into();
+        let kind = match &e {
+            redb::Error::DatabaseAlreadyOpen
+            | redb::Error::LockProtocolMismatch
+            | redb::Error::WouldBlock => StoreErrorKind::Locked,
+            redb::Error::Corrupted(_) | redb::Error::UpgradeRequired(_) => StoreErrorKind::Corrupt,
+            _ => StoreErrorKind::Io,
+        };
+        Self::new(kind, "the database failed").with_source(e)
+    }
+
+    /// What kind of failure it is.
+    #[must_use]
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.what == other.what
+    }
+}
+
+impl Eq for StoreError {}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store: {}", self.what)?;
+        match &self.source {
+            Some(e) => write!(f, ": {}", e.0),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|c| &*c.0 as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// A secret retained from a previous session with a peer's client.
 pub struct Retained {

@@ -130,7 +130,9 @@ fn bench(c: &mut Criterion) {
     });
     // What batching saves: 100 sessions' entries committed one transaction each, or as one.
     use esession_offline::replay::ReplayStore;
-    let entries: Vec<(Vec<u8>, u64)> = (0..200u32).map(|i| (i.to_be_bytes().repeat(8), u64::MAX)).collect();
+    let forever = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    let entries: Vec<(Vec<u8>, chrono::DateTime<chrono::Utc>)> =
+        (0..200u32).map(|i| (i.to_be_bytes().repeat(8), forever)).collect();
     for (name, batched) in [("commit-each/100", false), ("commit-batch/100", true)] {
         g.bench_function(format!("replay/{name}"), |bn| {
             bn.iter_custom(|iters| {
@@ -144,7 +146,7 @@ fn bench(c: &mut Criterion) {
                         store.record_all(&entries).unwrap();
                     } else {
                         for pair in entries.chunks(2) {
-                            store.record(&[pair[0].0.clone(), pair[1].0.clone()], u64::MAX).unwrap();
+                            store.record(&[pair[0].0.clone(), pair[1].0.clone()], forever).unwrap();
                         }
                     }
                     spent += t.elapsed();

@@ -131,7 +131,7 @@ pub fn come_back<R: CryptoRng + ?Sized>(
 ) -> Result<Returned> {
     // Entries of expired options can never match again: forget them (bounded growth).
     // X187-6.1-03: entries live until their options expire.
-    replay.purge(u64::try_from(now.timestamp()).unwrap_or(0))?;
+    replay.purge(now)?;
     // Every start is checked against the staged entries too, and all of them are committed in
     // one unit before anything is returned (the crash guarantee, one fsync per return).
     let mut staged = crate::replay::Staged::new(replay);

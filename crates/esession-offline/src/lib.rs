@@ -235,7 +235,16 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The wrapped error of [`Error::Store`] and [`Error::Crypto`].
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Store(e) => Some(e),
+            Error::Crypto(e) => Some(e),
+            Error::Refused(_) | Error::Config(_) => None,
+        }
+    }
+}
 
 impl From<esession_crypto::Error> for Error {
     fn from(e: esession_crypto::Error) -> Self {
@@ -307,8 +316,30 @@ pub(crate) fn set_values(x: &mut minidom::Element, var: &str, values: &[String])
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_xep0082, xep0082};
+    use super::{Check, Error, parse_xep0082, xep0082};
     use chrono::{TimeZone, Utc};
+    use esession_negotiate::{StoreError, StoreErrorKind};
+    use std::error::Error as _;
+
+    #[test]
+    fn wrapping_variants_have_their_cause_as_source() {
+        let crypto = Error::from(esession_crypto::Error::Rng);
+        let source = crypto.source().and_then(|s| s.downcast_ref::<esession_crypto::Error>());
+        assert_eq!(source, Some(&esession_crypto::Error::Rng));
+
+        let io = std::io::Error::other("disk full");
+        let store = Error::from(StoreError::new(StoreErrorKind::Io, "cannot write").with_source(io));
+        let first = store.source();
+        assert_eq!(
+            first.and_then(|s| s.downcast_ref::<StoreError>()).map(StoreError::kind),
+            Some(StoreErrorKind::Io)
+        );
+        let inner = first.and_then(|s| s.source()).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(inner.map(ToString::to_string).as_deref(), Some("disk full"));
+
+        assert!(Error::Refused(Check::Replay).source().is_none());
+        assert!(Error::Config("x").source().is_none());
+    }
 
     /// XEP-0082 §3.2 (DateTime profile) and its examples: every form is read, the canonical one
     /// is written.

@@ -66,11 +66,10 @@ pub fn accept(
     let Some((_, pair)) = secrets.pairs.iter().find(|(g, _)| *g == start.group()) else {
         return Err(Error::Refused(Check::UnknownGroup));
     };
-    let ts = u64::try_from(now.timestamp()).unwrap_or(0);
     let keys = replay_keys(&secrets.na, start.d(), start.nb());
     // X187-3.4-03 X187-6.1-02: neither d nor N_B seen before (each on its own: a start that
     // reuses only one of them is a replay too), checked before any key is computed.
-    if keys.iter().any(|k| replay.seen(k, ts)) {
+    if keys.iter().any(|k| replay.seen(k, now)) {
         return Err(Error::Refused(Check::Replay));
     }
     // X187-3.4-04: Alice continues as an online initiator receiving the response;
@@ -83,10 +82,9 @@ pub fn accept(
     )?;
     // Only a verified start enters the replay store, so a forged copy cannot block the genuine
     // one (I27).
-    let expires = u64::try_from(secrets.expires.timestamp()).unwrap_or(u64::MAX);
     // X187-6.1-02 X187-6.1-03: d and N_B remembered durably until the options expire (not
     // until now: the everyone set stays valid across returns); a second use is refused.
-    replay.record(&keys, expires)?;
+    replay.record(&keys, secrets.expires)?;
     let init = format!("{{{}}}init", esession_forms::esession::INIT_NS);
     let content = accepted.content.map(|(stanza, unprotected, clear)| Content {
         stanza,

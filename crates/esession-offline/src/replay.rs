@@ -1,26 +1,28 @@
 //! The replay store (XEP-0187 §3.4 step 2, §6.1): every d and N_B accepted since the options were
 //! published is remembered until they expire, durably (feature `durable`).
 
+use chrono::{DateTime, Utc};
 use esession_negotiate::StoreError;
 use std::collections::HashMap;
 
 /// Remembers what was already accepted.
 pub trait ReplayStore {
     /// Whether `key` was recorded (and has not expired).
-    fn seen(&self, key: &[u8], now: u64) -> bool;
-    /// Records keys, valid until `expires` (seconds since the epoch). Durable before it returns.
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool;
+    /// Records keys, valid until `expires` (a key is seen while `now <= expires`). Durable before
+    /// it returns.
     ///
     /// # Errors
     /// The store could not record them: the caller must refuse the session.
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError>;
+    fn record(&mut self, keys: &[Vec<u8>], expires: DateTime<Utc>) -> Result<(), StoreError>;
     /// Records entries with their own expiry times as one unit: all of them are durable when it
     /// returns `Ok`. A durable store should override it with one transaction; the default makes
     /// one [`ReplayStore::record`] call per distinct expiry time.
     ///
     /// # Errors
     /// As [`ReplayStore::record`]; some entries may then be recorded, never reported as such.
-    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
-        let mut times: Vec<u64> = entries.iter().map(|(_, e)| *e).collect();
+    fn record_all(&mut self, entries: &[(Vec<u8>, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let mut times: Vec<DateTime<Utc>> = entries.iter().map(|(_, e)| *e).collect();
         times.sort_unstable();
         times.dedup();
         for t in times {
@@ -34,13 +36,28 @@ pub trait ReplayStore {
     ///
     /// # Errors
     /// The store could not be updated.
-    fn purge(&mut self, now: u64) -> Result<(), StoreError>;
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
+/// An expiry time as stores keep it on disk: whole seconds since the Unix epoch, rounded up (an
+/// entry is never forgotten early), 0 before the epoch. [`from_disk`] reads it back.
+#[must_use]
+pub fn to_disk(t: DateTime<Utc>) -> u64 {
+    let s = t.timestamp().saturating_add(i64::from(t.timestamp_subsec_nanos() > 0));
+    u64::try_from(s).unwrap_or(0)
+}
+
+/// An expiry time [`to_disk`] wrote (or an earlier version's seconds): one beyond what `chrono`
+/// represents is kept forever.
+#[must_use]
+pub fn from_disk(s: u64) -> DateTime<Utc> {
+    i64::try_from(s).ok().and_then(|s| DateTime::from_timestamp(s, 0)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// In-memory replay store.
 #[derive(Debug, Default)]
 pub struct MemoryReplay {
-    entries: HashMap<Vec<u8>, u64>,
+    entries: HashMap<Vec<u8>, DateTime<Utc>>,
 }
 
 impl MemoryReplay {
@@ -58,18 +75,18 @@ impl MemoryReplay {
 }
 
 impl ReplayStore for MemoryReplay {
-    fn seen(&self, key: &[u8], now: u64) -> bool {
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
         self.entries.get(key).is_some_and(|e| *e >= now)
     }
 
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+    fn record(&mut self, keys: &[Vec<u8>], expires: DateTime<Utc>) -> Result<(), StoreError> {
         for k in keys {
             self.entries.insert(k.clone(), expires);
         }
         Ok(())
     }
 
-    fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.entries.retain(|_, e| *e >= now);
         Ok(())
     }
@@ -78,15 +95,17 @@ impl ReplayStore for MemoryReplay {
 /// The replay store in a redb database (the same file as the negotiation's stores).
 #[cfg(feature = "durable")]
 pub mod durable {
-    use super::{MemoryReplay, ReplayStore};
+    use super::{MemoryReplay, ReplayStore, from_disk, to_disk};
+    use chrono::{DateTime, Utc};
     use esession_negotiate::StoreError;
     use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
     use std::sync::Arc;
 
+    /// Expiry times are kept on disk as whole seconds since the Unix epoch.
     const REPLAY: TableDefinition<&[u8], u64> = TableDefinition::new("replay_v1");
 
-    fn err(e: impl core::fmt::Display) -> StoreError {
-        StoreError(e.to_string())
+    fn err(e: impl Into<redb::Error>) -> StoreError {
+        StoreError::database(e)
     }
 
     /// Durable replay store: each `record` is one committed transaction.
@@ -117,7 +136,7 @@ pub mod durable {
             let t = r.open_table(REPLAY).map_err(err)?;
             for row in t.iter().map_err(err)? {
                 let (k, v) = row.map_err(err)?;
-                cache.record(&[k.value().to_vec()], v.value())?;
+                cache.record(&[k.value().to_vec()], from_disk(v.value()))?;
             }
             Ok(Self { db, cache })
         }
@@ -144,17 +163,19 @@ pub mod durable {
     }
 
     impl ReplayStore for DurableReplay {
-        fn seen(&self, key: &[u8], now: u64) -> bool {
+        fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
             self.cache.seen(key, now)
         }
 
-        fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+        fn record(&mut self, keys: &[Vec<u8>], expires: DateTime<Utc>) -> Result<(), StoreError> {
+            // The cache holds what a reload would read.
+            let expires = from_disk(to_disk(expires));
             let mut w = self.db.begin_write().map_err(err)?;
             w.set_durability(Durability::Immediate).map_err(err)?;
             {
                 let mut t = w.open_table(REPLAY).map_err(err)?;
                 for k in keys {
-                    t.insert(k.as_slice(), expires).map_err(err)?;
+                    t.insert(k.as_slice(), to_disk(expires)).map_err(err)?;
                 }
             }
             w.commit().map_err(err)?;
@@ -162,27 +183,27 @@ pub mod durable {
         }
 
         /// One committed transaction (one `fsync`) for all of them.
-        fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
+        fn record_all(&mut self, entries: &[(Vec<u8>, DateTime<Utc>)]) -> Result<(), StoreError> {
             let mut w = self.db.begin_write().map_err(err)?;
             w.set_durability(Durability::Immediate).map_err(err)?;
             {
                 let mut t = w.open_table(REPLAY).map_err(err)?;
                 for (k, e) in entries {
-                    t.insert(k.as_slice(), *e).map_err(err)?;
+                    t.insert(k.as_slice(), to_disk(*e)).map_err(err)?;
                 }
             }
             w.commit().map_err(err)?;
             for (k, e) in entries {
-                self.cache.record(std::slice::from_ref(k), *e)?;
+                self.cache.record(std::slice::from_ref(k), from_disk(to_disk(*e)))?;
             }
             Ok(())
         }
 
-        fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+        fn purge(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
             let w = self.db.begin_write().map_err(err)?;
             {
                 let mut t = w.open_table(REPLAY).map_err(err)?;
-                t.retain(|_, e| e >= now).map_err(err)?;
+                t.retain(|_, e| from_disk(e) >= now).map_err(err)?;
             }
             w.commit().map_err(err)?;
             self.cache.purge(now)
@@ -197,8 +218,8 @@ pub mod durable {
 /// per return instead of one per session. A duplicate within the batch is seen by `seen`.
 pub struct Staged<'a> {
     inner: &'a mut dyn ReplayStore,
-    staged: Vec<(Vec<u8>, u64)>,
-    index: HashMap<Vec<u8>, u64>,
+    staged: Vec<(Vec<u8>, DateTime<Utc>)>,
+    index: HashMap<Vec<u8>, DateTime<Utc>>,
 }
 
 impl core::fmt::Debug for Staged<'_> {
@@ -226,11 +247,11 @@ impl<'a> Staged<'a> {
 }
 
 impl ReplayStore for Staged<'_> {
-    fn seen(&self, key: &[u8], now: u64) -> bool {
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
         self.index.get(key).is_some_and(|e| *e >= now) || self.inner.seen(key, now)
     }
 
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+    fn record(&mut self, keys: &[Vec<u8>], expires: DateTime<Utc>) -> Result<(), StoreError> {
         for k in keys {
             self.index.insert(k.clone(), expires);
             self.staged.push((k.clone(), expires));
@@ -238,7 +259,7 @@ impl ReplayStore for Staged<'_> {
         Ok(())
     }
 
-    fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.index.retain(|_, e| *e >= now);
         self.staged.retain(|(_, e)| *e >= now);
         self.inner.purge(now)

@@ -19,7 +19,7 @@ use esession_crypto::seal::PassphraseParams;
 use esession_crypto::{PrivateKey, Profile, PublicKey, SealingKey, SecretBytes};
 #[cfg(feature = "durable")]
 use esession_negotiate::durable::{DurableStore, SealRng};
-use esession_negotiate::{BareJid, KeyRecord, MemoryTrust, StoreError, TrustStore};
+use esession_negotiate::{BareJid, KeyRecord, MemoryTrust, StoreError, StoreErrorKind, TrustStore};
 use esession_offline::publish::Secrets;
 #[cfg(feature = "durable")]
 use esession_offline::replay::durable::DurableReplay;
@@ -169,8 +169,15 @@ impl core::fmt::Debug for Account {
     }
 }
 
-fn store_err(e: impl core::fmt::Display) -> Error {
-    Error::Store(esession_negotiate::StoreError(e.to_string()))
+/// A failure of the account's database.
+#[cfg(feature = "durable")]
+fn store_err(e: impl Into<redb::Error>) -> Error {
+    Error::Store(StoreError::database(e))
+}
+
+/// A store error described by `what` (no secret), caused by the error it maps.
+fn failed<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Store(StoreError::new(StoreErrorKind::Other, what).with_source(e))
 }
 
 #[cfg(feature = "durable")]
@@ -222,7 +229,8 @@ impl Account {
     pub fn in_memory() -> Result<Self, Error> {
         let mut k = zeroize::Zeroizing::new(vec![0u8; 32]);
         rand_core::Rng::fill_bytes(&mut os_rng(), &mut k);
-        let key = SealingKey::from_bytes(SecretBytes::new(k.to_vec())).map_err(store_err)?;
+        let key = SealingKey::from_bytes(SecretBytes::new(k.to_vec()))
+            .map_err(failed("cannot make the sealing key"))?;
         Ok(Self { dir: PathBuf::new(), records: Records::Memory(Arc::default()), key })
     }
 
@@ -238,12 +246,13 @@ impl Account {
             Sealing::Passphrase(p) => {
                 let salt = read_or_create(&dir.join("salt"), 16)?;
                 SealingKey::from_passphrase(p.as_bytes(), &salt, PassphraseParams::default())
-                    .map_err(store_err)?
+                    .map_err(failed("cannot derive the sealing key"))?
             }
-            Sealing::Key(k) => SealingKey::from_bytes(k).map_err(store_err)?,
+            Sealing::Key(k) => SealingKey::from_bytes(k).map_err(failed("cannot make the sealing key"))?,
             Sealing::KeyFile => {
                 let k = zeroize::Zeroizing::new(read_or_create(&dir.join("seal.key"), 32)?);
-                SealingKey::from_bytes(SecretBytes::new(k.to_vec())).map_err(store_err)?
+                SealingKey::from_bytes(SecretBytes::new(k.to_vec()))
+                    .map_err(failed("cannot make the sealing key"))?
             }
         };
         let db = Database::create(dir.join("esession.redb")).map_err(store_err)?;
@@ -255,7 +264,10 @@ impl Account {
                 me.key.open(b"check", &sealed).map_err(|_| Error::WrongPassphrase)?;
             }
             None => {
-                let sealed = me.key.seal(&mut os_rng(), b"check", CHECK).map_err(store_err)?;
+                let sealed = me
+                    .key
+                    .seal(&mut os_rng(), b"check", CHECK)
+                    .map_err(failed("cannot seal the check record"))?;
                 me.put("check", Some(&sealed))?;
             }
         }
@@ -342,8 +354,10 @@ impl Account {
     pub fn identity(&self) -> Result<Option<PrivateKey>, Error> {
         let Some(sealed) = self.get("identity")? else { return Ok(None) };
         let pem = self.key.open(b"identity", &sealed).map_err(|_| Error::WrongPassphrase)?;
-        let text = core::str::from_utf8(pem.expose_secret()).map_err(store_err)?;
-        PrivateKey::from_pkcs8_pem(text).map(Some).map_err(store_err)
+        let corrupt = || StoreError::new(StoreErrorKind::Corrupt, "the stored identity key cannot be read");
+        let text =
+            core::str::from_utf8(pem.expose_secret()).map_err(|e| Error::Store(corrupt().with_source(e)))?;
+        PrivateKey::from_pkcs8_pem(text).map(Some).map_err(|e| Error::Store(corrupt().with_source(e)))
     }
 
     /// Stores `key` as the identity key. Refuses to replace an existing one unless `replace`.
@@ -354,8 +368,11 @@ impl Account {
         if !replace && self.get("identity")?.is_some() {
             return Err(Error::Config("an identity key exists already (use --force to replace it)".into()));
         }
-        let pem = key.to_pkcs8_pem().map_err(store_err)?;
-        let sealed = self.key.seal(&mut os_rng(), b"identity", pem.as_bytes()).map_err(store_err)?;
+        let pem = key.to_pkcs8_pem().map_err(failed("cannot encode the identity key"))?;
+        let sealed = self
+            .key
+            .seal(&mut os_rng(), b"identity", pem.as_bytes())
+            .map_err(failed("cannot seal the identity key"))?;
         self.put("identity", Some(&sealed))
     }
 
@@ -370,7 +387,7 @@ impl Account {
             Records::File(db) => {
                 let trust = self.durable(db)?;
                 let retained = self.durable(db)?;
-                let replay = DurableReplay::new(db.clone()).map_err(store_err)?;
+                let replay = DurableReplay::new(db.clone()).map_err(Error::Store)?;
                 Ok(EngineStores {
                     trust: Box::new(trust),
                     retained: Box::new(retained),
@@ -449,7 +466,10 @@ impl Account {
             Records::Memory(m) => {
                 let mut s = m.trust();
                 if !s.trust.trusts(jid, key) {
-                    return Err(Error::Store(StoreError(format!("this key is not associated with {jid}"))));
+                    return Err(Error::Store(StoreError::new(
+                        StoreErrorKind::NotFound,
+                        format!("this key is not associated with {jid}"),
+                    )));
                 }
                 s.trust.untrust(jid, key);
                 Ok(())
@@ -464,11 +484,11 @@ impl Account {
     pub fn set_petname(&self, key: &PublicKey, petname: &str) -> Result<(), Error> {
         match &self.records {
             #[cfg(feature = "durable")]
-            Records::File(db) => self.durable(db)?.set_petname(key, petname).map_err(store_err),
+            Records::File(db) => self.durable(db)?.set_petname(key, petname).map_err(Error::Store),
             Records::Memory(m) => {
                 let mut s = m.trust();
                 if s.trust.record(key).is_none() {
-                    return Err(Error::Store(StoreError("unknown key".into())));
+                    return Err(Error::Store(StoreError::new(StoreErrorKind::NotFound, "unknown key")));
                 }
                 s.trust.set_petname(key, petname);
                 Ok(())
@@ -493,7 +513,8 @@ impl Account {
     /// # Errors
     /// Store errors.
     pub fn keep_offline(&self, which: &str, secrets: &Secrets) -> Result<(), Error> {
-        let sealed = secrets.seal(&self.key, &mut os_rng()).map_err(store_err)?;
+        let sealed =
+            secrets.seal(&self.key, &mut os_rng()).map_err(failed("cannot seal the offline secrets"))?;
         self.put(&format!("offline-{which}"), Some(&sealed))
     }
 
@@ -550,8 +571,14 @@ struct FileInbox {
 }
 
 #[cfg(feature = "durable")]
-fn serr(e: impl core::fmt::Display) -> esession_negotiate::StoreError {
-    esession_negotiate::StoreError(e.to_string())
+fn serr(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::database(e)
+}
+
+/// An inbox record that cannot be read back.
+#[cfg(feature = "durable")]
+fn corrupt(what: &'static str) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, what)
 }
 
 /// What a sealed inbox record is bound to: its purpose and its id.
@@ -565,7 +592,9 @@ fn inbox_aad(id: &MessageId) -> Vec<u8> {
 #[cfg(feature = "durable")]
 impl Inbox for FileInbox {
     fn keep(&mut self, m: &Kept) -> Result<bool, esession_negotiate::StoreError> {
-        let sealed = self.key.seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode()).map_err(serr)?;
+        let sealed = self.key.seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode()).map_err(|e| {
+            StoreError::new(StoreErrorKind::Other, "cannot seal an inbox record").with_source(e)
+        })?;
         let mut w = self.db.begin_write().map_err(serr)?;
         w.set_durability(Durability::Immediate).map_err(serr)?;
         {
@@ -590,16 +619,19 @@ impl Inbox for FileInbox {
         for row in ids.iter().map_err(serr)? {
             let (id, seq) = row.map_err(serr)?;
             let Ok(id) = <[u8; 16]>::try_from(id.value()) else {
-                return Err(serr("an inbox id of the wrong length"));
+                return Err(corrupt("an inbox id of the wrong length"));
             };
             let id = MessageId::from_bytes(id);
             let Some(sealed) = t.get(seq.value()).map_err(serr)? else {
-                return Err(serr("an inbox id without its record"));
+                return Err(corrupt("an inbox id without its record"));
             };
-            let plain = self.key.open(&inbox_aad(&id), sealed.value()).map_err(serr)?;
+            let plain = self
+                .key
+                .open(&inbox_aad(&id), sealed.value())
+                .map_err(|e| corrupt("an inbox record does not unseal").with_source(e))?;
             let k = Kept::decode(plain.expose_secret())?;
             if k.id != id {
-                return Err(serr("an inbox record under another id"));
+                return Err(corrupt("an inbox record under another id"));
             }
             out.push((seq.value(), k));
         }
@@ -629,8 +661,9 @@ impl Inbox for FileInbox {
 /// # Errors
 /// The key cannot be encoded.
 pub fn fingerprint(key: &PublicKey) -> Result<String, Error> {
-    let octets = esession_forms::keyvalue::pubkey_octets(Profile::Xep, key).map_err(store_err)?;
-    let d = esession_crypto::HashAlg::Sha256.digest(&[&octets]).map_err(store_err)?;
+    let octets = esession_forms::keyvalue::pubkey_octets(Profile::Xep, key)
+        .map_err(failed("cannot encode the key"))?;
+    let d = esession_crypto::HashAlg::Sha256.digest(&[&octets]).map_err(failed("cannot hash the key"))?;
     let hex: String = d.iter().map(|b| format!("{b:02X}")).collect();
     Ok(hex
         .as_bytes()

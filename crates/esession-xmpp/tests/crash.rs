@@ -15,8 +15,9 @@
 
 mod common;
 
+use chrono::{DateTime, Utc};
 use common::{ALICE, bare, bob_key, config, now, rsa};
-use esession_negotiate::StoreError;
+use esession_negotiate::{StoreError, StoreErrorKind};
 use esession_offline::Audience;
 use esession_offline::replay::ReplayStore;
 use esession_xmpp::account::{AccountInbox, Sealing};
@@ -56,28 +57,28 @@ impl Budget {
 }
 
 fn killed() -> StoreError {
-    StoreError("killed".into())
+    StoreError::new(StoreErrorKind::Io, "killed")
 }
 
 struct KillReplay(Box<dyn ReplayStore + Send>, Budget);
 
 impl ReplayStore for KillReplay {
-    fn seen(&self, key: &[u8], now: u64) -> bool {
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
         self.0.seen(key, now)
     }
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), StoreError> {
+    fn record(&mut self, keys: &[Vec<u8>], expires: DateTime<Utc>) -> Result<(), StoreError> {
         if !self.1.take() {
             return Err(killed());
         }
         self.0.record(keys, expires)
     }
-    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), StoreError> {
+    fn record_all(&mut self, entries: &[(Vec<u8>, DateTime<Utc>)]) -> Result<(), StoreError> {
         if !self.1.take() {
             return Err(killed());
         }
         self.0.record_all(entries)
     }
-    fn purge(&mut self, now: u64) -> Result<(), StoreError> {
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.0.purge(now)
     }
 }

@@ -50,31 +50,6 @@ pub struct Offers {
 }
 
 impl Offers {
-    /// The fields of a response whose chosen value is not among these offers (XEP-0116 §4.6.1
-    /// step 1, XEP-0187 §3.4), in field order. Only membership is checked here: whether a
-    /// value is also implemented, and the identity fields, are the caller's to check.
-    #[must_use]
-    pub fn unacceptable(&self, r: &Response) -> Vec<&'static str> {
-        let mut bad = Vec::new();
-        let mut need = |ok: bool, var: &'static str| {
-            if !ok {
-                bad.push(var);
-            }
-        };
-        need(self.logging.contains(&r.logging), "logging");
-        need(self.disclosure.contains(&r.disclosure), "disclosure");
-        need(r.security == Security::E2e && self.security.contains(&r.security), "security");
-        need(self.modp.contains(&r.modp) && r.modp.is_supported(), "modp");
-        need(self.crypt_algs.contains(&r.crypt_alg), "crypt_algs");
-        need(self.hash_algs.contains(&r.hash_alg), "hash_algs");
-        need(r.sign_alg.as_ref().is_none_or(|a| self.sign_algs.contains(a)), "sign_algs");
-        need(self.compress.contains(&r.compress), "compress");
-        need(!r.stanzas.is_empty() && r.stanzas.iter().all(|t| self.stanzas.contains(t)), "stanzas");
-        need(r.ver == Version::V1_0 && self.ver.contains(&r.ver), "ver");
-        need(r.rekey_freq >= self.rekey_freq, "rekey_freq");
-        bad
-    }
-
     pub(super) fn read(r: &Reader<'_>) -> Result<Self> {
         Ok(Self {
             logging: r.logging_offer()?,

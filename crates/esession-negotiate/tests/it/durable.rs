@@ -5,6 +5,7 @@ use crate::*;
 use esession_crypto::testing::TestRng;
 use esession_crypto::{SealingKey, SecretBytes};
 use esession_negotiate::durable::DurableStore;
+use esession_negotiate::{StoreError, StoreErrorKind};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -69,7 +70,33 @@ fn everything_survives_a_reopen_and_secrets_are_sealed() {
     drop(s);
     // The wrong key cannot open the secrets.
     let wrong = SealingKey::from_bytes(SecretBytes::new(vec![7; 32])).unwrap();
-    assert!(DurableStore::open(&path, wrong, Box::new(TestRng::new(2))).is_err());
+    let e = DurableStore::open(&path, wrong, Box::new(TestRng::new(2))).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+}
+
+#[test]
+fn store_errors_are_typed_and_keep_their_cause() {
+    use std::error::Error as _;
+    let path = tmp("locked");
+    let s = open(&path);
+    // A second handle on a database that is open: refused as held, with redb's error as cause.
+    let e = DurableStore::open(&path, key(), Box::new(TestRng::new(3))).unwrap_err();
+    assert_eq!(e.kind(), StoreErrorKind::Locked, "{e}");
+    let cause = e.source().and_then(|c| c.downcast_ref::<redb::Error>());
+    assert!(matches!(cause, Some(redb::Error::DatabaseAlreadyOpen)), "{cause:?}");
+    assert!(e.to_string().starts_with("store: "), "{e}");
+    drop(s);
+    // What the call names is not there.
+    let (ra, ..) = keys();
+    let mut s = open(&path);
+    let e = s.set_petname(&ra.public_key(), "Alice").unwrap_err();
+    assert_eq!((e.kind(), e.source().is_none()), (StoreErrorKind::NotFound, true));
+    // An I/O failure is I/O, its cause the io::Error.
+    let e = StoreError::database(std::io::Error::other("disk full"));
+    assert_eq!(e.kind(), StoreErrorKind::Io);
+    assert_eq!(e.to_string(), "store: the database failed: I/O error: disk full");
+    let io = e.source().and_then(|c| c.downcast_ref::<redb::Error>());
+    assert!(matches!(io, Some(redb::Error::Io(_))), "{io:?}");
 }
 
 #[test]

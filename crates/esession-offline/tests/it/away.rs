@@ -1,7 +1,7 @@
 //! The whole absence: both option sets, Bob's outbox, Alice's return with a queue.
 
 use crate::keys;
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use esession_crypto::testing::TestRng;
 use esession_crypto::{CryptoProvider, ModpGroup, Profile};
 use esession_forms::names::{Compress, Logging, StanzaType};
@@ -209,16 +209,26 @@ struct Counting {
 }
 
 impl esession_offline::replay::ReplayStore for Counting {
-    fn seen(&self, key: &[u8], now: u64) -> bool {
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
         self.inner.seen(key, now)
     }
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), esession_negotiate::StoreError> {
+    fn record(
+        &mut self,
+        keys: &[Vec<u8>],
+        expires: DateTime<Utc>,
+    ) -> Result<(), esession_negotiate::StoreError> {
         self.records += 1;
         self.inner.record(keys, expires)
     }
-    fn record_all(&mut self, entries: &[(Vec<u8>, u64)]) -> Result<(), esession_negotiate::StoreError> {
+    fn record_all(
+        &mut self,
+        entries: &[(Vec<u8>, DateTime<Utc>)],
+    ) -> Result<(), esession_negotiate::StoreError> {
         if self.fail {
-            return Err(esession_negotiate::StoreError("disk full".into()));
+            return Err(esession_negotiate::StoreError::new(
+                esession_negotiate::StoreErrorKind::Io,
+                "disk full",
+            ));
         }
         self.batches.push(entries.len());
         for (k, e) in entries {
@@ -226,7 +236,7 @@ impl esession_offline::replay::ReplayStore for Counting {
         }
         Ok(())
     }
-    fn purge(&mut self, now: u64) -> Result<(), esession_negotiate::StoreError> {
+    fn purge(&mut self, now: DateTime<Utc>) -> Result<(), esession_negotiate::StoreError> {
         self.inner.purge(now)
     }
 }

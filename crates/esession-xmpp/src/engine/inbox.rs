@@ -1,7 +1,8 @@
 //! Exactly-once delivery of offline content, across crashes: see [`Inbox`].
 
+use chrono::{DateTime, Utc};
 use esession_crypto::PublicKey;
-use esession_negotiate::{Jid, StoreError};
+use esession_negotiate::{Jid, StoreError, StoreErrorKind};
 use minidom::Element;
 use std::fmt;
 use zeroize::Zeroizing;
@@ -48,7 +49,7 @@ fn sha256(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// The base of the ids of a session's messages: a digest of its start's replay keys.
-pub(crate) fn id_base(replay: &[(Vec<u8>, u64)]) -> [u8; 32] {
+pub(crate) fn id_base(replay: &[(Vec<u8>, DateTime<Utc>)]) -> [u8; 32] {
     let mut parts: Vec<&[u8]> = vec![b"esession inbox start"];
     let lens: Vec<[u8; 4]> =
         replay.iter().map(|(k, _)| u32::try_from(k.len()).unwrap_or(u32::MAX).to_be_bytes()).collect();
@@ -79,7 +80,7 @@ impl core::str::FromStr for MessageId {
 
     /// 32 hexadecimal digits, as [`fmt::Display`] writes them.
     fn from_str(s: &str) -> Result<Self, StoreError> {
-        let bad = || StoreError("a message id is 32 hexadecimal digits".into());
+        let bad = || StoreError::new(StoreErrorKind::Other, "a message id is 32 hexadecimal digits");
         if s.len() != 32 || !s.is_ascii() {
             return Err(bad());
         }
@@ -107,8 +108,8 @@ pub struct Kept {
     /// The children left in clear (see [`super::Event::Message`]).
     pub clear: Vec<String>,
     /// The replay entries of the start that carried it (empty for later stanzas of its
-    /// session), each with its expiry (seconds since the epoch): recorded again on recovery.
-    pub replay: Vec<(Vec<u8>, u64)>,
+    /// session), each with its expiry: recorded again on recovery.
+    pub replay: Vec<(Vec<u8>, DateTime<Utc>)>,
     /// Held for a trust decision: the key that signed the start of its session, which was not
     /// trusted for the sender when it arrived ([`super::Event::Untrusted`]). Such a message is
     /// told as an [`super::Event::Message`] only once that key is trusted for the sender.
@@ -147,7 +148,7 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if n > self.0.len() {
-            return Err(StoreError("an inbox record is truncated".into()));
+            return Err(StoreError::new(StoreErrorKind::Corrupt, "an inbox record is truncated"));
         }
         let (a, b) = self.0.split_at(n);
         self.0 = b;
@@ -162,13 +163,14 @@ impl<'a> Reader<'a> {
     fn field(&mut self) -> Result<&'a [u8], StoreError> {
         let n = self.u32()? as usize;
         if n > FIELD_MAX {
-            return Err(StoreError("an inbox record field is too large".into()));
+            return Err(StoreError::new(StoreErrorKind::Corrupt, "an inbox record field is too large"));
         }
         self.take(n)
     }
 
     fn text(&mut self) -> Result<&'a str, StoreError> {
-        core::str::from_utf8(self.field()?).map_err(|_| StoreError("an inbox record is not UTF-8".into()))
+        core::str::from_utf8(self.field()?)
+            .map_err(|_| StoreError::new(StoreErrorKind::Corrupt, "an inbox record is not UTF-8"))
     }
 }
 
@@ -197,7 +199,7 @@ impl Kept {
         out.extend_from_slice(&u32::try_from(self.replay.len()).unwrap_or(0).to_be_bytes());
         for (k, e) in self.replay.iter().take(u32::MAX as usize) {
             put(&mut out, k);
-            out.extend_from_slice(&e.to_be_bytes());
+            out.extend_from_slice(&esession_offline::replay::to_disk(*e).to_be_bytes());
         }
         // A key that cannot be written as PEM (no key that was read fails) is written empty,
         // which `decode` refuses: the record fails to open, it is never read as not held.
@@ -219,11 +221,13 @@ impl Kept {
         let mut r = Reader(b);
         let version = r.take(1)?[0];
         if version != RECORD_V1 && version != RECORD_V2 {
-            return Err(StoreError("an inbox record of an unknown version".into()));
+            return Err(StoreError::new(StoreErrorKind::Corrupt, "an inbox record of an unknown version"));
         }
         let mut id = [0u8; 16];
         id.copy_from_slice(r.take(16)?);
-        let bad = |what: &str| StoreError(format!("an inbox record holds a bad {what}"));
+        let bad = |what: &str| {
+            StoreError::new(StoreErrorKind::Corrupt, format!("an inbox record holds a bad {what}"))
+        };
         let peer = Jid::new(r.text()?).map_err(|_| bad("JID"))?;
         let thread = r.text()?.to_owned();
         let stanza = esession_forms::xml::parse(r.text()?).map_err(|_| bad("stanza"))?;
@@ -244,7 +248,7 @@ impl Kept {
             let e = r.take(8)?;
             let mut eb = [0u8; 8];
             eb.copy_from_slice(e);
-            replay.push((k, u64::from_be_bytes(eb)));
+            replay.push((k, esession_offline::replay::from_disk(u64::from_be_bytes(eb))));
         }
         let untrusted = match version {
             RECORD_V1 => None,
@@ -375,7 +379,10 @@ mod tests {
             stanza,
             petname: Some("Bob".into()),
             clear: vec!["amp".into()],
-            replay: vec![(vec![1, 2, 3], 99), (vec![4], u64::MAX)],
+            replay: vec![
+                (vec![1, 2, 3], DateTime::from_timestamp(99, 0).unwrap()),
+                (vec![4], DateTime::<Utc>::MAX_UTC),
+            ],
             untrusted: None,
         }
     }
@@ -419,8 +426,9 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_distinct() {
-        let a = id_base(&[(vec![1], 5), (vec![2], 5)]);
-        let b = id_base(&[(vec![1, 2], 5)]);
+        let t = DateTime::from_timestamp(5, 0).unwrap();
+        let a = id_base(&[(vec![1], t), (vec![2], t)]);
+        let b = id_base(&[(vec![1, 2], t)]);
         assert_ne!(a, b);
         assert_eq!(MessageId::derive(&a, 0), MessageId::derive(&a, 0));
         assert_ne!(MessageId::derive(&a, 0), MessageId::derive(&a, 1));

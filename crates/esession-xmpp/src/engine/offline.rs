@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use esession_crypto::PublicKey;
 use esession_forms::names::{Compress, StanzaType};
 use esession_forms::xml;
-use esession_negotiate::{BareJid, Jid, KeyRecord, PooledEntropy, StoreError, TrustStore};
+use esession_negotiate::{BareJid, Jid, KeyRecord, PooledEntropy, StoreError, StoreErrorKind, TrustStore};
 use esession_offline::away::{Published, go_offline};
 use esession_offline::publish::{Plan, Secrets};
 use esession_offline::replay::ReplayStore;
@@ -34,20 +34,24 @@ const RETURN_WINDOW_SECS: i64 = 300;
 /// kept in the inbox).
 struct Staged<'a> {
     inner: &'a (dyn ReplayStore + Send),
-    keys: Vec<(Vec<u8>, u64)>,
+    keys: Vec<(Vec<u8>, DateTime<Utc>)>,
 }
 
 impl ReplayStore for Staged<'_> {
-    fn seen(&self, key: &[u8], now: u64) -> bool {
+    fn seen(&self, key: &[u8], now: DateTime<Utc>) -> bool {
         self.inner.seen(key, now) || self.keys.iter().any(|(k, e)| k == key && now <= *e)
     }
 
-    fn record(&mut self, keys: &[Vec<u8>], expires: u64) -> Result<(), esession_negotiate::StoreError> {
+    fn record(
+        &mut self,
+        keys: &[Vec<u8>],
+        expires: DateTime<Utc>,
+    ) -> Result<(), esession_negotiate::StoreError> {
         self.keys.extend(keys.iter().map(|k| (k.clone(), expires)));
         Ok(())
     }
 
-    fn purge(&mut self, _now: u64) -> Result<(), esession_negotiate::StoreError> {
+    fn purge(&mut self, _now: DateTime<Utc>) -> Result<(), esession_negotiate::StoreError> {
         Ok(())
     }
 }
@@ -76,7 +80,10 @@ impl TrustStore for AnyKey<'_> {
     }
 
     fn associate(&mut self, _jid: &BareJid, _key: PublicKey) -> Result<(), StoreError> {
-        Err(StoreError("the offline start's second look changes no key association".into()))
+        Err(StoreError::new(
+            StoreErrorKind::Other,
+            "the offline start's second look changes no key association",
+        ))
     }
 
     fn sas_confirmed(&self, jid: &BareJid) -> bool {
@@ -84,7 +91,7 @@ impl TrustStore for AnyKey<'_> {
     }
 
     fn confirm_sas(&mut self, _jid: &BareJid) -> Result<(), StoreError> {
-        Err(StoreError("the offline start's second look confirms no SAS".into()))
+        Err(StoreError::new(StoreErrorKind::Other, "the offline start's second look confirms no SAS"))
     }
 }
 
