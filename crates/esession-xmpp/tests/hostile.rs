@@ -154,6 +154,170 @@ fn clear_children_beside_c_are_never_delivered_as_protected() {
     still_works(&mut r, a, b);
 }
 
+/// Adds a clear `<body/>` and a foreign element beside the `<c/>` of every stanza in flight
+/// that has one (what a man in the middle can do).
+fn inject_beside_c() -> esession_xmpp::relay::Filter {
+    Box::new(|_, mut s| {
+        if s.get_child("c", esession_stanza::NS).is_some() {
+            s.append_child(Element::builder("body", "jabber:client").append("INJECTED").build());
+            s.append_child(Element::bare("x", "urn:evil"));
+        }
+        Some(s)
+    })
+}
+
+/// The protected stanzas delivered among `events`, with their thread, and how many
+/// `Event::Unprotected` reported exactly the two added children.
+fn delivered(events: &[Event]) -> (Vec<(String, Element)>, usize) {
+    let messages = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { stanza, thread, clear, .. } => {
+                assert!(clear.is_empty(), "nothing but <thread/> in clear here: {clear:?}");
+                Some((thread.clone(), stanza.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let reported = events
+        .iter()
+        .filter(|e| matches!(e, Event::Unprotected { elements, .. } if elements == &["body", "{urn:evil}x"]))
+        .count();
+    (messages, reported)
+}
+
+/// What the sender encrypted: a chat message with `text` (and `extra`), in clear only the
+/// `<thread/>` that XEP-0200 §5 leaves out of `<c/>`.
+fn exactly(thread: &str, text: &str, extra: Option<Element>) -> Element {
+    let mut m = Element::builder("message", "jabber:client")
+        .append(Element::builder("body", "jabber:client").append(text))
+        .append(Element::builder("thread", "jabber:client").append(thread))
+        .append_all(extra)
+        .build();
+    set(&mut m, "type", "chat");
+    m
+}
+
+/// The SHIM `Created` header XEP-0187 §4 has Bob put in the encrypted content of a start.
+fn created(at: chrono::DateTime<chrono::Utc>) -> Element {
+    const SHIM: &str = "http://jabber.org/protocol/shim";
+    let mut header = Element::builder("header", SHIM).append(esession_offline::xep0082(at)).build();
+    set(&mut header, "name", "Created");
+    Element::builder("headers", SHIM).append(header).build()
+}
+
+/// `stanza` with its children in a fixed order (by name) and no `from`/`to`, to compare
+/// contents whatever order the sender wrote them in.
+fn content_of(stanza: &Element) -> Element {
+    let mut out = Element::bare(stanza.name(), stanza.ns());
+    for ((ns, n), v) in stanza.attrs().iter() {
+        if !matches!(n.as_str(), "from" | "to" | "id") {
+            out.attrs_mut().insert(ns.clone(), n.clone(), v.clone());
+        }
+    }
+    let mut children: Vec<&Element> = stanza.children().collect();
+    children.sort_by_key(|c| (c.ns(), c.name().to_owned()));
+    for c in children {
+        out.append_child(c.clone());
+    }
+    out
+}
+
+/// 16.2, the same in offline sessions (XEP-0187): clear children added beside the `<c/>` of
+/// Bob's offline stanzas, the start and the later ones (stored for Alice while she is away),
+/// are dropped and reported as `Event::Unprotected`; what Alice gets as `Event::Message` is
+/// exactly what Bob encrypted (the start's content with its `Created` header).
+#[test]
+fn clear_children_beside_c_in_an_offline_session_are_never_delivered() {
+    let (mut r, a, b) = pair();
+    let now = r.now();
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
+    let (step, mut sets) =
+        r.engine(a).go_offline(now, &plan, &[esession_offline::Audience::Subscribers], false).unwrap();
+    r.output(a, step);
+    r.drive();
+    r.disconnect(a);
+    r.drive();
+    let ev = r.fetch_options(b, "alice@example.org").unwrap();
+    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
+    r.set_filter(inject_beside_c());
+    let started = r.now();
+    let start = r
+        .engine(b)
+        .offline_start(started, &bare(ALICE), esession_xmpp::engine::body_message("while away"), false)
+        .unwrap();
+    r.output(b, start);
+    for text in ["second", "third"] {
+        let s = r.engine(b).offline_chat(started, &bare(ALICE), text).unwrap();
+        assert!(s.get_child("c", esession_stanza::NS).is_some());
+        r.inject(b, s);
+    }
+    r.drive();
+    r.advance(chrono::Duration::minutes(30));
+    // Alice returns; Bob's terminate on her presence is not part of this test.
+    r.set_filter(Box::new(move |from, s| (from != b || s.name() != "message").then_some(s)));
+    let now = r.now();
+    let step = r.engine(a).come_back(now, Some(sets.remove(0).secrets), None, true).unwrap();
+    r.reconnect(a, step);
+    r.drive();
+    let ea = r.take_events(a);
+    assert!(
+        ea.iter().all(|e| !matches!(e, Event::Message { offline: false, .. })),
+        "only offline messages: {ea:?}"
+    );
+    let (messages, reported) = delivered(&ea);
+    let texts: Vec<_> = messages
+        .iter()
+        .map(|(_, m)| m.get_child("body", "jabber:client").map(Element::text).unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["while away", "second", "third"], "{ea:?}");
+    for (i, (thread, m)) in messages.iter().enumerate() {
+        let text = m.get_child("body", "jabber:client").map(Element::text).unwrap();
+        let expected = exactly(thread, &text, (i == 0).then(|| created(started)));
+        assert_eq!(content_of(m), content_of(&expected), "{}", String::from(m));
+        assert!(!String::from(m).contains("INJECTED") && !String::from(m).contains("urn:evil"));
+    }
+    // The start and the two later stanzas each carry a <c/>: each one's additions reported.
+    assert_eq!(reported, 3, "{ea:?}");
+    r.set_filter(Box::new(|_, s| Some(s)));
+    still_works(&mut r, a, b);
+}
+
+/// 16.2, after a re-key: the re-key stanza and the stanzas after it, each with a clear
+/// `<body/>` and a foreign element added beside `<c/>`, deliver exactly what Alice encrypted
+/// (under the new keys), and each addition is reported as `Event::Unprotected`.
+#[test]
+fn clear_children_beside_c_after_a_rekey_are_never_delivered() {
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.take_events(b);
+    r.set_filter(inject_beside_c());
+    let w =
+        r.engine(a).chat(&bare(BOB), "rekeyed", EncryptOptions { rekey: true, publish_old: false }).unwrap();
+    r.inject(a, w);
+    r.drive();
+    for text in ["after the re-key", "and again"] {
+        r.chat(a, BOB, text).unwrap();
+    }
+    r.drive();
+    let eb = r.take_events(b);
+    let (messages, reported) = delivered(&eb);
+    let texts: Vec<_> = messages
+        .iter()
+        .map(|(_, m)| m.get_child("body", "jabber:client").map(Element::text).unwrap_or_default())
+        .collect();
+    assert_eq!(texts, ["rekeyed", "after the re-key", "and again"], "{eb:?}");
+    for (thread, m) in &messages {
+        let text = m.get_child("body", "jabber:client").map(Element::text).unwrap();
+        assert_eq!(content_of(m), content_of(&exactly(thread, &text, None)), "{}", String::from(m));
+        assert!(!String::from(m).contains("INJECTED") && !String::from(m).contains("urn:evil"));
+    }
+    assert_eq!(reported, 3, "each stanza's additions reported: {eb:?}");
+    r.set_filter(Box::new(|_, s| Some(s)));
+    still_works(&mut r, a, b);
+}
+
 /// 16.3: an error answering a negotiation ends Alice's half-open 3-message session (she must
 /// not keep sending in it), and says so.
 #[test]
