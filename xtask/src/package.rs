@@ -140,7 +140,11 @@ fn verify() -> Result<(), String> {
     for krate in CRATES {
         let name = format!("{krate}-{version}");
         let mut tar = std::process::Command::new("tar");
-        tar.arg("xzf").arg(pkg.join(format!("{name}.crate"))).arg("-C").arg(&dir);
+        // `-m`: the files get the time of extraction, not the packaged one: cargo fingerprints
+        // path sources by mtime, and with the packaged times a later run reused the shared
+        // target's build of the previous sources (seen: esession-xmpp against an older
+        // esession-negotiate).
+        tar.arg("xzmf").arg(pkg.join(format!("{name}.crate"))).arg("-C").arg(&dir);
         run(tar)?;
         members.push(format!("\"{name}\""));
         patch.push_str(&format!("{krate} = {{ path = \"{name}\" }}\n"));
