@@ -70,19 +70,26 @@ impl CryptoProvider {
         // Gajim keys the cipher with the whole hash output: only hashes whose output is a key
         // length (SHA-256) can key one there (`kdf::key_fits`); Whirlpool would be chosen and
         // then fail.
-        let crypt_algs: Vec<CryptAlg> = all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect();
-        let hash_algs = all
-            .hash_algs
-            .into_iter()
-            .filter(|h| crypt_algs.iter().any(|c| key_fits(profile, c, h)))
-            .collect();
         Self {
             modp: all.modp.into_iter().filter(|g| g.bits().is_some_and(|b| b >= min_bits)).collect(),
-            crypt_algs,
-            hash_algs,
+            crypt_algs: all.crypt_algs.into_iter().filter(|c| *c != CryptAlg::None).collect(),
             ..all
         }
+        .fitting(profile)
     }
+
+    /// The same lists without the hashes that key none of the (real) ciphers offered in
+    /// `profile` ([`key_fits`]: Whirlpool in `Profile::Gajim`); with no cipher but `none`, the
+    /// hashes are kept (nothing is keyed). What is offered is then what can be chosen.
+    #[must_use]
+    pub fn fitting(mut self, profile: Profile) -> Self {
+        let real: Vec<&CryptAlg> = self.crypt_algs.iter().filter(|c| **c != CryptAlg::None).collect();
+        if !real.is_empty() {
+            self.hash_algs.retain(|h| real.iter().any(|c| key_fits(profile, c, h)));
+        }
+        self
+    }
+
     /// The same lists with everything this build cannot do removed (groups 3/4, sha1, md5,
     /// unknown names) and duplicates dropped, order kept.
     #[must_use]

@@ -172,11 +172,9 @@ impl Initiator {
             return Err(Error::ApiMisuse("already started"));
         }
         let c = Arc::clone(&self.cfg);
-        let mut p = c.provider.sanitized();
         // Only hashes that can key an offered cipher in our profile (Whirlpool never in the
         // Gajim dialect, whose cipher key is the whole hash output).
-        let crypt_algs = p.crypt_algs.clone();
-        p.hash_algs.retain(|h| crypt_algs.iter().any(|a| esession_crypto::kdf::key_fits(c.profile, a, h)));
+        let p = c.provider.sanitized().fitting(c.profile);
         // X116-4.3-06: only 'key', 'hash' or 'none' are offered (a configured `Unknown` method is
         // left out). X116-4.3-07: 'none' MUST NOT be specified with 3-message negotiation (§4.3
         // item 9).
@@ -196,9 +194,11 @@ impl Initiator {
             resp_pubkey.insert(0, hash);
         }
         if p.modp.is_empty() || p.crypt_algs.is_empty() || p.hash_algs.is_empty() {
-            return Err(Error::Config(
-                "no group, cipher or hash to offer (in the Gajim profile: sha256 only)",
-            ));
+            return Err(Error::Config(if c.profile == esession_crypto::Profile::Gajim {
+                "no group, cipher or hash to offer (in the Gajim profile: sha256 only)"
+            } else {
+                "no group, cipher or hash to offer"
+            }));
         }
         if init_pubkey.is_empty() || resp_pubkey.is_empty() {
             return Err(Error::Config("no identity method to offer (3-message: key or hash)"));

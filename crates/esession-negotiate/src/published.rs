@@ -85,6 +85,8 @@ pub fn answer(
 ) -> Result<(Element, Established), Unanswerable> {
     let mut support = cfg.support.clone();
     support.init_pubkey = vec![PubkeyMethod::Key];
+    // The configuration's profile decides which hash keys which cipher.
+    support.profile = cfg.profile;
     let choices = choose(request, &support).map_err(|r| Unanswerable::Unsupported(r.fields().to_vec()))?;
     let (group, idx) = choices.modp;
     let e = request.dh.values().get(idx).cloned().ok_or(Unanswerable::BadE)?;

@@ -255,7 +255,10 @@ impl Responder {
                 &["dhkeys"],
             ));
         }
-        let choices = match choose(&req, &cfg.support) {
+        // The configuration's profile decides which hash keys which cipher, whatever
+        // `support.profile` says (two fields nothing keeps in step).
+        let support = esession_forms::negotiation::Support { profile: cfg.profile, ..cfg.support.clone() };
+        let choices = match choose(&req, &support) {
             Ok(c) => c,
             Err(refusal) => return self.fall_back(wrapper, &req, &required, refusal),
         };

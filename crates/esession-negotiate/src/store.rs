@@ -296,6 +296,16 @@ pub trait TrustStore {
     /// # Errors
     /// The store could not record it durably.
     fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError>;
+    /// Trusts `key` for `jid` as verified: the user's decision, or trust on first use (a
+    /// first key pinned by an engine configured for it). A store that cannot record trust
+    /// refuses (the default).
+    ///
+    /// # Errors
+    /// The store could not record it durably, or records no trust.
+    fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        let _ = (jid, key);
+        Err(StoreError::new(StoreErrorKind::Other, "this store records no trust"))
+    }
 }
 
 /// In-memory trust store.
@@ -379,6 +389,11 @@ impl TrustStore for MemoryTrust {
         if !self.sas_confirmed(jid) {
             self.sas.push(jid.clone());
         }
+        Ok(())
+    }
+
+    fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.trust(jid, key);
         Ok(())
     }
 }

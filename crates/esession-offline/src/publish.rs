@@ -178,10 +178,8 @@ pub fn prepare(
     now: chrono::DateTime<chrono::Utc>,
     entropy: &mut dyn Entropy,
 ) -> Result<(Element, Secrets)> {
-    let mut p = plan.provider.sanitized();
     // Only hashes that can key an offered cipher in the profile (`kdf::key_fits`).
-    let crypt_algs = p.crypt_algs.clone();
-    p.hash_algs.retain(|h| crypt_algs.iter().any(|a| esession_crypto::kdf::key_fits(plan.profile, a, h)));
+    let p = plan.provider.sanitized().fitting(plan.profile);
     if p.modp.is_empty() || plan.keys.is_empty() {
         return Err(Error::Config("offline options need a group and a signing key"));
     }

@@ -161,6 +161,11 @@ impl TrustStore for MemoryView {
         }
         self.cache.confirm_sas(jid)
     }
+
+    fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.shared.trust().trust.trust(jid, key.clone());
+        self.cache.pin(jid, key)
+    }
 }
 
 impl core::fmt::Debug for Account {

@@ -7,7 +7,6 @@
 use crate::engine::{Engine, Event, FirstUse, Rng, Route, os_rng, set_attr};
 use crate::{Account, BareJid, ClientBuilder, Error, Jid, parse_jid};
 use esession_crypto::{PrivateKey, Profile};
-use esession_forms::esession::ESESSION_NS;
 use esession_negotiate::Mode;
 use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
@@ -477,9 +476,8 @@ impl Client {
 
     /// What trust on first use says of the key `peer` proved in the session of `thread`, a
     /// first key pinned; see [`trust_on_first_use`]. With
-    /// [`ClientBuilder::trust_on_first_use`] on, the client does this itself on every
-    /// [`Event::Negotiated`] before the application sees it (it then answers
-    /// [`FirstUse::Known`]).
+    /// [`ClientBuilder::trust_on_first_use`] on, the engine does this itself when a session
+    /// opens, before the application sees it (this then answers [`FirstUse::Known`]).
     ///
     /// # Errors
     /// The account's store cannot be written.
@@ -578,12 +576,6 @@ impl Client {
             self.send(s).await?;
         }
         for e in step.events {
-            // Trust on first use: the key a contact proved first is pinned at once.
-            if let Event::Negotiated { peer, thread, .. } = &e
-                && self.engine.trusts_on_first_use()
-            {
-                trust_on_first_use(&self.account, &mut self.engine, &peer.to_bare(), thread)?;
-            }
             match e {
                 Event::IqResult { stanza } => {
                     let id = stanza.attr("id").unwrap_or_default().to_owned();
@@ -765,10 +757,7 @@ impl Client {
     pub async fn supports(&mut self, peer: &Jid) -> Result<bool, Error> {
         let iq = self.iq_element("get", Some(peer.as_str()), Element::bare("query", DISCO_INFO));
         let r = self.request(iq).await?;
-        Ok(r.attr("type") == Some("result")
-            && r.get_child("query", DISCO_INFO).is_some_and(|q| {
-                q.children().any(|f| f.name() == "feature" && f.attr("var") == Some(ESESSION_NS))
-            }))
+        Ok(crate::engine::announces_esessions(&r))
     }
 
     /// Negotiates a session with `peer` (a full JID, or a bare one that is available, or a
@@ -777,34 +766,27 @@ impl Client {
     /// # Errors
     /// [`Error::NoSupport`], [`Error::Negotiation`], [`Error::Timeout`].
     pub async fn negotiate(&mut self, peer: &Jid, mode: Mode) -> Result<Option<String>, Error> {
-        // A full JID, or a service's (no node): addressed as given. A bare JID: its available
-        // resources, newest first, the first that announces XEP-0116 (a one-shot command of
-        // the contact's, newer than its chat, announces none: the chat is found).
-        let full = if peer.resource().is_some() || peer.node().is_none() {
-            if !self.supports(peer).await? {
-                return Err(Error::NoSupport(peer.clone()));
-            }
-            peer.clone()
-        } else {
-            let bare = peer.to_bare();
-            let resources = self.resources(&bare);
-            let Some(newest) = resources.last().cloned() else {
-                return Err(Error::NotAvailable { peer: bare, subscribed: true });
-            };
-            let mut found = None;
-            for r in resources.iter().rev() {
-                match self.supports(r).await {
-                    Ok(true) => {
-                        found = Some(r.clone());
-                        break;
-                    }
-                    // A resource that does not answer is not one to negotiate with.
-                    Ok(false) | Err(Error::Timeout(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            found.ok_or(Error::NoSupport(newest))?
+        // The engine says whom to ask, in order (Engine::negotiation_targets); the first that
+        // announces XEP-0116 is the one.
+        let targets = self.engine.negotiation_targets(peer);
+        let Some(first) = targets.first().cloned() else {
+            return Err(Error::NotAvailable { peer: peer.to_bare(), subscribed: true });
         };
+        let single = targets.len() == 1 && (peer.resource().is_some() || peer.node().is_none());
+        let mut found = None;
+        for t in targets {
+            match self.supports(&t).await {
+                Ok(true) => {
+                    found = Some(t);
+                    break;
+                }
+                // A resource that does not answer is not one to negotiate with.
+                Ok(false) | Err(Error::Timeout(_)) if !single => {}
+                Ok(false) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let full = found.ok_or(Error::NoSupport(first))?;
         let step = self.engine.start(chrono::Utc::now(), &full, mode)?;
         self.apply(step).await?;
         let b = full.to_bare();
@@ -848,7 +830,7 @@ impl Client {
             // A negotiation that opened no session (it returned an error otherwise): what the
             // engine says next.
             Route::Negotiate(_) => return Err(Error::NotProtected(bare)),
-            _ => {
+            Route::OfflineStart => {
                 self.fetch_options(&bare).await?;
                 let step = self.engine.offline_start(
                     chrono::Utc::now(),
@@ -1207,8 +1189,9 @@ mod tests {
         r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
         r.drive();
         let t1 = thread_of(r.take_events(b)).unwrap();
+        // The engine pinned it itself as the session opened: the first use is already known.
         let u = trust_on_first_use(&acct, r.engine(b), &alice, &t1).unwrap();
-        assert_eq!(u, Some(FirstUse::First(alice_pub.clone())));
+        assert_eq!(u, Some(FirstUse::Known));
         // Pinned: verified in the account's file and in the engine's view at once.
         assert!(acct.associations().unwrap().iter().any(|k| k.key == alice_pub && k.verified));
         assert!(r.engine(b).trust().for_jid(&alice).iter().any(|k| k.key == alice_pub && k.verified));
@@ -1300,9 +1283,10 @@ mod tests {
             })
             .unwrap();
         let bob_bare = parse_jid("bob@example.com").unwrap().to_bare();
-        let u = trust_on_first_use(&acct, r.engine(a), &bob_bare, &thread).unwrap();
-        assert_eq!(u, Some(FirstUse::First(bob_pub.clone())));
+        // Pinned by the engine as the offline session opened (verified in the account's file).
         assert!(acct.associations().unwrap().iter().any(|k| k.key == bob_pub && k.verified));
+        let u = trust_on_first_use(&acct, r.engine(a), &bob_bare, &thread).unwrap();
+        assert_eq!(u, Some(FirstUse::Known));
         drop(r);
         drop(acct);
         let _ = std::fs::remove_dir_all(&dir);

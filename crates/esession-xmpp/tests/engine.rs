@@ -1307,3 +1307,58 @@ fn the_engine_says_which_way_a_message_goes() {
     r.output(b, step);
     assert_eq!(r.engine(b).route_message(&jid(ALICE)), Route::OfflineSession);
 }
+
+/// Whom to ask before negotiating, and what counts as announcing XEP-0116, are the engine's.
+#[test]
+fn the_engine_says_whom_to_negotiate_with() {
+    use esession_xmpp::engine::announces_esessions;
+    let (mut r, a, _b) = pair();
+    let now = r.now();
+    assert!(r.engine(a).negotiation_targets(&jid("bob@example.com")).is_empty(), "no resource available");
+    assert_eq!(r.engine(a).negotiation_targets(&jid(BOB)), vec![jid(BOB)], "a full JID as given");
+    assert_eq!(r.engine(a).negotiation_targets(&jid("bot.example.net")), vec![jid("bot.example.net")]);
+    for from in ["bob@example.com/old", "bob@example.com/new"] {
+        let mut p = Element::bare("presence", "jabber:client");
+        set(&mut p, "from", from);
+        set(&mut p, "to", ALICE);
+        r.engine(a).handle(now, &p);
+    }
+    assert_eq!(
+        r.engine(a).negotiation_targets(&jid("bob@example.com")),
+        vec![jid("bob@example.com/new"), jid("bob@example.com/old")],
+        "newest first"
+    );
+    let answer = |kind: &str, var: &str| -> Element {
+        format!(
+            "<iq xmlns='jabber:client' type='{kind}'><query xmlns='http://jabber.org/protocol/disco#info'>\
+             <feature var='{var}'/></query></iq>"
+        )
+        .parse()
+        .unwrap()
+    };
+    assert!(announces_esessions(&answer("result", "http://www.xmpp.org/extensions/xep-0116.html#ns")));
+    assert!(!announces_esessions(&answer("result", "urn:xmpp:ping")));
+    assert!(!announces_esessions(&answer("error", "http://www.xmpp.org/extensions/xep-0116.html#ns")));
+}
+
+/// A roster answer from anyone but our own account is not read; a new roster replaces the
+/// last (a contact removed is no longer watched).
+#[test]
+fn only_our_servers_roster_is_read_and_each_replaces_the_last() {
+    let (mut r, a, _b) = pair();
+    let roster = |from: Option<&str>, jids: &[&str]| -> Element {
+        let items: String = jids.iter().map(|j| format!("<item jid='{j}' subscription='both'/>")).collect();
+        let from = from.map(|f| format!(" from='{f}'")).unwrap_or_default();
+        format!("<iq xmlns='jabber:client' type='result'{from}><query xmlns='jabber:iq:roster'>{items}</query></iq>")
+            .parse()
+            .unwrap()
+    };
+    r.engine(a).set_account(&jid(ALICE));
+    r.engine(a).roster_result(&roster(Some("mallory@evil.example"), &["mallory@evil.example"]), &[]);
+    assert!(r.engine(a).watched().is_empty(), "a roster from a stranger");
+    r.engine(a)
+        .roster_result(&roster(Some("alice@example.org"), &["bob@example.com", "carol@example.net"]), &[]);
+    assert_eq!(r.engine(a).watched().len(), 2, "from our bare JID");
+    r.engine(a).roster_result(&roster(None, &["carol@example.net"]), &[]);
+    assert_eq!(r.engine(a).watched(), vec![bare("carol@example.net")]);
+}

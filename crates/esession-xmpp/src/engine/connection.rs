@@ -23,10 +23,12 @@ impl Engine {
     ///   ours;
     /// * offline sessions are kept: they are bound to bare JIDs (XEP-0187), not to our
     ///   resource;
-    /// * our presence is announced again: the step's last stanza is `<presence/>`. Nothing of
-    ///   XEP-0187 §3.4 is to do before it: the subscribers' options were withdrawn when we came
-    ///   back ([`Engine::come_back`]), and only the ones for everyone may be published while
-    ///   we are online.
+    /// * our presence is announced again: the step's last stanza is `<presence/>` (an
+    ///   application that drives the engine itself sends it, and no presence of its own);
+    ///   not while the engine is away ([`Engine::is_away`]): the return announces it, after
+    ///   withdrawing the subscribers' options (XEP-0187 §3.4). Options for subscribers
+    ///   published while online ([`crate::Client::publish_offline`]) stay published: withdraw
+    ///   them before such a reset can happen, or go away first.
     ///
     /// The sessions are ended and the presence forgotten before the presence is sent: every
     /// stanza the new stream brings is read against the new state.
@@ -56,7 +58,11 @@ impl Engine {
             step.event(Event::Presence { peer, available: false });
         }
         self.ticked = Some(now);
-        step.send.push(minidom::Element::bare("presence", "jabber:client"));
+        // Away (holding stanzas, options published): no presence until the return, which
+        // withdraws the options first (XEP-0187 §3.4).
+        if !self.offline.holding() {
+            step.send.push(minidom::Element::bare("presence", "jabber:client"));
+        }
         step
     }
 }

@@ -46,7 +46,7 @@ pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
 pub use limits::Limits;
 pub use offline::Away;
 pub use presence::{DISCO_INFO, PING, ROSTER_MAX, ROSTER_NS, iq_error};
-pub use route::Route;
+pub use route::{Route, announces_esessions};
 
 use crate::Error;
 use crate::KeyPool;
@@ -190,6 +190,14 @@ impl TrustStore for FirstUseTrust {
 
     fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), esession_negotiate::StoreError> {
         self.inner.confirm_sas(jid)
+    }
+
+    fn pin(
+        &mut self,
+        jid: &BareJid,
+        key: esession_crypto::PublicKey,
+    ) -> Result<(), esession_negotiate::StoreError> {
+        self.inner.pin(jid, key)
     }
 }
 
@@ -481,8 +489,9 @@ impl Engine {
     /// without it: `key-trust`). Off by default: only keys the user trusted are accepted
     /// (XEP-0116 §4.6.2). Weaker than verified keys: whoever answers first for a JID is
     /// trusted as that JID; comparing the SAS (or the fingerprint) later closes the gap.
-    /// [`crate::client::trust_on_first_use`] marks such a key verified, so that it is never
-    /// evicted among the unverified keys the stores bound.
+    /// The engine pins such a key as the session opens (`TrustStore::pin`: trusted and marked
+    /// verified, so that it is never evicted among the unverified keys the stores bound); a
+    /// store that cannot pin is reported ([`Failure::Store`]).
     pub fn set_trust_on_first_use(&mut self, on: bool) {
         self.first_use.store(on, Ordering::Relaxed);
     }
@@ -496,8 +505,8 @@ impl Engine {
     /// What trust on first use says of the key `peer` proved in the session of `thread`
     /// (online, or an offline session we accepted); `None` without such a session. The
     /// engine records every key a peer proves (unverified, XEP-0116 §7.4); the user's (or a
-    /// first use's) verification is what counts here. [`crate::client::trust_on_first_use`]
-    /// pins a [`FirstUse::First`] key.
+    /// first use's) verification is what counts here. With trust on first use on, the engine
+    /// pins a [`FirstUse::First`] key itself as the session opens.
     #[must_use]
     pub fn first_use(&self, peer: &BareJid, thread: &str) -> Option<FirstUse> {
         let o = &self.sessions[self.sessions.newest_of(peer, |o| o.est.thread() == thread)?];
@@ -1093,7 +1102,18 @@ impl Engine {
                 why: Ended::Failure,
             });
         }
+        let (bare, thread) = (est.peer().to_bare(), est.thread().to_owned());
         self.sessions.push(Open { est, offline, used: now, terminating_since: None, ids: None });
+        // Trust on first use: the first key a contact proves is pinned (trusted, verified) at
+        // once, before the application reads of the session.
+        if self.first_use.load(Ordering::Relaxed)
+            && let Some(FirstUse::First(key)) = self.first_use(&bare, &thread)
+        {
+            match self.stores.trust.pin(&bare, key) {
+                Ok(()) => tracing::info!(peer = %bare, "key pinned on first use"),
+                Err(e) => step.event(Event::Failed { peer: Jid::from(bare), failure: Failure::Store(e) }),
+            }
+        }
     }
 
     /// An encrypted stanza (or a clear terminate): the session of its contact and thread.

@@ -17,7 +17,8 @@ const XEP0200_NS: &str = "http://www.xmpp.org/extensions/xep-0200.html#ns";
 const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// The available resources of each contact, as seen in presence, within bounds: contacts we
-/// know (a key, a session, a negotiation, an offline session or options) are kept; strangers are
+/// know (a key, a session, an offline session or options, or in the roster read at login:
+/// at most [`ROSTER_MAX`], replaced by each roster read) are kept; strangers are
 /// kept up to [`super::Limits::strangers`], the one remembered longest ago forgotten first; each
 /// contact keeps up to [`super::Limits::resources`] resources, the one seen longest ago forgotten
 /// first. Every operation is a hash lookup plus work bounded by those limits.
@@ -157,12 +158,21 @@ impl Engine {
         if result.attr("type") != Some("result") {
             return;
         }
+        // RFC 6121 §2.1.3: the answer comes from our own account (no `from`, or our bare JID).
+        if let Some(f) = result.attr("from")
+            && !crate::parse_jid(f).is_ok_and(|j| self.me.as_ref() == Some(&j.to_bare()))
+        {
+            return;
+        }
+        // The roster as it is now: contacts that left it are no longer watched.
+        let mut watched = HashMap::new();
         for b in watched_in(result) {
             let h = self.presence.watched.get(&b).copied().unwrap_or(false)
                 || self.is_available(&b)
                 || heard.contains(&b);
-            self.presence.watched.insert(b, h);
+            watched.insert(b, h);
         }
+        self.presence.watched = watched;
     }
 
     /// Whether `peer`'s presence is known: `Some(true)` available, `Some(false)` a presence of
@@ -224,7 +234,8 @@ impl Engine {
     }
 
     /// A contact worth remembering beyond the strangers' bound: one we hold a key, a session,
-    /// an offline session or offline options of. A negotiation in progress is not enough (a
+    /// an offline session or offline options of, or one in the roster (only our server says
+    /// who: at most [`ROSTER_MAX`]). A negotiation in progress is not enough (a
     /// request costs its sender nothing). Whether it is known is decided again at each of its
     /// presences.
     fn known(&self, peer: &BareJid) -> bool {

@@ -21,7 +21,34 @@ pub enum Route {
     OfflineStart,
 }
 
+/// Whether an answer to disco#info announces XEP-0116 (XEP-0116 §3): a resource that does
+/// is one to negotiate with ([`Engine::negotiation_targets`]).
+#[must_use]
+pub fn announces_esessions(answer: &minidom::Element) -> bool {
+    answer.attr("type") == Some("result")
+        && answer.get_child("query", super::DISCO_INFO).is_some_and(|q| {
+            q.children().any(|f| {
+                f.name() == "feature" && f.attr("var") == Some(esession_forms::esession::ESESSION_NS)
+            })
+        })
+}
+
 impl Engine {
+    /// Whom to ask, in order, whether they announce XEP-0116 before negotiating with `peer`:
+    /// a full JID or a service's (no node) as given; a bare JID, its available resources,
+    /// newest first (a one-shot command of the contact's, newer than its chat, announces none,
+    /// and the chat is found). The first that announces it ([`announces_esessions`]) is the
+    /// one to negotiate with; empty when the contact has no available resource.
+    #[must_use]
+    pub fn negotiation_targets(&self, peer: &Jid) -> Vec<Jid> {
+        if peer.resource().is_some() || peer.node().is_none() {
+            return vec![peer.clone()];
+        }
+        let mut r = self.resources(&peer.to_bare());
+        r.reverse();
+        r
+    }
+
     /// How a message to `peer` goes out now: in the session with it; else a new negotiation
     /// when it is available (or a service); else in the offline session with it, or a new one
     /// from its published options.
