@@ -4,7 +4,9 @@
 //! what needs the network: logging in, waiting for answers to IQs, and the flows that wait on
 //! them (disco before a negotiation, fetching offline options, publishing them).
 
-use crate::engine::{Engine, Event, FirstUse, Rng, Route, os_rng, set_attr};
+use crate::engine::{
+    Engine, Event, FirstUse, PepStep, PublishFlow, Rng, Route, WithdrawFlow, condition, os_rng, set_attr,
+};
 use crate::{Account, BareJid, ClientBuilder, Error, Jid, parse_jid};
 use esession_crypto::{PrivateKey, Profile};
 use esession_negotiate::Mode;
@@ -20,7 +22,6 @@ use tokio_xmpp::xmlstream::Timeouts;
 use tracing::Instrument;
 
 use crate::engine::{DISCO_INFO, PING, ROSTER_NS};
-const STANZAS_NS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,21 +196,6 @@ fn to_stanza(e: Element) -> Result<Stanza, Error> {
 
 fn boxed(e: impl std::error::Error + Send + Sync + 'static) -> Option<crate::BoxError> {
     Some(Box::new(e))
-}
-
-/// The error condition of an error stanza.
-fn condition(e: &Element) -> String {
-    e.get_child("error", "jabber:client")
-        .and_then(|err| err.children().find(|c| c.ns() == STANZAS_NS).map(|c| c.name().to_owned()))
-        .unwrap_or_else(|| "undefined-condition".into())
-}
-
-/// Whether an error answer to a publish says its publish-options did not match the node
-/// (XEP-0060 §7.1.5: `conflict` with `<precondition-not-met/>`).
-fn precondition_failed(e: &Element) -> bool {
-    e.get_child("error", "jabber:client").is_some_and(|err| {
-        err.children().any(|c| c.name() == "precondition-not-met" && c.ns() == pep::PUBSUB_ERRORS_NS)
-    })
 }
 
 /// What [`Client::negotiate`] returns for the event that ended the negotiation: the SAS, or
@@ -938,30 +924,20 @@ impl Client {
                 Audience::Everyone => "everyone",
             };
             self.account.keep_offline(which, &p.secrets)?;
-            let mut iqs = p.iqs.into_iter();
-            // Node creation (with the configuration) fails harmlessly when the node exists;
-            // the publish carries the access model as a precondition (publish-options).
-            if let Some(create) = iqs.next() {
-                self.request(create).await?;
-            }
-            for iq in iqs {
-                let mut r = self.request(iq.clone()).await?;
-                // A node left with another configuration (an earlier version, another client,
-                // a node the server created): configured as we need it, and published again.
-                if r.attr("type") != Some("result") && precondition_failed(&r) {
-                    let id = crate::engine::new_thread(&mut self.rng);
-                    let c = self.request(pep::configure_node(p.audience, &id)).await?;
-                    if c.attr("type") == Some("result") {
-                        let mut again = iq;
-                        set_attr(&mut again, "id", &crate::engine::new_thread(&mut self.rng));
-                        r = self.request(again).await?;
+            // The engine's flow says what each answer leads to (PublishFlow); this sends.
+            let mut flow = PublishFlow::new(p.audience, &p.iqs);
+            let mut answer = None;
+            loop {
+                let id = crate::engine::new_thread(&mut self.rng);
+                match flow.next(answer.as_ref(), &id) {
+                    PepStep::Request(iq) => answer = Some(self.request(iq).await?),
+                    PepStep::Failed { condition } => {
+                        return Err(Error::Server {
+                            action: format!("publishing the {which} options"),
+                            condition,
+                        });
                     }
-                }
-                if r.attr("type") != Some("result") {
-                    return Err(Error::Server {
-                        action: format!("publishing the {which} options"),
-                        condition: condition(&r),
-                    });
+                    _ => break,
                 }
             }
         }
@@ -974,8 +950,7 @@ impl Client {
     /// [`Error::Server`] when the withdraw is refused.
     pub async fn withdraw_offline(&mut self) -> Result<(), Error> {
         for (audience, which) in [(Audience::Subscribers, "subscribers"), (Audience::Everyone, "everyone")] {
-            let id = crate::engine::new_thread(&mut self.rng);
-            self.withdraw(audience, pep::withdraw(audience, &id)).await.map_err(|c| Error::Server {
+            self.withdraw(audience).await.map_err(|c| Error::Server {
                 action: format!("withdrawing the {which} options"),
                 condition: c,
             })?;
@@ -984,20 +959,19 @@ impl Client {
         Ok(())
     }
 
-    /// Withdraws one set of options: XEP-0187 Example 8 (an empty `<item/>`) first; when the
-    /// server refuses it (Prosody: `bad-request`, a PEP item needs a payload), deletes the
-    /// node, which a node that is not there (`item-not-found`) already satisfies. Returns the
-    /// error condition when neither worked.
-    async fn withdraw(&mut self, audience: Audience, iq: Element) -> Result<(), String> {
-        let r = self.request(iq).await.map_err(|e| e.to_string())?;
-        if r.attr("type") == Some("result") {
-            return Ok(());
-        }
-        let id = crate::engine::new_thread(&mut self.rng);
-        let r = self.request(pep::delete_node(audience, &id)).await.map_err(|e| e.to_string())?;
-        match (r.attr("type"), condition(&r).as_str()) {
-            (Some("result"), _) | (_, "item-not-found") => Ok(()),
-            (_, c) => Err(c.to_owned()),
+    /// Withdraws one set of options, as the engine's [`WithdrawFlow`] says (Example 8, then the
+    /// node deleted when the server refuses it). Returns the error condition when neither
+    /// worked.
+    async fn withdraw(&mut self, audience: Audience) -> Result<(), String> {
+        let mut flow = WithdrawFlow::new(audience);
+        let mut answer = None;
+        loop {
+            let id = crate::engine::new_thread(&mut self.rng);
+            match flow.next(answer.as_ref(), &id) {
+                PepStep::Request(iq) => answer = Some(self.request(iq).await.map_err(|e| e.to_string())?),
+                PepStep::Failed { condition } => return Err(condition),
+                _ => return Ok(()),
+            }
         }
     }
 

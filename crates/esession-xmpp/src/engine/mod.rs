@@ -35,6 +35,7 @@ mod event;
 mod inbox;
 mod limits;
 mod offline;
+mod pep_flow;
 mod presence;
 mod route;
 mod sessions;
@@ -45,6 +46,7 @@ pub use event::{Ended, Event, Failure, Step, shown};
 pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
 pub use limits::Limits;
 pub use offline::Away;
+pub use pep_flow::{PepStep, PublishFlow, WithdrawFlow, condition};
 pub use presence::{DISCO_INFO, PING, ROSTER_MAX, ROSTER_NS, iq_error};
 pub use route::{Route, announces_esessions};
 
