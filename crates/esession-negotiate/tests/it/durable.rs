@@ -275,3 +275,127 @@ fn durable_retained_secrets_are_bounded() {
     );
     assert!(RetainedStore::for_jid(&s, &bare("r0@evil.example"), at(0)).is_empty());
 }
+
+/// Rows as versions before JID normalization wrote them: the JID as given, in clear, and
+/// bound into the seal of a retained secret (`esession retained v1`, row id, JID).
+mod old_rows {
+    use super::key;
+    use esession_crypto::testing::TestRng;
+    use esession_crypto::{KeyComponents, PublicKey};
+    use redb::TableDefinition;
+
+    pub(super) const RETAINED: TableDefinition<u64, &[u8]> = TableDefinition::new("retained_v1");
+    pub(super) const TRUST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("trust_v1");
+    pub(super) const SAS: TableDefinition<&str, u8> = TableDefinition::new("sas_confirmed_v1");
+
+    fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+        out.extend_from_slice(&u16::try_from(s.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(s);
+    }
+
+    /// The table key of a trust row.
+    pub(super) fn key_id(k: &PublicKey) -> Vec<u8> {
+        let mut out = Vec::new();
+        match k.components() {
+            KeyComponents::Rsa { n, e } => {
+                out.push(1);
+                put_str(&mut out, &n);
+                put_str(&mut out, &e);
+            }
+            KeyComponents::Dsa { p, q, g, y } => {
+                out.push(2);
+                for f in [p, q, g, y] {
+                    put_str(&mut out, &f);
+                }
+            }
+        }
+        out
+    }
+
+    /// A trust row: version 1, verified, petname, JIDs.
+    pub(super) fn trust(verified: bool, petname: &str, jids: &[&str]) -> Vec<u8> {
+        let mut v = vec![1, u8::from(verified)];
+        put_str(&mut v, petname.as_bytes());
+        v.extend_from_slice(&u16::try_from(jids.len()).unwrap().to_be_bytes());
+        for j in jids {
+            put_str(&mut v, j.as_bytes());
+        }
+        v
+    }
+
+    /// A retained-secret row: version 1, creation (seconds), verified, JID, sealed secret.
+    pub(super) fn retained(id: u64, created: u64, verified: bool, jid: &str, secret: &[u8]) -> Vec<u8> {
+        let mut aad = b"esession retained v1".to_vec();
+        aad.extend_from_slice(&id.to_be_bytes());
+        aad.extend_from_slice(jid.as_bytes());
+        let sealed = key().seal(&mut TestRng::new(id), &aad, secret).unwrap();
+        let mut v = vec![1];
+        v.extend_from_slice(&created.to_be_bytes());
+        v.push(u8::from(verified));
+        put_str(&mut v, jid.as_bytes());
+        v.extend_from_slice(&sealed);
+        v
+    }
+}
+
+/// A store written before JIDs were normalized (`Bob@Example.COM` as the peer gave it) is
+/// normalized when it opens: trust, a petname, a SAS confirmation and a retained secret kept
+/// under `Bob@Example.COM` apply to `bob@example.com`; two spellings of one JID on a key
+/// become one; the file is rewritten, so no row keeps the old spelling and the re-sealed
+/// secret opens under the normalized JID on the next open.
+#[test]
+fn records_under_unnormalized_jids_are_migrated_on_open() {
+    use redb::{ReadableDatabase, ReadableTable};
+    const OLD: &str = "Bob@Example.COM";
+    let path = tmp("migrate");
+    let (ra, _, da, _) = keys();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(old_rows::RETAINED).unwrap();
+            t.insert(1, old_rows::retained(1, 50, true, OLD, b"kept since before").as_slice()).unwrap();
+            let mut t = w.open_table(old_rows::TRUST).unwrap();
+            let id = old_rows::key_id(&ra.public_key());
+            t.insert(id.as_slice(), old_rows::trust(true, "Bob (laptop)", &[OLD]).as_slice()).unwrap();
+            let id = old_rows::key_id(&da.public_key());
+            let row = old_rows::trust(false, "", &[OLD, "bob@example.com"]);
+            t.insert(id.as_slice(), row.as_slice()).unwrap();
+            w.open_table(old_rows::SAS).unwrap().insert(OLD, 1u8).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let bob = bare("bob@example.com");
+    for round in 0..2 {
+        let s = open(&path);
+        let kept = RetainedStore::for_jid(&s, &bob, at(100));
+        assert_eq!(kept.len(), 1, "round {round}: the retained secret applies to {bob}");
+        assert_eq!(kept[0].secret.expose_secret(), b"kept since before");
+        assert!(kept[0].chain_verified && kept[0].created == at(50), "round {round}");
+        assert!(s.trusts(&bob, &ra.public_key()), "round {round}: the trust applies to {bob}");
+        let rec = s.record(&ra.public_key()).unwrap();
+        assert_eq!(rec.petname.as_deref(), Some("Bob (laptop)"));
+        assert_eq!(s.record(&da.public_key()).unwrap().jids, vec![bob.clone()], "one JID, merged");
+        assert_eq!(TrustStore::for_jid(&s, &bob).len(), 2, "round {round}");
+        assert!(s.sas_confirmed(&bob), "round {round}: the SAS confirmation applies to {bob}");
+        drop(s);
+        // Rewritten in the file: the old spelling is gone from every table.
+        let db = redb::Database::open(&path).unwrap();
+        let r = db.begin_read().unwrap();
+        let mut rows: Vec<Vec<u8>> = Vec::new();
+        for row in r.open_table(old_rows::RETAINED).unwrap().iter().unwrap() {
+            rows.push(row.unwrap().1.value().to_vec());
+        }
+        for row in r.open_table(old_rows::TRUST).unwrap().iter().unwrap() {
+            rows.push(row.unwrap().1.value().to_vec());
+        }
+        for row in r.open_table(old_rows::SAS).unwrap().iter().unwrap() {
+            rows.push(row.unwrap().0.value().as_bytes().to_vec());
+        }
+        assert_eq!(rows.len(), 4, "round {round}: one row each, none added");
+        assert!(
+            !rows.iter().any(|row| row.windows(OLD.len()).any(|w| w == OLD.as_bytes())),
+            "round {round}: a row keeps {OLD}"
+        );
+    }
+}
