@@ -14,12 +14,11 @@
 use chrono::{DateTime, Utc};
 use esession_crypto::{CryptAlg, HashAlg, ModpGroup, PrivateKey, Profile, PublicKey, SecretBytes, SignAlg};
 use esession_forms::names::{Logging, PubkeyMethod, StanzaType};
-use esession_negotiate::{Config, MemoryRetained, MemoryTrust, Mode, Phase, RetainedStore, TrustStore};
+use esession_negotiate::{Config, Mode, Phase};
 use esession_offline::publish::Secrets;
-use esession_offline::replay::{MemoryReplay, ReplayStore};
 use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
-use esession_xmpp::{BareJid, Ended, Engine, EngineStores, Event, Jid, Limits, Step, parse_jid};
+use esession_xmpp::{Account, BareJid, Ended, Engine, Event, Jid, Limits, Sealing, Step, parse_jid};
 use minidom::Element;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
@@ -311,23 +310,23 @@ impl Party {
             keys.push(PublicKey::from_public_key_pem(&read(p)?).map_err(|e| format!("--trust {p}: {e}"))?);
         }
         let peer = opts.peer.to_bare();
-        let stores = match &opts.store {
-            None => {
-                let mut t = MemoryTrust::default();
-                for k in keys {
-                    t.trust(&peer, k.clone());
-                    if let Some(name) = &opts.petname {
-                        t.set_petname(&k, name);
-                    }
-                }
-                EngineStores {
-                    trust: Box::new(t),
-                    retained: Box::new(MemoryRetained::default()),
-                    replay: Box::new(MemoryReplay::default()),
-                }
-            }
-            Some(dir) => durable(dir, &peer, keys, opts.petname.as_deref())?,
+        // One way of opening an account's stores: the same `Account` the XMPP client uses,
+        // in a data directory (`--store`) or in memory.
+        let account = match &opts.store {
+            Some(dir) => open_store(dir)?,
+            None => Account::in_memory().map_err(|e| e.to_string())?,
         };
+        let store_err = |e: esession_xmpp::Error| match &opts.store {
+            Some(dir) => format!("--store {}: {e}", dir.display()),
+            None => e.to_string(),
+        };
+        for k in keys {
+            account.trust(&peer, k.clone()).map_err(store_err)?;
+            if let Some(name) = &opts.petname {
+                account.set_petname(&k, name).map_err(store_err)?;
+            }
+        }
+        let stores = account.stores().map_err(store_err)?;
         let mut engine = Engine::new(cfg, stores);
         // The harness is driven by one peer: its requests are never rate-limited (a flood
         // from it replaces its own negotiation; memory stays flat), and it is never cut off
@@ -811,59 +810,17 @@ fn message_event(stanza: &Element, clear_names: &[String], who: Option<String>) 
     evt(v);
 }
 
-/// The durable stores in `DIR/esession.redb`, sealed with the key in `DIR/seal.key` (32 random
-/// octets created on first use, readable by the owner only).
-fn durable(
-    dir: &std::path::Path,
-    peer: &BareJid,
-    keys: Vec<PublicKey>,
-    petname: Option<&str>,
-) -> Result<EngineStores, String> {
-    use esession_negotiate::durable::DurableStore;
-    std::fs::create_dir_all(dir).map_err(|e| format!("--store {}: {e}", dir.display()))?;
-    let key_path = dir.join("seal.key");
-    let key = match std::fs::read(&key_path) {
-        Ok(k) => k,
-        Err(_) => {
-            let mut k = vec![0u8; 32];
-            let mut rng = getrandom::rand_core::UnwrapErr(getrandom::SysRng);
-            rand_core::Rng::fill_bytes(&mut rng, &mut k);
-            write_private(&key_path, &k)?;
-            k
-        }
-    };
-    let sealing =
-        || esession_crypto::SealingKey::from_bytes(SecretBytes::new(key.clone())).map_err(|e| e.to_string());
-    let seal_rng = || -> esession_negotiate::durable::SealRng {
-        Box::new(getrandom::rand_core::UnwrapErr(getrandom::SysRng))
-    };
-    // One database file; the trust role and the retained-secret role each get their own handle
-    // (each writes only its own tables), and the replay store shares the file.
-    let mut trust =
-        DurableStore::open(&dir.join("esession.redb"), sealing()?, seal_rng()).map_err(|e| e.to_string())?;
-    for k in keys {
-        trust.trust(peer, k.clone()).map_err(|e| e.to_string())?;
-        if let Some(name) = petname {
-            trust.set_petname(&k, name).map_err(|e| e.to_string())?;
-        }
+/// The account data directory `DIR` (docs/party.md `--store`): `DIR/esession.redb`, sealed
+/// with the 32-octet key in `DIR/seal.key` (created on first use, readable by the owner only),
+/// opened as [`Account::open`] opens it for the XMPP client. An account sealed with a
+/// passphrase (`salt` and no `seal.key`) is refused before anything is written: the party
+/// takes no passphrase, and a new `seal.key` would only fail to open it.
+fn open_store(dir: &std::path::Path) -> Result<Account, String> {
+    if dir.join("salt").exists() && !dir.join("seal.key").exists() {
+        return Err(format!(
+            "--store {}: this account's secrets are sealed with a passphrase, which the party does not take",
+            dir.display()
+        ));
     }
-    let db = trust.database();
-    let retained: Box<dyn RetainedStore + Send> =
-        Box::new(DurableStore::with_database(db.clone(), sealing()?, seal_rng()).map_err(|e| e.to_string())?);
-    let replay: Box<dyn ReplayStore + Send> =
-        Box::new(esession_offline::replay::durable::DurableReplay::new(db).map_err(|e| e.to_string())?);
-    let trust: Box<dyn TrustStore + Send> = Box::new(trust);
-    Ok(EngineStores { trust, retained, replay })
-}
-
-fn write_private(path: &std::path::Path, data: &[u8]) -> Result<(), String> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(data).and_then(|()| f.sync_all()).map_err(|e| format!("{}: {e}", path.display()))
+    Account::open(dir, Sealing::KeyFile).map_err(|e| format!("--store {}: {e}", dir.display()))
 }

@@ -211,6 +211,67 @@ fn durable_stores_keep_the_retained_secret_across_restarts() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// `--store DIR` is an account data directory, opened as the account commands open it: what
+/// the party trusts (`--trust`, `--petname`), `esession trust list --data DIR` lists, and the
+/// party runs in a directory that `esession keygen` made. An account sealed with a passphrase
+/// is refused, and left as it was (no `seal.key` beside its `salt`).
+#[test]
+fn the_store_is_an_account_directory() {
+    let root = std::env::temp_dir().join(format!("esession-party-account-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let esession = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_esession"))
+            .args(args)
+            .env_remove("ESESSION_PASSWORD")
+            .env_remove("ESESSION_PASSPHRASE")
+            .env("XDG_CONFIG_HOME", root.join("config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dir = root.join("alice");
+    let d = dir.to_str().unwrap();
+    let o = esession(&["keygen", "--bits", "1024", "--jid", "alice@example.org", "--data", d]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut a = Party::spawn_with("alice", "xep", &["--store", d, "--petname", "Bob (laptop)"]);
+    let state = a.line("!state");
+    assert!(state.is_empty() && a.state["role"] == "alice", "{state:?}");
+    writeln!(a.stdin, "!quit").unwrap();
+    a.stdin.flush().unwrap();
+    assert!(a.child.wait().unwrap().success());
+    let o = esession(&["trust", "list", "--jid", "alice@example.org", "--data", d]);
+    let list = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(list.contains("verified \"Bob (laptop)\"  bob@example.com"), "{list}");
+    // The identity key the account made is still there.
+    let o = esession(&["fingerprint", "--jid", "alice@example.org", "--data", d]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let sealed = root.join("sealed");
+    let s = sealed.to_str().unwrap();
+    let o = esession(&[
+        "keygen",
+        "--bits",
+        "1024",
+        "--jid",
+        "alice@example.org",
+        "--data",
+        s,
+        "--passphrase",
+        "pw",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(env!("CARGO_BIN_EXE_esession"))
+        .args(["party", "--role", "alice", "--stdio", "--store", s])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("sealed with a passphrase"), "{err}");
+    assert!(sealed.join("salt").exists() && !sealed.join("seal.key").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 #[test]
 fn hostile_lines_are_errors_not_crashes() {
     let mut a = Party::spawn("alice", "xep");
