@@ -45,6 +45,9 @@ struct Chat<'a> {
     seen: bool,
     prompt: input::LivePrompt,
     out: Printer,
+    /// The lines sent online lately, by stanza id: the one the server did not confirm before
+    /// the connection was lost is named ([`Event::Unconfirmed`]).
+    recent: std::collections::VecDeque<(String, String)>,
 }
 
 impl Chat<'_> {
@@ -203,6 +206,12 @@ impl Chat<'_> {
         self.update_prompt(client);
         match r {
             Ok(Delivery::Online { sas }) => {
+                if let Some(id) = client.last_sent_id() {
+                    if self.recent.len() >= 256 {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((id.to_owned(), text.to_owned()));
+                }
                 if !had {
                     self.note("notice", "* a new encrypted session was negotiated for this line");
                     self.announce(client, sas);
@@ -481,6 +490,19 @@ impl Chat<'_> {
             // Other contacts coming and going is noise here.
             Event::Presence { peer, .. } if !ours(peer) => return,
             Event::Presence { .. } => self.seen = true,
+            Event::Unconfirmed { peer, id } if ours(peer) && !self.s.json => {
+                if let Some((_, line)) = self.recent.iter().find(|(i, _)| i == id) {
+                    let line = line.clone();
+                    self.note(
+                        "not-sent",
+                        &format!(
+                            "!! this line may not have arrived (the server had not confirmed it when the \
+                             connection was lost): {line}\n!! type it again: it goes in a new session"
+                        ),
+                    );
+                    return;
+                }
+            }
             Event::Negotiated { peer, sas: Some(sas), offline: false, .. } if ours(peer) => {
                 self.shown_sas = Some(sas.to_string());
             }
@@ -577,8 +599,16 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
         return Err(Fail::usage("that is your own account"));
     }
     let prompt = input::LivePrompt::new();
-    let mut chat =
-        Chat { s, peer, bare, shown_sas: None, seen: false, prompt: prompt.clone(), out: Printer::plain() };
+    let mut chat = Chat {
+        s,
+        peer,
+        bare,
+        shown_sas: None,
+        seen: false,
+        prompt: prompt.clone(),
+        out: Printer::plain(),
+        recent: std::collections::VecDeque::new(),
+    };
     chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
     chat.opening(client).await;
     chat.update_prompt(client);

@@ -201,6 +201,11 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
                 "* connected again to the server (as {jid}) after losing the connection: sessions in progress ended"
             )
         }
+        Event::Unconfirmed { peer, .. } => format!(
+            "!! a message to {} may not have arrived: the server had not confirmed it when the connection \
+             was lost; send it again",
+            peer.to_bare()
+        ),
         Event::Presence { peer, available: true } => format!("* {peer} is online"),
         Event::Presence { peer, available: false } => format!("* {peer} is offline"),
         Event::SubscriptionRequest { peer } => match place {
@@ -268,6 +273,9 @@ pub(crate) fn json(client: &Client, e: &Event) -> Option<Value> {
         }),
         Event::SubscriptionRequest { peer } => json!({
             "time": time, "event": "subscription-request", "peer": peer.as_str(),
+        }),
+        Event::Unconfirmed { peer, id } => json!({
+            "time": time, "event": "unconfirmed", "peer": peer.as_str(), "id": id,
         }),
         Event::Reconnected { jid, resumed } => json!({
             "time": time, "event": "reconnected", "jid": jid.as_str(), "resumed": resumed,

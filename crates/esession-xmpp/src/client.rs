@@ -66,6 +66,11 @@ pub struct Options {
     /// Diffie-Hellman key pairs kept ready per offered group by a background thread
     /// ([`crate::KeyPool`]); 0 generates them when a negotiation starts.
     pub key_pool_depth: usize,
+    /// After this long without anything from the server, the client asks it to confirm what
+    /// it has received (XEP-0198 `<r/>`, with stream management): a protected message it has
+    /// not confirmed when the connection is lost for good is told ([`Event::Unconfirmed`]).
+    /// Shorter tells sooner which messages arrived, at one small exchange per idle period.
+    pub keepalive: Duration,
 }
 
 impl core::fmt::Debug for Options {
@@ -94,7 +99,14 @@ impl Options {
             timeout: Duration::from_secs(20),
             offline_lifetime: chrono::Duration::days(7),
             key_pool_depth: 1,
+            keepalive: Duration::from_secs(20),
         }
+    }
+
+    /// The stream's timeouts: [`Options::keepalive`] of silence before the server is asked to
+    /// confirm, then tokio-xmpp's default before the stream counts as dead.
+    fn timeouts(&self) -> Timeouts {
+        Timeouts { read_timeout: self.keepalive.max(Duration::from_secs(1)), ..Timeouts::default() }
     }
 }
 
@@ -111,6 +123,23 @@ pub enum Delivery {
     Offline,
 }
 
+/// The most protected messages awaiting the server's confirmation that are remembered (the
+/// oldest are forgotten beyond: a server without stream management confirms none).
+const UNCONFIRMED_MAX: usize = 4096;
+
+/// A protected message sent, awaiting the server's confirmation.
+struct Unconfirmed {
+    token: tokio_xmpp::stanzastream::StanzaToken,
+    peer: Jid,
+    id: String,
+}
+
+impl Unconfirmed {
+    fn confirmed(&self) -> bool {
+        matches!(self.token.state(), tokio_xmpp::stanzastream::StanzaState::Acked { .. })
+    }
+}
+
 /// A logged-in account.
 pub struct Client {
     xmpp: tokio_xmpp::Client,
@@ -123,6 +152,14 @@ pub struct Client {
     results: HashMap<String, Element>,
     rng: Rng,
     recorded: Option<Vec<Element>>,
+    /// Protected messages sent in online sessions that the server has not confirmed yet
+    /// (XEP-0198 acknowledgements), oldest first, at most [`UNCONFIRMED_MAX`].
+    unconfirmed: VecDeque<Unconfirmed>,
+    /// Whether the server confirmed one since the stream began: it does stream management,
+    /// so an unconfirmed message is one that may be lost.
+    confirms: bool,
+    /// The id of the last protected message sent.
+    last_sent: Option<String>,
 }
 
 /// How long [`Client::settle`] waits, after the server's answer to its ping, for the presence
@@ -282,9 +319,8 @@ async fn login<C: ServerConnector + Sync>(
     jid: &tokio_xmpp::jid::Jid,
     opts: &Options,
 ) -> Result<tokio_xmpp::Client, Error> {
-    let client = |c| {
-        tokio_xmpp::Client::new_with_connector(jid.clone(), opts.password.as_str(), c, Timeouts::default())
-    };
+    let client =
+        |c| tokio_xmpp::Client::new_with_connector(jid.clone(), opts.password.as_str(), c, opts.timeouts());
     match preflight(&connector, jid, opts).await {
         Ok(()) => Ok(client(connector)),
         Err(Error::Auth(first)) if matches!(opts.tls, Tls::StartTls | Tls::DirectTls) => {
@@ -295,7 +331,7 @@ async fn login<C: ServerConnector + Sync>(
                     jid.clone(),
                     opts.password.as_str(),
                     unbound,
-                    Timeouts::default(),
+                    opts.timeouts(),
                 )),
                 Err(Error::Auth(_)) => Err(Error::Auth(first)),
                 Err(e) => Err(e),
@@ -405,6 +441,9 @@ impl Client {
             results: HashMap::new(),
             rng: os_rng(),
             recorded: None,
+            unconfirmed: VecDeque::new(),
+            confirms: false,
+            last_sent: None,
         };
         let deadline = tokio::time::Instant::now() + c.timeout;
         loop {
@@ -547,12 +586,47 @@ impl Client {
         self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    async fn send(&mut self, e: Element) -> Result<(), Error> {
+    async fn send(&mut self, mut e: Element) -> Result<(), Error> {
+        // A protected message of an online session is followed until the server confirms it:
+        // if the stream is lost before and cannot be resumed, the application is told
+        // (Event::Unconfirmed). Ours carry an id, so that it can say which.
+        let protected = e.name() == "message"
+            && e.attr("type") != Some("error")
+            && e.get_child("c", esession_stanza::NS).is_some()
+            && e.attr("to").and_then(|t| parse_jid(t).ok()).is_some_and(|to| {
+                self.engine.session_peer(&to.to_bare()).is_some_and(|p| p.to_bare() == to.to_bare())
+            });
+        if protected && e.attr("id").is_none() {
+            set_attr(&mut e, "id", &crate::engine::new_thread(&mut self.rng));
+        }
+        let tracked = if protected {
+            e.attr("to").and_then(|t| parse_jid(t).ok()).zip(e.attr("id").map(str::to_owned))
+        } else {
+            None
+        };
         if let Some(r) = self.recorded.as_mut() {
             r.push(e.clone());
         }
         let s = to_stanza(e)?;
-        self.xmpp.send_stanza(s).await.map(|_| ()).map_err(|e| Error::Disconnected(boxed(e)))
+        let token = self.xmpp.send_stanza(s).await.map_err(|e| Error::Disconnected(boxed(e)))?;
+        while self.unconfirmed.front().is_some_and(Unconfirmed::confirmed) {
+            self.unconfirmed.pop_front();
+            self.confirms = true;
+        }
+        if let Some((peer, id)) = tracked {
+            self.last_sent = Some(id.clone());
+            if self.unconfirmed.len() >= UNCONFIRMED_MAX {
+                self.unconfirmed.pop_front();
+            }
+            self.unconfirmed.push_back(Unconfirmed { token, peer, id });
+        }
+        Ok(())
+    }
+
+    /// The id of the last protected message this client sent (for [`Event::Unconfirmed`]).
+    #[must_use]
+    pub fn last_sent_id(&self) -> Option<&str> {
+        self.last_sent.as_deref()
     }
 
     /// Sends what a step of the engine produced, in order, and queues its events (answers to
@@ -647,8 +721,18 @@ impl Client {
         tracing::info!(account = %jid.to_bare(), resumed, "online again (reconnected)");
         self.events.push_back(Event::Reconnected { jid: jid.clone(), resumed });
         if resumed {
+            // tokio-xmpp sends again what the server had not confirmed.
             return Ok(());
         }
+        // Not resumed: what the server had not confirmed may be lost with the old stream, and
+        // its session is gone. Told only where the server confirms (stream management).
+        let confirms = self.confirms || self.unconfirmed.iter().any(Unconfirmed::confirmed);
+        for u in std::mem::take(&mut self.unconfirmed) {
+            if confirms && !u.confirmed() {
+                self.events.push_back(Event::Unconfirmed { peer: u.peer, id: u.id });
+            }
+        }
+        self.confirms = false;
         self.me = jid;
         self.engine.set_account(&self.me);
         // The engine ends what the reset ended, then announces our presence again.

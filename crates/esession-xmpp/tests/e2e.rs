@@ -301,6 +301,88 @@ async fn a_connection_dropped_during_an_offline_return_loses_and_repeats_nothing
     assert_eq!(got, expected, "every message once, in order ({} of {N} came)", got.len());
 }
 
+/// A TCP relay on loopback to the server that, while `stall` is set, drops what the client
+/// sends (the server never receives it): a message lost on the way, which the server can never
+/// confirm. Returns its port and the switch.
+async fn stalling_relay(server: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stall = Arc::new(AtomicBool::new(false));
+    let flag = stall.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", server)).await else { continue };
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let (mut ci, mut co) = inbound.into_split();
+                let (mut si, mut so) = outbound.into_split();
+                let up = tokio::spawn(async move {
+                    let mut b = vec![0u8; 4096];
+                    while let Ok(n) = ci.read(&mut b).await {
+                        if n == 0 {
+                            break;
+                        }
+                        if !flag.load(Ordering::SeqCst) && so.write_all(&b[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let mut b = vec![0u8; 4096];
+                while let Ok(n) = si.read(&mut b).await {
+                    if n == 0 || co.write_all(&b[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                up.abort();
+            });
+        }
+    });
+    (port, stall)
+}
+
+/// A message the server never confirmed before it restarted is told (its id), not one it
+/// confirmed: the application knows what to send again (issue 19, nothing lost in silence).
+#[tokio::test]
+#[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
+async fn a_message_the_server_never_confirmed_is_told_after_the_connection_is_lost() {
+    let mut p = server(&["alice", "bob"]);
+    let (port, stall) = stalling_relay(p.port).await;
+    let mut o = Options::new("alice@localhost", PASSWORD, &format!("127.0.0.1:{port}"));
+    // Asked to confirm after one second of silence (20 s by default).
+    o.keepalive = std::time::Duration::from_secs(1);
+    let mut alice = Client::connect(o, account(&p, "alice", &["bob"])).await.unwrap();
+    let mut bob = login(&p, "bob", &["alice"]).await;
+    befriend(&mut alice, &mut bob).await;
+    let bob_jid = bob.jid().clone();
+    let (sas_a, sas_b) = tokio::join!(alice.negotiate(&bob_jid, Mode::Four), negotiated(&mut bob));
+    assert_eq!(sas_a.unwrap(), sas_b);
+    alice.send_text(&bob_jid, "confirmed").await.unwrap();
+    let confirmed = alice.last_sent_id().unwrap().to_owned();
+    assert_eq!(message(&mut bob).await.1, "confirmed");
+    // A few quiet seconds: the server is asked and confirms.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+
+    stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    alice.send_text(&bob_jid, "lost").await.unwrap();
+    let lost = alice.last_sent_id().unwrap().to_owned();
+    assert_ne!(lost, confirmed);
+    p.restart();
+    stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (_, resumed) = reconnected(&mut alice).await;
+    assert!(!resumed);
+    // The first message told is the lost one (the confirmed one, sent before, would come first).
+    match alice.wait_for(|e| matches!(e, Event::Unconfirmed { .. })).await.unwrap() {
+        Event::Unconfirmed { peer, id } => {
+            assert_eq!(id, lost, "the confirmed message ({confirmed}) is not told");
+            assert_eq!(peer.to_bare(), bob_jid.to_bare());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// Waits for the client to be back after a server restart (tokio-xmpp retries after 1, 2, 4,
 /// 8 s...: a few timeouts may pass first).
 async fn reconnected(c: &mut Client) -> (Jid, bool) {

@@ -176,6 +176,18 @@ pub enum Event {
         /// Whether the stream was resumed without loss.
         resumed: bool,
     },
+    /// A protected message we sent in an online session may not have arrived: the server had
+    /// not confirmed it (XEP-0198) when the connection was lost, and the stream could not be
+    /// resumed, so the session it was encrypted in is gone ([`crate::Client`] tells this after
+    /// [`Event::Reconnected`], only on streams with stream management, where it can know).
+    /// Send it again, in a new session. `id` is the stanza's id
+    /// ([`crate::Client::last_sent_id`] after the send).
+    Unconfirmed {
+        /// The addressee.
+        peer: Jid,
+        /// The message stanza's id.
+        id: String,
+    },
     /// Offline options of `peer` were checked (XEP-0187 §3.2): usable for offline sessions, or
     /// not (with the failed check).
     OfflineOptions {
@@ -319,6 +331,9 @@ fn trace_event(e: &Event) {
             warn!(peer = %peer.to_bare(), thread = %thread, "offline message held: signed by a key not trusted");
         }
         Event::Reconnected { jid, resumed } => info!(account = %jid.to_bare(), resumed, "reconnected"),
+        Event::Unconfirmed { peer, .. } => {
+            warn!(peer = %peer.to_bare(), "a message the server had not confirmed may be lost");
+        }
         Event::OfflineOptions { peer, refused: None } => debug!(peer = %peer, "offline options verified"),
         Event::OfflineOptions { peer, refused: Some(c) } => {
             warn!(peer = %peer, check = c.as_str(), "offline options refused");
@@ -530,6 +545,9 @@ impl fmt::Debug for Event {
             }
             Event::Reconnected { jid, resumed } => {
                 f.debug_struct("Reconnected").field("jid", jid).field("resumed", resumed).finish()
+            }
+            Event::Unconfirmed { peer, id } => {
+                f.debug_struct("Unconfirmed").field("peer", peer).field("id", id).finish()
             }
             Event::OfflineOptions { peer, refused } => {
                 f.debug_struct("OfflineOptions").field("peer", peer).field("refused", refused).finish()
