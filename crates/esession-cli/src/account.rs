@@ -285,7 +285,54 @@ impl Settings {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
             .ok_or_else(|| Fail::usage("--data is needed (no HOME)"))?;
-        Ok(base.join("esession").join(jid.to_bare().as_str()))
+        Ok(earlier_dir(&base.join("esession"), &jid.to_bare()))
+    }
+}
+
+/// The default data directory of `bare` in `parent`, named by the normalized JID. Versions
+/// before JIDs were normalized named it as the JID was given (`Alice@LocalHost`): when the
+/// normalized directory does not exist and exactly one directory in `parent` names the same
+/// bare JID, it is renamed (said once on stderr; kept under its old name if it cannot be).
+/// With more than one, none is chosen: the user picks with `--data`.
+fn earlier_dir(parent: &Path, bare: &BareJid) -> PathBuf {
+    let dir = parent.join(bare.as_str());
+    if dir.exists() {
+        return dir;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else { return dir };
+    let earlier: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| e.file_name().to_str().and_then(|n| parse_bare(n).ok()).is_some_and(|j| j == *bare))
+        .map(|e| e.path())
+        .collect();
+    let [old] = earlier.as_slice() else {
+        if earlier.len() > 1 {
+            eprintln!(
+                "esession: {} directories in {} are accounts of {bare}; none is used (choose one with --data)",
+                earlier.len(),
+                parent.display()
+            );
+        }
+        return dir;
+    };
+    match std::fs::rename(old, &dir) {
+        Ok(()) => {
+            eprintln!(
+                "esession: the data directory {} is now {} (JIDs are normalized)",
+                old.display(),
+                dir.display()
+            );
+            dir
+        }
+        Err(e) => {
+            eprintln!(
+                "esession: using the data directory {} (cannot rename it to {}: {e})",
+                old.display(),
+                dir.display()
+            );
+            old.clone()
+        }
     }
 }
 

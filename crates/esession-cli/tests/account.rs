@@ -470,3 +470,36 @@ fn an_untrusted_offline_sender_is_held_then_trusted_and_read_once() {
     let e = error_with(&esession(&p, "bob", &["send", "alice@localhost", "late"]), 8);
     assert!(e.contains("no offline options"), "{e}");
 }
+
+/// A data directory made before JIDs were normalized (named `Alice@Example.ORG`, as the JID was
+/// given) is the account's: the first command renames it to `alice@example.org` and says so
+/// once on stderr; the account (its identity key) is the same. With two such directories,
+/// none is chosen.
+#[test]
+fn an_earlier_unnormalized_data_directory_is_renamed_once() {
+    let t = Scratch::new("earlier");
+    let accounts = t.0.join("data").join("esession");
+    let old = accounts.join("Alice@Example.ORG");
+    let made =
+        t.run(&["keygen", "--bits", "1024", "--jid", "alice@example.org", "--data", old.to_str().unwrap()]);
+    let key = ok(&made).trim().strip_prefix("identity key: ").unwrap().to_owned();
+    let first = t.run(&["fingerprint", "--jid", "Alice@Example.org/laptop"]);
+    assert!(ok(&first).contains(&key), "the earlier account is used");
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("Alice@Example.ORG") && err.contains("alice@example.org"), "{err}");
+    assert!(!old.exists() && accounts.join("alice@example.org").join("esession.redb").exists());
+    let second = t.run(&["fingerprint", "--jid", "alice@example.org"]);
+    assert!(ok(&second).contains(&key));
+    assert!(second.stderr.is_empty(), "said once: {}", String::from_utf8_lossy(&second.stderr));
+
+    // Two earlier directories of one JID: neither is taken.
+    let bob = ["BOB@example.org", "Bob@Example.org"].map(|n| accounts.join(n));
+    for d in &bob {
+        ok(&t.run(&["keygen", "--bits", "1024", "--jid", "bob@example.org", "--data", d.to_str().unwrap()]));
+    }
+    let o = t.run(&["fingerprint", "--jid", "bob@example.org"]);
+    assert_eq!(o.status.code(), Some(4), "no account chosen: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none is used"));
+    assert!(bob.iter().all(|d| d.exists()) && !accounts.join("bob@example.org").exists());
+}
