@@ -742,6 +742,13 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
             "{bare} refused the session ({condition}); if it has not verified your key, send it yours \
              (`esession fingerprint --pem MY-KEY.pem`)"
         )),
+        // The answer was lost with the connection (a server restarting, a network drop): the
+        // client reconnects by itself.
+        Error::Timeout("server") => contact(
+            "the server did not answer in time: the connection may have dropped (it is restored by \
+             itself); nothing was sent, type the line again in a moment"
+                .to_owned(),
+        ),
         e => e.into(),
     }
 }

@@ -48,6 +48,9 @@ struct Chat<'a> {
     /// The lines sent online lately, by stanza id: the one the server did not confirm before
     /// the connection was lost is named ([`Event::Unconfirmed`]).
     recent: std::collections::VecDeque<(String, String)>,
+    /// The lines sent online since the peer's last message (at most 64): named when its client
+    /// goes away without ending the session, since it may not have read them.
+    since_reply: Vec<String>,
 }
 
 impl Chat<'_> {
@@ -206,6 +209,9 @@ impl Chat<'_> {
         self.update_prompt(client);
         match r {
             Ok(Delivery::Online { sas }) => {
+                if self.since_reply.len() < 64 {
+                    self.since_reply.push(text.to_owned());
+                }
                 if let Some(id) = client.last_sent_id() {
                     if self.recent.len() >= 256 {
                         self.recent.pop_front();
@@ -479,6 +485,7 @@ impl Chat<'_> {
     async fn event(&mut self, client: &mut Client, e: Event) {
         self.update_prompt(client);
         let ours = |j: &Jid| j.to_bare() == self.bare;
+        let mut unread: Vec<String> = Vec::new();
         match &e {
             Event::Iq { stanza } => {
                 if let Some(t) = account::roster_push(stanza) {
@@ -490,6 +497,12 @@ impl Chat<'_> {
             // Other contacts coming and going is noise here.
             Event::Presence { peer, .. } if !ours(peer) => return,
             Event::Presence { .. } => self.seen = true,
+            Event::Message { peer, offline: false, .. } if ours(peer) => self.since_reply.clear(),
+            Event::Terminated {
+                peer, why: esession_xmpp::Ended::PeerUnavailable, offline: false, ..
+            } if ours(peer) && !self.since_reply.is_empty() && !self.s.json => {
+                unread = std::mem::take(&mut self.since_reply);
+            }
             Event::Unconfirmed { peer, id } if ours(peer) && !self.s.json => {
                 if let Some((_, line)) = self.recent.iter().find(|(i, _)| i == id) {
                     let line = line.clone();
@@ -514,6 +527,16 @@ impl Chat<'_> {
             }
         } else if let Some(t) = show::text(client, &e, Place::Chat) {
             self.note("event", &t);
+        }
+        if !unread.is_empty() {
+            self.note(
+                "notice",
+                &format!(
+                    "!! {} may not have read what you sent since its last message:\n{}",
+                    self.bare,
+                    unread.iter().map(|l| format!("   {l}")).collect::<Vec<_>>().join("\n")
+                ),
+            );
         }
         // Shown: an offline message is done with (until then it is delivered again).
         if let Event::Message { id: Some(id), .. } = &e
@@ -608,6 +631,7 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
         prompt: prompt.clone(),
         out: Printer::plain(),
         recent: std::collections::VecDeque::new(),
+        since_reply: Vec::new(),
     };
     chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
     chat.opening(client).await;

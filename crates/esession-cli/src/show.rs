@@ -38,6 +38,10 @@ pub(crate) fn verified(client: &Client, bare: &BareJid) -> bool {
 
 fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
     let bare = peer.to_bare();
+    // An offline session's end says so: a live session with the contact may go on.
+    if offline && !matches!(why, Ended::Object | Ended::Presence) {
+        return Some(format!("the offline session with {bare} ended"));
+    }
     Some(match why {
         Ended::ByPeer { verified: true } => format!("{bare} ended the session"),
         Ended::ByPeer { verified: false } => {
@@ -45,7 +49,10 @@ fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
         }
         Ended::Acknowledged => format!("the session with {bare} ended"),
         Ended::Object => return None,
-        Ended::PeerUnavailable => format!("{peer} went offline: the session ended"),
+        Ended::PeerUnavailable => format!(
+            "{peer} went offline without ending the session: the session ended, and what you sent \
+             since its last message may not have been read"
+        ),
         Ended::PeerError => format!("{bare}'s client answered with an error: the session ended"),
         Ended::Failure => format!("a stanza from {bare} failed verification: the session ended"),
         Ended::Replaced => format!("a new session with {bare} replaced the old one"),
@@ -125,6 +132,10 @@ fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
             ),
             Place::Command => format!("* {bare} asked for a session while you were offline: not answered"),
         },
+        Failure::NoSession => format!(
+            "!! a message from {bare} could not be read: it was encrypted in a session that is gone here \
+             (this client ended, crashed or lost its connection since); ask {bare} to send it again"
+        ),
         other => format!("!! {peer}: {other}"),
     }
 }

@@ -825,9 +825,15 @@ impl Client {
     /// # Errors
     /// The connection is lost; no answer in time.
     pub async fn supports(&mut self, peer: &Jid) -> Result<bool, Error> {
+        Ok(self.disco(peer).await?.is_some_and(|yes| yes))
+    }
+
+    /// disco#info of `peer`: `Some(true)` it announces XEP-0116, `Some(false)` it does not,
+    /// `None` it is not there ([`crate::engine::resource_gone`]).
+    async fn disco(&mut self, peer: &Jid) -> Result<Option<bool>, Error> {
         let iq = self.iq_element("get", Some(peer.as_str()), Element::bare("query", DISCO_INFO));
         let r = self.request(iq).await?;
-        Ok(crate::engine::announces_esessions(&r))
+        Ok(if crate::engine::resource_gone(&r) { None } else { Some(crate::engine::announces_esessions(&r)) })
     }
 
     /// Negotiates a session with `peer` (a full JID, or a bare one that is available, or a
@@ -844,17 +850,25 @@ impl Client {
         };
         let single = targets.len() == 1 && (peer.resource().is_some() || peer.node().is_none());
         let mut found = None;
+        let mut gone = 0usize;
+        let asked = targets.len();
         for t in targets {
-            match self.supports(&t).await {
-                Ok(true) => {
+            match self.disco(&t).await {
+                Ok(Some(true)) => {
                     found = Some(t);
                     break;
                 }
+                Ok(None) => gone += 1,
                 // A resource that does not answer is not one to negotiate with.
-                Ok(false) | Err(Error::Timeout(_)) if !single => {}
-                Ok(false) => {}
+                Ok(Some(false)) | Err(Error::Timeout(_)) if !single => {}
+                Ok(Some(false)) => {}
                 Err(e) => return Err(e),
             }
+        }
+        // Every resource asked is gone (a presence table older than a reconnection): the
+        // contact is not there, which is not "no support".
+        if found.is_none() && gone == asked {
+            return Err(Error::NotAvailable { peer: peer.to_bare(), subscribed: true });
         }
         let full = found.ok_or(Error::NoSupport(first))?;
         let step = self.engine.start(chrono::Utc::now(), &full, mode)?;

@@ -167,7 +167,18 @@ impl fmt::Display for Error {
                 write!(f, "cannot reach the server {server}")?;
                 cause(f, source)?;
                 // rustls says what is wrong with the certificate, not what to do about it.
-                if source.as_ref().is_some_and(|e| e.to_string().contains("certificate")) {
+                let cert_file = std::env::var_os("SSL_CERT_FILE");
+                let certificate = source.as_ref().is_some_and(|e| e.to_string().contains("certificate"));
+                if certificate
+                    && let Some(path) = cert_file.as_ref()
+                    && !std::fs::read_to_string(path).is_ok_and(|t| t.contains("-----BEGIN CERTIFICATE-----"))
+                {
+                    write!(
+                        f,
+                        " (SSL_CERT_FILE={} cannot be read or holds no PEM certificate: it was not used)",
+                        std::path::Path::new(path).display()
+                    )?;
+                } else if certificate {
                     write!(
                         f,
                         " (the server's certificate must name the JID's domain and chain to a root the \

@@ -203,34 +203,43 @@ async fn a_bare_jid_reaches_the_resource_that_takes_sessions_not_the_newest() {
     pump.abort();
 }
 
-/// A TCP relay on loopback to the server that cuts a connection (both ways, at once) once
-/// `cut_after` octets have gone from the server to the client on it, once, and relays the
-/// connections after that whole: a connection that drops in the middle of a flow. Returns its port and whether it cut.
-async fn cutting_relay(
-    server: u16,
-    cut_after: usize,
-) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+/// A TCP relay on loopback to the server, to break a connection on purpose: it cuts a
+/// connection (both ways, at once) once `cut_after` octets have gone from the server to the
+/// client on it, once, and relays the connections after that whole (a connection that drops in
+/// the middle of a flow); and while `stall` is set, it drops what the client sends (the server
+/// never receives it: a message lost on the way). Returns its port, whether it cut, and the
+/// stall switch.
+struct Relay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn relay(server: u16, cut_after: usize) -> Relay {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let cut = Arc::new(AtomicBool::new(false));
-    let flag = cut.clone();
+    let (cut, stall) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (cut_flag, stall_flag) = (cut.clone(), stall.clone());
     tokio::spawn(async move {
         while let Ok((inbound, _)) = listener.accept().await {
-            let outbound = tokio::net::TcpStream::connect(("127.0.0.1", server)).await.unwrap();
+            let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", server)).await else { continue };
             // Until the one cut, every connection may be it (the client's first, a login
             // check, carries less).
-            let limit = if flag.load(Ordering::SeqCst) { usize::MAX } else { cut_after };
-            let flag = flag.clone();
+            let limit = if cut_flag.load(Ordering::SeqCst) { usize::MAX } else { cut_after };
+            let (cut_flag, stall_flag) = (cut_flag.clone(), stall_flag.clone());
             tokio::spawn(async move {
                 let (mut ci, mut co) = inbound.into_split();
                 let (mut si, mut so) = outbound.into_split();
                 let up = tokio::spawn(async move {
                     let mut b = vec![0u8; 4096];
                     while let Ok(n) = ci.read(&mut b).await {
-                        if n == 0 || so.write_all(&b[..n]).await.is_err() {
+                        if n == 0 {
+                            break;
+                        }
+                        if !stall_flag.load(Ordering::SeqCst) && so.write_all(&b[..n]).await.is_err() {
                             break;
                         }
                     }
@@ -247,7 +256,7 @@ async fn cutting_relay(
                     }
                     sent += n;
                     if sent >= limit {
-                        flag.store(true, Ordering::SeqCst);
+                        cut_flag.store(true, Ordering::SeqCst);
                         break;
                     }
                 }
@@ -256,7 +265,7 @@ async fn cutting_relay(
             });
         }
     });
-    (port, cut)
+    Relay { port, cut, stall }
 }
 
 #[tokio::test]
@@ -271,7 +280,7 @@ async fn a_connection_dropped_during_an_offline_return_loses_and_repeats_nothing
     }
     bob.disconnect().await.unwrap();
     // Alice comes back through a relay that cuts her connection part way into the return.
-    let (port, cut) = cutting_relay(p.port, 40_000).await;
+    let Relay { port, cut, .. } = relay(p.port, 40_000).await;
     let acct = account(&p, "alice", &["bob"]);
     let mut alice =
         Client::connect(Options::new("alice@localhost", PASSWORD, &format!("127.0.0.1:{port}")), acct)
@@ -301,55 +310,13 @@ async fn a_connection_dropped_during_an_offline_return_loses_and_repeats_nothing
     assert_eq!(got, expected, "every message once, in order ({} of {N} came)", got.len());
 }
 
-/// A TCP relay on loopback to the server that, while `stall` is set, drops what the client
-/// sends (the server never receives it): a message lost on the way, which the server can never
-/// confirm. Returns its port and the switch.
-async fn stalling_relay(server: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let stall = Arc::new(AtomicBool::new(false));
-    let flag = stall.clone();
-    tokio::spawn(async move {
-        while let Ok((inbound, _)) = listener.accept().await {
-            let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", server)).await else { continue };
-            let flag = flag.clone();
-            tokio::spawn(async move {
-                let (mut ci, mut co) = inbound.into_split();
-                let (mut si, mut so) = outbound.into_split();
-                let up = tokio::spawn(async move {
-                    let mut b = vec![0u8; 4096];
-                    while let Ok(n) = ci.read(&mut b).await {
-                        if n == 0 {
-                            break;
-                        }
-                        if !flag.load(Ordering::SeqCst) && so.write_all(&b[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                let mut b = vec![0u8; 4096];
-                while let Ok(n) = si.read(&mut b).await {
-                    if n == 0 || co.write_all(&b[..n]).await.is_err() {
-                        break;
-                    }
-                }
-                up.abort();
-            });
-        }
-    });
-    (port, stall)
-}
-
 /// A message the server never confirmed before it restarted is told (its id), not one it
 /// confirmed: the application knows what to send again (issue 19, nothing lost in silence).
 #[tokio::test]
 #[ignore = "end-to-end against Prosody: run by `cargo xtask e2e` and `cargo xtask test`"]
 async fn a_message_the_server_never_confirmed_is_told_after_the_connection_is_lost() {
     let mut p = server(&["alice", "bob"]);
-    let (port, stall) = stalling_relay(p.port).await;
+    let Relay { port, stall, .. } = relay(p.port, usize::MAX).await;
     let mut o = Options::new("alice@localhost", PASSWORD, &format!("127.0.0.1:{port}"));
     // Asked to confirm after one second of silence (20 s by default).
     o.keepalive = std::time::Duration::from_secs(1);

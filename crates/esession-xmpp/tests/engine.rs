@@ -1362,3 +1362,29 @@ fn only_our_servers_roster_is_read_and_each_replaces_the_last() {
     r.engine(a).roster_result(&roster(None, &["carol@example.net"]), &[]);
     assert_eq!(r.engine(a).watched(), vec![bare("carol@example.net")]);
 }
+
+/// A disco error for a resource that is not there is not "no support".
+#[test]
+fn a_resource_that_is_gone_is_told_apart_from_one_without_support() {
+    use esession_xmpp::engine::{announces_esessions, resource_gone};
+    let error = |cond: &str| -> Element {
+        format!(
+            "<iq xmlns='jabber:client' type='error'><error type='cancel'>\
+             <{cond} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+        )
+        .parse()
+        .unwrap()
+    };
+    for gone in
+        ["service-unavailable", "recipient-unavailable", "item-not-found", "remote-server-not-found", "gone"]
+    {
+        assert!(resource_gone(&error(gone)), "{gone}");
+        assert!(!announces_esessions(&error(gone)));
+    }
+    assert!(!resource_gone(&error("forbidden")));
+    let result: Element =
+        "<iq xmlns='jabber:client' type='result'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            .parse()
+            .unwrap();
+    assert!(!resource_gone(&result) && !announces_esessions(&result), "there, without support");
+}

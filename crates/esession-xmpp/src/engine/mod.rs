@@ -48,7 +48,7 @@ pub use limits::Limits;
 pub use offline::Away;
 pub use pep_flow::{PepStep, PublishFlow, WithdrawFlow, condition};
 pub use presence::{DISCO_INFO, PING, ROSTER_MAX, ROSTER_NS, iq_error};
-pub use route::{Route, announces_esessions};
+pub use route::{Route, announces_esessions, resource_gone};
 
 use crate::Error;
 use crate::KeyPool;

@@ -33,6 +33,24 @@ pub fn announces_esessions(answer: &minidom::Element) -> bool {
         })
 }
 
+/// Whether an answer to disco#info says the resource is not there (an error answered by the
+/// server for it: `service-unavailable`, `recipient-unavailable`, `item-not-found`,
+/// `remote-server-not-found`, `gone`), as after a reconnection when our presence table still
+/// names a resource that left: the contact is not reachable there, which is not "it does not
+/// support encrypted sessions".
+#[must_use]
+pub fn resource_gone(answer: &minidom::Element) -> bool {
+    answer.attr("type") == Some("error")
+        && matches!(
+            super::condition(answer).as_str(),
+            "service-unavailable"
+                | "recipient-unavailable"
+                | "item-not-found"
+                | "remote-server-not-found"
+                | "gone"
+        )
+}
+
 impl Engine {
     /// Whom to ask, in order, whether they announce XEP-0116 before negotiating with `peer`:
     /// a full JID or a service's (no node) as given; a bare JID, its available resources,
