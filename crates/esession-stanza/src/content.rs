@@ -517,4 +517,34 @@ mod tests {
             xml(&format!("<iq xmlns='jabber:client' type='result'><error>{c}</error></iq>")).unwrap();
         assert!(find_c(&not_err).is_err());
     }
+
+    /// Mutation testing (docs/conformance.md), X200-5-03/-04: one `<c/>` in `<error/>` in all,
+    /// only the stanza's own `<error/>` is searched, and an `<error/>` is searched to
+    /// [`Limits::QUOTE`]'s depth (8 levels below it), deeper being refused unsearched.
+    #[test]
+    fn c_placement_boundaries() {
+        let c = format!("<c xmlns='{C_NS}'><mac>AA==</mac></c>");
+        let two_errors = xml(&format!(
+            "<message xmlns='jabber:client' type='error'><error>{c}</error><error>{c}</error></message>"
+        ))
+        .unwrap();
+        assert!(find_c(&two_errors).is_err());
+        // A foreign element named error is not the stanza's <error/>: never searched.
+        let foreign = xml(&format!(
+            "<message xmlns='jabber:client' type='chat'><error xmlns='urn:x'>{c}</error></message>"
+        ))
+        .unwrap();
+        assert_eq!(find_c(&foreign).unwrap(), (None, None));
+        let chain = |n: usize| {
+            xml(&format!(
+                "<message xmlns='jabber:client' type='error'><error>{c}{}{}</error></message>",
+                "<x xmlns='urn:x'>".repeat(n),
+                "</x>".repeat(n)
+            ))
+            .unwrap()
+        };
+        let deepest = chain(Limits::QUOTE.depth);
+        assert!(find_c(&deepest).unwrap().1.is_some());
+        assert!(find_c(&chain(Limits::QUOTE.depth + 1)).is_err());
+    }
 }

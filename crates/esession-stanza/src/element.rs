@@ -264,4 +264,46 @@ mod tests {
         let other = parse("<c xmlns='http://jabber.org/protocol/caps'/>").unwrap();
         assert!(Encrypted::parse(Profile::Xep, &other).is_err());
     }
+
+    /// Mutation testing (docs/conformance.md): each child that may come once is refused when
+    /// repeated, and said so; `<new/>` takes digits only (Rust's `u32` parse would take `+5`).
+    #[test]
+    fn repeated_children_and_signed_new_are_refused() {
+        for body in [
+            "<key>AAEC</key><key>AAEC</key><mac>AQI=</mac>",
+            "<new>1</new><new>2</new><mac>AQI=</mac>",
+            "<data>AAEC</data><data>AAEC</data><mac>AQI=</mac>",
+            "<mac>AQI=</mac><mac>AQI=</mac>",
+        ] {
+            let c = parse(&format!("<c xmlns='{NS}'>{body}</c>")).unwrap();
+            assert_eq!(Encrypted::parse(Profile::Xep, &c), Err(Error::Malformed("repeated child")), "{body}");
+        }
+        for new in ["+5", " 5", "5 ", "+0"] {
+            let c = parse(&format!("<c xmlns='{NS}'><new>{new}</new><mac>AQI=</mac></c>")).unwrap();
+            assert_eq!(
+                Encrypted::parse(Profile::Xep, &c),
+                Err(Error::Malformed("<new/> is not a positive integer")),
+                "{new:?}"
+            );
+        }
+        let c = parse(&format!("<c xmlns='{NS}'><key>AAEC</key><new>4294967295</new><mac>AQI=</mac></c>"))
+            .unwrap();
+        let e = Encrypted::parse(Profile::Xep, &c).unwrap();
+        assert_eq!((e.key.as_deref(), e.new), (Some(&[0u8, 1, 2][..]), Some(u32::MAX)));
+    }
+
+    /// Two `<c/>`s differing only in a_mac, or only in m_content, are not equal; `Debug` shows
+    /// lengths and presence, never the values.
+    #[test]
+    fn equality_compares_every_part_and_debug_shows_no_values() {
+        let mut a = Encrypted::new(Some(vec![7; 3]), None, Some(1), vec![]);
+        a.set_mac(vec![1, 2]);
+        let mut b = a.clone();
+        b.set_mac(vec![1, 3]);
+        assert_ne!(a, b);
+        let mut c = Encrypted::new(Some(vec![7; 3]), None, Some(2), vec![]);
+        c.set_mac(vec![1, 2]);
+        assert_ne!(a, c);
+        assert_eq!(format!("{a:?}"), "Encrypted { data_len: Some(3), key: false, new: Some(1), old: 0, .. }");
+    }
 }
