@@ -120,10 +120,11 @@ fn negotiation_stanzas(v: &Vector, transcript: Option<&[Recorded]>, r: &mut Repo
                 rec.from.as_str()
             ));
         }
-        if seq.is_some_and(|s| s != rec.seq) {
+        if let Some(s) = seq
+            && *s != rec.seq
+        {
             problems.push(format!(
-                "negotiation_stanzas[{i}] has seq {}, the transcript's stanza there seq {}",
-                seq.unwrap_or_default(),
+                "negotiation_stanzas[{i}] has seq {s}, the transcript's stanza there seq {}",
                 rec.seq
             ));
         }
