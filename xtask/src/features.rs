@@ -141,6 +141,10 @@ pub(crate) fn msrv() -> Result<(), String> {
         let Some(rv) = pkg.split("\"rust_version\":\"").nth(1).and_then(|r| r.split('"').next()) else {
             continue;
         };
+        // A crate of ours with a rust-version of its own (the CLI) states its own MSRV.
+        if own.iter().any(|(krate, own_rv)| krate == name && own_rv == rv) {
+            continue;
+        }
         if version(rv) > ours {
             above.push(format!("{name} (rust-version {rv})"));
         }

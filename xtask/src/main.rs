@@ -279,7 +279,10 @@ fn vectors(files: &[String]) -> Result<(), String> {
         return Err("no vector files found".into());
     }
     let mut c = cargo();
-    c.args(["run", "--quiet", "--release", "-p", "esession-cli", "--", "vectors", "check"]);
+    // The test profile (dependencies optimized, debug assertions on): `test` has built every
+    // dependency with it already, where `--release` would build them all once more (minutes and
+    // a GiB on a cold CI machine).
+    c.args(["run", "--quiet", "--profile", "test", "-p", "esession-cli", "--", "vectors", "check"]);
     c.args(&files);
     run(c)
 }
