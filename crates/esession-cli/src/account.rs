@@ -821,6 +821,17 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                 } else {
                     std::fs::write(&path, text)
                         .map_err(|e| Fail::new(Exit::Failure, format!("{}: {e}", path.display())))?;
+                    // Said where (standard output carries the fingerprint only).
+                    let shown = std::fs::canonicalize(&path).unwrap_or(path);
+                    let me =
+                        s.jid.as_ref().map_or_else(|| "YOUR-JID".to_owned(), |j| j.to_bare().to_string());
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "esession: the public key was written to {} (a contact trusts it with `esession trust \
+                         verify {me} FILE`, after comparing the fingerprint above with you)",
+                        shown.display()
+                    );
                 }
             }
         }
@@ -997,7 +1008,7 @@ async fn send(client: &mut Client, peer: &Jid, text: &str) -> Result<(), Fail> {
     let seen_early = wait_presence(client, &bare).await;
     match client.send_text(peer, text).await {
         Ok(Delivery::Online { sas }) => {
-            let key = match show::session_key(client, &bare) {
+            let key = match show::session_key(client.engine(), &bare) {
                 Some((fp, true)) => format!("; its key {fp} is verified"),
                 Some((fp, false)) => format!("; its key {fp} is NOT verified"),
                 None => String::new(),
@@ -1116,10 +1127,10 @@ pub(crate) async fn wait_presence(client: &mut Client, bare: &BareJid) -> bool {
 /// Prints an event of a one-shot command (stamped words, or JSON).
 fn print_event(s: &Settings, client: &Client, e: &Event) {
     if s.json {
-        if let Some(v) = show::json(client, e) {
+        if let Some(v) = show::json(client.engine(), e) {
             out!("{v}");
         }
-    } else if let Some(t) = show::text(client, e, Place::Command) {
+    } else if let Some(t) = show::text(client.engine(), e, Place::Command) {
         for l in t.lines() {
             out!("[{}] {l}", show::stamp());
         }

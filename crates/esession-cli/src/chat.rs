@@ -11,7 +11,6 @@ use crate::exit::{Exit, Fail};
 use crate::input::{self, Input, Printer};
 use crate::show::{self, Place};
 use esession_negotiate::Mode;
-use esession_offline::Audience;
 use esession_xmpp::{BareJid, Client, Delivery, Error, Event, Jid, fingerprint, parse_jid};
 use std::time::Duration;
 
@@ -33,6 +32,33 @@ commands (never sent; start a line with // to send one that begins with /):
 enum Flow {
     Go,
     Quit,
+}
+
+/// The chat's opening line for a contact that is offline, from the check of its offline options
+/// ([`Client::check_offline_options`]): what happens to the lines typed, truthfully. Nothing is
+/// ever kept to be sent later: a line goes in an offline session (XEP-0187) or is not sent.
+fn offline_opening(bare: &BareJid, check: Result<(), &Error>) -> String {
+    match check {
+        Ok(()) => format!(
+            "* {bare} is offline: lines you type go in an offline session (XEP-0187), encrypted with the \
+             offline options {bare} published; the server keeps them until {bare} comes back (you are \
+             told when {bare} comes online)"
+        ),
+        Err(Error::NoOfflineOptions { .. }) => format!(
+            "* {bare} is offline and has published no offline options: lines you type now are NOT sent, \
+             and none is kept to be sent later; type them again once {bare} is online (you are told \
+             when it comes online)"
+        ),
+        Err(e @ (Error::Timeout(_) | Error::Disconnected(_))) => format!(
+            "* {bare} is offline; its offline options could not be fetched ({e}): a line you type goes in \
+             an offline session if they can be fetched then, else it is NOT sent (you are told which)"
+        ),
+        Err(e) => format!(
+            "* {bare} is offline, and its offline options cannot be used ({e}): lines you type now are \
+             NOT sent, and none is kept to be sent later; type them again once {bare} is online (you are \
+             told when it comes online)"
+        ),
+    }
 }
 
 struct Chat<'a> {
@@ -77,7 +103,11 @@ impl Chat<'_> {
     fn state(&self, client: &Client) -> &'static str {
         let e = client.engine();
         if e.has_session(&self.bare) {
-            if show::verified(client, &self.bare) { "encrypted, verified" } else { "encrypted, NOT verified" }
+            if show::verified(client.engine(), &self.bare) {
+                "encrypted, verified"
+            } else {
+                "encrypted, NOT verified"
+            }
         } else if e.has_offline_session(&self.bare) {
             "offline session"
         } else if e.negotiating(&self.bare) {
@@ -110,27 +140,13 @@ impl Chat<'_> {
         self.peer.clone()
     }
 
-    /// Shows a new session with the peer: its key and its SAS.
+    /// Shows a new session with the peer: its key and its SAS (the words of every session's
+    /// start, [`show::started`]).
     fn announce(&mut self, client: &Client, sas: Option<String>) {
-        let key = match show::session_key(client, &self.bare) {
-            Some((fp, true)) => format!("; its key {fp} is verified"),
-            Some((fp, false)) => format!("; its key {fp} is NOT verified"),
-            None => String::new(),
-        };
-        match sas {
-            Some(sas) => {
-                self.note(
-                    "session",
-                    &format!(
-                        "* encrypted session with {}{key}\n* SAS {sas}: compare it with {} out of band (by \
-                         voice, in person), then type /verify",
-                        self.bare, self.bare
-                    ),
-                );
-                self.shown_sas = Some(sas);
-            }
-            None => self
-                .note("session", &format!("* encrypted session with {} (no SAS to compare){key}", self.bare)),
+        let who = self.bare.to_string();
+        self.note("session", &show::started(client.engine(), &self.bare, &who, sas.as_deref(), Place::Chat));
+        if sas.is_some() {
+            self.shown_sas = sas;
         }
     }
 
@@ -173,32 +189,9 @@ impl Chat<'_> {
             );
             return;
         }
-        let mut options = false;
-        for a in [Audience::Subscribers, Audience::Everyone] {
-            if let Ok(Ok(Some(_))) = client.published_options(&self.bare, a).await {
-                options = true;
-                break;
-            }
-        }
-        if options {
-            self.note(
-                "notice",
-                &format!(
-                    "* {b} is offline: lines you type go in an offline session ({b} reads them when back; \
-                     you are told when {b} comes online)",
-                    b = self.bare
-                ),
-            );
-        } else {
-            self.note(
-                "notice",
-                &format!(
-                    "* {b} is offline and has published no offline options: lines you type are not sent \
-                     until {b} comes online (you are told when it does)",
-                    b = self.bare
-                ),
-            );
-        }
+        // Checked as a line would be (fetched and verified): the opening says what lines do.
+        let check = client.check_offline_options(&self.bare).await;
+        self.note("notice", &offline_opening(&self.bare, check.as_ref().map(|_| ())));
     }
 
     async fn send(&mut self, client: &mut Client, text: &str) {
@@ -328,7 +321,7 @@ impl Chat<'_> {
                     .as_ref()
                     .and_then(|k| fingerprint(&k.public_key()).ok())
                     .unwrap_or_else(|| "no identity key (`esession keygen` makes one)".to_owned());
-                let theirs = match show::session_key(client, &self.bare) {
+                let theirs = match show::session_key(client.engine(), &self.bare) {
                     Some((fp, v)) => format!("{fp} ({})", if v { "verified" } else { "NOT verified" }),
                     None => {
                         let known: Vec<String> = client
@@ -522,10 +515,10 @@ impl Chat<'_> {
             _ => {}
         }
         if self.s.json {
-            if let Some(v) = show::json(client, &e) {
+            if let Some(v) = show::json(client.engine(), &e) {
                 self.out.line(&v.to_string());
             }
-        } else if let Some(t) = show::text(client, &e, Place::Chat) {
+        } else if let Some(t) = show::text(client.engine(), &e, Place::Chat) {
             self.note("event", &t);
         }
         if !unread.is_empty() {
@@ -691,4 +684,37 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
         out!();
     }
     failure.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Issue 19: the opening for an offline contact without offline options said lines were
+    /// "not sent until" it came online, as if they were queued; none is.
+    #[test]
+    fn the_opening_for_an_offline_contact_says_what_happens_to_lines() {
+        let bob = esession_xmpp::parse_bare("bob@example.org").unwrap();
+        let none =
+            offline_opening(&bob, Err(&Error::NoOfflineOptions { peer: bob.clone(), condition: None }));
+        assert!(
+            none.starts_with("* bob@example.org is offline and has published no offline options"),
+            "{none}"
+        );
+        assert!(none.contains("are NOT sent") && none.contains("none is kept"), "{none}");
+        assert!(!none.contains("until"), "nothing waits for the contact: {none}");
+        let refused =
+            Error::Offline(esession_offline::Error::Refused(esession_offline::Check::OptionsSignature));
+        let unusable = offline_opening(&bob, Err(&refused));
+        assert!(unusable.contains("cannot be used") && unusable.contains("NOT sent"), "{unusable}");
+        assert!(!unusable.contains("until"), "{unusable}");
+        let unknown = offline_opening(&bob, Err(&Error::Timeout("server")));
+        assert!(
+            unknown.contains("could not be fetched") && unknown.contains("you are told which"),
+            "{unknown}"
+        );
+        let usable = offline_opening(&bob, Ok(()));
+        assert!(usable.contains("go in an offline session (XEP-0187)"), "{usable}");
+    }
 }

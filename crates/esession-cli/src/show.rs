@@ -2,7 +2,7 @@
 //! failures by their `Display`, never `Debug`), or one JSON object per line with `--json`.
 
 use esession_negotiate::Check;
-use esession_xmpp::{BareJid, Client, Ended, Event, Failure, Jid, fingerprint};
+use esession_xmpp::{Alert, BareJid, Ended, Engine, Event, Failure, Jid, fingerprint};
 use serde_json::{Value, json};
 
 /// Where an event is shown: the hints differ (`/verify` in a chat, a command elsewhere).
@@ -23,17 +23,39 @@ pub(crate) fn utc() -> String {
 }
 
 /// The key the peer of the active session with `bare` proved, with whether the user verified it.
-pub(crate) fn session_key(client: &Client, bare: &BareJid) -> Option<(String, bool)> {
-    let key = client.engine().session(bare)?.peer_key()?;
+pub(crate) fn session_key(engine: &Engine, bare: &BareJid) -> Option<(String, bool)> {
+    let key = engine.session(bare)?.peer_key()?;
     let fp = fingerprint(key).ok()?;
-    let verified = client.engine().trust().record(key).is_some_and(|r| r.verified);
+    let verified = engine.trust().record(key).is_some_and(|r| r.verified);
     Some((fp, verified))
 }
 
 /// Whether the user verified the peer of the session with `bare`: confirmed a SAS with it, or
 /// verified the key it proved.
-pub(crate) fn verified(client: &Client, bare: &BareJid) -> bool {
-    client.engine().trust().sas_confirmed(bare) || session_key(client, bare).is_some_and(|(_, v)| v)
+pub(crate) fn verified(engine: &Engine, bare: &BareJid) -> bool {
+    engine.trust().sas_confirmed(bare) || session_key(engine, bare).is_some_and(|(_, v)| v)
+}
+
+/// The words for a new online session with `who` (`bare`'s resource, or its petname): the key
+/// it proved, then one SAS line, the only one of the session (the negotiation's reminders to
+/// compare it are not shown again, [`text`]).
+pub(crate) fn started(engine: &Engine, bare: &BareJid, who: &str, sas: Option<&str>, place: Place) -> String {
+    let key = match session_key(engine, bare) {
+        Some((fp, true)) => format!("; its key {fp} is verified"),
+        Some((fp, false)) => format!("; its key {fp} is NOT verified"),
+        None => String::new(),
+    };
+    let Some(sas) = sas else {
+        return format!("* encrypted session with {who} (no SAS to compare){key}");
+    };
+    let next = match place {
+        Place::Chat => "then type /verify".to_owned(),
+        Place::Command => format!("then confirm it in `esession chat {bare}` with /verify"),
+    };
+    format!(
+        "* encrypted session with {who}{key}\n* SAS {sas}: compare it with {bare} out of band (by voice, \
+         in person), {next}"
+    )
 }
 
 fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
@@ -162,30 +184,18 @@ fn held(peer: &Jid, fp: &str, place: Place) -> String {
 }
 
 /// The words for one event, or `None` for events a person need not see.
-pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
+pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
     Some(match e {
-        Event::Negotiated { peer, sas: Some(sas), .. } => {
-            let bare = peer.to_bare();
-            let who = e.who().unwrap_or_else(|| peer.to_string());
-            let key = match session_key(client, &bare) {
-                Some((fp, true)) => format!("; its key {fp} is verified"),
-                Some((fp, false)) => format!("; its key {fp} is NOT verified"),
-                None => String::new(),
-            };
-            let next = match place {
-                Place::Chat => "then type /verify".to_owned(),
-                Place::Command => format!("then confirm it in `esession chat {bare}` with /verify"),
-            };
-            format!(
-                "* encrypted session with {who}{key}\n* SAS {sas}: compare it with {bare} out of band \
-                 (by voice, in person), {next}"
-            )
-        }
         Event::Negotiated { offline: true, .. } => {
             format!("* offline session with {}", e.who().unwrap_or_default())
         }
-        Event::Negotiated { .. } => {
-            format!("* encrypted session with {} (no SAS to compare)", e.who().unwrap_or_default())
+        Event::Negotiated { peer, sas, .. } => {
+            let who = e.who().unwrap_or_else(|| peer.to_string());
+            started(engine, &peer.to_bare(), &who, sas.as_ref().map(ToString::to_string).as_deref(), place)
+        }
+        // XEP-0116 §4.7.2's reminders to compare the SAS: the session's SAS line says so once.
+        Event::Alert { alert: Alert::SasNotConfirmed { .. } | Alert::NoRetainedSecret { .. }, .. } => {
+            return None;
         }
         Event::Message { offline, .. } => {
             let body = e.body()?;
@@ -242,11 +252,11 @@ pub(crate) fn text(client: &Client, e: &Event, place: Place) -> Option<String> {
 }
 
 /// One JSON object for one event, or `None` for events a program need not see.
-pub(crate) fn json(client: &Client, e: &Event) -> Option<Value> {
+pub(crate) fn json(engine: &Engine, e: &Event) -> Option<Value> {
     let time = utc();
     Some(match e {
         Event::Negotiated { peer, sas, offline, petname, .. } => {
-            let key = session_key(client, &peer.to_bare());
+            let key = session_key(engine, &peer.to_bare());
             json!({
                 "time": time, "event": "session", "peer": peer.as_str(), "offline": offline,
                 "sas": sas.as_ref().map(ToString::to_string), "petname": petname,
@@ -309,4 +319,59 @@ pub(crate) fn note(kind: &str, text: &str, extra: Value) -> Value {
         m.extend(x);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use esession_xmpp::esession_crypto::{CryptoProvider, ModpGroup};
+    use esession_xmpp::relay::Relay;
+    use esession_xmpp::{Config, EngineStores, Mode};
+
+    fn engine() -> Engine {
+        let provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::default() };
+        Engine::new(Config { provider, ..Config::default() }, EngineStores::in_memory())
+    }
+
+    /// Issue 19: a session's start showed three prompts to compare the SAS (its line, then the
+    /// negotiation's reminders that it was never confirmed and that no earlier secret was
+    /// shared). One SAS line per session, on both sides, in a chat and in a command.
+    #[test]
+    fn a_session_start_shows_one_sas_line_on_each_side() {
+        let mut r = Relay::new(chrono::Utc::now());
+        let a = r.add("alice@example.org/pda", engine()).unwrap();
+        let b = r.add("bob@example.com/laptop", engine()).unwrap();
+        r.start(a, "bob@example.com/laptop", Mode::Four).unwrap();
+        r.drive();
+        for i in [a, b] {
+            let events = r.take_events(i);
+            let reminders = events
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e,
+                        Event::Alert {
+                            alert: Alert::SasNotConfirmed { .. } | Alert::NoRetainedSecret { .. },
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert!(reminders > 0, "the negotiation reminds to compare the SAS: {events:?}");
+            for place in [Place::Chat, Place::Command] {
+                let lines: Vec<String> = events
+                    .iter()
+                    .filter_map(|e| text(r.engine(i), e, place))
+                    .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+                    .collect();
+                let sas = lines.iter().filter(|l| l.contains("SAS")).count();
+                assert_eq!(sas, 1, "one SAS line: {lines:#?}");
+                assert!(lines.iter().any(|l| l.starts_with("* SAS ") && l.contains("/verify")), "{lines:#?}");
+            }
+            // Programs still get every alert.
+            let alerts = events.iter().filter_map(|e| json(r.engine(i), e)).filter(|v| v["event"] == "alert");
+            assert_eq!(alerts.count(), reminders);
+        }
+    }
 }

@@ -301,6 +301,27 @@ fn read_only_commands_and_failed_logins_create_no_files() {
     assert!(!data.exists(), "a failed login created {}", data.display());
 }
 
+/// `fingerprint --pem FILE` says on standard error where the public key went (issue 19: it said
+/// nothing), standard output keeps the fingerprint alone, and the status stays 0; with `-` the
+/// key goes to standard output and nothing is said.
+#[test]
+fn fingerprint_pem_says_where_the_key_was_written() {
+    let t = Scratch::new("pem");
+    ok(&t.run(&["keygen", "--bits", "1024", "--jid", "alice@example.org"]));
+    let file = t.0.join("alice.pub.pem");
+    let o = t.run(&["fingerprint", "--pem", file.to_str().unwrap(), "--jid", "alice@example.org"]);
+    let out = ok(&o);
+    assert_eq!(out.lines().count(), 1, "the fingerprint alone: {out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let shown = std::fs::canonicalize(&file).unwrap();
+    assert!(err.contains(&format!("the public key was written to {}", shown.display())), "{err}");
+    assert!(err.contains("esession trust verify alice@example.org"), "{err}");
+    assert!(std::fs::read_to_string(&file).unwrap().contains("BEGIN PUBLIC KEY"));
+    let o = t.run(&["fingerprint", "--pem", "-", "--jid", "alice@example.org"]);
+    assert!(ok(&o).contains("BEGIN PUBLIC KEY"));
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[cfg(unix)]
 #[test]
 fn the_data_directory_is_private() {

@@ -915,7 +915,7 @@ impl Client {
             // engine says next.
             Route::Negotiate(_) => return Err(Error::NotProtected(bare)),
             Route::OfflineStart => {
-                self.fetch_options(&bare).await?;
+                self.check_offline_options(&bare).await?;
                 let step = self.engine.offline_start(
                     chrono::Utc::now(),
                     &bare,
@@ -971,8 +971,13 @@ impl Client {
 
     /// Fetches `peer`'s offline options (the nodes in the order the engine gives: the
     /// subscribers' first when we subscribe to `peer`) and hands them to the engine, which
-    /// verifies them with the keys we trust for it.
-    async fn fetch_options(&mut self, peer: &BareJid) -> Result<(), Error> {
+    /// verifies them with the keys we trust for it (XEP-0187 §3.2), as [`Client::send_text`]
+    /// does before an offline session: `Ok` when one can be started with them now.
+    ///
+    /// # Errors
+    /// [`Error::NoOfflineOptions`] (none published, or none we may read),
+    /// [`Error::Offline`] (refused: untrusted signature, expired...), connection errors.
+    pub async fn check_offline_options(&mut self, peer: &BareJid) -> Result<(), Error> {
         let mut last = None;
         for audience in self.engine.options_audiences(peer) {
             let x = match self.published_options(peer, audience).await? {
