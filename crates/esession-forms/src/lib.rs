@@ -58,13 +58,6 @@ pub mod negotiation;
 pub mod normalize;
 pub mod xml;
 
-/// Helpers the esession crates share (the text escaping and the copy of a peer's element that
-/// stanza and negotiate use). Not part of the API: no stability promise, hidden from the docs.
-#[doc(hidden)]
-pub mod __internal {
-    pub use crate::xml::{escape_into, push_in_pieces, without_prefixes};
-}
-
 pub use error::{Error, Result};
 
 // The XML crates of this crate's signatures (`minidom::Element` everywhere, `rxml::NcName`

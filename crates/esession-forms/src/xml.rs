@@ -222,59 +222,33 @@ pub fn dispose(e: Element) {
     }
 }
 
-/// A copy of `e` without the prefix declarations its parser recorded: the same names,
-/// namespaces, attributes (with their namespaces) and nodes, so equal to `e`; minidom's writer
-/// chooses prefixes anew when it writes the copy. For elements received from a peer and sent on
-/// (an error reply quoting a request): minidom's writer panics on some declarations its parser
-/// accepts (a prefix declared again below an element that declared it, docs/security.md), and a
-/// peer's declarations have no business in what we send.
+/// Appends `s` to `out`, replacing each octet of `special` by `replace(octet)`: the escaping of
+/// text and attribute values, for the writers that choose their own set of characters to escape
+/// (the normalization of what is MACed or signed here, the serialization of XEP-0200 content in
+/// `esession-stanza`).
 ///
-/// Only elements within [`Limits::QUOTE`] are copied (the copy is made without recursion);
-/// `None` for anything larger.
-#[must_use]
-#[doc(hidden)]
-pub fn without_prefixes(e: &Element) -> Option<Element> {
-    measure(e, Limits::QUOTE).ok()?;
-    // Depth-first, without recursion: each frame is the rest of a source element's nodes and
-    // its copy so far.
-    let shallow = |src: &Element| {
-        let mut out = Element::bare(src.name(), src.ns());
-        for ((ns, name), value) in src.attrs().iter() {
-            out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
-        }
-        out
-    };
-    let mut stack: Vec<(minidom::element::Nodes<'_>, Element)> = vec![(e.nodes(), shallow(e))];
-    while let Some((nodes, copy)) = stack.last_mut() {
-        match nodes.next() {
-            Some(Node::Element(c)) => stack.push((c.nodes(), shallow(c))),
-            Some(Node::Text(t)) => copy.append_text_node(t.clone()),
-            None => {
-                let (_, done) = stack.pop()?;
-                match stack.last_mut() {
-                    Some((_, parent)) => {
-                        parent.append_child(done);
-                    }
-                    None => return Some(done),
-                }
-            }
-        }
-    }
-    None
-}
-
-/// Appends `s` to `out`, replacing each octet of `special` (ASCII only) by `replace(octet)`.
-/// Blocks of 32 octets containing none of them are tested with one branch-free pass the
-/// compiler vectorizes and copied as part of a run, so the long text of a chat body or a Base64
-/// value costs little more than a `memcpy`.
-#[doc(hidden)]
+/// Only the ASCII octets of `special` are replaced: an octet above 0x7F is part of a multi-octet
+/// character, never a character of its own, and is copied unchanged. The work is one pass over
+/// `s` (no recursion, no allocation beyond `out`'s growth). Blocks of 32 octets containing none
+/// of `special` are tested with one branch-free pass the compiler vectorizes and copied as part
+/// of a run, so the long text of a chat body or a Base64 value costs little more than a `memcpy`.
+///
+/// ```
+/// use esession_forms::xml::escape_into;
+///
+/// let mut out = String::from("<a>");
+/// escape_into("fish & chips < 3 €", &mut out, *b"&<", |b| if b == b'&' { "&amp;" } else { "&lt;" });
+/// assert_eq!(out, "<a>fish &amp; chips &lt; 3 €");
+/// ```
 pub fn escape_into<const N: usize>(
     s: &str,
     out: &mut String,
     special: [u8; N],
     replace: impl Fn(u8) -> &'static str,
 ) {
-    let is_special = |b: u8| special.contains(&b);
+    // Only ASCII octets are characters of their own: replacing any other would cut a character
+    // (and slicing `s` there would panic).
+    let is_special = |b: u8| b.is_ascii() && special.contains(&b);
     let bytes = s.as_bytes();
     out.reserve(bytes.len());
     let mut run = 0;
@@ -287,7 +261,7 @@ pub fn escape_into<const N: usize>(
             continue;
         }
         if is_special(bytes[i]) {
-            // Special octets are ASCII, so i and i + 1 are character boundaries.
+            // ASCII, so i and i + 1 are character boundaries.
             push_in_pieces(out, &s[run..i]);
             out.push_str(replace(bytes[i]));
             run = i + 1;
@@ -299,8 +273,17 @@ pub fn escape_into<const N: usize>(
 
 /// Appends `s` to `out` in pieces of at most 2 KiB (cut at character boundaries): glibc's
 /// `rep movsb`, which it uses for longer copies, is 20 times slower on some CPUs when the two
-/// buffers sit badly (docs/performance.md, "Copies"). For copies of long text on hot paths.
-#[doc(hidden)]
+/// buffers sit badly (docs/performance.md, "Copies"). For copies of long text on hot paths; the
+/// result is that of `out.push_str(s)`, for any `s`.
+///
+/// ```
+/// use esession_forms::xml::push_in_pieces;
+///
+/// let long = "é".repeat(3000);
+/// let mut out = String::from("x");
+/// push_in_pieces(&mut out, &long);
+/// assert_eq!(out, format!("x{long}"));
+/// ```
 pub fn push_in_pieces(out: &mut String, s: &str) {
     let mut rest = s;
     while rest.len() > PIECE {
@@ -334,28 +317,6 @@ fn any_of<const N: usize>(block: &[u8; BLOCK], special: &[u8; N]) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod prefix_tests {
-    use super::{parse, without_prefixes};
-
-    /// The input the content fuzz target found (fuzz/regressions/content/crash-fe85207a...):
-    /// written as parsed, minidom's writer panics; the copy writes, keeps the namespaced
-    /// attributes and parses back equal.
-    #[test]
-    fn copy_without_prefixes_writes_and_stays_equal() {
-        let text =
-            "<x xmlns='jabber:client' wml='j' xmlns:p='urn:p'>x!%!!<oe xmlns:p='urn:p' p:a='1'/>!!!o</x>";
-        let e = parse(text).unwrap();
-        let copy = without_prefixes(&e).unwrap();
-        assert_eq!(copy, e);
-        let written = String::from(&copy);
-        assert!(written.contains("urn:p"), "{written}");
-        assert_eq!(parse(&written).unwrap(), e);
-        assert!(std::panic::catch_unwind(|| String::from(&e)).is_err(), "minidom fixed its writer");
-    }
-}
-
-#[cfg(test)]
 mod escape_tests {
     use super::escape_into;
 
@@ -380,6 +341,18 @@ mod escape_tests {
         let mut out = String::new();
         escape_into("", &mut out, *b"&<", amp);
         assert!(out.is_empty());
+    }
+
+    /// An octet above 0x7F among the specials (a caller's mistake) is never replaced: it would
+    /// cut a character, and slicing there would panic.
+    #[test]
+    fn non_ascii_specials_are_copied_unchanged() {
+        for len in [1usize, 31, 32, 33, 100] {
+            let s = "é<".repeat(len);
+            let mut out = String::new();
+            escape_into(&s, &mut out, [0xc3, 0xa9, b'<'], |_| "&lt;");
+            assert_eq!(out, s.replace('<', "&lt;"), "len {len}");
+        }
     }
 
     /// Runs longer than one copied piece, with multi-octet characters where pieces would end
@@ -420,16 +393,13 @@ mod bound_tests {
     }
 
     #[test]
-    fn deep_elements_are_measured_copied_and_dropped_without_recursion() {
+    fn deep_elements_are_measured_and_dropped_without_recursion() {
         // Deep enough to overflow any stack if walked or dropped recursively.
         let deep = chain(500_000);
         assert_eq!(measure(&deep, Limits::STANZA), Err(Error::TooLarge("XML depth")));
-        assert!(without_prefixes(&deep).is_none(), "too large to quote");
         dispose(deep);
         let ok = chain(8);
         assert_eq!(measure(&ok, Limits::QUOTE).unwrap(), Shape { depth: 8, elements: 8, octets: 8 });
-        assert_eq!(without_prefixes(&ok).unwrap(), ok);
-        assert!(without_prefixes(&chain(9)).is_none(), "deeper than Limits::QUOTE");
     }
 
     #[test]

@@ -45,11 +45,7 @@ pub fn error_reply(
 ) -> Element {
     // The quoted wrapper carries none of the peer's prefix declarations, and only a bounded
     // wrapper is quoted.
-    let mut m = message(
-        to,
-        thread,
-        received.and_then(esession_forms::__internal::without_prefixes).into_iter().collect(),
-    );
+    let mut m = message(to, thread, received.and_then(without_prefixes).into_iter().collect());
     set(&mut m, "type", "error");
     let mut err = Element::bare("error", CLIENT_NS);
     set(&mut err, "type", "cancel");
@@ -111,4 +107,87 @@ pub(crate) fn screen(stanza: &Element) -> Screened {
         return Screened::TooLarge;
     }
     Screened::Read
+}
+
+/// A copy of `e` without the prefix declarations its parser recorded: the same names,
+/// namespaces, attributes (with their namespaces) and nodes, so equal to `e`; minidom's writer
+/// chooses prefixes anew when it writes the copy. For elements received from a peer and sent on
+/// (an error reply quoting a request): minidom's writer panics on some declarations its parser
+/// accepts (a prefix declared again below an element that declared it, docs/security.md), and a
+/// peer's declarations have no business in what we send.
+///
+/// Only elements within [`Limits::QUOTE`] are copied (the copy is made without recursion);
+/// `None` for anything larger.
+fn without_prefixes(e: &Element) -> Option<Element> {
+    xml::measure(e, Limits::QUOTE).ok()?;
+    // Depth-first, without recursion: each frame is the rest of a source element's nodes and
+    // its copy so far.
+    let shallow = |src: &Element| {
+        let mut out = Element::bare(src.name(), src.ns());
+        for ((ns, name), value) in src.attrs().iter() {
+            out.attrs_mut().insert(ns.clone(), name.clone(), value.clone());
+        }
+        out
+    };
+    let mut stack: Vec<(minidom::element::Nodes<'_>, Element)> = vec![(e.nodes(), shallow(e))];
+    while let Some((nodes, copy)) = stack.last_mut() {
+        match nodes.next() {
+            Some(minidom::Node::Element(c)) => stack.push((c.nodes(), shallow(c))),
+            Some(minidom::Node::Text(t)) => copy.append_text_node(t.clone()),
+            None => {
+                let (_, done) = stack.pop()?;
+                match stack.last_mut() {
+                    Some((_, parent)) => {
+                        parent.append_child(done);
+                    }
+                    None => return Some(done),
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod prefix_tests {
+    use super::without_prefixes;
+    use esession_forms::xml::parse;
+
+    /// The input the content fuzz target found (fuzz/regressions/content/crash-fe85207a...):
+    /// written as parsed, minidom's writer panics; the copy writes, keeps the namespaced
+    /// attributes and parses back equal.
+    #[test]
+    fn copy_without_prefixes_writes_and_stays_equal() {
+        let text =
+            "<x xmlns='jabber:client' wml='j' xmlns:p='urn:p'>x!%!!<oe xmlns:p='urn:p' p:a='1'/>!!!o</x>";
+        let e = parse(text).unwrap();
+        let copy = without_prefixes(&e).unwrap();
+        assert_eq!(copy, e);
+        let written = String::from(&copy);
+        assert!(written.contains("urn:p"), "{written}");
+        assert_eq!(parse(&written).unwrap(), e);
+        assert!(std::panic::catch_unwind(|| String::from(&e)).is_err(), "minidom fixed its writer");
+    }
+
+    /// Deep enough to overflow any stack if copied recursively: not quoted; within
+    /// [`Limits::QUOTE`], copied equal; one level deeper, not quoted.
+    #[test]
+    fn only_bounded_elements_are_copied_without_recursion() {
+        let chain = |n: usize| {
+            let mut e = minidom::Element::bare("a", "urn:x");
+            for _ in 1..n {
+                let mut p = minidom::Element::bare("a", "urn:x");
+                p.append_child(e);
+                e = p;
+            }
+            e
+        };
+        let deep = chain(500_000);
+        assert!(without_prefixes(&deep).is_none(), "too large to quote");
+        esession_forms::xml::dispose(deep);
+        let ok = chain(8);
+        assert_eq!(without_prefixes(&ok).unwrap(), ok);
+        assert!(without_prefixes(&chain(9)).is_none(), "deeper than Limits::QUOTE");
+    }
 }

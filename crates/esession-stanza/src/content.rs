@@ -171,9 +171,9 @@ fn escape(s: &str, attr: bool, out: &mut String) {
         _ => "&#13;",
     };
     if attr {
-        esession_forms::__internal::escape_into(s, out, *b"&<>\"\t\n\r", rep);
+        xml::escape_into(s, out, *b"&<>\"\t\n\r", rep);
     } else {
-        esession_forms::__internal::escape_into(s, out, *b"&<>\r", rep);
+        xml::escape_into(s, out, *b"&<>\r", rep);
     }
 }
 

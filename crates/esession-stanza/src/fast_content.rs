@@ -65,7 +65,7 @@ pub(crate) fn parse(stanza_ns: &str, text: &str) -> Option<Vec<Element>> {
                 return None;
             }
         } else {
-            esession_forms::__internal::push_in_pieces(&mut pending, &text[i..j]);
+            esession_forms::xml::push_in_pieces(&mut pending, &text[i..j]);
         }
         i = j;
         let Some(&b) = s.get(i) else { break };
