@@ -33,7 +33,9 @@ use crate::engine::{Engine, Event, iq_error, set_attr};
 use crate::{Error, parse_jid};
 use chrono::{DateTime, Utc};
 use esession_negotiate::{BareJid, Jid, Mode};
-use esession_offline::pep;
+use esession_offline::away::Published;
+use esession_offline::publish::{Plan, Secrets};
+use esession_offline::{Audience, pep};
 use esession_stanza::EncryptOptions;
 use minidom::Element;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -206,6 +208,70 @@ impl Relay {
         Ok(None)
     }
 
+    /// Party `i` publishes its offline options as a client about to go away does
+    /// ([`Engine::go_offline`]: its sessions end, then each audience's node is created and the
+    /// options published, through the relay). Returns the published sets, one per audience in
+    /// order. The party is still online: [`Relay::disconnect`] takes it away.
+    ///
+    /// # Errors
+    /// The engine's.
+    pub fn publish(
+        &mut self,
+        i: usize,
+        plan: &Plan,
+        audiences: &[Audience],
+    ) -> Result<Vec<Published>, Error> {
+        let now = self.now;
+        let (step, sets) = self.parties[i].engine.go_offline(now, plan, audiences, false)?;
+        self.output(i, step);
+        self.drive();
+        Ok(sets)
+    }
+
+    /// Party `i` opens an offline session (XEP-0187) with `peer` (a bare JID), who is away, as
+    /// a client does: it fetches the options `peer` published ([`Relay::fetch_options`]), makes
+    /// the offline start with `content` ([`Engine::offline_start`]) and sends each of `later`
+    /// in that session ([`Engine::offline_chat`]). Returns those stanzas in order, not yet in
+    /// flight: [`Relay::inject`] sends them (a test may alter or keep some first).
+    ///
+    /// # Errors
+    /// [`Error::NoOfflineOptions`] when no node held options its engine accepted; else the
+    /// engine's.
+    pub fn offline_start(
+        &mut self,
+        i: usize,
+        peer: &str,
+        content: Element,
+        later: &[&str],
+    ) -> Result<Vec<Element>, Error> {
+        let bare = parse_jid(peer)?.to_bare();
+        if !matches!(self.fetch_options(i, peer)?, Some(Event::OfflineOptions { refused: None, .. })) {
+            return Err(Error::NoOfflineOptions { peer: bare, condition: None });
+        }
+        let now = self.now;
+        let step = self.parties[i].engine.offline_start(now, &bare, content, false)?;
+        self.parties[i].events.extend(step.events);
+        let mut out = step.send;
+        for text in later {
+            out.push(self.parties[i].engine.offline_chat(now, &bare, text)?);
+        }
+        Ok(out)
+    }
+
+    /// Party `i` comes back from an absence ([`Engine::come_back`] with the subscribers' set it
+    /// published: the withdraw, then its presence) and is online again: what was stored for it
+    /// is delivered; then everything in flight is.
+    ///
+    /// # Errors
+    /// The engine's.
+    pub fn come_back(&mut self, i: usize, subscribers: Option<Secrets>) -> Result<(), Error> {
+        let now = self.now;
+        let step = self.parties[i].engine.come_back(now, subscribers, None, true)?;
+        self.reconnect(i, step);
+        self.drive();
+        Ok(())
+    }
+
     /// Party `i` goes offline: its stanzas are stored from now on.
     pub fn disconnect(&mut self, i: usize) {
         self.parties[i].online = false;
@@ -221,23 +287,33 @@ impl Relay {
         self.output(i, step);
     }
 
+    /// The stanzas in flight, `(sending party, stanza)`, oldest first: a test or a fuzz target
+    /// may drop, duplicate, reorder or alter them before [`Relay::step`] or [`Relay::drive`]
+    /// delivers them.
+    pub fn in_flight(&mut self) -> &mut VecDeque<(usize, Element)> {
+        &mut self.flight
+    }
+
+    /// Delivers the oldest stanza in flight (through the filter, then routed as
+    /// [`Relay::drive`] does); `false` when nothing was in flight.
+    pub fn step(&mut self) -> bool {
+        let Some((from, s)) = self.flight.pop_front() else { return false };
+        let s = match self.filter.as_mut() {
+            Some(f) => f(from, s),
+            None => Some(s),
+        };
+        if let Some(s) = s {
+            self.route(from, s);
+        }
+        true
+    }
+
     /// Delivers stanzas until nothing is in flight; returns how many were delivered.
     pub fn drive(&mut self) -> usize {
         let mut n = 0;
-        while let Some((from, s)) = self.flight.pop_front() {
+        while n < 100_000 && self.step() {
+            // (Past 100,000, a loop between parties: stop, the test will see it.)
             n += 1;
-            if n > 100_000 {
-                // A loop between parties: stop, the test will see it.
-                break;
-            }
-            let s = match self.filter.as_mut() {
-                Some(f) => match f(from, s) {
-                    Some(s) => s,
-                    None => continue,
-                },
-                None => s,
-            };
-            self.route(from, s);
         }
         n
     }

@@ -89,15 +89,8 @@ fn a_tampered_negotiation_fails_without_a_session() {
 #[test]
 fn offline_session_through_the_relay() {
     let (mut r, a, b) = pair();
-    let alice_key = rsa("rsa.pem");
     let now = r.now();
-    let plan = r.engine(a).plan(vec![alice_key], chrono::Duration::hours(1), None).unwrap();
-    let (step, mut sets) = r.engine(a).go_offline(now, &plan, &[Audience::Subscribers], false).unwrap();
-    r.output(a, step);
-    r.drive();
-    r.disconnect(a);
-    r.drive();
-    let secrets = sets.pop().unwrap().secrets;
+    let secrets = away(&mut r, a, chrono::Duration::hours(1)).secrets;
     // Bob fetches Alice's options from her PEP node and checks them.
     r.inject(b, pep::items_request(Audience::Subscribers, "alice@example.org", "f1"));
     r.drive();
@@ -252,16 +245,6 @@ use esession_xmpp::Step;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Alice publishes her options for `audiences` through the relay (node creation, publish).
-fn publish(r: &mut Relay, a: usize, audiences: &[Audience], lifetime: chrono::Duration) -> Vec<Published> {
-    let now = r.now();
-    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], lifetime, None).unwrap();
-    let (step, sets) = r.engine(a).go_offline(now, &plan, audiences, false).unwrap();
-    r.output(a, step);
-    r.drive();
-    sets
-}
-
 /// The value of field `var` of the form in `stanza`'s negotiation wrapper, base64-decoded.
 fn form_value(stanza: &Element, var: &str) -> Vec<u8> {
     let w = esession_forms::esession::Wrapper::find(stanza).unwrap();
@@ -308,17 +291,13 @@ fn presence() -> Step {
 /// when he saw her presence) is held back. Returns the session's thread and that terminate.
 fn alice_holds_an_offline_session() -> (Relay, usize, usize, String, Element) {
     let (mut r, a, b) = pair();
-    let mut sets = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
-    r.disconnect(a);
-    r.drive();
-    let ev = r.fetch_options(b, "alice@example.org").unwrap();
-    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
-    let now = r.now();
-    let step = r
-        .engine(b)
-        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("while away"), false)
-        .unwrap();
-    r.output(b, step);
+    let set = away(&mut r, a, chrono::Duration::hours(24));
+    for s in r
+        .offline_start(b, "alice@example.org", esession_xmpp::engine::body_message("while away"), &[])
+        .unwrap()
+    {
+        r.inject(b, s);
+    }
     r.drive();
     r.advance(chrono::Duration::minutes(30));
     let held = Rc::new(RefCell::new(Vec::new()));
@@ -330,10 +309,7 @@ fn alice_holds_an_offline_session() -> (Relay, usize, usize, String, Element) {
         }
         Some(s)
     }));
-    let now = r.now();
-    let step = r.engine(a).come_back(now, Some(sets.remove(0).secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
+    r.come_back(a, Some(set.secrets)).unwrap();
     r.set_filter(Box::new(|_, s| Some(s)));
     let ea = r.take_events(a);
     assert_eq!(bodies(&ea), ["while away"]);
@@ -427,22 +403,13 @@ fn a_new_absence_destroys_the_sets_of_the_last() {
     // starts), goes offline again at once and returns: a start made from the first absence's
     // options is not ours any more.
     let (mut r, a, b) = pair();
-    let first = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24)).remove(0);
-    r.disconnect(a);
-    r.drive();
-    r.fetch_options(b, "alice@example.org").unwrap();
-    let now = r.now();
+    let first = away(&mut r, a, chrono::Duration::hours(24));
     let old_start = r
-        .engine(b)
-        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("old"), true)
+        .offline_start(b, "alice@example.org", esession_xmpp::engine::body_message("old"), &[])
         .unwrap()
-        .send
         .remove(0);
     r.advance(chrono::Duration::hours(1));
-    let now = r.now();
-    let step = r.engine(a).come_back(now, Some(first.secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
+    r.come_back(a, Some(first.secrets)).unwrap();
     r.advance(chrono::Duration::minutes(1));
     let second = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24)).remove(0);
     r.advance(chrono::Duration::minutes(1));
@@ -528,9 +495,7 @@ fn offline_stanzas_stop_when_the_options_expire() {
     // X187-3.2-05: options valid 24 h; a session started at +1 h may send at +2 h but not at
     // +25 h (refused, the session ends).
     let (mut r, a, b) = pair();
-    publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
-    r.disconnect(a);
-    r.drive();
+    away(&mut r, a, chrono::Duration::hours(24));
     r.advance(chrono::Duration::hours(1));
     r.fetch_options(b, "alice@example.org").unwrap();
     let t1 = r.now();
@@ -869,26 +834,21 @@ fn a_known_contact_is_asked_for_the_fingerprint_first() {
 /// and went away, and Bob made an offline start with "first", then "second" and "third" in the
 /// same offline session. With `stored`, the three went to the server, which hands them over at
 /// Alice's return; else they are returned (stamped from Bob) for the test to hand over.
-fn untrusted_offline(stored: bool) -> (Relay, usize, usize, Published, Vec<Element>) {
+fn untrusted_offline(stored: bool) -> (Relay, usize, Published, Vec<Element>) {
     let (ak, bk) = (rsa("rsa.pem"), bob_key());
     let ap = ak.public_key();
     let mut r = Relay::new(now());
     let a = r.add(ALICE, engine(Some(ak), &[])).unwrap();
     let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap)])).unwrap();
-    let mut sets = publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
-    r.disconnect(a);
-    r.drive();
-    let ev = r.fetch_options(b, "alice@example.org").unwrap();
-    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
-    let now = r.now();
+    let published = away(&mut r, a, chrono::Duration::hours(24));
     let mut stanzas = r
-        .engine(b)
-        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("first"), false)
-        .unwrap()
-        .send;
-    for text in ["second", "third"] {
-        stanzas.push(r.engine(b).offline_chat(now, &bare(ALICE), text).unwrap());
-    }
+        .offline_start(
+            b,
+            "alice@example.org",
+            esession_xmpp::engine::body_message("first"),
+            &["second", "third"],
+        )
+        .unwrap();
     if stored {
         for s in stanzas.drain(..) {
             r.inject(b, s);
@@ -899,17 +859,7 @@ fn untrusted_offline(stored: bool) -> (Relay, usize, usize, Published, Vec<Eleme
         set(s, "from", BOB);
     }
     r.advance(chrono::Duration::minutes(30));
-    (r, a, b, sets.remove(0), stanzas)
-}
-
-/// Alice returns (her presence goes out; Bob's terminate, if any, is not delivered).
-fn alice_returns(r: &mut Relay, a: usize, b: usize, set: Published) -> Vec<Event> {
-    r.set_filter(Box::new(move |from, s| (from != b || s.name() != "message").then_some(s)));
-    let now = r.now();
-    let step = r.engine(a).come_back(now, Some(set.secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
-    r.take_events(a)
+    (r, a, published, stanzas)
 }
 
 fn held(events: &[Event]) -> Vec<(esession_xmpp::engine::MessageId, String)> {
@@ -934,11 +884,8 @@ fn ids(events: &[Event]) -> Vec<esession_xmpp::engine::MessageId> {
 
 #[test]
 fn an_untrusted_senders_offline_messages_are_held_until_the_key_is_trusted() {
-    let (mut r, a, _b, set, _) = untrusted_offline(true);
-    let now = r.now();
-    let step = r.engine(a).come_back(now, Some(set.secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
+    let (mut r, a, set, _) = untrusted_offline(true);
+    r.come_back(a, Some(set.secrets)).unwrap();
     let ea = r.take_events(a);
     // Held: nothing of the content told, no session told; each message said, in order, with
     // the fingerprint of the key that signed the start.
@@ -966,8 +913,8 @@ fn an_untrusted_senders_offline_messages_are_held_until_the_key_is_trusted() {
 
 #[test]
 fn a_refused_key_drops_its_held_messages_and_their_session() {
-    let (mut r, a, b, set, mut later) = untrusted_offline(false);
-    alice_returns(&mut r, a, b, set);
+    let (mut r, a, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, set);
     let now = r.now();
     let step = r.engine(a).handle(now, &later.remove(0));
     assert_eq!(held(&step.events).len(), 1, "{:?}", step.events);
@@ -985,8 +932,8 @@ fn a_refused_key_drops_its_held_messages_and_their_session() {
 
 #[test]
 fn later_stanzas_of_a_held_session_are_held_while_it_is_open() {
-    let (mut r, a, b, set, mut later) = untrusted_offline(false);
-    alice_returns(&mut r, a, b, set);
+    let (mut r, a, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, set);
     let now = r.now();
     // The start, then "second" while the session is held: held too, not delivered.
     for _ in 0..2 {
@@ -1004,8 +951,8 @@ fn later_stanzas_of_a_held_session_are_held_while_it_is_open() {
 
 #[test]
 fn only_a_start_whose_sole_fault_is_its_key_is_held() {
-    let (mut r, a, b, set, mut later) = untrusted_offline(false);
-    alice_returns(&mut r, a, b, set);
+    let (mut r, a, set, mut later) = untrusted_offline(false);
+    alice_returns(&mut r, a, set);
     let now = r.now();
     // The start's encrypted content altered: its MAC fails, so it is refused (silently) and
     // nothing is held, although its key is not trusted either.
@@ -1196,9 +1143,9 @@ fn a_connection_reset_keeps_the_offline_sessions() {
 
 #[test]
 fn messages_held_for_a_decision_are_bounded() {
-    let (mut r, a, b, set, mut later) = untrusted_offline(false);
+    let (mut r, a, set, mut later) = untrusted_offline(false);
     r.engine(a).set_limits(esession_xmpp::Limits::default().with_held(2));
-    alice_returns(&mut r, a, b, set);
+    alice_returns(&mut r, a, set);
     let now = r.now();
     for _ in 0..2 {
         let step = r.engine(a).handle(now, &later.remove(0));
@@ -1294,9 +1241,7 @@ fn the_engine_says_which_way_a_message_goes() {
 
     // An offline session already started (Bob's, to Alice who is away).
     let (mut r, a, b) = pair();
-    publish(&mut r, a, &[Audience::Subscribers], chrono::Duration::hours(24));
-    r.disconnect(a);
-    r.drive();
+    away(&mut r, a, chrono::Duration::hours(24));
     r.fetch_options(b, "alice@example.org").unwrap();
     assert_eq!(r.engine(b).route_message(&jid(ALICE)), Route::OfflineStart);
     let now = r.now();

@@ -230,37 +230,25 @@ fn content_of(stanza: &Element) -> Element {
 #[test]
 fn clear_children_beside_c_in_an_offline_session_are_never_delivered() {
     let (mut r, a, b) = pair();
-    let now = r.now();
-    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
-    let (step, mut sets) =
-        r.engine(a).go_offline(now, &plan, &[esession_offline::Audience::Subscribers], false).unwrap();
-    r.output(a, step);
-    r.drive();
-    r.disconnect(a);
-    r.drive();
-    let ev = r.fetch_options(b, "alice@example.org").unwrap();
-    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
-    r.set_filter(inject_beside_c());
+    let set = away(&mut r, a, chrono::Duration::hours(24));
     let started = r.now();
-    let start = r
-        .engine(b)
-        .offline_start(started, &bare(ALICE), esession_xmpp::engine::body_message("while away"), false)
+    let stanzas = r
+        .offline_start(
+            b,
+            "alice@example.org",
+            esession_xmpp::engine::body_message("while away"),
+            &["second", "third"],
+        )
         .unwrap();
-    r.output(b, start);
-    for text in ["second", "third"] {
-        let s = r.engine(b).offline_chat(started, &bare(ALICE), text).unwrap();
-        assert!(s.get_child("c", esession_stanza::NS).is_some());
+    r.set_filter(inject_beside_c());
+    for (i, s) in stanzas.into_iter().enumerate() {
+        assert!(i == 0 || s.get_child("c", esession_stanza::NS).is_some());
         r.inject(b, s);
     }
     r.drive();
     r.advance(chrono::Duration::minutes(30));
     // Alice returns; Bob's terminate on her presence is not part of this test.
-    r.set_filter(Box::new(move |from, s| (from != b || s.name() != "message").then_some(s)));
-    let now = r.now();
-    let step = r.engine(a).come_back(now, Some(sets.remove(0).secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
-    let ea = r.take_events(a);
+    let ea = alice_returns(&mut r, a, set);
     assert!(
         ea.iter().all(|e| !matches!(e, Event::Message { offline: false, .. })),
         "only offline messages: {ea:?}"

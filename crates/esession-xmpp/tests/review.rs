@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use esession_negotiate::Mode;
-use esession_offline::Audience;
 use esession_stanza::EncryptOptions;
 use esession_xmpp::relay::Relay;
 use esession_xmpp::{Event, Failure, Limits};
@@ -70,31 +69,14 @@ fn trust_on_first_use_turned_on_later_releases_held_messages_unpinned() {
     let mut r = Relay::new(now());
     let a = r.add(ALICE, engine(Some(ak), &[])).unwrap();
     let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap)])).unwrap();
-    let t = r.now();
-    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
-    let (step, mut sets) = r.engine(a).go_offline(t, &plan, &[Audience::Subscribers], false).unwrap();
-    r.output(a, step);
-    r.drive();
-    r.disconnect(a);
-    r.drive();
-    let ev = r.fetch_options(b, "alice@example.org").unwrap();
-    assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
-    let t = r.now();
-    for s in r
-        .engine(b)
-        .offline_start(t, &bare(ALICE), esession_xmpp::engine::body_message("held"), false)
-        .unwrap()
-        .send
+    let set = away(&mut r, a, chrono::Duration::hours(24));
+    for s in
+        r.offline_start(b, "alice@example.org", esession_xmpp::engine::body_message("held"), &[]).unwrap()
     {
         r.inject(b, s);
     }
     r.drive();
-    r.set_filter(Box::new(move |from, s| (from != b || s.name() != "message").then_some(s)));
-    let t = r.now();
-    let step = r.engine(a).come_back(t, Some(sets.remove(0).secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
-    let ea = r.take_events(a);
+    let ea = alice_returns(&mut r, a, set);
     assert!(bodies(&ea).is_empty(), "held first: {ea:?}");
     assert_eq!(r.engine(a).held_untrusted().unwrap().len(), 1);
     // Nobody trusts Bob's key; trust on first use is merely turned on.
@@ -124,33 +106,16 @@ fn trust_on_first_use_accepts_one_key_per_stranger_in_a_return() {
     // Someone else under Bob's JID (another resource), with another key.
     let m =
         r.add("bob@example.com/other", engine(Some(rsa("rsa.pem")), &[("alice@example.org", ap)])).unwrap();
-    let t = r.now();
-    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], chrono::Duration::hours(24), None).unwrap();
-    let (step, mut sets) = r.engine(a).go_offline(t, &plan, &[Audience::Subscribers], false).unwrap();
-    r.output(a, step);
-    r.drive();
-    r.disconnect(a);
-    r.drive();
+    let set = away(&mut r, a, chrono::Duration::hours(24));
     for (i, text) in [(b, "from bob"), (m, "from someone else")] {
-        let ev = r.fetch_options(i, "alice@example.org").unwrap();
-        assert!(matches!(ev, Some(Event::OfflineOptions { refused: None, .. })), "{ev:?}");
-        let t = r.now();
-        for s in r
-            .engine(i)
-            .offline_start(t, &bare(ALICE), esession_xmpp::engine::body_message(text), false)
-            .unwrap()
-            .send
+        for s in
+            r.offline_start(i, "alice@example.org", esession_xmpp::engine::body_message(text), &[]).unwrap()
         {
             r.inject(i, s);
         }
         r.drive();
     }
-    r.set_filter(Box::new(move |from, s| (from == a || s.name() != "message").then_some(s)));
-    let t = r.now();
-    let step = r.engine(a).come_back(t, Some(sets.remove(0).secrets), None, true).unwrap();
-    r.reconnect(a, step);
-    r.drive();
-    let ea = r.take_events(a);
+    let ea = alice_returns(&mut r, a, set);
     let delivered = bodies(&ea);
     assert_eq!(delivered, ["from bob"], "two keys taken as Bob's first key: {delivered:?}");
     // The other is held for the user's decision, not lost.

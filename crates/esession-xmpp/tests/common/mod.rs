@@ -4,6 +4,8 @@
 
 use esession_crypto::{CryptoProvider, ModpGroup, PrivateKey, PublicKey};
 use esession_negotiate::{BareJid, Config, Jid, MemoryRetained, MemoryTrust};
+use esession_offline::Audience;
+use esession_offline::away::Published;
 use esession_offline::replay::MemoryReplay;
 use esession_xmpp::relay::Relay;
 use esession_xmpp::{Engine, EngineStores, Event};
@@ -76,6 +78,35 @@ pub fn pair() -> (Relay, usize, usize) {
     let a = r.add(ALICE, engine(Some(ak), &[("bob@example.com", bp)])).unwrap();
     let b = r.add(BOB, engine(Some(bk), &[("alice@example.org", ap)])).unwrap();
     (r, a, b)
+}
+
+/// Party `a` (Alice) publishes her offline options for `audiences`, valid `lifetime` and
+/// signed with the RSA fixture, through the relay; she stays online. The published sets.
+pub fn publish(
+    r: &mut Relay,
+    a: usize,
+    audiences: &[Audience],
+    lifetime: chrono::Duration,
+) -> Vec<Published> {
+    let plan = r.engine(a).plan(vec![rsa("rsa.pem")], lifetime, None).unwrap();
+    r.publish(a, &plan, audiences).unwrap()
+}
+
+/// Alice publishes her options for her subscribers, valid `lifetime`, and goes away; the set
+/// she will come back with.
+pub fn away(r: &mut Relay, a: usize, lifetime: chrono::Duration) -> Published {
+    let set = publish(r, a, &[Audience::Subscribers], lifetime).remove(0);
+    r.disconnect(a);
+    r.drive();
+    set
+}
+
+/// Alice comes back with `set`: the stored stanzas are delivered, but no message anyone else
+/// sends from then on (Bob's terminate of his offline session, on her presence). Her events.
+pub fn alice_returns(r: &mut Relay, a: usize, set: Published) -> Vec<Event> {
+    r.set_filter(Box::new(move |from, s| (from == a || s.name() != "message").then_some(s)));
+    r.come_back(a, Some(set.secrets)).unwrap();
+    r.take_events(a)
 }
 
 pub fn bodies(events: &[Event]) -> Vec<String> {
