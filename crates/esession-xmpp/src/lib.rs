@@ -166,9 +166,11 @@ impl fmt::Display for Error {
             Error::Unreachable { server, source } => {
                 write!(f, "cannot reach the server {server}")?;
                 cause(f, source)?;
-                // rustls says what is wrong with the certificate, not what to do about it.
+                // rustls says what is wrong with the certificate, not what to do about it. Told by
+                // rustls's error in the cause chain, never by the text.
                 let cert_file = std::env::var_os("SSL_CERT_FILE");
-                let certificate = source.as_ref().is_some_and(|e| e.to_string().contains("certificate"));
+                let trouble = source.as_deref().and_then(tls_trouble);
+                let certificate = trouble == Some(TlsTrouble::Certificate);
                 if certificate
                     && let Some(path) = cert_file.as_ref()
                     && !std::fs::read_to_string(path).is_ok_and(|t| t.contains("-----BEGIN CERTIFICATE-----"))
@@ -185,7 +187,7 @@ impl fmt::Display for Error {
                          system trusts; a private CA's certificates can be given in a PEM file with the \
                          environment variable SSL_CERT_FILE=PATH)"
                     )?;
-                } else if source.as_ref().is_some_and(|e| e.to_string().contains("InvalidContentType")) {
+                } else if trouble == Some(TlsTrouble::NotTls) {
                     // Direct TLS to a port that speaks XML first.
                     write!(
                         f,
@@ -245,6 +247,47 @@ impl fmt::Display for Error {
     }
 }
 
+/// What a failed TLS connection says a person can fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsTrouble {
+    /// The server's certificate was refused (not for the domain, no trusted root...).
+    Certificate,
+    /// What came back is not TLS: a port that speaks XML first (STARTTLS), not direct TLS.
+    NotTls,
+}
+
+/// The trouble rustls reported, found by type in `e`'s cause chain (tokio-rustls hands rustls's
+/// error over inside an `io::Error`, whose `source()` skips it: `get_ref` reaches it), at
+/// most 16 causes deep.
+#[cfg(feature = "starttls")]
+fn tls_trouble(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<TlsTrouble> {
+    use tokio_xmpp::rustls::{Error as Tls, InvalidMessage};
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    for _ in 0..16 {
+        let e = cur?;
+        if let Some(t) = e.downcast_ref::<Tls>() {
+            return match t {
+                Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented | Tls::UnsupportedNameType => {
+                    Some(TlsTrouble::Certificate)
+                }
+                Tls::InvalidMessage(InvalidMessage::InvalidContentType) => Some(TlsTrouble::NotTls),
+                _ => None,
+            };
+        }
+        cur = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// Without TLS there is no TLS trouble.
+#[cfg(not(feature = "starttls"))]
+fn tls_trouble(_: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<TlsTrouble> {
+    None
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -298,5 +341,34 @@ mod tests {
         assert!(clear.contains("may require encryption") && !clear.contains("password"), "{clear}");
         let wrong = auth("not-authorized");
         assert!(wrong.contains("wrong JID or password"), "{wrong}");
+    }
+
+    /// Issue 19: the certificate and direct-TLS hints come from rustls's error as tokio-xmpp
+    /// hands it over (an `io::Error` around it, in `tokio_xmpp::Error::Io`), never from the
+    /// text of an error that mentions a certificate or the variant's name.
+    #[cfg(feature = "starttls")]
+    #[test]
+    fn tls_hints_come_from_the_rustls_error_not_its_text() {
+        use tokio_xmpp::rustls::{CertificateError, Error as Tls, InvalidMessage};
+        let unreachable = |source: crate::BoxError| {
+            Error::Unreachable { server: "example.org".into(), source: Some(source) }.to_string()
+        };
+        let tls = |t: Tls| {
+            unreachable(Box::new(tokio_xmpp::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                t,
+            ))))
+        };
+        let text = |m: &str| unreachable(Box::new(std::io::Error::other(m.to_owned())));
+        let cert = tls(Tls::InvalidCertificate(CertificateError::UnknownIssuer));
+        assert!(cert.contains("SSL_CERT_FILE"), "{cert}");
+        let not_tls = tls(Tls::InvalidMessage(InvalidMessage::InvalidContentType));
+        assert!(not_tls.contains("may expect STARTTLS"), "{not_tls}");
+        let other = tls(Tls::DecryptError);
+        assert!(!other.contains("SSL_CERT_FILE") && !other.contains("STARTTLS"), "{other}");
+        for m in ["cannot load the certificate store", "InvalidContentType", "connection refused"] {
+            let t = text(m);
+            assert!(!t.contains("SSL_CERT_FILE") && !t.contains("STARTTLS"), "{t}");
+        }
     }
 }
