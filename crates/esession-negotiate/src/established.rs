@@ -464,8 +464,10 @@ impl Established {
         match terminate_of(&clear) {
             Some(Terminate::Request) => {
                 // X116-5-06: acknowledged at once, encrypted. X116-5-10: not when we sent our
-                // own terminate already (crossing terminates): nothing follows it.
-                let ack = if self.terminating {
+                // own terminate already (crossing terminates): nothing follows it. A session
+                // that only receives ([`Established::import_receiving`]: an offline session
+                // Alice accepted, X187-5-02) has nothing to acknowledge with.
+                let ack = if self.terminating || !self.session.is_sending() {
                     None
                 } else {
                     let m = self.form_stanza(Terminate::Ack);
@@ -489,5 +491,133 @@ impl Established {
                 Ok(Received::Stanza { stanza: clear, unprotected: opened.unprotected, clear: opened.clear })
             }
         }
+    }
+}
+
+/// Version of the octets [`Established::export_receiving`] writes.
+const RECEIVING_V1: u8 = 1;
+
+fn put_kept(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads what [`Established::export_receiving`] wrote (lengths checked before use).
+struct KeptFields<'a>(&'a [u8]);
+
+impl<'a> KeptFields<'a> {
+    fn bad(what: &'static str) -> crate::Error {
+        crate::Error::Stanza(esession_stanza::Error::Snapshot(what))
+    }
+
+    fn take(&mut self, n: usize) -> crate::Result<&'a [u8]> {
+        if n > self.0.len() {
+            return Err(Self::bad("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+
+    fn field(&mut self) -> crate::Result<&'a [u8]> {
+        let b = self.take(4)?;
+        let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> crate::Result<&'a str> {
+        core::str::from_utf8(self.field()?).map_err(|_| Self::bad("a text that is not UTF-8"))
+    }
+}
+
+impl Established {
+    /// The receiving half of the session as octets to keep: **secret** (see
+    /// [`esession_stanza::Session::export_receiving`]), to be sealed by the caller before they
+    /// leave memory. With the peer, the thread, the key the peer proved, and the negotiated
+    /// `logging` and `disclosure`. For a session in which we only receive from now on: an
+    /// XEP-0187 offline session Alice accepted (she never sends in it), kept so that a restart
+    /// decrypts its later stanzas ([`Established::import_receiving`]).
+    ///
+    /// # Errors
+    /// A closed session; a state that is not kept (a compression context).
+    pub fn export_receiving(&self) -> crate::Result<esession_crypto::SecretBytes> {
+        let session = self.session.export_receiving()?;
+        let key = match &self.peer_key {
+            Some(k) => Some(k.to_public_key_pem()?),
+            None => None,
+        };
+        let texts =
+            [self.peer.as_str(), self.thread.as_str(), self.logging.as_str(), self.disclosure.as_str()];
+        let len = 1
+            + 4
+            + session.len()
+            + texts.iter().map(|t| 4 + t.len()).sum::<usize>()
+            + 1
+            + key.as_ref().map_or(0, |k| 4 + k.len())
+            + 32
+            + 2;
+        // Sized once: no reallocation leaves a copy of the keys behind.
+        let mut out = Vec::with_capacity(len);
+        out.push(RECEIVING_V1);
+        put_kept(&mut out, session.expose_secret());
+        for t in texts {
+            put_kept(&mut out, t.as_bytes());
+        }
+        match &key {
+            Some(k) => {
+                out.push(1);
+                put_kept(&mut out, k.as_bytes());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(self.key_check.as_bytes());
+        out.push(u8::from(self.retained_secret_used));
+        out.push(u8::from(self.terminating));
+        Ok(esession_crypto::SecretBytes::new(out))
+    }
+
+    /// The session [`Established::export_receiving`] wrote `kept` from, receiving as it did
+    /// then and never sending (its SAS is not kept: none is shown again). In `hazmat` builds
+    /// its [`Established::k`] is empty: K was destroyed long before.
+    ///
+    /// # Errors
+    /// [`crate::Error::Stanza`] with [`esession_stanza::Error::Snapshot`] for octets of another
+    /// version, truncated or malformed; the primitives' errors for what this build does not
+    /// implement.
+    pub fn import_receiving(kept: &[u8]) -> crate::Result<Self> {
+        let mut r = KeptFields(kept);
+        if r.take(1)? != [RECEIVING_V1] {
+            return Err(KeptFields::bad("an unknown version"));
+        }
+        let session = Session::import_receiving(r.field()?)?;
+        let peer = Jid::new(r.text()?).map_err(|_| KeptFields::bad("a JID that does not parse"))?;
+        let thread = r.text()?.to_owned();
+        let logging: Logging = r.text()?.parse().unwrap_or_else(|e| match e {});
+        let disclosure: Disclosure = r.text()?.parse().unwrap_or_else(|e| match e {});
+        let peer_key = match r.take(1)? {
+            [0] => None,
+            [1] => Some(PublicKey::from_public_key_pem(r.text()?)?),
+            _ => return Err(KeptFields::bad("a bad key flag")),
+        };
+        let mut check = [0u8; 32];
+        check.copy_from_slice(r.take(32)?);
+        let flags = r.take(2)?;
+        if !r.0.is_empty() || flags.iter().any(|f| *f > 1) {
+            return Err(KeptFields::bad("trailing octets or bad flags"));
+        }
+        Ok(Self {
+            session,
+            peer,
+            thread,
+            sas: None,
+            peer_key,
+            retained_secret_used: flags[0] == 1,
+            logging,
+            disclosure,
+            key_check: KeyCheck(check),
+            #[cfg(feature = "hazmat")]
+            k: esession_crypto::SecretBytes::new(Vec::new()),
+            terminating: flags[1] == 1,
+        })
     }
 }

@@ -40,6 +40,10 @@ pub enum Error {
     },
     /// A primitive failed (unknown algorithm, bad key length).
     Crypto(esession_crypto::Error),
+    /// A kept receiving state ([`crate::Session::import_receiving`]) cannot be read back (of
+    /// another version, truncated, malformed), or a session's state is not kept
+    /// ([`crate::Session::export_receiving`]: a compression context).
+    Snapshot(&'static str),
 }
 
 /// Why a session was terminated.
@@ -86,6 +90,7 @@ impl fmt::Display for Error {
                 write!(f, "no re-key while {stored} key sets wait for the peer's answer")
             }
             Error::Crypto(e) => write!(f, "{e}"),
+            Error::Snapshot(w) => write!(f, "kept session state: {w}"),
         }
     }
 }

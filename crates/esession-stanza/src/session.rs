@@ -231,6 +231,8 @@ pub(crate) fn decrypt_owned(
 /// A stored receive set {KC, KM, x}: the peer's keys and our exponent they go with (§9.2).
 struct RecvSet {
     cipher: CtrCipher,
+    /// The octets `cipher` is keyed with (kept for [`Session::export_receiving`]).
+    kc: SecretBytes,
     km: SecretBytes,
     /// Our exponent for the peer's re-keys; gone once we stopped sending (no re-key is taken
     /// then).
@@ -353,6 +355,7 @@ impl Session {
         };
         let set = RecvSet {
             cipher: CtrCipher::new(&params.cipher, params.profile, &recv.cipher_key)?,
+            kc: recv.cipher_key,
             km: recv.mac_key,
             own: Some(own),
             retired_send_km: None,
@@ -577,8 +580,8 @@ impl Session {
         // X200-9.2-03: cipher_key takes the last k octets of the HMAC output.
         let send_cipher =
             CtrCipher::new(&self.params.cipher, p, &cipher_key(p, &self.params.cipher, &keys.kc_initiator)?)?;
-        let recv_cipher =
-            CtrCipher::new(&self.params.cipher, p, &cipher_key(p, &self.params.cipher, &keys.kc_acceptor)?)?;
+        let recv_kc = cipher_key(p, &self.params.cipher, &keys.kc_acceptor)?;
+        let recv_cipher = CtrCipher::new(&self.params.cipher, p, &recv_kc)?;
         let mut retired_send_km = None;
         if let Some(s) = self.send.as_mut() {
             // X200-9.2-08: the stanzas after this one use the new KC_A and KM_A.
@@ -591,6 +594,7 @@ impl Session {
         // stanza under a newer key arrives; one set per unanswered re-key.
         self.recv_sets.push(RecvSet {
             cipher: recv_cipher,
+            kc: recv_kc,
             km: keys.km_acceptor,
             own: Some(pair),
             retired_send_km,
@@ -698,6 +702,7 @@ impl Session {
         let mut replaced = Vec::with_capacity(self.recv_sets.len());
         for set in &mut self.recv_sets {
             set.cipher = CtrCipher::new(&alg, p, &peer_key)?;
+            set.kc = peer_key.duplicate();
             replaced.push(core::mem::replace(&mut set.km, keys.km_initiator.duplicate()));
         }
         // The oldest set's key is the one the peer MACed this stanza with, its last: it may be
@@ -821,5 +826,214 @@ impl Session {
             None => Vec::new(),
         };
         Ok((children, opened))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keeping the receiving half (an XEP-0187 offline session across a restart)
+
+/// Version of the octets [`Session::export_receiving`] writes.
+const RECEIVING_V1: u8 = 1;
+
+/// Appends a length-prefixed field (no field of a session comes near 4 GiB; a longer one would
+/// be written with a wrong length, and refused when read back).
+fn put_field(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+/// Reads what [`Session::export_receiving`] wrote; every length is checked before it is used.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.0.len() {
+            return Err(Error::Snapshot("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn field(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    fn text(&mut self) -> Result<&'a str> {
+        core::str::from_utf8(self.field()?).map_err(|_| Error::Snapshot("a name that is not UTF-8"))
+    }
+}
+
+/// How many stanza types and key sets a kept state may name (far above what a session holds).
+const KEPT_MAX: u32 = 64;
+
+impl Session {
+    /// The receiving half of the session as octets to keep. They are **secret** (the receive
+    /// keys and our DH exponents): the caller seals them before they leave memory. For a
+    /// session in which we only receive from now on (an XEP-0187 offline session Alice
+    /// accepted: she never sends in it), so that a restart can go on decrypting it:
+    /// [`Session::import_receiving`] makes a session that receives exactly as this one would
+    /// (counter, stored key sets, the peer's re-keys) and never sends. The send keys and the
+    /// old MAC keys waiting for publication are not part of it.
+    ///
+    /// # Errors
+    /// [`Error::SessionClosed`] for a closed session; [`Error::Snapshot`] for a session whose
+    /// state is not kept: a compression context (`zlib`).
+    pub fn export_receiving(&self) -> Result<SecretBytes> {
+        if self.is_closed() {
+            return Err(Error::SessionClosed);
+        }
+        if self.params.compress != Compress::None {
+            return Err(Error::Snapshot("a compression context is not kept"));
+        }
+        let p = &self.params;
+        let names = [p.profile.as_str().to_owned(), p.hash.to_string(), p.cipher.to_string()];
+        let stanzas: Vec<String> =
+            p.stanzas.iter().take(KEPT_MAX as usize).map(ToString::to_string).collect();
+        let owns: Vec<Option<SecretBytes>> =
+            self.recv_sets.iter().map(|s| s.own.as_ref().map(DhKeyPair::export_secret)).collect();
+        // Sized exactly once, so that no reallocation leaves a copy of a key behind (the
+        // buffer is wiped when the returned SecretBytes drops).
+        let len = 1
+            + names.iter().chain(&stanzas).map(|n| 4 + n.len()).sum::<usize>()
+            + 4
+            + 4
+            + 4
+            + 8
+            + 16
+            + 4
+            + self.peer_public.len()
+            + 4
+            + 4
+            + 8
+            + 4
+            + self
+                .recv_sets
+                .iter()
+                .zip(&owns)
+                .map(|(s, o)| 8 + s.kc.len() + s.km.len() + 1 + o.as_ref().map_or(0, |o| 4 + o.len()))
+                .sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.push(RECEIVING_V1);
+        for n in &names {
+            put_field(&mut out, n.as_bytes());
+        }
+        out.extend_from_slice(&u32::try_from(stanzas.len()).unwrap_or(0).to_be_bytes());
+        for t in &stanzas {
+            put_field(&mut out, t.as_bytes());
+        }
+        out.extend_from_slice(&p.rekey_freq.to_be_bytes());
+        out.extend_from_slice(&p.group.number().to_be_bytes());
+        out.extend_from_slice(&p.max_blocks.to_be_bytes());
+        out.extend_from_slice(&self.recv_counter.to_be_bytes());
+        put_field(&mut out, &self.peer_public);
+        out.extend_from_slice(&self.keys_received.to_be_bytes());
+        out.extend_from_slice(&self.since_key_exchange.to_be_bytes());
+        out.extend_from_slice(&self.blocks_since_key_exchange.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(self.recv_sets.len()).unwrap_or(0).to_be_bytes());
+        for (set, own) in self.recv_sets.iter().zip(&owns) {
+            put_field(&mut out, set.kc.expose_secret());
+            put_field(&mut out, set.km.expose_secret());
+            match own {
+                Some(x) => {
+                    out.push(1);
+                    put_field(&mut out, x.expose_secret());
+                }
+                None => out.push(0),
+            }
+        }
+        debug_assert_eq!(out.len(), len, "the kept state was sized wrong");
+        Ok(SecretBytes::new(out))
+    }
+
+    /// A session that receives as the one [`Session::export_receiving`] wrote `kept` from did
+    /// when it was written, and never sends ([`Session::is_sending`] is false).
+    ///
+    /// # Errors
+    /// [`Error::Snapshot`] for octets of another version, truncated or malformed; the
+    /// primitives' errors for algorithms this build does not implement.
+    pub fn import_receiving(kept: &[u8]) -> Result<Self> {
+        let mut r = Fields(kept);
+        if r.take(1)? != [RECEIVING_V1] {
+            return Err(Error::Snapshot("an unknown version"));
+        }
+        let profile: Profile = r.text()?.parse().map_err(|_| Error::Snapshot("an unknown profile"))?;
+        let hash: HashAlg = r.text()?.parse().unwrap_or_else(|e| match e {});
+        let cipher: CryptAlg = r.text()?.parse().unwrap_or_else(|e| match e {});
+        let n = r.u32()?;
+        if n > KEPT_MAX {
+            return Err(Error::Snapshot("too many stanza types"));
+        }
+        let mut stanzas = Vec::new();
+        for _ in 0..n {
+            stanzas.push(r.text()?.parse::<StanzaType>().unwrap_or_else(|e| match e {}));
+        }
+        let rekey_freq = r.u32()?;
+        let group = ModpGroup::from_number(r.u32()?);
+        let max_blocks = u64::from_be_bytes(r.array()?).min(MAX_BLOCKS_LIMIT);
+        let recv_counter = u128::from_be_bytes(r.array()?);
+        let peer_public = r.field()?.to_vec();
+        group.params()?.check_public(&peer_public)?;
+        let keys_received = r.u32()?;
+        let since_key_exchange = r.u32()?;
+        let blocks_since_key_exchange = u64::from_be_bytes(r.array()?);
+        let n = r.u32()?;
+        if n == 0 || n > KEPT_MAX {
+            return Err(Error::Snapshot("no key set, or too many"));
+        }
+        let mut recv_sets = Vec::new();
+        for _ in 0..n {
+            let kc = SecretBytes::from_slice(r.field()?);
+            let km = SecretBytes::from_slice(r.field()?);
+            let own = match r.take(1)? {
+                [0] => None,
+                [1] => Some(DhKeyPair::from_exponent(group, r.field()?)?),
+                _ => return Err(Error::Snapshot("a bad key set")),
+            };
+            recv_sets.push(RecvSet {
+                cipher: CtrCipher::new(&cipher, profile, &kc)?,
+                kc,
+                km,
+                own,
+                retired_send_km: None,
+            });
+        }
+        if !r.0.is_empty() {
+            return Err(Error::Snapshot("trailing octets"));
+        }
+        let params = Params {
+            profile,
+            hash,
+            cipher,
+            compress: Compress::None,
+            stanzas,
+            rekey_freq,
+            group,
+            max_blocks,
+        };
+        Ok(Self {
+            compressor: Compressor::new(&params.compress)?,
+            decompressor: Decompressor::new(&params.compress)?,
+            params,
+            send: None,
+            recv_counter,
+            recv_sets,
+            peer_public,
+            keys_received,
+            since_key_exchange,
+            blocks_since_key_exchange,
+            publishable: Vec::new(),
+        })
     }
 }

@@ -13,7 +13,7 @@
 use crate::Error;
 use crate::engine::{EngineStores, Inbox, MemoryInbox, os_rng};
 #[cfg(feature = "durable")]
-use crate::engine::{Kept, MessageId};
+use crate::engine::{Kept, KeptSession, MessageId};
 #[cfg(feature = "durable")]
 use esession_crypto::seal::PassphraseParams;
 use esession_crypto::{PrivateKey, Profile, PublicKey, SealingKey, SecretBytes};
@@ -41,6 +41,12 @@ const INBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("inbox_v1");
 /// The inbox's ids: message id -> arrival order.
 #[cfg(feature = "durable")]
 const INBOX_IDS: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_ids_v1");
+/// The open offline sessions Alice accepted: id base -> sealed [`KeptSession`] record.
+#[cfg(feature = "durable")]
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline_sessions_v1");
+/// The digests of the stanzas each kept session took: id base | digest -> 1.
+#[cfg(feature = "durable")]
+const TAKEN: TableDefinition<&[u8], u8> = TableDefinition::new("offline_taken_v1");
 
 /// How the account's secrets are sealed in its data directory (feature `durable`).
 #[cfg(feature = "durable")]
@@ -421,6 +427,8 @@ impl Account {
                 {
                     w.open_table(INBOX).map_err(store_err)?;
                     w.open_table(INBOX_IDS).map_err(store_err)?;
+                    w.open_table(SESSIONS).map_err(store_err)?;
+                    w.open_table(TAKEN).map_err(store_err)?;
                 }
                 w.commit().map_err(store_err)?;
                 Ok(AccountInbox(Box::new(FileInbox { db: db.clone(), key: self.key.duplicate() })))
@@ -566,6 +574,23 @@ impl Inbox for AccountInbox {
     fn ack(&mut self, id: &crate::engine::MessageId) -> Result<bool, StoreError> {
         self.0.ack(id)
     }
+
+    fn keep_in_session(
+        &mut self,
+        m: Option<&crate::engine::Kept>,
+        session: &crate::engine::KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError> {
+        self.0.keep_in_session(m, session, taken)
+    }
+
+    fn sessions(&self) -> Result<Vec<crate::engine::KeptSession>, StoreError> {
+        self.0.sessions()
+    }
+
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
+        self.0.forget_session(base)
+    }
 }
 
 /// The inbox in an account's database file.
@@ -594,26 +619,138 @@ fn inbox_aad(id: &MessageId) -> Vec<u8> {
     aad
 }
 
+/// What a sealed kept session is bound to: its purpose and its id base.
+#[cfg(feature = "durable")]
+fn session_aad(base: &[u8; 32]) -> Vec<u8> {
+    let mut aad = b"offline session ".to_vec();
+    aad.extend_from_slice(base);
+    aad
+}
+
+#[cfg(feature = "durable")]
+impl FileInbox {
+    fn seal_kept(&self, m: &Kept) -> Result<Vec<u8>, StoreError> {
+        self.key
+            .seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode())
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, "cannot seal an inbox record").with_source(e))
+    }
+
+    /// Adds a sealed message to the inbox inside `w`; false when its id is kept already.
+    fn insert_kept(w: &redb::WriteTransaction, id: &MessageId, sealed: &[u8]) -> Result<bool, StoreError> {
+        let mut ids = w.open_table(INBOX_IDS).map_err(serr)?;
+        if ids.get(id.as_bytes().as_slice()).map_err(serr)?.is_some() {
+            return Ok(false);
+        }
+        let mut t = w.open_table(INBOX).map_err(serr)?;
+        let next = t.last().map_err(serr)?.map_or(0, |(k, _)| k.value().saturating_add(1));
+        t.insert(next, sealed).map_err(serr)?;
+        ids.insert(id.as_bytes().as_slice(), next).map_err(serr)?;
+        Ok(true)
+    }
+
+    /// The digests kept for the session `base`.
+    fn taken_of(
+        t: &impl ReadableTable<&'static [u8], u8>,
+        base: &[u8; 32],
+    ) -> Result<Vec<[u8; 16]>, StoreError> {
+        let mut out = Vec::new();
+        for row in t.range(base.as_slice()..).map_err(serr)? {
+            let (k, _) = row.map_err(serr)?;
+            let k = k.value();
+            if !k.starts_with(base) {
+                break;
+            }
+            let d: [u8; 16] = k[32..].try_into().map_err(|_| corrupt("a digest of the wrong length"))?;
+            out.push(d);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(feature = "durable")]
 impl Inbox for FileInbox {
     fn keep(&mut self, m: &Kept) -> Result<bool, esession_negotiate::StoreError> {
-        let sealed = self.key.seal(&mut os_rng(), &inbox_aad(&m.id), &m.encode()).map_err(|e| {
-            StoreError::new(StoreErrorKind::Other, "cannot seal an inbox record").with_source(e)
-        })?;
+        let sealed = self.seal_kept(m)?;
         let mut w = self.db.begin_write().map_err(serr)?;
         w.set_durability(Durability::Immediate).map_err(serr)?;
-        {
-            let mut ids = w.open_table(INBOX_IDS).map_err(serr)?;
-            if ids.get(m.id.as_bytes().as_slice()).map_err(serr)?.is_some() {
-                return Ok(false);
-            }
-            let mut t = w.open_table(INBOX).map_err(serr)?;
-            let next = t.last().map_err(serr)?.map_or(0, |(k, _)| k.value().saturating_add(1));
-            t.insert(next, sealed.as_slice()).map_err(serr)?;
-            ids.insert(m.id.as_bytes().as_slice(), next).map_err(serr)?;
+        if !Self::insert_kept(&w, &m.id, &sealed)? {
+            return Ok(false);
         }
         w.commit().map_err(serr)?;
         Ok(true)
+    }
+
+    fn keep_in_session(
+        &mut self,
+        m: Option<&Kept>,
+        session: &KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError> {
+        let sealed_m = m.map(|m| self.seal_kept(m)).transpose()?;
+        // X187-6.4-01: the session's keys are written only sealed, bound to the session.
+        let sealed_s =
+            self.key.seal(&mut os_rng(), &session_aad(&session.base), &session.encode()).map_err(|e| {
+                StoreError::new(StoreErrorKind::Other, "cannot seal an offline session").with_source(e)
+            })?;
+        let mut w = self.db.begin_write().map_err(serr)?;
+        w.set_durability(Durability::Immediate).map_err(serr)?;
+        let fresh = match (m, &sealed_m) {
+            (Some(m), Some(sealed)) => Self::insert_kept(&w, &m.id, sealed)?,
+            _ => true,
+        };
+        {
+            let mut t = w.open_table(SESSIONS).map_err(serr)?;
+            t.insert(session.base.as_slice(), sealed_s.as_slice()).map_err(serr)?;
+            if let Some(d) = taken {
+                let mut k = session.base.to_vec();
+                k.extend_from_slice(d);
+                w.open_table(TAKEN).map_err(serr)?.insert(k.as_slice(), 1u8).map_err(serr)?;
+            }
+        }
+        w.commit().map_err(serr)?;
+        Ok(fresh)
+    }
+
+    fn sessions(&self) -> Result<Vec<KeptSession>, StoreError> {
+        let r = self.db.begin_read().map_err(serr)?;
+        let t = r.open_table(SESSIONS).map_err(serr)?;
+        let taken = r.open_table(TAKEN).map_err(serr)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(serr)? {
+            let (base, sealed) = row.map_err(serr)?;
+            let base: [u8; 32] =
+                base.value().try_into().map_err(|_| corrupt("a kept session id of the wrong length"))?;
+            let plain = self
+                .key
+                .open(&session_aad(&base), sealed.value())
+                .map_err(|e| corrupt("a kept offline session does not unseal").with_source(e))?;
+            let mut s = KeptSession::decode(plain.expose_secret())?;
+            if s.base != base {
+                return Err(corrupt("a kept offline session under another id"));
+            }
+            s.taken = Self::taken_of(&taken, &base)?;
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
+        let mut w = self.db.begin_write().map_err(serr)?;
+        w.set_durability(Durability::Immediate).map_err(serr)?;
+        let found = {
+            let found =
+                w.open_table(SESSIONS).map_err(serr)?.remove(base.as_slice()).map_err(serr)?.is_some();
+            let mut t = w.open_table(TAKEN).map_err(serr)?;
+            let keys = Self::taken_of(&t, base)?;
+            for d in keys {
+                let mut k = base.to_vec();
+                k.extend_from_slice(&d);
+                t.remove(k.as_slice()).map_err(serr)?;
+            }
+            found
+        };
+        w.commit().map_err(serr)?;
+        Ok(found)
     }
 
     fn held(&self) -> Result<Vec<Kept>, esession_negotiate::StoreError> {

@@ -1,10 +1,15 @@
 //! Exactly-once offline return across crashes (issue 21), deterministically: the process is
-//! "killed" just before its k-th durable write (inbox keep, replay record, acknowledgement),
-//! for every k of a return, and at seeded random points over and over in one return; each
-//! time the engine, its stores and every event not yet handed to the application are dropped,
-//! the account is opened again and the return goes on. The server is modelled as XEP-0198
-//! would make it: a stored stanza is forgotten once the client has processed it, and handed
-//! over again after a reconnect otherwise.
+//! "killed" just before its k-th durable write (inbox keep, kept session, replay record,
+//! acknowledgement, forgetting an ended session), for every k of a return, and at seeded
+//! random points over and over in one return; each time the engine, its stores and every event
+//! not yet handed to the application are dropped, the account is opened again and the return
+//! goes on. Two returns: starts that each carry one message (object encryption), and offline
+//! sessions of several stanzas (a start, then later stanzas of its session, one session ended
+//! by its sender), interleaved. The server is modelled as XEP-0198 would make it: a stored
+//! stanza is forgotten once the client has acknowledged it to the server, and handed over
+//! again after a reconnect otherwise; the client acknowledges after each stanza it processed,
+//! or (the harder case) only every few stanzas, so that a restart is handed stanzas again that
+//! the last process took already.
 //!
 //! What must hold after the return finished: every message was handed to the application
 //! (nothing lost), no message was handed over after the application acknowledged it (nothing
@@ -21,7 +26,7 @@ use esession_negotiate::{StoreError, StoreErrorKind};
 use esession_offline::Audience;
 use esession_offline::replay::ReplayStore;
 use esession_xmpp::account::{AccountInbox, Sealing};
-use esession_xmpp::engine::{Inbox, Kept, MessageId, body_message};
+use esession_xmpp::engine::{Inbox, Kept, KeptSession, MessageId, body_message};
 use esession_xmpp::{Account, Engine, Event};
 use minidom::Element;
 use std::collections::{HashMap, HashSet};
@@ -101,21 +106,46 @@ impl Inbox for KillInbox {
         }
         self.0.ack(id)
     }
+    fn keep_in_session(
+        &mut self,
+        m: Option<&Kept>,
+        session: &KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.keep_in_session(m, session, taken)
+    }
+    fn sessions(&self) -> Result<Vec<KeptSession>, StoreError> {
+        self.0.sessions()
+    }
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
+        if !self.1.take() {
+            return Err(killed());
+        }
+        self.0.forget_session(base)
+    }
 }
 
 /// What a return has to deliver: Alice's options (sealed into each fresh account) and the
-/// starts the server stored, each carrying one message, from three contacts.
+/// stanzas the server stored from three contacts: three starts each carrying one message, or
+/// (`sessions`) one offline session each, its start and its later stanzas carrying three
+/// messages, interleaved, the first contact's session ended by its terminate.
 struct Scenario {
     secrets_account: PathBuf,
     contacts: Vec<String>,
     stored: Vec<Element>,
     bodies: Vec<String>,
+    /// Offline sessions of several stanzas, and how many of them are ended by their sender.
+    sessions: bool,
+    ended: usize,
 }
 
 const CONTACTS: usize = 3;
 const PER_CONTACT: usize = 3;
 
-fn scenario(tag: &str) -> Scenario {
+fn scenario(tag: &str, sessions: bool) -> Scenario {
     let dir = scratch(&format!("{tag}-origin"));
     let alice = rsa("rsa.pem");
     let mut a = Engine::new(config(Some(rsa("rsa.pem"))), esession_xmpp::EngineStores::in_memory());
@@ -127,26 +157,49 @@ fn scenario(tag: &str) -> Scenario {
         let account = Account::open(&dir, Sealing::KeyFile).unwrap();
         account.keep_offline("everyone", &set.secrets).unwrap();
     }
-    let mut stored = Vec::new();
     let mut bodies = Vec::new();
     let contacts: Vec<String> = (0..CONTACTS).map(|i| format!("bob{i}@example.com/laptop")).collect();
+    // Each contact's stanzas in order; stored interleaved (round robin).
+    let mut each: Vec<Vec<Element>> = Vec::new();
+    let mut ended = 0;
     for (i, c) in contacts.iter().enumerate() {
         let mut b = common::engine(Some(bob_key()), &[("alice@example.org", alice.public_key())]);
         assert!(matches!(
             b.offline_options(now(), &bare(ALICE), &x),
             Event::OfflineOptions { refused: None, .. }
         ));
+        let mut mine = Vec::new();
         for m in 0..PER_CONTACT {
             let body = format!("from contact {i}, message {m}");
-            // Object encryption: each message a session of its own.
-            let mut step = b.offline_start(now(), &bare(ALICE), body_message(&body), true).unwrap();
-            let mut s = step.send.remove(0);
+            let mut s = if !sessions {
+                // Object encryption: each message a session of its own.
+                b.offline_start(now(), &bare(ALICE), body_message(&body), true).unwrap().send.remove(0)
+            } else if m == 0 {
+                b.offline_start(now(), &bare(ALICE), body_message(&body), false).unwrap().send.remove(0)
+            } else {
+                b.offline_chat(now(), &bare(ALICE), &body).unwrap()
+            };
             common::set(&mut s, "from", c);
-            stored.push(s);
+            mine.push(s);
             bodies.push(body);
         }
+        if sessions && i == 0 {
+            let mut s = b.end_offline(now(), &bare(ALICE)).send.remove(0);
+            common::set(&mut s, "from", c);
+            mine.push(s);
+            ended += 1;
+        }
+        each.push(mine);
     }
-    Scenario { secrets_account: dir, contacts, stored, bodies }
+    let mut stored = Vec::new();
+    for k in 0..=PER_CONTACT {
+        for mine in &each {
+            if let Some(s) = mine.get(k) {
+                stored.push(s.clone());
+            }
+        }
+    }
+    Scenario { secrets_account: dir, contacts, stored, bodies, sessions, ended }
 }
 
 fn scratch(tag: &str) -> PathBuf {
@@ -201,8 +254,10 @@ impl App {
 }
 
 /// One process lifetime: opens the account, recovers, returns, processes what the server
-/// hands over until done or killed. Returns true when the return is complete.
-fn lifetime(dir: &Path, server: &mut Vec<Element>, app: &mut App, budget: &Budget) -> bool {
+/// hands over until done or killed, acknowledging to the server every `ack_every` stanzas
+/// (what it did not acknowledge, the server hands over again after a kill). Returns true when
+/// the return is complete.
+fn lifetime(dir: &Path, server: &mut Vec<Element>, app: &mut App, budget: &Budget, ack_every: usize) -> bool {
     let account = Account::open(dir, Sealing::KeyFile).unwrap();
     let mut stores = account.stores().unwrap();
     stores.replay = Box::new(KillReplay(stores.replay, budget.clone()));
@@ -219,14 +274,19 @@ fn lifetime(dir: &Path, server: &mut Vec<Element>, app: &mut App, budget: &Budge
     let everyone = account.offline("everyone").unwrap();
     let step = engine.come_back(now(), None, everyone, false).unwrap();
     assert!(step.events.is_empty());
-    while let Some(s) = server.first().cloned() {
+    let mut unacked = 0;
+    while let Some(s) = server.get(unacked).cloned() {
         let step = engine.handle(now() + chrono::Duration::minutes(1), &s);
         if budget.dead() {
             // Died inside: nothing of this step reached the application, and the server
-            // hands the stanza over again.
+            // hands the stanza over again (with every one not acknowledged to it).
             return false;
         }
-        server.remove(0);
+        unacked += 1;
+        if unacked >= ack_every {
+            server.drain(..unacked);
+            unacked = 0;
+        }
         for e in &step.events {
             assert!(!matches!(e, Event::Failed { failure: esession_xmpp::Failure::Store(_), .. }), "{e:?}");
             if !app.handle(e, &mut engine, budget) {
@@ -234,6 +294,11 @@ fn lifetime(dir: &Path, server: &mut Vec<Element>, app: &mut App, budget: &Budge
             }
         }
     }
+    server.clear();
+    // Every kept session ended or is still open (none lost): those not ended by their sender
+    // are open, waiting for more, until their options expire.
+    let open = account.inbox().unwrap().sessions().unwrap();
+    assert!(open.len() <= CONTACTS, "{open:?}");
     true
 }
 
@@ -247,7 +312,7 @@ fn check(sc: &Scenario, app: &App, label: &str) {
 }
 
 /// Runs a return with the given budgets, one per process lifetime (the last one unlimited).
-fn run(sc: &Scenario, dir: &Path, budgets: &[usize]) -> (App, usize) {
+fn run(sc: &Scenario, dir: &Path, budgets: &[usize], ack_every: usize) -> (App, usize) {
     fresh_account(sc, dir);
     let mut server = sc.stored.clone();
     let mut app = App::default();
@@ -257,7 +322,7 @@ fn run(sc: &Scenario, dir: &Path, budgets: &[usize]) -> (App, usize) {
         let b = budgets.get(i).copied().unwrap_or(usize::MAX);
         i += 1;
         let budget = Budget::new(b);
-        if lifetime(dir, &mut server, &mut app, &budget) {
+        if lifetime(dir, &mut server, &mut app, &budget, ack_every) {
             break;
         }
         kills += 1;
@@ -267,41 +332,89 @@ fn run(sc: &Scenario, dir: &Path, budgets: &[usize]) -> (App, usize) {
     // might hand over again are refused as replays.
     let mut again = sc.stored.clone();
     let handed = app.handed;
-    assert!(lifetime(dir, &mut again, &mut app, &Budget::new(usize::MAX)));
+    assert!(lifetime(dir, &mut again, &mut app, &Budget::new(usize::MAX), 1));
     assert_eq!(app.handed, handed, "nothing handed over after the return");
     (app, kills)
 }
 
-#[test]
-fn a_kill_before_every_durable_write_of_a_return_loses_and_repeats_nothing() {
-    let sc = scenario("every");
-    let dir = scratch("every-run");
-    // A clean run: how many durable writes a return makes (2 per start, 1 per acknowledgement).
+/// After a return: the sessions not ended by their sender are still kept (sealed) for their
+/// later stanzas, where the last write left them; the one ended by its terminate is not.
+fn check_kept(sc: &Scenario, dir: &Path, label: &str) {
+    let account = Account::open(dir, Sealing::KeyFile).unwrap();
+    let kept = account.inbox().unwrap().sessions().unwrap();
+    let want = if sc.sessions { CONTACTS - sc.ended } else { 0 };
+    assert_eq!(kept.len(), want, "{label}: {kept:?}");
+    for k in &kept {
+        assert_eq!(k.next as usize, PER_CONTACT, "{label}: {k:?}");
+        assert_eq!(k.taken.len(), PER_CONTACT - 1, "{label}: {k:?}");
+    }
+}
+
+/// A kill before each durable write of a return, for both returns, with the server handed
+/// acknowledgements after each stanza and after every third.
+fn kill_before_every_write(sessions: bool) {
+    let tag = if sessions { "every-s" } else { "every" };
+    let sc = scenario(tag, sessions);
+    let dir = scratch(&format!("{tag}-run"));
+    // A clean run: how many durable writes a return makes. Objects: 2 per start (the message,
+    // the replay entries), 1 per acknowledgement. Sessions: the start as before (its message
+    // and its session in one write), 1 per later stanza (its message and the session's new
+    // state in one write), 1 per acknowledgement, 1 per session ended (its state forgotten).
     let clean = Budget::new(usize::MAX);
-    let (app, _) = run(&sc, &dir, &[]);
+    let (app, _) = run(&sc, &dir, &[], 1);
     check(&sc, &app, "clean");
+    check_kept(&sc, &dir, "clean");
     let writes = {
         fresh_account(&sc, &dir);
         let mut server = sc.stored.clone();
         let mut app = App::default();
         let before = usize::MAX;
-        assert!(lifetime(&dir, &mut server, &mut app, &clean));
+        assert!(lifetime(&dir, &mut server, &mut app, &clean, 1));
         before - clean.0.load(Ordering::SeqCst)
     };
-    assert_eq!(writes, 3 * sc.bodies.len());
-    for k in 0..=writes {
-        let (app, kills) = run(&sc, &dir, &[k]);
-        check(&sc, &app, &format!("killed before write {k}"));
-        assert_eq!(kills, usize::from(k < writes));
+    let want = if sessions {
+        CONTACTS * 2 + (sc.bodies.len() - CONTACTS) + sc.bodies.len() + sc.ended
+    } else {
+        3 * sc.bodies.len()
+    };
+    assert_eq!(writes, want);
+    for ack_every in [1, 3] {
+        for k in 0..=writes {
+            let (app, kills) = run(&sc, &dir, &[k], ack_every);
+            let label = format!("killed before write {k}, server acknowledged every {ack_every}");
+            check(&sc, &app, &label);
+            check_kept(&sc, &dir, &label);
+            assert_eq!(kills, usize::from(k < writes));
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&sc.secrets_account);
 }
 
 #[test]
+fn a_kill_before_every_durable_write_of_a_return_loses_and_repeats_nothing() {
+    kill_before_every_write(false);
+}
+
+/// Issue 21: the later stanzas of an offline session after a crash. Before the session's state
+/// was kept, a kill after its start was taken lost every later stanza of the session (they
+/// could not be decrypted by the next process).
+#[test]
+fn a_kill_before_every_durable_write_of_a_return_of_sessions_loses_and_repeats_nothing() {
+    kill_before_every_write(true);
+}
+
+#[test]
 fn a_hundred_random_kills_in_one_return_lose_and_repeat_nothing() {
-    let sc = scenario("random");
-    let dir = scratch("random-run");
+    for sessions in [false, true] {
+        random_kills(sessions);
+    }
+}
+
+fn random_kills(sessions: bool) {
+    let tag = if sessions { "random-s" } else { "random" };
+    let sc = scenario(tag, sessions);
+    let dir = scratch(&format!("{tag}-run"));
     // A seeded generator (xorshift): each process lifetime makes 0 to 3 writes before it dies.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut total = 0;
@@ -315,8 +428,9 @@ fn a_hundred_random_kills_in_one_return_lose_and_repeat_nothing() {
                 (x % 4) as usize
             })
             .collect();
-        let (app, kills) = run(&sc, &dir, &budgets);
+        let (app, kills) = run(&sc, &dir, &budgets, 1 + round % 4);
         check(&sc, &app, &format!("round {round}"));
+        check_kept(&sc, &dir, &format!("round {round}"));
         assert!(app.handed >= sc.bodies.len());
         total += kills;
         round += 1;
@@ -327,7 +441,7 @@ fn a_hundred_random_kills_in_one_return_lose_and_repeat_nothing() {
 
 #[test]
 fn the_inbox_is_sealed_at_rest() {
-    let sc = scenario("sealed");
+    let sc = scenario("sealed", true);
     let dir = scratch("sealed-run");
     fresh_account(&sc, &dir);
     let mut server = sc.stored.clone();
@@ -380,7 +494,7 @@ fn the_inbox_is_sealed_at_rest() {
 /// dropped when it is refused; the starts handed over again are replays, never held twice.
 #[test]
 fn held_offline_messages_survive_restarts_and_are_delivered_once_when_trusted() {
-    let sc = scenario("held");
+    let sc = scenario("held", false);
     let dir = scratch("held-run");
     // The account as `fresh_account` makes it, but no contact's key trusted.
     std::fs::create_dir_all(&dir).unwrap();
@@ -546,15 +660,16 @@ fn crash_worker() {
 #[test]
 fn a_hundred_kill_9_in_returns_lose_and_repeat_nothing() {
     use std::io::BufRead;
-    let sc = scenario("kill9");
+    let scs = [scenario("kill9", false), scenario("kill9-s", true)];
     let dir = scratch("kill9-run");
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
     let mut returns = 0;
     while kills < 100 {
         returns += 1;
+        let sc = &scs[returns % 2];
         let _ = std::fs::remove_dir_all(&dir);
-        fresh_account(&sc, &dir.join("account"));
+        fresh_account(sc, &dir.join("account"));
         std::fs::create_dir_all(dir.join("stored")).unwrap();
         for (i, s) in sc.stored.iter().enumerate() {
             std::fs::write(dir.join(format!("stored/{i:04}.xml")), String::from(s)).unwrap();
@@ -615,6 +730,40 @@ fn a_hundred_kill_9_in_returns_lose_and_repeat_nothing() {
         want.sort();
         assert_eq!(got, want, "return {returns}: every message exactly once (by id)");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+    for sc in &scs {
+        let _ = std::fs::remove_dir_all(&sc.secrets_account);
+    }
+}
+
+/// Issue 21: the kept state of an offline session goes when its options expire (XEP-0187
+/// §3.2): after a restart past the expiry, the first tick ends the reopened sessions
+/// ([`esession_xmpp::Ended::Expired`]) and forgets their state; a later stanza of such a session
+/// is not decrypted.
+#[test]
+fn kept_offline_sessions_end_and_are_forgotten_when_their_options_expire() {
+    let sc = scenario("expiry", true);
+    let dir = scratch("expiry-run");
+    let (app, _) = run(&sc, &dir, &[], 1);
+    check(&sc, &app, "expiry");
+    check_kept(&sc, &dir, "expiry");
+    let account = Account::open(&dir, Sealing::KeyFile).unwrap();
+    let until = account.inbox().unwrap().sessions().unwrap()[0].until;
+    let mut engine = Engine::new(config(Some(rsa("rsa.pem"))), account.stores().unwrap());
+    engine.set_inbox(Box::new(account.inbox().unwrap())).unwrap();
+    // Before the expiry nothing ends.
+    let step = engine.tick(until);
+    assert!(step.events.is_empty(), "{:?}", step.events);
+    let step = engine.tick(until + chrono::Duration::seconds(1));
+    let expired = step
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Terminated { offline: true, why: esession_xmpp::Ended::Expired, .. }))
+        .count();
+    assert_eq!(expired, CONTACTS - sc.ended, "{:?}", step.events);
+    assert!(account.inbox().unwrap().sessions().unwrap().is_empty(), "the sealed state is destroyed");
+    drop(engine);
+    drop(account);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&sc.secrets_account);
 }

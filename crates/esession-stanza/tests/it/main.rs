@@ -5,6 +5,7 @@
 mod bigint;
 mod edges;
 mod gajim;
+mod kept;
 mod props;
 mod publish;
 mod rekey;

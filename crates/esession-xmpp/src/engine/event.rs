@@ -234,6 +234,9 @@ pub enum Ended {
     /// reached the peer, which no longer holds the session: it is not known which, so an
     /// application that must not lose a message sends it again in the new session.
     ConnectionLost,
+    /// An offline session Alice accepted outlived the options its start answered (XEP-0187
+    /// §3.2): it ends, and what is kept of it goes ([`crate::engine::KeptSession`]).
+    Expired,
 }
 
 /// What failed.

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use esession_crypto::PublicKey;
+use esession_crypto::SecretBytes;
 use esession_negotiate::{Jid, StoreError, StoreErrorKind};
 use minidom::Element;
 use std::fmt;
@@ -315,6 +316,18 @@ impl Kept {
 /// records the replay entries of every kept message before anything else; a crash before 1
 /// leaves nothing behind, so a start the server hands over again is accepted as if new; after
 /// 2, the start is refused as a replay, and its message is in the inbox until acknowledged.
+///
+/// A start that opens a session of several stanzas (not object encryption) keeps the
+/// session's receiving state too ([`KeptSession`], sealed like the messages) in the same write
+/// as its message (1 above, [`Inbox::keep_in_session`]); each later stanza of the session is
+/// kept with the session's new state (its counter moved on) and the digest of the stanza in
+/// one write, before it is told. So after a restart [`Engine::set_inbox`](super::Engine::set_inbox)
+/// opens every kept session again exactly where the last write left it: a stanza the server
+/// hands over again that the session took already is recognised by its digest and ignored (it
+/// was kept, and is told from the inbox until acknowledged); a stanza it had not taken is
+/// decrypted as if no crash had happened. The state is forgotten
+/// ([`Inbox::forget_session`]) when the session ends (the peer's terminate, a failure) or its
+/// options expire.
 pub trait Inbox {
     /// Keeps `m`, durably when it returns `Ok` (and sealed, for a durable inbox). Returns
     /// false, keeping nothing, when a message with its id is kept already.
@@ -335,12 +348,161 @@ pub trait Inbox {
     /// # Errors
     /// The store could not be updated: the message will be delivered again.
     fn ack(&mut self, id: &MessageId) -> Result<bool, StoreError>;
+
+    /// Keeps `m` (when given; not when a message with its id is kept already) and `session`
+    /// (replacing its earlier state) and, when given, `taken` (the digest of the stanza that
+    /// carried `m`, added to [`KeptSession::taken`]), all in one write, durable when it returns
+    /// `Ok`. Returns whether `m` was kept (true without `m`).
+    ///
+    /// # Errors
+    /// Nothing was kept: the message must not be delivered.
+    fn keep_in_session(
+        &mut self,
+        m: Option<&Kept>,
+        session: &KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError>;
+
+    /// Every kept session, each with all its digests ([`KeptSession::taken`]).
+    ///
+    /// # Errors
+    /// The store cannot be read or a record cannot be opened.
+    fn sessions(&self) -> Result<Vec<KeptSession>, StoreError>;
+
+    /// Forgets the kept session `base` with its digests. Returns false when none is kept.
+    ///
+    /// # Errors
+    /// The store could not be updated (the session is opened again after a restart, until
+    /// its options expire).
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError>;
+}
+
+/// An offline session Alice accepted, kept while it is open ([`Inbox::keep_in_session`]) so
+/// that a restart decrypts its later stanzas. `Debug` shows no secret.
+pub struct KeptSession {
+    /// Which session: the base of its messages' ids (a digest of its start's replay entries).
+    pub base: [u8; 32],
+    /// The place of its next message in the session ([`MessageId`]).
+    pub next: u32,
+    /// The sender, as the start came.
+    pub peer: Jid,
+    /// When it ends at the latest: the expiry of the options its start answered.
+    pub until: DateTime<Utc>,
+    /// The replay entries of its start (recorded again on recovery, as [`Kept::replay`]).
+    pub replay: Vec<(Vec<u8>, DateTime<Utc>)>,
+    /// Held for a trust decision: the key its start was signed with (as [`Kept::untrusted`]).
+    pub untrusted: Option<PublicKey>,
+    /// The digests of the stanzas the session took (read back by [`Inbox::sessions`]; written
+    /// one by one by [`Inbox::keep_in_session`], never from this field).
+    pub taken: Vec<[u8; 16]>,
+    /// The session's receiving state: **secret** (keys), sealed by a durable inbox
+    /// ([`esession_negotiate::Established::export_receiving`]).
+    pub state: SecretBytes,
+}
+
+impl fmt::Debug for KeptSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeptSession")
+            .field("peer", &self.peer)
+            .field("next", &self.next)
+            .field("until", &self.until)
+            .field("taken", &self.taken.len())
+            .field("held", &self.untrusted.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Version of the record [`KeptSession::encode`] writes.
+const SESSION_V1: u8 = 1;
+
+impl KeptSession {
+    /// The record's octets without [`KeptSession::taken`] (to be sealed before they are
+    /// stored: they hold the session's keys).
+    #[must_use]
+    pub fn encode(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(1024 + self.state.len()));
+        out.push(SESSION_V1);
+        out.extend_from_slice(&self.base);
+        out.extend_from_slice(&self.next.to_be_bytes());
+        put(&mut out, self.peer.as_str().as_bytes());
+        out.extend_from_slice(&esession_offline::replay::to_disk(self.until).to_be_bytes());
+        out.extend_from_slice(&u32::try_from(self.replay.len()).unwrap_or(0).to_be_bytes());
+        for (k, e) in self.replay.iter().take(u32::MAX as usize) {
+            put(&mut out, k);
+            out.extend_from_slice(&esession_offline::replay::to_disk(*e).to_be_bytes());
+        }
+        match &self.untrusted {
+            Some(k) => {
+                out.push(1);
+                put(&mut out, k.to_public_key_pem().unwrap_or_default().as_bytes());
+            }
+            None => out.push(0),
+        }
+        // Reserved up front for the state: the buffer is not reallocated with the keys in it.
+        out.reserve(4 + self.state.len());
+        put(&mut out, self.state.expose_secret());
+        out
+    }
+
+    /// A record [`KeptSession::encode`] wrote (with no digests: [`Inbox::sessions`] adds them).
+    ///
+    /// # Errors
+    /// The record is of another version, truncated or malformed.
+    pub fn decode(b: &[u8]) -> Result<Self, StoreError> {
+        let bad = |what: &str| {
+            StoreError::new(StoreErrorKind::Corrupt, format!("a kept offline session holds a bad {what}"))
+        };
+        let mut r = Reader(b);
+        if r.take(1)? != [SESSION_V1] {
+            return Err(bad("version"));
+        }
+        let mut base = [0u8; 32];
+        base.copy_from_slice(r.take(32)?);
+        let next = r.u32()?;
+        let peer = Jid::new(r.text()?).map_err(|_| bad("JID"))?;
+        let disk = |r: &mut Reader<'_>| -> Result<DateTime<Utc>, StoreError> {
+            let mut eb = [0u8; 8];
+            eb.copy_from_slice(r.take(8)?);
+            Ok(esession_offline::replay::from_disk(u64::from_be_bytes(eb)))
+        };
+        let until = disk(&mut r)?;
+        let n = r.u32()? as usize;
+        let mut replay = Vec::new();
+        for _ in 0..n {
+            let k = r.field()?.to_vec();
+            replay.push((k, disk(&mut r)?));
+        }
+        let untrusted = match r.take(1)? {
+            [0] => None,
+            [1] => Some(PublicKey::from_public_key_pem(r.text()?).map_err(|_| bad("held key"))?),
+            _ => return Err(bad("held key")),
+        };
+        let state = SecretBytes::from_slice(r.field()?);
+        if !r.0.is_empty() {
+            return Err(bad("tail"));
+        }
+        Ok(Self { base, next, peer, until, replay, untrusted, taken: Vec::new(), state })
+    }
+}
+
+/// The digest of a stanza of an offline session, by which a copy handed over again is known:
+/// of the MAC of its `<c/>` (which covers its content and its counter). None for a stanza
+/// without one (it cannot be a message of the session).
+pub(crate) fn taken_digest(s: &Element) -> Option<[u8; 16]> {
+    let c = s.get_child("c", esession_stanza::NS)?;
+    let mac = c.get_child("mac", esession_stanza::NS)?;
+    let text = mac.text();
+    let d = sha256(&[b"esession taken stanza", text.trim().as_bytes()]);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    Some(out)
 }
 
 /// An inbox in memory: nothing survives the process (tests, harnesses).
 #[derive(Debug, Default)]
 pub struct MemoryInbox {
     kept: Vec<Kept>,
+    sessions: Vec<KeptSession>,
 }
 
 impl Inbox for MemoryInbox {
@@ -360,6 +522,59 @@ impl Inbox for MemoryInbox {
         let before = self.kept.len();
         self.kept.retain(|k| k.id != *id);
         Ok(self.kept.len() != before)
+    }
+
+    fn keep_in_session(
+        &mut self,
+        m: Option<&Kept>,
+        session: &KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError> {
+        let fresh = match m {
+            Some(m) => self.keep(m)?,
+            None => true,
+        };
+        let mut all = self
+            .sessions
+            .iter()
+            .position(|s| s.base == session.base)
+            .map(|i| std::mem::take(&mut self.sessions.remove(i).taken))
+            .unwrap_or_default();
+        all.extend(taken);
+        self.sessions.push(KeptSession {
+            base: session.base,
+            next: session.next,
+            peer: session.peer.clone(),
+            until: session.until,
+            replay: session.replay.clone(),
+            untrusted: session.untrusted.clone(),
+            taken: all,
+            state: session.state.duplicate(),
+        });
+        Ok(fresh)
+    }
+
+    fn sessions(&self) -> Result<Vec<KeptSession>, StoreError> {
+        Ok(self
+            .sessions
+            .iter()
+            .map(|s| KeptSession {
+                base: s.base,
+                next: s.next,
+                peer: s.peer.clone(),
+                until: s.until,
+                replay: s.replay.clone(),
+                untrusted: s.untrusted.clone(),
+                taken: s.taken.clone(),
+                state: s.state.duplicate(),
+            })
+            .collect())
+    }
+
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| s.base != *base);
+        Ok(self.sessions.len() != before)
     }
 }
 
@@ -436,6 +651,52 @@ mod tests {
         assert_eq!(id.to_string().parse::<MessageId>().unwrap(), id);
         assert!("zz".parse::<MessageId>().is_err());
         assert!("é".repeat(16).parse::<MessageId>().is_err());
+    }
+
+    fn session_sample() -> KeptSession {
+        let k = held_sample();
+        KeptSession {
+            base: [3; 32],
+            next: 7,
+            peer: k.peer,
+            until: DateTime::from_timestamp(1_900_000_000, 0).unwrap(),
+            replay: k.replay,
+            untrusted: k.untrusted,
+            taken: Vec::new(),
+            state: SecretBytes::new(vec![5; 300]),
+        }
+    }
+
+    #[test]
+    fn kept_sessions_round_trip_and_every_truncation_is_refused() {
+        let s = session_sample();
+        let b = s.encode();
+        let d = KeptSession::decode(&b).unwrap();
+        assert_eq!((d.base, d.next, &d.peer, d.until), (s.base, s.next, &s.peer, s.until));
+        assert_eq!((&d.replay, &d.untrusted), (&s.replay, &s.untrusted));
+        assert!(d.state.ct_eq(s.state.expose_secret()) && d.taken.is_empty());
+        for n in 0..b.len() {
+            assert!(KeptSession::decode(&b[..n]).is_err(), "truncated at {n}");
+        }
+        let mut longer = b.to_vec();
+        longer.push(0);
+        assert!(KeptSession::decode(&longer).is_err());
+        // Debug shows no key.
+        assert!(!format!("{s:?}").contains("5, 5"));
+    }
+
+    #[test]
+    fn memory_inbox_keeps_sessions_with_their_digests_until_forgotten() {
+        let mut i = MemoryInbox::default();
+        let s = session_sample();
+        assert!(i.keep_in_session(Some(&sample()), &s, Some(&[1; 16])).unwrap());
+        assert!(!i.keep_in_session(Some(&sample()), &s, Some(&[2; 16])).unwrap());
+        let all = i.sessions().unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].taken, [[1; 16], [2; 16]]);
+        assert!(i.forget_session(&s.base).unwrap());
+        assert!(!i.forget_session(&s.base).unwrap());
+        assert!(i.sessions().unwrap().is_empty());
     }
 
     #[test]

@@ -43,7 +43,7 @@ mod sessions;
 mod traced;
 
 pub use event::{Ended, Event, Failure, Step, shown};
-pub use inbox::{Inbox, Kept, MemoryInbox, MessageId};
+pub use inbox::{Inbox, Kept, KeptSession, MemoryInbox, MessageId};
 pub use limits::Limits;
 pub use offline::Away;
 pub use pep_flow::{PepStep, PublishFlow, WithdrawFlow, condition};
@@ -224,9 +224,8 @@ struct Open {
     used: DateTime<Utc>,
     /// When `tick` first saw the session waiting for the acknowledgement of our terminate.
     terminating_since: Option<DateTime<Utc>>,
-    /// An offline session Alice accepted: the base of its messages' ids and the place of the
-    /// next one ([`MessageId`]).
-    ids: Option<([u8; 32], u32)>,
+    /// An offline session Alice accepted: its messages' ids, its expiry, what is kept of it.
+    accepted: Option<Box<offline::Accepted>>,
 }
 
 /// Every session of one account; see the [module documentation](self).
@@ -382,8 +381,11 @@ impl Engine {
 
     /// Keeps offline messages in `inbox` until the application acknowledges them
     /// ([`Engine::ack`]; see [`Inbox`] for the guarantee). First finishes what a
-    /// crash may have left half done: the replay entries of every kept message are recorded
-    /// (again), so that their starts are refused if the server hands them over once more.
+    /// crash may have left half done: the replay entries of every kept message and kept
+    /// session are recorded (again), so that their starts are refused if the server hands them
+    /// over once more; then the offline sessions the inbox keeps are opened again where they
+    /// were ([`KeptSession`]), so that their later stanzas are decrypted (one that cannot be
+    /// read back is reported as [`Event::Failed`] by the next [`Engine::tick`], and forgotten).
     /// Without an inbox, offline messages carry ids all the same but nothing is kept.
     ///
     /// # Errors
@@ -394,7 +396,16 @@ impl Engine {
                 self.stores.replay.record_all(&k.replay).map_err(Error::Store)?;
             }
         }
+        let kept = inbox.sessions().map_err(Error::Store)?;
+        for k in &kept {
+            if !k.replay.is_empty() {
+                self.stores.replay.record_all(&k.replay).map_err(Error::Store)?;
+            }
+        }
         self.inbox = Some(inbox);
+        for k in kept {
+            self.reopen_offline(k);
+        }
         Ok(())
     }
 
@@ -420,22 +431,6 @@ impl Engine {
             inbox.ack(id).map_err(Error::Store)?;
         }
         self.offline.held_here.ack(id).map_err(Error::Store)?;
-        Ok(())
-    }
-
-    /// Keeps an offline message in the inbox, then tells it (with its id; a message held for
-    /// a trust decision as [`Event::Untrusted`]). A message kept already under its id is not
-    /// told again (the process that kept it told it, or the next one will, from
-    /// [`Engine::unacknowledged`]).
-    ///
-    /// # Errors
-    /// The inbox failed ([`Failure::Store`]), or too many messages are held for a trust
-    /// decision ([`Failure::HeldFull`]): nothing is told.
-    fn deliver_offline(&mut self, k: Kept, step: &mut Step) -> Result<(), Failure> {
-        let fresh = self.keep_offline(&k)?;
-        if fresh && !is_empty_content(&k.stanza) {
-            step.event(self.told(&k));
-        }
         Ok(())
     }
 
@@ -819,6 +814,28 @@ impl Engine {
             }
             i += 1;
         }
+        // X187-3.2-05: no stanza of an offline session counts after its options expired: the
+        // session ends, its kept state with it.
+        let mut i = 0;
+        while i < self.sessions.len() {
+            if self.sessions[i].accepted.as_ref().is_some_and(|a| now > a.until) {
+                let mut o = self.sessions.remove(i);
+                o.est.close();
+                step.event(Event::Terminated {
+                    peer: o.est.peer().clone(),
+                    thread: o.est.thread().to_owned(),
+                    offline: true,
+                    why: Ended::Expired,
+                });
+                continue;
+            }
+            i += 1;
+        }
+        // Kept sessions that could not be opened again are told, and forgotten.
+        for e in std::mem::take(&mut self.offline.unreadable) {
+            step.event(e);
+        }
+        self.forget_ended_offline();
         let per_minute = self.limits.requests_per_minute;
         self.requests.retain(|_, b| !b.full(per_minute, now));
         let per_minute = self.limits.failures_per_minute;
@@ -1105,7 +1122,7 @@ impl Engine {
             });
         }
         let (bare, thread) = (est.peer().to_bare(), est.thread().to_owned());
-        self.sessions.push(Open { est, offline, used: now, terminating_since: None, ids: None });
+        self.sessions.push(Open { est, offline, used: now, terminating_since: None, accepted: None });
         // Trust on first use: the first key a contact proves is pinned (trusted, verified) at
         // once, before the application reads of the session.
         if self.first_use.load(Ordering::Relaxed)
@@ -1135,29 +1152,25 @@ impl Engine {
         let thread = o.est.thread().to_owned();
         let terminating = o.est.phase() == Phase::Terminating;
         let petname = petname_of(self.stores.trust.as_ref(), o.est.peer_key());
+        // A stanza an offline session took already, handed over again (the server had not
+        // seen it acknowledged when the connection or the process went): it was kept, and is
+        // told from the inbox until acknowledged; decrypting it again would fail (the counter
+        // moved on) and end the session.
+        let digest = o.accepted.as_ref().and_then(|_| inbox::taken_digest(s));
+        if let (Some(a), Some(d)) = (o.accepted.as_ref(), digest.as_ref())
+            && a.taken.contains(d)
+        {
+            tracing::debug!(peer = %bare, "a stanza of an offline session handed over again: ignored");
+            return step;
+        }
         match o.est.receive(s, false, &mut self.rng) {
             Ok(Received::Stanza { stanza, unprotected, clear, .. }) => {
                 push_unprotected(&mut step, from, unprotected);
-                match o.ids.as_mut() {
-                    Some((base, n)) => {
-                        let id = MessageId::derive(base, *n);
-                        *n = n.saturating_add(1);
-                        let k = Kept {
-                            id,
-                            peer: from.clone(),
-                            thread: thread.clone(),
-                            stanza,
-                            petname,
-                            clear,
-                            replay: Vec::new(),
-                            // A session held for a trust decision holds all its stanzas.
-                            untrusted: self.offline.held_key(from, &thread),
-                        };
-                        if let Err(failure) = self.deliver_offline(k, &mut step) {
-                            step.event(Event::Failed { peer: from.clone(), failure });
-                        }
-                    }
-                    None => push_message(&mut step, from, &thread, stanza, offline, petname, clear),
+                if o.accepted.is_some() {
+                    let untrusted = self.offline.held_key(from, &thread);
+                    self.take_offline(i, from, stanza, petname, clear, untrusted, digest, &mut step);
+                } else {
+                    push_message(&mut step, from, &thread, stanza, offline, petname, clear);
                 }
             }
             Ok(Received::Terminated { ack, verified }) => {
@@ -1170,6 +1183,7 @@ impl Engine {
                 let why = if terminating { Ended::Acknowledged } else { Ended::ByPeer { verified } };
                 step.event(Event::Terminated { peer: from.clone(), thread, offline, why });
                 self.sessions.remove(i);
+                self.forget_ended_offline();
             }
             Ok(_) => {}
             Err(e) => {
@@ -1183,6 +1197,7 @@ impl Engine {
                         offline,
                         why: Ended::Failure,
                     });
+                    self.forget_ended_offline();
                 }
             }
         }
@@ -1267,6 +1282,8 @@ impl Engine {
                 failure: Failure::Negotiation(esession_negotiate::Error::ApiMisuse("we went offline")),
             });
         }
+        // The offline sessions accepted on the last return end with it: their kept state goes.
+        self.forget_ended_offline();
         step
     }
 }

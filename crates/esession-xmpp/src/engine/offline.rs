@@ -2,7 +2,9 @@
 //! presence, then the starts, §3.4), Bob's offline sessions (the options he was handed, his
 //! outbox, the terminate when Alice comes online, §5).
 
-use super::{Ended, Engine, Event, Failure, Inbox, Kept, MemoryInbox, MessageId, Step, set_attr};
+use super::{
+    Ended, Engine, Event, Failure, Inbox, Kept, KeptSession, MemoryInbox, MessageId, Open, Step, set_attr,
+};
 use crate::Error;
 use chrono::{DateTime, Utc};
 use esession_crypto::PublicKey;
@@ -14,7 +16,7 @@ use esession_offline::publish::{Plan, Secrets};
 use esession_offline::replay::ReplayStore;
 use esession_offline::{Audience, pep, receive, send};
 use minidom::Element;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Limits;
 
@@ -103,6 +105,23 @@ struct HeldSession {
     key: PublicKey,
 }
 
+/// What the engine knows of an offline session Alice accepted, besides the session.
+pub(crate) struct Accepted {
+    /// The base of its messages' ids ([`MessageId`]), which also names its kept state.
+    pub(crate) base: [u8; 32],
+    /// The place of its next message.
+    pub(crate) next: u32,
+    /// When it ends at the latest: the expiry of the options its start answered.
+    pub(crate) until: DateTime<Utc>,
+    /// The replay entries of its start (kept with its state, for recovery).
+    pub(crate) replay: Vec<(Vec<u8>, DateTime<Utc>)>,
+    /// The key its start was signed with, when that key was not trusted (held).
+    pub(crate) untrusted: Option<PublicKey>,
+    /// The digests of the stanzas it took ([`super::inbox::taken_digest`]): a copy handed
+    /// over again is ignored.
+    pub(crate) taken: HashSet<[u8; 16]>,
+}
+
 /// Marker for the engine's offline mode in harnesses: stanzas are held while away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Away;
@@ -124,6 +143,11 @@ pub(crate) struct State {
     /// Messages held for a trust decision when the engine has no inbox (nothing survives the
     /// process; with an inbox they are kept there).
     pub(crate) held_here: MemoryInbox,
+    /// The offline sessions whose state the inbox keeps ([`KeptSession`], by id base): each is
+    /// forgotten there once no open session has it ([`Engine::forget_ended_offline`]).
+    kept_sessions: HashSet<[u8; 32]>,
+    /// Kept sessions that could not be opened again, told by the next [`Engine::tick`].
+    pub(crate) unreadable: Vec<Event>,
 }
 
 impl State {
@@ -307,7 +331,10 @@ impl Engine {
         let mut held = false;
         let mut staged = Staged { inner: self.stores.replay.as_ref(), keys: Vec::new() };
         let trust = self.stores.trust.as_ref();
+        // The expiry of the options the start answered: its session ends then at the latest.
+        let mut until = now;
         for (secrets, _) in &self.offline.sets {
+            until = secrets.expires;
             match receive::accept(secrets, s, now, self.cfg.profile, trust, &mut staged) {
                 Ok(done) => {
                     accepted = Some(done);
@@ -367,13 +394,14 @@ impl Engine {
             }
             let petname = super::petname_of(self.stores.trust.as_ref(), session.peer_key());
             let base = super::inbox::id_base(&replay);
-            // 1. The content kept (with the replay entries, for recovery), 2. the replay
-            // entries recorded, 3. the application told. A store failure refuses the start
-            // (nothing told; a kept message is told after a restart).
+            // 1. The content kept (with the replay entries, for recovery) and, for a session
+            // that goes on, its receiving state, in one write; 2. the replay entries recorded;
+            // 3. the application told. A store failure refuses the start (nothing told; a
+            // kept message is told after a restart, a kept session opened again).
             let mut told = Step::default();
-            if let Some(c) = content {
+            let k = content.map(|c| {
                 super::push_unprotected(&mut told, from, c.unprotected);
-                let k = Kept {
+                Kept {
                     id: MessageId::derive(&base, 0),
                     peer: from.clone(),
                     thread: thread.clone(),
@@ -382,11 +410,33 @@ impl Engine {
                     clear: c.clear,
                     replay: replay.clone(),
                     untrusted: untrusted.clone(),
-                };
-                if let Err(failure) = self.deliver_offline(k, &mut told) {
+                }
+            });
+            let a = Accepted {
+                base,
+                next: 1,
+                until,
+                replay: replay.clone(),
+                untrusted: untrusted.clone(),
+                taken: HashSet::new(),
+            };
+            let kept = self.kept_session(&session, &a);
+            match self.keep_offline_with(k.as_ref(), kept.as_ref(), None) {
+                Ok(fresh) => {
+                    if let Some(k) = k
+                        && fresh
+                        && !super::is_empty_content(&k.stanza)
+                    {
+                        told.event(self.told(&k));
+                    }
+                }
+                Err(failure) => {
                     step.event(Event::Failed { peer: from.clone(), failure });
                     return step;
                 }
+            }
+            if kept.is_some() {
+                self.offline.kept_sessions.insert(base);
             }
             // X187-6.1-02 X187-6.1-03: d and N_B recorded durably before anything is told.
             if let Err(e) = self.stores.replay.record_all(&replay) {
@@ -406,7 +456,7 @@ impl Engine {
             step.append(told);
             self.open(now, Box::new(session), true, &mut step);
             if let Some(o) = self.sessions.iter_mut().rev().find(|o| o.offline && o.est.thread() == thread) {
-                o.ids = Some((base, 1));
+                o.accepted = Some(Box::new(a));
             }
             // The held sessions that ended are forgotten here, and so is any under this
             // session's thread (a new start opens its session afresh).
@@ -434,19 +484,201 @@ impl Engine {
     /// held for a trust decision is kept in memory (it must wait for the decision), any other
     /// is not kept. False when it was kept already (not to be told again). A message to hold
     /// when [`Limits::held`] are held already is refused ([`Failure::HeldFull`]).
-    pub(super) fn keep_offline(&mut self, k: &Kept) -> Result<bool, Failure> {
-        if k.untrusted.is_some() {
+    /// With `session` (only with an inbox), the state of the offline session `k` came in is
+    /// kept in the same write, with the digest of its stanza ([`Inbox::keep_in_session`]).
+    /// True without `k`.
+    pub(super) fn keep_offline_with(
+        &mut self,
+        k: Option<&Kept>,
+        session: Option<&KeptSession>,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, Failure> {
+        if let Some(k) = k
+            && k.untrusted.is_some()
+        {
             let held = self.all_kept().map_err(Failure::Store)?.iter().filter(|k| self.is_held(k)).count();
             if held >= self.limits.held {
                 return Err(Failure::HeldFull);
             }
         }
-        match self.inbox.as_mut() {
-            Some(inbox) => inbox.keep(k),
-            None if k.untrusted.is_some() => self.offline.held_here.keep(k),
-            None => Ok(true),
+        match (self.inbox.as_mut(), k, session) {
+            (Some(inbox), k, Some(s)) => inbox.keep_in_session(k, s, taken),
+            (Some(inbox), Some(k), None) => inbox.keep(k),
+            (None, Some(k), _) if k.untrusted.is_some() => self.offline.held_here.keep(k),
+            _ => Ok(true),
         }
         .map_err(Failure::Store)
+    }
+
+    /// What the inbox keeps of the offline session `est` ([`KeptSession`]) as it is now: none
+    /// without an inbox, for a session that ended, or one whose state is not kept (a
+    /// compression context: Alice offers none offline).
+    fn kept_session(&self, est: &esession_negotiate::Established, a: &Accepted) -> Option<KeptSession> {
+        if self.inbox.is_none() || est.phase() == esession_negotiate::Phase::Closed {
+            return None;
+        }
+        let state = match est.export_receiving() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "an offline session's state is not kept");
+                return None;
+            }
+        };
+        Some(KeptSession {
+            base: a.base,
+            next: a.next,
+            peer: est.peer().clone(),
+            until: a.until,
+            replay: a.replay.clone(),
+            untrusted: a.untrusted.clone(),
+            taken: Vec::new(),
+            state,
+        })
+    }
+
+    /// A later stanza of the offline session at `i`, decrypted (the session moved on): kept
+    /// with the session's new state and the stanza's digest in one write, then told. When the
+    /// write fails, the session goes back to what the inbox keeps of it (the stanza, handed
+    /// over again, is taken then).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn take_offline(
+        &mut self,
+        i: usize,
+        from: &Jid,
+        stanza: Element,
+        petname: Option<String>,
+        clear: Vec<String>,
+        untrusted: Option<PublicKey>,
+        digest: Option<[u8; 16]>,
+        step: &mut Step,
+    ) {
+        let o = &self.sessions[i];
+        let Some(a) = o.accepted.as_deref() else { return };
+        let k = Kept {
+            id: MessageId::derive(&a.base, a.next),
+            peer: from.clone(),
+            thread: o.est.thread().to_owned(),
+            stanza,
+            petname,
+            clear,
+            replay: Vec::new(),
+            // A session held for a trust decision holds all its stanzas.
+            untrusted,
+        };
+        let base = a.base;
+        let after = Accepted {
+            base,
+            next: a.next.saturating_add(1),
+            until: a.until,
+            replay: Vec::new(),
+            untrusted: a.untrusted.clone(),
+            taken: HashSet::new(),
+        };
+        let kept = self.kept_session(&o.est, &Accepted { replay: a.replay.clone(), ..after });
+        let content = !super::is_empty_content(&k.stanza);
+        // An empty stanza (a bare re-key) carries no message: only the session's state is kept.
+        match self.keep_offline_with(content.then_some(&k), kept.as_ref(), digest.as_ref()) {
+            Ok(fresh) => {
+                if let Some(a) = self.sessions[i].accepted.as_deref_mut() {
+                    a.next = a.next.saturating_add(1);
+                    a.taken.extend(digest);
+                }
+                if kept.is_some() {
+                    self.offline.kept_sessions.insert(base);
+                }
+                if fresh && content {
+                    step.event(self.told(&k));
+                }
+            }
+            Err(failure) => {
+                step.event(Event::Failed { peer: from.clone(), failure });
+                // Back to the state the inbox keeps: this stanza, handed over again, is
+                // decrypted again then.
+                self.sessions.remove(i);
+                let again = self
+                    .inbox
+                    .as_ref()
+                    .and_then(|inbox| inbox.sessions().ok())
+                    .and_then(|all| all.into_iter().find(|s| s.base == base));
+                if let Some(s) = again {
+                    self.reopen_offline(s);
+                }
+            }
+        }
+    }
+
+    /// Opens again an offline session the inbox kept ([`Engine::set_inbox`]).
+    pub(super) fn reopen_offline(&mut self, k: KeptSession) {
+        self.offline.kept_sessions.insert(k.base);
+        if self.sessions.iter().any(|o| o.accepted.as_ref().is_some_and(|a| a.base == k.base)) {
+            return;
+        }
+        let est = match esession_negotiate::Established::import_receiving(k.state.expose_secret()) {
+            Ok(est) => est,
+            Err(e) => {
+                // Not opened: forgotten by the next sweep, and told.
+                self.offline.unreadable.push(Event::Failed {
+                    peer: k.peer.clone(),
+                    failure: Failure::Store(
+                        StoreError::new(
+                            StoreErrorKind::Corrupt,
+                            "a kept offline session cannot be opened again: its later stanzas are lost",
+                        )
+                        .with_source(e),
+                    ),
+                });
+                return;
+            }
+        };
+        if let Some(key) = &k.untrusted {
+            self.offline.held_sessions.push(HeldSession {
+                peer: est.peer().to_bare(),
+                thread: est.thread().to_owned(),
+                key: key.clone(),
+            });
+        }
+        self.sessions.push(Open {
+            est: Box::new(est),
+            offline: true,
+            used: self.ticked.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            terminating_since: None,
+            accepted: Some(Box::new(Accepted {
+                base: k.base,
+                next: k.next,
+                until: k.until,
+                replay: k.replay,
+                untrusted: k.untrusted,
+                taken: k.taken.into_iter().collect(),
+            })),
+        });
+    }
+
+    /// Forgets in the inbox the kept state of every offline session that is no longer open
+    /// (ended by the peer, a failure, its expiry, going offline again, a refused key). What
+    /// cannot be forgotten now is tried again at the next call (and opened again after a
+    /// restart until then: harmless, nothing of it is told twice).
+    pub(super) fn forget_ended_offline(&mut self) {
+        if self.offline.kept_sessions.is_empty() {
+            return;
+        }
+        let open: HashSet<[u8; 32]> =
+            self.sessions.iter().filter_map(|o| o.accepted.as_ref().map(|a| a.base)).collect();
+        let ended: Vec<[u8; 32]> =
+            self.offline.kept_sessions.iter().filter(|b| !open.contains(*b)).copied().collect();
+        for base in ended {
+            let Some(inbox) = self.inbox.as_mut() else {
+                self.offline.kept_sessions.remove(&base);
+                continue;
+            };
+            match inbox.forget_session(&base) {
+                Ok(_) => {
+                    self.offline.kept_sessions.remove(&base);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "a kept offline session could not be forgotten yet");
+                }
+            }
+        }
     }
 
     /// Whether a kept message is held: its key is not trusted for its sender. Trusted means
@@ -547,6 +779,7 @@ impl Engine {
             !(o.offline
                 && gone.iter().any(|h| h.thread == o.est.thread() && super::of(o.est.peer(), &h.peer)))
         });
+        self.forget_ended_offline();
         Ok(dropped)
     }
 
