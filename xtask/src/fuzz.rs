@@ -1,4 +1,4 @@
-//! `cargo xtask fuzz --smoke` (every target for a few seconds) and
+//! `cargo xtask fuzz --smoke [TARGET...]` (every target, or those named, for 20 seconds) and
 //! `cargo xtask fuzz TARGET [--minutes N]` (one long run). Uses cargo-fuzz with
 //! `--sanitizer none`, which runs on the stable toolchain; installs cargo-fuzz when missing.
 
@@ -54,14 +54,19 @@ fn fuzz(target: &str, seconds: u64) -> Result<(), String> {
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
     ensure_cargo_fuzz()?;
     if args.iter().any(|a| a == "--smoke") {
-        for t in TARGETS {
+        // `--smoke TARGET...`: those only.
+        let named: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
+        if let Some(t) = named.iter().find(|t| !TARGETS.contains(t)) {
+            return Err(format!("unknown target {t}; targets: {}", TARGETS.join(", ")));
+        }
+        for t in if named.is_empty() { TARGETS.to_vec() } else { named } {
             fuzz(t, 20)?;
         }
         return Ok(());
     }
     let Some(target) = args.first().filter(|a| !a.starts_with("--")) else {
         return Err(format!(
-            "usage: cargo xtask fuzz --smoke | TARGET [--minutes N]; targets: {}",
+            "usage: cargo xtask fuzz --smoke [TARGET...] | TARGET [--minutes N]; targets: {}",
             TARGETS.join(", ")
         ));
     };

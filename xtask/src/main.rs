@@ -5,7 +5,7 @@
 //!   checker on every vector file.
 //! * `vectors [FILE...]`: `esession vectors check` on the given files (default: all of them).
 //! * `bench`: the criterion benchmarks plus the matching `openssl speed` figures, as ratios.
-//! * `fuzz --smoke` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
+//! * `fuzz --smoke [TARGET...]` / `fuzz TARGET [--minutes N]`: cargo-fuzz runs (see xtask/src/fuzz.rs).
 //! * `e2e`: the end-to-end tests against a real Prosody and a real ejabberd, each on loopback
 //!   (installed with apt-get when missing and running as root; otherwise it says how to install
 //!   them).
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         Some("api") => api::main(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|load [--quick]|fuzz --smoke|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|package [--quick]|features|api [--check]|doc>"
+                "usage: cargo xtask <test|ci|e2e|conformance|vectors [FILE...]|bench [--quick]|load [--quick]|fuzz --smoke [TARGET...]|fuzz TARGET [--minutes N]|mutants [CRATE...] [--file PATH] [--shard K/N]|package [--quick]|features|api [--check]|doc>"
             );
             return ExitCode::from(2);
         }
