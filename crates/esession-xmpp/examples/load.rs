@@ -715,12 +715,16 @@ fn main() {
         .position(|a| a == "--sizes")
         .and_then(|i| args.get(i + 1))
         .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect());
+    // `--server-only NAME`: only the run through the server (a second server, named NAME).
+    let server_only: Option<&str> =
+        args.iter().position(|a| a == "--server-only").and_then(|i| args.get(i + 1)).map(String::as_str);
     let sizes: &[usize] = match &given {
+        _ if server_only.is_some() => &[],
         Some(v) => v,
         None if quick => &[100],
         None => &[100, 1000, 10_000],
     };
-    let k = keys_for(sizes.iter().copied().max().unwrap_or(100));
+    let k = if server_only.is_some() { 1 } else { keys_for(sizes.iter().copied().max().unwrap_or(100)) };
     eprintln!("load: generating {k} contact keys");
     // On both cores: RSA key generation is the slow part of a 10,000-contact run's set-up.
     let half = k.div_ceil(2);
@@ -763,6 +767,14 @@ fn main() {
     let _ = std::fs::remove_file(&keyfile);
     // The section for docs/performance.md.
     println!("BEGIN-SECTION");
+    if let Some(name) = server_only {
+        match &wire {
+            Some((w, first)) => server_table(name, w, *first),
+            None => println!("\nNo server run (no --port)."),
+        }
+        println!("END-SECTION");
+        return;
+    }
     println!(
         "Run of `cargo xtask load`{} on {}: the bot a process of its own, contacts in the driver process; \
          group 14, RSA-2048 identities, 4-message negotiations, the bot's key pool on (depth 64).\n",
@@ -808,33 +820,36 @@ fn main() {
         );
     }
     match &wire {
-        Some((w, first)) => {
-            println!(
-                "\nThrough Prosody on loopback (two clients in one process, current-thread runtime), time to the first message including disco and the 4-message negotiation: {first:.1} ms.\n"
-            );
-            println!(
-                "| size | encrypted msg/s | clear msg/s | ratio (goal >= 0.8) | encrypted p50 / p99 | clear p50 / p99 | both clients' CPU per message, encrypted / clear | server's CPU per message, encrypted / clear |"
-            );
-            println!("|---|---|---|---|---|---|---|---|");
-            for x in w {
-                println!(
-                    "| {} B | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} / {:.0} µs | {:.0} / {:.0} µs |",
-                    x.size,
-                    x.enc_per_s,
-                    x.clear_per_s,
-                    x.enc_per_s / x.clear_per_s,
-                    x.enc_p50,
-                    x.enc_p99,
-                    x.clear_p50,
-                    x.clear_p99,
-                    x.client_cpu.0,
-                    x.client_cpu.1,
-                    x.server_cpu.0,
-                    x.server_cpu.1
-                );
-            }
-        }
+        Some((w, first)) => server_table("Prosody", w, *first),
         None => println!("\nNo server run (no --port)."),
     }
     println!("END-SECTION");
+}
+
+/// The table of the run through the server `name`.
+fn server_table(name: &str, w: &[Wire], first: f64) {
+    println!(
+        "\nThrough {name} on loopback (two clients in one process, current-thread runtime), time to the first message including disco and the 4-message negotiation: {first:.1} ms.\n"
+    );
+    println!(
+        "| size | encrypted msg/s | clear msg/s | ratio (goal >= 0.8) | encrypted p50 / p99 | clear p50 / p99 | both clients' CPU per message, encrypted / clear | server's CPU per message, encrypted / clear |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for x in w {
+        println!(
+            "| {} B | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} / {:.0} µs | {:.0} / {:.0} µs |",
+            x.size,
+            x.enc_per_s,
+            x.clear_per_s,
+            x.enc_per_s / x.clear_per_s,
+            x.enc_p50,
+            x.enc_p99,
+            x.clear_p50,
+            x.clear_p99,
+            x.client_cpu.0,
+            x.client_cpu.1,
+            x.server_cpu.0,
+            x.server_cpu.1
+        );
+    }
 }
