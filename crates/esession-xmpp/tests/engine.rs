@@ -404,9 +404,13 @@ fn a_new_absence_destroys_the_sets_of_the_last() {
     // options is not ours any more.
     let (mut r, a, b) = pair();
     let first = away(&mut r, a, chrono::Duration::hours(24));
+    r.fetch_options(b, "alice@example.org").unwrap();
+    let now = r.now();
     let old_start = r
-        .offline_start(b, "alice@example.org", esession_xmpp::engine::body_message("old"), &[])
+        .engine(b)
+        .offline_start(now, &bare(ALICE), esession_xmpp::engine::body_message("old"), true)
         .unwrap()
+        .send
         .remove(0);
     r.advance(chrono::Duration::hours(1));
     r.come_back(a, Some(first.secrets)).unwrap();
