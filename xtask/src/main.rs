@@ -132,6 +132,15 @@ fn test_steps(steps: &mut Steps) -> Result<(), String> {
         clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
         run(clippy)
     })?;
+    // The fuzz crate is outside the workspace (cargo-fuzz wants it so): check that its targets
+    // still build against the crates as they are (the engine targets use the relay and much of
+    // the public API), in the shared target directory, with its committed lock file.
+    steps.time("fuzz-check", || {
+        let mut c = cargo();
+        c.env("CARGO_TARGET_DIR", root().join("target"));
+        c.args(["check", "--locked", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--lib"]);
+        run(c)
+    })?;
     steps.time("conformance", || conformance::run(&root()))?;
     steps.time("no-hazmat", no_hazmat_in_binary)?;
     steps.time("features", features::run)?;
