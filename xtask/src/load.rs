@@ -19,6 +19,10 @@ const REQUIRED: &[&str] = &[
     "first_message_ms.100",
     "flood.factor.100",
     "flood.factor_cut.100",
+    "client.enc_us.200",
+    "client.clear_us.200",
+    "client.enc_us.4096",
+    "client.clear_us.4096",
 ];
 const REQUIRED_SERVER: &[&str] = &[
     "server.first_message_ms",

@@ -16,6 +16,9 @@
 //!    `alice` and `bob`): messages per second from one client to the other, encrypted and in
 //!    clear, 200 octets and 4 KiB; latency percentiles (p50, p99) of one message at a time; time
 //!    to the first message (negotiation included) through the server.
+//! 3. **Where a client's time per message goes**, in memory: making, serializing, parsing and
+//!    handling one message, encrypted and in clear, the same text as through the server: what
+//!    the clients' CPU column of 2 is made of, and which part is the engine's own.
 //!
 //! Every figure is measured in the same run as what it is compared with.
 
@@ -551,6 +554,82 @@ fn body_of(size: usize, i: usize) -> String {
     s
 }
 
+/// Where a client's time per message goes, in memory (no server, no I/O): for one message of
+/// `size` octets (the text of the server run), encrypted in a session and in clear, the time
+/// (µs) to make the stanza (for the encrypted one: `Engine::chat`, which encrypts and MACs), to
+/// serialize it, to parse it back, and for the receiving engine to handle it (for the
+/// encrypted one: check the MAC, decrypt, parse the content); and its octets on the wire.
+struct Breakdown {
+    size: usize,
+    /// [make, serialize, parse, handle, octets]: encrypted, clear.
+    enc: [f64; 5],
+    clear: [f64; 5],
+}
+
+fn breakdown(key: &PrivateKey, size: usize, n: usize) -> Breakdown {
+    let mut bot = Engine::new(config(bot_key()), {
+        let mut stores = EngineStores::in_memory();
+        let mut trust = esession_negotiate::MemoryTrust::default();
+        trust.trust(&Jid::new("contact@example.org").unwrap().to_bare(), key.public_key());
+        stores.trust = Box::new(trust);
+        stores
+    });
+    let mut c = contact(key);
+    let me = "contact@example.org/load";
+    // The 4-message negotiation, relayed by hand.
+    let mut to_bot = c.start(now(), &Jid::new(BOT).unwrap(), Mode::Four).unwrap().send;
+    while !to_bot.is_empty() {
+        let mut to_me = Vec::new();
+        for mut s in to_bot.drain(..) {
+            set(&mut s, "from", me);
+            to_me.extend(bot.handle(now(), &s).send);
+        }
+        for mut s in to_me {
+            set(&mut s, "from", BOT);
+            to_bot.extend(c.handle(now(), &s).send);
+        }
+    }
+    let bot_bare = Jid::new(BOT).unwrap().to_bare();
+    let bot_full = Jid::new(BOT).unwrap();
+    let mut measure = |encrypted: bool| -> [f64; 5] {
+        let mut t = [0.0f64; 5];
+        for i in 0..n {
+            let text = body_of(size, i);
+            let t0 = Instant::now();
+            let mut m = if encrypted {
+                c.chat(&bot_bare, &text, EncryptOptions::default()).unwrap()
+            } else {
+                clear_message(&bot_full, &text)
+            };
+            set(&mut m, "from", me);
+            let t1 = Instant::now();
+            let wire = String::from(&m);
+            let t2 = Instant::now();
+            let back: Element = wire.parse().unwrap();
+            let t3 = Instant::now();
+            let step = bot.handle(now(), &back);
+            let t4 = Instant::now();
+            assert!(step.events.iter().any(|e| matches!(e, Event::Message { .. } | Event::Clear { .. })));
+            for (k, d) in [t1 - t0, t2 - t1, t3 - t2, t4 - t3].into_iter().enumerate() {
+                t[k] += d.as_secs_f64() * 1e6;
+            }
+            t[4] += wire.len() as f64;
+        }
+        t.map(|x| x / n as f64)
+    };
+    // Alternate, best (lowest total) of three each.
+    let (mut enc, mut clear) = ([f64::MAX; 5], [f64::MAX; 5]);
+    for _ in 0..3 {
+        for (encrypted, best) in [(false, &mut clear), (true, &mut enc)] {
+            let r = measure(encrypted);
+            if r[..4].iter().sum::<f64>() < best[..4].iter().sum::<f64>() {
+                *best = r;
+            }
+        }
+    }
+    Breakdown { size, enc, clear }
+}
+
 fn clear_message(to: &Jid, text: &str) -> Element {
     let mut m = esession_xmpp::engine::body_message(text);
     set(&mut m, "to", to.as_str());
@@ -764,6 +843,15 @@ fn main() {
             println!("FIG server.clear_per_s.{} {:.0}", x.size, x.clear_per_s);
         }
     }
+    let costs: Vec<Breakdown> = [200, 4096]
+        .into_iter()
+        .map(|size| breakdown(&contact_key, size, if quick { 2_000 } else { 20_000 }))
+        .collect();
+    for b in &costs {
+        let total = |x: &[f64; 5]| x[..4].iter().sum::<f64>();
+        println!("FIG client.enc_us.{} {:.2}", b.size, total(&b.enc));
+        println!("FIG client.clear_us.{} {:.2}", b.size, total(&b.clear));
+    }
     let _ = std::fs::remove_file(&keyfile);
     // The section for docs/performance.md.
     println!("BEGIN-SECTION");
@@ -819,11 +907,44 @@ fn main() {
             m.flood_factor_cut
         );
     }
+    costs_table(&costs);
     match &wire {
         Some((w, first)) => server_table("Prosody", w, *first),
         None => println!("\nNo server run (no --port)."),
     }
     println!("END-SECTION");
+}
+
+/// Where a client's time per message goes (see [`Breakdown`]).
+fn costs_table(costs: &[Breakdown]) {
+    println!(
+        "\nWhere a client's time per message goes, in memory (the text of the server run; make: the stanza, for the encrypted one `Engine::chat`, which encrypts and MACs; serialize and parse: minidom/rxml, as tokio-xmpp does on each side; handle: the receiving engine, for the encrypted one MAC check, decryption and the content's parse), µs per message, encrypted / clear:\n"
+    );
+    println!(
+        "| size | make | serialize | parse | handle | total | ratio clear / encrypted | octets on the wire |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for b in costs {
+        let (e, c) = (&b.enc, &b.clear);
+        let (te, tc) = (e[..4].iter().sum::<f64>(), c[..4].iter().sum::<f64>());
+        println!(
+            "| {} B | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2}x | {:.0} / {:.0} |",
+            b.size,
+            e[0],
+            c[0],
+            e[1],
+            c[1],
+            e[2],
+            c[2],
+            e[3],
+            c[3],
+            te,
+            tc,
+            tc / te,
+            e[4],
+            c[4]
+        );
+    }
 }
 
 /// The table of the run through the server `name`.
