@@ -9,7 +9,7 @@
 use chrono::Duration;
 use esession_crypto::{CryptoProvider, ModpGroup, PrivateKey};
 use esession_negotiate::{Config, Mode};
-use esession_offline::{Audience, pep};
+use esession_offline::Audience;
 use esession_stanza::EncryptOptions;
 use esession_xmpp::relay::Relay;
 use esession_xmpp::{Engine, EngineStores, Event, parse_bare};
@@ -135,49 +135,29 @@ fn run() -> Result<(), String> {
 
     // 3. Offline: Alice publishes and goes away; Bob fetches, verifies and sends; Alice returns.
     println!("3. offline session (XEP-0187)");
-    let now = relay.now();
     let plan = relay.engine(a).plan(vec![alice_key_again], Duration::days(1), None).map_err(err)?;
-    let (step, mut sets) =
-        relay.engine(a).go_offline(now, &plan, &[Audience::Subscribers], false).map_err(err)?;
-    relay.output(a, step);
-    relay.drive();
+    let mut sets = relay.publish(a, &plan, &[Audience::Subscribers]).map_err(err)?;
     relay.disconnect(a);
     relay.drive();
     let secrets = sets.pop().ok_or("nothing published")?.secrets;
     println!("  Alice published her signed options and went offline");
-    // Bob fetches them from Alice's PEP node (the relay answers as a server would).
-    let fetch = pep::items_request(Audience::Subscribers, alice_bare.as_str(), "fetch-1");
-    relay.inject(b, fetch);
-    relay.drive();
-    let x = relay
-        .delivered
-        .iter()
-        .rev()
-        .find_map(|(_, to, s)| (*to == b).then(|| pep::options_in(s).cloned()).flatten())
-        .ok_or("no options fetched")?;
-    let now = relay.now();
-    let checked = relay.engine(b).offline_options(now, &alice_bare, &x);
-    if !matches!(checked, Event::OfflineOptions { refused: None, .. }) {
-        return Err(format!("Bob refused Alice's options: {checked:?}"));
-    }
-    println!("  Bob fetched her options from PEP: signed by the key he trusts for her, not expired");
+    // Bob fetches them from Alice's PEP node (the relay answers as a server would), checks them
+    // and makes the start and a second stanza in that session.
     let content = esession_xmpp::engine::body_message("see you when you are back");
-    let step = relay.engine(b).offline_start(now, &alice_bare, content, false).map_err(err)?;
-    let start = step.send.first().cloned().ok_or("no start")?;
-    relay.output(b, step);
+    let sent = relay.offline_start(b, ALICE, content, &["and a second message"]).map_err(err)?;
+    println!("  Bob fetched her options from PEP: signed by the key he trusts for her, not expired");
+    let start = sent.first().cloned().ok_or("no start")?;
+    for s in sent {
+        relay.inject(b, s);
+    }
     relay.drive();
     relay.take_events(b);
-    println!("  Bob started an offline session (the relay stores it for Alice)");
-    let w = relay.engine(b).offline_chat(now, &alice_bare, "and a second message").map_err(err)?;
-    relay.inject(b, w);
-    relay.drive();
-    report(&mut relay, b, "Bob")?;
+    println!(
+        "  Bob started an offline session and sent a second message in it (the relay stores both for Alice)"
+    );
     relay.advance(Duration::hours(2));
     println!("  two hours later Alice is back (withdraw, then presence)");
-    let now = relay.now();
-    let step = relay.engine(a).come_back(now, Some(secrets), None, true).map_err(err)?;
-    relay.reconnect(a, step);
-    relay.drive();
+    relay.come_back(a, Some(secrets)).map_err(err)?;
     report(&mut relay, a, "Alice")?;
     // The same start again is a replay: dropped silently.
     relay.inject(b, start);

@@ -578,7 +578,7 @@ impl Established {
 
     /// The session [`Established::export_receiving`] wrote `kept` from, receiving as it did
     /// then and never sending (its SAS is not kept: none is shown again). In `hazmat` builds
-    /// its [`Established::k`] is empty: K was destroyed long before.
+    /// its `Established::k` is empty: K was destroyed long before.
     ///
     /// # Errors
     /// [`crate::Error::Stanza`] with [`esession_stanza::Error::Snapshot`] for octets of another
