@@ -742,6 +742,13 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
             "{bare} refused the session ({condition}); if it has not verified your key, send it yours \
              (`esession fingerprint --pem MY-KEY.pem`)"
         )),
+        // The connection is lost (a server restarting, a network drop): the client said so at
+        // once, and reconnects by itself.
+        Error::Disconnected(Some(_)) => Fail::new(
+            Exit::Network,
+            "the connection to the server is lost (it is being restored by itself): nothing was sent; \
+             type the line again once you are told it is back",
+        ),
         // The answer was lost with the connection (a server restarting, a network drop): the
         // client reconnects by itself.
         Error::Timeout("server") => contact(

@@ -662,14 +662,25 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
                     failure = Some(Fail::new(Exit::Network, "the connection to the server was closed"));
                     break;
                 }
+                // The client tells an outage once, then reconnects by itself and tells that
+                // (Event::Reconnected), with what the outage ended.
                 Err(e) => {
                     lost += 1;
-                    chat.note("failed", &format!("!! {e}; reconnecting…"));
+                    let what = match &e {
+                        Error::Disconnected(Some(_)) => "the connection to the server was lost".to_owned(),
+                        other => other.to_string(),
+                    };
+                    chat.note(
+                        "failed",
+                        &format!(
+                            "!! {what}: reconnecting… (lines you type meanwhile are NOT sent; you are told \
+                             when it is back)"
+                        ),
+                    );
                     if lost >= 5 {
                         failure = Some(Fail::from(e));
                         break;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             },
             () = signal => break,

@@ -80,13 +80,10 @@ fn ended(peer: &Jid, why: Ended, offline: bool) -> Option<String> {
         Ended::Replaced => format!("a new session with {bare} replaced the old one"),
         Ended::Presence if offline => format!("{bare} came online: the offline session ended"),
         Ended::Presence => format!("the session with {bare} ended (you went offline)"),
-        Ended::ConnectionLost => {
-            format!(
-                "the connection to the server was lost: the session with {bare} ended; what you sent in \
-                 it since the connection dropped may not have arrived (send it again: a new line starts \
-                 a new session)"
-            )
-        }
+        Ended::ConnectionLost => format!(
+            "the session with {bare} ended with the lost connection; what you sent in it since the \
+             connection dropped may not have arrived (send it again: a new line starts a new session)"
+        ),
         _ => format!("the session with {bare} ended"),
     })
 }
@@ -215,11 +212,11 @@ pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
             "!! {peer} accepted only an UNENCRYPTED session: nothing is encrypted with it, so nothing is sent"
         ),
         Event::Reconnected { resumed: true, .. } => {
-            "* the connection to the server dropped and was resumed: nothing was lost".to_owned()
+            "* connected to the server again: the connection was resumed, nothing was lost".to_owned()
         }
         Event::Reconnected { jid, resumed: false } => {
             format!(
-                "* connected again to the server (as {jid}) after losing the connection: sessions in progress ended"
+                "* connected to the server again (as {jid}): sessions in progress ended with the lost connection"
             )
         }
         Event::Unconfirmed { peer, .. } => format!(

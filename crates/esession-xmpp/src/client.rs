@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector};
 use tokio_xmpp::parsers::stanza::Stanza;
+use tokio_xmpp::stanzastream::{Event as Wire, StanzaStage, StanzaStream, StreamEvent};
 use tokio_xmpp::xmlstream::Timeouts;
 use tracing::Instrument;
 
@@ -132,6 +133,9 @@ struct Unconfirmed {
     token: tokio_xmpp::stanzastream::StanzaToken,
     peer: Jid,
     id: String,
+    /// Not confirmed when the connection was lost (or sent while it was down): whatever is
+    /// confirmed later is a copy sent on a new stream, where its session may be gone.
+    lost: bool,
 }
 
 impl Unconfirmed {
@@ -140,9 +144,57 @@ impl Unconfirmed {
     }
 }
 
+/// How long a connection established again must last before the application is told
+/// ([`Event::Reconnected`]): ejabberd, while it stops, still accepts a login and drops it about
+/// a second later, and two reconnections in a row read as one.
+const STABLE: Duration = Duration::from_secs(3);
+
+/// A reconnection not told yet: the application is told after [`STABLE`] without a new loss.
+struct Settling {
+    /// When it is told (`None`: lost again meanwhile).
+    at: Option<tokio::time::Instant>,
+    /// Our full JID on the latest stream.
+    jid: Jid,
+    /// No stream of this outage was reset: nothing was lost.
+    resumed: bool,
+    /// The events since the loss (what the reset ended, stanzas of the new stream), told after
+    /// the reconnection, in order.
+    held: Vec<Event>,
+}
+
+/// What [`Client::recv`] got.
+enum Got {
+    /// A stanza from the server.
+    Stanza(Element),
+    /// A reconnection was told: events were queued.
+    Changed,
+    /// The connection was lost; `told`: the first loss of an outage, which the application is
+    /// told of (a loss before the reconnection was told is the same outage).
+    Lost {
+        /// Whether the application is to be told.
+        told: bool,
+    },
+}
+
+/// The error of a request or a send while the connection is lost.
+fn connection_lost() -> Error {
+    Error::Disconnected(boxed(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "the connection to the server is lost (the client reconnects by itself)",
+    )))
+}
+
 /// A logged-in account.
 pub struct Client {
-    xmpp: tokio_xmpp::Client,
+    xmpp: StanzaStream,
+    /// What came from the stream before it was read (looked at by [`Client::peek`]).
+    inbox: VecDeque<Wire>,
+    /// The connection is lost (tokio-xmpp reconnects by itself).
+    down: bool,
+    /// A reconnection not told yet.
+    settling: Option<Settling>,
+    /// The last stanza sent (all before it were sent first): awaited when leaving.
+    last_token: Option<tokio_xmpp::stanzastream::StanzaToken>,
     engine: Engine,
     account: Account,
     me: Jid,
@@ -246,6 +298,7 @@ fn negotiation_outcome(e: Event) -> Result<Option<String>, Error> {
             Err(Error::Negotiation(esession_negotiate::Error::Rejected { condition, fields }))
         }
         Event::Failed { failure: crate::Failure::Expired, .. } => Err(Error::Timeout("the negotiation")),
+        Event::Failed { failure: crate::Failure::ConnectionLost, .. } => Err(connection_lost()),
         Event::Failed { failure, .. } => {
             Err(Error::Server { action: "the negotiation".into(), condition: failure.to_string() })
         }
@@ -318,21 +371,19 @@ async fn login<C: ServerConnector + Sync>(
     connector: C,
     jid: &tokio_xmpp::jid::Jid,
     opts: &Options,
-) -> Result<tokio_xmpp::Client, Error> {
-    let client =
-        |c| tokio_xmpp::Client::new_with_connector(jid.clone(), opts.password.as_str(), c, opts.timeouts());
+) -> Result<StanzaStream, Error> {
+    // The stanza stream itself (tokio-xmpp's `Client` hides the loss of a connection): the
+    // client tells the loss, and sends nothing that a lost connection would lose untold.
+    fn stream<C: ServerConnector>(c: C, jid: &tokio_xmpp::jid::Jid, opts: &Options) -> StanzaStream {
+        StanzaStream::new_c2s(c, jid.clone(), opts.password.as_str().to_owned(), opts.timeouts(), 16)
+    }
     match preflight(&connector, jid, opts).await {
-        Ok(()) => Ok(client(connector)),
+        Ok(()) => Ok(stream(connector, jid, opts)),
         Err(Error::Auth(first)) if matches!(opts.tls, Tls::StartTls | Tls::DirectTls) => {
             tracing::info!("login refused over TLS: trying once more without channel binding");
             let unbound = Unbound(connector);
             match preflight(&unbound, jid, opts).await {
-                Ok(()) => Ok(tokio_xmpp::Client::new_with_connector(
-                    jid.clone(),
-                    opts.password.as_str(),
-                    unbound,
-                    opts.timeouts(),
-                )),
+                Ok(()) => Ok(stream(unbound, jid, opts)),
                 Err(Error::Auth(_)) => Err(Error::Auth(first)),
                 Err(e) => Err(e),
             }
@@ -432,6 +483,10 @@ impl Client {
         crate::builder::attach_pool(&mut engine, opts.key_pool_depth)?;
         let mut c = Self {
             xmpp,
+            inbox: VecDeque::new(),
+            down: false,
+            settling: None,
+            last_token: None,
             engine,
             account,
             me,
@@ -450,14 +505,14 @@ impl Client {
             match tokio::time::timeout_at(deadline, c.xmpp.next()).await {
                 Err(_) => return Err(Error::Timeout("login")),
                 Ok(None) => return Err(Error::Disconnected(None)),
-                Ok(Some(tokio_xmpp::Event::Online { bound_jid, .. })) => {
+                Ok(Some(Wire::Stream(StreamEvent::Reset { bound_jid, .. }))) => {
                     c.me = parse_jid(&bound_jid.to_string())?;
                     c.engine.set_account(&c.me);
                     tracing::info!(account = %c.me.to_bare(), "online");
                     break;
                 }
-                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => return Err(Error::Disconnected(boxed(e))),
-                Ok(Some(tokio_xmpp::Event::Stanza(_))) => {}
+                Ok(Some(Wire::Stream(StreamEvent::Suspended))) => return Err(connection_lost()),
+                Ok(Some(_)) => {}
             }
         }
         // What the last process delivered and the application did not acknowledge comes first.
@@ -539,7 +594,9 @@ impl Client {
         let deadline = tokio::time::Instant::now() + PRESENCE_GRACE.min(self.timeout);
         while self.engine.awaiting_presence() {
             match self.recv(deadline).await {
-                Ok(s) => self.process(s).await?,
+                Ok(Got::Stanza(s)) => self.process(s).await?,
+                Ok(Got::Changed) => {}
+                Ok(Got::Lost { .. }) => return Err(connection_lost()),
                 Err(Error::Timeout(_)) => break,
                 Err(e) => return Err(e),
             }
@@ -596,7 +653,9 @@ impl Client {
             && e.attr("to").and_then(|t| parse_jid(t).ok()).is_some_and(|to| {
                 self.engine.session_peer(&to.to_bare()).is_some_and(|p| p.to_bare() == to.to_bare())
             });
-        if protected && e.attr("id").is_none() {
+        // Every stanza carries an id (as tokio-xmpp's client gave them); ours name a protected
+        // message in Event::Unconfirmed.
+        if e.attr("id").is_none() {
             set_attr(&mut e, "id", &crate::engine::new_thread(&mut self.rng));
         }
         let tracked = if protected {
@@ -608,7 +667,9 @@ impl Client {
             r.push(e.clone());
         }
         let s = to_stanza(e)?;
-        let token = self.xmpp.send_stanza(s).await.map_err(|e| Error::Disconnected(boxed(e)))?;
+        // Queued: sent as soon as the stream is up (a connection being restored takes it).
+        let token = self.xmpp.send(Box::new(s)).await;
+        self.last_token = Some(token.clone());
         while self.unconfirmed.front().is_some_and(Unconfirmed::confirmed) {
             self.unconfirmed.pop_front();
             self.confirms = true;
@@ -618,7 +679,7 @@ impl Client {
             if self.unconfirmed.len() >= UNCONFIRMED_MAX {
                 self.unconfirmed.pop_front();
             }
-            self.unconfirmed.push_back(Unconfirmed { token, peer, id });
+            self.unconfirmed.push_back(Unconfirmed { token, peer, id, lost: self.down });
         }
         Ok(())
     }
@@ -641,7 +702,10 @@ impl Client {
                     let id = stanza.attr("id").unwrap_or_default().to_owned();
                     self.results.insert(id, stanza);
                 }
-                other => self.events.push_back(other),
+                other => match self.settling.as_mut() {
+                    Some(s) => s.held.push(other),
+                    None => self.events.push_back(other),
+                },
             }
         }
         Ok(())
@@ -675,29 +739,116 @@ impl Client {
         iq
     }
 
-    /// The next stanza from the server, before `deadline`.
-    async fn recv(&mut self, deadline: tokio::time::Instant) -> Result<Element, Error> {
+    /// The next stanza from the server, before `deadline`, or a change of the connection:
+    /// a loss ([`Got::Lost`]), a reconnection told ([`Got::Changed`]; a reconnection is handled
+    /// here, told after [`STABLE`]).
+    async fn recv(&mut self, deadline: tokio::time::Instant) -> Result<Got, Error> {
         loop {
-            match tokio::time::timeout_at(deadline, self.xmpp.next()).await {
-                Err(_) => return Err(Error::Timeout("server")),
-                Ok(None) => {
-                    tracing::warn!(account = %self.me.to_bare(), "disconnected: the stream ended");
-                    return Err(Error::Disconnected(None));
+            let wire = match self.inbox.pop_front() {
+                Some(w) => w,
+                None => {
+                    let tell = self.settling.as_ref().and_then(|s| s.at).filter(|at| *at < deadline);
+                    match tokio::time::timeout_at(tell.unwrap_or(deadline), self.xmpp.next()).await {
+                        Err(_) if tell.is_some() => {
+                            self.settled();
+                            return Ok(Got::Changed);
+                        }
+                        Err(_) => return Err(Error::Timeout("server")),
+                        Ok(None) => {
+                            tracing::warn!(account = %self.me.to_bare(), "disconnected: the stream ended");
+                            return Err(Error::Disconnected(None));
+                        }
+                        Ok(Some(w)) => w,
+                    }
                 }
-                Ok(Some(tokio_xmpp::Event::Disconnected(e))) => {
-                    tracing::warn!(account = %self.me.to_bare(), error = %e, "disconnected");
-                    return Err(Error::Disconnected(boxed(e)));
+            };
+            match wire {
+                Wire::Stanza(s) => {
+                    let mut e = Element::from(s);
+                    // An answer without `from` is from our account (RFC 6120 §8.1.2.1), as
+                    // tokio-xmpp's client said it.
+                    if e.name() == "iq"
+                        && e.attr("from").is_none()
+                        && matches!(e.attr("type"), Some("result" | "error"))
+                    {
+                        let me = self.me.to_bare();
+                        set_attr(&mut e, "from", me.as_str());
+                    }
+                    return Ok(Got::Stanza(e));
                 }
-                Ok(Some(tokio_xmpp::Event::Online { bound_jid, resumed, .. })) => {
-                    self.reconnected(&bound_jid, resumed).await?;
-                }
-                Ok(Some(tokio_xmpp::Event::Stanza(s))) => return Ok(Element::from(s)),
+                Wire::Stream(StreamEvent::Suspended) => return Ok(Got::Lost { told: self.lost() }),
+                Wire::Stream(StreamEvent::Resumed) => self.resumed(),
+                Wire::Stream(StreamEvent::Reset { bound_jid, .. }) => self.reconnected(&bound_jid).await?,
             }
         }
     }
 
+    /// What the stream brought and nobody read yet, read without waiting: whether the
+    /// connection changed meanwhile (lost, or established again: then nothing may be sent in
+    /// a session that the change may have ended before the client handles it).
+    fn peek(&mut self) -> bool {
+        use futures_util::FutureExt;
+        while self.inbox.len() < 256
+            && let Some(Some(w)) = self.xmpp.next().now_or_never()
+        {
+            self.inbox.push_back(w);
+        }
+        self.down || self.inbox.iter().any(|w| matches!(w, Wire::Stream(_)))
+    }
+
+    /// The connection was lost: what the server had not confirmed is marked (a later
+    /// confirmation is of a copy on a new stream). Returns whether the application is told:
+    /// not when it was not told yet of the last reconnection (the same outage).
+    fn lost(&mut self) -> bool {
+        tracing::warn!(account = %self.me.to_bare(), "connection lost: reconnecting");
+        self.down = true;
+        for u in &mut self.unconfirmed {
+            u.lost |= !u.confirmed();
+        }
+        match self.settling.as_mut() {
+            Some(s) => {
+                s.at = None;
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The stream was resumed (XEP-0198): nothing was lost; tokio-xmpp sends again what the
+    /// server had not confirmed. Told after [`STABLE`].
+    fn resumed(&mut self) {
+        tracing::info!(account = %self.me.to_bare(), "online again (resumed)");
+        self.down = false;
+        for u in &mut self.unconfirmed {
+            u.lost = false;
+        }
+        let me = self.me.clone();
+        let s = self.settling.get_or_insert_with(|| Settling {
+            at: None,
+            jid: me,
+            resumed: true,
+            held: Vec::new(),
+        });
+        s.at = Some(tokio::time::Instant::now() + STABLE);
+    }
+
+    /// A reconnection lasted [`STABLE`]: the application is told ([`Event::Reconnected`]), then
+    /// what happened since the loss.
+    fn settled(&mut self) {
+        if let Some(s) = self.settling.take() {
+            self.events.push_back(Event::Reconnected { jid: s.jid, resumed: s.resumed });
+            self.events.extend(s.held);
+        }
+    }
+
     /// Sends an IQ and waits for its answer, processing everything else that arrives.
+    ///
+    /// The connection lost (before, or while waiting): [`Error::Disconnected`] at once; an
+    /// answer sent on a lost stream is lost with it.
     async fn request(&mut self, iq: Element) -> Result<Element, Error> {
+        if self.peek() {
+            return Err(connection_lost());
+        }
         let id = iq.attr("id").unwrap_or_default().to_owned();
         self.send(iq).await?;
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -705,33 +856,45 @@ impl Client {
             if let Some(r) = self.results.remove(&id) {
                 return Ok(r);
             }
-            let s = self.recv(deadline).await?;
-            self.process(s).await?;
+            match self.recv(deadline).await? {
+                Got::Stanza(s) => self.process(s).await?,
+                Got::Changed => {}
+                Got::Lost { .. } => return Err(connection_lost()),
+            }
         }
     }
 
     /// tokio-xmpp connected again by itself (with backoff: 1 s, doubled up to 30 s) after the
-    /// connection was lost. Resumed (XEP-0198): nothing was lost. Not resumed (the server
-    /// restarted, or forgot the stream): the server announced our old resource unavailable,
-    /// so online sessions and negotiations end and presence is announced again
-    /// ([`Engine::connection_reset`]; contacts' presence comes back with it); the new resource
-    /// is ours. The application is told first ([`Event::Reconnected`]), then what ended.
-    async fn reconnected(&mut self, bound: &tokio_xmpp::jid::Jid, resumed: bool) -> Result<(), Error> {
+    /// connection was lost, and the stream was not resumed (the server restarted, or forgot
+    /// the stream): the server announced our old resource unavailable, so online sessions and
+    /// negotiations end and presence is announced again ([`Engine::connection_reset`];
+    /// contacts' presence comes back with it); the new resource is ours. The application is
+    /// told after [`STABLE`] ([`Event::Reconnected`], then what the server had not confirmed,
+    /// then what ended), once for an outage with several reconnections.
+    async fn reconnected(&mut self, bound: &tokio_xmpp::jid::Jid) -> Result<(), Error> {
         let jid = parse_jid(&bound.to_string())?;
-        tracing::info!(account = %jid.to_bare(), resumed, "online again (reconnected)");
-        self.events.push_back(Event::Reconnected { jid: jid.clone(), resumed });
-        if resumed {
-            // tokio-xmpp sends again what the server had not confirmed.
-            return Ok(());
-        }
-        // Not resumed: what the server had not confirmed may be lost with the old stream, and
-        // its session is gone. Told only where the server confirms (stream management).
+        tracing::info!(account = %jid.to_bare(), "online again (reconnected, not resumed)");
+        self.down = false;
+        // What the server had not confirmed on the lost stream may be lost with it, and its
+        // session is gone (a confirmation on the new stream is of a copy the contact cannot
+        // read). Told only where the server confirms (stream management).
         let confirms = self.confirms || self.unconfirmed.iter().any(Unconfirmed::confirmed);
+        let mut told = Vec::new();
         for u in std::mem::take(&mut self.unconfirmed) {
-            if confirms && !u.confirmed() {
-                self.events.push_back(Event::Unconfirmed { peer: u.peer, id: u.id });
+            if confirms && (u.lost || !u.confirmed()) {
+                told.push(Event::Unconfirmed { peer: u.peer, id: u.id });
             }
         }
+        let s = self.settling.get_or_insert_with(|| Settling {
+            at: None,
+            jid: jid.clone(),
+            resumed: false,
+            held: Vec::new(),
+        });
+        s.jid = jid.clone();
+        s.resumed = false;
+        s.at = Some(tokio::time::Instant::now() + STABLE);
+        s.held.extend(told);
         self.confirms = false;
         self.me = jid;
         self.engine.set_account(&self.me);
@@ -752,13 +915,37 @@ impl Client {
     ///
     /// # Errors
     /// The connection is lost.
+    ///
+    /// [`Error::Disconnected`] with a cause when the connection is lost: the client reconnects
+    /// by itself (call again), and tells [`Event::Reconnected`] once it is back and has lasted
+    /// a few seconds; an outage is told once, whatever the reconnections it took. Without a
+    /// cause: the stream ended for good.
     pub async fn next_event(&mut self) -> Result<Event, Error> {
+        let forever = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+        self.next_matching(|_| true, forever, false).await
+    }
+
+    /// The first queued event `pick` accepts, or the next that comes before `deadline`
+    /// (stanzas are processed meanwhile). A loss of the connection is an error when the
+    /// application is told of it, or with `any_loss` (a flow that waits for an answer).
+    async fn next_matching(
+        &mut self,
+        mut pick: impl FnMut(&Event) -> bool,
+        deadline: tokio::time::Instant,
+        any_loss: bool,
+    ) -> Result<Event, Error> {
         loop {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(i) = self.events.iter().position(&mut pick)
+                && let Some(e) = self.events.remove(i)
+            {
                 return Ok(e);
             }
-            let s = self.recv(tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)).await?;
-            self.process(s).await?;
+            match self.recv(deadline).await? {
+                Got::Stanza(s) => self.process(s).await?,
+                Got::Changed => {}
+                Got::Lost { told } if told || any_loss => return Err(connection_lost()),
+                Got::Lost { .. } => {}
+            }
         }
     }
 
@@ -778,17 +965,10 @@ impl Client {
     ///
     /// # Errors
     /// [`Error::Timeout`]; the connection is lost.
-    pub async fn wait_for(&mut self, mut pick: impl FnMut(&Event) -> bool) -> Result<Event, Error> {
+    /// A loss of the connection is [`Error::Disconnected`], as for [`Client::next_event`].
+    pub async fn wait_for(&mut self, pick: impl FnMut(&Event) -> bool) -> Result<Event, Error> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        loop {
-            if let Some(i) = self.events.iter().position(&mut pick)
-                && let Some(e) = self.events.remove(i)
-            {
-                return Ok(e);
-            }
-            let s = self.recv(deadline).await?;
-            self.process(s).await?;
-        }
+        self.next_matching(pick, deadline, false).await
     }
 
     /// Asks to see `peer`'s presence (needed to read options published for subscribers).
@@ -874,17 +1054,24 @@ impl Client {
         let step = self.engine.start(chrono::Utc::now(), &full, mode)?;
         self.apply(step).await?;
         let b = full.to_bare();
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        // A loss of the connection ends the wait at once (the negotiation ends with the reset,
+        // or goes on if the stream is resumed: its outcome is then an event).
         let e = self
-            .wait_for(|e| match e {
-                // A stanza of the contact that belongs to no negotiation or session is not about
-                // this one (whose thread the engine would have recognized): a late message of
-                // an earlier exchange, e.g. with another of our resources that has left.
-                Event::Failed { failure: crate::Failure::NoSession, .. } => false,
-                Event::Negotiated { peer, offline: false, .. } | Event::Failed { peer, .. } => {
-                    peer.to_bare() == b
-                }
-                _ => false,
-            })
+            .next_matching(
+                |e| match e {
+                    // A stanza of the contact that belongs to no negotiation or session is not about
+                    // this one (whose thread the engine would have recognized): a late message of
+                    // an earlier exchange, e.g. with another of our resources that has left.
+                    Event::Failed { failure: crate::Failure::NoSession, .. } => false,
+                    Event::Negotiated { peer, offline: false, .. } | Event::Failed { peer, .. } => {
+                        peer.to_bare() == b
+                    }
+                    _ => false,
+                },
+                deadline,
+                true,
+            )
             .await?;
         negotiation_outcome(e)
     }
@@ -897,6 +1084,12 @@ impl Client {
     /// [`Error::NoSupport`], [`Error::NoOfflineOptions`], [`Error::Offline`] (untrusted or
     /// expired options), negotiation and connection errors. Nothing is ever sent in clear.
     pub async fn send_text(&mut self, peer: &Jid, text: &str) -> Result<Delivery, Error> {
+        // Nothing is encrypted for a connection that is lost, or that changed before the client
+        // handled it (a session it ended would take the text to a contact that cannot read
+        // it): the caller is told at once, nothing was sent.
+        if self.peek() {
+            return Err(connection_lost());
+        }
         let bare = peer.to_bare();
         // The engine's rule ([`Engine::route_message`]); this carries it out.
         let mut route = self.engine.route_message(peer);
@@ -947,7 +1140,13 @@ impl Client {
         let w = self.engine.terminate(peer)?;
         self.send(w).await?;
         let b = peer.clone();
-        self.wait_for(|e| matches!(e, Event::Terminated { peer, .. } if peer.to_bare() == b)).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.next_matching(
+            |e| matches!(e, Event::Terminated { peer, .. } if peer.to_bare() == b),
+            deadline,
+            true,
+        )
+        .await?;
         Ok(())
     }
 
@@ -1101,7 +1300,14 @@ impl Client {
         let mut p = Element::builder("presence", "jabber:client").build();
         set_attr(&mut p, "type", "unavailable");
         let _ = self.send(p).await;
-        self.xmpp.send_end().await.map_err(|e| Error::Disconnected(boxed(e)))
+        // What was queued goes out first (in order: the last one sent means all were), unless
+        // the connection is down; then the stream is closed.
+        if let Some(mut t) = self.last_token.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), t.wait_for(StanzaStage::Sent)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(5), self.xmpp.close())
+            .await
+            .map_err(|_| Error::Timeout("closing the stream"))
     }
 }
 
