@@ -197,20 +197,7 @@ impl Kept {
         for c in self.clear.iter().take(u32::MAX as usize) {
             put(&mut out, c.as_bytes());
         }
-        out.extend_from_slice(&u32::try_from(self.replay.len()).unwrap_or(0).to_be_bytes());
-        for (k, e) in self.replay.iter().take(u32::MAX as usize) {
-            put(&mut out, k);
-            out.extend_from_slice(&esession_offline::replay::to_disk(*e).to_be_bytes());
-        }
-        // A key that cannot be written as PEM (no key that was read fails) is written empty,
-        // which `decode` refuses: the record fails to open, it is never read as not held.
-        match &self.untrusted {
-            Some(k) => {
-                out.push(1);
-                put(&mut out, k.to_public_key_pem().unwrap_or_default().as_bytes());
-            }
-            None => out.push(0),
-        }
+        put_start(&mut out, &self.replay, self.untrusted.as_ref());
         out
     }
 
@@ -412,6 +399,25 @@ impl fmt::Debug for KeptSession {
     }
 }
 
+/// Writes what a kept message and a kept session both carry of their start: its replay entries
+/// and the key it was signed with when held for a trust decision. A key that cannot be written
+/// as PEM (no key that was read fails) is written empty, which decoding refuses: the record
+/// fails to open, it is never read as not held.
+fn put_start(out: &mut Vec<u8>, replay: &[(Vec<u8>, DateTime<Utc>)], untrusted: Option<&PublicKey>) {
+    out.extend_from_slice(&u32::try_from(replay.len()).unwrap_or(0).to_be_bytes());
+    for (k, e) in replay.iter().take(u32::MAX as usize) {
+        put(out, k);
+        out.extend_from_slice(&esession_offline::replay::to_disk(*e).to_be_bytes());
+    }
+    match untrusted {
+        Some(k) => {
+            out.push(1);
+            put(out, k.to_public_key_pem().unwrap_or_default().as_bytes());
+        }
+        None => out.push(0),
+    }
+}
+
 /// Version of the record [`KeptSession::encode`] writes.
 const SESSION_V1: u8 = 1;
 
@@ -426,18 +432,7 @@ impl KeptSession {
         out.extend_from_slice(&self.next.to_be_bytes());
         put(&mut out, self.peer.as_str().as_bytes());
         out.extend_from_slice(&esession_offline::replay::to_disk(self.until).to_be_bytes());
-        out.extend_from_slice(&u32::try_from(self.replay.len()).unwrap_or(0).to_be_bytes());
-        for (k, e) in self.replay.iter().take(u32::MAX as usize) {
-            put(&mut out, k);
-            out.extend_from_slice(&esession_offline::replay::to_disk(*e).to_be_bytes());
-        }
-        match &self.untrusted {
-            Some(k) => {
-                out.push(1);
-                put(&mut out, k.to_public_key_pem().unwrap_or_default().as_bytes());
-            }
-            None => out.push(0),
-        }
+        put_start(&mut out, &self.replay, self.untrusted.as_ref());
         // Reserved up front for the state: the buffer is not reallocated with the keys in it.
         out.reserve(4 + self.state.len());
         put(&mut out, self.state.expose_secret());

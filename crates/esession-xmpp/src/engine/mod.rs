@@ -750,18 +750,9 @@ impl Engine {
         // X116-4.4-05: an error about a negotiation ends what it produced, even a 3-message
         // session Alice already considers established: she must not go on sending in it.
         if let Some(i) = self.sessions.newest_of(&from.to_bare(), |o| same(o.est.peer(), o.est.thread())) {
-            let mut o = self.sessions.remove(i);
-            o.est.close();
-            step.event(Event::Failed {
-                peer: o.est.peer().clone(),
-                failure: Failure::PeerError { condition, fields },
-            });
-            step.event(Event::Terminated {
-                peer: o.est.peer().clone(),
-                thread: o.est.thread().to_owned(),
-                offline: o.offline,
-                why: Ended::PeerError,
-            });
+            let peer = self.sessions[i].est.peer().clone();
+            step.event(Event::Failed { peer, failure: Failure::PeerError { condition, fields } });
+            self.end_session(i, Ended::PeerError, &mut step);
             return step;
         }
         step.event(Event::Failed { peer: from.clone(), failure: Failure::PeerError { condition, fields } });
@@ -801,14 +792,7 @@ impl Engine {
             if o.est.phase() == Phase::Terminating {
                 let since = *o.terminating_since.get_or_insert(now);
                 if now - since > timeout {
-                    let mut o = self.sessions.remove(i);
-                    o.est.close();
-                    step.event(Event::Terminated {
-                        peer: o.est.peer().clone(),
-                        thread: o.est.thread().to_owned(),
-                        offline: o.offline,
-                        why: Ended::NoAcknowledgement,
-                    });
+                    self.end_session(i, Ended::NoAcknowledgement, &mut step);
                     continue;
                 }
             }
@@ -819,14 +803,7 @@ impl Engine {
         let mut i = 0;
         while i < self.sessions.len() {
             if self.sessions[i].accepted.as_ref().is_some_and(|a| now > a.until) {
-                let mut o = self.sessions.remove(i);
-                o.est.close();
-                step.event(Event::Terminated {
-                    peer: o.est.peer().clone(),
-                    thread: o.est.thread().to_owned(),
-                    offline: true,
-                    why: Ended::Expired,
-                });
+                self.end_session(i, Ended::Expired, &mut step);
                 continue;
             }
             i += 1;
@@ -903,17 +880,23 @@ impl Engine {
         Ok(step)
     }
 
+    /// Removes session `i`, closes it (its keys are wiped) and tells the application how it
+    /// ended.
+    fn end_session(&mut self, i: usize, why: Ended, step: &mut Step) {
+        let mut o = self.sessions.remove(i);
+        o.est.close();
+        step.event(Event::Terminated {
+            peer: o.est.peer().clone(),
+            thread: o.est.thread().to_owned(),
+            offline: o.offline,
+            why,
+        });
+    }
+
     /// Ends the offline sessions `peer` started with us (receive only), with an event each.
     fn end_accepted_offline(&mut self, peer: &BareJid, step: &mut Step) {
         while let Some(i) = self.sessions.oldest_of(peer, |o| o.offline) {
-            let mut o = self.sessions.remove(i);
-            o.est.close();
-            step.event(Event::Terminated {
-                peer: o.est.peer().clone(),
-                thread: o.est.thread().to_owned(),
-                offline: true,
-                why: Ended::Replaced,
-            });
+            self.end_session(i, Ended::Replaced, step);
         }
     }
 

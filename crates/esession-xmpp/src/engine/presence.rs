@@ -320,19 +320,13 @@ impl Engine {
                 while let Some(i) = self.sessions.oldest_of(&bare, |o| {
                     !o.offline && o.est.peer() == from && o.est.phase() != Phase::Closed
                 }) {
-                    let mut o = self.sessions.remove(i);
+                    let o = &mut self.sessions[i];
                     if o.est.phase() == Phase::Active
                         && let Ok(w) = o.est.terminate(false, &mut self.rng)
                     {
                         step.send.push(w);
                     }
-                    o.est.close();
-                    step.event(Event::Terminated {
-                        peer: from.clone(),
-                        thread: o.est.thread().to_owned(),
-                        offline: false,
-                        why: Ended::PeerUnavailable,
-                    });
+                    self.end_session(i, Ended::PeerUnavailable, &mut step);
                 }
                 self.negotiations.retain(|n| n.peer != *from);
             }
