@@ -438,6 +438,14 @@ impl Established {
         Ok(wire)
     }
 
+    /// Makes the session receive-only for good (XEP-0187 §4: Alice never sends in an offline
+    /// session she accepted): the send keys go now (wiped), the receive keys and our DH
+    /// exponents stay ([`esession_stanza::Session::receive_only`]). A terminate from the peer is
+    /// then not acknowledged.
+    pub fn receive_only(&mut self) {
+        self.session.receive_only();
+    }
+
     /// Receives a stanza of the session: decrypts it (any failure terminates the session, as
     /// XEP-0200 requires) and recognises a terminate or an acknowledgement inside it.
     ///
@@ -538,8 +546,12 @@ impl Established {
     /// XEP-0187 offline session Alice accepted (she never sends in it), kept so that a restart
     /// decrypts its later stanzas ([`Established::import_receiving`]).
     ///
+    /// Only from a session made receive-only ([`Established::receive_only`]); each export
+    /// supersedes the ones before (an older one imported accepts again what was taken since).
+    ///
     /// # Errors
-    /// A closed session; a state that is not kept (a compression context).
+    /// A closed session; one that still sends; a state that is not kept (a compression
+    /// context).
     pub fn export_receiving(&self) -> crate::Result<esession_crypto::SecretBytes> {
         let session = self.session.export_receiving()?;
         let key = match &self.peer_key {

@@ -484,6 +484,19 @@ impl Session {
         self.publishable.clear();
     }
 
+    /// Makes the session receive-only for good: our send keys and counter and the old MAC keys
+    /// not yet published are dropped (and wiped); the receive keys and our DH exponents stay, so
+    /// that the peer's stanzas and re-keys are still taken. For a session in which we never send
+    /// (an XEP-0187 offline session Alice accepted, §4); required before
+    /// [`Session::export_receiving`].
+    pub fn receive_only(&mut self) {
+        self.send = None;
+        self.publishable.clear();
+        for set in &mut self.recv_sets {
+            set.retired_send_km = None;
+        }
+    }
+
     /// Stops the sending half (after our terminate, XEP-0116 §5): our send keys and counter,
     /// the old MAC keys not yet published, our stored send keys and our DH exponents are
     /// dropped (and wiped); only the receive keys stay, to verify the peer's acknowledgement.
@@ -887,12 +900,23 @@ impl Session {
     /// (counter, stored key sets, the peer's re-keys) and never sends. The send keys and the
     /// old MAC keys waiting for publication are not part of it.
     ///
+    /// Each export supersedes the ones before: importing an older one gives a session whose
+    /// counter is behind, which accepts again what was taken since; keep only the latest, sealed.
+    ///
     /// # Errors
-    /// [`Error::SessionClosed`] for a closed session; [`Error::Snapshot`] for a session whose
-    /// state is not kept: a compression context (`zlib`).
+    /// [`Error::SessionClosed`] for a closed session; [`Error::Snapshot`] for a session that
+    /// still sends (see [`Session::receive_only`]) or whose state is not kept: a compression
+    /// context (`zlib`).
     pub fn export_receiving(&self) -> Result<SecretBytes> {
         if self.is_closed() {
             return Err(Error::SessionClosed);
+        }
+        // Only a session that will never send again: a copy of a two-way session's state would
+        // hand out keys it still uses, and the exported counter goes stale at its next stanza.
+        if self.is_sending() {
+            return Err(Error::Snapshot(
+                "a session that still sends is not exported (Session::receive_only)",
+            ));
         }
         if self.params.compress != Compress::None {
             return Err(Error::Snapshot("a compression context is not kept"));

@@ -1095,6 +1095,10 @@ impl Client {
         let mut route = self.engine.route_message(peer);
         if let Route::Negotiate(mode) = route {
             self.negotiate(peer, mode).await?;
+            // A loss that came while negotiating ended the new session too: checked again.
+            if self.peek() {
+                return Err(connection_lost());
+            }
             route = self.engine.route_message(peer);
         }
         let w = match route {

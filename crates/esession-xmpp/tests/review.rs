@@ -1,5 +1,6 @@
 //! Review (security) of the issue-21 failure budget: stanzas a legitimate contact sends in
-//! good faith spend its budget too, and cut it off.
+//! good faith spend its budget too, and cut it off. Then the review of the offline sessions
+//! kept across a crash: a failed write and the options' expiry.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -121,4 +122,105 @@ fn trust_on_first_use_accepts_one_key_per_stranger_in_a_return() {
     // The other is held for the user's decision, not lost.
     let held = ea.iter().filter(|e| matches!(e, Event::Untrusted { .. })).count();
     assert_eq!(held, 1, "{ea:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offline sessions kept across a crash (review of 2026-12-04)
+
+use esession_negotiate::{StoreError, StoreErrorKind};
+use esession_xmpp::engine::{Inbox, Kept, KeptSession, MemoryInbox, MessageId};
+
+/// A memory inbox whose `fail_at`-th write of an offline session's stanza fails once (a
+/// transient disk error).
+struct FailOnce {
+    inner: MemoryInbox,
+    writes: usize,
+    fail_at: usize,
+}
+
+impl Inbox for FailOnce {
+    fn keep(&mut self, m: &Kept) -> Result<bool, StoreError> {
+        self.inner.keep(m)
+    }
+    fn held(&self) -> Result<Vec<Kept>, StoreError> {
+        self.inner.held()
+    }
+    fn ack(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        self.inner.ack(id)
+    }
+    fn keep_in_session(
+        &mut self,
+        m: Option<&Kept>,
+        s: &KeptSession,
+        taken: Option<&[u8; 16]>,
+    ) -> Result<bool, StoreError> {
+        self.writes += 1;
+        if self.writes == self.fail_at + 1 {
+            return Err(StoreError::new(StoreErrorKind::Io, "disk full (transient)"));
+        }
+        self.inner.keep_in_session(m, s, taken)
+    }
+    fn sessions(&self) -> Result<Vec<KeptSession>, StoreError> {
+        self.inner.sessions()
+    }
+    fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
+        self.inner.forget_session(base)
+    }
+}
+
+/// Alice away for a day; Bob's offline session: the start ("first") and three later stanzas,
+/// stamped and not yet delivered (handed to Alice's engine by each test); half an hour later.
+fn offline_session_of_four() -> (Relay, usize, esession_offline::away::Published, Vec<Element>) {
+    let (mut r, a, b) = pair();
+    let published = away(&mut r, a, chrono::Duration::hours(24));
+    let content = esession_xmpp::engine::body_message("first");
+    let mut stanzas =
+        r.offline_start(b, "alice@example.org", content, &["second", "third", "fourth"]).unwrap();
+    for s in &mut stanzas {
+        set(s, "from", BOB);
+    }
+    r.advance(chrono::Duration::minutes(30));
+    (r, a, published, stanzas)
+}
+
+/// One failed write of a later stanza loses that stanza (told), not the session: the engine
+/// once rolled the session back to the state kept on disk, as if the server would hand the
+/// stanza over again; it does not (stream management acknowledged it), so the next stanza
+/// failed its MAC and ended the session, losing every later message.
+#[test]
+fn one_failed_write_loses_that_stanza_not_the_session() {
+    let (mut r, a, published, stanzas) = offline_session_of_four();
+    // Write 0: the start; write 1 ("second") fails.
+    r.engine(a)
+        .set_inbox(Box::new(FailOnce { inner: MemoryInbox::default(), writes: 0, fail_at: 1 }))
+        .unwrap();
+    let mut events = alice_returns(&mut r, a, published);
+    let now = r.now();
+    for s in &stanzas {
+        events.extend(r.engine(a).handle(now, s).events);
+    }
+    assert_eq!(bodies(&events), ["first", "third", "fourth"], "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Store(_), .. })));
+    assert!(!events.iter().any(|e| matches!(e, Event::Terminated { .. })), "{events:?}");
+}
+
+/// X187-3.4-02: once her options have expired, Alice decrypts no stanza of an offline session,
+/// even when no tick came since (ticks run at most once a second): the session ends, Expired.
+#[test]
+fn no_stanza_of_an_offline_session_is_decrypted_after_the_options_expire() {
+    let (mut r, a, published, stanzas) = offline_session_of_four();
+    let expires = published.secrets.expires;
+    r.engine(a).set_inbox(Box::new(MemoryInbox::default())).unwrap();
+    alice_returns(&mut r, a, published);
+    let now = r.now();
+    let step = r.engine(a).handle(now, &stanzas[0]);
+    assert_eq!(bodies(&step.events), ["first"]);
+    let _ = r.engine(a).tick(expires - chrono::Duration::milliseconds(400));
+    let step = r.engine(a).handle(expires + chrono::Duration::milliseconds(500), &stanzas[1]);
+    assert!(bodies(&step.events).is_empty(), "decrypted after the expiry: {:?}", step.events);
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Terminated { why: esession_xmpp::Ended::Expired, .. })),
+        "{:?}",
+        step.events
+    );
 }

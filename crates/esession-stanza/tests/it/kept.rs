@@ -16,6 +16,8 @@ fn an_imported_session_receives_as_the_original_and_never_sends() {
         let (mut alice, mut bob) = pair(&p);
         let first = send(&mut bob, "one");
         assert_eq!(recv(&mut alice, &first).as_deref(), Some("one"));
+        alice.receive_only();
+        assert!(!alice.is_sending());
         let kept = alice.export_receiving().unwrap();
         let mut again = Session::import_receiving(kept.expose_secret()).unwrap();
         assert!(!again.is_sending());
@@ -46,7 +48,8 @@ fn an_imported_session_receives_as_the_original_and_never_sends() {
 /// must not crash: every truncation and extension is refused.
 #[test]
 fn every_truncation_and_extension_of_kept_octets_is_refused() {
-    let (alice, _) = pair(&p());
+    let (mut alice, _) = pair(&p());
+    alice.receive_only();
     let kept = alice.export_receiving().unwrap();
     let b = kept.expose_secret();
     for n in 0..b.len() {
@@ -60,14 +63,24 @@ fn every_truncation_and_extension_of_kept_octets_is_refused() {
     assert!(matches!(Session::import_receiving(&other), Err(Error::Snapshot(_))));
 }
 
-/// A closed session has nothing to keep; a compression context is not kept.
+/// A closed session has nothing to keep; a compression context is not kept; a session that
+/// still sends is not exported (its keys are in use, and the copy's counter would go stale):
+/// only after `receive_only`, which wipes the send keys.
 #[test]
-fn closed_and_compressed_sessions_are_not_kept() {
+fn closed_compressed_and_sending_sessions_are_not_kept() {
     let (mut alice, _) = pair(&p());
     alice.close();
     assert_eq!(alice.export_receiving().unwrap_err(), Error::SessionClosed);
     let mut z = p();
     z.compress = Compress::Zlib;
-    let (alice, _) = pair(&z);
+    let (mut alice, _) = pair(&z);
+    alice.receive_only();
     assert!(matches!(alice.export_receiving(), Err(Error::Snapshot(_))));
+    let (mut alice, _) = pair(&p());
+    assert!(alice.is_sending());
+    assert!(matches!(alice.export_receiving(), Err(Error::Snapshot(_))));
+    alice.receive_only();
+    assert!(alice.export_receiving().is_ok());
+    let refused = alice.encrypt(&crate::chat("no"), EncryptOptions::default(), &mut crate::TestRng::new(1));
+    assert_eq!(refused.unwrap_err(), Error::SessionClosed);
 }

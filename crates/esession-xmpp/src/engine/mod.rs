@@ -798,7 +798,7 @@ impl Engine {
             }
             i += 1;
         }
-        // X187-3.2-05: no stanza of an offline session counts after its options expired: the
+        // X187-3.4-02: no stanza of an offline session counts after its options expired: the
         // session ends, its kept state with it.
         let mut i = 0;
         while i < self.sessions.len() {
@@ -1129,6 +1129,13 @@ impl Engine {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
         };
+        // X187-3.4-02: once the options its start answered have expired, no stanza of an
+        // offline session is decrypted: the session ends here, whether or not a tick came.
+        if self.sessions[i].accepted.as_ref().is_some_and(|a| now > a.until) {
+            self.end_session(i, Ended::Expired, &mut step);
+            self.forget_ended_offline();
+            return step;
+        }
         let o = &mut self.sessions[i];
         o.used = now;
         let offline = o.offline;

@@ -369,7 +369,9 @@ impl Engine {
             }
         }
         let replay = staged.keys;
-        if let Some((session, content)) = accepted {
+        if let Some((mut session, content)) = accepted {
+            // X187-4-01: Alice never sends in it: her send keys go at once.
+            session.receive_only();
             let thread = session.thread().to_owned();
             // Held: the key it is held for (never missing: a start identifies with a key).
             let untrusted = if held { session.peer_key().cloned() } else { None };
@@ -538,8 +540,8 @@ impl Engine {
 
     /// A later stanza of the offline session at `i`, decrypted (the session moved on): kept
     /// with the session's new state and the stanza's digest in one write, then told. When the
-    /// write fails, the session goes back to what the inbox keeps of it (the stanza, handed
-    /// over again, is taken then).
+    /// write fails, the failure is told and the session goes on (that stanza is lost, not the
+    /// ones after it).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn take_offline(
         &mut self,
@@ -592,16 +594,15 @@ impl Engine {
             }
             Err(failure) => {
                 step.event(Event::Failed { peer: from.clone(), failure });
-                // Back to the state the inbox keeps: this stanza, handed over again, is
-                // decrypted again then.
-                self.sessions.remove(i);
-                let again = self
-                    .inbox
-                    .as_ref()
-                    .and_then(|inbox| inbox.sessions().ok())
-                    .and_then(|all| all.into_iter().find(|s| s.base == base));
-                if let Some(s) = again {
-                    self.reopen_offline(s);
+                // This stanza is lost (and told); the session goes on from where it is, so that
+                // its later stanzas still decrypt: the server does not hand this one over again
+                // on this connection (stream management acknowledged it). Rolling the session
+                // back to what the inbox keeps lost every later stanza instead (their counters
+                // no longer matched). A copy handed over again is recognised by its digest; the
+                // next write keeps the whole state.
+                if let Some(a) = self.sessions[i].accepted.as_deref_mut() {
+                    a.next = a.next.saturating_add(1);
+                    a.taken.extend(digest);
                 }
             }
         }
@@ -640,7 +641,10 @@ impl Engine {
         self.sessions.push(Open {
             est: Box::new(est),
             offline: true,
-            used: self.ticked.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+            // Reopened before any tick: as recent as the newest session, not the epoch (the
+            // least recently used is the first evicted when `Limits::sessions` is reached, and
+            // a stranger opening sessions must not push a kept one out first).
+            used: self.ticked.unwrap_or(DateTime::<Utc>::MAX_UTC),
             terminating_since: None,
             accepted: Some(Box::new(Accepted {
                 base: k.base,
