@@ -963,6 +963,11 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
         AccountCmd::Contact(c) => contact(s, c).await?,
         AccountCmd::Send { peer, text } => {
             let peer = parse_jid(&peer).map_err(|e| Fail::usage(e.to_string()))?;
+            // An empty text would go out as a stanza without a body, which the contact sees as
+            // nothing at all while this command said "sent".
+            if text.is_empty() {
+                return Err(Fail::usage("nothing to send: the text is empty"));
+            }
             with_client(s, async |client| send(client, &peer, &text).await).await?;
         }
         AccountCmd::Offline(OfflineCmd::Publish) => {

@@ -491,8 +491,17 @@ impl Chat<'_> {
             Event::Presence { peer, .. } if !ours(peer) => return,
             Event::Presence { .. } => self.seen = true,
             Event::Message { peer, offline: false, .. } if ours(peer) => self.since_reply.clear(),
+            // The contact's client went away, answered with an error (a server's bounce for a
+            // resource that is gone) or was replaced by a new session (a restarted client): what
+            // was sent since its last message may never have been read.
             Event::Terminated {
-                peer, why: esession_xmpp::Ended::PeerUnavailable, offline: false, ..
+                peer,
+                why:
+                    esession_xmpp::Ended::PeerUnavailable
+                    | esession_xmpp::Ended::PeerError
+                    | esession_xmpp::Ended::Replaced,
+                offline: false,
+                ..
             } if ours(peer) && !self.since_reply.is_empty() && !self.s.json => {
                 unread = std::mem::take(&mut self.since_reply);
             }

@@ -90,9 +90,14 @@ fn check_vectors(files: &[String]) -> ExitCode {
 
 fn main() -> ExitCode {
     // The party's options are its own (ARCHITECTURE.md): they never meet the account options.
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    if raw.first().map(String::as_str) == Some("party") {
-        let args: Vec<&str> = raw[1..].iter().map(String::as_str).collect();
+    // `args_os`: `std::env::args` panics on an argument that is not UTF-8 (clap refuses it
+    // below, with a usage error).
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if raw.first().and_then(|a| a.to_str()) == Some("party") {
+        let Some(args) = raw[1..].iter().map(|a| a.to_str()).collect::<Option<Vec<&str>>>() else {
+            eprintln!("esession: party: an argument is not UTF-8");
+            return ExitCode::from(2);
+        };
         return party::main(&args);
     }
     let cli = Cli::parse();

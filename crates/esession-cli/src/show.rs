@@ -105,6 +105,19 @@ fn ended_kind(why: Ended) -> &'static str {
     }
 }
 
+/// XMPP error conditions that say a stanza found no one at its address (RFC 6120 §8.3.3).
+fn undelivered(condition: &str) -> bool {
+    matches!(
+        condition,
+        "recipient-unavailable"
+            | "service-unavailable"
+            | "item-not-found"
+            | "remote-server-not-found"
+            | "remote-server-timeout"
+            | "gone"
+    )
+}
+
 /// What to do about a key the peer presented and we do not trust.
 pub(crate) fn untrusted_key_hint(bare: &BareJid) -> String {
     format!(
@@ -124,6 +137,12 @@ fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
                 untrusted_key_hint(&bare)
             )
         }
+        // A delivery error (XMPP's conditions for an address nobody answers at): the server
+        // returned what we sent to a resource that is gone (its client crashed or lost its
+        // connection), not a refusal of the session.
+        Failure::PeerError { condition: Some(c), .. } if undelivered(c) => format!(
+            "!! the server could not deliver to {peer} ({c}): its client is gone; what you sent              since its last message may not have arrived (send it again: a new line starts a new              session when {bare} is back)"
+        ),
         Failure::Negotiation(esession_negotiate::Error::Rejected { condition, .. })
         | Failure::PeerError { condition, .. } => {
             let c = condition.as_deref().unwrap_or("no reason given");
@@ -329,6 +348,21 @@ mod tests {
     fn engine() -> Engine {
         let provider = CryptoProvider { modp: vec![ModpGroup::G14], ..CryptoProvider::default() };
         Engine::new(Config { provider, ..Config::default() }, EngineStores::in_memory())
+    }
+
+    /// A server's bounce for a resource that is gone (its client crashed) read as a refusal with
+    /// a hint about keys; it says the text may not have arrived. A real refusal keeps its hint.
+    #[test]
+    fn a_bounce_is_told_as_undelivered_not_as_a_refusal() {
+        let peer = esession_xmpp::Jid::new("bob@example.com/laptop").unwrap();
+        let bounce = |c: &str| Failure::PeerError { condition: Some(c.to_owned()), fields: Vec::new() };
+        for c in ["recipient-unavailable", "service-unavailable"] {
+            let t = failure(&peer, &bounce(c), Place::Chat);
+            assert!(t.contains("could not deliver") && t.contains("may not have arrived"), "{t}");
+            assert!(!t.contains("refused") && !t.contains("fingerprint"), "{t}");
+        }
+        let t = failure(&peer, &bounce("not-acceptable"), Place::Chat);
+        assert!(t.contains("refused the session (not-acceptable)"), "{t}");
     }
 
     /// Issue 19: a session's start showed three prompts to compare the SAS (its line, then the

@@ -322,6 +322,35 @@ fn fingerprint_pem_says_where_the_key_was_written() {
     assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// An argument that is not UTF-8 is a usage error (status 2), for the commands and for the
+/// party: `std::env::args` panicked on it (status 101). So is an empty text to `send`.
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = Scratch::new("utf8");
+    let bad = std::ffi::OsStr::from_bytes(b"bad \xff arg");
+    for args in [
+        vec![std::ffi::OsStr::new("send"), std::ffi::OsStr::new("bob@example.com"), bad],
+        vec![std::ffi::OsStr::new("party"), bad],
+    ] {
+        let o = Command::new(BIN)
+            .args(&args)
+            .env("XDG_CONFIG_HOME", t.0.join("config"))
+            .env("XDG_DATA_HOME", t.0.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("UTF-8") && !err.contains("panicked"), "{err}");
+    }
+    // An empty text: nothing is sent, and the command does not say it sent something.
+    let o = t.run(&["send", "bob@example.com", ""]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("the text is empty"));
+}
+
 #[cfg(unix)]
 #[test]
 fn the_data_directory_is_private() {
