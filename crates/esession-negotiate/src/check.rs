@@ -225,3 +225,262 @@ pub(crate) fn ssn_unacceptable(request: &Request, required: &[String], a: &SsnAn
     }
     bad
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Every condition of [`unacceptable`], one at a time: an acceptable response, then each
+    //! field moved to a value one rule refuses, which must name that field and no other.
+
+    use super::*;
+    use esession_crypto::{CryptAlg, HashAlg, ModpGroup, SasAlg, SignAlg};
+    use esession_forms::names::{Compress, Logging, StanzaType};
+
+    fn offers() -> Offers {
+        Offers {
+            logging: vec![Logging::May, Logging::MustNot],
+            disclosure: vec![Disclosure::Never, Disclosure::Enabled],
+            security: vec![Security::E2e, Security::C2s],
+            modp: vec![ModpGroup::G14, ModpGroup::G5],
+            crypt_algs: vec![CryptAlg::Aes128Ctr, CryptAlg::Aes256Ctr],
+            hash_algs: vec![HashAlg::Sha256],
+            sign_algs: vec![SignAlg::RsaSha256],
+            compress: vec![Compress::None, Compress::Zlib],
+            stanzas: vec![StanzaType::Message, StanzaType::Iq],
+            ver: vec![Version::V1_0, Version::Unknown("2.0".into())],
+            rekey_freq: 50,
+        }
+    }
+
+    const KEYS: [PubkeyMethod; 2] = [PubkeyMethod::Key, PubkeyMethod::None];
+    const SAS: [SasAlg; 1] = [SasAlg::Sas28x5];
+
+    fn offered(flow: Flow, o: &Offers) -> Offered<'_> {
+        Offered {
+            flow,
+            offers: o,
+            init_pubkey: &KEYS,
+            resp_pubkey: &KEYS,
+            sas_algs: &SAS,
+            none_in_three: false,
+            profile: Profile::Xep,
+        }
+    }
+
+    /// An acceptable answer to [`offers`] in `flow`.
+    fn response(flow: Flow) -> Response {
+        let online = flow != Flow::Published;
+        Response {
+            accept: online.then_some(true),
+            logging: Logging::May,
+            disclosure: Disclosure::Never,
+            security: Security::E2e,
+            modp: ModpGroup::G14,
+            crypt_alg: CryptAlg::Aes128Ctr,
+            hash_alg: HashAlg::Sha256,
+            sign_alg: Some(SignAlg::RsaSha256),
+            compress: Compress::None,
+            stanzas: vec![StanzaType::Message],
+            init_pubkey: online.then_some(PubkeyMethod::Key),
+            resp_pubkey: online.then_some(PubkeyMethod::Key),
+            ver: Version::V1_0,
+            rekey_freq: 50,
+            my_nonce: vec![1; 32],
+            sas_alg: (flow == Flow::Four).then_some(SasAlg::Sas28x5),
+            d: vec![2; 16],
+            nonce: vec![3; 32],
+            counter: 0,
+            terminate: false,
+            identity: None,
+            mac: None,
+            other: Vec::new(),
+        }
+    }
+
+    /// What `unacceptable` names for the acceptable response changed by `change`.
+    fn named(flow: Flow, local: Option<&Support>, change: impl FnOnce(&mut Response)) -> Vec<&'static str> {
+        let o = offers();
+        let mut r = response(flow);
+        change(&mut r);
+        unacceptable(&offered(flow, &o), local, &r)
+    }
+
+    /// Our own acceptance: everything offered above, except what a test takes away.
+    fn local() -> Support {
+        Support {
+            logging: vec![Logging::May, Logging::MustNot],
+            disclosure: vec![Disclosure::Never, Disclosure::Enabled, Disclosure::Disabled],
+            security: vec![Security::E2e, Security::C2s],
+            compress: vec![Compress::None, Compress::Zlib],
+            stanzas: vec![StanzaType::Message, StanzaType::Iq],
+            ver: vec![Version::V1_0, Version::Unknown("2.0".into())],
+            rekey_freq_min: 1,
+            ..Support::default()
+        }
+    }
+
+    #[test]
+    fn the_acceptable_response_is_accepted_in_every_flow() {
+        for flow in [Flow::Four, Flow::Three, Flow::Published] {
+            assert!(named(flow, None, |_| {}).is_empty(), "{flow:?}");
+            assert!(named(flow, Some(&local()), |_| {}).is_empty(), "{flow:?} with our acceptance");
+        }
+    }
+
+    // X155-13-02: `accept` true online; absent only offline.
+    #[test]
+    fn accept_is_required_online_and_never_false() {
+        for flow in [Flow::Four, Flow::Three] {
+            assert_eq!(named(flow, None, |r| r.accept = None), ["accept"], "{flow:?}");
+            assert_eq!(named(flow, None, |r| r.accept = Some(false)), ["accept"], "{flow:?}");
+        }
+        assert_eq!(named(Flow::Published, None, |r| r.accept = Some(false)), ["accept"]);
+        assert!(named(Flow::Published, None, |r| r.accept = None).is_empty());
+    }
+
+    #[test]
+    fn each_option_must_be_offered_and_ours() {
+        let f = Flow::Four;
+        assert_eq!(named(f, None, |r| r.logging = Logging::Unknown("x".into())), ["logging"]);
+        let no_mustnot = Support { logging: vec![Logging::May], ..local() };
+        assert_eq!(named(f, Some(&no_mustnot), |r| r.logging = Logging::MustNot), ["logging"]);
+        assert_eq!(named(f, None, |r| r.disclosure = Disclosure::Unknown("x".into())), ["disclosure"]);
+        let no_enabled = Support { disclosure: vec![Disclosure::Never], ..local() };
+        assert_eq!(named(f, Some(&no_enabled), |r| r.disclosure = Disclosure::Enabled), ["disclosure"]);
+        assert!(named(f, Some(&local()), |r| r.disclosure = Disclosure::Enabled).is_empty());
+        // `c2s` is offered and ours: still not an encrypted session.
+        assert_eq!(named(f, Some(&local()), |r| r.security = Security::C2s), ["security"]);
+        assert_eq!(named(f, None, |r| r.security = Security::None), ["security"]);
+        let no_e2e = Support { security: vec![Security::C2s], ..local() };
+        assert_eq!(named(f, Some(&no_e2e), |_| {}), ["security"]);
+        assert_eq!(named(f, None, |r| r.modp = ModpGroup::G2), ["modp"]);
+        let only_14 = Support {
+            crypto: esession_crypto::CryptoProvider { modp: vec![ModpGroup::G14], ..local().crypto },
+            ..local()
+        };
+        assert_eq!(named(f, Some(&only_14), |r| r.modp = ModpGroup::G5), ["modp"]);
+        assert!(named(f, Some(&only_14), |_| {}).is_empty());
+        assert_eq!(named(f, None, |r| r.crypt_alg = CryptAlg::Aes192Ctr), ["crypt_algs"]);
+        // A cipher nobody knows keys with no hash either.
+        assert_eq!(
+            named(f, None, |r| r.crypt_alg = CryptAlg::Unknown("x".into())),
+            ["crypt_algs", "hash_algs"]
+        );
+        let only_256 = Support {
+            crypto: esession_crypto::CryptoProvider {
+                crypt_algs: vec![CryptAlg::Aes256Ctr],
+                ..local().crypto
+            },
+            ..local()
+        };
+        assert_eq!(named(f, Some(&only_256), |_| {}), ["crypt_algs"]);
+        assert_eq!(named(f, None, |r| r.hash_alg = HashAlg::Unknown("x".into())), ["hash_algs"]);
+        let no_hash = Support {
+            crypto: esession_crypto::CryptoProvider { hash_algs: Vec::new(), ..local().crypto },
+            ..local()
+        };
+        assert_eq!(named(f, Some(&no_hash), |_| {}), ["hash_algs"]);
+        assert_eq!(named(f, None, |r| r.compress = Compress::Lzw), ["compress"]);
+        let no_zlib = Support { compress: vec![Compress::None], ..local() };
+        assert_eq!(named(f, Some(&no_zlib), |r| r.compress = Compress::Zlib), ["compress"]);
+        assert!(named(f, Some(&local()), |r| r.compress = Compress::Zlib).is_empty());
+        assert_eq!(named(f, None, |r| r.ver = Version::Unknown("2.0".into())), ["ver"]);
+        assert_eq!(named(f, None, |r| r.ver = Version::Unknown("3.0".into())), ["ver"]);
+        let no_ver = Support { ver: Vec::new(), ..local() };
+        assert_eq!(named(f, Some(&no_ver), |_| {}), ["ver"]);
+    }
+
+    #[test]
+    fn stanzas_must_be_offered_ours_and_not_none() {
+        let f = Flow::Four;
+        assert_eq!(named(f, None, |r| r.stanzas.clear()), ["stanzas"]);
+        assert_eq!(named(f, None, |r| r.stanzas.push(StanzaType::Presence)), ["stanzas"]);
+        assert!(named(f, None, |r| r.stanzas.push(StanzaType::Iq)).is_empty());
+        let no_iq = Support { stanzas: vec![StanzaType::Message], ..local() };
+        assert_eq!(named(f, Some(&no_iq), |r| r.stanzas.push(StanzaType::Iq)), ["stanzas"]);
+    }
+
+    // X116-4.5.2-03.
+    #[test]
+    fn rekey_freq_is_at_least_the_offer_and_our_minimum() {
+        let f = Flow::Four;
+        assert_eq!(named(f, None, |r| r.rekey_freq = 49), ["rekey_freq"]);
+        assert!(named(f, None, |r| r.rekey_freq = 51).is_empty());
+        let min = Support { rekey_freq_min: 60, ..local() };
+        assert_eq!(named(f, Some(&min), |_| {}), ["rekey_freq"]);
+        assert!(named(f, Some(&min), |r| r.rekey_freq = 60).is_empty());
+    }
+
+    // X116-4.5.2-02 X116-4.5.4-02 X116-4.3-07.
+    #[test]
+    fn identity_methods_follow_the_flow() {
+        for flow in [Flow::Four, Flow::Three] {
+            assert_eq!(named(flow, None, |r| r.init_pubkey = None), ["init_pubkey"], "{flow:?}");
+            assert_eq!(named(flow, None, |r| r.resp_pubkey = None), ["resp_pubkey"], "{flow:?}");
+            let hash = Some(PubkeyMethod::Hash);
+            assert_eq!(named(flow, None, |r| r.init_pubkey = hash.clone()), ["init_pubkey"], "{flow:?}");
+            assert_eq!(named(flow, None, |r| r.resp_pubkey = hash), ["resp_pubkey"], "{flow:?}");
+        }
+        let none = Some(PubkeyMethod::None);
+        assert!(named(Flow::Four, None, |r| r.resp_pubkey = none.clone()).is_empty());
+        assert_eq!(named(Flow::Three, None, |r| r.resp_pubkey = none.clone()), ["resp_pubkey"]);
+        // The deployed dialect's `none` in 3-message.
+        let o = offers();
+        let mut r = response(Flow::Three);
+        r.resp_pubkey = none.clone();
+        assert!(
+            unacceptable(&Offered { none_in_three: true, ..offered(Flow::Three, &o) }, None, &r).is_empty()
+        );
+        // Offline: absent, or `key`.
+        assert!(named(Flow::Published, None, |r| r.resp_pubkey = Some(PubkeyMethod::Key)).is_empty());
+        assert_eq!(named(Flow::Published, None, |r| r.resp_pubkey = none.clone()), ["resp_pubkey"]);
+        assert_eq!(named(Flow::Published, None, |r| r.init_pubkey = none), ["init_pubkey"]);
+    }
+
+    #[test]
+    fn a_signature_algorithm_is_needed_exactly_when_someone_signs() {
+        assert_eq!(named(Flow::Four, None, |r| r.sign_alg = None), ["sign_algs"]);
+        assert_eq!(named(Flow::Published, None, |r| r.sign_alg = None), ["sign_algs"]);
+        assert_eq!(named(Flow::Four, None, |r| r.sign_alg = Some(SignAlg::DsaSha256)), ["sign_algs"]);
+        // Both identities `none`: no signature, and none needed.
+        let unsigned = |r: &mut Response| {
+            r.init_pubkey = Some(PubkeyMethod::None);
+            r.resp_pubkey = Some(PubkeyMethod::None);
+            r.sign_alg = None;
+        };
+        assert!(named(Flow::Four, None, unsigned).is_empty());
+        // One of them signs: needed.
+        assert_eq!(
+            named(Flow::Four, None, |r| {
+                r.init_pubkey = Some(PubkeyMethod::None);
+                r.sign_alg = None;
+            }),
+            ["sign_algs"]
+        );
+        let no_rsa = Support {
+            crypto: esession_crypto::CryptoProvider { sign_algs: Vec::new(), ..local().crypto },
+            ..local()
+        };
+        assert_eq!(named(Flow::Four, Some(&no_rsa), |_| {}), ["sign_algs"]);
+    }
+
+    #[test]
+    fn the_sas_algorithm_follows_the_flow() {
+        assert_eq!(named(Flow::Four, None, |r| r.sas_alg = None), ["sas_algs"]);
+        let other = Some(SasAlg::Unknown("x".into()));
+        assert_eq!(named(Flow::Four, None, |r| r.sas_alg = other.clone()), ["sas_algs"]);
+        assert!(named(Flow::Three, None, |r| r.sas_alg = Some(SasAlg::Sas28x5)).is_empty());
+        assert_eq!(named(Flow::Three, None, |r| r.sas_alg = other), ["sas_algs"]);
+        assert_eq!(named(Flow::Published, None, |r| r.sas_alg = Some(SasAlg::Sas28x5)), ["sas_algs"]);
+    }
+
+    #[test]
+    fn several_fields_are_named_once_each_in_request_order() {
+        let bad = named(Flow::Four, None, |r| {
+            r.sas_alg = None;
+            r.accept = Some(false);
+            r.modp = ModpGroup::G2;
+        });
+        assert_eq!(bad, ["accept", "modp", "sas_algs"]);
+    }
+}
