@@ -489,6 +489,19 @@ impl Chat<'_> {
             }
             // Other contacts coming and going is noise here.
             Event::Presence { peer, .. } if !ours(peer) => return,
+            // Another contact's session: this window cannot verify it or answer in it (its
+            // `/verify` and lines are for this window's contact), so no SAS prompt here.
+            Event::Negotiated { peer, offline: false, .. } if !ours(peer) && !self.s.json => {
+                let other = peer.to_bare();
+                self.note(
+                    "notice",
+                    &format!(
+                        "* {other} opened an encrypted session with you: read and answer it, and compare                          its SAS, in `esession chat {other}` (this window is for {})",
+                        self.bare
+                    ),
+                );
+                return;
+            }
             Event::Presence { .. } => self.seen = true,
             Event::Message { peer, offline: false, .. } if ours(peer) => self.since_reply.clear(),
             // The contact's client went away, answered with an error (a server's bounce for a
