@@ -483,4 +483,66 @@ mod tests {
         });
         assert_eq!(bad, ["accept", "modp", "sas_algs"]);
     }
+
+    fn field(var: &str, required: bool, options: &[&str], values: &[&str]) -> Field {
+        let mut f = Field::new(var);
+        f.required = required;
+        f.options = options.iter().map(|o| esession_forms::dataform::FormOption::new(*o)).collect();
+        f.values = values.iter().map(|v| (*v).to_owned()).collect();
+        f
+    }
+
+    // X155-4.2-03 X155-4.2-04: other fields answered with one offered value; a required field
+    // left unanswered is refused, an optional one is not.
+    #[test]
+    fn other_fields_are_answered_with_one_offered_value() {
+        let offered =
+            [field("language", true, &["en", "de"], &[]), field("xhtml-im", false, &["0", "1"], &[])];
+        assert!(other_answers(&offered, &[field("language", false, &[], &["de"])]).is_empty());
+        assert_eq!(other_answers(&offered, &[]), ["language"]);
+        assert_eq!(other_answers(&offered, &[field("language", false, &[], &["fr"])]), ["language"]);
+        assert_eq!(other_answers(&offered, &[field("language", false, &[], &["en", "de"])]), ["language"]);
+        assert_eq!(other_answers(&offered, &[field("language", false, &[], &[])]), ["language"]);
+        // An answer to a field nobody asked is ignored.
+        let answers = [field("language", false, &[], &["en"]), field("other", false, &[], &["x"])];
+        assert!(other_answers(&offered, &answers).is_empty());
+    }
+
+    // X116-4.4: a plain stanza session answer.
+    #[test]
+    fn a_plain_session_answer_keeps_to_the_offers() {
+        let request = Request {
+            accept: true,
+            offers: offers(),
+            init_pubkey: KEYS.to_vec(),
+            resp_pubkey: KEYS.to_vec(),
+            my_nonce: vec![1; 32],
+            sas_algs: SAS.to_vec(),
+            dh: esession_forms::esession::DhOffer::Hashes(vec![vec![0; 32]; 2]),
+            other: vec![field("language", true, &["en"], &[])],
+        };
+        let good = SsnAnswer {
+            accept: true,
+            logging: Some(Logging::May),
+            disclosure: Some(Disclosure::Never),
+            security: Some(Security::C2s),
+            other: vec![field("language", false, &[], &["en"])],
+        };
+        assert!(ssn_unacceptable(&request, &[], &good).is_empty());
+        let with = |change: &dyn Fn(&mut SsnAnswer)| {
+            let mut a = good.clone();
+            change(&mut a);
+            ssn_unacceptable(&request, &[], &a)
+        };
+        assert_eq!(with(&|a| a.security = Some(Security::E2e)), ["security"]);
+        assert_eq!(with(&|a| a.security = None), ["security"]);
+        assert_eq!(with(&|a| a.logging = Some(Logging::Unknown("x".into()))), ["logging"]);
+        assert_eq!(with(&|a| a.disclosure = Some(Disclosure::Disabled)), ["disclosure"]);
+        assert_eq!(with(&|a| a.other.clear()), ["language"]);
+        // A field the request marked required (XEP-0155 §4.2) that was not answered.
+        assert_eq!(
+            ssn_unacceptable(&request, &["logging".to_owned()], &SsnAnswer { logging: None, ..good.clone() }),
+            ["logging"]
+        );
+    }
 }
