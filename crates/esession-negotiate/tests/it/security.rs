@@ -266,6 +266,28 @@ fn man_in_the_middle_gives_different_sas_and_is_caught_by_retained_secrets() {
     assert!(!a.established.as_ref().unwrap().retained_secret_used());
 }
 
+/// Bob's side of the retained-secret check (X116-4.7): once Alice and Bob share a secret, a
+/// genuine new negotiation alerts neither, and Mallory asking Bob as "Alice" alerts Bob.
+#[test]
+fn bob_is_alerted_when_a_known_contact_shows_no_retained_secret() {
+    let mallory_cfg = Arc::new(small(Config::default()));
+    let (ca, cb, mut a, mut b) = cfgs(Mode::Four);
+    negotiate(Mode::Four, ca.clone(), cb.clone(), &mut a, &mut b, no_tamper());
+    let mismatch = |alerts: &[Alert]| alerts.iter().any(|x| matches!(x, Alert::RetainedSecretMismatch { .. }));
+    for side in [&mut a, &mut b] {
+        side.established = None;
+        side.alerts.clear();
+    }
+    negotiate(Mode::Four, ca, cb.clone(), &mut a, &mut b, no_tamper());
+    assert!(a.established.as_ref().unwrap().retained_secret_used());
+    assert!(!mismatch(&a.alerts) && !mismatch(&b.alerts), "{:?} {:?}", a.alerts, b.alerts);
+    b.established = None;
+    b.alerts.clear();
+    let mut m = Side::new(10);
+    negotiate(Mode::Four, mallory_cfg, cb, &mut m, &mut b, no_tamper());
+    assert!(mismatch(&b.alerts), "{:?}", b.alerts);
+}
+
 #[test]
 fn downgrade_in_transit_is_detected() {
     for mode in [Mode::Three, Mode::Four] {
