@@ -273,7 +273,8 @@ fn bob_is_alerted_when_a_known_contact_shows_no_retained_secret() {
     let mallory_cfg = Arc::new(small(Config::default()));
     let (ca, cb, mut a, mut b) = cfgs(Mode::Four);
     negotiate(Mode::Four, ca.clone(), cb.clone(), &mut a, &mut b, no_tamper());
-    let mismatch = |alerts: &[Alert]| alerts.iter().any(|x| matches!(x, Alert::RetainedSecretMismatch { .. }));
+    let mismatch =
+        |alerts: &[Alert]| alerts.iter().any(|x| matches!(x, Alert::RetainedSecretMismatch { .. }));
     for side in [&mut a, &mut b] {
         side.established = None;
         side.alerts.clear();
