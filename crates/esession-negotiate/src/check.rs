@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(named(f, Some(&no_iq), |r| r.stanzas.push(StanzaType::Iq)), ["stanzas"]);
     }
 
-    // X116-4.5.2-03.
+    // X116-4.5.2-03: at least the offered value and our minimum
     #[test]
     fn rekey_freq_is_at_least_the_offer_and_our_minimum() {
         let f = Flow::Four;
@@ -411,7 +411,7 @@ mod tests {
         assert!(named(f, Some(&min), |r| r.rekey_freq = 60).is_empty());
     }
 
-    // X116-4.5.2-02 X116-4.5.4-02 X116-4.3-07.
+    // X116-4.5.2-02 X116-4.5.4-02 X116-4.3-07: the identity methods of each flow
     #[test]
     fn identity_methods_follow_the_flow() {
         for flow in [Flow::Four, Flow::Three] {
