@@ -52,7 +52,10 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         // ESESSION_QUICK: the slowest tests (the negotiation tamper matrix) sample their cases,
         // so the figures are a lower bound of what the full suite catches.
         m.env("ESESSION_QUICK", "1");
+        // The `mutants` profile (Cargo.toml) keeps the mutants' builds apart from the test
+        // profile's, so that the tree's own builds are not judged against a mutant.
         m.args(["mutants", "--package", krate, "--test-package", krate, "--jobs", "1"])
+            .args(["--profile", "mutants"])
             .args(["--output", &format!("target/mutants/{krate}")])
             .args(&extra);
         // cargo-mutants exits 2 when mutants are missed: that is a result to read, not a failure.

@@ -17,6 +17,7 @@ use crate::exit::{Exit, Fail};
 use crate::show::{self, Place};
 use clap::{Args, Subcommand};
 use esession_crypto::{PrivateKey, Profile, PublicKey};
+use esession_negotiate::KeyState;
 use esession_xmpp::engine::{Inbox, Kept};
 use esession_xmpp::{
     Account, BareJid, Client, Delivery, Error, Event, Jid, Options, Sealing, Tls, fingerprint, parse_bare,
@@ -52,9 +53,18 @@ pub(crate) struct Common {
     /// The configuration file (default: $XDG_CONFIG_HOME/esession/config.toml when it exists).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
-    /// Require STARTTLS (the default for any server that is not on loopback).
-    #[arg(long, global = true)]
-    starttls: bool,
+    /// Require STARTTLS (the default for any server that is not on loopback); `--starttls=false`
+    /// allows plain TCP, to a loopback server only (also yes/no, on/off, 1/0).
+    #[arg(
+        long,
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    starttls: Option<bool>,
     /// Direct TLS (XEP-0368) to --server HOST:PORT (no default port; 5223 is the usual one).
     /// Without --server, the JID's domain's SRV records say where direct TLS is offered.
     #[arg(long, global = true, conflicts_with = "starttls")]
@@ -259,8 +269,8 @@ impl Settings {
             server: c.server.or_else(|| f.server.take()),
             data: c.data.or_else(|| f.data.take()),
             passphrase: c.passphrase.or_else(|| f.passphrase.take()).map(Zeroizing::new),
-            starttls: if c.starttls { Some(true) } else { f.starttls },
-            direct_tls: c.direct_tls || (!c.starttls && f.direct_tls == Some(true)),
+            starttls: c.starttls.or(f.starttls),
+            direct_tls: c.direct_tls || (c.starttls.is_none() && f.direct_tls == Some(true)),
             profile,
             timeout: Duration::from_secs(c.timeout.or(f.timeout).unwrap_or(20)),
             json: c.json,
@@ -347,6 +357,28 @@ fn prompt_secret(prompt: &str) -> Result<Option<Zeroizing<String>>, Fail> {
 }
 
 const DB: &str = "esession.redb";
+
+/// The identity's public key, kept apart in the data directory (PEM) so that `fingerprint`
+/// needs no passphrase: written by `keygen` and by every command that opens the account to
+/// write (an account made by an earlier version gets it then).
+const PUBLIC: &str = "identity.pub.pem";
+
+/// Keeps the identity's public key in `dir`/[`PUBLIC`] when it is missing or another key.
+fn keep_public(dir: &Path, account: &Account) -> Result<(), Fail> {
+    let Some(key) = account.identity()? else { return Ok(()) };
+    let public = key.public_key();
+    let path = dir.join(PUBLIC);
+    if std::fs::read_to_string(&path).ok().and_then(|t| pem_in(&t)).as_ref() == Some(&public) {
+        return Ok(());
+    }
+    let text = public.to_public_key_pem().map_err(|e| Fail::new(Exit::Failure, e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Fail::new(Exit::Failure, format!("{}: {e}", path.display())))
+}
+
+/// The identity's public key kept apart in `dir`, if it is.
+fn kept_public(dir: &Path) -> Option<PublicKey> {
+    pem_in(&std::fs::read_to_string(dir.join(PUBLIC)).ok()?)
+}
 
 /// An opened account. The snapshot (if any) goes after the account is closed.
 pub(crate) struct Opened {
@@ -505,7 +537,10 @@ pub(crate) fn open_write(s: &Settings, offer: bool) -> Result<Opened, Fail> {
     let seal = sealing(s, &dir, new, offer)?;
     let created = prepare(&dir)?;
     match Account::open(&dir, seal) {
-        Ok(account) => Ok(Opened { account, created, _snapshot: None }),
+        Ok(account) => {
+            keep_public(&dir, &account)?;
+            Ok(Opened { account, created, _snapshot: None })
+        }
         Err(e) => {
             if let Some(c) = created {
                 let _ = std::fs::remove_dir_all(c);
@@ -667,14 +702,26 @@ fn pem_in(text: &str) -> Option<PublicKey> {
     PublicKey::from_public_key_pem(&text[start..end]).ok()
 }
 
+/// One key of `trust list` / `trust show`: fingerprint, state in words, petname, JIDs; a key
+/// pinned on first use (never compared) says so, with the command that verifies it.
 fn key_line(r: &esession_negotiate::KeyRecord) -> Result<String, Fail> {
-    Ok(format!(
-        "{}  {}{}  {}",
-        fingerprint(&r.key)?,
-        if r.verified { "verified" } else { "unverified" },
+    let fp = fingerprint(&r.key)?;
+    let state = match r.state() {
+        KeyState::Verified => "verified",
+        KeyState::Pinned => "pinned on first use, NOT verified",
+        _ => "unverified",
+    };
+    let mut line = format!(
+        "{fp}  {state}{}  {}",
         r.petname.as_ref().map(|p| format!(" \"{p}\"")).unwrap_or_default(),
         r.jids.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(", ")
-    ))
+    );
+    if r.state() == KeyState::Pinned {
+        for j in &r.jids {
+            line.push_str(&format!("\n    {j}: {}", show::pinned_words(j, &fp)));
+        }
+    }
+    Ok(line)
 }
 
 fn bare_arg(what: &str, s: &str) -> Result<BareJid, Fail> {
@@ -685,17 +732,49 @@ fn bare_arg(what: &str, s: &str) -> Result<BareJid, Fail> {
     Ok(j.to_bare())
 }
 
+/// What is known of our request to see `bare`'s presence, in words: the server's error for the
+/// address (no such domain or account), or a request not approved yet, or approved.
+pub(crate) fn subscription_words(client: &Client, bare: &BareJid) -> String {
+    if let Some(c) = client.presence_error(bare) {
+        return format!(
+            "the server cannot reach {bare} ({c}): check the address (no such domain or account?)"
+        );
+    }
+    if client.watches(bare) {
+        return format!("{bare} shares its presence with you");
+    }
+    format!(
+        "asked {bare} to share its presence with you: pending until {bare} approves (its presence is \
+         unknown until then, not offline; if it never approves, check the address: a server may not \
+         say that an account does not exist)"
+    )
+}
+
 /// The one line for a failed delivery to `bare`, with what we know of its presence (`seen`: a
 /// presence of it came).
 pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> Fail {
     use esession_negotiate::Check;
+    let contact = |m: String| Fail::new(Exit::Contact, m);
+    // Not offline: an address the server cannot reach, or a request to see its presence that
+    // is still pending.
+    if matches!(e, Error::NotAvailable { .. } | Error::NoOfflineOptions { .. }) {
+        if client.presence_error(bare).is_some() {
+            return contact(subscription_words(client, bare));
+        }
+        if client.asked(bare) && !client.engine().is_available(bare) {
+            return contact(format!(
+                "you asked {bare} to share its presence and it has not approved yet \
+                 (it may be online: you cannot know until it approves), and it has published no offline \
+                 options you may use"
+            ));
+        }
+    }
     // The roster read at login says whether we receive its presence.
     let seen = seen
         || client.watches(bare)
         || client.engine().subscribed_to(bare)
         || client.engine().is_available(bare);
     let said = |c: &Option<String>| c.as_ref().map(|c| format!(" (the server said {c})")).unwrap_or_default();
-    let contact = |m: String| Fail::new(Exit::Contact, m);
     match e {
         Error::NoOfflineOptions { condition, .. } if !seen => contact(format!(
             "no presence of {bare} has reached you (you may not be subscribed to it: `esession contact \
@@ -713,18 +792,15 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
             said(&condition)
         )),
         Error::Offline(esession_offline::Error::Refused(esession_offline::Check::OptionsSignature)) => {
-            contact(format!(
-                "{bare} is offline, and its offline options are signed with a key you have not verified \
-                 (options-signature): {}",
-                show::untrusted_key_hint(bare)
-            ))
+            contact(options_refused(client, bare))
         }
         Error::Negotiation(esession_negotiate::Error::PeerMisbehaved {
             check: Check::KeyTrust | Check::KeyUnknown,
             ..
         }) => contact(format!(
-            "{bare} identified with a key you have not verified: {}",
-            show::untrusted_key_hint(bare)
+            "{bare} identified with a key you have not verified{}. {}",
+            known_keys(client, bare),
+            show::refused_key_hint(bare, show::refused_fingerprint(client.engine(), bare).as_deref())
         )),
         // A resource that does not announce XEP-0116: another client, or a one-shot esession
         // command (it accepts no negotiation, `login`).
@@ -733,14 +809,22 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
              that leaves at once): nothing was sent; try again when {bare} is in a chat (`esession chat`)"
         )),
         Error::Negotiation(esession_negotiate::Error::Rejected { condition, .. }) => contact(format!(
-            "{bare} refused the session ({}); if it has not verified your key, send it yours \
-             (`esession fingerprint --pem MY-KEY.pem`)",
-            condition.as_deref().unwrap_or("no reason given")
+            "{bare} refused the session ({}); {}",
+            condition.as_deref().unwrap_or("no reason given"),
+            show::refused_hint(
+                bare,
+                show::my_fingerprint(client.engine()).as_deref(),
+                Some(&client.jid().to_bare())
+            )
         )),
         // The client reports a peer's error answer to its request as the server's refusal.
         Error::Server { action, condition } if action == "the negotiation" => contact(format!(
-            "{bare} refused the session ({condition}); if it has not verified your key, send it yours \
-             (`esession fingerprint --pem MY-KEY.pem`)"
+            "{bare} refused the session ({condition}); {}",
+            show::refused_hint(
+                bare,
+                show::my_fingerprint(client.engine()).as_deref(),
+                Some(&client.jid().to_bare())
+            )
         )),
         // The connection is lost (a server restarting, a network drop): the client said so at
         // once, and reconnects by itself.
@@ -758,6 +842,30 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
         ),
         e => e.into(),
     }
+}
+
+/// `; the key you have for JID is FP` (or the keys), when some are known.
+fn known_keys(client: &Client, bare: &BareJid) -> String {
+    let fps: Vec<String> =
+        client.engine().trust().for_jid(bare).iter().filter_map(|r| fingerprint(&r.key).ok()).collect();
+    match fps.as_slice() {
+        [] => format!(" (you have no key of {bare} yet)"),
+        [one] => format!(" (the key you have for {bare} is {one}: it may have a new one)"),
+        _ => format!(" (the keys you have for {bare} are {}: it may have a new one)", fps.join(", ")),
+    }
+}
+
+/// Offline options that no key we trust for `bare` signed, in words: nothing was sent, the
+/// options name no key (XEP-0187 publishes signatures only), so the fingerprint to compare is
+/// the one `bare` reads out, and one command trusts its key.
+pub(crate) fn options_refused(client: &Client, bare: &BareJid) -> String {
+    format!(
+        "{bare} is offline, and its offline options are not signed by a key you \
+         trust for {bare}{} (the options carry signatures, not the key itself, so its fingerprint \
+         cannot be shown here). {}",
+        known_keys(client, bare),
+        show::untrusted_key_hint(bare)
+    )
 }
 
 /// Answers an IQ request the engine left to us: a roster push with a result (RFC 6121 §2.1.6),
@@ -813,12 +921,29 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             }
             .map_err(|e| Fail::usage(format!("key generation: {e}")))?;
             opened.account.set_identity(&key, force)?;
+            keep_public(&s.dir()?, &opened.account)?;
             out!("identity key: {}", fingerprint(&key.public_key())?);
         }
         AccountCmd::Fingerprint { pem } => {
             let no_key = || Fail::new(Exit::Account, "no identity key: run `esession keygen`");
-            let opened = open_read(s)?.ok_or_else(no_key)?;
-            let public = opened.account.identity()?.ok_or_else(no_key)?.public_key();
+            let dir = s.dir()?;
+            // The public key kept apart: no passphrase. Else (an account of an earlier version,
+            // sealed with a passphrase) it is read from the sealed key, and the prompt says why.
+            let public = match kept_public(&dir) {
+                Some(k) if dir.join(DB).exists() => k,
+                _ => {
+                    if s.passphrase.is_none() && dir.join("salt").exists() && !dir.join("seal.key").exists() {
+                        eprintln!(
+                            "esession: this account's identity key is sealed with its passphrase, and its public \
+                             key is not kept apart yet (an account of an earlier version): the passphrase is \
+                             needed to read it (a command that logs in keeps it apart, after which it is not \
+                             asked here)"
+                        );
+                    }
+                    let opened = open_read(s)?.ok_or_else(no_key)?;
+                    opened.account.identity()?.ok_or_else(no_key)?.public_key()
+                }
+            };
             out!("{}", fingerprint(&public)?);
             if let Some(path) = pem {
                 let text = public.to_public_key_pem().map_err(|e| Fail::new(Exit::Failure, e.to_string()))?;
@@ -843,11 +968,17 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             }
         }
         AccountCmd::Trust(TrustCmd::List) => {
-            let Some(opened) = open_read(s)? else {
-                out!("no keys known yet");
-                return Ok(());
+            let records = match open_read(s)? {
+                Some(opened) => opened.account.associations()?,
+                None => Vec::new(),
             };
-            for r in opened.account.associations()? {
+            if records.is_empty() {
+                out!(
+                    "no trusted keys: none known yet (`esession trust verify JID KEY.pem` trusts a contact's \
+                     key after you compared its fingerprint)"
+                );
+            }
+            for r in records {
                 out!("{}", key_line(&r)?);
             }
         }
@@ -902,6 +1033,11 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                 let text = std::fs::read_to_string(&key).map_err(|e| Fail::usage(format!("{key}: {e}")))?;
                 pem_in(&text)
                     .ok_or_else(|| Fail::usage(format!("{key}: not a PEM public key (RSA or DSA)")))?
+            } else if key.chars().any(|c| !c.is_ascii_hexdigit() && !c.is_whitespace() && c != ':') {
+                // Not a fingerprint (hex digits): a file name that names no file.
+                return Err(Fail::usage(format!(
+                    "{key}: no such file (and not a fingerprint, which is hex digits)"
+                )));
             } else {
                 key_by_fingerprint(&opened.account, &key)?
             };
@@ -1020,11 +1156,7 @@ async fn send(client: &mut Client, peer: &Jid, text: &str) -> Result<(), Fail> {
     let seen_early = wait_presence(client, &bare).await;
     match client.send_text(peer, text).await {
         Ok(Delivery::Online { sas }) => {
-            let key = match show::session_key(client.engine(), &bare) {
-                Some((fp, true)) => format!("; its key {fp} is verified"),
-                Some((fp, false)) => format!("; its key {fp} is NOT verified"),
-                None => String::new(),
-            };
+            let key = show::key_words(&bare, show::session_key(client.engine(), &bare));
             out!(
                 "sent to {bare} in an encrypted session{}{key}",
                 sas.map(|s| format!(" (SAS {s})")).unwrap_or_default()
@@ -1210,10 +1342,8 @@ async fn contact_on(
     let said = match (c, target) {
         (ContactCmd::Add { .. }, Some(b)) => {
             add(client, b).await?;
-            format!(
-                "asked {b} to share its presence with you: {b} approves with `esession contact approve {me}`, \
-                 which also asks for yours; approve that with `esession contact approve {b}`"
-            )
+            // Told below, once the server had a moment to answer for the address.
+            String::new()
         }
         (ContactCmd::Approve { .. }, Some(b)) => {
             client.approve(b).await?;
@@ -1238,6 +1368,17 @@ async fn contact_on(
     };
     // Let the server act before the stream closes.
     let _ = client.settle().await;
+    let mut said = said;
+    if let (ContactCmd::Add { .. }, Some(b)) = (c, target) {
+        if client.presence_error(b).is_some() {
+            return Err(Fail::new(Exit::Contact, subscription_words(client, b)));
+        }
+        said = format!(
+            "{}; {b} approves with `esession contact approve {me}`, which also asks for yours; approve \
+             that with `esession contact approve {b}`",
+            subscription_words(client, b)
+        );
+    }
     if !said.is_empty() {
         if s.json {
             out!("{}", show::note("contact", &said, serde_json::json!({})));
@@ -1279,25 +1420,46 @@ async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> 
     for b in client.watched() {
         seen.entry(b.to_string()).or_default();
     }
+    // Those we asked, who have not approved yet (ejabberd sends nothing of them).
+    for b in client.pending_requests() {
+        seen.entry(b.to_string()).or_default();
+    }
     let trust = client.engine().trust();
-    let keys = |bare: &str| -> (usize, bool) {
-        let Ok(b) = parse_bare(bare) else { return (0, false) };
+    let keys = |bare: &str| -> (usize, KeyState) {
+        let Ok(b) = parse_bare(bare) else { return (0, KeyState::Unverified) };
         let rs = trust.for_jid(&b);
-        (rs.len(), rs.iter().any(|r| r.verified))
+        let state = if rs.iter().any(|r| r.verified) {
+            KeyState::Verified
+        } else if rs.iter().any(|r| r.pinned) {
+            KeyState::Pinned
+        } else {
+            KeyState::Unverified
+        };
+        (rs.len(), state)
     };
     for (bare, resources) in &seen {
-        let (n, verified) = keys(bare);
-        let key = match (n, verified) {
+        let (n, state) = keys(bare);
+        let verified = state == KeyState::Verified;
+        let key = match (n, state) {
             (0, _) => "no key known",
-            (_, true) => "key verified",
+            (_, KeyState::Verified) => "key verified",
+            (_, KeyState::Pinned) => "key pinned on first use, not verified",
             _ => "key not verified",
         };
+        let b = parse_bare(bare).ok();
+        let error = b.as_ref().and_then(|b| client.presence_error(b)).filter(|_| resources.is_empty());
+        let pending = b.as_ref().is_some_and(|b| client.asked(b)) && resources.is_empty();
         if s.json {
             out!(
                 "{}",
-                serde_json::json!({"event": "contact", "jid": bare, "online": !resources.is_empty(),
-                    "resources": resources, "keys": n, "verified": verified})
+                serde_json::json!({"time": show::utc(), "event": "contact", "jid": bare, "online": !resources.is_empty(),
+                    "resources": resources, "keys": n, "verified": verified,
+                    "pinned": state == KeyState::Pinned, "pending": pending, "error": error})
             );
+        } else if let Some(c) = error {
+            out!("{bare}  not found: the server cannot reach it ({c}; no such domain or account?)");
+        } else if pending {
+            out!("{bare}  asked, not approved yet (its presence is unknown until it approves)  ({key})");
         } else if resources.is_empty() {
             out!("{bare}  offline  ({key})");
         } else {
@@ -1306,7 +1468,7 @@ async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> 
     }
     for a in &asking {
         if s.json {
-            out!("{}", serde_json::json!({"event": "subscription-request", "peer": a}));
+            out!("{}", serde_json::json!({"time": show::utc(), "event": "subscription-request", "peer": a}));
         } else {
             out!("{a}  asks to see your presence: `esession contact approve {a}`");
         }

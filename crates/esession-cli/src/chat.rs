@@ -10,7 +10,7 @@ use crate::account::{self, Settings};
 use crate::exit::{Exit, Fail};
 use crate::input::{self, Input, Printer};
 use crate::show::{self, Place};
-use esession_negotiate::Mode;
+use esession_negotiate::{KeyState, Mode};
 use esession_xmpp::{BareJid, Client, Delivery, Error, Event, Jid, fingerprint, parse_jid};
 use std::time::Duration;
 
@@ -25,7 +25,8 @@ commands (never sent; start a line with // to send one that begins with /):
   /end           end the session (the chat goes on)
   /add           ask to see the contact's presence
   /approve [JID] let JID (default: the contact) see your presence, and ask to see its presence
-  /trust FP      trust the key FP of offline messages held unread (compare it first): read them
+  /trust FP      trust the key FP (compare it first): of offline messages held unread (read
+                 them), or the one the contact was refused for
   /refuse FP     drop the offline messages held for the key FP, unread
   /quit          end the session and leave (also Ctrl-C, Ctrl-D)";
 
@@ -69,6 +70,9 @@ struct Chat<'a> {
     shown_sas: Option<String>,
     /// A presence of the peer came (available or not): we are subscribed to it.
     seen: bool,
+    /// Our own connection is lost and not yet back ([`Event::Reconnected`]): what the engine
+    /// last saw of the peer's presence is stale.
+    down: bool,
     prompt: input::LivePrompt,
     out: Printer,
     /// The lines sent online lately, by stanza id: the one the server did not confirm before
@@ -77,6 +81,32 @@ struct Chat<'a> {
     /// The lines sent online since the peer's last message (at most 64): named when its client
     /// goes away without ending the session, since it may not have read them.
     since_reply: Vec<String>,
+    /// The presence last shown for each resource of the peer: one notice per change.
+    presence: PresenceShown,
+}
+
+/// The presence last shown per resource (at most 64 remembered): a server that sends the same
+/// presence twice (a probe's answer and the broadcast, a reconnection) shows it once.
+#[derive(Default)]
+struct PresenceShown(std::collections::HashMap<Jid, bool>);
+
+impl PresenceShown {
+    /// Whether `available` for `peer` is news (then it is remembered).
+    fn changed(&mut self, peer: &Jid, available: bool) -> bool {
+        if self.0.get(peer) == Some(&available) {
+            return false;
+        }
+        if self.0.len() >= 64 && !self.0.contains_key(peer) {
+            self.0.clear();
+        }
+        self.0.insert(peer.clone(), available);
+        true
+    }
+
+    /// Forgets everything (a new stream: the server sends every presence again).
+    fn reset(&mut self) {
+        self.0.clear();
+    }
 }
 
 impl Chat<'_> {
@@ -102,9 +132,13 @@ impl Chat<'_> {
 
     fn state(&self, client: &Client) -> &'static str {
         let e = client.engine();
-        if e.has_session(&self.bare) {
+        if self.down {
+            "connection lost"
+        } else if e.has_session(&self.bare) {
             if show::verified(client.engine(), &self.bare) {
                 "encrypted, verified"
+            } else if show::session_key(e, &self.bare).is_some_and(|(_, s)| s == KeyState::Pinned) {
+                "encrypted, key pinned, NOT verified"
             } else {
                 "encrypted, NOT verified"
             }
@@ -114,6 +148,10 @@ impl Chat<'_> {
             "negotiating"
         } else if e.is_available(&self.bare) {
             "online, no session"
+        } else if client.presence_error(&self.bare).is_some() {
+            "address not found?"
+        } else if client.asked(&self.bare) {
+            "asked, not approved yet"
         } else if self.sees_presence(client) {
             "offline, no session"
         } else {
@@ -144,7 +182,22 @@ impl Chat<'_> {
     /// start, [`show::started`]).
     fn announce(&mut self, client: &Client, sas: Option<String>) {
         let who = self.bare.to_string();
-        self.note("session", &show::started(client.engine(), &self.bare, &who, sas.as_deref(), Place::Chat));
+        let text = show::started(client.engine(), &self.bare, &who, sas.as_deref(), Place::Chat);
+        if self.s.json {
+            // The fields docs/xmpp.md promises for `session`, as `receive` gives them.
+            let key = show::session_key(client.engine(), &self.bare);
+            let peer =
+                client.engine().session_peer(&self.bare).map_or_else(|| who.clone(), ToString::to_string);
+            let extra = serde_json::json!({
+                "peer": peer, "offline": false, "sas": sas,
+                "fingerprint": key.as_ref().map(|k| k.0.clone()),
+                "verified": key.as_ref().is_some_and(|k| k.1 == KeyState::Verified),
+                "pinned": key.as_ref().is_some_and(|k| k.1 == KeyState::Pinned),
+            });
+            self.out.line(&show::note("session", &text, extra).to_string());
+        } else {
+            self.note("session", &text);
+        }
         if sas.is_some() {
             self.shown_sas = sas;
         }
@@ -279,6 +332,17 @@ impl Chat<'_> {
                 ),
             },
             "/sas" => match client.engine().sas(&self.bare).map(ToString::to_string) {
+                // Confirmed already (/verify): the SAS, and that it is done.
+                Some(sas) if show::verified(client.engine(), &self.bare) => {
+                    self.note(
+                        "sas",
+                        &format!(
+                            "* SAS {sas}: {} is verified (you confirmed this SAS, or its key)",
+                            self.bare
+                        ),
+                    );
+                    self.shown_sas = Some(sas);
+                }
                 Some(sas) => {
                     self.note(
                         "sas",
@@ -322,7 +386,9 @@ impl Chat<'_> {
                     .and_then(|k| fingerprint(&k.public_key()).ok())
                     .unwrap_or_else(|| "no identity key (`esession keygen` makes one)".to_owned());
                 let theirs = match show::session_key(client.engine(), &self.bare) {
-                    Some((fp, v)) => format!("{fp} ({})", if v { "verified" } else { "NOT verified" }),
+                    Some((fp, KeyState::Verified)) => format!("{fp} (verified)"),
+                    Some((fp, KeyState::Pinned)) => format!("{fp} ({})", show::pinned_words(&self.bare, &fp)),
+                    Some((fp, _)) => format!("{fp} (NOT verified)"),
                     None => {
                         let known: Vec<String> = client
                             .engine()
@@ -369,7 +435,19 @@ impl Chat<'_> {
             }
             "/add" => match account::add(client, &self.bare).await {
                 Ok(()) => {
-                    self.note("notice", &format!("* asked {} to share its presence with you", self.bare))
+                    // The server answers an address it cannot reach at once (no such domain):
+                    // a moment for it; what else comes meanwhile stays queued.
+                    let b = self.bare.clone();
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(1500),
+                        client.wait_for(|e| matches!(e, Event::Presence { peer, .. } if peer.to_bare() == b)),
+                    )
+                    .await;
+                    let said = account::subscription_words(client, &self.bare);
+                    match client.presence_error(&self.bare) {
+                        Some(_) => self.note("failed", &format!("!! {said}")),
+                        None => self.note("notice", &format!("* {said}")),
+                    }
                 }
                 Err(e) => self.note("failed", &format!("!! {e}")),
             },
@@ -442,6 +520,24 @@ impl Chat<'_> {
             }
         }
         if senders.is_empty() {
+            // The key the contact identified with in a negotiation refused for it (compared
+            // now, trusted: the next line starts a session).
+            if trust
+                && let Some(key) = client.engine().refused_key(&self.bare)
+                && fingerprint(&key).is_ok_and(|f| account::normal_fp(&f) == want)
+            {
+                match client.engine_mut().verify_key(&self.bare, key) {
+                    Ok(()) => self.note(
+                        "trusted",
+                        &format!(
+                            "* the key {fp} is verified for {}: a line you type now starts a session",
+                            self.bare
+                        ),
+                    ),
+                    Err(e) => self.note("failed", &format!("!! not trusted: {e}")),
+                }
+                return;
+            }
             return self.note("refused", &format!("!! no offline message is held for the key {fp}"));
         }
         for (peer, key) in senders {
@@ -496,13 +592,23 @@ impl Chat<'_> {
                 self.note(
                     "notice",
                     &format!(
-                        "* {other} opened an encrypted session with you: read and answer it, and compare                          its SAS, in `esession chat {other}` (this window is for {})",
+                        "* {other} opened an encrypted session with you: read and answer it, and compare \
+                         its SAS, in `esession chat {other}` (this window is for {})",
                         self.bare
                     ),
                 );
                 return;
             }
-            Event::Presence { .. } => self.seen = true,
+            // Our request to see its presence is pending: an unavailable presence (Prosody sends
+            // one) says nothing of whether it is online.
+            Event::Presence { available: false, .. } if client.asked(&self.bare) => return,
+            Event::Presence { peer, available } => {
+                self.seen = true;
+                if !self.presence.changed(peer, *available) {
+                    return;
+                }
+            }
+            Event::Reconnected { resumed: false, .. } => self.presence.reset(),
             Event::Message { peer, offline: false, .. } if ours(peer) => self.since_reply.clear(),
             // The contact's client went away, answered with an error (a server's bounce for a
             // resource that is gone) or was replaced by a new session (a restarted client): what
@@ -643,10 +749,12 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
         bare,
         shown_sas: None,
         seen: false,
+        down: false,
         prompt: prompt.clone(),
         out: Printer::plain(),
         recent: std::collections::VecDeque::new(),
         since_reply: Vec::new(),
+        presence: PresenceShown::default(),
     };
     chat.note("notice", &format!("* logged in as {} (/help lists the commands)", client.jid()));
     chat.opening(client).await;
@@ -661,23 +769,17 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
     loop {
         chat.update_prompt(client);
         let signal = signals.any();
+        // Biased: what the client has queued (a reconnection told, the sessions it ended) is
+        // shown before the next typed line is handled, so that a line's new session is never
+        // told before the reconnection it follows.
         tokio::select! {
-            i = rx.recv() => match i {
-                None | Some(Input::Eof | Input::Interrupt) => break,
-                Some(Input::NotUtf8) => chat.note("not-sent", "!! that line is not UTF-8: NOT sent (the chat goes on)"),
-                Some(Input::TooLong(n)) => chat.note(
-                    "not-sent",
-                    &format!("!! that line has {n} octets, more than {}: NOT sent (split it)", input::MAX_LINE),
-                ),
-                Some(Input::Line(l)) => {
-                    if let Flow::Quit = chat.line(client, &l).await {
-                        break;
-                    }
-                }
-            },
+            biased;
             e = client.next_event() => match e {
                 Ok(e) => {
                     lost = 0;
+                    if matches!(e, Event::Reconnected { .. }) {
+                        chat.down = false;
+                    }
                     chat.event(client, e).await;
                 }
                 Err(Error::Disconnected(None)) => {
@@ -688,6 +790,9 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
                 // (Event::Reconnected), with what the outage ended.
                 Err(e) => {
                     lost += 1;
+                    chat.down = true;
+                    // Before the note, whose repaint shows the prompt.
+                    chat.update_prompt(client);
                     let what = match &e {
                         Error::Disconnected(Some(_)) => "the connection to the server was lost".to_owned(),
                         other => other.to_string(),
@@ -701,6 +806,19 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
                     );
                     if lost >= 5 {
                         failure = Some(Fail::from(e));
+                        break;
+                    }
+                }
+            },
+            i = rx.recv() => match i {
+                None | Some(Input::Eof | Input::Interrupt) => break,
+                Some(Input::NotUtf8) => chat.note("not-sent", "!! that line is not UTF-8: NOT sent (the chat goes on)"),
+                Some(Input::TooLong(n)) => chat.note(
+                    "not-sent",
+                    &format!("!! that line has {n} octets, more than {}: NOT sent (split it)", input::MAX_LINE),
+                ),
+                Some(Input::Line(l)) => {
+                    if let Flow::Quit = chat.line(client, &l).await {
                         break;
                     }
                 }
@@ -723,6 +841,22 @@ pub(crate) async fn run(s: &Settings, client: &mut Client, peer: Jid) -> Result<
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Issue 19: a presence the server sent twice was shown twice; one notice per change, and
+    /// again after a reconnection (the server sends every presence again then).
+    #[test]
+    fn a_presence_is_shown_once_per_change() {
+        let bob = parse_jid("bob@example.org/laptop").unwrap();
+        let desk = parse_jid("bob@example.org/desk").unwrap();
+        let mut p = PresenceShown::default();
+        assert!(p.changed(&bob, true));
+        assert!(!p.changed(&bob, true), "the same presence again is not news");
+        assert!(p.changed(&desk, true), "another resource is");
+        assert!(p.changed(&bob, false) && !p.changed(&bob, false));
+        assert!(p.changed(&bob, true));
+        p.reset();
+        assert!(p.changed(&bob, true), "after a reconnection it is shown again");
+    }
 
     /// Issue 19: the opening for an offline contact without offline options said lines were
     /// "not sent until" it came online, as if they were queued; none is.

@@ -128,7 +128,58 @@ impl From<Error> for Fail {
                  stop it first (read-only commands such as `trust list` still work)",
             );
         }
-        Fail::new(exit_of(&e), e.to_string())
+        Fail::new(exit_of(&e), in_words(&e))
+    }
+}
+
+/// The error's text, with what the XMPP library below tells only by the Debug names of its
+/// types (a DNS failure, a SASL condition) said in words.
+fn in_words(e: &Error) -> String {
+    let text = e.to_string();
+    match e {
+        Error::Unreachable { server, source: Some(s) } => {
+            let cause = s.to_string();
+            if !cause.starts_with("Dns(") {
+                return text;
+            }
+            let why = if cause.contains("NXDomain") {
+                "the domain does not exist (DNS says there is no such name)"
+            } else if cause.contains("NoRecordsFound") {
+                "the domain has no address (DNS has no SRV, A or AAAA record for it)"
+            } else {
+                "its name could not be resolved (DNS failed)"
+            };
+            format!(
+                "cannot reach the server {server}: {why}; check the domain of the JID, or give --server HOST:PORT"
+            )
+        }
+        Error::Auth(Some(s)) => {
+            let cause = s.to_string();
+            let Some(name) = cause.strip_prefix("failure from the server: ") else { return text };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return text;
+            }
+            // The SASL condition (RFC 6120 §6.5), from its Debug name: `NotAuthorized` is
+            // `not-authorized`.
+            let mut condition = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    condition.push('-');
+                }
+                condition.push(c.to_ascii_lowercase());
+            }
+            let why = match condition.as_str() {
+                "not-authorized" => "the server says the JID or the password is wrong",
+                "account-disabled" => "the server says this account is disabled",
+                "credentials-expired" => "the server says the password has expired",
+                "encryption-required" => "the server requires an encrypted connection for this login",
+                "temporary-auth-failure" => "the server could not check the login just now: try again later",
+                "mechanism-too-weak" => "the server finds the login method too weak",
+                _ => "the server refused it",
+            };
+            format!("login refused: {why} ({condition})")
+        }
+        _ => text,
     }
 }
 
@@ -204,5 +255,34 @@ mod tests {
             assert_eq!(f.exit, want, "{text}");
             assert_eq!(f.to_string().lines().count(), 1);
         }
+    }
+
+    #[test]
+    fn dns_failures_and_sasl_conditions_are_said_in_words() {
+        let cause = |t: &str| -> Option<esession_xmpp::BoxError> {
+            Some(Box::new(std::io::Error::other(t.to_owned())))
+        };
+        let nx = Error::Unreachable {
+            server: "example.invalid".into(),
+            source: cause(
+                "Dns(NoRecordsFound(NoRecords { query: Query { name: Name(\"example.invalid.\") }, \
+                 soa: None, ns: None, negative_ttl: None, response_code: NXDomain, trusted: true }))",
+            ),
+        };
+        let t = Fail::from(nx).to_string();
+        assert!(t.contains("example.invalid") && t.contains("does not exist"), "{t}");
+        assert!(!t.contains("Dns(") && !t.contains("NXDomain"), "{t}");
+        let none = Error::Unreachable {
+            server: "example.org".into(),
+            source: cause("Dns(NoRecordsFound(NoRecords { response_code: NoError }))"),
+        };
+        let t = Fail::from(none).to_string();
+        assert!(t.contains("has no address") && !t.contains("NoRecords"), "{t}");
+        let t = Fail::from(Error::Auth(cause("failure from the server: NotAuthorized"))).to_string();
+        assert!(t.contains("JID or the password is wrong") && t.contains("(not-authorized)"), "{t}");
+        assert!(!t.contains("NotAuthorized"), "{t}");
+        // Anything else is left as the library says it.
+        let t = Fail::from(Error::Auth(cause("no matching SASL mechanism available"))).to_string();
+        assert!(t.contains("no matching SASL mechanism"), "{t}");
     }
 }

@@ -168,13 +168,24 @@ pub(crate) fn start(
     (Printer::plain(), None)
 }
 
+/// The prompt of the rest of a line that is not UTF-8: what is typed on it up to Enter is
+/// refused with the line.
+const REFUSING: &str = "!! not UTF-8: this line is NOT sent (Enter ends it)> ";
+
 /// The editor's loop.
 fn edit(mut ed: rustyline::DefaultEditor, prompt: &LivePrompt, tx: &UnboundedSender<Input>) {
     use rustyline::error::ReadlineError;
-    // After an octet that is not UTF-8 the editor gives up on the line and drops what it had read
-    // beyond (the rest of a paste); what is typed next shows on a fresh prompt: a new line.
+    // After an octet that is not UTF-8 the editor gives up on the line (and may drop what it had
+    // read beyond, the rest of a paste); what is typed next, up to Enter, is still that line:
+    // it is read on a prompt that says so and refused with it, never sent as a line of its own.
+    let mut rest_of_bad_line = false;
     loop {
-        let i = match ed.readline(prompt) {
+        let read = if rest_of_bad_line { ed.readline(REFUSING) } else { ed.readline(prompt) };
+        let i = match read {
+            Ok(_) if rest_of_bad_line => {
+                rest_of_bad_line = false;
+                Input::NotUtf8
+            }
             Ok(line) if line.len() > MAX_LINE => Input::TooLong(line.len()),
             Ok(line) => {
                 // Leaving: no prompt after it.
@@ -186,7 +197,10 @@ fn edit(mut ed: rustyline::DefaultEditor, prompt: &LivePrompt, tx: &UnboundedSen
             }
             Err(ReadlineError::Interrupted) => Input::Interrupt,
             Err(ReadlineError::Eof) => Input::Eof,
-            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => Input::NotUtf8,
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                rest_of_bad_line = true;
+                continue;
+            }
             // A resized window, an interrupted read: the line goes on.
             Err(ReadlineError::Signal(_)) => continue,
             Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,

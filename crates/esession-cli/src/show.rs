@@ -1,7 +1,7 @@
 //! How the account commands show what happens: one line of words per event (alerts and
 //! failures by their `Display`, never `Debug`), or one JSON object per line with `--json`.
 
-use esession_negotiate::Check;
+use esession_negotiate::{Check, KeyState};
 use esession_xmpp::{Alert, BareJid, Ended, Engine, Event, Failure, Jid, fingerprint};
 use serde_json::{Value, json};
 
@@ -22,29 +22,61 @@ pub(crate) fn utc() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The key the peer of the active session with `bare` proved, with whether the user verified it.
-pub(crate) fn session_key(engine: &Engine, bare: &BareJid) -> Option<(String, bool)> {
+/// The key the peer of the active session with `bare` proved, with how far the user trusts it
+/// (verified, pinned on first use, or neither).
+pub(crate) fn session_key(engine: &Engine, bare: &BareJid) -> Option<(String, KeyState)> {
     let key = engine.session(bare)?.peer_key()?;
     let fp = fingerprint(key).ok()?;
-    let verified = engine.trust().record(key).is_some_and(|r| r.verified);
-    Some((fp, verified))
+    let state = engine.trust().record(key).map_or(KeyState::Unverified, |r| r.state());
+    Some((fp, state))
+}
+
+/// The key the peer proved in the session of `thread` (online or offline), with how far the
+/// user trusts it.
+pub(crate) fn thread_key(engine: &Engine, bare: &BareJid, thread: &str) -> Option<(String, KeyState)> {
+    let key = engine.peer_key_of(bare, thread)?;
+    let fp = fingerprint(key).ok()?;
+    let state = engine.trust().record(key).map_or(KeyState::Unverified, |r| r.state());
+    Some((fp, state))
 }
 
 /// Whether the user verified the peer of the session with `bare`: confirmed a SAS with it, or
-/// verified the key it proved.
+/// verified the key it proved (a key pinned on first use is not verified).
 pub(crate) fn verified(engine: &Engine, bare: &BareJid) -> bool {
-    engine.trust().sas_confirmed(bare) || session_key(engine, bare).is_some_and(|(_, v)| v)
+    engine.trust().sas_confirmed(bare)
+        || session_key(engine, bare).is_some_and(|(_, s)| s == KeyState::Verified)
+}
+
+/// The fingerprint as one word (what `trust verify` takes).
+pub(crate) fn compact(fp: &str) -> String {
+    fp.split_whitespace().collect()
+}
+
+/// The words for a key pinned on first use (trusted because it came first, never compared),
+/// and how to verify it.
+pub(crate) fn pinned_words(bare: &BareJid, fp: &str) -> String {
+    format!(
+        "pinned on first use, not verified: compare fingerprints with {bare} (it runs `esession \
+         fingerprint`), then `esession trust verify {bare} {}`",
+        compact(fp)
+    )
+}
+
+/// `; its key FP is ...`: the words for the key of a session.
+pub(crate) fn key_words(bare: &BareJid, key: Option<(String, KeyState)>) -> String {
+    match key {
+        Some((fp, KeyState::Verified)) => format!("; its key {fp} is verified"),
+        Some((fp, KeyState::Pinned)) => format!("; its key {fp} was {}", pinned_words(bare, &fp)),
+        Some((fp, _)) => format!("; its key {fp} is NOT verified"),
+        None => String::new(),
+    }
 }
 
 /// The words for a new online session with `who` (`bare`'s resource, or its petname): the key
 /// it proved, then one SAS line, the only one of the session (the negotiation's reminders to
 /// compare it are not shown again, [`text`]).
 pub(crate) fn started(engine: &Engine, bare: &BareJid, who: &str, sas: Option<&str>, place: Place) -> String {
-    let key = match session_key(engine, bare) {
-        Some((fp, true)) => format!("; its key {fp} is verified"),
-        Some((fp, false)) => format!("; its key {fp} is NOT verified"),
-        None => String::new(),
-    };
+    let key = key_words(bare, session_key(engine, bare));
     let Some(sas) = sas else {
         return format!("* encrypted session with {who} (no SAS to compare){key}");
     };
@@ -127,29 +159,65 @@ pub(crate) fn untrusted_key_hint(bare: &BareJid) -> String {
     )
 }
 
-fn failure(peer: &Jid, f: &Failure, place: Place) -> String {
+/// What to do about the key `fp` that `bare` identified with and that we do not trust: compare
+/// the fingerprint, then the one command that trusts it (in a chat, `/trust`; elsewhere, its
+/// public key with `trust verify`). Without the key (a `hash` identity names none), the
+/// general hint.
+pub(crate) fn refused_key_hint(bare: &BareJid, fp: Option<&str>) -> String {
+    match fp {
+        Some(fp) => format!(
+            "Its key is {fp}: compare this fingerprint with {bare} (it runs `esession fingerprint`), then \
+             trust it with /trust {} in a chat with {bare}, or `esession trust verify {bare} KEY.pem` with \
+             its public key (from `esession fingerprint --pem KEY.pem` on its side)",
+            compact(fp)
+        ),
+        None => untrusted_key_hint(bare),
+    }
+}
+
+/// The fingerprint of the key `bare` last identified with and was refused for.
+pub(crate) fn refused_fingerprint(engine: &Engine, bare: &BareJid) -> Option<String> {
+    engine.refused_key(bare).and_then(|k| fingerprint(&k).ok())
+}
+
+/// The fingerprint of our identity key, if we have one.
+pub(crate) fn my_fingerprint(engine: &Engine) -> Option<String> {
+    engine.config().identity.as_ref().and_then(|k| fingerprint(&k.public_key()).ok())
+}
+
+/// What to do when `bare` refused a session: it may not have verified our key (`mine`).
+pub(crate) fn refused_hint(bare: &BareJid, mine: Option<&str>, me: Option<&BareJid>) -> String {
+    let fp = mine.map(|f| format!(" ({f})")).unwrap_or_default();
+    let me = me.map_or_else(|| "YOUR-JID".to_owned(), ToString::to_string);
+    format!(
+        "if {bare} has not verified your key{fp}, read it the fingerprint and send it your public key \
+         (`esession fingerprint --pem MY-KEY.pem`), which it trusts with `esession trust verify {me} \
+         MY-KEY.pem`"
+    )
+}
+
+fn failure(peer: &Jid, f: &Failure, place: Place, mine: Option<&str>, theirs: Option<&str>) -> String {
     let bare = peer.to_bare();
     let key_check = |c: &Check| matches!(c, Check::KeyTrust | Check::KeyUnknown);
     match f {
         Failure::Negotiation(esession_negotiate::Error::PeerMisbehaved { check, .. }) if key_check(check) => {
             format!(
                 "!! {bare} identified with a key you have not verified: the session was refused. {}",
-                untrusted_key_hint(&bare)
+                refused_key_hint(&bare, theirs)
             )
         }
         // A delivery error (XMPP's conditions for an address nobody answers at): the server
         // returned what we sent to a resource that is gone (its client crashed or lost its
         // connection), not a refusal of the session.
         Failure::PeerError { condition: Some(c), .. } if undelivered(c) => format!(
-            "!! the server could not deliver to {peer} ({c}): its client is gone; what you sent              since its last message may not have arrived (send it again: a new line starts a new              session when {bare} is back)"
+            "!! the server could not deliver to {peer} ({c}): its client is gone; what you sent \
+             since its last message may not have arrived (send it again: a new line starts a new \
+             session when {bare} is back)"
         ),
         Failure::Negotiation(esession_negotiate::Error::Rejected { condition, .. })
         | Failure::PeerError { condition, .. } => {
             let c = condition.as_deref().unwrap_or("no reason given");
-            format!(
-                "!! {peer} refused the session ({c}); if {bare} has not verified your key, send it \
-                 yours (`esession fingerprint --pem MY-KEY.pem`)"
-            )
+            format!("!! {peer} refused the session ({c}); {}", refused_hint(&bare, mine, None))
         }
         Failure::Offline(esession_offline::Check::KeyTrust) => format!(
             "!! {bare} sent you an offline message with a key you have not verified, and it could not \
@@ -199,11 +267,18 @@ fn held(peer: &Jid, fp: &str, place: Place) -> String {
     )
 }
 
+/// The words for a kept record that could not be read back at the start (what was lost).
+fn set_aside(lost: &esession_xmpp::engine::SetAside) -> String {
+    format!("{lost} (its record on disk could not be read back at the start: it was set aside)")
+}
+
 /// The words for one event, or `None` for events a person need not see.
 pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
     Some(match e {
-        Event::Negotiated { offline: true, .. } => {
-            format!("* offline session with {}", e.who().unwrap_or_default())
+        Event::Negotiated { peer, thread, offline: true, .. } => {
+            let bare = peer.to_bare();
+            let key = key_words(&bare, thread_key(engine, &bare, thread));
+            format!("* offline session with {}{key}", e.who().unwrap_or_default())
         }
         Event::Negotiated { peer, sas, .. } => {
             let who = e.who().unwrap_or_else(|| peer.to_string());
@@ -226,7 +301,13 @@ pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
         Event::Clear { peer, .. } => format!("<{peer}> (NOT ENCRYPTED) {}", e.body()?),
         Event::Alert { peer, alert } => format!("!! {}: {alert}", peer.to_bare()),
         Event::Terminated { peer, why, offline, .. } => format!("* {}", ended(peer, *why, *offline)?),
-        Event::Failed { peer, failure: f } => failure(peer, f, place),
+        Event::Failed { peer, failure: f } => failure(
+            peer,
+            f,
+            place,
+            my_fingerprint(engine).as_deref(),
+            refused_fingerprint(engine, &peer.to_bare()).as_deref(),
+        ),
         Event::StanzaSession { peer, .. } => format!(
             "!! {peer} accepted only an UNENCRYPTED session: nothing is encrypted with it, so nothing is sent"
         ),
@@ -251,6 +332,7 @@ pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
                 format!("* {peer} asks to see your presence: `esession contact approve {peer}` lets it")
             }
         },
+        Event::SetAside(lost) => format!("!! {}", set_aside(lost)),
         Event::Unprotected { peer, elements } => {
             // A server's delivery stamp (XEP-0203) beside a stored message is expected.
             let odd: Vec<&str> =
@@ -271,12 +353,14 @@ pub(crate) fn text(engine: &Engine, e: &Event, place: Place) -> Option<String> {
 pub(crate) fn json(engine: &Engine, e: &Event) -> Option<Value> {
     let time = utc();
     Some(match e {
-        Event::Negotiated { peer, sas, offline, petname, .. } => {
-            let key = session_key(engine, &peer.to_bare());
+        Event::Negotiated { peer, thread, sas, offline, petname } => {
+            let key = thread_key(engine, &peer.to_bare(), thread);
             json!({
                 "time": time, "event": "session", "peer": peer.as_str(), "offline": offline,
                 "sas": sas.as_ref().map(ToString::to_string), "petname": petname,
-                "fingerprint": key.as_ref().map(|k| k.0.clone()), "verified": key.is_some_and(|k| k.1),
+                "fingerprint": key.as_ref().map(|k| k.0.clone()),
+                "verified": key.as_ref().is_some_and(|k| k.1 == KeyState::Verified),
+                "pinned": key.as_ref().is_some_and(|k| k.1 == KeyState::Pinned),
             })
         }
         Event::Message { peer, offline, petname, .. } => json!({
@@ -300,7 +384,15 @@ pub(crate) fn json(engine: &Engine, e: &Event) -> Option<Value> {
         }),
         Event::Failed { peer, failure: f } => json!({
             "time": time, "event": "failed", "peer": peer.as_str(), "condition": f.condition(),
-            "text": failure(peer, f, Place::Command).trim_start_matches("!! ").to_owned(),
+            "text": failure(
+                peer,
+                f,
+                Place::Command,
+                my_fingerprint(engine).as_deref(),
+                refused_fingerprint(engine, &peer.to_bare()).as_deref(),
+            )
+                .trim_start_matches("!! ")
+                .to_owned(),
         }),
         Event::StanzaSession { peer, .. } => json!({
             "time": time, "event": "unencrypted-session", "peer": peer.as_str(),
@@ -316,6 +408,9 @@ pub(crate) fn json(engine: &Engine, e: &Event) -> Option<Value> {
         }),
         Event::Reconnected { jid, resumed } => json!({
             "time": time, "event": "reconnected", "jid": jid.as_str(), "resumed": resumed,
+        }),
+        Event::SetAside(lost) => json!({
+            "time": time, "event": "set-aside", "text": set_aside(lost),
         }),
         Event::Unprotected { elements, .. } if elements.iter().all(|e| e == "{urn:xmpp:delay}delay") => {
             return None;
@@ -357,12 +452,14 @@ mod tests {
         let peer = esession_xmpp::Jid::new("bob@example.com/laptop").unwrap();
         let bounce = |c: &str| Failure::PeerError { condition: Some(c.to_owned()), fields: Vec::new() };
         for c in ["recipient-unavailable", "service-unavailable"] {
-            let t = failure(&peer, &bounce(c), Place::Chat);
+            let t = failure(&peer, &bounce(c), Place::Chat, None, None);
             assert!(t.contains("could not deliver") && t.contains("may not have arrived"), "{t}");
             assert!(!t.contains("refused") && !t.contains("fingerprint"), "{t}");
         }
-        let t = failure(&peer, &bounce("not-acceptable"), Place::Chat);
+        let t = failure(&peer, &bounce("not-acceptable"), Place::Chat, Some("AB12 CD34"), None);
         assert!(t.contains("refused the session (not-acceptable)"), "{t}");
+        // Issue 19: the refusal names the key involved (ours) and how the contact trusts it.
+        assert!(t.contains("verified your key (AB12 CD34)") && t.contains("esession trust verify"), "{t}");
     }
 
     /// Issue 19: a session's start showed three prompts to compare the SAS (its line, then the
@@ -404,5 +501,20 @@ mod tests {
             let alerts = events.iter().filter_map(|e| json(r.engine(i), e)).filter(|v| v["event"] == "alert");
             assert_eq!(alerts.count(), reminders);
         }
+    }
+
+    /// A kept record set aside at the start is told, in words and in JSON (it was shown by
+    /// nothing).
+    #[test]
+    fn a_record_set_aside_is_told() {
+        let e = engine();
+        let lost = Event::SetAside(esession_xmpp::engine::SetAside::Session { taken: 2 });
+        for place in [Place::Chat, Place::Command] {
+            let t = text(&e, &lost, place).unwrap();
+            assert!(t.starts_with("!! ") && t.contains("its later stanzas are lost"), "{t}");
+        }
+        let v = json(&e, &lost).unwrap();
+        assert_eq!(v["event"], "set-aside");
+        assert!(v["text"].as_str().unwrap().contains("cannot be read"), "{v}");
     }
 }

@@ -172,6 +172,13 @@ impl Term {
         self.p.flush().unwrap();
     }
 
+    /// Takes what was printed so far without waiting for anything.
+    fn drain(&mut self) {
+        while let Some(c) = self.p.try_read() {
+            self.seen.push(c);
+        }
+    }
+
     /// Types raw octets.
     fn octets(&mut self, b: &[u8]) {
         let mut f = self.p.process().get_file_handle().unwrap();
@@ -229,6 +236,7 @@ fn a_chat_with_someone_whose_presence_you_do_not_see_offers_to_ask_then_approval
     let list = ok(&run(&p, "alice", &["contact", "list", "--wait", "1", "--json"], b""));
     assert!(
         list.contains(r#""event":"contact""#)
+            && list.contains(r#""time":""#)
             && list.contains(r#""jid":"bob@localhost""#)
             && list.contains(r#""online":true"#),
         "{list}"
@@ -285,6 +293,17 @@ fn a_chat_on_a_terminal() {
     alice.expect("unknown command /frobnicate: NOT sent");
     // A line that is not UTF-8 is reported and the chat goes on.
     alice.octets(b"caf\xe9 au lait\n");
+    alice.expect("Enter ends it");
+    // (The editor may have dropped the rest of the paste with its end of line.)
+    alice.octets(b"\r");
+    alice.expect("that line is not UTF-8: NOT sent (the chat goes on)");
+    // Typed in pieces: what follows the bad octets up to Enter is refused with them, not sent.
+    alice.octets(b"bad ");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    alice.octets(b"\xff\xfe");
+    alice.expect("Enter ends it");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    alice.octets(b" bytes\r");
     alice.expect("that line is not UTF-8: NOT sent (the chat goes on)");
     // A pasted line longer than the terminal's 4 KiB canonical limit arrives whole.
     let long = "x".repeat(10_000);
@@ -293,7 +312,11 @@ fn a_chat_on_a_terminal() {
     let got = bob.expect_re(r"> x+END");
     assert_eq!(got.len(), 2 + 10_000 + 3, "the long line arrived whole");
     bob.expect("> hello bob");
-    assert!(!bob.seen.contains("frobnicate") && !bob.seen.contains("caf"), "{}", bob.seen);
+    assert!(
+        !bob.seen.contains("frobnicate") && !bob.seen.contains("caf") && !bob.seen.contains("bytes"),
+        "{}",
+        bob.seen
+    );
     // While the chat runs, read-only commands work on the same account; writing ones say why not.
     let list = ok(&run(&p, "alice", &["trust", "list"], b""));
     assert!(list.contains("verified  bob@localhost"), "{list}");
@@ -408,4 +431,252 @@ fn a_held_offline_message_is_read_in_a_chat_once_its_key_is_trusted() {
     // Read once: nothing is held or shown again.
     let out = ok(&run(&p, "alice", &["receive", "--wait", "0"], b""));
     assert!(!out.contains("held until trusted") && !out.contains("untrusted key"), "{out}");
+}
+
+/// `user`'s configuration file turning trust on first use on (mode 0600, as the file must be).
+fn first_use_config(p: &Server, user: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let f = p.dir.join(format!("{user}-tofu.toml"));
+    std::fs::write(&f, "trust_on_first_use = true\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    f
+}
+
+/// Issue 19: a key taken on first use read "verified" in the chat and in `trust list`. It is
+/// pinned, said so with the command that verifies it, and verified only by the user (/verify
+/// here); `/sas` after `/verify` shows the SAS and that it is verified. An empty `trust list`
+/// says so.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn a_key_pinned_on_first_use_is_not_verified_until_the_user_verifies_it() {
+    let p = Server::start(&["alice", "bob"]);
+    for u in ["alice", "bob"] {
+        ok(&run(&p, u, &["keygen", "--bits", "1024"], b""));
+    }
+    let empty = ok(&run(&p, "bob", &["trust", "list"], b""));
+    assert!(empty.starts_with("no trusted keys"), "{empty}");
+    // Alice verified Bob's key; Bob takes Alice's on first use.
+    let pem = ok(&run(&p, "bob", &["fingerprint", "--pem", "-"], b""));
+    ok(&run(&p, "alice", &["trust", "verify", "bob@localhost", "-"], pem.as_bytes()));
+    befriend(&p, "alice", "bob");
+    let config = first_use_config(&p, "bob");
+    let mut c = command(&p, "bob", &["chat", "alice@localhost"]);
+    c.arg("--config").arg(&config);
+    let mut bob = Term::spawn(c, "bob");
+    bob.expect("/help lists the commands");
+    bob.expect("]>");
+    let mut alice = chat(&p, "alice", "bob");
+    alice.expect("bob@localhost is online: negotiating");
+    let alice_fp: String = ok(&run(&p, "alice", &["fingerprint"], b"")).split_whitespace().collect();
+    bob.expect("was pinned on first use, not verified: compare fingerprints with alice@localhost");
+    bob.expect(&format!("`esession trust verify alice@localhost {alice_fp}`"));
+    bob.expect("[encrypted, key pinned, NOT verified]>");
+    let sas =
+        bob.expect_re(r"\* SAS [a-z0-9]+:").trim_start_matches("* SAS ").trim_end_matches(':').to_owned();
+    assert!(!bob.seen.contains("is verified"), "{}", bob.seen);
+    // The store says so too (read while the chat holds the account).
+    let list = ok(&run(&p, "bob", &["trust", "list"], b""));
+    assert!(list.contains("pinned on first use, NOT verified  alice@localhost"), "{list}");
+    assert!(list.contains(&format!("esession trust verify alice@localhost {alice_fp}")), "{list}");
+    assert!(!list.contains("  verified"), "{list}");
+    // The user compares the SAS and verifies: verified, in the store as well.
+    bob.line("/verify");
+    bob.expect(&format!("alice@localhost is verified (SAS {sas} confirmed)"));
+    bob.line("/sas");
+    bob.expect(&format!("* SAS {sas}: alice@localhost is verified"));
+    bob.expect("[encrypted, verified]>");
+    let list = ok(&run(&p, "bob", &["trust", "list"], b""));
+    assert!(list.contains("verified  alice@localhost") && !list.contains("pinned"), "{list}");
+    alice.line("/quit");
+    assert_eq!(alice.exit_status(), 0);
+    bob.line("/quit");
+    assert_eq!(bob.exit_status(), 0);
+}
+
+/// Issue 19: right after `/add` the contact read "offline" (Prosody answers a request with an
+/// unavailable presence), though nothing is known of it until it approves: the chat and
+/// `contact list` say the request is pending. `--starttls=false` (plain TCP to loopback) is
+/// accepted; a value that is not a boolean is a usage error.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn a_contact_asked_but_not_approved_is_pending_not_offline() {
+    let p = Server::start(&["alice", "bob"]);
+    let mut alice = chat(&p, "alice", "bob");
+    alice.expect("[no presence seen]>");
+    alice.line("/add");
+    alice.expect("pending until bob@localhost approves");
+    alice.expect("[asked, not approved yet]>");
+    alice.line("hello?");
+    alice.expect("NOT SENT");
+    alice.expect("you asked bob@localhost to share its presence and it has not approved yet");
+    alice.line("/quit");
+    assert_eq!(alice.exit_status(), 0);
+    // Prosody answered the request with an unavailable presence: not shown as "offline".
+    let after = &alice.seen[alice.seen.find("pending until").unwrap()..];
+    assert!(!after.contains("is offline") && !after.contains("offline, no session"), "{}", alice.seen);
+    let list = ok(&run(&p, "alice", &["contact", "list", "--wait", "1", "--starttls=false"], b""));
+    assert!(list.contains("bob@localhost  asked, not approved yet"), "{list}");
+    assert!(!list.contains("bob@localhost  offline"), "{list}");
+    let o = run(&p, "alice", &["contact", "list", "--wait", "0", "--starttls=maybe"], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    // Approved: online or offline as it is.
+    ok(&run(&p, "bob", &["contact", "approve", "alice@localhost"], b""));
+    let list = ok(&run(&p, "alice", &["contact", "list", "--wait", "1"], b""));
+    assert!(list.contains("bob@localhost  offline"), "{list}");
+}
+
+/// Issue 19: after a server restart, lines typed before the chat said "connected again" were
+/// told NOT SENT yet delivered (typed while the client was back but had not told it yet), and
+/// the new session and its SAS were told before "connected again". Every line told NOT SENT
+/// never arrives, and the reconnection is told before any session of the new connection.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn after_a_server_restart_what_the_chat_says_of_each_line_is_true() {
+    let mut p = Server::start(&["alice", "bob"]);
+    keys_and_trust(&p, &["alice", "bob"]);
+    befriend(&p, "alice", "bob");
+    let mut bob = chat(&p, "bob", "alice");
+    bob.expect("/help lists the commands");
+    bob.expect("]>");
+    let mut alice = chat(&p, "alice", "bob");
+    alice.expect("* SAS ");
+    alice.line("before");
+    bob.expect("> before");
+    p.restart();
+    alice.expect("the connection to the server was lost");
+    // Our own connection is down: the prompt says so, not Bob's presence or the session.
+    alice.expect("[connection lost]>");
+    // Lines typed every 300 ms until the chat says it is connected again: each is answered
+    // either NOT SENT, or by a new session (only after "connected again").
+    let back = "connected to the server again";
+    let mut refused = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..200 {
+        if alice.seen.contains(back) {
+            break;
+        }
+        let line = format!("typed-{i:03}");
+        alice.line(&line);
+        let answer = alice.expect_re(r"NOT SENT|a new encrypted session was negotiated for this line");
+        if answer == "NOT SENT" {
+            refused.push(line);
+        } else {
+            assert!(
+                alice.seen.contains(back),
+                "a new session before the reconnection was told:\n{}",
+                alice.seen
+            );
+            sent.push(line);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // What came meanwhile (the reconnection, if told).
+        alice.drain();
+    }
+    assert!(!refused.is_empty(), "no line was typed during the outage");
+    if !alice.seen.contains(back) {
+        alice.expect(back);
+    }
+    let after_back = alice.seen.rfind(back).unwrap();
+    let before_back = &alice.seen[..after_back];
+    assert!(!before_back.contains("a new encrypted session"), "{}", alice.seen);
+    // Once Bob is back online, a line goes (in a new session, or the one a line above made).
+    let t0 = std::time::Instant::now();
+    loop {
+        let mark = alice.seen.len();
+        alice.line("after the restart");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        alice.drain();
+        if !alice.seen[mark..].contains("NOT SENT") {
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 60, "{}", alice.seen);
+    }
+    bob.expect("> after the restart");
+    for l in &sent {
+        assert!(bob.seen.contains(l.as_str()), "{l} was sent in a session but did not arrive:\n{}", bob.seen);
+    }
+    for l in &refused {
+        assert!(!bob.seen.contains(l.as_str()), "{l} was told NOT SENT but arrived:\n{}", bob.seen);
+    }
+    alice.line("/quit");
+    assert_eq!(alice.exit_status(), 0);
+    bob.line("/quit");
+    assert_eq!(bob.exit_status(), 0);
+}
+
+/// Issue 19: a refusal of a contact's key showed no fingerprint. The chat shows the key's
+/// fingerprint and the one command that trusts it once compared (/trust FP); then a line starts
+/// a session, verified.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn a_refused_key_is_shown_with_its_fingerprint_and_trusted_in_one_step() {
+    let p = Server::start(&["alice", "bob"]);
+    for u in ["alice", "bob"] {
+        ok(&run(&p, u, &["keygen", "--bits", "1024"], b""));
+    }
+    // Bob trusts Alice's key; Alice has never seen Bob's.
+    let pem = ok(&run(&p, "alice", &["fingerprint", "--pem", "-"], b""));
+    ok(&run(&p, "bob", &["trust", "verify", "alice@localhost", "-"], pem.as_bytes()));
+    befriend(&p, "alice", "bob");
+    let bob_fp = ok(&run(&p, "bob", &["fingerprint"], b"")).trim().to_owned();
+    let compact: String = bob_fp.split_whitespace().collect();
+    let mut bob = chat(&p, "bob", "alice");
+    bob.expect("/help lists the commands");
+    bob.expect("]>");
+    let mut alice = chat(&p, "alice", "bob");
+    alice.expect("bob@localhost identified with a key you have not verified");
+    alice.expect(&format!("Its key is {bob_fp}: compare this fingerprint with bob@localhost"));
+    alice.expect(&format!("/trust {compact} in a chat with bob@localhost"));
+    alice.line(&format!("/trust {compact}"));
+    alice.expect("is verified for bob@localhost: a line you type now starts a session");
+    alice.line("hello bob");
+    alice.expect("a new encrypted session was negotiated for this line");
+    alice.expect("is verified");
+    bob.expect("> hello bob");
+    let list = ok(&run(&p, "alice", &["trust", "list"], b""));
+    assert!(list.contains(&format!("{bob_fp}  verified  bob@localhost")), "{list}");
+    alice.line("/quit");
+    assert_eq!(alice.exit_status(), 0);
+    bob.line("/quit");
+    assert_eq!(bob.exit_status(), 0);
+}
+
+/// New-user trial: after a chat ended with /quit, the next chat told "a message from … could
+/// not be read" (the contact's acknowledgement of the terminate, stored by the server while
+/// we were away). And `chat --json` gives the `session` event docs/xmpp.md documents.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn a_chat_after_a_chat_that_ended_tells_no_lost_message() {
+    let p = Server::start(&["alice", "bob"]);
+    keys_and_trust(&p, &["alice", "bob"]);
+    befriend(&p, "alice", "bob");
+    let mut bob = chat(&p, "bob", "alice");
+    bob.expect("/help lists the commands");
+    for round in 0..2 {
+        let mut alice = Term::spawn(command(&p, "alice", &["chat", "bob@localhost", "--json"]), "alice");
+        let line = alice.expect_re(r#"\{[^\n]*"event":"session"[^\n]*\}"#);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(v["peer"].as_str().unwrap().starts_with("bob@localhost/"), "{line}");
+        assert!(v["sas"].is_string() && v["fingerprint"].is_string(), "{line}");
+        assert_eq!(v["verified"], true, "{line}");
+        assert_eq!(v["pinned"], false, "{line}");
+        assert!(v["time"].is_string() && v["text"].is_string(), "{line}");
+        bob.expect("* SAS ");
+        // What the server stored for Alice while she was away came with her login.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        alice.drain();
+        alice.line("/quit");
+        assert_eq!(alice.exit_status(), 0);
+        bob.expect("alice@localhost ended the session");
+        assert!(
+            !alice.seen.contains("could not be read") && !alice.seen.contains("item-not-found"),
+            "round {round}: {}",
+            alice.seen
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    bob.drain();
+    assert!(!bob.seen.contains("could not be read"), "{}", bob.seen);
+    bob.line("/quit");
+    assert_eq!(bob.exit_status(), 0);
 }

@@ -144,9 +144,20 @@ fn retained_aad(id: u64, jid: &str) -> Vec<u8> {
     aad
 }
 
-/// A trust row: version, verified flag, petname, JIDs.
+/// The trust state octet of a trust row: 0 seen, 1 verified, 2 pinned on first use (not
+/// verified). Rows written before the pinned state existed hold 0 or 1 (a key pinned then was
+/// written as verified, 1, and reads as such).
+fn trust_flag(r: &KeyRecord) -> u8 {
+    match r.state() {
+        crate::store::KeyState::Verified => 1,
+        crate::store::KeyState::Pinned => 2,
+        _ => 0,
+    }
+}
+
+/// A trust row: version, trust state ([`trust_flag`]), petname, JIDs.
 fn trust_row(r: &KeyRecord) -> Result<Vec<u8>, StoreError> {
-    let mut v = vec![VERSION, u8::from(r.verified)];
+    let mut v = vec![VERSION, trust_flag(r)];
     put_str(&mut v, r.petname.as_deref().unwrap_or("").as_bytes())?;
     v.extend_from_slice(
         &u16::try_from(r.jids.len())
@@ -242,7 +253,8 @@ impl DurableStore {
                 if rd.u8()? != VERSION {
                     return Err(corrupt("unknown trust record version"));
                 }
-                let verified = rd.u8()? == 1;
+                let flag = rd.u8()?;
+                let (verified, pinned) = (flag == 1, flag == 2);
                 let petname = match rd.string()? {
                     p if p.is_empty() => None,
                     p => Some(p),
@@ -261,7 +273,7 @@ impl DurableStore {
                         jids.push(j);
                     }
                 }
-                let rec = KeyRecord { key, jids, petname, verified };
+                let rec = KeyRecord { key, jids, petname, verified, pinned };
                 if !normalized {
                     migrate_trust.push(rec.clone());
                 }
@@ -355,21 +367,51 @@ impl DurableStore {
         })
     }
 
+    /// The record of `key`, or a new one with no JID.
+    fn record_of(&self, key: PublicKey) -> KeyRecord {
+        self.trust.record(&key).cloned().unwrap_or(KeyRecord {
+            key,
+            jids: Vec::new(),
+            petname: None,
+            verified: false,
+            pinned: false,
+        })
+    }
+
     /// Trusts `key` for `jid` (the user verified it), durably.
     ///
     /// # Errors
     /// The store could not record it.
     pub fn trust(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
-        let mut rec = self.trust.record(&key).cloned().unwrap_or(KeyRecord {
-            key,
-            jids: Vec::new(),
-            petname: None,
-            verified: false,
-        });
+        let mut rec = self.record_of(key);
         if !rec.jids.contains(jid) {
             rec.jids.push(jid.clone());
         }
         rec.verified = true;
+        rec.pinned = false;
+        self.put_trust(&rec)?;
+        self.trust.put(rec);
+        Ok(())
+    }
+
+    /// Pins `key` for `jid` on first use, durably (see [`TrustStore::pin`]): a verified key
+    /// stays verified.
+    ///
+    /// # Errors
+    /// The key is already associated with [`crate::MAX_JIDS_PER_KEY`] other JIDs (a peer
+    /// growing one record without bound, one JID at a time), or the store could not record it.
+    pub fn pin_first_use(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        let mut rec = self.record_of(key);
+        if !rec.jids.contains(jid) {
+            if rec.jids.len() >= crate::store::MAX_JIDS_PER_KEY {
+                return Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    "the key is already associated with as many JIDs as a key may be",
+                ));
+            }
+            rec.jids.push(jid.clone());
+        }
+        rec.pinned = !rec.verified;
         self.put_trust(&rec)?;
         self.trust.put(rec);
         Ok(())
@@ -515,7 +557,13 @@ impl TrustStore for DurableStore {
                 }
             }
         }
-        let mut rec = known.unwrap_or(KeyRecord { key, jids: Vec::new(), petname: None, verified: false });
+        let mut rec = known.unwrap_or(KeyRecord {
+            key,
+            jids: Vec::new(),
+            petname: None,
+            verified: false,
+            pinned: false,
+        });
         if !rec.jids.contains(jid) && rec.jids.len() < crate::store::MAX_JIDS_PER_KEY {
             rec.jids.push(jid.clone());
             self.put_trust(&rec)?;
@@ -538,6 +586,10 @@ impl TrustStore for DurableStore {
     }
 
     fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.pin_first_use(jid, key)
+    }
+
+    fn verify(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         self.trust(jid, key)
     }
 }

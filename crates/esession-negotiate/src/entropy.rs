@@ -239,3 +239,76 @@ impl<R: CryptoRng> Entropy for ScriptedEntropy<R> {
         &mut self.rng
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use esession_crypto::testing::TestRng;
+
+    const G: ModpGroup = ModpGroup::G1;
+
+    /// A `PooledEntropy` draws nonces, counters and octets from its generator exactly as
+    /// `RngEntropy` does, and key pairs from its pool first.
+    #[test]
+    fn pooled_entropy_draws_from_its_generator_and_its_pool() {
+        for profile in [Profile::Xep, Profile::Gajim] {
+            let (mut r1, mut r2) = (TestRng::new(1), TestRng::new(1));
+            let mut none: Option<DhPool> = None;
+            let mut pooled = PooledEntropy { rng: &mut r1, pool: &mut none };
+            let mut plain = RngEntropy(&mut r2);
+            assert_eq!(pooled.nonce(), plain.nonce());
+            assert_eq!(pooled.counter(profile), plain.counter(profile));
+            let (a, b) = (pooled.bytes(24), plain.bytes(24));
+            assert_eq!((a.len(), &a), (24, &b));
+            assert_eq!(pooled.dh(G).unwrap().public(), plain.dh(G).unwrap().public());
+        }
+        let mut rng = TestRng::new(2);
+        let mut pool = DhPool::new(&[G], 1).unwrap();
+        pool.refill(&mut rng).unwrap();
+        let mut src = Some(pool);
+        assert!(DhSource::take(&mut src, G).is_some(), "the pooled pair");
+        assert!(DhSource::take(&mut src, G).is_none(), "used once");
+        assert!(DhSource::take(&mut None::<DhPool>, G).is_none());
+    }
+
+    /// C_A in the Gajim profile keeps bit 126 set (C_A and C_B = C_A xor 2^127 at or above
+    /// 2^120, ARCHITECTURE.md); in the XEP profile it is the generator's 128 bits.
+    #[test]
+    fn gajim_counters_stay_high() {
+        let mut rng = TestRng::new(3);
+        let mut e = RngEntropy(&mut rng);
+        let gajim: Vec<u128> = (0..64).map(|_| e.counter(Profile::Gajim)).collect();
+        assert!(gajim.iter().all(|c| c & (1 << 126) != 0 && (c ^ (1 << 127)) >= 1 << 120));
+        let xep: Vec<u128> = (0..64).map(|_| e.counter(Profile::Xep)).collect();
+        assert!(xep.iter().any(|c| c & (1 << 126) == 0), "64 draws, each with bit 126 set");
+    }
+
+    /// `ScriptedEntropy` gives what is scripted and draws the rest; strict, it refuses a key pair
+    /// it was not given.
+    #[cfg(feature = "replay")]
+    #[test]
+    fn scripted_entropy_gives_what_is_scripted() {
+        let x = DhKeyPair::generate(G, &mut TestRng::new(4)).unwrap();
+        let mut e = ScriptedEntropy::new(TestRng::new(5));
+        e.nonce = Some(vec![9; 20]);
+        e.counter = Some(42);
+        e.fill = Some(7);
+        e.by_group = vec![(G, x.export_secret().expose_secret().to_vec())];
+        assert_eq!(e.nonce(), vec![9; 20]);
+        assert_eq!(e.counter(Profile::Gajim), 42);
+        assert_eq!(e.bytes(3), vec![7; 3]);
+        assert_eq!(e.dh(G).unwrap().public(), x.public());
+        let mut free = ScriptedEntropy::new(TestRng::new(6));
+        let mut same = TestRng::new(6);
+        let mut plain = RngEntropy(&mut same);
+        assert_eq!(free.nonce(), plain.nonce());
+        assert_eq!(free.counter(Profile::Xep), plain.counter(Profile::Xep));
+        assert_eq!(free.bytes(5), plain.bytes(5));
+        assert!(free.dh(G).is_ok(), "not strict: generated");
+        free.queue.push_back(x.export_secret().expose_secret().to_vec());
+        assert_eq!(free.dh(G).unwrap().public(), x.public(), "the queue");
+        free.strict = true;
+        assert!(matches!(free.dh(G), Err(esession_crypto::Error::Rng)), "strict: nothing left");
+    }
+}

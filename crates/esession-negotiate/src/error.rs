@@ -225,4 +225,29 @@ mod tests {
         assert!(Error::Config("x").source().is_none());
         assert!(Error::peer(Check::Form, Condition::NotAcceptable, &[]).source().is_none());
     }
+
+    /// The names are those of the vector format's `check` column (the shared vectors'
+    /// README-xep.md), which the vector checker compares; `form` is ours.
+    #[test]
+    fn checks_are_named_as_the_vector_format_names_them() {
+        let names = [
+            (Check::Options, "options"),
+            (Check::NonceEcho, "nonce-echo"),
+            (Check::DRange, "d-range"),
+            (Check::ERange, "e-range"),
+            (Check::HeCommitment, "He-commitment"),
+            (Check::MA, "M_A"),
+            (Check::MB, "M_B"),
+            (Check::MacA, "mac_A"),
+            (Check::MacB, "mac_B"),
+            (Check::Signature, "signature"),
+            (Check::KeyTrust, "key-trust"),
+            (Check::KeyUnknown, "key-unknown"),
+            (Check::IdentityFormat, "identity-format"),
+            (Check::Form, "form"),
+        ];
+        for (check, name) in names {
+            assert_eq!(check.as_str(), name);
+        }
+    }
 }

@@ -8,6 +8,7 @@ use esession_crypto::{DhKeyPair, ModpGroup, Profile, PublicKey, Sas};
 use esession_forms::dataform::DataForm;
 use esession_forms::esession::{Response, Terminate, Wrapper};
 use esession_forms::names::{Compress, Disclosure, Logging, StanzaType};
+use esession_stanza::kept::{Fields, put_field};
 use esession_stanza::{DirectionKeys, EncryptOptions, Params, Session};
 use jid::Jid;
 use minidom::Element;
@@ -401,7 +402,8 @@ impl Established {
 
     fn form_stanza(&self, t: Terminate) -> Element {
         let profile: Profile = self.session.params().profile;
-        let x = t.to_form(profile).to_element_with(profile == Profile::Gajim);
+        // No field of a terminate is required: the dialects' layouts of `<required/>` agree.
+        let x = t.to_form(profile).to_element();
         // X155-7-02 X155-7-05: the terminate and the acknowledgement carry the session's
         // thread (the one of the request). X155-13-01: the message holds the form only, no
         // `<body/>`.
@@ -505,37 +507,9 @@ impl Established {
 /// Version of the octets [`Established::export_receiving`] writes.
 const RECEIVING_V1: u8 = 1;
 
-fn put_kept(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-/// Reads what [`Established::export_receiving`] wrote (lengths checked before use).
-struct KeptFields<'a>(&'a [u8]);
-
-impl<'a> KeptFields<'a> {
-    fn bad(what: &'static str) -> crate::Error {
-        crate::Error::Stanza(esession_stanza::Error::Snapshot(what))
-    }
-
-    fn take(&mut self, n: usize) -> crate::Result<&'a [u8]> {
-        if n > self.0.len() {
-            return Err(Self::bad("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-
-    fn field(&mut self) -> crate::Result<&'a [u8]> {
-        let b = self.take(4)?;
-        let n = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        self.take(n)
-    }
-
-    fn text(&mut self) -> crate::Result<&'a str> {
-        core::str::from_utf8(self.field()?).map_err(|_| Self::bad("a text that is not UTF-8"))
-    }
+/// A kept state that does not read back.
+fn bad(what: &'static str) -> crate::Error {
+    crate::Error::Stanza(esession_stanza::Error::Snapshot(what))
 }
 
 impl Established {
@@ -571,20 +545,21 @@ impl Established {
         // Sized once: no reallocation leaves a copy of the keys behind.
         let mut out = Vec::with_capacity(len);
         out.push(RECEIVING_V1);
-        put_kept(&mut out, session.expose_secret());
+        put_field(&mut out, session.expose_secret());
         for t in texts {
-            put_kept(&mut out, t.as_bytes());
+            put_field(&mut out, t.as_bytes());
         }
         match &key {
             Some(k) => {
                 out.push(1);
-                put_kept(&mut out, k.as_bytes());
+                put_field(&mut out, k.as_bytes());
             }
             None => out.push(0),
         }
         out.extend_from_slice(self.key_check.as_bytes());
         out.push(u8::from(self.retained_secret_used));
         out.push(u8::from(self.terminating));
+        debug_assert_eq!(out.len(), len, "the kept state was sized wrong");
         Ok(esession_crypto::SecretBytes::new(out))
     }
 
@@ -597,25 +572,25 @@ impl Established {
     /// version, truncated or malformed; the primitives' errors for what this build does not
     /// implement.
     pub fn import_receiving(kept: &[u8]) -> crate::Result<Self> {
-        let mut r = KeptFields(kept);
+        let mut r = Fields::new(kept);
         if r.take(1)? != [RECEIVING_V1] {
-            return Err(KeptFields::bad("an unknown version"));
+            return Err(bad("an unknown version"));
         }
         let session = Session::import_receiving(r.field()?)?;
-        let peer = Jid::new(r.text()?).map_err(|_| KeptFields::bad("a JID that does not parse"))?;
+        let peer = Jid::new(r.text()?).map_err(|_| bad("a JID that does not parse"))?;
         let thread = r.text()?.to_owned();
         let logging: Logging = r.text()?.parse().unwrap_or_else(|e| match e {});
         let disclosure: Disclosure = r.text()?.parse().unwrap_or_else(|e| match e {});
         let peer_key = match r.take(1)? {
             [0] => None,
             [1] => Some(PublicKey::from_public_key_pem(r.text()?)?),
-            _ => return Err(KeptFields::bad("a bad key flag")),
+            _ => return Err(bad("a bad key flag")),
         };
         let mut check = [0u8; 32];
         check.copy_from_slice(r.take(32)?);
         let flags = r.take(2)?;
-        if !r.0.is_empty() || flags.iter().any(|f| *f > 1) {
-            return Err(KeptFields::bad("trailing octets or bad flags"));
+        if !r.is_empty() || flags.iter().any(|f| *f > 1) {
+            return Err(bad("trailing octets or bad flags"));
         }
         Ok(Self {
             session,

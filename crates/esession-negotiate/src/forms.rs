@@ -35,7 +35,8 @@ impl Form for Request {
 impl Form for Response {
     const KIND: FormKind = FormKind::Response;
     fn element(&self, profile: Profile, _: bool) -> Element {
-        self.to_form(profile).to_element_with(profile == Profile::Gajim)
+        // A result form: no field is required, so no layout of `<required/>` arises.
+        self.to_form(profile).to_element()
     }
     fn read(form: &DataForm) -> esession_forms::Result<Self> {
         Response::parse(form)
@@ -45,7 +46,8 @@ impl Form for Response {
 impl Form for Accept {
     const KIND: FormKind = FormKind::Accept;
     fn element(&self, profile: Profile, hidden_types: bool) -> Element {
-        self.to_form(profile, hidden_types).to_element_with(profile == Profile::Gajim)
+        // A result form: no field is required, so no layout of `<required/>` arises.
+        self.to_form(profile, hidden_types).to_element()
     }
     fn read(form: &DataForm) -> esession_forms::Result<Self> {
         Accept::parse(form)
@@ -55,7 +57,8 @@ impl Form for Accept {
 impl Form for BobIdentity {
     const KIND: FormKind = FormKind::BobIdentity;
     fn element(&self, profile: Profile, _: bool) -> Element {
-        self.to_form(profile).to_element_with(profile == Profile::Gajim)
+        // A result form: no field is required, so no layout of `<required/>` arises.
+        self.to_form(profile).to_element()
     }
     fn read(form: &DataForm) -> esession_forms::Result<Self> {
         BobIdentity::parse(form)

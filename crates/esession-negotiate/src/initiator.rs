@@ -442,8 +442,9 @@ impl Initiator {
         let e = own.public().to_vec();
         let init_method = resp.init_pubkey.clone().unwrap_or(PubkeyMethod::Key);
         let resp_method = resp.resp_pubkey.clone().unwrap_or(PubkeyMethod::Key);
+        // X116-7.6-01: Alice has no disclosure to tell of: she offers only `never`, and the
+        // response check refuses any other choice (`check::response`).
         let settings = Settings::chosen(&resp);
-        self.alert_disclosure(&settings);
         // Provisory keys (4-message, §4.6.1 step 6) or the session's keys (3-message).
         let keys = SessionKeys::derive(&algs.hash, &k)?;
         match s.mode {
@@ -622,7 +623,8 @@ impl Initiator {
         // X155-4.4-01: Bob accepted, so we complete (accept true, X155-4.4-03) or cancel
         // (accept false, X155-4.4-05).
         let completion = SsnCompletion { accept: bad.is_empty() };
-        let x = completion.to_form(self.cfg.profile).to_element_with(self.cfg.profile == Profile::Gajim);
+        // A completion has no required field: the dialects' layouts of `<required/>` agree.
+        let x = completion.to_form(self.cfg.profile).to_element();
         self.out.push_back(Output::Send(wire::message(
             &self.peer,
             &self.thread,
@@ -731,13 +733,6 @@ impl Initiator {
         }
         self.state = State::Done;
         Ok(())
-    }
-
-    fn alert_disclosure(&mut self, s: &Settings) {
-        if s.disclosure != Disclosure::Never {
-            // X116-7.6-01: disclosure other than never is told at once.
-            self.out.push_back(Output::Alert(Alert::Disclosure(s.disclosure.clone())));
-        }
     }
 
     fn sas_alerts(&mut self, stores: &mut Stores<'_>, retained: bool) {

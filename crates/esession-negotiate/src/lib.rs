@@ -86,8 +86,8 @@ pub use responder::Responder;
 pub use shape::{FormKind, Shaper};
 pub use sigma::Proof;
 pub use store::{
-    KeyRecord, MAX_JIDS_PER_KEY, MAX_RETAINED, MAX_UNVERIFIED_KEYS, MemoryRetained, MemoryTrust, Retained,
-    RetainedStore, StoreError, StoreErrorKind, Stores, TrustStore,
+    KeyRecord, KeyState, MAX_JIDS_PER_KEY, MAX_RETAINED, MAX_UNVERIFIED_KEYS, MemoryRetained, MemoryTrust,
+    Retained, RetainedStore, StoreError, StoreErrorKind, Stores, TrustStore,
 };
 
 /// Raw access for known-answer checks and tests (feature `replay`): randomness fixed by the

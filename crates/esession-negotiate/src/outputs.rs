@@ -138,3 +138,54 @@ impl core::fmt::Display for Alert {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Each alert has its stable kind for programs and words for people that name the peer.
+    #[test]
+    fn alerts_have_a_kind_and_words_naming_the_peer() {
+        let jid = BareJid::new("bob@example.com").unwrap();
+        let other = BareJid::new("carol@example.net").unwrap();
+        let alerts = [
+            (Alert::Disclosure(Disclosure::Enabled), "disclosure", "disclosure enabled"),
+            (Alert::KeyChanged { jid: jid.clone() }, "key-changed", "a key other than the one known"),
+            (
+                Alert::KeyUnderOtherJid { jid: jid.clone(), known_as: vec![other] },
+                "key-under-other-jid",
+                "already known for carol@example.net",
+            ),
+            (Alert::SasNotConfirmed { jid: jid.clone() }, "sas-not-confirmed", "never confirmed"),
+            (Alert::NoRetainedSecret { jid: jid.clone() }, "no-retained-secret", "compare the SAS now"),
+            (Alert::RetainedSecretMismatch { jid }, "retained-secret-mismatch", "someone is in the middle"),
+        ];
+        for (alert, kind, words) in alerts {
+            assert_eq!(alert.kind(), kind);
+            let text = alert.to_string();
+            assert!(text.contains(words), "{kind}: {text}");
+            if kind != "disclosure" {
+                assert!(
+                    text.starts_with("bob@example.com") || text.contains("with bob@example.com"),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    /// `Debug` of an output names what it is, never its content.
+    #[test]
+    fn outputs_show_no_content() {
+        let mut m = Element::bare("message", "jabber:client");
+        m.append_child(Element::builder("body", "jabber:client").append("a secret text").build());
+        let send = format!("{:?}", Output::Send(m.clone()));
+        assert_eq!(send, "Send(\"message\")");
+        let received = format!("{:?}", Output::Received { content: m, unprotected: vec![], clear: vec![] });
+        assert_eq!(received, "Received { children: 1, unprotected: [], clear: [] }");
+        let alert = format!("{:?}", Output::Alert(Alert::Disclosure(Disclosure::Enabled)));
+        assert!(alert.starts_with("Alert(Disclosure("), "{alert}");
+        let ssn = format!("{:?}", Output::StanzaSession { security: Security::C2s });
+        assert!(ssn.starts_with("StanzaSession { security: "), "{ssn}");
+    }
+}

@@ -204,7 +204,8 @@ impl<'a> Start<'a> {
         let from = stanza.attr("from").and_then(|f| Jid::new(f).ok()).ok_or(Check::Form)?;
         let received = forms::incoming(stanza).map_err(|_| Check::Form)?;
         let response = <Response as Form>::read(&received.data).map_err(|_| Check::Form)?;
-        if response.identity.is_none() || response.mac.is_none() {
+        // Bob's identity and its MAC (the parse refuses one without the other).
+        if response.identity.is_none() {
             return Err(Check::Form);
         }
         let form_b = received.content(profile)?;

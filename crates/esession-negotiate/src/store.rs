@@ -244,10 +244,11 @@ pub const MAX_UNVERIFIED_KEYS: usize = 1024;
 pub const MAX_JIDS_PER_KEY: usize = 64;
 
 /// Which record `records` must forget to take one more unverified key, if any: the oldest
-/// record neither verified nor named, once there are [`MAX_UNVERIFIED_KEYS`] of them.
+/// record neither verified, pinned nor named, once there are [`MAX_UNVERIFIED_KEYS`] of them.
 pub(crate) fn unverified_to_evict(records: &[&KeyRecord]) -> Option<usize> {
-    let unverified: Vec<usize> =
-        (0..records.len()).filter(|&i| !records[i].verified && records[i].petname.is_none()).collect();
+    let unverified: Vec<usize> = (0..records.len())
+        .filter(|&i| !records[i].verified && !records[i].pinned && records[i].petname.is_none())
+        .collect();
     if unverified.len() >= MAX_UNVERIFIED_KEYS { unverified.first().copied() } else { None }
 }
 
@@ -268,8 +269,39 @@ pub struct KeyRecord {
     pub jids: Vec<BareJid>,
     /// A petname the user gave it, shown more prominently than the JID (§7.4).
     pub petname: Option<String>,
-    /// Whether the user verified it (fingerprint or SAS).
+    /// Whether the user verified it (compared its fingerprint, or confirmed a SAS of a session
+    /// in which it was proved).
     pub verified: bool,
+    /// Taken on first use ([`TrustStore::pin`]) and not compared by the user: trusted as the
+    /// contact's key (never evicted, a negotiation accepts it) but not `verified`. Cleared when
+    /// the user verifies it ([`TrustStore::verify`]); never set on a verified key.
+    pub pinned: bool,
+}
+
+/// How far the user trusts a key ([`KeyRecord::state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Verified by the user (fingerprint compared, or a SAS confirmed).
+    Verified,
+    /// Pinned on first use, not compared: whoever answered first for the JID.
+    Pinned,
+    /// Seen (and remembered), neither pinned nor verified.
+    Unverified,
+}
+
+impl KeyRecord {
+    /// Verified, pinned on first use, or neither.
+    #[must_use]
+    pub fn state(&self) -> KeyState {
+        if self.verified {
+            KeyState::Verified
+        } else if self.pinned {
+            KeyState::Pinned
+        } else {
+            KeyState::Unverified
+        }
+    }
 }
 
 /// Key associations and trust.
@@ -296,13 +328,24 @@ pub trait TrustStore {
     /// # Errors
     /// The store could not record it durably.
     fn confirm_sas(&mut self, jid: &BareJid) -> Result<(), StoreError>;
-    /// Trusts `key` for `jid` as verified: the user's decision, or trust on first use (a
-    /// first key pinned by an engine configured for it). A store that cannot record trust
+    /// Trust on first use: associates `key` with `jid` as pinned ([`KeyRecord::pinned`]), not
+    /// verified: a first key taken by an engine configured for it, which the user has not
+    /// compared. A key already verified stays verified. A store that cannot record trust
     /// refuses (the default).
     ///
     /// # Errors
     /// The store could not record it durably, or records no trust.
     fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        let _ = (jid, key);
+        Err(StoreError::new(StoreErrorKind::Other, "this store records no trust"))
+    }
+    /// The user verified `key` for `jid` (compared its fingerprint, or confirmed the SAS of a
+    /// session in which it was proved): associated and verified, no longer only pinned. A
+    /// store that cannot record trust refuses (the default).
+    ///
+    /// # Errors
+    /// The store could not record it durably, or records no trust.
+    fn verify(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         let _ = (jid, key);
         Err(StoreError::new(StoreErrorKind::Other, "this store records no trust"))
     }
@@ -321,6 +364,17 @@ impl MemoryTrust {
         self.add(jid, key.clone());
         if let Some(r) = self.records.iter_mut().find(|r| r.key == key) {
             r.verified = true;
+            r.pinned = false;
+        }
+    }
+
+    /// Pins `key` for `jid` on first use (see [`TrustStore::pin`]): a verified key stays
+    /// verified.
+    pub fn pin_first_use(&mut self, jid: &BareJid, key: PublicKey) {
+        self.add(jid, key.clone());
+        // Not when the key already has `MAX_JIDS_PER_KEY` JIDs and `jid` could not be added.
+        if let Some(r) = self.records.iter_mut().find(|r| r.key == key && r.jids.contains(jid)) {
+            r.pinned = !r.verified;
         }
     }
 
@@ -344,7 +398,13 @@ impl MemoryTrust {
                 if let Some(i) = unverified_to_evict(&refs) {
                     self.records.remove(i);
                 }
-                self.records.push(KeyRecord { key, jids: vec![jid.clone()], petname: None, verified: false })
+                self.records.push(KeyRecord {
+                    key,
+                    jids: vec![jid.clone()],
+                    petname: None,
+                    verified: false,
+                    pinned: false,
+                })
             }
         }
     }
@@ -393,6 +453,11 @@ impl TrustStore for MemoryTrust {
     }
 
     fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.pin_first_use(jid, key);
+        Ok(())
+    }
+
+    fn verify(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
         self.trust(jid, key);
         Ok(())
     }
@@ -440,4 +505,127 @@ pub(crate) fn key_alerts(
         trust.associate(jid, k.clone())?;
     }
     Ok(alerts)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn jid(s: &str) -> BareJid {
+        BareJid::new(s).unwrap()
+    }
+
+    /// Two store errors are equal when their kind and description are; the cause is shown by
+    /// `Debug` as the cause's own `Debug`.
+    #[test]
+    fn store_errors_compare_by_kind_and_description() {
+        let a = StoreError::new(StoreErrorKind::Io, "cannot write");
+        assert_eq!(
+            a,
+            StoreError::new(StoreErrorKind::Io, "cannot write").with_source(std::io::Error::other("x"))
+        );
+        assert_ne!(a, StoreError::new(StoreErrorKind::Corrupt, "cannot write"));
+        assert_ne!(a, StoreError::new(StoreErrorKind::Io, "cannot read"));
+        let caused = a.with_source(std::io::Error::other("disk full"));
+        let shown = format!("{caused:?}");
+        assert!(shown.contains(&format!("{:?}", std::io::Error::other("disk full"))), "{shown}");
+    }
+
+    /// redb's failures are classified: held elsewhere, corrupted or of another file format,
+    /// anything else.
+    #[cfg(feature = "durable")]
+    #[test]
+    fn database_failures_are_classified() {
+        use redb::Error as E;
+        for (e, kind) in [
+            (E::DatabaseAlreadyOpen, StoreErrorKind::Locked),
+            (E::Corrupted("bad page".into()), StoreErrorKind::Corrupt),
+            (E::UpgradeRequired(1), StoreErrorKind::Corrupt),
+            (E::Io(std::io::Error::other("disk full")), StoreErrorKind::Io),
+        ] {
+            assert_eq!(StoreError::database(e).kind(), kind);
+        }
+    }
+
+    /// A retained secret's `Debug` names its peer and date, never the secret; marking a chain
+    /// verified marks that peer's secrets only.
+    #[test]
+    fn retained_secrets_show_no_secret_and_are_verified_per_peer() {
+        let mut m = MemoryRetained::new(0);
+        let now = DateTime::from_timestamp(1_000, 0).unwrap();
+        m.replace(&jid("alice@example.org"), None, SecretBytes::from_slice(b"secret one"), now, false)
+            .unwrap();
+        m.replace(&jid("bob@example.com"), None, SecretBytes::from_slice(b"secret two"), now, false).unwrap();
+        let shown = format!("{:?}", m.for_jid(&jid("alice@example.org"), now)[0]);
+        assert_eq!(shown, format!("Retained(alice@example.org, created {now}, <redacted>)"));
+        m.mark_verified(&jid("alice@example.org")).unwrap();
+        assert!(m.for_jid(&jid("alice@example.org"), now)[0].chain_verified);
+        assert!(!m.for_jid(&jid("bob@example.com"), now)[0].chain_verified);
+    }
+
+    fn key(i: u8) -> PublicKey {
+        let mut n = vec![0xC5u8; 128];
+        n[120] = i;
+        n[127] |= 1;
+        PublicKey::rsa(&n, &[1, 0, 1]).unwrap()
+    }
+
+    /// X116-7.4-02/-03: the key alerts. No alert for a first key; another key (or none) than
+    /// the one known is a changed key; a key known under another JID says which; the key is
+    /// then associated. Petnames go to their key only; `Stores` shows nothing it holds.
+    #[test]
+    fn key_alerts_and_petnames() {
+        use crate::outputs::Alert;
+        let (bob, carol) = (jid("bob@example.com"), jid("carol@example.net"));
+        let mut t = MemoryTrust::default();
+        assert!(key_alerts(&mut t, &bob, None).unwrap().is_empty(), "nothing known, no key");
+        assert!(key_alerts(&mut t, &bob, Some(&key(1))).unwrap().is_empty(), "a first key");
+        assert!(t.for_jid(&bob).iter().any(|r| r.key == key(1)), "associated");
+        assert!(key_alerts(&mut t, &bob, Some(&key(1))).unwrap().is_empty(), "the known key");
+        let changed = key_alerts(&mut t, &bob, Some(&key(2))).unwrap();
+        assert!(matches!(&changed[..], [Alert::KeyChanged { jid }] if *jid == bob), "{changed:?}");
+        let none = key_alerts(&mut t, &bob, None).unwrap();
+        assert!(matches!(&none[..], [Alert::KeyChanged { .. }]), "{none:?}");
+        let other = key_alerts(&mut t, &carol, Some(&key(1))).unwrap();
+        assert!(
+            matches!(&other[..], [Alert::KeyUnderOtherJid { jid, known_as }] if *jid == carol && *known_as == vec![bob.clone()]),
+            "{other:?}"
+        );
+        t.set_petname(&key(1), "Bob (laptop)");
+        assert_eq!(t.record(&key(1)).unwrap().petname.as_deref(), Some("Bob (laptop)"));
+        assert_eq!(t.record(&key(2)).unwrap().petname, None);
+        let mut r = MemoryRetained::default();
+        assert_eq!(format!("{:?}", Stores { trust: &mut t, retained: &mut r }), "Stores");
+    }
+
+    /// A store that implements only what it must refuses to pin or verify (the defaults): it
+    /// records no trust, and must not say it did.
+    #[test]
+    fn a_store_without_trust_refuses_to_pin_or_verify() {
+        struct Bare;
+        impl TrustStore for Bare {
+            fn for_jid(&self, _: &BareJid) -> Vec<&KeyRecord> {
+                Vec::new()
+            }
+            fn record(&self, _: &PublicKey) -> Option<&KeyRecord> {
+                None
+            }
+            fn records(&self) -> Vec<&KeyRecord> {
+                Vec::new()
+            }
+            fn associate(&mut self, _: &BareJid, _: PublicKey) -> Result<(), StoreError> {
+                Ok(())
+            }
+            fn sas_confirmed(&self, _: &BareJid) -> bool {
+                false
+            }
+            fn confirm_sas(&mut self, _: &BareJid) -> Result<(), StoreError> {
+                Ok(())
+            }
+        }
+        let bob = jid("bob@example.com");
+        assert_eq!(Bare.pin(&bob, key(1)).unwrap_err().kind(), StoreErrorKind::Other);
+        assert_eq!(Bare.verify(&bob, key(1)).unwrap_err().kind(), StoreErrorKind::Other);
+    }
 }

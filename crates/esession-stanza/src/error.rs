@@ -62,6 +62,18 @@ pub enum TerminationCause {
     Compression,
 }
 
+impl fmt::Display for TerminationCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TerminationCause::Mac => "a stanza failed its MAC",
+            TerminationCause::Xml => "the decrypted content is not well-formed XML",
+            TerminationCause::RekeyRange => "a re-key value is out of range",
+            TerminationCause::New => "a <new/> count selects no stored key set",
+            TerminationCause::Compression => "the content did not decompress",
+        })
+    }
+}
+
 impl Error {
     /// The XMPP error condition to send back, if any (`not-acceptable` for terminations, the
     /// MAY of XEP-0200 §8).
@@ -79,7 +91,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Terminated(c) => write!(f, "session terminated: {c:?}"),
+            Error::Terminated(c) => write!(f, "session terminated: {c}"),
             Error::SessionClosed => f.write_str("session closed"),
             Error::Malformed(w) => write!(f, "malformed <c/>: {w}"),
             Error::NotNegotiated(t) => write!(f, "stanza type {t} is not encrypted in this session"),
@@ -105,3 +117,45 @@ impl From<esession_crypto::Error> for Error {
 
 /// Result alias.
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error says what happened in words (no `Debug` names), with what it carries.
+    #[test]
+    fn errors_are_said_in_words() {
+        let cases: [(Error, &str); 11] = [
+            (Error::Terminated(TerminationCause::Mac), "session terminated: a stanza failed its MAC"),
+            (
+                Error::Terminated(TerminationCause::Xml),
+                "session terminated: the decrypted content is not well-formed XML",
+            ),
+            (
+                Error::Terminated(TerminationCause::RekeyRange),
+                "session terminated: a re-key value is out of range",
+            ),
+            (
+                Error::Terminated(TerminationCause::New),
+                "session terminated: a <new/> count selects no stored key set",
+            ),
+            (
+                Error::Terminated(TerminationCause::Compression),
+                "session terminated: the content did not decompress",
+            ),
+            (Error::SessionClosed, "session closed"),
+            (Error::Malformed("no <mac/>"), "malformed <c/>: no <mac/>"),
+            (Error::NotNegotiated("iq".into()), "stanza type iq is not encrypted in this session"),
+            (Error::RekeyTooSoon { remaining: 3 }, "re-key not allowed for 3 more stanzas"),
+            (Error::RekeysUnanswered { stored: 4 }, "no re-key while 4 key sets wait for the peer's answer"),
+            (Error::Snapshot("truncated"), "kept session state: truncated"),
+        ];
+        for (e, words) in cases {
+            assert_eq!(e.to_string(), words);
+        }
+        assert_eq!(Error::NotEncrypted.to_string(), "the stanza is not encrypted");
+        assert_eq!(Error::KeyExhausted.to_string(), "the key must be renewed before more data is sent");
+        let crypto = esession_crypto::Error::InvalidKey;
+        assert_eq!(Error::from(crypto.clone()).to_string(), crypto.to_string());
+    }
+}

@@ -46,6 +46,7 @@ pub mod content;
 pub mod element;
 mod error;
 mod fast_content;
+pub mod kept;
 pub mod session;
 
 /// The raw XEP-0200 operations under the session (feature `hazmat`): for known-answer checks

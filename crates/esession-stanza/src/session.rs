@@ -6,6 +6,7 @@ use crate::compress::{Compressor, Decompressor};
 use crate::content;
 use crate::element::Encrypted;
 use crate::error::{Error, Result, TerminationCause};
+use crate::kept::{Fields, put_field};
 use esession_crypto::kdf::{RekeyKeys, cipher_key};
 use esession_crypto::{
     CryptAlg, CtrCipher, DhKeyPair, HashAlg, ModpGroup, Profile, SecretBytes, mpi, secret,
@@ -848,46 +849,6 @@ impl Session {
 /// Version of the octets [`Session::export_receiving`] writes.
 const RECEIVING_V1: u8 = 1;
 
-/// Appends a length-prefixed field (no field of a session comes near 4 GiB; a longer one would
-/// be written with a wrong length, and refused when read back).
-fn put_field(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
-}
-
-/// Reads what [`Session::export_receiving`] wrote; every length is checked before it is used.
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Fields<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.0.len() {
-            return Err(Error::Snapshot("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn field(&mut self) -> Result<&'a [u8]> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-
-    fn text(&mut self) -> Result<&'a str> {
-        core::str::from_utf8(self.field()?).map_err(|_| Error::Snapshot("a name that is not UTF-8"))
-    }
-}
-
 /// How many stanza types and key sets a kept state may name (far above what a session holds).
 const KEPT_MAX: u32 = 64;
 
@@ -988,7 +949,7 @@ impl Session {
     /// [`Error::Snapshot`] for octets of another version, truncated or malformed; the
     /// primitives' errors for algorithms this build does not implement.
     pub fn import_receiving(kept: &[u8]) -> Result<Self> {
-        let mut r = Fields(kept);
+        let mut r = Fields::new(kept);
         if r.take(1)? != [RECEIVING_V1] {
             return Err(Error::Snapshot("an unknown version"));
         }
@@ -1033,7 +994,7 @@ impl Session {
                 retired_send_km: None,
             });
         }
-        if !r.0.is_empty() {
+        if !r.is_empty() {
             return Err(Error::Snapshot("trailing octets"));
         }
         let params = Params {

@@ -47,6 +47,13 @@ const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline_se
 /// The digests of the stanzas each kept session took: id base | digest -> 1.
 #[cfg(feature = "durable")]
 const TAKEN: TableDefinition<&[u8], u8> = TableDefinition::new("offline_taken_v1");
+/// Inbox records that could not be read back, set aside ([`Inbox::set_aside`]): message id ->
+/// the sealed octets as they were (never read again; kept for whoever examines the damage).
+#[cfg(feature = "durable")]
+const INBOX_ASIDE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inbox_aside_v1");
+/// Kept offline sessions that could not be read back, set aside: id base -> sealed octets.
+#[cfg(feature = "durable")]
+const SESSIONS_ASIDE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("offline_sessions_aside_v1");
 
 /// How the account's secrets are sealed in its data directory (feature `durable`).
 #[cfg(feature = "durable")]
@@ -169,8 +176,13 @@ impl TrustStore for MemoryView {
     }
 
     fn pin(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
-        self.shared.trust().trust.trust(jid, key.clone());
+        self.shared.trust().trust.pin_first_use(jid, key.clone());
         self.cache.pin(jid, key)
+    }
+
+    fn verify(&mut self, jid: &BareJid, key: PublicKey) -> Result<(), StoreError> {
+        self.shared.trust().trust.trust(jid, key.clone());
+        self.cache.verify(jid, key)
     }
 }
 
@@ -283,6 +295,28 @@ impl Account {
             }
         }
         Ok(me)
+    }
+
+    /// The resource this account binds when the application gives a bare JID
+    /// ([`crate::ClientBuilder::connect`]): made once at random (`esession-` and 8 hexadecimal
+    /// digits) and kept, so that a process started again after a crash replaces the stream
+    /// its predecessor left (issue 21: what that stream had not acknowledged is handed over
+    /// again, not bounced). An account in memory makes a new one each time.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn resource(&self) -> Result<String, Error> {
+        if let Some(r) = self.get("resource")?
+            && let Ok(r) = String::from_utf8(r)
+            && !r.is_empty()
+        {
+            return Ok(r);
+        }
+        let mut b = [0u8; 4];
+        rand_core::Rng::fill_bytes(&mut os_rng(), &mut b);
+        let r = format!("esession-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+        self.put("resource", Some(r.as_bytes()))?;
+        Ok(r)
     }
 
     /// The data directory (empty for an account in memory).
@@ -591,6 +625,10 @@ impl Inbox for AccountInbox {
     fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError> {
         self.0.forget_session(base)
     }
+
+    fn set_aside(&mut self) -> Result<Vec<crate::engine::SetAside>, StoreError> {
+        self.0.set_aside()
+    }
 }
 
 /// The inbox in an account's database file.
@@ -646,6 +684,44 @@ impl FileInbox {
         t.insert(next, sealed).map_err(serr)?;
         ids.insert(id.as_bytes().as_slice(), next).map_err(serr)?;
         Ok(true)
+    }
+
+    /// Whether the sealed message record stored under `id` opens and decodes as that message.
+    fn readable_kept(&self, id: &[u8], sealed: Option<&[u8]>) -> bool {
+        let (Ok(id), Some(sealed)) = (<[u8; 16]>::try_from(id), sealed) else { return false };
+        let id = MessageId::from_bytes(id);
+        self.key
+            .open(&inbox_aad(&id), sealed)
+            .ok()
+            .and_then(|plain| Kept::decode(plain.expose_secret()).ok())
+            .is_some_and(|k| k.id == id)
+    }
+
+    /// Whether the sealed session record stored under `base` opens and decodes as that session.
+    fn readable_session(&self, base: &[u8], sealed: &[u8]) -> bool {
+        let Ok(base) = <[u8; 32]>::try_from(base) else { return false };
+        self.key
+            .open(&session_aad(&base), sealed)
+            .ok()
+            .and_then(|plain| KeptSession::decode(plain.expose_secret()).ok())
+            .is_some_and(|s| s.base == base)
+    }
+
+    /// The keys of the digests kept for the session stored under `base` (any length).
+    fn taken_keys(
+        t: &impl ReadableTable<&'static [u8], u8>,
+        base: &[u8],
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for row in t.range(base..).map_err(serr)? {
+            let (k, _) = row.map_err(serr)?;
+            let k = k.value();
+            if !k.starts_with(base) {
+                break;
+            }
+            out.push(k.to_vec());
+        }
+        Ok(out)
     }
 
     /// The digests kept for the session `base`.
@@ -753,6 +829,69 @@ impl Inbox for FileInbox {
         Ok(found)
     }
 
+    fn set_aside(&mut self) -> Result<Vec<crate::engine::SetAside>, StoreError> {
+        use crate::engine::SetAside;
+        // Found in one read, moved in one write (a kill between the two sets nothing aside).
+        let mut messages: Vec<(Vec<u8>, u64, Vec<u8>)> = Vec::new();
+        // (id base, sealed octets, the keys of its digests)
+        #[allow(clippy::type_complexity)]
+        let mut sessions: Vec<(Vec<u8>, Vec<u8>, Vec<Vec<u8>>)> = Vec::new();
+        {
+            let r = self.db.begin_read().map_err(serr)?;
+            let t = r.open_table(INBOX).map_err(serr)?;
+            let ids = r.open_table(INBOX_IDS).map_err(serr)?;
+            for row in ids.iter().map_err(serr)? {
+                let (id, seq) = row.map_err(serr)?;
+                let sealed = t.get(seq.value()).map_err(serr)?.map(|v| v.value().to_vec());
+                if !self.readable_kept(id.value(), sealed.as_deref()) {
+                    messages.push((id.value().to_vec(), seq.value(), sealed.unwrap_or_default()));
+                }
+            }
+            let t = r.open_table(SESSIONS).map_err(serr)?;
+            let taken = r.open_table(TAKEN).map_err(serr)?;
+            for row in t.iter().map_err(serr)? {
+                let (base, sealed) = row.map_err(serr)?;
+                if !self.readable_session(base.value(), sealed.value()) {
+                    let digests = Self::taken_keys(&taken, base.value())?;
+                    sessions.push((base.value().to_vec(), sealed.value().to_vec(), digests));
+                }
+            }
+        }
+        if messages.is_empty() && sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut w = self.db.begin_write().map_err(serr)?;
+        w.set_durability(Durability::Immediate).map_err(serr)?;
+        let mut out = Vec::new();
+        {
+            let mut aside = w.open_table(INBOX_ASIDE).map_err(serr)?;
+            let mut ids = w.open_table(INBOX_IDS).map_err(serr)?;
+            let mut t = w.open_table(INBOX).map_err(serr)?;
+            for (id, seq, sealed) in &messages {
+                aside.insert(id.as_slice(), sealed.as_slice()).map_err(serr)?;
+                ids.remove(id.as_slice()).map_err(serr)?;
+                t.remove(*seq).map_err(serr)?;
+                let mut b = [0u8; 16];
+                let n = id.len().min(16);
+                b[..n].copy_from_slice(&id[..n]);
+                out.push(SetAside::Message(MessageId::from_bytes(b)));
+            }
+            let mut aside = w.open_table(SESSIONS_ASIDE).map_err(serr)?;
+            let mut t = w.open_table(SESSIONS).map_err(serr)?;
+            let mut taken = w.open_table(TAKEN).map_err(serr)?;
+            for (base, sealed, digests) in &sessions {
+                aside.insert(base.as_slice(), sealed.as_slice()).map_err(serr)?;
+                t.remove(base.as_slice()).map_err(serr)?;
+                for d in digests {
+                    taken.remove(d.as_slice()).map_err(serr)?;
+                }
+                out.push(SetAside::Session { taken: digests.len() });
+            }
+        }
+        w.commit().map_err(serr)?;
+        Ok(out)
+    }
+
     fn held(&self) -> Result<Vec<Kept>, esession_negotiate::StoreError> {
         let r = self.db.begin_read().map_err(serr)?;
         let t = r.open_table(INBOX).map_err(serr)?;
@@ -824,6 +963,105 @@ mod tests {
         PrivateKey::from_pkcs8_pem(include_str!("../tests/vectors/pem/rsa.pem")).unwrap()
     }
 
+    /// Issue 21: one kept record that cannot be read back (here a flipped octet in a sealed
+    /// message and in a sealed offline session) stopped the account from starting: the
+    /// engine's `set_inbox` failed ("does not unseal"). Now each is set aside (moved to a
+    /// table of its own, sealed octets as they were), told loudly with what was lost
+    /// (`Event::SetAside`, by the next tick), and the account starts with everything else.
+    #[cfg(feature = "durable")]
+    #[test]
+    fn an_unreadable_kept_record_is_set_aside_and_told_and_the_account_starts() {
+        use crate::engine::{Event, SetAside};
+        use redb::ReadableTableMetadata;
+        let dir = std::env::temp_dir().join(format!("esession-aside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Account::open(&dir, Sealing::KeyFile).unwrap();
+        let Records::File(db) = &a.records else { unreachable!() };
+        let peer = esession_negotiate::Jid::new("bob@example.com/laptop").unwrap();
+        let msg = |n: u32| Kept {
+            id: MessageId::derive(&[9; 32], n),
+            peer: peer.clone(),
+            thread: "t".into(),
+            stanza: esession_forms::xml::parse("<message xmlns='jabber:client'><body>hi</body></message>")
+                .unwrap(),
+            petname: None,
+            clear: Vec::new(),
+            replay: Vec::new(),
+            untrusted: None,
+        };
+        let session = |b: u8| KeptSession {
+            base: [b; 32],
+            next: 2,
+            peer: peer.clone(),
+            until: chrono::Utc::now() + chrono::Duration::days(1),
+            replay: Vec::new(),
+            untrusted: None,
+            taken: Vec::new(),
+            state: SecretBytes::new(vec![5; 64]),
+        };
+        let mut inbox = a.inbox().unwrap();
+        assert!(inbox.keep(&msg(0)).unwrap() && inbox.keep(&msg(1)).unwrap());
+        inbox.keep_in_session(None, &session(1), Some(&[1; 16])).unwrap();
+        inbox.keep_in_session(None, &session(2), Some(&[2; 16])).unwrap();
+        inbox.keep_in_session(None, &session(2), Some(&[3; 16])).unwrap();
+        // The damage: one octet of the second message's record and of the second session's.
+        {
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(INBOX).unwrap();
+                let mut v = t.get(1).unwrap().unwrap().value().to_vec();
+                v[20] ^= 1;
+                t.insert(1, v.as_slice()).unwrap();
+                let mut t = w.open_table(SESSIONS).unwrap();
+                let base = [2u8; 32];
+                let mut v = t.get(base.as_slice()).unwrap().unwrap().value().to_vec();
+                v[20] ^= 1;
+                t.insert(base.as_slice(), v.as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        // What stopped the account before: the records cannot be read.
+        assert!(a.inbox().unwrap().held().is_err() && a.inbox().unwrap().sessions().is_err());
+
+        let mut engine = crate::Engine::new(crate::Config::new(Profile::Xep), a.stores().unwrap());
+        engine.set_inbox(Box::new(a.inbox().unwrap())).unwrap();
+        // Everything else is there: the first message is delivered again, the first session kept.
+        let again = engine.unacknowledged().unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(matches!(&again[0], Event::Message { id: Some(id), .. } if *id == msg(0).id));
+        let kept = a.inbox().unwrap().sessions().unwrap();
+        assert_eq!(kept.iter().map(|s| (s.base, s.taken.len())).collect::<Vec<_>>(), [([1; 32], 1)]);
+        // Kept apart, sealed octets as they were; gone from the inbox and its digests.
+        let r = db.begin_read().unwrap();
+        assert_eq!(r.open_table(INBOX_ASIDE).unwrap().len().unwrap(), 1);
+        assert_eq!(r.open_table(SESSIONS_ASIDE).unwrap().len().unwrap(), 1);
+        assert_eq!(r.open_table(TAKEN).unwrap().len().unwrap(), 1);
+        drop(r);
+        // Told, with what was lost: the message by its id, the session with its two stanzas
+        // (and the first session, whose test state cannot be opened as a session, as before:
+        // `Failed`, then forgotten).
+        let told: Vec<SetAside> = engine
+            .tick(chrono::Utc::now())
+            .events
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::SetAside(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told, [SetAside::Message(msg(1).id), SetAside::Session { taken: 2 }]);
+        assert!(told[0].to_string().contains(&msg(1).id.to_string()));
+        // A restart: nothing more to set aside, nothing told twice.
+        let mut engine = crate::Engine::new(crate::Config::new(Profile::Xep), a.stores().unwrap());
+        let mut inbox = a.inbox().unwrap();
+        assert!(inbox.set_aside().unwrap().is_empty());
+        engine.set_inbox(Box::new(inbox)).unwrap();
+        assert!(!engine.tick(chrono::Utc::now()).events.iter().any(|e| matches!(e, Event::SetAside(_))));
+        drop(engine);
+        drop(a);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// An account in memory (every build, no redb) keeps what a data directory keeps, for the
     /// life of the process: the identity key, and key associations shared between the account
     /// and its engine's store (what the engine learns, the account lists; what the account
@@ -859,7 +1097,9 @@ mod tests {
         assert!(a.associations().unwrap().is_empty());
         assert!(a.trust_store().unwrap().record(&public).is_none());
         assert!(a.untrust(&bob, &public).is_err());
-        // Another account in memory shares nothing.
+        // Its resource is kept while it lives; another account in memory shares nothing.
+        let r = a.resource().unwrap();
+        assert!(r.starts_with("esession-") && r.len() == 17 && a.resource().unwrap() == r);
         assert!(Account::in_memory().unwrap().identity().unwrap().is_none());
     }
 }

@@ -187,6 +187,16 @@ impl ClientBuilder {
     /// configuration's differ.
     pub async fn connect(mut self, account: Account) -> Result<Client, Error> {
         let engine = self.unpooled(&account)?;
+        // Issue 21: a data directory binds the same resource in every process (a bare JID
+        // given; a full one is the application's choice). A process killed during an offline
+        // return leaves its stream to the server with what it had not acknowledged; the next
+        // process, on the same resource, replaces that stream at once and the server hands
+        // those stanzas over again (Prosody stores them offline again). On another resource
+        // they wait for the old stream to expire (`smacks_hibernation_time`) and are then
+        // bounced to their senders if a resource of ours is online: lost to us.
+        if !account.is_in_memory() && !self.opts.jid.contains('/') {
+            self.opts.jid = format!("{}/{}", self.opts.jid, account.resource()?);
+        }
         Client::open(self.opts, engine, account).await
     }
 }

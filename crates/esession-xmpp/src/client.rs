@@ -187,6 +187,8 @@ fn connection_lost() -> Error {
 /// A logged-in account.
 pub struct Client {
     xmpp: StanzaStream,
+    /// XEP-0198 acknowledgements held to the stanzas handled ([`crate::smfix::AckGate`]).
+    gate: std::sync::Arc<crate::smfix::AckGate>,
     /// What came from the stream before it was read (looked at by [`Client::peek`]).
     inbox: VecDeque<Wire>,
     /// The connection is lost (tokio-xmpp reconnects by itself).
@@ -212,7 +214,16 @@ pub struct Client {
     confirms: bool,
     /// The id of the last protected message sent.
     last_sent: Option<String>,
+    /// Contacts we asked to see the presence of (roster `ask='subscribe'`, or our request in
+    /// this run) that have not approved (nor refused) yet.
+    asked: std::collections::HashSet<BareJid>,
+    /// Contacts for whom the server answered our presence with an error (no such domain or
+    /// account, a server that cannot be reached), with its condition.
+    presence_errors: HashMap<BareJid, String>,
 }
+
+/// The most contacts [`Client::asked`] and [`Client::presence_error`] remember.
+const SUBSCRIPTIONS_MAX: usize = 4096;
 
 /// How long [`Client::settle`] waits, after the server's answer to its ping, for the presence
 /// of the roster's contacts (RFC 6121 §4.3.2 lets the server answer probes when it likes; a
@@ -435,6 +446,8 @@ impl Client {
         let domain = me.domain().as_str().to_owned();
         let shown = opts.server.clone().unwrap_or_else(|| domain.clone());
         tracing::debug!(tls = ?opts.tls, "connecting");
+        let gate = std::sync::Arc::new(crate::smfix::AckGate::default());
+        let g = Some(gate.clone());
         let xmpp = match opts.tls {
             Tls::PlainLoopbackOnly => {
                 // A name is resolved by the resolver: only an address, or `localhost`, is known
@@ -452,17 +465,17 @@ impl Client {
                 }
                 let ip = host.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
                 let dns = DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string());
-                login(crate::nodelay::Plain(dns), &jid, &opts).await?
+                login(crate::nodelay::Plain(dns, g), &jid, &opts).await?
             }
             // The certificate must name the JID's domain; roots are the system's
             // (SSL_CERT_FILE is honoured).
             #[cfg(feature = "starttls")]
             Tls::StartTls => match opts.server.as_deref() {
                 Some(server) => {
-                    let connector = crate::nodelay::StartTls(dns_config(server, Some(CLIENT_PORT))?);
+                    let connector = crate::nodelay::StartTls(dns_config(server, Some(CLIENT_PORT))?, g);
                     login(connector, &jid, &opts).await?
                 }
-                None => login(crate::nodelay::Srv, &jid, &opts).await?,
+                None => login(crate::nodelay::Srv(g), &jid, &opts).await?,
             },
             #[cfg(feature = "starttls")]
             Tls::DirectTls => {
@@ -473,7 +486,7 @@ impl Client {
                             .into(),
                     )
                 })?;
-                login(crate::nodelay::DirectTls(dns_config(server, None)?), &jid, &opts).await?
+                login(crate::nodelay::DirectTls(dns_config(server, None)?, g), &jid, &opts).await?
             }
             #[cfg(not(feature = "starttls"))]
             Tls::StartTls | Tls::DirectTls => {
@@ -483,6 +496,7 @@ impl Client {
         crate::builder::attach_pool(&mut engine, opts.key_pool_depth)?;
         let mut c = Self {
             xmpp,
+            gate,
             inbox: VecDeque::new(),
             down: false,
             settling: None,
@@ -499,6 +513,8 @@ impl Client {
             unconfirmed: VecDeque::new(),
             confirms: false,
             last_sent: None,
+            asked: std::collections::HashSet::new(),
+            presence_errors: HashMap::new(),
         };
         let deadline = tokio::time::Instant::now() + c.timeout;
         loop {
@@ -508,6 +524,7 @@ impl Client {
                 Ok(Some(Wire::Stream(StreamEvent::Reset { bound_jid, .. }))) => {
                     c.me = parse_jid(&bound_jid.to_string())?;
                     c.engine.set_account(&c.me);
+                    c.gate.reset();
                     tracing::info!(account = %c.me.to_bare(), "online");
                     break;
                 }
@@ -588,6 +605,7 @@ impl Client {
             })
             .collect();
         self.engine.roster_result(&r, &heard);
+        self.roster_items(&r);
         esession_forms::xml::dispose(r);
         let ping = self.iq_element("get", None, Element::bare("ping", PING));
         self.request(ping).await?;
@@ -623,6 +641,77 @@ impl Client {
     #[must_use]
     pub fn watches(&self, peer: &BareJid) -> bool {
         self.engine.watches(peer)
+    }
+
+    /// Whether we asked to see `peer`'s presence ([`Client::subscribe`], or a request the roster
+    /// read at login shows pending) and it has neither approved nor refused yet: its presence
+    /// is unknown (not "offline") until it does.
+    #[must_use]
+    pub fn asked(&self, peer: &BareJid) -> bool {
+        self.asked.contains(peer) && !self.engine.watches(peer)
+    }
+
+    /// The contacts [`Client::asked`] says we asked and that have not answered, sorted.
+    #[must_use]
+    pub fn pending_requests(&self) -> Vec<BareJid> {
+        let mut v: Vec<BareJid> = self.asked.iter().filter(|b| !self.engine.watches(b)).cloned().collect();
+        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        v
+    }
+
+    /// The error condition the server answered our presence to `peer` with (e.g.
+    /// `remote-server-not-found`, `item-not-found`: no such domain or account), if it did.
+    #[must_use]
+    pub fn presence_error(&self, peer: &BareJid) -> Option<&str> {
+        self.presence_errors.get(peer).map(String::as_str)
+    }
+
+    /// What a roster (a result, or a push) says of our requests: an item with `ask='subscribe'`
+    /// whose presence we do not receive is a pending request; one we receive is approved.
+    fn roster_items(&mut self, iq: &Element) {
+        let Some(q) = iq.get_child("query", ROSTER_NS) else { return };
+        for item in q.children().filter(|c| c.is("item", ROSTER_NS)).take(crate::engine::ROSTER_MAX) {
+            let Some(jid) = item.attr("jid").and_then(|j| parse_jid(j).ok()).map(|j| j.to_bare()) else {
+                continue;
+            };
+            let sub = item.attr("subscription").unwrap_or("none");
+            if matches!(sub, "to" | "both" | "remove") || item.attr("ask") != Some("subscribe") {
+                self.asked.remove(&jid);
+            } else if self.asked.len() < SUBSCRIPTIONS_MAX {
+                self.asked.insert(jid);
+            }
+        }
+    }
+
+    /// What a presence stanza says of our subscription requests, before the engine reads it:
+    /// an answer (`subscribed`, `unsubscribed`), or the server's error for the address.
+    fn presence_answer(&mut self, s: &Element) {
+        if s.name() != "presence" {
+            return;
+        }
+        let Some(from) = s.attr("from").and_then(|f| parse_jid(f).ok()).map(|j| j.to_bare()) else {
+            return;
+        };
+        match s.attr("type") {
+            Some("subscribed" | "unsubscribed") => {
+                self.asked.remove(&from);
+            }
+            Some("error") => {
+                let condition = s
+                    .get_child("error", "jabber:client")
+                    .and_then(|e| e.children().find(|c| c.ns() == "urn:ietf:params:xml:ns:xmpp-stanzas"))
+                    .map_or_else(|| "undefined-condition".to_owned(), |c| c.name().to_owned());
+                if self.presence_errors.len() < SUBSCRIPTIONS_MAX || self.presence_errors.contains_key(&from)
+                {
+                    self.presence_errors.insert(from, condition);
+                }
+            }
+            // A presence of it came: the address answers.
+            None | Some("unavailable") => {
+                self.presence_errors.remove(&from);
+            }
+            _ => {}
+        }
     }
 
     /// Announces presence; with offline secrets kept, the engine first withdraws the
@@ -723,8 +812,14 @@ impl Client {
     /// Sends a stanza protected by the session with its addressee.
     ///
     /// # Errors
-    /// [`Error::NotProtected`] without a session (nothing is sent).
+    /// [`Error::NotProtected`] without a session (nothing is sent); [`Error::Disconnected`]
+    /// while the connection is lost or its reconnection not yet told (nothing is sent).
     pub async fn send_protected(&mut self, stanza: &Element) -> Result<(), Error> {
+        // As `send_text`: nothing goes out in a session until the application was told of a
+        // reconnection ([`Client::unsettled`]).
+        if self.unsettled() {
+            return Err(connection_lost());
+        }
         let w = self.engine.protect(stanza, EncryptOptions::default())?;
         self.send(w).await
     }
@@ -843,6 +938,27 @@ impl Client {
 
     /// Sends an IQ and waits for its answer, processing everything else that arrives.
     ///
+    /// Whether nothing may go out in a session now: the connection is lost, or changed before
+    /// the client handled it ([`Client::peek`]), or it was established again and the
+    /// application has not been told yet ([`Event::Reconnected`] comes after [`STABLE`]). Until
+    /// it is told, an application has told its user that what is typed is not sent (and the
+    /// sessions the reset ended are told after that event): a line sent meanwhile would
+    /// contradict it, and its new session would be told before the reconnection. A
+    /// reconnection whose time has come is told now (queued first), and sending may go on.
+    fn unsettled(&mut self) -> bool {
+        if self.peek() {
+            return true;
+        }
+        match self.settling.as_ref().map(|s| s.at) {
+            None => false,
+            Some(Some(at)) if at <= tokio::time::Instant::now() => {
+                self.settled();
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
     /// The connection lost (before, or while waiting): [`Error::Disconnected`] at once; an
     /// answer sent on a lost stream is lost with it.
     async fn request(&mut self, iq: Element) -> Result<Element, Error> {
@@ -873,6 +989,8 @@ impl Client {
     /// then what ended), once for an outage with several reconnections.
     async fn reconnected(&mut self, bound: &tokio_xmpp::jid::Jid) -> Result<(), Error> {
         let jid = parse_jid(&bound.to_string())?;
+        // A new stream-management session: its acknowledgements count from 0.
+        self.gate.reset();
         tracing::info!(account = %jid.to_bare(), "online again (reconnected, not resumed)");
         self.down = false;
         // What the server had not confirmed on the lost stream may be lost with it, and its
@@ -905,7 +1023,19 @@ impl Client {
 
     /// Hands one stanza from the server to the engine.
     async fn process(&mut self, s: Element) -> Result<(), Error> {
+        self.presence_answer(&s);
+        // A roster push comes from our own account (RFC 6121 §2.1.6).
+        if s.name() == "iq"
+            && s.attr("type") == Some("set")
+            && s.attr("from").is_none_or(|f| {
+                parse_jid(f).is_ok_and(|j| j.resource().is_none() && j.to_bare() == self.me.to_bare())
+            })
+        {
+            self.roster_items(&s);
+        }
         let step = self.engine.handle(chrono::Utc::now(), &s);
+        // Handled (offline content kept in the inbox): the server may now forget it.
+        self.gate.handled();
         // Stanzas from the network may be deep: dropped without recursion.
         esession_forms::xml::dispose(s);
         self.apply(step).await
@@ -976,7 +1106,14 @@ impl Client {
     /// # Errors
     /// The connection is lost.
     pub async fn subscribe(&mut self, peer: &BareJid) -> Result<(), Error> {
-        self.presence_to(peer, "subscribe").await
+        self.presence_to(peer, "subscribe").await?;
+        // Pending until it answers (or the roster says it approved); a new request is a new
+        // chance for the address to answer.
+        self.presence_errors.remove(peer);
+        if !self.engine.watches(peer) && self.asked.len() < SUBSCRIPTIONS_MAX {
+            self.asked.insert(peer.clone());
+        }
+        Ok(())
     }
 
     /// Lets `peer` see our presence.
@@ -1024,6 +1161,11 @@ impl Client {
     pub async fn negotiate(&mut self, peer: &Jid, mode: Mode) -> Result<Option<String>, Error> {
         // The engine says whom to ask, in order (Engine::negotiation_targets); the first that
         // announces XEP-0116 is the one.
+        // Not before the application has been told of a reconnection: its session would be told
+        // before it ([`Client::unsettled`]).
+        if self.unsettled() {
+            return Err(connection_lost());
+        }
         let targets = self.engine.negotiation_targets(peer);
         let Some(first) = targets.first().cloned() else {
             return Err(Error::NotAvailable { peer: peer.to_bare(), subscribed: true });
@@ -1086,8 +1228,9 @@ impl Client {
     pub async fn send_text(&mut self, peer: &Jid, text: &str) -> Result<Delivery, Error> {
         // Nothing is encrypted for a connection that is lost, or that changed before the client
         // handled it (a session it ended would take the text to a contact that cannot read
-        // it): the caller is told at once, nothing was sent.
-        if self.peek() {
+        // it), or whose reconnection the application has not been told of yet (it said lines
+        // are not sent until then): the caller is told at once, nothing was sent.
+        if self.unsettled() {
             return Err(connection_lost());
         }
         let bare = peer.to_bare();
@@ -1096,7 +1239,7 @@ impl Client {
         if let Route::Negotiate(mode) = route {
             self.negotiate(peer, mode).await?;
             // A loss that came while negotiating ended the new session too: checked again.
-            if self.peek() {
+            if self.unsettled() {
                 return Err(connection_lost());
             }
             route = self.engine.route_message(peer);
@@ -1130,8 +1273,12 @@ impl Client {
     /// Re-keys the session with `peer` (an empty stanza carrying `<key/>`).
     ///
     /// # Errors
-    /// [`Error::NotProtected`] without a session.
+    /// [`Error::NotProtected`] without a session; [`Error::Disconnected`] while the connection
+    /// is lost or its reconnection not yet told (nothing is sent).
     pub async fn rekey(&mut self, peer: &BareJid, text: &str) -> Result<(), Error> {
+        if self.unsettled() {
+            return Err(connection_lost());
+        }
         let w = self.engine.chat(peer, text, EncryptOptions { rekey: true, publish_old: false })?;
         self.send(w).await
     }
@@ -1317,8 +1464,9 @@ impl Client {
 
 /// Trust on first use, for bots and other programs without a person to compare fingerprints
 /// or SAS: what [`Engine::first_use`] says of the key `peer` proved in the session of
-/// `thread`, and a [`FirstUse::First`] key is trusted (verified) for `peer` in `account` at
-/// once, the engine seeing it from its next negotiation. A later session with another key is
+/// `thread`, and a [`FirstUse::First`] key is pinned for `peer` in `account` at once (trusted,
+/// marked pinned on first use, not verified: `KeyRecord::pinned`), the engine seeing it from
+/// its next negotiation. A later session with another key is
 /// then [`FirstUse::Changed`] (the engine also raises `Alert::KeyChanged`): the caller should
 /// terminate it. `None` without such a session.
 ///
@@ -1335,7 +1483,7 @@ pub fn trust_on_first_use(
 ) -> Result<Option<FirstUse>, Error> {
     let u = engine.first_use(peer, thread);
     if let Some(FirstUse::First(key)) = &u {
-        account.trust(peer, key.clone())?;
+        account.trust_store()?.pin(peer, key.clone()).map_err(Error::Store)?;
         // The engine's store caches the associations: a fresh view of the file sees the pin.
         engine.set_trust_store(account.trust_store()?);
         tracing::info!(peer = %peer, "key pinned on first use");
@@ -1471,6 +1619,8 @@ mod tests {
         r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
         r.drive();
         assert!(key_trust(&r.take_events(b)));
+        // The key refused is remembered, for its fingerprint to be shown (issue 19).
+        assert_eq!(r.engine(b).refused_key(&alice), Some(alice_pub.clone()));
         // On: Alice's first key is accepted, then pinned.
         r.engine(b).set_trust_on_first_use(true);
         r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
@@ -1479,9 +1629,11 @@ mod tests {
         // The engine pinned it itself as the session opened: the first use is already known.
         let u = trust_on_first_use(&acct, r.engine(b), &alice, &t1).unwrap();
         assert_eq!(u, Some(FirstUse::Known));
-        // Pinned: verified in the account's file and in the engine's view at once.
-        assert!(acct.associations().unwrap().iter().any(|k| k.key == alice_pub && k.verified));
-        assert!(r.engine(b).trust().for_jid(&alice).iter().any(|k| k.key == alice_pub && k.verified));
+        // Pinned, not verified (issue 19: it was recorded, and shown, as verified), in the
+        // account's file and in the engine's view at once.
+        let pinned = |k: &esession_negotiate::KeyRecord| k.key == alice_pub && k.pinned && !k.verified;
+        assert!(acct.associations().unwrap().iter().any(pinned));
+        assert!(r.engine(b).trust().for_jid(&alice).iter().any(|k| pinned(k)));
         assert_eq!(trust_on_first_use(&acct, r.engine(b), &alice, &t1).unwrap(), Some(FirstUse::Known));
 
         // Another key under Alice's JID: refused, nothing pinned.
@@ -1490,8 +1642,19 @@ mod tests {
         let events = r.take_events(b);
         assert!(key_trust(&events), "{events:?}");
         assert_eq!(thread_of(events), None);
-        let verified = acct.associations().unwrap().into_iter().filter(|k| k.verified).count();
-        assert_eq!(verified, 1, "only the first key is pinned");
+        let pinned_keys = acct.associations().unwrap().into_iter().filter(|k| k.pinned).count();
+        assert_eq!(pinned_keys, 1, "only the first key is pinned");
+        assert!(acct.associations().unwrap().iter().all(|k| !k.verified), "nothing is verified");
+
+        // The user confirms the SAS of a session with the pinned key: the key is verified, no
+        // longer only pinned (in the file, and in the engine's view).
+        r.start(a, "bob@example.com/bot", Mode::Four).unwrap();
+        r.drive();
+        let _ = r.take_events(b);
+        r.engine(b).confirm_sas(&alice).unwrap();
+        let verified = |k: &esession_negotiate::KeyRecord| k.key == alice_pub && k.verified && !k.pinned;
+        assert!(acct.associations().unwrap().iter().any(verified));
+        assert!(r.engine(b).trust().for_jid(&alice).iter().any(|k| verified(k)));
         drop(r);
         drop(acct);
         let _ = std::fs::remove_dir_all(&dir);
@@ -1570,8 +1733,9 @@ mod tests {
             })
             .unwrap();
         let bob_bare = parse_jid("bob@example.com").unwrap().to_bare();
-        // Pinned by the engine as the offline session opened (verified in the account's file).
-        assert!(acct.associations().unwrap().iter().any(|k| k.key == bob_pub && k.verified));
+        // Pinned by the engine as the offline session opened (pinned, not verified, in the
+        // account's file).
+        assert!(acct.associations().unwrap().iter().any(|k| k.key == bob_pub && k.pinned && !k.verified));
         let u = trust_on_first_use(&acct, r.engine(a), &bob_bare, &thread).unwrap();
         assert_eq!(u, Some(FirstUse::Known));
         drop(r);

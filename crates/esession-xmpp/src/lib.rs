@@ -165,12 +165,16 @@ impl fmt::Display for Error {
         match self {
             Error::Unreachable { server, source } => {
                 write!(f, "cannot reach the server {server}")?;
-                cause(f, source)?;
-                // rustls says what is wrong with the certificate, not what to do about it. Told by
-                // rustls's error in the cause chain, never by the text.
-                let cert_file = std::env::var_os("SSL_CERT_FILE");
+                // rustls says what is wrong with the certificate (`BadSignature` for a
+                // self-signed one), not what to do about it: said in words. Told by rustls's
+                // error in the cause chain, never by the text.
                 let trouble = source.as_deref().and_then(tls_trouble);
-                let certificate = trouble == Some(TlsTrouble::Certificate);
+                match trouble {
+                    Some(TlsTrouble::Certificate(words)) => write!(f, ": {words}")?,
+                    _ => cause(f, source)?,
+                }
+                let cert_file = std::env::var_os("SSL_CERT_FILE");
+                let certificate = matches!(trouble, Some(TlsTrouble::Certificate(_)));
                 if certificate
                     && let Some(path) = cert_file.as_ref()
                     && !std::fs::read_to_string(path).is_ok_and(|t| t.contains("-----BEGIN CERTIFICATE-----"))
@@ -183,9 +187,11 @@ impl fmt::Display for Error {
                 } else if certificate {
                     write!(
                         f,
-                        " (the server's certificate must name the JID's domain and chain to a root the \
-                         system trusts; a private CA's certificates can be given in a PEM file with the \
-                         environment variable SSL_CERT_FILE=PATH)"
+                        " (the certificate must name the JID's domain and chain to a root the system \
+                         trusts. If you trust this server, e.g. your own with a certificate you made or \
+                         one of your private CA, and checked that it is its certificate, give that \
+                         certificate or the CA's in a PEM file in the environment: SSL_CERT_FILE=PATH \
+                         esession ...)"
                     )?;
                 } else if trouble == Some(TlsTrouble::NotTls) {
                     // Direct TLS to a port that speaks XML first.
@@ -247,11 +253,14 @@ impl fmt::Display for Error {
     }
 }
 
-/// What a failed TLS connection says a person can fix.
+/// What a failed TLS connection says a person can fix (found only with the `starttls` feature,
+/// which brings TLS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "starttls"), allow(dead_code))]
 enum TlsTrouble {
-    /// The server's certificate was refused (not for the domain, no trusted root...).
-    Certificate,
+    /// The server's certificate was refused (not for the domain, no trusted root...): why, in
+    /// words.
+    Certificate(&'static str),
     /// What came back is not TLS: a port that speaks XML first (STARTTLS), not direct TLS.
     NotTls,
 }
@@ -261,14 +270,34 @@ enum TlsTrouble {
 /// most 16 causes deep.
 #[cfg(feature = "starttls")]
 fn tls_trouble(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<TlsTrouble> {
-    use tokio_xmpp::rustls::{Error as Tls, InvalidMessage};
+    use tokio_xmpp::rustls::{CertificateError as C, Error as Tls, InvalidMessage};
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     for _ in 0..16 {
         let e = cur?;
         if let Some(t) = e.downcast_ref::<Tls>() {
             return match t {
-                Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented | Tls::UnsupportedNameType => {
-                    Some(TlsTrouble::Certificate)
+                Tls::InvalidCertificate(c) => Some(TlsTrouble::Certificate(match c {
+                    // rustls reports a self-signed certificate as BadSignature (it is checked
+                    // against itself as its own issuer) or UnknownIssuer.
+                    C::BadSignature | C::UnknownIssuer => {
+                        "the server's certificate is not trusted: it is self-signed, or signed by an \
+                         authority this system does not trust"
+                    }
+                    C::NotValidForName | C::NotValidForNameContext { .. } => {
+                        "the server's certificate is for another name than the JID's domain"
+                    }
+                    C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired",
+                    C::NotValidYet | C::NotValidYetContext { .. } => {
+                        "the server's certificate is not valid yet (is this machine's clock right?)"
+                    }
+                    C::Revoked => "the server's certificate was revoked",
+                    _ => "the server's certificate was refused",
+                })),
+                Tls::NoCertificatesPresented => {
+                    Some(TlsTrouble::Certificate("the server presented no certificate"))
+                }
+                Tls::UnsupportedNameType => {
+                    Some(TlsTrouble::Certificate("the server's name cannot be checked against a certificate"))
                 }
                 Tls::InvalidMessage(InvalidMessage::InvalidContentType) => Some(TlsTrouble::NotTls),
                 _ => None,
@@ -362,6 +391,13 @@ mod tests {
         let text = |m: &str| unreachable(Box::new(std::io::Error::other(m.to_owned())));
         let cert = tls(Tls::InvalidCertificate(CertificateError::UnknownIssuer));
         assert!(cert.contains("SSL_CERT_FILE"), "{cert}");
+        // Issue 19: a self-signed certificate read "BadSignature"; it is said in words.
+        let own = tls(Tls::InvalidCertificate(CertificateError::BadSignature));
+        assert!(
+            own.contains("is not trusted: it is self-signed") && own.contains("SSL_CERT_FILE=PATH"),
+            "{own}"
+        );
+        assert!(!own.contains("BadSignature"), "{own}");
         let not_tls = tls(Tls::InvalidMessage(InvalidMessage::InvalidContentType));
         assert!(not_tls.contains("may expect STARTTLS"), "{not_tls}");
         let other = tls(Tls::DecryptError);

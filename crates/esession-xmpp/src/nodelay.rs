@@ -10,9 +10,10 @@
 //! after it connects; the TLS handshake is tokio-xmpp's (`tls_common::establish_tls_connection`:
 //! rustls, the system's roots, the certificate checked against the JID's domain).
 
-use crate::smfix::SmFailedFix;
+use crate::smfix::{AckGate, SmFailedFix};
 use sasl::common::ChannelBinding;
 use std::borrow::Cow;
+use std::sync::Arc;
 use tokio::io::BufStream;
 use tokio::net::TcpStream;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector};
@@ -32,7 +33,7 @@ fn header(jid: &Jid) -> StreamHeader<'_> {
 
 /// Plain TCP (loopback only, by [`crate::Tls::PlainLoopbackOnly`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Plain(pub(crate) DnsConfig);
+pub(crate) struct Plain(pub(crate) DnsConfig, pub(crate) Option<Arc<AckGate>>);
 
 impl ServerConnector for Plain {
     type Stream = BufStream<SmFailedFix<TcpStream>>;
@@ -43,7 +44,7 @@ impl ServerConnector for Plain {
         ns: &'static str,
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), tokio_xmpp::Error> {
-        let stream = BufStream::new(SmFailedFix::new(connect_tcp(&self.0).await?));
+        let stream = BufStream::new(SmFailedFix::new(connect_tcp(&self.0).await?, self.1.clone()));
         Ok((initiate_stream(stream, ns, header(jid), timeouts).await?, ChannelBinding::None))
     }
 }
@@ -51,7 +52,7 @@ impl ServerConnector for Plain {
 /// STARTTLS (rustls, the system's roots).
 #[cfg(feature = "starttls")]
 #[derive(Debug, Clone)]
-pub(crate) struct StartTls(pub(crate) DnsConfig);
+pub(crate) struct StartTls(pub(crate) DnsConfig, pub(crate) Option<Arc<AckGate>>);
 
 #[cfg(feature = "starttls")]
 impl ServerConnector for StartTls {
@@ -71,7 +72,8 @@ impl ServerConnector for StartTls {
         }
         let (tls, binding) = tokio_xmpp::connect::starttls::starttls(clear, jid.domain().as_str()).await?;
         Ok((
-            initiate_stream(BufStream::new(SmFailedFix::new(tls)), ns, header(jid), timeouts).await?,
+            initiate_stream(BufStream::new(SmFailedFix::new(tls, self.1.clone())), ns, header(jid), timeouts)
+                .await?,
             binding,
         ))
     }
@@ -84,7 +86,7 @@ type TlsStream = BufStream<SmFailedFix<tokio_xmpp::connect::tls_common::TlsStrea
 /// Direct TLS (XEP-0368, RFC 7590 §3.2): TLS from the first octet, then the stream.
 #[cfg(feature = "starttls")]
 #[derive(Debug, Clone)]
-pub(crate) struct DirectTls(pub(crate) DnsConfig);
+pub(crate) struct DirectTls(pub(crate) DnsConfig, pub(crate) Option<Arc<AckGate>>);
 
 #[cfg(feature = "starttls")]
 impl ServerConnector for DirectTls {
@@ -107,7 +109,11 @@ impl ServerConnector for DirectTls {
             from: Some(Cow::Borrowed(bare.as_str())),
             id: None,
         };
-        Ok((initiate_stream(BufStream::new(SmFailedFix::new(tls)), ns, header, timeouts).await?, binding))
+        Ok((
+            initiate_stream(BufStream::new(SmFailedFix::new(tls, self.1.clone())), ns, header, timeouts)
+                .await?,
+            binding,
+        ))
     }
 }
 
@@ -117,7 +123,7 @@ impl ServerConnector for DirectTls {
 /// (re)connection, as records change.
 #[cfg(feature = "starttls")]
 #[derive(Debug, Clone)]
-pub(crate) struct Srv;
+pub(crate) struct Srv(pub(crate) Option<Arc<AckGate>>);
 
 #[cfg(feature = "starttls")]
 impl ServerConnector for Srv {
@@ -142,9 +148,9 @@ impl ServerConnector for Srv {
             tracing::debug!(host = %t.host, port = t.port, direct_tls = t.direct, "trying");
             let dns = DnsConfig::no_srv(&t.host, t.port);
             let r = if t.direct {
-                DirectTls(dns).connect(jid, ns, timeouts).await
+                DirectTls(dns, self.0.clone()).connect(jid, ns, timeouts).await
             } else {
-                StartTls(dns).connect(jid, ns, timeouts).await
+                StartTls(dns, self.0.clone()).connect(jid, ns, timeouts).await
             };
             match r {
                 Ok(connected) => return Ok(connected),

@@ -40,10 +40,10 @@ async fn accounts_in_memory_negotiate_and_pin_on_first_use() {
     alice.send_text(&bob_full, "from memory").await.unwrap();
     let e = bob.wait_for(|e| matches!(e, Event::Message { .. })).await.unwrap();
     assert_eq!(e.body().as_deref(), Some("from memory"));
-    // Bob's account (in memory) pinned Alice's key, verified, and his engine sees it.
+    // Bob's account (in memory) pinned Alice's key (not verified), and his engine sees it.
     let pinned = bob.account().associations().unwrap();
     assert!(
-        pinned.iter().any(|r| r.key == alice_key.public_key() && r.verified && r.jids.contains(&alice_jid)),
+        pinned.iter().any(|r| r.key == alice_key.public_key() && r.pinned && r.jids.contains(&alice_jid)),
         "{pinned:?}"
     );
     assert!(bob.engine().trust().trusts(&alice_jid, &alice_key.public_key()));

@@ -370,8 +370,8 @@ fn alice_ends_the_offline_session_before_negotiating_online() {
     r.drive();
     let ea = r.take_events(a);
     assert!(
-        ea.iter().any(|e| matches!(e, Event::Failed { failure: Failure::NoSession, .. })),
-        "the old thread is gone: {ea:?}"
+        !ea.iter().any(|e| matches!(e, Event::Failed { .. } | Event::Terminated { .. })),
+        "the old thread is gone, and its terminate tells of no lost message: {ea:?}"
     );
     assert!(r.engine(a).has_session(&bare(BOB)), "the online session is untouched");
     r.chat(a, BOB, "online now").unwrap();
@@ -628,7 +628,7 @@ fn a_terminate_is_acknowledged_on_its_own_thread_only() {
     set(&mut foreign, "from", ALICE);
     let step = r.engine(b).handle(now(), &foreign);
     assert!(step.send.is_empty(), "no acknowledgement: {:?}", step.send);
-    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::NoSession, .. })));
+    assert!(step.events.is_empty(), "an end of no session here is no lost message: {:?}", step.events);
     assert!(r.engine(b).has_session(&bare(ALICE)), "the session is untouched");
     let mut t = t;
     set(&mut t, "from", ALICE);
@@ -1336,4 +1336,38 @@ fn a_resource_that_is_gone_is_told_apart_from_one_without_support() {
             .parse()
             .unwrap();
     assert!(!resource_gone(&result) && !announces_esessions(&result), "there, without support");
+}
+
+#[test]
+fn the_acknowledgement_of_a_terminate_sent_as_we_left_is_no_lost_message() {
+    // Alice leaves (terminate_all): Bob acknowledges her terminate after her session is gone
+    // (the server stores it and hands it over at her next start). That is the end of a session
+    // that ended already, not a message that could not be read; a chat message in a session
+    // that is gone still is.
+    let (mut r, a, b) = pair();
+    r.start(a, BOB, Mode::Four).unwrap();
+    r.drive();
+    r.take_events(a);
+    let stale_chat = {
+        let mut m = r.engine(b).chat(&bare(ALICE), "late", EncryptOptions::default()).unwrap();
+        set(&mut m, "from", BOB);
+        m
+    };
+    let step = r.engine(a).terminate_all();
+    assert_eq!(step.send.len(), 1, "{:?}", step.send);
+    let mut t = step.send[0].clone();
+    set(&mut t, "from", ALICE);
+    let bob = r.engine(b).handle(now(), &t);
+    assert_eq!(bob.send.len(), 1, "Bob acknowledges: {:?}", bob.events);
+    let mut ack = bob.send[0].clone();
+    set(&mut ack, "from", BOB);
+    let step = r.engine(a).handle(now(), &ack);
+    assert!(step.events.is_empty(), "no lost message: {:?}", step.events);
+    assert!(step.send.is_empty(), "{:?}", step.send);
+    let step = r.engine(a).handle(now(), &stale_chat);
+    assert!(
+        step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::NoSession, .. })),
+        "a chat message of a gone session is lost: {:?}",
+        step.events
+    );
 }

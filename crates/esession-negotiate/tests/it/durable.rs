@@ -74,6 +74,44 @@ fn everything_survives_a_reopen_and_secrets_are_sealed() {
     assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
 }
 
+/// Issue 19: a key taken on first use was recorded as verified, and shown so. It is pinned: a
+/// state of its own, kept across a reopen, that only the user's verification turns into
+/// verified; pinning a verified key leaves it verified.
+#[test]
+fn a_key_pinned_on_first_use_stays_pinned_not_verified_until_the_user_verifies_it() {
+    use esession_negotiate::KeyState;
+    let path = tmp("pinned");
+    // Two distinct keys: RSA for Alice, DSA for Bob.
+    let (ra, _, rb, _) = keys();
+    let alice = bare("alice@example.org");
+    let bob = bare("bob@example.com");
+    {
+        let mut s = open(&path);
+        s.pin(&alice, ra.public_key()).unwrap();
+        s.verify(&bob, rb.public_key()).unwrap();
+        // A verified key pinned again (a first use seen later) stays verified.
+        s.pin(&bob, rb.public_key()).unwrap();
+        let rec = s.record(&ra.public_key()).unwrap();
+        assert_eq!((rec.state(), rec.verified, rec.pinned), (KeyState::Pinned, false, true));
+        assert!(s.trusts(&alice, &ra.public_key()), "a pinned key is accepted as before");
+    }
+    let mut s = open(&path);
+    assert_eq!(s.record(&ra.public_key()).unwrap().state(), KeyState::Pinned, "kept durably");
+    assert_eq!(s.record(&rb.public_key()).unwrap().state(), KeyState::Verified);
+    // The user compares and verifies it: verified, no longer pinned, durably.
+    s.verify(&alice, ra.public_key()).unwrap();
+    drop(s);
+    let s = open(&path);
+    let rec = s.record(&ra.public_key()).unwrap();
+    assert_eq!((rec.state(), rec.verified, rec.pinned), (KeyState::Verified, true, false));
+    // The same in memory.
+    let mut m = esession_negotiate::MemoryTrust::default();
+    m.pin(&alice, ra.public_key()).unwrap();
+    assert_eq!(m.record(&ra.public_key()).unwrap().state(), KeyState::Pinned);
+    m.verify(&alice, ra.public_key()).unwrap();
+    assert_eq!(m.record(&ra.public_key()).unwrap().state(), KeyState::Verified);
+}
+
 #[test]
 fn store_errors_are_typed_and_keep_their_cause() {
     use std::error::Error as _;
@@ -398,4 +436,98 @@ fn records_under_unnormalized_jids_are_migrated_on_open() {
             "round {round}: a row keeps {OLD}"
         );
     }
+}
+
+/// What the mutation run of durable.rs left alive (docs/conformance.md, "Mutation testing"):
+/// `untrust` removes exactly one association, durably, and refuses one that does not exist; a
+/// key without a petname reads back without one; nothing is confirmed before it is; the store's
+/// `Debug` shows nothing it holds.
+#[test]
+fn untrust_removes_one_association_durably() {
+    let path = tmp("untrust");
+    let (ra, ..) = keys();
+    let (alice, carol) = (bare("alice@example.org"), bare("carol@example.net"));
+    {
+        let mut s = open(&path);
+        assert_eq!(format!("{s:?}"), "DurableStore");
+        assert!(!s.sas_confirmed(&alice), "nothing is confirmed yet");
+        s.trust(&alice, ra.public_key()).unwrap();
+        s.trust(&carol, ra.public_key()).unwrap();
+        let e = s.untrust(&bare("bob@example.com"), &ra.public_key()).unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::NotFound, "{e}");
+        s.untrust(&alice, &ra.public_key()).unwrap();
+        assert!(!s.trusts(&alice, &ra.public_key()));
+        assert!(s.trusts(&carol, &ra.public_key()));
+    }
+    let s = open(&path);
+    assert!(!s.trusts(&alice, &ra.public_key()), "untrusted durably");
+    assert!(s.trusts(&carol, &ra.public_key()), "the other association kept");
+    let rec = s.record(&ra.public_key()).unwrap();
+    assert_eq!(rec.jids, vec![carol]);
+    assert_eq!(rec.petname, None, "no petname reads back as none");
+    assert!(!s.sas_confirmed(&alice));
+}
+
+/// `set_retained_max_age`: a retained secret older than the limit is ignored.
+#[test]
+fn retained_secrets_older_than_the_limit_are_ignored() {
+    let path = tmp("max-age");
+    let alice = bare("alice@example.org");
+    let mut s = open(&path);
+    s.replace(&alice, None, SecretBytes::from_slice(b"kept"), at(10), false).unwrap();
+    assert_eq!(RetainedStore::for_jid(&s, &alice, at(10_000)).len(), 1, "no limit by default");
+    s.set_retained_max_age(100);
+    assert_eq!(RetainedStore::for_jid(&s, &alice, at(100)).len(), 1);
+    assert!(RetainedStore::for_jid(&s, &alice, at(10_000)).is_empty(), "older than 100 s");
+}
+
+/// The migration of unnormalized JIDs rewrites each table that needs it, also when the others
+/// do not: here only the SAS confirmation is kept under `Bob@Example.COM`.
+#[test]
+fn a_migration_of_one_table_alone_is_written() {
+    use redb::{ReadableDatabase, ReadableTable};
+    let path = tmp("migrate-one");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(old_rows::SAS).unwrap().insert("Bob@Example.COM", 1u8).unwrap();
+        w.commit().unwrap();
+    }
+    let s = open(&path);
+    assert!(s.sas_confirmed(&bare("bob@example.com")));
+    drop(s);
+    let db = redb::Database::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    let keys: Vec<String> = r
+        .open_table(old_rows::SAS)
+        .unwrap()
+        .iter()
+        .unwrap()
+        .map(|row| row.unwrap().0.value().to_owned())
+        .collect();
+    assert_eq!(keys, ["bob@example.com"]);
+}
+
+/// Pinning on first use is bounded as an association is: a key that already has
+/// `MAX_JIDS_PER_KEY` JIDs is not pinned for one more (a peer growing one record without bound,
+/// one new JID at a time), durably or in memory.
+#[test]
+fn pinning_on_first_use_is_bounded_per_key() {
+    let path = tmp("pin-bound");
+    let key = nth_key(7);
+    let jid = |i: usize| bare(&format!("u{i}@example.net"));
+    let mut s = open(&path);
+    let mut m = esession_negotiate::MemoryTrust::default();
+    for i in 0..MAX_JIDS_PER_KEY {
+        s.pin_first_use(&jid(i), key.clone()).unwrap();
+        m.pin_first_use(&jid(i), key.clone());
+    }
+    let extra = jid(MAX_JIDS_PER_KEY);
+    assert!(s.pin_first_use(&extra, key.clone()).is_err());
+    m.pin_first_use(&extra, key.clone());
+    assert_eq!(s.record(&key).unwrap().jids.len(), MAX_JIDS_PER_KEY);
+    assert_eq!(m.record(&key).unwrap().jids.len(), MAX_JIDS_PER_KEY);
+    assert!(!s.trusts(&extra, &key) && !m.trusts(&extra, &key));
+    drop(s);
+    assert_eq!(open(&path).record(&key).unwrap().jids.len(), MAX_JIDS_PER_KEY, "durably");
 }

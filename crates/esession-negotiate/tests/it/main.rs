@@ -2,10 +2,12 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod audit;
 mod durable;
 mod hostile;
 mod lifecycle;
 mod matrix;
+mod parties;
 mod rows116;
 mod rows116_more;
 mod security;
@@ -129,6 +131,18 @@ pub(crate) fn run_parties_at(
 ) {
     let mut ent = TestRng::new(a.rng_seed());
     alice.start(mode, &mut RngEntropy(&mut ent)).unwrap();
+    drive(now, &mut alice, &mut bob, a, b, &mut tamper);
+}
+
+/// Relays the outputs of a started `alice` and of `bob` until neither has any.
+pub(crate) fn drive(
+    now: chrono::DateTime<chrono::Utc>,
+    alice: &mut Initiator,
+    bob: &mut Responder,
+    a: &mut Side,
+    b: &mut Side,
+    tamper: &mut Tamper<'_>,
+) {
     let mut n = 0usize;
     loop {
         let mut moved = false;

@@ -135,6 +135,11 @@ pub enum Event {
         /// What failed.
         failure: Failure,
     },
+    /// A record the account kept for a restart (an offline message not yet acknowledged, or
+    /// an open offline session) could not be read back: it was set aside
+    /// ([`super::Inbox::set_aside`]) and the account started without it. What it held is
+    /// lost, as this says.
+    SetAside(super::SetAside),
     /// The peer accepted a plain stanza session instead of an ESession (XEP-0116 §4.4):
     /// nothing will be encrypted.
     StanzaSession {
@@ -323,6 +328,7 @@ fn trace_event(e: &Event) {
                 warn!(peer = %peer.to_bare(), kind = failure.kind(), condition = failure.condition(), "failed: {failure}")
             }
         },
+        Event::SetAside(lost) => tracing::error!(what = %lost, "a kept record set aside"),
         Event::StanzaSession { peer, security } => {
             warn!(peer = %peer.to_bare(), security = security.as_str(), "plain stanza session: nothing will be encrypted");
         }
@@ -533,6 +539,7 @@ impl fmt::Debug for Event {
             Event::Failed { peer, failure } => {
                 f.debug_struct("Failed").field("peer", peer).field("failure", failure).finish()
             }
+            Event::SetAside(lost) => f.debug_tuple("SetAside").field(lost).finish(),
             Event::StanzaSession { peer, security } => {
                 f.debug_struct("StanzaSession").field("peer", peer).field("security", security).finish()
             }

@@ -362,6 +362,48 @@ pub trait Inbox {
     /// The store could not be updated (the session is opened again after a restart, until
     /// its options expire).
     fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError>;
+
+    /// Sets aside every kept record that cannot be read back (it does not unseal, or does not
+    /// decode), so that one damaged record does not stop the account from starting: each is
+    /// moved out of the inbox (a durable inbox keeps its sealed octets apart, never read
+    /// again) and returned, saying what was lost with it. [`Engine::set_inbox`](super::Engine::set_inbox) calls it
+    /// first and tells each ([`super::Event::SetAside`]). An inbox in memory has none.
+    ///
+    /// # Errors
+    /// The store cannot be read or written: nothing was set aside.
+    fn set_aside(&mut self) -> Result<Vec<SetAside>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A kept record that could not be read back, set aside ([`Inbox::set_aside`]): what was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetAside {
+    /// A delivered offline message not yet acknowledged: it is never delivered again.
+    Message(MessageId),
+    /// A kept offline session (its receiving keys): the stanzas of that session the server
+    /// still holds or sends are not decrypted (each is told as [`super::Failure::NoSession`]);
+    /// the messages it delivered before are not affected. Its sender is not known (it is in
+    /// the record).
+    Session {
+        /// How many of its stanzas it had taken (kept, and perhaps acknowledged).
+        taken: usize,
+    },
+}
+
+impl fmt::Display for SetAside {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetAside::Message(id) => {
+                write!(f, "an offline message kept for the application cannot be read: message {id} is lost")
+            }
+            SetAside::Session { taken } => write!(
+                f,
+                "a kept offline session cannot be read (it had taken {taken} stanzas): its later stanzas are lost"
+            ),
+        }
+    }
 }
 
 /// An offline session Alice accepted, kept while it is open ([`Inbox::keep_in_session`]) so

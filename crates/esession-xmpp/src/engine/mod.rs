@@ -43,7 +43,7 @@ mod sessions;
 mod traced;
 
 pub use event::{Ended, Event, Failure, Step, shown};
-pub use inbox::{Inbox, Kept, KeptSession, MemoryInbox, MessageId};
+pub use inbox::{Inbox, Kept, KeptSession, MemoryInbox, MessageId, SetAside};
 pub use limits::Limits;
 pub use offline::Away;
 pub use pep_flow::{PepStep, PublishFlow, WithdrawFlow, condition};
@@ -140,9 +140,9 @@ impl Machine {
 #[non_exhaustive]
 pub enum FirstUse {
     /// No other key is associated with this contact and this one is not verified yet: its
-    /// first key, to pin (verify) now.
+    /// first key, to pin now (pinned on first use, not verified: [`TrustStore::pin`]).
     First(esession_crypto::PublicKey),
-    /// A key verified for this contact (by the user, or pinned at its first use).
+    /// A key verified for this contact by the user, or pinned at its first use.
     Known,
     /// Another key is associated with this contact and this one is not verified: someone
     /// else, or a new key of the contact that the user must verify out of band. Do not trust
@@ -159,7 +159,16 @@ pub enum FirstUse {
 struct FirstUseTrust {
     inner: Box<dyn TrustStore + Send>,
     on: Arc<AtomicBool>,
+    /// The keys it refused lately ([`Engine::refused_key`]).
+    refused: Refused,
 }
+
+/// The last key each contact identified with that the trust store refused (at most
+/// [`REFUSED_MAX`] contacts), for the application to show its fingerprint.
+type Refused = Arc<std::sync::Mutex<std::collections::VecDeque<(BareJid, esession_crypto::PublicKey)>>>;
+
+/// How many contacts' refused keys [`Engine::refused_key`] remembers.
+const REFUSED_MAX: usize = 16;
 
 impl TrustStore for FirstUseTrust {
     fn for_jid(&self, jid: &BareJid) -> Vec<&esession_negotiate::KeyRecord> {
@@ -175,7 +184,16 @@ impl TrustStore for FirstUseTrust {
     }
 
     fn trusts(&self, jid: &BareJid, key: &esession_crypto::PublicKey) -> bool {
-        self.inner.trusts(jid, key) || (self.on.load(Ordering::Relaxed) && self.inner.for_jid(jid).is_empty())
+        let ok = self.inner.trusts(jid, key)
+            || (self.on.load(Ordering::Relaxed) && self.inner.for_jid(jid).is_empty());
+        if !ok && let Ok(mut r) = self.refused.lock() {
+            r.retain(|(j, _)| j != jid);
+            if r.len() >= REFUSED_MAX {
+                r.pop_front();
+            }
+            r.push_back((jid.clone(), key.clone()));
+        }
+        ok
     }
 
     fn associate(
@@ -200,6 +218,14 @@ impl TrustStore for FirstUseTrust {
         key: esession_crypto::PublicKey,
     ) -> Result<(), esession_negotiate::StoreError> {
         self.inner.pin(jid, key)
+    }
+
+    fn verify(
+        &mut self,
+        jid: &BareJid,
+        key: esession_crypto::PublicKey,
+    ) -> Result<(), esession_negotiate::StoreError> {
+        self.inner.verify(jid, key)
     }
 }
 
@@ -235,6 +261,8 @@ pub struct Engine {
     stores: EngineStores,
     /// Trust on first use ([`Engine::set_trust_on_first_use`]).
     first_use: Arc<AtomicBool>,
+    /// The keys the trust store refused lately, shared with its [`FirstUseTrust`].
+    refused: Refused,
     limits: Limits,
     rng: Rng,
     pool: Option<KeyPool>,
@@ -355,11 +383,14 @@ impl Engine {
     #[must_use]
     pub fn with_rng(cfg: Config, stores: EngineStores, rng: Rng) -> Self {
         let first_use = Arc::new(AtomicBool::new(false));
-        let trust = Box::new(FirstUseTrust { inner: stores.trust, on: first_use.clone() });
+        let refused = Refused::default();
+        let trust =
+            Box::new(FirstUseTrust { inner: stores.trust, on: first_use.clone(), refused: refused.clone() });
         Self {
             cfg: Arc::new(cfg),
             stores: EngineStores { trust, ..stores },
             first_use,
+            refused,
             limits: Limits::default(),
             rng,
             pool: None,
@@ -385,12 +416,21 @@ impl Engine {
     /// session are recorded (again), so that their starts are refused if the server hands them
     /// over once more; then the offline sessions the inbox keeps are opened again where they
     /// were ([`KeptSession`]), so that their later stanzas are decrypted (one that cannot be
-    /// read back is reported as [`Event::Failed`] by the next [`Engine::tick`], and forgotten).
+    /// opened again is reported as [`Event::Failed`] by the next [`Engine::tick`], and
+    /// forgotten). Before all that, a record that cannot be read back at all (damaged) is set
+    /// aside ([`Inbox::set_aside`]) and told as [`Event::SetAside`] by the next tick: the
+    /// account starts without it.
     /// Without an inbox, offline messages carry ids all the same but nothing is kept.
     ///
     /// # Errors
     /// The inbox cannot be read or the replay store written: the engine keeps no inbox.
-    pub fn set_inbox(&mut self, inbox: Box<dyn Inbox + Send>) -> Result<(), Error> {
+    pub fn set_inbox(&mut self, mut inbox: Box<dyn Inbox + Send>) -> Result<(), Error> {
+        // One record that cannot be read must not stop the account: it is set aside, and told
+        // (loudly: what it held is lost) by the next tick.
+        for lost in inbox.set_aside().map_err(Error::Store)? {
+            tracing::error!(what = %lost, "a kept record cannot be read: set aside");
+            self.offline.unreadable.push(Event::SetAside(lost));
+        }
         for k in inbox.held().map_err(Error::Store)? {
             if !k.replay.is_empty() {
                 self.stores.replay.record_all(&k.replay).map_err(Error::Store)?;
@@ -477,7 +517,11 @@ impl Engine {
     /// Replaces the key associations (with a fresh view of a durable store that was written
     /// besides the engine's copy, as [`crate::client::trust_on_first_use`] does).
     pub(crate) fn set_trust_store(&mut self, trust: Box<dyn TrustStore + Send>) {
-        self.stores.trust = Box::new(FirstUseTrust { inner: trust, on: self.first_use.clone() });
+        self.stores.trust = Box::new(FirstUseTrust {
+            inner: trust,
+            on: self.first_use.clone(),
+            refused: self.refused.clone(),
+        });
     }
 
     /// Trust on first use: a contact with no key associated yet may identify with any key
@@ -487,10 +531,33 @@ impl Engine {
     /// (XEP-0116 §4.6.2). Weaker than verified keys: whoever answers first for a JID is
     /// trusted as that JID; comparing the SAS (or the fingerprint) later closes the gap.
     /// The engine pins such a key as the session opens (`TrustStore::pin`: trusted and marked
-    /// verified, so that it is never evicted among the unverified keys the stores bound); a
-    /// store that cannot pin is reported ([`Failure::Store`]).
+    /// pinned, not verified, so that it is never evicted among the unverified keys the stores
+    /// bound and the user sees that it was never compared); a store that cannot pin is
+    /// reported ([`Failure::Store`]).
     pub fn set_trust_on_first_use(&mut self, on: bool) {
         self.first_use.store(on, Ordering::Relaxed);
+    }
+
+    /// The last key `peer` identified with (in a negotiation, or an offline start) that was
+    /// refused because it is not trusted for it (`key-trust`), if any: for the application to
+    /// show its fingerprint, to be compared with the contact, and [`Engine::verify_key`] it.
+    #[must_use]
+    pub fn refused_key(&self, peer: &BareJid) -> Option<esession_crypto::PublicKey> {
+        let r = self.refused.lock().ok()?;
+        r.iter().rev().find(|(j, _)| j == peer).map(|(_, k)| k.clone())
+    }
+
+    /// The user compared `key`'s fingerprint with `peer` and trusts it: associated and
+    /// verified ([`TrustStore::verify`]); the next negotiation accepts it.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn verify_key(&mut self, peer: &BareJid, key: esession_crypto::PublicKey) -> Result<(), Error> {
+        self.stores.trust.verify(peer, key.clone()).map_err(Error::Store)?;
+        if let Ok(mut r) = self.refused.lock() {
+            r.retain(|(j, k)| !(j == peer && *k == key));
+        }
+        Ok(())
     }
 
     /// Whether trust on first use is on ([`Engine::set_trust_on_first_use`]).
@@ -509,7 +576,7 @@ impl Engine {
         let o = &self.sessions[self.sessions.newest_of(peer, |o| o.est.thread() == thread)?];
         let Some(key) = o.est.peer_key() else { return Some(FirstUse::NoKey) };
         let records = self.stores.trust.for_jid(peer);
-        if records.iter().any(|r| r.verified && &r.key == key) {
+        if records.iter().any(|r| (r.verified || r.pinned) && &r.key == key) {
             return Some(FirstUse::Known);
         }
         if records.iter().any(|r| &r.key != key) {
@@ -551,6 +618,14 @@ impl Engine {
         self.active(peer).map(|i| self.sessions[i].est.as_ref())
     }
 
+    /// The key `peer` proved in the session of `thread` (online, or an offline session we
+    /// accepted), as [`Event::Negotiated`] names it: what an offline session's start shows,
+    /// which [`Engine::session`] (active sessions only) does not find.
+    #[must_use]
+    pub fn peer_key_of(&self, peer: &BareJid, thread: &str) -> Option<&esession_crypto::PublicKey> {
+        self.sessions[self.sessions.newest_of(peer, |o| o.est.thread() == thread)?].est.peer_key()
+    }
+
     /// Whether a negotiation with `peer` is in progress.
     #[must_use]
     pub fn negotiating(&self, peer: &BareJid) -> bool {
@@ -564,13 +639,20 @@ impl Engine {
     }
 
     /// The user compared the SAS of the session with `peer` and found it equal: the key
-    /// association is verified (XEP-0116 §7.4) and the retained secrets with it.
+    /// association is verified (XEP-0116 §7.4: the key the peer proved in the session is
+    /// verified, no longer only pinned on first use) and the retained secrets with it.
     ///
     /// # Errors
     /// No session with a SAS; the store failed.
     pub fn confirm_sas(&mut self, peer: &BareJid) -> Result<(), Error> {
         if self.sas(peer).is_none() {
             return Err(Error::NotProtected(peer.clone()));
+        }
+        let key = self.session(peer).and_then(|s| s.peer_key()).cloned();
+        // The key first: a store that cannot verify it leaves the SAS unconfirmed too, so that
+        // nothing reads as verified after a failure (hostile review).
+        if let Some(key) = key {
+            self.stores.trust.verify(peer, key).map_err(Error::Store)?;
         }
         self.stores.trust.confirm_sas(peer).map_err(Error::Store)?;
         self.stores.retained.mark_verified(peer).map_err(Error::Store)
@@ -1106,8 +1188,8 @@ impl Engine {
         }
         let (bare, thread) = (est.peer().to_bare(), est.thread().to_owned());
         self.sessions.push(Open { est, offline, used: now, terminating_since: None, accepted: None });
-        // Trust on first use: the first key a contact proves is pinned (trusted, verified) at
-        // once, before the application reads of the session.
+        // Trust on first use: the first key a contact proves is pinned (trusted, not verified)
+        // at once, before the application reads of the session.
         if self.first_use.load(Ordering::Relaxed)
             && let Some(FirstUse::First(key)) = self.first_use(&bare, &thread)
         {
@@ -1126,6 +1208,15 @@ impl Engine {
         let Some(i) =
             self.sessions.newest_of(&bare, |o| thread.as_deref().is_none_or(|t| t == o.est.thread()))
         else {
+            // A terminate or its acknowledgement has the shape X155-13-01 and I17 give it: no
+            // `type`, no body. One for a session that is gone here is the end of an exchange
+            // that ended already (typically the peer's acknowledgement of the terminate we
+            // sent as we left, stored by the server while we were away and handed over at our
+            // next start): no message was lost, so none is told.
+            if s.attr("type").is_none() && s.get_child("body", CLIENT_NS).is_none() {
+                tracing::debug!(peer = %bare, "an end of session (terminate or acknowledgement) for no session here: ignored");
+                return step;
+            }
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
         };

@@ -102,7 +102,7 @@ fn negotiation_steps_and_failed_checks_are_traced_without_content_or_sas() {
         .unwrap();
         relay.inject(a, clear);
         let stray: minidom::Element = format!(
-            "<message xmlns='jabber:client' to='{BOB}'><thread>esession-0000</thread>\
+            "<message xmlns='jabber:client' to='{BOB}' type='chat'><thread>esession-0000</thread>\
              <c xmlns='http://www.xmpp.org/extensions/xep-0200.html#ns'><data>AAAA</data></c></message>"
         )
         .parse()
