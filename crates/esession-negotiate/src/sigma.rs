@@ -236,6 +236,10 @@ pub(crate) fn reveal(
                     }
                     // X116-4.6.2-01 X116-4.7.1-02: the key must be one we trust for this JID (§4.6.2 step 7).
                     if !trust.trusts(claimed.jid, &key) {
+                        // The store hears of the key only once it proved it holds it.
+                        if signature_verifies(algs, keys, input, &key, &pubkey, &sig) {
+                            trust.refused(claimed.jid, &key);
+                        }
                         return Err(Check::KeyTrust);
                     }
                     (key, pubkey)
@@ -254,16 +258,29 @@ pub(crate) fn reveal(
                     found.ok_or(Check::KeyUnknown)?
                 }
             };
-            let alg = algs.sign.as_ref().ok_or(Check::Signature)?;
-            let mac = algs
-                .mac(keys.ks.expose_secret(), input.before, &pubkey, input.after)
-                .map_err(|_| Check::Signature)?;
             // X116-4.6.2-01 X116-4.7.1-02: the signature over the MAC we computed ourselves (step 7).
-            key.verify(algs.profile, alg, &mac, &sig).map_err(|_| Check::Signature)?;
+            if !signature_verifies(algs, keys, input, &key, &pubkey, &sig) {
+                return Err(Check::Signature);
+            }
             Ok(Revealed { proof: Proof { key: Some(key) }, counter_after })
         }
         _ => Err(Check::Options),
     }
+}
+
+/// Whether `sig` is `key`'s signature over mac_X, the MAC of the identity `pubkey` (its octets
+/// as sent) that we compute ourselves with the direction's `ks`.
+fn signature_verifies(
+    algs: &Algs,
+    keys: &DirectionKeys,
+    input: &MacInput<'_>,
+    key: &PublicKey,
+    pubkey: &[u8],
+    sig: &[u8],
+) -> bool {
+    let Some(alg) = algs.sign.as_ref() else { return false };
+    algs.mac(keys.ks.expose_secret(), input.before, pubkey, input.after)
+        .is_ok_and(|mac| key.verify(algs.profile, alg, &mac, sig).is_ok())
 }
 
 /// Whether one of `signatures` over `content` verifies with a key trusted for `jid`
@@ -367,5 +384,57 @@ mod tests {
         bad[0] ^= 1;
         let (id, m) = hidden(Profile::Gajim, counter, &bad);
         assert_eq!(reveal_none(Profile::Gajim, counter, &id, &m), Err(Check::MacB));
+    }
+    /// A trust store that trusts nobody and records what it hears of through `refused`.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<(BareJid, PublicKey)>>);
+
+    impl TrustStore for Recording {
+        fn for_jid(&self, _: &BareJid) -> Vec<&crate::store::KeyRecord> {
+            Vec::new()
+        }
+        fn record(&self, _: &PublicKey) -> Option<&crate::store::KeyRecord> {
+            None
+        }
+        fn records(&self) -> Vec<&crate::store::KeyRecord> {
+            Vec::new()
+        }
+        fn refused(&self, jid: &BareJid, key: &PublicKey) {
+            self.0.lock().unwrap().push((jid.clone(), key.clone()));
+        }
+        fn associate(&mut self, _: &BareJid, _: PublicKey) -> Result<(), crate::StoreError> {
+            Ok(())
+        }
+        fn sas_confirmed(&self, _: &BareJid) -> bool {
+            false
+        }
+        fn confirm_sas(&mut self, _: &BareJid) -> Result<(), crate::StoreError> {
+            Ok(())
+        }
+    }
+
+    /// An untrusted key is refused (`key-trust`, the spec's order: trust before signature), and
+    /// the store hears of it only when its signature verified: a peer that does not hold the
+    /// key cannot make the user see it and be offered to trust it (hostile review M3).
+    #[test]
+    fn an_untrusted_key_reaches_the_store_only_with_a_valid_signature() {
+        let mut rng = esession_crypto::testing::TestRng::new(5);
+        let sk = PrivateKey::generate_rsa(&mut rng, 2048).unwrap();
+        let mut a = algs(Profile::Xep);
+        a.sign = Some(SignAlg::RsaSha256);
+        let counter = 9u128 << 100;
+        let jid = BareJid::new("bob@example.com").unwrap();
+        let signed = MacInput { before: BEFORE, after: AFTER };
+        let h = hide(&a, &keys(), counter, &PubkeyMethod::Key, Some(&sk), &signed, &mut rng).unwrap();
+        let claimed = Claimed { id: &h.id, m: &h.m, method: &PubkeyMethod::Key, jid: &jid, who: Who::Bob };
+        // Signed over the MAC the receiver computes: refused, and remembered.
+        let store = Recording::default();
+        assert_eq!(reveal(&a, &keys(), counter, &claimed, &signed, &store).err(), Some(Check::KeyTrust));
+        assert_eq!(*store.0.lock().unwrap(), vec![(jid.clone(), sk.public_key())]);
+        // Signed over another MAC (M_X still valid): refused all the same, never remembered.
+        let other = MacInput { before: BEFORE, after: &[b"another form"] };
+        let store = Recording::default();
+        assert_eq!(reveal(&a, &keys(), counter, &claimed, &other, &store).err(), Some(Check::KeyTrust));
+        assert!(store.0.lock().unwrap().is_empty());
     }
 }

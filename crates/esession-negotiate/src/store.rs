@@ -316,6 +316,15 @@ pub trait TrustStore {
     fn trusts(&self, jid: &BareJid, key: &PublicKey) -> bool {
         self.record(key).is_some_and(|r| r.jids.contains(jid))
     }
+    /// A key not trusted for `jid` identified the peer of a negotiation (or an offline start)
+    /// and proved it holds the private key: its signature verified. The negotiation is
+    /// refused all the same (`key-trust`); a store may remember the key for the user to
+    /// compare its fingerprint with the contact's and trust it. Called only after the
+    /// signature verified, so that a peer cannot make the user see a key it does not hold.
+    /// The default remembers nothing.
+    fn refused(&self, jid: &BareJid, key: &PublicKey) {
+        let _ = (jid, key);
+    }
     /// Associates `key` with `jid` (remembering keys is SHOULD, §7.4).
     ///
     /// # Errors

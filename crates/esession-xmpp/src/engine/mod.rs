@@ -184,16 +184,20 @@ impl TrustStore for FirstUseTrust {
     }
 
     fn trusts(&self, jid: &BareJid, key: &esession_crypto::PublicKey) -> bool {
-        let ok = self.inner.trusts(jid, key)
-            || (self.on.load(Ordering::Relaxed) && self.inner.for_jid(jid).is_empty());
-        if !ok && let Ok(mut r) = self.refused.lock() {
+        self.inner.trusts(jid, key) || (self.on.load(Ordering::Relaxed) && self.inner.for_jid(jid).is_empty())
+    }
+
+    /// Remembered only once the key's signature verified: a peer cannot make the user see,
+    /// and be offered to trust, a key it does not hold.
+    fn refused(&self, jid: &BareJid, key: &esession_crypto::PublicKey) {
+        self.inner.refused(jid, key);
+        if let Ok(mut r) = self.refused.lock() {
             r.retain(|(j, _)| j != jid);
             if r.len() >= REFUSED_MAX {
                 r.pop_front();
             }
             r.push_back((jid.clone(), key.clone()));
         }
-        ok
     }
 
     fn associate(
@@ -539,7 +543,8 @@ impl Engine {
     }
 
     /// The last key `peer` identified with (in a negotiation, or an offline start) that was
-    /// refused because it is not trusted for it (`key-trust`), if any: for the application to
+    /// refused because it is not trusted for it (`key-trust`), if any, once the peer proved it
+    /// holds it (its signature verified: [`TrustStore::refused`]): for the application to
     /// show its fingerprint, to be compared with the contact, and [`Engine::verify_key`] it.
     #[must_use]
     pub fn refused_key(&self, peer: &BareJid) -> Option<esession_crypto::PublicKey> {
