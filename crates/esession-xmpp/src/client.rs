@@ -1034,8 +1034,9 @@ impl Client {
             self.roster_items(&s);
         }
         let step = self.engine.handle(chrono::Utc::now(), &s);
-        // Handled (offline content kept in the inbox): the server may now forget it.
-        self.gate.handled();
+        // Handled (offline content kept in the inbox): the server may now forget it, and
+        // what tokio-xmpp dropped before it unparsed (`AckGate::handled`).
+        self.gate.handled(s.name(), s.attr("id"));
         // Stanzas from the network may be deep: dropped without recursion.
         esession_forms::xml::dispose(s);
         self.apply(step).await

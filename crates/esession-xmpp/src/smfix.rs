@@ -17,6 +17,8 @@
 //! it holds back between two reads is at most the length of that tag. Remove it once
 //! xmpp-parsers accepts the element.
 
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,8 @@ pub(crate) struct SmFailedFix<S> {
     /// Examined, waiting to go to the socket.
     wout: Vec<u8>,
     wpos: usize,
+    /// The stanzas read, told to the gate ([`Scan`]).
+    scan: Scan,
 }
 
 impl<S> SmFailedFix<S> {
@@ -56,6 +60,7 @@ impl<S> SmFailedFix<S> {
             wheld: Vec::new(),
             wout: Vec::new(),
             wpos: 0,
+            scan: Scan::default(),
         }
     }
 }
@@ -78,8 +83,53 @@ impl<S> SmFailedFix<S> {
 /// A resumed stream keeps its count (tokio-xmpp's `<resume h=.../>` is left as it is: what it
 /// counted then and the client had not handled is still handed to the client by the same
 /// process).
+///
+/// A stanza tokio-xmpp cannot parse is counted by it and dropped (with a warning, "discarding
+/// silently"): the client never sees it. Counting only what the client handled kept every
+/// acknowledgement behind from then on, for the life of the stream (hostile review, M1: the
+/// server keeps and hands over again what was acknowledged in fact, and a resumption says less
+/// than the server knows was received). So the gate also learns what was read: the reader
+/// ([`Scan`]) tells it every stanza of the stream as it hands it to tokio-xmpp, in order, by
+/// its name and `id`; when the client has handled a stanza, every stanza read before it that
+/// the client did not see was dropped by tokio-xmpp (it hands the others over in order), and
+/// counts as handled with it ([`AckGate::handled`]). A dropped stanza at the end of what was
+/// read is counted with the next stanza the client handles. Whatever is not recognised counts
+/// less, never more: a stanza the client handled that the reader did not tell (its record was
+/// cleared, or never made) counts nothing, and is counted with the next one that matches.
 #[derive(Debug, Default)]
 pub(crate) struct AckGate(Mutex<Gate>);
+
+/// The most stanzas read and not yet handled the gate keeps (tokio-xmpp's queue and the
+/// client's hold far fewer; past it, reads are no longer matched until the next session).
+const READ_MAX: usize = 8192;
+
+/// What the gate knows of a stanza read: its name and a keyed digest of its `id` (of any
+/// length: never kept, and a peer who chooses ids cannot make two collide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Stanza(StanzaName, Option<u64>),
+    /// Read, and not to be matched (a prefixed name, a start tag too long to read): counted
+    /// when a later stanza is handled.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StanzaName {
+    Message,
+    Presence,
+    Iq,
+}
+
+impl StanzaName {
+    fn of(name: &[u8]) -> Option<Self> {
+        match name {
+            b"message" => Some(Self::Message),
+            b"presence" => Some(Self::Presence),
+            b"iq" => Some(Self::Iq),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Gate {
@@ -93,6 +143,12 @@ struct Gate {
     lowered: u64,
     /// The highest `h` written in this session (`<a/>`, or tokio-xmpp's `<resume/>`).
     floor: u32,
+    /// The stanzas read since the newest `<enabled/>` and not yet handled, in order.
+    read: VecDeque<Read>,
+    /// More than [`READ_MAX`] were: nothing is matched until the next `<enabled/>`.
+    overflow: bool,
+    /// The key of the digests of ids.
+    keys: std::hash::RandomState,
 }
 
 impl AckGate {
@@ -107,10 +163,44 @@ impl AckGate {
         g.handled = 0;
     }
 
-    /// The client has handled one more stanza of the current session.
-    pub(crate) fn handled(&self) {
+    /// The client has handled a stanza of the current session: its name and `id`. It counts
+    /// with every stanza read before it that the client did not see (tokio-xmpp dropped
+    /// them); nothing when the reader did not tell it (see [`AckGate`]).
+    pub(crate) fn handled(&self, name: &str, id: Option<&str>) {
         let mut g = self.lock();
-        g.handled = g.handled.wrapping_add(1);
+        let Some(name) = StanzaName::of(name.as_bytes()) else { return };
+        let want = Read::Stanza(name, id.map(|id| g.keys.hash_one(id)));
+        if let Some(at) = g.read.iter().position(|r| *r == want) {
+            g.read.drain(..=at);
+            let n = u32::try_from(at + 1).unwrap_or(u32::MAX);
+            g.handled = g.handled.wrapping_add(n);
+        }
+    }
+
+    /// The reader handed tokio-xmpp a whole stanza ([`Scan`]).
+    fn read(&self, r: ReadStanza) {
+        let mut g = self.lock();
+        if g.overflow {
+            return;
+        }
+        if g.read.len() >= READ_MAX {
+            g.overflow = true;
+            g.read.clear();
+            return;
+        }
+        let r = match r {
+            ReadStanza::Named(name, id) => Read::Stanza(name, id.map(|id| g.keys.hash_one(id.as_str()))),
+            ReadStanza::Unknown => Read::Unknown,
+        };
+        g.read.push_back(r);
+    }
+
+    /// The reader handed tokio-xmpp an `<enabled/>`: a new session, whose stanzas are those
+    /// read from now on (tokio-xmpp counts nothing before).
+    fn read_enabled(&self) {
+        let mut g = self.lock();
+        g.read.clear();
+        g.overflow = false;
     }
 
     /// How many acknowledgements were lowered.
@@ -251,6 +341,252 @@ fn rewrite(buf: &[u8], eof: bool) -> (Vec<u8>, Vec<u8>) {
     (out, Vec::new())
 }
 
+/// A whole stanza the reader handed tokio-xmpp ([`Scan`]).
+#[derive(Debug, PartialEq, Eq)]
+enum ReadStanza {
+    /// Its name and `id` (the attribute's value as a parser reads it).
+    Named(StanzaName, Option<String>),
+    /// A stanza not to be matched ([`Read::Unknown`]).
+    Unknown,
+}
+
+/// The longest markup read whole (a start tag: its name and attributes); of a longer one,
+/// only its end is looked for, and a stanza it opens is [`ReadStanza::Unknown`].
+const TAG_MAX: usize = 16 * 1024;
+
+/// Follows what the server sends, as it is handed to tokio-xmpp, far enough to tell the gate
+/// every whole stanza at the top of the stream (a child of `<stream:stream>`) and every
+/// `<enabled/>` of stream management ([`AckGate`], M1); nothing is changed or held. A stanza
+/// is told once its end was read: one cut off by a lost connection is neither counted nor
+/// handed over by tokio-xmpp, and is sent again whole. A new stream header (after STARTTLS or
+/// SASL) starts again at its top. Servers write no comments or CDATA sections (RFC 6120 §11.1
+/// forbids the first; both are read anyway), and `>` may stand unescaped in an attribute's
+/// value: quotes are followed.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Elements open: 1 inside the stream, 2 inside a stanza.
+    depth: u32,
+    mode: Mode,
+    /// The markup being read, from its `<` (at most [`TAG_MAX`] octets).
+    tag: Vec<u8>,
+    /// It was longer.
+    long: bool,
+    /// The last two octets read.
+    last: [u8; 2],
+    /// The stanza at the top being read, told at its end.
+    stanza: Option<ReadStanza>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    #[default]
+    Text,
+    /// In a tag; inside an attribute's value delimited by this quote.
+    Tag(Option<u8>),
+    Comment,
+    CData,
+}
+
+impl Scan {
+    fn feed(&mut self, bytes: &[u8], gate: &AckGate) {
+        for &b in bytes {
+            let prev = self.last;
+            self.last = [prev[1], b];
+            match self.mode {
+                Mode::Text => {
+                    if b == b'<' {
+                        self.tag.clear();
+                        self.tag.push(b);
+                        self.long = false;
+                        self.mode = Mode::Tag(None);
+                    }
+                }
+                Mode::Comment | Mode::CData => {
+                    let end = if self.mode == Mode::Comment { b"--" } else { b"]]" };
+                    if b == b'>' && prev == *end {
+                        self.mode = Mode::Text;
+                    }
+                }
+                Mode::Tag(quote) => {
+                    if self.tag.len() < TAG_MAX {
+                        self.tag.push(b);
+                    } else {
+                        self.long = true;
+                    }
+                    match quote {
+                        Some(q) if b == q => self.mode = Mode::Tag(None),
+                        Some(_) => {}
+                        None if self.tag == b"<!--" => self.mode = Mode::Comment,
+                        None if self.tag == b"<![CDATA[" => self.mode = Mode::CData,
+                        None if b == b'\'' || b == b'"' => self.mode = Mode::Tag(Some(b)),
+                        None if b == b'>' => {
+                            self.mode = Mode::Text;
+                            self.markup(prev[1] == b'/', gate);
+                        }
+                        None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A whole tag was read (`empty`: it ends with `/>`).
+    fn markup(&mut self, empty: bool, gate: &AckGate) {
+        let tag = std::mem::take(&mut self.tag);
+        match tag.get(1) {
+            Some(b'?' | b'!') | None => {}
+            Some(b'/') => {
+                self.depth = self.depth.saturating_sub(1);
+                if self.depth == 1 {
+                    if let Some(s) = self.stanza.take() {
+                        gate.read(s);
+                    }
+                } else if self.depth == 0 {
+                    self.stanza = None;
+                }
+            }
+            Some(_) => self.start(&tag, empty, gate),
+        }
+        self.tag = tag;
+    }
+
+    fn start(&mut self, tag: &[u8], empty: bool, gate: &AckGate) {
+        let name_end =
+            tag.iter().position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>').unwrap_or(tag.len());
+        let name = &tag[1..name_end];
+        if name == b"stream" || name.ends_with(b":stream") {
+            self.depth = 1;
+            self.stanza = None;
+            return;
+        }
+        if self.depth != 1 {
+            if !empty {
+                self.depth = self.depth.saturating_add(1);
+            }
+            return;
+        }
+        let xmlns = attr(tag, name_end, b"xmlns");
+        let read = if name == b"enabled" {
+            if xmlns == Ok(Some(SM3)) {
+                gate.read_enabled();
+            }
+            None
+        } else if let Some(kind) = StanzaName::of(name) {
+            match (self.long, xmlns) {
+                (false, Ok(None | Some(b"jabber:client"))) => match attr(tag, name_end, b"id") {
+                    Ok(None) => Some(ReadStanza::Named(kind, None)),
+                    Ok(Some(raw)) => Some(
+                        unescape(raw).map_or(ReadStanza::Unknown, |id| ReadStanza::Named(kind, Some(id))),
+                    ),
+                    Err(()) => Some(ReadStanza::Unknown),
+                },
+                // Another namespace: not a stanza (tokio-xmpp ends the stream).
+                (false, Ok(Some(_))) => None,
+                _ => Some(ReadStanza::Unknown),
+            }
+        } else if name.split(|&b| b == b':').nth(1).and_then(StanzaName::of).is_some() {
+            // A stanza with a prefix (no server writes one): counted, never matched.
+            Some(ReadStanza::Unknown)
+        } else {
+            None
+        };
+        if empty {
+            if let Some(r) = read {
+                gate.read(r);
+            }
+        } else {
+            self.stanza = read;
+            self.depth = 2;
+        }
+    }
+}
+
+/// The raw value of the attribute `want` of a start tag whose name ends at `from`; `Err` for a
+/// tag that cannot be read.
+fn attr<'a>(tag: &'a [u8], from: usize, want: &[u8]) -> Result<Option<&'a [u8]>, ()> {
+    let mut i = from;
+    let skip = |i: &mut usize| {
+        while tag.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    loop {
+        skip(&mut i);
+        match tag.get(i) {
+            None => return Err(()),
+            Some(b'/' | b'>') => return Ok(None),
+            Some(_) => {}
+        }
+        let n0 = i;
+        while tag.get(i).is_some_and(|&b| !b.is_ascii_whitespace() && !matches!(b, b'=' | b'/' | b'>')) {
+            i += 1;
+        }
+        let name = &tag[n0..i];
+        skip(&mut i);
+        if tag.get(i) != Some(&b'=') {
+            return Err(());
+        }
+        i += 1;
+        skip(&mut i);
+        let q = *tag.get(i).ok_or(())?;
+        if q != b'\'' && q != b'"' {
+            return Err(());
+        }
+        let v0 = i + 1;
+        let len = tag[v0..].iter().position(|&b| b == q).ok_or(())?;
+        if name == want {
+            return Ok(Some(&tag[v0..v0 + len]));
+        }
+        i = v0 + len + 1;
+    }
+}
+
+/// An attribute's value as an XML parser gives it: references replaced, line ends and tabs
+/// as spaces (XML 1.0 §2.11, §3.3.3). None when it cannot be read.
+fn unescape(raw: &[u8]) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'&' => {
+                let len = raw[i..].iter().position(|&b| b == b';')?;
+                let name = &raw[i + 1..i + len];
+                let c = match name {
+                    b"lt" => '<',
+                    b"gt" => '>',
+                    b"amp" => '&',
+                    b"quot" => '"',
+                    b"apos" => '\'',
+                    _ => {
+                        let n = core::str::from_utf8(name.strip_prefix(b"#")?).ok()?;
+                        let v = match n.strip_prefix('x') {
+                            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                            None => n.parse().ok()?,
+                        };
+                        char::from_u32(v)?
+                    }
+                };
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                i += len + 1;
+            }
+            b'\r' => {
+                out.push(b' ');
+                i += if raw.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+            }
+            b'\n' | b'\t' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for SmFailedFix<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -282,6 +618,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for SmFailedFix<S> {
             }
             this.held.extend_from_slice(rb.filled());
             let (out, held) = rewrite(&this.held, eof);
+            if let Some(gate) = &this.gate {
+                this.scan.feed(&out, gate);
+            }
             this.out = out;
             this.held = held;
         }
@@ -344,7 +683,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     /// A reader that hands out its chunks one per read.
-    struct Chunks(Vec<Vec<u8>>);
+    pub(super) struct Chunks(pub(super) Vec<Vec<u8>>);
 
     impl AsyncRead for Chunks {
         fn poll_read(
@@ -409,6 +748,12 @@ mod gate_tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The reader told a message `id`, and the client handled it.
+    fn handle(gate: &AckGate, id: &str) {
+        gate.read(ReadStanza::Named(StanzaName::Message, Some(id.to_owned())));
+        gate.handled("message", Some(id));
+    }
+
     fn through(gate: &AckGate, chunks: &[&[u8]]) -> String {
         let mut held = Vec::new();
         let mut out = Vec::new();
@@ -435,8 +780,8 @@ mod gate_tests {
             "<enable xmlns='urn:xmpp:sm:3' resume='true'/><message to='x'><body>&lt;a h='9'&gt;</body></message><a xmlns='urn:xmpp:sm:3' h='0'/>"
         );
         gate.reset();
-        for _ in 0..3 {
-            gate.handled();
+        for i in 0..3 {
+            handle(&gate, &i.to_string());
         }
         let want = "<message to='x'><body>&lt;a h='9'&gt;</body></message><a xmlns='urn:xmpp:sm:3' h='3'/>";
         for cut in 0..ack.len() {
@@ -461,8 +806,8 @@ mod gate_tests {
             "<resume xmlns='urn:xmpp:sm:3' h='9' previd='x'/>"
         );
         assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='12'/>"]).ends_with("h='9'/>"));
-        for _ in 0..7 {
-            gate.handled();
+        for i in 3..10 {
+            handle(&gate, &i.to_string());
         }
         assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='12'/>"]).ends_with("h='10'/>"));
         // A new session written but not yet told to the client: nothing of it acknowledged.
@@ -472,8 +817,107 @@ mod gate_tests {
         // enables and resets they stayed at 0 for the life of the process).
         through(&gate, &[enable]);
         gate.reset();
-        gate.handled();
-        gate.handled();
+        handle(&gate, "a");
+        handle(&gate, "b");
         assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='5'/>"]).ends_with("h='2'/>"));
+    }
+
+    /// What the server sends, read through the reader with `gate`, in one read or one octet
+    /// at a time.
+    async fn read_through(gate: &Arc<AckGate>, input: &[u8], octets: bool) {
+        use tokio::io::AsyncReadExt;
+        let chunks = input.chunks(if octets { 1 } else { 4096 }).map(<[u8]>::to_vec).collect();
+        let mut out = Vec::new();
+        let mut r = SmFailedFix::new(super::tests::Chunks(chunks), Some(gate.clone()));
+        r.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, input);
+    }
+
+    const HEADER: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams' id='s1' from='localhost' version='1.0'>";
+    const ENABLED: &str = "<enabled xmlns='urn:xmpp:sm:3' id='x' resume='true' max='300'/>";
+
+    /// Hostile review, M1: a stanza tokio-xmpp drops as unparseable (here: a `from` that is no
+    /// JID) never reaches the client; it counts as handled with the next stanza the client
+    /// handles, so acknowledgements catch up with what was read, and never count a stanza the
+    /// client has not handled. Without it, every later `<a/>` stayed one behind.
+    #[tokio::test]
+    async fn a_stanza_tokio_xmpp_drops_counts_as_handled_with_the_next_one() {
+        for octets in [false, true] {
+            let gate = Arc::new(AckGate::default());
+            through(&gate, &[b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>"]);
+            let stream = format!(
+                "{HEADER}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>\
+                 <iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>{ENABLED}\
+                 <message id='m1' from='bob@localhost/x'><body>1</body></message>\
+                 <message id='m2' from='@@not a jid'><body>dropped</body></message>\
+                 <r xmlns='urn:xmpp:sm:3'/>\
+                 <presence from='bob@localhost/x'/>\
+                 <message id='a&amp;b&#x20;&#33;' from='bob@localhost/x'><body>3</body></message>\
+                 <iq type='get' id='p1' from='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"
+            );
+            read_through(&gate, stream.as_bytes(), octets).await;
+            gate.reset();
+            // The client handles the first message: 1.
+            gate.handled("message", Some("m1"));
+            assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='2'/>"]).ends_with("h='1'/>"));
+            // Then the presence: the dropped message before it counts with it.
+            gate.handled("presence", None);
+            assert!(
+                through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='5'/>"]).ends_with("h='3'/>"),
+                "octets {octets}"
+            );
+            gate.handled("message", Some("a&b !"));
+            // The iq is not handled yet: not counted.
+            assert!(
+                through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='5'/>"]).ends_with("h='4'/>"),
+                "octets {octets}"
+            );
+            gate.handled("iq", Some("p1"));
+            assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='5'/>"]).ends_with("h='5'/>"));
+            // A stanza the reader did not tell (of an older session) counts nothing.
+            gate.handled("message", Some("m1"));
+            assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='9'/>"]).ends_with("h='5'/>"));
+        }
+    }
+
+    /// The reader tells whole stanzas at the top of the stream only: not those inside another
+    /// (a forwarded message), not one cut off by a new stream, not what a comment, a CDATA
+    /// section or an attribute's value holds; `<enabled/>` starts again; a start tag too long
+    /// to read is told as unknown (never matched).
+    #[tokio::test]
+    async fn the_reader_tells_whole_stanzas_at_the_top_of_the_stream() {
+        for octets in [false, true] {
+            let gate = Arc::new(AckGate::default());
+            let long = "x".repeat(TAG_MAX);
+            let stream = format!(
+                "{HEADER}<message id='old'/>{ENABLED}\
+                 <message id='f' a='>' b=\"<message id='no'>\"><received xmlns='urn:xmpp:carbons:2'>\
+                 <forwarded xmlns='urn:xmpp:forward:0'><message id='inner' xmlns='jabber:client'><body>&lt;message/&gt;</body>\
+                 </message></forwarded></received><!-- <message id='c'/> --><![CDATA[<message id='d'>]]></message>\
+                 <presence id='p' xmlns='jabber:client'/><foo xmlns='urn:other'><message id='q'/></foo>\
+                 <message id='{long}'/><message id='t'/>\
+                 <message id='cut'><body>"
+            );
+            read_through(&gate, stream.as_bytes(), octets).await;
+            let read = |g: &AckGate| g.lock().read.clone();
+            let keys = gate.lock().keys.clone();
+            let named = |n, id: &str| Read::Stanza(n, Some(keys.hash_one(id)));
+            assert_eq!(
+                read(&gate),
+                [
+                    named(StanzaName::Message, "f"),
+                    named(StanzaName::Presence, "p"),
+                    Read::Unknown,
+                    named(StanzaName::Message, "t")
+                ],
+                "octets {octets}"
+            );
+            // The stanza cut off by a new stream is never told; a new `<enabled/>` forgets
+            // what was read before it.
+            let again = format!("{HEADER}{ENABLED}<message id='cut'><body>x</body></message>");
+            read_through(&gate, again.as_bytes(), octets).await;
+            assert_eq!(read(&gate), [named(StanzaName::Message, "cut")]);
+        }
     }
 }
