@@ -112,6 +112,10 @@ pub(crate) enum AccountCmd {
         /// Write the public key (SPKI PEM) here for a contact to verify (`-`: standard output).
         #[arg(long)]
         pem: Option<PathBuf>,
+        /// Read the sealed identity key (asking for the passphrase when the account has one),
+        /// not the unsealed copy of its public key that serves when no passphrase is given.
+        #[arg(long)]
+        sealed: bool,
     },
     /// Contacts' keys: list, show, verify, refuse, untrust, petname.
     #[command(subcommand)]
@@ -360,24 +364,61 @@ const DB: &str = "esession.redb";
 
 /// The identity's public key, kept apart in the data directory (PEM) so that `fingerprint`
 /// needs no passphrase: written by `keygen` and by every command that opens the account to
-/// write (an account made by an earlier version gets it then).
+/// write (an account made by an earlier version gets it then). It is not sealed: each time the
+/// account is opened (unlocked), it is compared with the sealed identity and written again when
+/// it differs ([`keep_public`]); `fingerprint` says when it reads it instead of the sealed key.
 const PUBLIC: &str = "identity.pub.pem";
 
-/// Keeps the identity's public key in `dir`/[`PUBLIC`] when it is missing or another key.
-fn keep_public(dir: &Path, account: &Account) -> Result<(), Fail> {
+/// Keeps the identity's public key in `dir`/[`PUBLIC`], from the sealed identity of the opened
+/// `account`: a copy that holds another key (changed by hand or damaged) is written again, and
+/// that is said on stderr; a missing copy is written only when `create` (read-only commands
+/// create nothing). The file is written whole or not at all (a temporary file renamed over it)
+/// and is owner-only (0600).
+fn keep_public(dir: &Path, account: &Account, create: bool) -> Result<(), Fail> {
     let Some(key) = account.identity()? else { return Ok(()) };
     let public = key.public_key();
     let path = dir.join(PUBLIC);
-    if std::fs::read_to_string(&path).ok().and_then(|t| pem_in(&t)).as_ref() == Some(&public) {
-        return Ok(());
+    let io = |p: &Path, e: std::io::Error| Fail::new(Exit::Failure, format!("{}: {e}", p.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(t) if pem_in(&t).as_ref() == Some(&public) => return tighten(&path, 0o600),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => eprintln!(
+            "esession: {} did not hold the public key of the sealed identity key (changed or damaged): \
+             it is written again from the sealed key",
+            path.display()
+        ),
     }
     let text = public.to_public_key_pem().map_err(|e| Fail::new(Exit::Failure, e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| Fail::new(Exit::Failure, format!("{}: {e}", path.display())))
+    let tmp = dir.join(format!(".{PUBLIC}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let written = o.open(&tmp).and_then(|mut f| {
+        use std::io::Write as _;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(&path, e));
+    }
+    Ok(())
 }
 
-/// The identity's public key kept apart in `dir`, if it is.
+/// The identity's public key kept apart in `dir`, if it is (unsealed: see [`PUBLIC`]).
 fn kept_public(dir: &Path) -> Option<PublicKey> {
     pem_in(&std::fs::read_to_string(dir.join(PUBLIC)).ok()?)
+}
+
+/// Whether the account in `dir` is sealed with a passphrase (rather than a key file).
+fn passphrase_account(dir: &Path) -> bool {
+    dir.join("salt").exists() && !dir.join("seal.key").exists()
 }
 
 /// An opened account. The snapshot (if any) goes after the account is closed.
@@ -463,8 +504,7 @@ fn sealing(s: &Settings, dir: &Path, new: bool, offer: bool) -> Result<Sealing, 
     if let Some(p) = &s.passphrase {
         return Ok(Sealing::Passphrase(p.clone()));
     }
-    let passphrase_account = dir.join("salt").exists() && !dir.join("seal.key").exists();
-    if !new && passphrase_account {
+    if !new && passphrase_account(dir) {
         return match prompt_secret(&format!("Passphrase of {}: ", dir.display()))? {
             Some(p) => Ok(Sealing::Passphrase(p)),
             None => Err(Fail::usage(
@@ -499,11 +539,14 @@ pub(crate) fn open_read(s: &Settings) -> Result<Option<Opened>, Fail> {
         return Ok(None);
     }
     let seal = sealing(s, &dir, false, false)?;
-    match Account::open(&dir, seal) {
-        Ok(account) => Ok(Some(Opened { account, created: None, _snapshot: None })),
-        Err(e) if crate::exit::is_in_use(&e) => snapshot(s, &dir).map(Some),
-        Err(e) => Err(e.into()),
-    }
+    let opened = match Account::open(&dir, seal) {
+        Ok(account) => Opened { account, created: None, _snapshot: None },
+        Err(e) if crate::exit::is_in_use(&e) => snapshot(s, &dir)?,
+        Err(e) => return Err(e.into()),
+    };
+    // Unlocked: the unsealed copy of the public key is checked against the sealed identity.
+    keep_public(&dir, &opened.account, false)?;
+    Ok(Some(opened))
 }
 
 /// Copies the account's files into a private directory inside `dir` and opens the copy.
@@ -538,7 +581,7 @@ pub(crate) fn open_write(s: &Settings, offer: bool) -> Result<Opened, Fail> {
     let created = prepare(&dir)?;
     match Account::open(&dir, seal) {
         Ok(account) => {
-            keep_public(&dir, &account)?;
+            keep_public(&dir, &account, true)?;
             Ok(Opened { account, created, _snapshot: None })
         }
         Err(e) => {
@@ -921,18 +964,32 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             }
             .map_err(|e| Fail::usage(format!("key generation: {e}")))?;
             opened.account.set_identity(&key, force)?;
-            keep_public(&s.dir()?, &opened.account)?;
+            keep_public(&s.dir()?, &opened.account, true)?;
             out!("identity key: {}", fingerprint(&key.public_key())?);
         }
-        AccountCmd::Fingerprint { pem } => {
+        AccountCmd::Fingerprint { pem, sealed } => {
             let no_key = || Fail::new(Exit::Account, "no identity key: run `esession keygen`");
             let dir = s.dir()?;
-            // The public key kept apart: no passphrase. Else (an account of an earlier version,
-            // sealed with a passphrase) it is read from the sealed key, and the prompt says why.
-            let public = match kept_public(&dir) {
-                Some(k) if dir.join(DB).exists() => k,
-                _ => {
-                    if s.passphrase.is_none() && dir.join("salt").exists() && !dir.join("seal.key").exists() {
+            // The sealed identity whenever it can be read without asking (a key file, or the
+            // passphrase given) or `--sealed` asks for it; else the public key kept apart,
+            // unsealed, and that is said. An account of an earlier version, sealed with a
+            // passphrase and with no copy yet, needs the passphrase, and the prompt says why.
+            let copy = if sealed || s.passphrase.is_some() || !passphrase_account(&dir) {
+                None
+            } else {
+                kept_public(&dir).filter(|_| dir.join(DB).exists())
+            };
+            let public = match copy {
+                Some(k) => {
+                    eprintln!(
+                        "esession: read from {}, the unsealed copy of your public key (`esession \
+                         fingerprint --sealed` reads the sealed key, with the passphrase)",
+                        dir.join(PUBLIC).display()
+                    );
+                    k
+                }
+                None => {
+                    if !sealed && s.passphrase.is_none() && passphrase_account(&dir) {
                         eprintln!(
                             "esession: this account's identity key is sealed with its passphrase, and its public \
                              key is not kept apart yet (an account of an earlier version): the passphrase is \

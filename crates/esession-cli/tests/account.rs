@@ -594,3 +594,56 @@ fn an_earlier_unnormalized_data_directory_is_renamed_once() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("none is used"));
     assert!(bob.iter().all(|d| d.exists()) && !accounts.join("bob@example.org").exists());
 }
+
+/// Hostile review M4: the public key kept apart for `fingerprint` (identity.pub.pem) is not
+/// sealed. It is written owner-only; `fingerprint` without the passphrase says that it reads
+/// that copy; with the passphrase (or `--sealed`) it reads the sealed key, and a copy that holds
+/// another key is written again from it, and that is said.
+#[cfg(unix)]
+#[test]
+fn the_unsealed_public_key_is_checked_against_the_sealed_identity() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Scratch::new("pubcopy");
+    let alice = t.0.join("alice");
+    let mallory = t.0.join("mallory");
+    let run = |dir: &std::path::Path, pass: Option<&str>, args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args).arg("--data").arg(dir).arg("--jid").arg("alice@example.org");
+        c.env("XDG_CONFIG_HOME", t.0.join("config")).env_remove("ESESSION_PASSWORD").stdin(Stdio::null());
+        match pass {
+            Some(p) => c.env("ESESSION_PASSPHRASE", p),
+            None => c.env_remove("ESESSION_PASSPHRASE"),
+        };
+        c.output().unwrap()
+    };
+    let real = ok(&run(&alice, Some("right"), &["keygen", "--bits", "1024"]));
+    let real = real.trim().trim_start_matches("identity key: ").to_owned();
+    let copy = alice.join("identity.pub.pem");
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    // Without the passphrase: the copy, and it says so.
+    let o = run(&alice, None, &["fingerprint"]);
+    assert_eq!(ok(&o).trim(), real);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the unsealed copy") && err.contains("--sealed"), "{err}");
+    // Another key put in its place.
+    ok(&run(&mallory, Some("other"), &["keygen", "--bits", "1024"]));
+    std::fs::copy(mallory.join("identity.pub.pem"), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let forged = ok(&run(&alice, None, &["fingerprint"])).trim().to_owned();
+    assert_ne!(forged, real, "the copy is read without the passphrase");
+    // With the passphrase: the sealed key, and the copy is written again (and said so).
+    let o = run(&alice, Some("right"), &["fingerprint"]);
+    assert_eq!(ok(&o).trim(), real);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("did not hold the public key of the sealed identity key"), "{err}");
+    assert_eq!(ok(&run(&alice, None, &["fingerprint"])).trim(), real, "the copy was rewritten");
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    // Any unlocking of the account does the same (here `trust list`).
+    std::fs::copy(mallory.join("identity.pub.pem"), &copy).unwrap();
+    let o = run(&alice, Some("right"), &["trust", "list"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("written again"), "{o:?}");
+    assert_eq!(ok(&run(&alice, None, &["fingerprint"])).trim(), real);
+    // `--sealed` without the passphrase and no terminal: it is needed, not the copy.
+    let o = run(&alice, None, &["fingerprint", "--sealed"]);
+    assert!(error_with(&o, 2).contains("passphrase"));
+}
