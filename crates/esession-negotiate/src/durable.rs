@@ -155,6 +155,22 @@ fn trust_flag(r: &KeyRecord) -> u8 {
     }
 }
 
+/// The `(verified, pinned)` flags of a trust row's state octet ([`trust_flag`]). Any other
+/// octet is refused, never read as another state: the row is damaged, or a newer version
+/// wrote a state this one does not know (reading it as "seen" would downgrade a key the user
+/// verified, as "verified" upgrade one never compared).
+fn trust_state(octet: u8) -> Result<(bool, bool), StoreError> {
+    match octet {
+        0 => Ok((false, false)),
+        1 => Ok((true, false)),
+        2 => Ok((false, true)),
+        _ => Err(corrupt(
+            "a trust record holds an unknown trust state: the database is damaged, or a newer esession \
+             wrote it (upgrade esession to read it)",
+        )),
+    }
+}
+
 /// A trust row: version, trust state ([`trust_flag`]), petname, JIDs.
 fn trust_row(r: &KeyRecord) -> Result<Vec<u8>, StoreError> {
     let mut v = vec![VERSION, trust_flag(r)];
@@ -229,10 +245,22 @@ impl DurableStore {
                 let id = id.value();
                 let mut rd = Reader(value.value());
                 if rd.u8()? != VERSION {
-                    return Err(corrupt("unknown retained record version"));
+                    return Err(corrupt(
+                        "a retained secret of an unknown record version: the database is damaged, or a newer \
+                         esession wrote it (upgrade esession to read it)",
+                    ));
                 }
                 let created = secs_to_time(rd.u64()?);
-                let verified = rd.u8()? == 1;
+                let verified = match rd.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => {
+                        return Err(corrupt(
+                            "a retained secret holds an unknown verified flag: the database is damaged, or a \
+                             newer esession wrote it (upgrade esession to read it)",
+                        ));
+                    }
+                };
                 let raw = rd.string()?;
                 let secret = self
                     .key
@@ -251,10 +279,12 @@ impl DurableStore {
                 let key = key_from_id(k.value())?;
                 let mut rd = Reader(v.value());
                 if rd.u8()? != VERSION {
-                    return Err(corrupt("unknown trust record version"));
+                    return Err(corrupt(
+                        "a trust record of an unknown record version: the database is damaged, or a newer \
+                         esession wrote it (upgrade esession to read it)",
+                    ));
                 }
-                let flag = rd.u8()?;
-                let (verified, pinned) = (flag == 1, flag == 2);
+                let (verified, pinned) = trust_state(rd.u8()?)?;
                 let petname = match rd.string()? {
                     p if p.is_empty() => None,
                     p => Some(p),

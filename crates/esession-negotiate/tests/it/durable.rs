@@ -531,3 +531,67 @@ fn pinning_on_first_use_is_bounded_per_key() {
     drop(s);
     assert_eq!(open(&path).record(&key).unwrap().jids.len(), MAX_JIDS_PER_KEY, "durably");
 }
+
+/// Hostile review L4: a trust row's state octet that this version does not know (a damaged
+/// file, or a newer esession) is refused with words, never read as "seen" (a downgrade of a key
+/// the user verified) or as another state; so is a retained secret's verified flag.
+#[test]
+fn an_unknown_trust_state_is_refused_not_read_as_another() {
+    let (ra, ..) = keys();
+    for (name, state) in [("state3", 3u8), ("state255", 255)] {
+        let path = tmp(name);
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut row = old_rows::trust(false, "", &["bob@example.com"]);
+                row[1] = state;
+                let id = old_rows::key_id(&ra.public_key());
+                w.open_table(old_rows::TRUST).unwrap().insert(id.as_slice(), row.as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let e = DurableStore::open(&path, key(), Box::new(TestRng::new(1))).expect_err("refused");
+        assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+        assert!(
+            e.to_string().contains("unknown trust state") && e.to_string().contains("newer esession"),
+            "{e}"
+        );
+    }
+    // The three known states read back as written.
+    let path = tmp("states");
+    let known = [(nth_key(1), 0u8), (nth_key(2), 1), (nth_key(3), 2)];
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(old_rows::TRUST).unwrap();
+            for (k, state) in &known {
+                let mut row = old_rows::trust(false, "", &["bob@example.com"]);
+                row[1] = *state;
+                t.insert(old_rows::key_id(k).as_slice(), row.as_slice()).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let s = open(&path);
+    let states: Vec<_> = known.iter().map(|(k, _)| s.record(k).unwrap().state()).collect();
+    use esession_negotiate::KeyState;
+    assert_eq!(states, [KeyState::Unverified, KeyState::Verified, KeyState::Pinned]);
+    drop(s);
+    // A retained secret's verified flag other than 0 or 1.
+    let path = tmp("retained-flag");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let mut row = old_rows::retained(1, 50, true, "bob@example.com", b"kept");
+            row[9] = 2;
+            w.open_table(old_rows::RETAINED).unwrap().insert(1, row.as_slice()).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let e = DurableStore::open(&path, key(), Box::new(TestRng::new(1))).expect_err("refused");
+    assert_eq!(e.kind(), StoreErrorKind::Corrupt, "{e}");
+    assert!(e.to_string().contains("newer esession"), "{e}");
+}
