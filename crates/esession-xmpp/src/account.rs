@@ -686,25 +686,26 @@ impl FileInbox {
         Ok(true)
     }
 
-    /// Whether the sealed message record stored under `id` opens and decodes as that message.
+    /// Whether the sealed message record stored under `id` opens and decodes as that message,
+    /// or opens and is of a newer version (not damage: [`Inbox::set_aside`] leaves it).
     fn readable_kept(&self, id: &[u8], sealed: Option<&[u8]>) -> bool {
         let (Ok(id), Some(sealed)) = (<[u8; 16]>::try_from(id), sealed) else { return false };
         let id = MessageId::from_bytes(id);
-        self.key
-            .open(&inbox_aad(&id), sealed)
-            .ok()
-            .and_then(|plain| Kept::decode(plain.expose_secret()).ok())
-            .is_some_and(|k| k.id == id)
+        self.key.open(&inbox_aad(&id), sealed).ok().is_some_and(|plain| {
+            // A newer esession's record is not damage: left as it is (never set aside).
+            crate::engine::kept_is_newer(plain.expose_secret())
+                || Kept::decode(plain.expose_secret()).is_ok_and(|k| k.id == id)
+        })
     }
 
-    /// Whether the sealed session record stored under `base` opens and decodes as that session.
+    /// Whether the sealed session record stored under `base` opens and decodes as that session,
+    /// or opens and is of a newer version.
     fn readable_session(&self, base: &[u8], sealed: &[u8]) -> bool {
         let Ok(base) = <[u8; 32]>::try_from(base) else { return false };
-        self.key
-            .open(&session_aad(&base), sealed)
-            .ok()
-            .and_then(|plain| KeptSession::decode(plain.expose_secret()).ok())
-            .is_some_and(|s| s.base == base)
+        self.key.open(&session_aad(&base), sealed).ok().is_some_and(|plain| {
+            crate::engine::session_is_newer(plain.expose_secret())
+                || KeptSession::decode(plain.expose_secret()).is_ok_and(|s| s.base == base)
+        })
     }
 
     /// The keys of the digests kept for the session stored under `base` (any length).
@@ -1057,6 +1058,89 @@ mod tests {
         assert!(inbox.set_aside().unwrap().is_empty());
         engine.set_inbox(Box::new(inbox)).unwrap();
         assert!(!engine.tick(chrono::Utc::now()).events.iter().any(|e| matches!(e, Event::SetAside(_))));
+        drop(engine);
+        drop(a);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Hostile review L5: a kept record written by a newer esession (a version octet above
+    /// those this build reads, sealed with the account's key) is not damage: it is never set
+    /// aside, it stays in the inbox as it is, and the account says that a newer esession wrote
+    /// it (the engine's `set_inbox` fails with those words); a damaged record beside it is
+    /// still set aside.
+    #[cfg(feature = "durable")]
+    #[test]
+    fn a_record_of_a_newer_version_is_left_as_it_is_and_told() {
+        use redb::ReadableTableMetadata;
+        let dir = std::env::temp_dir().join(format!("esession-newer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Account::open(&dir, Sealing::KeyFile).unwrap();
+        let Records::File(db) = &a.records else { unreachable!() };
+        let peer = esession_negotiate::Jid::new("bob@example.com/laptop").unwrap();
+        let msg = |n: u32| Kept {
+            id: MessageId::derive(&[9; 32], n),
+            peer: peer.clone(),
+            thread: "t".into(),
+            stanza: esession_forms::xml::parse("<message xmlns='jabber:client'><body>hi</body></message>")
+                .unwrap(),
+            petname: None,
+            clear: Vec::new(),
+            replay: Vec::new(),
+            untrusted: None,
+        };
+        let session = KeptSession {
+            base: [7; 32],
+            next: 2,
+            peer: peer.clone(),
+            until: chrono::Utc::now() + chrono::Duration::days(1),
+            replay: Vec::new(),
+            untrusted: None,
+            taken: Vec::new(),
+            state: SecretBytes::new(vec![5; 64]),
+        };
+        let mut inbox = a.inbox().unwrap();
+        for n in 0..3 {
+            assert!(inbox.keep(&msg(n)).unwrap());
+        }
+        // Message 1 and the session as a newer esession would write them (version 9, sealed
+        // with the account's key); message 2 damaged.
+        let mut plain = msg(1).encode().to_vec();
+        plain[0] = 9;
+        let newer_msg = a.key.seal(&mut os_rng(), &inbox_aad(&msg(1).id), &plain).unwrap();
+        let mut plain = session.encode().to_vec();
+        plain[0] = 9;
+        let newer_session = a.key.seal(&mut os_rng(), &session_aad(&session.base), &plain).unwrap();
+        {
+            let w = db.begin_write().unwrap();
+            {
+                let mut t = w.open_table(INBOX).unwrap();
+                t.insert(1, newer_msg.as_slice()).unwrap();
+                let mut v = t.get(2).unwrap().unwrap().value().to_vec();
+                v[20] ^= 1;
+                t.insert(2, v.as_slice()).unwrap();
+                w.open_table(SESSIONS)
+                    .unwrap()
+                    .insert(session.base.as_slice(), newer_session.as_slice())
+                    .unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let told = a.inbox().unwrap().set_aside().unwrap();
+        assert_eq!(told, [crate::engine::SetAside::Message(msg(2).id)], "only the damaged one");
+        let r = db.begin_read().unwrap();
+        assert_eq!(r.open_table(INBOX).unwrap().get(1).unwrap().unwrap().value(), newer_msg.as_slice());
+        let t = r.open_table(SESSIONS).unwrap();
+        assert_eq!(t.get(session.base.as_slice()).unwrap().unwrap().value(), newer_session.as_slice());
+        assert_eq!(r.open_table(INBOX_ASIDE).unwrap().len().unwrap(), 1);
+        assert!(r.open_table(SESSIONS_ASIDE).map(|t| t.len().unwrap()).unwrap_or(0) == 0);
+        drop(r);
+        // The account says so, and does not start on a partial inbox.
+        let mut engine = crate::Engine::new(crate::Config::new(Profile::Xep), a.stores().unwrap());
+        let e = engine.set_inbox(Box::new(a.inbox().unwrap())).unwrap_err().to_string();
+        assert!(e.contains("written by a newer esession") && e.contains("upgrade esession"), "{e}");
+        // The session alone says the same.
+        let e = a.inbox().unwrap().sessions().unwrap_err().to_string();
+        assert!(e.contains("a kept offline session was written by a newer esession"), "{e}");
         drop(engine);
         drop(a);
         let _ = std::fs::remove_dir_all(&dir);

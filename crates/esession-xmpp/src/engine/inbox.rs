@@ -134,6 +134,32 @@ const RECORD_V1: u8 = 1;
 /// Version of the record [`Kept::encode`] writes: version 1, then the held key (a flag, and
 /// the key's SPKI PEM).
 const RECORD_V2: u8 = 2;
+/// The error for a record whose version octet is above every version this build writes: a
+/// newer esession wrote it (the same account was used by a newer version). It is not damage:
+/// such a record is never set aside ([`Inbox::set_aside`]), it is left as it is and the account
+/// does not start until esession is upgraded.
+fn newer(what: &str, version: u8) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Corrupt,
+        format!(
+            "{what} was written by a newer esession (record version {version}): upgrade esession to read \
+             it (it is left as it is)"
+        ),
+    )
+}
+
+/// Whether the unsealed octets of a kept message ([`Kept::encode`]) are of a version newer than
+/// this build reads (left untouched, never set aside as damaged).
+pub(crate) fn kept_is_newer(plain: &[u8]) -> bool {
+    plain.first().is_some_and(|v| *v > RECORD_V2)
+}
+
+/// Whether the unsealed octets of a kept session ([`KeptSession::encode`]) are of a version
+/// newer than this build reads.
+pub(crate) fn session_is_newer(plain: &[u8]) -> bool {
+    plain.first().is_some_and(|v| *v > SESSION_V1)
+}
+
 /// The largest field a record may hold (a held stanza is bounded far below this by
 /// [`super::Limits::stanza`]).
 const FIELD_MAX: usize = 16 << 20;
@@ -208,6 +234,9 @@ impl Kept {
     pub fn decode(b: &[u8]) -> Result<Self, StoreError> {
         let mut r = Reader(b);
         let version = r.take(1)?[0];
+        if version > RECORD_V2 {
+            return Err(newer("an offline message kept in the inbox", version));
+        }
         if version != RECORD_V1 && version != RECORD_V2 {
             return Err(StoreError::new(StoreErrorKind::Corrupt, "an inbox record of an unknown version"));
         }
@@ -364,7 +393,10 @@ pub trait Inbox {
     fn forget_session(&mut self, base: &[u8; 32]) -> Result<bool, StoreError>;
 
     /// Sets aside every kept record that cannot be read back (it does not unseal, or does not
-    /// decode), so that one damaged record does not stop the account from starting: each is
+    /// decode), so that one damaged record does not stop the account from starting. A record
+    /// that unseals and is of a newer version than this build reads is not damaged: it is
+    /// left as it is (and reading the inbox then fails, saying that a newer esession wrote it,
+    /// until esession is upgraded). Each damaged record is
     /// moved out of the inbox (a durable inbox keeps its sealed octets apart, never read
     /// again) and returned, saying what was lost with it. [`Engine::set_inbox`](super::Engine::set_inbox) calls it
     /// first and tells each ([`super::Event::SetAside`]). An inbox in memory has none.
@@ -490,8 +522,10 @@ impl KeptSession {
             StoreError::new(StoreErrorKind::Corrupt, format!("a kept offline session holds a bad {what}"))
         };
         let mut r = Reader(b);
-        if r.take(1)? != [SESSION_V1] {
-            return Err(bad("version"));
+        match r.take(1)?[0] {
+            SESSION_V1 => {}
+            v if v > SESSION_V1 => return Err(newer("a kept offline session", v)),
+            _ => return Err(bad("version")),
         }
         let mut base = [0u8; 32];
         base.copy_from_slice(r.take(32)?);
