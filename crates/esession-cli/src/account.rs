@@ -817,7 +817,11 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
         || client.watches(bare)
         || client.engine().subscribed_to(bare)
         || client.engine().is_available(bare);
-    let said = |c: &Option<String>| c.as_ref().map(|c| format!(" (the server said {c})")).unwrap_or_default();
+    let said = |c: &Option<String>| {
+        c.as_ref()
+            .map(|c| format!(" (the server answered: {})", show::condition_words(c)))
+            .unwrap_or_default()
+    };
     match e {
         Error::NoOfflineOptions { condition, .. } if !seen => contact(format!(
             "no presence of {bare} has reached you (you may not be subscribed to it: `esession contact \
@@ -851,24 +855,13 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
             "{j} takes no encrypted session now (a client without them, or a one-shot esession command \
              that leaves at once): nothing was sent; try again when {bare} is in a chat (`esession chat`)"
         )),
-        Error::Negotiation(esession_negotiate::Error::Rejected { condition, .. }) => contact(format!(
-            "{bare} refused the session ({}); {}",
-            condition.as_deref().unwrap_or("no reason given"),
-            show::refused_hint(
-                bare,
-                show::my_fingerprint(client.engine()).as_deref(),
-                Some(&client.jid().to_bare())
-            )
-        )),
+        Error::Negotiation(esession_negotiate::Error::Rejected { condition, .. }) => {
+            contact(session_refused(bare, condition.as_deref(), client))
+        }
         // The client reports a peer's error answer to its request as the server's refusal.
-        Error::Server { action, condition } if action == "the negotiation" => contact(format!(
-            "{bare} refused the session ({condition}); {}",
-            show::refused_hint(
-                bare,
-                show::my_fingerprint(client.engine()).as_deref(),
-                Some(&client.jid().to_bare())
-            )
-        )),
+        Error::Server { action, condition } if action == "the negotiation" => {
+            contact(session_refused(bare, Some(&condition), client))
+        }
         // The connection is lost (a server restarting, a network drop): the client said so at
         // once, and reconnects by itself.
         Error::Disconnected(Some(_)) => Fail::new(
@@ -883,7 +876,32 @@ pub(crate) fn explain(client: &Client, bare: &BareJid, seen: bool, e: Error) -> 
              itself); nothing was sent, type the line again in a moment"
                 .to_owned(),
         ),
+        Error::Server { action, condition } => Fail::new(
+            Exit::Server,
+            format!("the server refused {action}: {}", show::condition_words(&condition)),
+        ),
         e => e.into(),
+    }
+}
+
+/// A negotiation answered with an error, in words: a delivery error (no client there to
+/// negotiate with) is not a refusal; a refusal says what may be missing (our key, verified).
+fn session_refused(bare: &BareJid, condition: Option<&str>, client: &Client) -> String {
+    let mine = show::my_fingerprint(client.engine());
+    refused_words(bare, condition, mine.as_deref(), &client.jid().to_bare())
+}
+
+/// [`session_refused`] without the client: `mine` is our key's fingerprint, `me` our JID.
+fn refused_words(bare: &BareJid, condition: Option<&str>, mine: Option<&str>, me: &BareJid) -> String {
+    match condition {
+        Some(c) if show::undelivered(c) => {
+            format!("no session with {bare} could be started: {}; nothing was sent", show::condition_words(c))
+        }
+        _ => format!(
+            "{bare} refused the session: {}; {}",
+            condition.map_or_else(|| "no reason given".to_owned(), show::condition_words),
+            show::refused_hint(bare, mine, Some(me))
+        ),
     }
 }
 
@@ -1534,4 +1552,38 @@ async fn list(s: &Settings, client: &mut Client, wait: u64) -> Result<(), Fail> 
         out!("no contact shares its presence with you yet (`esession contact add JID` asks one)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// New-user trial: lines reported NOT SENT quoted the server's raw condition (`(the server
+    /// said item-not-found)`, `refused the session (service-unavailable)`). They say what
+    /// happened and what to do, the condition in parentheses; a delivery error is not a refusal.
+    #[test]
+    fn not_sent_lines_say_the_server_condition_in_words() {
+        let bob = parse_bare("bob@example.com").unwrap();
+        let me = parse_bare("alice@example.org").unwrap();
+        let t = refused_words(&bob, Some("service-unavailable"), None, &me);
+        assert!(
+            t.starts_with("no session with bob@example.com could be started: the contact's client"),
+            "{t}"
+        );
+        assert!(t.contains("(service-unavailable)") && !t.contains("refused"), "{t}");
+        let t = refused_words(&bob, Some("not-acceptable"), Some("AB12"), &me);
+        assert!(t.contains("refused the session: the contact's client did not accept"), "{t}");
+        assert!(
+            t.contains("(not-acceptable)") && t.contains("esession trust verify alice@example.org"),
+            "{t}"
+        );
+        for c in ["item-not-found", "service-unavailable", "remote-server-not-found", "recipient-unavailable"]
+        {
+            let w = show::condition_words(c);
+            assert!(w.ends_with(&format!(" ({c})")) && w.len() > c.len() + 20, "{w}");
+        }
+        // An unknown condition is kept as it is (no words invented).
+        assert_eq!(show::condition_words("x-unknown"), "x-unknown");
+    }
 }

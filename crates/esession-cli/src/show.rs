@@ -138,7 +138,7 @@ fn ended_kind(why: Ended) -> &'static str {
 }
 
 /// XMPP error conditions that say a stanza found no one at its address (RFC 6120 §8.3.3).
-fn undelivered(condition: &str) -> bool {
+pub(crate) fn undelivered(condition: &str) -> bool {
     matches!(
         condition,
         "recipient-unavailable"
@@ -148,6 +148,30 @@ fn undelivered(condition: &str) -> bool {
             | "remote-server-timeout"
             | "gone"
     )
+}
+
+/// An XMPP error condition (RFC 6120 §8.3.3) in words: what happened and, where there is
+/// something to do, what; the condition's name follows in parentheses.
+pub(crate) fn condition_words(condition: &str) -> String {
+    let words = match condition {
+        "service-unavailable" => {
+            "the contact's client (or its server) does not offer this: it may not be online in a chat, \
+             or its client has no encrypted sessions"
+        }
+        "item-not-found" => "there is nothing at that address: check it, or the contact published nothing",
+        "recipient-unavailable" => "the contact's client is not connected now: try again when it is online",
+        "remote-server-not-found" => "the contact's server cannot be found: check the address's domain",
+        "remote-server-timeout" => "the contact's server did not answer in time: try again later",
+        "gone" => "the address no longer exists",
+        "not-acceptable" => "the contact's client did not accept what was offered",
+        "feature-not-implemented" => "the contact's client does not implement it",
+        "forbidden" | "not-authorized" | "not-allowed" => "it is not allowed to you",
+        "policy-violation" => "the server's policy refused it (a limit or a filter)",
+        "resource-constraint" => "the server or the contact's client is too busy now: try again later",
+        "internal-server-error" => "the server failed: try again later",
+        _ => return condition.to_owned(),
+    };
+    format!("{words} ({condition})")
 }
 
 /// What to do about a key the peer presented and we do not trust.
@@ -210,14 +234,15 @@ fn failure(peer: &Jid, f: &Failure, place: Place, mine: Option<&str>, theirs: Op
         // returned what we sent to a resource that is gone (its client crashed or lost its
         // connection), not a refusal of the session.
         Failure::PeerError { condition: Some(c), .. } if undelivered(c) => format!(
-            "!! the server could not deliver to {peer} ({c}): its client is gone; what you sent \
+            "!! the server could not deliver to {peer} ({}): its client is gone; what you sent \
              since its last message may not have arrived (send it again: a new line starts a new \
-             session when {bare} is back)"
+             session when {bare} is back)",
+            condition_words(c)
         ),
         Failure::Negotiation(esession_negotiate::Error::Rejected { condition, .. })
         | Failure::PeerError { condition, .. } => {
-            let c = condition.as_deref().unwrap_or("no reason given");
-            format!("!! {peer} refused the session ({c}); {}", refused_hint(&bare, mine, None))
+            let c = condition.as_deref().map_or_else(|| "no reason given".to_owned(), condition_words);
+            format!("!! {peer} refused the session: {c}; {}", refused_hint(&bare, mine, None))
         }
         Failure::Offline(esession_offline::Check::KeyTrust) => format!(
             "!! {bare} sent you an offline message with a key you have not verified, and it could not \
@@ -457,7 +482,8 @@ mod tests {
             assert!(!t.contains("refused") && !t.contains("fingerprint"), "{t}");
         }
         let t = failure(&peer, &bounce("not-acceptable"), Place::Chat, Some("AB12 CD34"), None);
-        assert!(t.contains("refused the session (not-acceptable)"), "{t}");
+        assert!(t.contains("refused the session: the contact's client did not accept"), "{t}");
+        assert!(t.contains("(not-acceptable)"), "{t}");
         // Issue 19: the refusal names the key involved (ours) and how the contact trusts it.
         assert!(t.contains("verified your key (AB12 CD34)") && t.contains("esession trust verify"), "{t}");
     }
