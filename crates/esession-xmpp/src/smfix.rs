@@ -96,6 +96,8 @@ impl<S> SmFailedFix<S> {
 /// read is counted with the next stanza the client handles. Whatever is not recognised counts
 /// less, never more: a stanza the client handled that the reader did not tell (its record was
 /// cleared, or never made) counts nothing, and is counted with the next one that matches.
+/// A stanza the client holds back ([`AckGate::held`]) stops the count where it is until it is
+/// released ([`AckGate::released`]).
 #[derive(Debug, Default)]
 pub(crate) struct AckGate(Mutex<Gate>);
 
@@ -111,6 +113,17 @@ enum Read {
     /// Read, and not to be matched (a prefixed name, a start tag too long to read): counted
     /// when a later stanza is handled.
     Unknown,
+}
+
+/// Where a stanza read is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Not seen by the client yet.
+    Unseen,
+    /// Held back by the client.
+    Held,
+    /// Handled, or dropped by tokio-xmpp.
+    Done,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +157,7 @@ struct Gate {
     /// The highest `h` written in this session (`<a/>`, or tokio-xmpp's `<resume/>`).
     floor: u32,
     /// The stanzas read since the newest `<enabled/>` and not yet handled, in order.
-    read: VecDeque<Read>,
+    read: VecDeque<(Read, Mark)>,
     /// More than [`READ_MAX`] were: nothing is matched until the next `<enabled/>`.
     overflow: bool,
     /// The key of the digests of ids.
@@ -167,14 +180,47 @@ impl AckGate {
     /// with every stanza read before it that the client did not see (tokio-xmpp dropped
     /// them); nothing when the reader did not tell it (see [`AckGate`]).
     pub(crate) fn handled(&self, name: &str, id: Option<&str>) {
+        self.mark(name, id, Mark::Unseen, Mark::Done);
+    }
+
+    /// The client holds a stanza back (an offline session's, come before the ones it follows):
+    /// it is not acknowledged, nor anything after it, until [`AckGate::released`] (a process
+    /// killed meanwhile gets it again from the server).
+    // Told by `Client::process` once the engine says which stanzas it holds back (issue 21,
+    // ejabberd: docs/security.md); until then only the tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn held(&self, name: &str, id: Option<&str>) {
+        self.mark(name, id, Mark::Unseen, Mark::Held);
+    }
+
+    /// A stanza held back was taken.
+    // Told by `Client::process` once the engine says which stanzas it holds back (issue 21,
+    // ejabberd: docs/security.md); until then only the tests use it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn released(&self, name: &str, id: Option<&str>) {
+        self.mark(name, id, Mark::Held, Mark::Done);
+    }
+
+    fn mark(&self, name: &str, id: Option<&str>, from: Mark, to: Mark) {
         let mut g = self.lock();
         let Some(name) = StanzaName::of(name.as_bytes()) else { return };
         let want = Read::Stanza(name, id.map(|id| g.keys.hash_one(id)));
-        if let Some(at) = g.read.iter().position(|r| *r == want) {
-            g.read.drain(..=at);
-            let n = u32::try_from(at + 1).unwrap_or(u32::MAX);
-            g.handled = g.handled.wrapping_add(n);
+        let Some(at) = g.read.iter().position(|(r, m)| *r == want && *m == from) else { return };
+        g.read[at].1 = to;
+        if from == Mark::Unseen {
+            // Read before it and not seen by the client: dropped by tokio-xmpp.
+            for r in g.read.iter_mut().take(at) {
+                if r.1 == Mark::Unseen {
+                    r.1 = Mark::Done;
+                }
+            }
         }
+        let mut n = 0u32;
+        while g.read.front().is_some_and(|(_, m)| *m == Mark::Done) {
+            g.read.pop_front();
+            n = n.wrapping_add(1);
+        }
+        g.handled = g.handled.wrapping_add(n);
     }
 
     /// The reader handed tokio-xmpp a whole stanza ([`Scan`]).
@@ -192,7 +238,7 @@ impl AckGate {
             ReadStanza::Named(name, id) => Read::Stanza(name, id.map(|id| g.keys.hash_one(id.as_str()))),
             ReadStanza::Unknown => Read::Unknown,
         };
-        g.read.push_back(r);
+        g.read.push_back((r, Mark::Unseen));
     }
 
     /// The reader handed tokio-xmpp an `<enabled/>`: a new session, whose stanzas are those
@@ -900,7 +946,7 @@ mod gate_tests {
                  <message id='cut'><body>"
             );
             read_through(&gate, stream.as_bytes(), octets).await;
-            let read = |g: &AckGate| g.lock().read.clone();
+            let read = |g: &AckGate| g.lock().read.iter().map(|r| r.0).collect::<Vec<_>>();
             let keys = gate.lock().keys.clone();
             let named = |n, id: &str| Read::Stanza(n, Some(keys.hash_one(id)));
             assert_eq!(
@@ -919,5 +965,32 @@ mod gate_tests {
             read_through(&gate, again.as_bytes(), octets).await;
             assert_eq!(read(&gate), [named(StanzaName::Message, "cut")]);
         }
+    }
+
+    /// Issue 21 (ejabberd hands an offline return over out of order after a replaced
+    /// resource): a stanza the client holds back is not acknowledged, nor anything read after
+    /// it, until it is released; then it counts with everything handled after it.
+    #[test]
+    fn a_held_stanza_is_acknowledged_only_once_released() {
+        let gate = AckGate::default();
+        gate.read_enabled();
+        gate.reset();
+        for id in ["a", "b", "c", "d"] {
+            gate.read(ReadStanza::Named(StanzaName::Message, Some(id.to_owned())));
+        }
+        let ack = |g: &AckGate| through(g, &[b"<a xmlns='urn:xmpp:sm:3' h='4'/>"]);
+        gate.held("message", Some("a"));
+        assert!(ack(&gate).ends_with("h='0'/>"));
+        gate.handled("message", Some("b"));
+        gate.handled("message", Some("c"));
+        assert!(ack(&gate).ends_with("h='0'/>"));
+        // Released: it and the two handled after it.
+        gate.released("message", Some("a"));
+        assert!(ack(&gate).ends_with("h='3'/>"));
+        // Releasing what is not held counts nothing.
+        gate.released("message", Some("d"));
+        assert!(ack(&gate).ends_with("h='3'/>"));
+        gate.handled("message", Some("d"));
+        assert!(ack(&gate).ends_with("h='4'/>"));
     }
 }

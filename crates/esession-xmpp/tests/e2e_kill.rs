@@ -13,7 +13,9 @@
 //!
 //! Small by default (a few kills, hundreds of messages: part of `cargo xtask e2e`);
 //! `ESESSION_KILL_MESSAGES` and `ESESSION_KILL_KILLS` make it larger (docs/security.md quotes
-//! a run of 100 kills and thousands of messages, by hand).
+//! a run of 100 kills and thousands of messages, by hand). `ESESSION_KILL_SEED` picks other
+//! kill points; `ESESSION_KILL_VERBOSE` tells each process; `ESESSION_KILL_KEEP=FILE` keeps
+//! the stderr of all of Alice's processes there (the server's directory is removed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -87,6 +89,8 @@ async fn kill_worker() {
     else {
         return;
     };
+    // Each process's stderr follows the last one's in the same file (ESESSION_KILL_KEEP).
+    eprintln!("WORKER {}", std::process::id());
     let acct = Account::open(Path::new(&dir), Sealing::KeyFile).unwrap();
     // A bare JID, as `esession receive` gives it: the account binds its own resource, the
     // same in every process (`Account::resource`; see docs/security.md on another).
@@ -181,7 +185,9 @@ fn one_process(
         .env("ESESSION_KILL_DIR", p.data("alice"))
         .env("ESESSION_KILL_SERVER", p.server())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(p.dir.join("alice.stderr")).unwrap())
+        .stderr(
+            std::fs::OpenOptions::new().create(true).append(true).open(p.dir.join("alice.stderr")).unwrap(),
+        )
         .spawn()
         .unwrap();
     let pid = child.id();
@@ -236,7 +242,9 @@ fn one_process(
     let status = child.wait().unwrap();
     let was_killed = killed.load(std::sync::atomic::Ordering::SeqCst) && !status.success();
     if !was_killed && !status.success() {
-        let err = std::fs::read_to_string(p.dir.join("alice.stderr")).unwrap_or_default();
+        let all = std::fs::read_to_string(p.dir.join("alice.stderr")).unwrap_or_default();
+        // This process's (the file holds every process's, each after its WORKER line).
+        let err = all.rfind("\nWORKER ").map_or(all.as_str(), |at| &all[at..]);
         let tail: String = err
             .lines()
             .filter(|l| !l.trim_start().starts_with("at "))
@@ -311,6 +319,9 @@ fn a_return_through_the_server_survives_random_kill_9() {
         }
         empty = if delivered == 0 && !killed { empty + 1 } else { 0 };
         assert!(runs < 10 * want_kills + 50, "no progress");
+    }
+    if let Some(keep) = std::env::var_os("ESESSION_KILL_KEEP") {
+        let _ = std::fs::copy(p.dir.join("alice.stderr"), keep);
     }
     let lost: Vec<String> =
         (0..n).map(|i| format!("m{i:05}")).filter(|b| !tally.bodies.contains_key(b)).collect();
