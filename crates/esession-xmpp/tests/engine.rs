@@ -1371,3 +1371,199 @@ fn the_acknowledgement_of_a_terminate_sent_as_we_left_is_no_lost_message() {
         step.events
     );
 }
+
+// ----------------------------------------------------------------------------------------------
+// Crossing requests (issue 19): both contacts start at the same moment.
+
+/// Two parties at `jids` (RSA keys, each trusting the other's for the other's bare JID), each told its own
+/// account when `accounts`; both start a negotiation with the other before either sees the
+/// other's request (`first` starts first, so its request is delivered first). The relay, the
+/// parties, and each party's request thread.
+fn crossing(jids: [&str; 2], accounts: bool, first: usize, mode: Mode) -> (Relay, [usize; 2], [String; 2]) {
+    let (k0, k1) = (rsa("rsa.pem"), bob_key());
+    let (p0, p1) = (k0.public_key(), k1.public_key());
+    let (b0, b1) = (bare(jids[0]).to_string(), bare(jids[1]).to_string());
+    let (c0, c1) = (config(Some(k0)), config(Some(k1)));
+    let (t0, t1) = (vec![(b1.as_str(), p1)], vec![(b0.as_str(), p0)]);
+    let mut r = Relay::new(now());
+    let p = [r.add(jids[0], engine_with(c0, &t0)).unwrap(), r.add(jids[1], engine_with(c1, &t1)).unwrap()];
+    if accounts {
+        for (i, j) in p.iter().zip(jids) {
+            r.engine(*i).set_account(&jid(j));
+        }
+    }
+    let mut threads = [String::new(), String::new()];
+    for i in [first, 1 - first] {
+        r.start(p[i], jids[1 - i], mode).unwrap();
+        let (_, req) = r.in_flight().back().unwrap();
+        threads[i] = req.get_child("thread", "jabber:client").unwrap().text();
+    }
+    assert_eq!(r.in_flight().len(), 2, "both requests in flight before either is delivered");
+    (r, p, threads)
+}
+
+/// Drives a crossing to its end and checks that it ended with one session, on the thread of
+/// party `winner`'s request (`None`: the party whose thread sorts lower), told once on each side with the same SAS, nothing failed and no
+/// error sent; then a message passes each way.
+fn one_session_from_crossing(
+    jids: [&str; 2],
+    accounts: bool,
+    first: usize,
+    mode: Mode,
+    winner: Option<usize>,
+) {
+    let (mut r, p, threads) = crossing(jids, accounts, first, mode);
+    let winner = winner.unwrap_or(usize::from(threads[1] < threads[0]));
+    r.drive();
+    let ctx = format!("{jids:?} accounts {accounts} first {first} {mode:?}");
+    let mut seen = Vec::new();
+    for (i, &party) in p.iter().enumerate() {
+        let events = r.take_events(party);
+        let negotiated: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Negotiated { thread, sas, .. } => {
+                    Some((thread.clone(), sas.as_ref().map(ToString::to_string)))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(negotiated.len(), 1, "{ctx}: exactly one session told to party {i}: {events:?}");
+        assert!(!events.iter().any(|e| matches!(e, Event::Failed { .. })), "{ctx}: party {i}: {events:?}");
+        assert_eq!(r.engine(party).load(), (0, 1), "{ctx}: party {i} holds one session, no negotiation");
+        seen.push(negotiated.into_iter().next().unwrap());
+    }
+    assert_eq!(seen[0], seen[1], "{ctx}: the same thread and SAS on both sides");
+    assert_eq!(seen[0].0, threads[winner], "{ctx}: the session of party {winner}'s request");
+    assert_eq!(seen[0].1.is_some(), mode == Mode::Four, "{ctx}");
+    assert!(
+        !r.delivered.iter().any(|(_, _, s)| s.attr("type") == Some("error")),
+        "{ctx}: no error stanza: {:?}",
+        r.delivered
+    );
+    for i in 0..2 {
+        r.chat(p[i], jids[1 - i], &format!("from {i}")).unwrap();
+        r.drive();
+        assert_eq!(bodies(&r.take_events(p[1 - i])), [format!("from {i}")], "{ctx}");
+    }
+}
+
+#[test]
+fn crossing_requests_end_in_one_session_the_lower_jids() {
+    // alice@example.org < bob@example.com: Alice's request wins, whoever started first.
+    for mode in [Mode::Four, Mode::Three] {
+        for first in [0, 1] {
+            one_session_from_crossing([ALICE, BOB], true, first, mode, Some(0));
+        }
+    }
+}
+
+#[test]
+fn crossing_requests_the_lower_jid_wins_either_way_round() {
+    // The roles swapped: the party added first (and starting first) now has the higher JID.
+    for mode in [Mode::Four, Mode::Three] {
+        for first in [0, 1] {
+            one_session_from_crossing(["zoe@example.org/pda", BOB], true, first, mode, Some(1));
+        }
+    }
+}
+
+#[test]
+fn crossing_requests_of_one_accounts_resources_compare_full_jids() {
+    for mode in [Mode::Four, Mode::Three] {
+        for first in [0, 1] {
+            one_session_from_crossing(
+                ["carol@example.net/b", "carol@example.net/a"],
+                true,
+                first,
+                mode,
+                Some(1),
+            );
+            one_session_from_crossing(
+                ["carol@example.net/a", "carol@example.net/b"],
+                true,
+                first,
+                mode,
+                Some(0),
+            );
+        }
+    }
+}
+
+#[test]
+fn crossing_requests_without_an_account_compare_the_threads() {
+    for mode in [Mode::Four, Mode::Three] {
+        for first in [0, 1] {
+            // The threads are random: either party may win, each run.
+            one_session_from_crossing([ALICE, BOB], false, first, mode, None);
+        }
+    }
+}
+
+#[test]
+fn what_comes_on_a_request_dropped_for_a_crossing_one_is_ignored_quietly() {
+    // Bob (the higher JID) drops his request for Alice's; whatever comes on his dropped thread
+    // later (here Alice's decline turned into an error, and a copy of it) tells his
+    // application nothing and is not answered.
+    for mode in [Mode::Four, Mode::Three] {
+        let (mut r, p, threads) = crossing([ALICE, BOB], true, 0, mode);
+        let (a, b) = (p[0], p[1]);
+        let dropped = threads[1].clone();
+        let seen: Rc<RefCell<Option<Element>>> = Rc::new(RefCell::new(None));
+        let keep = seen.clone();
+        r.set_filter(Box::new(move |from, s| {
+            let on_dropped = s.get_child("thread", "jabber:client").is_some_and(|t| t.text() == dropped);
+            if from == a && on_dropped && s.attr("type") != Some("error") {
+                assert!(keep.borrow_mut().replace(s).is_none(), "one refusal only");
+                let mut error = Element::builder("error", "jabber:client")
+                    .append(Element::bare("not-acceptable", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+                    .build();
+                set(&mut error, "type", "cancel");
+                let mut e = Element::builder("message", "jabber:client")
+                    .append(Element::builder("thread", "jabber:client").append(dropped.as_str()))
+                    .append(error)
+                    .build();
+                set(&mut e, "to", BOB);
+                set(&mut e, "type", "error");
+                return Some(e);
+            }
+            Some(s)
+        }));
+        r.drive();
+        // And the decline itself, late.
+        let decline = seen.borrow_mut().take().expect("Alice refused Bob's crossing request");
+        r.set_filter(Box::new(|_, s| Some(s)));
+        r.inject(a, decline);
+        r.drive();
+        let events = r.take_events(b);
+        assert!(!events.iter().any(|e| matches!(e, Event::Failed { .. })), "{mode:?}: {events:?}");
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Negotiated { .. })).count(), 1, "{mode:?}");
+        assert!(r.engine(b).has_session(&bare(ALICE)) && r.engine(a).has_session(&bare(BOB)));
+        let errors_from_bob =
+            r.delivered.iter().filter(|(f, _, s)| *f == b && s.attr("type") == Some("error"));
+        assert_eq!(errors_from_bob.count(), 0, "{mode:?}: an error is never answered");
+    }
+}
+
+#[test]
+fn content_a_request_dropped_for_a_crossing_one_carried_goes_in_the_session_that_won() {
+    // 3-message requests may carry content in Alice's accept (start_with). Bob's request gives
+    // way to Alice's: his content goes in the session of hers, once; hers goes as it would.
+    let (mut r, a, b) = pair();
+    r.engine(a).set_account(&jid(ALICE));
+    r.engine(b).set_account(&jid(BOB));
+    for (i, peer, text) in [(b, ALICE, "from the loser"), (a, BOB, "from the winner")] {
+        let mut m = esession_xmpp::engine::body_message(text);
+        set(&mut m, "to", peer);
+        let step = r.engine(i).start_with(now(), &jid(peer), Mode::Three, Some((m, false))).unwrap();
+        r.output(i, step);
+    }
+    r.drive();
+    let (ea, eb) = (r.take_events(a), r.take_events(b));
+    assert_eq!(bodies(&ea), ["from the loser"], "{ea:?}");
+    assert_eq!(bodies(&eb), ["from the winner"], "{eb:?}");
+    for e in [&ea, &eb] {
+        assert_eq!(e.iter().filter(|e| matches!(e, Event::Negotiated { .. })).count(), 1, "{e:?}");
+        assert!(!e.iter().any(|e| matches!(e, Event::Failed { .. })), "{e:?}");
+    }
+}

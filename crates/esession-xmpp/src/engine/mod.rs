@@ -29,6 +29,22 @@
 //!    against the offline options we hold.
 //! 7. `<c/>`: the session of its contact and thread decrypts it.
 //! 8. Anything else came in clear: [`Event::Clear`].
+//!
+//! **Crossing requests** (the specs are silent; our resolution). When both contacts start a
+//! negotiation at the same moment (typically right after a reconnection), each receives the
+//! other's request while its own has had no answer yet. Only one goes on, chosen the same way
+//! on both sides: the request of the entity whose JID sorts lower wins. The bare JIDs are
+//! compared as strings (normalized, byte order); ours is the account
+//! [`Engine::set_account`] was given. Two resources of one account compare their full JIDs;
+//! without our account, the two thread ids decide. The side whose request loses drops it
+//! (its state wiped, no event: the session that answers the contact's request is the one the
+//! application is told of, once, with its SAS; content the dropped request was to carry goes
+//! in that session) and answers the contact's request as any other; whatever comes later on
+//! the dropped thread (the contact's decline, a late answer, an error) is ignored quietly.
+//! The side whose request wins keeps it and declines the contact's on its thread as
+//! XEP-0155 §4.3 has it (no event: the contact dropped that request already). This applies
+//! even while the engine does not accept requests ([`Engine::set_accepting`]): it wants a
+//! session with that contact. Offline starts (XEP-0187) are not requests: unaffected.
 
 mod connection;
 mod event;
@@ -243,6 +259,12 @@ struct Negotiation {
     started: DateTime<Utc>,
     /// What it holds against [`Limits::pending_octets`].
     cost: usize,
+    /// Ours (Alice): whether the peer answered our request (anything on its thread). Until it
+    /// does, a request of the same contact is a crossing request ([`Engine::on_request`]).
+    answered: bool,
+    /// Ours (Alice): the content our 3-message accept is to carry ([`Engine::start_with`]),
+    /// kept to go in the session of a crossing request instead if ours gives way to it.
+    content: Option<(Element, bool)>,
 }
 
 /// What a negotiation holds besides the request it keeps: its DH values, keys, the machine.
@@ -290,6 +312,16 @@ pub struct Engine {
     forgiven_order: std::collections::VecDeque<String>,
     /// Our own account (its presence is not a contact's).
     me: Option<BareJid>,
+    /// Our own full JID as [`Engine::set_account`] was given it (the crossing rule between
+    /// two resources of one account).
+    account: Option<Jid>,
+    /// Threads of our own requests dropped for a contact's crossing request, with the
+    /// contact, newest last (at most [`YIELDED_THREADS`]): what comes on them is ignored.
+    yielded: std::collections::VecDeque<(BareJid, String)>,
+    /// Content a request of ours dropped for a crossing request was to carry, with the thread
+    /// of the request that won (at most [`YIELDED_THREADS`]): sent in that session once
+    /// established.
+    carried: Vec<(String, Element, bool)>,
     /// Where offline messages wait for the application's acknowledgement ([`Inbox`]).
     inbox: Option<Box<dyn Inbox + Send>>,
     /// When [`Engine::tick`] last ran.
@@ -311,6 +343,8 @@ impl fmt::Debug for Engine {
 const FORGIVEN_THREADS: usize = 4096;
 /// Stale stanzas forgiven per such thread.
 const FORGIVEN_PER_THREAD: u32 = 256;
+/// Threads of our requests dropped for crossing requests that are remembered.
+const YIELDED_THREADS: usize = 64;
 
 /// A contact's budget of failed stanzas, and whether its cut-off was told.
 #[derive(Debug)]
@@ -409,6 +443,9 @@ impl Engine {
             forgiven: HashMap::new(),
             forgiven_order: std::collections::VecDeque::new(),
             me: None,
+            account: None,
+            yielded: std::collections::VecDeque::new(),
+            carried: Vec::new(),
             inbox: None,
             ticked: None,
             accepting: true,
@@ -479,9 +516,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Our own account: presence from our own resources is not a contact's.
+    /// Our own account (the full JID the server bound, or at least the bare JID): presence
+    /// from our own resources is not a contact's, and crossing requests are settled by it
+    /// (see the [module documentation](self)).
     pub fn set_account(&mut self, me: &Jid) {
         self.me = Some(me.to_bare());
+        self.account = Some(me.clone());
     }
 
     /// Uses these limits from now on.
@@ -843,6 +883,9 @@ impl Engine {
             self.end_session(i, Ended::PeerError, &mut step);
             return step;
         }
+        if self.yielded_thread(&from.to_bare(), thread.as_deref()) {
+            return step;
+        }
         step.event(Event::Failed { peer: from.clone(), failure: Failure::PeerError { condition, fields } });
         step
     }
@@ -938,7 +981,7 @@ impl Engine {
         let bare = peer.to_bare();
         let thread = new_thread(&mut self.rng);
         let mut a = Initiator::new(self.cfg.clone(), peer.clone(), &thread);
-        if let Some((c, terminate)) = content {
+        if let Some((c, terminate)) = content.clone() {
             a.piggyback(c, terminate);
         }
         // X116-N22-01: a contact whose key we hold is asked for its fingerprint first.
@@ -963,6 +1006,8 @@ impl Engine {
             sas: None,
             started: now,
             cost: NEGOTIATION_COST,
+            answered: false,
+            content,
         });
         self.drain(now, &mut step);
         Ok(step)
@@ -1036,6 +1081,9 @@ impl Engine {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::RateLimited });
             return step;
         }
+        if self.crossing(from, &thread, &mut step) {
+            return step;
+        }
         if !self.accepting {
             self.decline(from, &thread, &mut step);
             return step;
@@ -1054,10 +1102,81 @@ impl Engine {
             sas: None,
             started: now,
             cost,
+            answered: false,
+            content: None,
         });
         let i = self.negotiations.len() - 1;
         self.feed(now, i, s, &mut step);
         step
+    }
+
+    /// A request of `from` on `thread` that crossed our own request to the same contact (our
+    /// negotiation as Alice has had no answer yet): settled by [`Engine::ours_wins`], the same
+    /// on both sides (see the [module documentation](self)). When ours wins, theirs is
+    /// declined (without an event: the contact dropped that request already and ignores the
+    /// decline) and `true` is returned; when theirs wins, ours is dropped (its state with it,
+    /// without an event: the session answering theirs is the one the application is told of)
+    /// and its thread remembered, so that what comes on it later is ignored, and the request
+    /// is answered as any other. `false` when there is no crossing.
+    fn crossing(&mut self, from: &Jid, thread: &str, step: &mut Step) -> bool {
+        let bare = from.to_bare();
+        let Some(i) = self.negotiations.iter().position(|n| {
+            matches!(n.machine, Machine::Alice(_))
+                && !n.answered
+                && !n.machine.is_done()
+                && of(&n.peer, &bare)
+                && n.thread != thread
+        }) else {
+            return false;
+        };
+        if self.ours_wins(&self.negotiations[i].thread, from, thread) {
+            tracing::info!(peer = %bare, ours = %self.negotiations[i].thread, theirs = %thread,
+                "crossing negotiation requests: ours goes on, the contact's is declined");
+            self.send_decline(from, thread, step);
+            return true;
+        }
+        let mut n = self.negotiations.remove(i);
+        tracing::info!(peer = %bare, ours = %n.thread, theirs = %thread,
+            "crossing negotiation requests: ours is dropped, the contact's is answered");
+        if self.yielded.len() >= YIELDED_THREADS {
+            self.yielded.pop_front();
+        }
+        self.yielded.push_back((bare, n.thread.clone()));
+        // What our request was to carry goes in the session of theirs.
+        if let Some((content, terminate)) = n.content.take() {
+            if self.carried.len() >= YIELDED_THREADS {
+                self.carried.remove(0);
+            }
+            self.carried.push((thread.to_owned(), content, terminate));
+        }
+        // Our negotiation's state (DH secret, nonce) is wiped as it drops here.
+        drop(n);
+        false
+    }
+
+    /// The crossing rule (issue 19; the specs are silent): the request of the entity whose
+    /// JID sorts lower wins. Bare JIDs are compared as strings (normalized: byte order); two
+    /// resources of one account compare their full JIDs; without our account
+    /// ([`Engine::set_account`]), or with our own full JID, the two threads decide. Whether
+    /// our request (on `ours`) wins over that of `peer` (on `theirs`).
+    fn ours_wins(&self, ours: &str, peer: &Jid, theirs: &str) -> bool {
+        let peer_bare = peer.to_bare();
+        match (&self.me, &self.account) {
+            (Some(me), _) if *me != peer_bare => me.as_str() < peer_bare.as_str(),
+            (_, Some(full)) if full.resource().is_some() && full != peer => full.as_str() < peer.as_str(),
+            _ => ours < theirs,
+        }
+    }
+
+    /// Whether `thread` is that of a request of ours to `peer` dropped for its crossing
+    /// request: what comes on it (its decline, a late answer, an error) is ignored quietly.
+    fn yielded_thread(&self, peer: &BareJid, thread: Option<&str>) -> bool {
+        let Some(t) = thread else { return false };
+        let hit = self.yielded.iter().any(|(p, y)| p == peer && y == t);
+        if hit {
+            tracing::debug!(peer = %peer, thread = %t, "a stanza on the thread of our request dropped for a crossing one: ignored");
+        }
+        hit
     }
 
     /// A negotiation message other than a request: to the negotiation of its contact and
@@ -1069,11 +1188,15 @@ impl Engine {
         let Some(i) = self.negotiations.iter().position(|n| {
             of(&n.peer, &bare) && thread.as_deref().is_none_or(|t| t == n.thread) && !n.machine.is_done()
         }) else {
+            if self.yielded_thread(&bare, thread.as_deref()) {
+                return step;
+            }
             step.event(Event::Failed { peer: from.clone(), failure: Failure::NoSession });
             return step;
         };
         // The contact's answer may come from another resource than the one we addressed.
         self.negotiations[i].peer = from.clone();
+        self.negotiations[i].answered = true;
         let n = &self.negotiations[i];
         match n.machine {
             Machine::Alice(_) => {
@@ -1149,7 +1272,29 @@ impl Engine {
         }
         self.negotiations.retain(|n| !n.machine.is_done());
         for est in established {
+            let (bare, thread) = (est.peer().to_bare(), est.thread().to_owned());
             self.open(now, est, false, step);
+            self.send_carried(&bare, &thread, step);
+        }
+    }
+
+    /// Sends, in the session of `thread` with `peer` just established, the content a request
+    /// of ours dropped for that session's crossing request was to carry (with `terminate`:
+    /// the session is terminated after it).
+    fn send_carried(&mut self, peer: &BareJid, thread: &str, step: &mut Step) {
+        let Some(i) = self.carried.iter().position(|(t, ..)| t == thread) else { return };
+        let (_, mut content, terminate) = self.carried.remove(i);
+        let Some(to) = self.session_peer(peer).cloned() else { return };
+        set_attr(&mut content, "to", to.as_str());
+        match self.protect(&content, EncryptOptions::default()) {
+            Ok(w) => step.send.push(w),
+            Err(Error::Session(e)) => step.event(Event::Failed { peer: to, failure: Failure::Session(e) }),
+            Err(e) => {
+                tracing::warn!(peer = %peer, error = %e, "content carried over a crossing request not sent")
+            }
+        }
+        if terminate && let Ok(t) = self.terminate(peer) {
+            step.send.push(t);
         }
     }
 

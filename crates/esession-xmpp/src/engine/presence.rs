@@ -123,7 +123,9 @@ impl Engine {
     ///   answers none (it still negotiates as Alice, and keeps the XEP-0200 feature: it
     ///   encrypts stanzas in the sessions it starts).
     ///
-    /// Sessions already established and negotiations this engine started are not affected.
+    /// Sessions already established and negotiations this engine started are not affected; a
+    /// request that crosses one of ours is settled by the crossing rule (see the
+    /// [module documentation](super)), as when accepting.
     pub fn set_accepting(&mut self, accepting: bool) {
         self.accepting = accepting;
     }
@@ -134,8 +136,16 @@ impl Engine {
         self.accepting
     }
 
-    /// Declines the session request of `from` on `thread` (XEP-0155 §4.3, Example 3).
+    /// Declines the session request of `from` on `thread` (XEP-0155 §4.3, Example 3), and
+    /// tells the application ([`Failure::Declined`](super::Failure::Declined)).
     pub(super) fn decline(&self, from: &Jid, thread: &str, step: &mut Step) {
+        self.send_decline(from, thread, step);
+        step.event(Event::Failed { peer: from.clone(), failure: super::Failure::Declined });
+    }
+
+    /// The decline of [`Engine::decline`], sent without telling the application (a crossing
+    /// request refused: [`Engine::on_request`]).
+    pub(super) fn send_decline(&self, from: &Jid, thread: &str, step: &mut Step) {
         // X155-4.3-04: declined rather than ignored; X155-4.3-05: FORM_TYPE and `accept` false;
         // X155-4.3-06: no other field. X155-4.2-02: the request's thread mirrored.
         let answer =
@@ -143,7 +153,6 @@ impl Engine {
         let gajim = self.cfg.profile == esession_crypto::Profile::Gajim;
         let x = answer.to_form(self.cfg.profile).to_element_with(gajim);
         step.send.push(esession_negotiate::wire::message(from, thread, vec![Wrapper::Feature.wrap(x)]));
-        step.event(Event::Failed { peer: from.clone(), failure: super::Failure::Declined });
     }
 
     /// Reads the answer to our roster request (RFC 6121 §2.1.3): its contacts whose presence we
