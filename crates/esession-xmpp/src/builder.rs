@@ -79,6 +79,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The DNS server asked for the domain's SRV records when no server is given
+    /// ([`Options::dns`]; default: the system's resolver configuration).
+    #[must_use]
+    pub fn dns(mut self, at: std::net::SocketAddr) -> Self {
+        self.opts.dns = Some(at);
+        self
+    }
+
     /// Transport security.
     #[must_use]
     pub fn tls(mut self, tls: Tls) -> Self {

@@ -72,6 +72,10 @@ pub struct Options {
     /// not confirmed when the connection is lost for good is told ([`Event::Unconfirmed`]).
     /// Shorter tells sooner which messages arrived, at one small exchange per idle period.
     pub keepalive: Duration,
+    /// The DNS server asked for the domain's SRV records when no [`Options::server`] is given
+    /// (UDP, then TCP, on this address and port); `None` (the default): the system's resolver
+    /// configuration (`/etc/resolv.conf`).
+    pub dns: Option<std::net::SocketAddr>,
 }
 
 impl core::fmt::Debug for Options {
@@ -101,6 +105,7 @@ impl Options {
             offline_lifetime: chrono::Duration::days(7),
             key_pool_depth: 1,
             keepalive: Duration::from_secs(20),
+            dns: None,
         }
     }
 
@@ -475,7 +480,7 @@ impl Client {
                     let connector = crate::nodelay::StartTls(dns_config(server, Some(CLIENT_PORT))?, g);
                     login(connector, &jid, &opts).await?
                 }
-                None => login(crate::nodelay::Srv(g), &jid, &opts).await?,
+                None => login(crate::nodelay::Srv(g, opts.dns), &jid, &opts).await?,
             },
             #[cfg(feature = "starttls")]
             Tls::DirectTls => {

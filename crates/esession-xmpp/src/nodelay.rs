@@ -123,7 +123,7 @@ impl ServerConnector for DirectTls {
 /// (re)connection, as records change.
 #[cfg(feature = "starttls")]
 #[derive(Debug, Clone)]
-pub(crate) struct Srv(pub(crate) Option<Arc<AckGate>>);
+pub(crate) struct Srv(pub(crate) Option<Arc<AckGate>>, pub(crate) Option<std::net::SocketAddr>);
 
 #[cfg(feature = "starttls")]
 impl ServerConnector for Srv {
@@ -136,12 +136,15 @@ impl ServerConnector for Srv {
         timeouts: Timeouts,
     ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), tokio_xmpp::Error> {
         let domain = jid.domain().as_str();
-        let records = crate::srv::lookup(domain).await?;
+        let records = crate::srv::lookup(domain, self.1).await?;
         let mut rng = crate::engine::os_rng();
         let mut pick = |total: u32| rand_core::Rng::next_u32(&mut rng) % total.saturating_add(1);
         let targets = crate::srv::order(records, domain, &mut pick).map_err(|_| {
             tracing::warn!(domain, "the domain's SRV records say it offers no XMPP client service");
-            tokio_xmpp::Error::Disconnected
+            tokio_xmpp::Error::Io(std::io::Error::other(format!(
+                "the DNS SRV records of {domain} say it offers no XMPP client service (every target is \".\"): \
+                 check the address, or name the server explicitly"
+            )))
         })?;
         let mut last = tokio_xmpp::Error::Disconnected;
         for t in targets {

@@ -96,14 +96,34 @@ fn weighted(mut group: Vec<Record>, pick: &mut dyn FnMut(u32) -> u32) -> Vec<Rec
 }
 
 /// The SRV records of both services for `domain` (a failed lookup, such as NXDOMAIN, counts
-/// as no records).
+/// as no records), from `nameserver` when one is given ([`crate::Options::dns`]), else from the
+/// system's resolver configuration.
 ///
 /// # Errors
 /// The system's resolver configuration cannot be read.
 #[cfg(feature = "starttls")]
-pub(crate) async fn lookup(domain: &str) -> Result<Vec<Record>, tokio_xmpp::Error> {
+pub(crate) async fn lookup(
+    domain: &str,
+    nameserver: Option<std::net::SocketAddr>,
+) -> Result<Vec<Record>, tokio_xmpp::Error> {
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
     use hickory_resolver::proto::rr::RData;
-    let resolver = hickory_resolver::TokioResolver::builder_tokio()
+    let builder = match nameserver {
+        // The one server given: UDP, then TCP for an answer too large for it.
+        Some(at) => {
+            let mut ns = NameServerConfig::udp_and_tcp(at.ip());
+            for c in &mut ns.connections {
+                c.port = at.port();
+            }
+            Ok(hickory_resolver::TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                TokioRuntimeProvider::default(),
+            ))
+        }
+        None => hickory_resolver::TokioResolver::builder_tokio(),
+    };
+    let resolver = builder
         .and_then(hickory_resolver::ResolverBuilder::build)
         .map_err(|e| tokio_xmpp::Error::Io(std::io::Error::other(e)))?;
     let mut records = Vec::new();
@@ -120,7 +140,13 @@ pub(crate) async fn lookup(domain: &str) -> Result<Vec<Record>, tokio_xmpp::Erro
                     priority: srv.priority,
                     weight: srv.weight,
                     port: srv.port,
-                    target: srv.target.to_ascii(),
+                    // A target is a fully qualified name (`host.example.org.`): connected to
+                    // without its final dot, which the system's resolver and TLS names do not
+                    // take. `.` alone stays: no service there.
+                    target: match srv.target.to_ascii() {
+                        t if t == "." => t,
+                        t => t.trim_end_matches('.').to_owned(),
+                    },
                 });
             }
         }
@@ -210,5 +236,130 @@ mod tests {
         let records = vec![rec(false, 1, 3, "heavy."), rec(false, 1, 0, "zero."), rec(false, 1, 1, "light.")];
         let t = order(records, "example.org", &mut first).unwrap();
         assert_eq!(hosts(&t), [("zero.", false), ("heavy.", false), ("light.", false)]);
+    }
+}
+
+/// [`lookup`] against a DNS server of the test's own ([`crate::Options::dns`]): both services
+/// asked, the records read as given, targets without their final dot, `.` kept.
+#[cfg(all(test, feature = "starttls"))]
+mod lookup_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn both_services_are_asked_of_the_given_server_and_read_as_given() {
+        let server = dns::Server::start(&[
+            ("_xmpps-client._tcp.example.test.", (5, 0, 5223, "tls.example.test.")),
+            ("_xmpps-client._tcp.example.test.", (10, 3, 443, "backup.example.test.")),
+            ("_xmpp-client._tcp.example.test.", (20, 0, 5222, "c2s.example.test.")),
+            ("_xmpp-client._tcp.none.test.", (0, 0, 0, ".")),
+        ]);
+        let mut got = lookup("example.test", Some(server.addr)).await.unwrap();
+        got.sort_by_key(|r| r.priority);
+        let want = [
+            Record { direct: true, priority: 5, weight: 0, port: 5223, target: "tls.example.test".into() },
+            Record { direct: true, priority: 10, weight: 3, port: 443, target: "backup.example.test".into() },
+            Record { direct: false, priority: 20, weight: 0, port: 5222, target: "c2s.example.test".into() },
+        ];
+        assert_eq!(got, want);
+        let asked = server.asked.lock().unwrap().clone();
+        for service in ["_xmpps-client._tcp.example.test.", "_xmpp-client._tcp.example.test."] {
+            assert!(asked.iter().any(|q| q == service), "{service} not asked: {asked:?}");
+        }
+        // "No service here" stays `.`, for `order` to refuse; no records at all (NXDOMAIN):
+        // nothing, for `order` to fall back to the domain on 5222.
+        let none = lookup("none.test", Some(server.addr)).await.unwrap();
+        assert_eq!(none.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(), ["."]);
+        assert_eq!(order(none, "none.test", &mut |_| 0), Err(NoService));
+        assert!(lookup("unknown.test", Some(server.addr)).await.unwrap().is_empty());
+    }
+}
+
+/// A DNS server on loopback for the tests: it answers SRV questions from `records` (name
+/// → (priority, weight, port, target)), NXDOMAIN for any other name, and counts the
+/// questions it was asked.
+#[cfg(all(test, feature = "starttls"))]
+mod dns {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::HashMap;
+    use std::net::UdpSocket;
+    use std::sync::{Arc, Mutex};
+
+    pub(crate) type Srv = (u16, u16, u16, &'static str);
+
+    pub(crate) struct Server {
+        pub(crate) addr: std::net::SocketAddr,
+        pub(crate) asked: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn name(packet: &[u8], mut at: usize) -> Option<(String, usize)> {
+        let mut labels = Vec::new();
+        loop {
+            let len = usize::from(*packet.get(at)?);
+            at += 1;
+            if len == 0 {
+                return Some((labels.join(".").to_ascii_lowercase() + ".", at));
+            }
+            labels.push(String::from_utf8_lossy(packet.get(at..at + len)?).into_owned());
+            at += len;
+        }
+    }
+
+    fn push_name(out: &mut Vec<u8>, name: &str) {
+        for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+            out.push(u8::try_from(label.len()).unwrap());
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+    }
+
+    /// The answer to one query, or None for a packet that is not one.
+    fn answer(q: &[u8], records: &HashMap<String, Vec<Srv>>) -> Option<(String, Vec<u8>)> {
+        let (qname, end) = name(q, 12)?;
+        let qtype = u16::from_be_bytes([*q.get(end)?, *q.get(end + 1)?]);
+        let found: &[Srv] = if qtype == 33 { records.get(&qname).map_or(&[], Vec::as_slice) } else { &[] };
+        let known = records.contains_key(&qname);
+        let mut out = Vec::new();
+        out.extend_from_slice(&q[..2]);
+        // A response, recursion desired and available; NXDOMAIN for a name we do not hold.
+        out.extend_from_slice(&[0x81, if known { 0x80 } else { 0x83 }]);
+        out.extend_from_slice(&[0, 1]);
+        out.extend_from_slice(&u16::try_from(found.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&q[12..end + 4]);
+        for (priority, weight, port, target) in found {
+            let mut rdata = Vec::new();
+            for v in [priority, weight, port] {
+                rdata.extend_from_slice(&v.to_be_bytes());
+            }
+            push_name(&mut rdata, target);
+            out.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60]);
+            out.extend_from_slice(&u16::try_from(rdata.len()).unwrap().to_be_bytes());
+            out.extend_from_slice(&rdata);
+        }
+        Some((qname, out))
+    }
+
+    impl Server {
+        pub(crate) fn start(records: &[(&str, Srv)]) -> Self {
+            let mut map: HashMap<String, Vec<Srv>> = HashMap::new();
+            for (n, r) in records {
+                map.entry((*n).to_owned()).or_default().push(*r);
+            }
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = socket.local_addr().unwrap();
+            let asked = Arc::new(Mutex::new(Vec::new()));
+            let log = asked.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1500];
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    if let Some((qname, out)) = answer(&buf[..n], &map) {
+                        log.lock().unwrap().push(qname);
+                        let _ = socket.send_to(&out, from);
+                    }
+                }
+            });
+            Self { addr, asked }
+        }
     }
 }
