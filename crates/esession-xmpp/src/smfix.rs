@@ -157,7 +157,10 @@ struct Gate {
     /// The highest `h` written in this session (`<a/>`, or tokio-xmpp's `<resume/>`).
     floor: u32,
     /// The stanzas read since the newest `<enabled/>` and not yet handled, in order.
-    read: VecDeque<(Read, Mark)>,
+    /// Each with its place in the session (tokio-xmpp's count once it has parsed it).
+    read: VecDeque<(Read, Mark, u32)>,
+    /// Stanzas read since the newest `<enabled/>` (as of a resumption: tokio-xmpp's count).
+    numbered: u32,
     /// More than [`READ_MAX`] were: nothing is matched until the next `<enabled/>`.
     overflow: bool,
     /// The key of the digests of ids.
@@ -205,7 +208,7 @@ impl AckGate {
         let mut g = self.lock();
         let Some(name) = StanzaName::of(name.as_bytes()) else { return };
         let want = Read::Stanza(name, id.map(|id| g.keys.hash_one(id)));
-        let Some(at) = g.read.iter().position(|(r, m)| *r == want && *m == from) else { return };
+        let Some(at) = g.read.iter().position(|(r, m, _)| *r == want && *m == from) else { return };
         g.read[at].1 = to;
         if from == Mark::Unseen {
             // Read before it and not seen by the client: dropped by tokio-xmpp.
@@ -216,7 +219,7 @@ impl AckGate {
             }
         }
         let mut n = 0u32;
-        while g.read.front().is_some_and(|(_, m)| *m == Mark::Done) {
+        while g.read.front().is_some_and(|(_, m, _)| *m == Mark::Done) {
             g.read.pop_front();
             n = n.wrapping_add(1);
         }
@@ -226,6 +229,8 @@ impl AckGate {
     /// The reader handed tokio-xmpp a whole stanza ([`Scan`]).
     fn read(&self, r: ReadStanza) {
         let mut g = self.lock();
+        g.numbered = g.numbered.wrapping_add(1);
+        let n = g.numbered;
         if g.overflow {
             return;
         }
@@ -238,7 +243,7 @@ impl AckGate {
             ReadStanza::Named(name, id) => Read::Stanza(name, id.map(|id| g.keys.hash_one(id.as_str()))),
             ReadStanza::Unknown => Read::Unknown,
         };
-        g.read.push_back((r, Mark::Unseen));
+        g.read.push_back((r, Mark::Unseen, n));
     }
 
     /// The reader handed tokio-xmpp an `<enabled/>`: a new session, whose stanzas are those
@@ -246,6 +251,7 @@ impl AckGate {
     fn read_enabled(&self) {
         let mut g = self.lock();
         g.read.clear();
+        g.numbered = 0;
         g.overflow = false;
     }
 
@@ -263,9 +269,13 @@ impl AckGate {
 
     /// tokio-xmpp resumes a stream, saying it handled `h` stanzas: written as it is, and no
     /// later acknowledgement may say less (the server ends a stream whose `h` goes back).
+    /// What the reader told beyond `h` was never parsed (the connection went first): the
+    /// server sends it again, and it is told again.
     fn resumed(&self, h: u32) {
         let mut g = self.lock();
         g.floor = g.floor.max(h);
+        g.read.retain(|r| r.2 <= h);
+        g.numbered = h;
     }
 
     /// The `h` to write for tokio-xmpp's `h`: the stanzas the client handled, never less than
@@ -992,5 +1002,31 @@ mod gate_tests {
         assert!(ack(&gate).ends_with("h='3'/>"));
         gate.handled("message", Some("d"));
         assert!(ack(&gate).ends_with("h='4'/>"));
+    }
+
+    /// A stanza the reader told but tokio-xmpp never parsed (the connection went first) is not
+    /// counted when the resumed stream brings it again: a resumption forgets what was told
+    /// beyond tokio-xmpp's count, so the copy is matched, not the lost one.
+    #[test]
+    fn a_resumption_forgets_what_tokio_xmpp_did_not_count() {
+        let gate = AckGate::default();
+        gate.read_enabled();
+        gate.reset();
+        let msg = |id: &str| ReadStanza::Named(StanzaName::Message, Some(id.to_owned()));
+        for id in ["a", "b", "c"] {
+            gate.read(msg(id));
+        }
+        gate.handled("message", Some("a"));
+        // tokio-xmpp had parsed a and b when the connection went: it resumes with h=2.
+        through(&gate, &[b"<resume xmlns='urn:xmpp:sm:3' h='2' previd='x'/>"]);
+        // The server sends c again, then d; the client handles b, c, d.
+        gate.read(msg("c"));
+        gate.read(msg("d"));
+        gate.read(msg("e"));
+        for id in ["b", "c", "d"] {
+            gate.handled("message", Some(id));
+        }
+        // Four handled: e (read, not handled) is not acknowledged.
+        assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='5'/>"]).ends_with("h='4'/>"));
     }
 }
