@@ -1430,6 +1430,16 @@ async fn contact_on(
             format!("refused {b}'s request to see your presence")
         }
         (ContactCmd::Remove { .. }, Some(b)) => {
+            // Nothing to remove (a mistyped address): said, nothing sent.
+            if client.in_roster(b) == Some(false) {
+                return Err(Fail::new(
+                    Exit::Contact,
+                    format!(
+                        "{b} is not in your contact list: nothing was removed (check the address; \
+                         `esession contact list` shows your contacts)"
+                    ),
+                ));
+            }
             client.send_clear(presence(b, "unsubscribe")).await?;
             client.send_clear(presence(b, "unsubscribed")).await?;
             client.send_clear(roster_remove(b)).await?;

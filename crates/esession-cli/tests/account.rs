@@ -266,6 +266,22 @@ fn a_one_shot_command_takes_no_session() {
     assert!(!b_out.contains("encrypted session with alice") && !b_out.contains("hello bob"), "{b_out}");
 }
 
+/// `contact remove` of an address not in the roster (a mistyped one, or one removed already)
+/// says so and removes nothing (issue 19); of a contact, it removes it.
+#[test]
+#[ignore = "end-to-end against a server: run by `cargo xtask e2e` and `cargo xtask test`"]
+fn removing_an_address_not_in_the_contact_list_says_so() {
+    let p = Prosody::start(&["alice", "bob"]);
+    keys(&p, &["alice"]);
+    let err = error_with(&esession(&p, "alice", &["contact", "remove", "bbo@localhost"]), 8);
+    assert!(err.contains("bbo@localhost is not in your contact list: nothing was removed"), "{err}");
+    ok(&esession(&p, "alice", &["contact", "add", "bob@localhost"]));
+    let out = ok(&esession(&p, "alice", &["contact", "remove", "bob@localhost"]));
+    assert!(out.contains("is removed from your contacts"), "{out}");
+    let err = error_with(&esession(&p, "alice", &["contact", "remove", "bob@localhost"]), 8);
+    assert!(err.contains("bob@localhost is not in your contact list"), "{err}");
+}
+
 /// A fresh directory for a test that needs no server, removed at the end.
 struct Scratch(std::path::PathBuf);
 

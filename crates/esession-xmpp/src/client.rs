@@ -222,6 +222,9 @@ pub struct Client {
     /// Contacts we asked to see the presence of (roster `ask='subscribe'`, or our request in
     /// this run) that have not approved (nor refused) yet.
     asked: std::collections::HashSet<BareJid>,
+    /// Every item of the roster (any subscription, at most [`crate::engine::ROSTER_MAX`]) as
+    /// the last roster read and the pushes since say; `None` before the roster was read.
+    listed: Option<std::collections::HashSet<BareJid>>,
     /// Contacts for whom the server answered our presence with an error (no such domain or
     /// account, a server that cannot be reached), with its condition.
     presence_errors: HashMap<BareJid, String>,
@@ -519,6 +522,7 @@ impl Client {
             confirms: false,
             last_sent: None,
             asked: std::collections::HashSet::new(),
+            listed: None,
             presence_errors: HashMap::new(),
         };
         let deadline = tokio::time::Instant::now() + c.timeout;
@@ -610,6 +614,10 @@ impl Client {
             })
             .collect();
         self.engine.roster_result(&r, &heard);
+        // The whole roster, read again: what it lists now (pushes add and remove after it).
+        if r.attr("type") == Some("result") {
+            self.listed = Some(std::collections::HashSet::new());
+        }
         self.roster_items(&r);
         esession_forms::xml::dispose(r);
         let ping = self.iq_element("get", None, Element::bare("ping", PING));
@@ -656,6 +664,13 @@ impl Client {
         self.asked.contains(peer) && !self.engine.watches(peer)
     }
 
+    /// Whether `peer` is in the account's roster (any subscription, or only asked): `None`
+    /// before the roster was read ([`Client::settle`]), then as the roster and its pushes say.
+    #[must_use]
+    pub fn in_roster(&self, peer: &BareJid) -> Option<bool> {
+        self.listed.as_ref().map(|l| l.contains(peer))
+    }
+
     /// The contacts [`Client::asked`] says we asked and that have not answered, sorted.
     #[must_use]
     pub fn pending_requests(&self) -> Vec<BareJid> {
@@ -680,6 +695,13 @@ impl Client {
                 continue;
             };
             let sub = item.attr("subscription").unwrap_or("none");
+            if let Some(listed) = self.listed.as_mut() {
+                if sub == "remove" {
+                    listed.remove(&jid);
+                } else if listed.len() < crate::engine::ROSTER_MAX {
+                    listed.insert(jid.clone());
+                }
+            }
             if matches!(sub, "to" | "both" | "remove") || item.attr("ask") != Some("subscribe") {
                 self.asked.remove(&jid);
             } else if self.asked.len() < SUBSCRIPTIONS_MAX {
