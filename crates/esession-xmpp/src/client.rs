@@ -209,6 +209,9 @@ pub struct Client {
     lifetime: chrono::Duration,
     events: VecDeque<Event>,
     results: HashMap<String, Element>,
+    /// The id of the request [`Client::request`] waits for: only its answer is kept in
+    /// `results` (an answer nobody asked for is dropped, so `results` stays bounded).
+    awaited: Option<String>,
     rng: Rng,
     recorded: Option<Vec<Element>>,
     /// Protected messages sent in online sessions that the server has not confirmed yet
@@ -516,6 +519,7 @@ impl Client {
             lifetime: opts.offline_lifetime,
             events: VecDeque::new(),
             results: HashMap::new(),
+            awaited: None,
             rng: os_rng(),
             recorded: None,
             unconfirmed: VecDeque::new(),
@@ -665,7 +669,8 @@ impl Client {
     }
 
     /// Whether `peer` is in the account's roster (any subscription, or only asked): `None`
-    /// before the roster was read ([`Client::settle`]), then as the roster and its pushes say.
+    /// before the roster was read ([`Client::settle`]) or when it holds more than
+    /// [`crate::engine::ROSTER_MAX`] items, else as the roster and its pushes say.
     #[must_use]
     pub fn in_roster(&self, peer: &BareJid) -> Option<bool> {
         self.listed.as_ref().map(|l| l.contains(peer))
@@ -698,8 +703,12 @@ impl Client {
             if let Some(listed) = self.listed.as_mut() {
                 if sub == "remove" {
                     listed.remove(&jid);
-                } else if listed.len() < crate::engine::ROSTER_MAX {
+                } else if listed.len() < crate::engine::ROSTER_MAX || listed.contains(&jid) {
                     listed.insert(jid.clone());
+                } else {
+                    // Beyond the bound the roster is not known whole: no answer rather than a
+                    // false "not listed".
+                    self.listed = None;
                 }
             }
             if matches!(sub, "to" | "both" | "remove") || item.attr("ask") != Some("subscribe") {
@@ -815,8 +824,13 @@ impl Client {
         for e in step.events {
             match e {
                 Event::IqResult { stanza } => {
-                    let id = stanza.attr("id").unwrap_or_default().to_owned();
-                    self.results.insert(id, stanza);
+                    let id = stanza.attr("id").unwrap_or_default();
+                    if self.awaited.as_deref() == Some(id) {
+                        self.results.insert(id.to_owned(), stanza);
+                    } else {
+                        tracing::debug!("an IQ answer nobody waits for: dropped");
+                        esession_forms::xml::dispose(stanza);
+                    }
                 }
                 other => match self.settling.as_mut() {
                     Some(s) => s.held.push(other),
@@ -993,10 +1007,19 @@ impl Client {
             return Err(connection_lost());
         }
         let id = iq.attr("id").unwrap_or_default().to_owned();
+        let outer = self.awaited.replace(id.clone());
+        let r = self.request_sent(iq, &id).await;
+        self.results.remove(&id);
+        self.awaited = outer;
+        r
+    }
+
+    /// [`Client::request`] once `id` is awaited.
+    async fn request_sent(&mut self, iq: Element, id: &str) -> Result<Element, Error> {
         self.send(iq).await?;
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            if let Some(r) = self.results.remove(&id) {
+            if let Some(r) = self.results.remove(id) {
                 return Ok(r);
             }
             match self.recv(deadline).await? {

@@ -9,7 +9,7 @@
 //! stream header before TLS); within one priority and kind, RFC 2782's weighted random
 //! order. A target `.` says the service is decidedly not available there (RFC 2782): it is
 //! skipped, and when every record says so nothing is tried. No record at all: the domain
-//! itself on port 5222 with STARTTLS (RFC 6120 §3.2.2).
+//! itself on port 5222 with STARTTLS (RFC 6120 §3.2.2). At most [`TARGETS_MAX`] places are tried.
 //!
 //! [`order`] is the whole rule and does no I/O; [`lookup`] asks the resolver for both record
 //! sets (feature `starttls`, which brings it).
@@ -42,6 +42,10 @@ pub(crate) struct NoService;
 /// The port of XMPP client connections with STARTTLS (RFC 6120 §14.7).
 const CLIENT_PORT: u16 = 5222;
 
+/// The most places tried for one connection: a DNS answer may list thousands of targets, and
+/// each one that does not answer costs a connection attempt (reconnections have no deadline).
+pub(crate) const TARGETS_MAX: usize = 16;
+
 /// The places to try for `domain`, in order, from the records of both services (see the
 /// module's documentation for the rule). `pick(total)` draws a number in `0..=total` for the
 /// weighted order of RFC 2782 (random in use; fixed in tests).
@@ -72,6 +76,7 @@ pub(crate) fn order(
         }));
         rest = tail;
     }
+    out.truncate(TARGETS_MAX);
     Ok(out)
 }
 
@@ -170,6 +175,14 @@ mod tests {
     /// Draws always 0: the first record of each draw (weight order as sorted).
     fn first(_: u32) -> u32 {
         0
+    }
+
+    #[test]
+    fn at_most_targets_max_places_are_tried_the_first_ones_in_order() {
+        let records: Vec<Record> = (0..1000u16).map(|p| rec(false, p, 0, &format!("h{p}."))).collect();
+        let t = order(records, "example.org", &mut first).unwrap();
+        assert_eq!(t.len(), TARGETS_MAX);
+        assert_eq!((t[0].host.as_str(), t[TARGETS_MAX - 1].host.as_str()), ("h0.", "h15."));
     }
 
     #[test]
