@@ -1376,10 +1376,15 @@ fn the_acknowledgement_of_a_terminate_sent_as_we_left_is_no_lost_message() {
 // Crossing requests (issue 19): both contacts start at the same moment.
 
 /// Two parties at `jids` (RSA keys, each trusting the other's for the other's bare JID), each told its own
-/// account when `accounts`; both start a negotiation with the other before either sees the
-/// other's request (`first` starts first, so its request is delivered first). The relay, the
-/// parties, and each party's request thread.
-fn crossing(jids: [&str; 2], accounts: bool, first: usize, mode: Mode) -> (Relay, [usize; 2], [String; 2]) {
+/// account when `accounts`; both start a negotiation with the other (party `i` in `modes[i]`)
+/// before either sees the other's request (`first` starts first, so its request is delivered
+/// first). The relay, the parties, and each party's request thread.
+fn crossing(
+    jids: [&str; 2],
+    accounts: bool,
+    first: usize,
+    modes: [Mode; 2],
+) -> (Relay, [usize; 2], [String; 2]) {
     let (k0, k1) = (rsa("rsa.pem"), bob_key());
     let (p0, p1) = (k0.public_key(), k1.public_key());
     let (b0, b1) = (bare(jids[0]).to_string(), bare(jids[1]).to_string());
@@ -1394,7 +1399,7 @@ fn crossing(jids: [&str; 2], accounts: bool, first: usize, mode: Mode) -> (Relay
     }
     let mut threads = [String::new(), String::new()];
     for i in [first, 1 - first] {
-        r.start(p[i], jids[1 - i], mode).unwrap();
+        r.start(p[i], jids[1 - i], modes[i]).unwrap();
         let (_, req) = r.in_flight().back().unwrap();
         threads[i] = req.get_child("thread", "jabber:client").unwrap().text();
     }
@@ -1402,20 +1407,26 @@ fn crossing(jids: [&str; 2], accounts: bool, first: usize, mode: Mode) -> (Relay
     (r, p, threads)
 }
 
-/// Drives a crossing to its end and checks that it ended with one session, on the thread of
-/// party `winner`'s request (`None`: the party whose thread sorts lower), told once on each side with the same SAS, nothing failed and no
-/// error sent; then a message passes each way.
+/// Drives a crossing (party `i` asking in `modes[i]`; both accepting requests or neither) to
+/// its end and checks that it ended with one session, on the thread of party `winner`'s request
+/// (`None`: the party whose thread sorts lower), told once on each side with the same SAS (a
+/// SAS when the winning request is 4-message), nothing failed and no error sent; then a
+/// message passes each way.
 fn one_session_from_crossing(
     jids: [&str; 2],
     accounts: bool,
     first: usize,
-    mode: Mode,
+    modes: [Mode; 2],
+    accepting: bool,
     winner: Option<usize>,
 ) {
-    let (mut r, p, threads) = crossing(jids, accounts, first, mode);
+    let (mut r, p, threads) = crossing(jids, accounts, first, modes);
+    for party in p {
+        r.engine(party).set_accepting(accepting);
+    }
     let winner = winner.unwrap_or(usize::from(threads[1] < threads[0]));
     r.drive();
-    let ctx = format!("{jids:?} accounts {accounts} first {first} {mode:?}");
+    let ctx = format!("{jids:?} accounts {accounts} first {first} {modes:?} accepting {accepting}");
     let mut seen = Vec::new();
     for (i, &party) in p.iter().enumerate() {
         let events = r.take_events(party);
@@ -1435,7 +1446,7 @@ fn one_session_from_crossing(
     }
     assert_eq!(seen[0], seen[1], "{ctx}: the same thread and SAS on both sides");
     assert_eq!(seen[0].0, threads[winner], "{ctx}: the session of party {winner}'s request");
-    assert_eq!(seen[0].1.is_some(), mode == Mode::Four, "{ctx}");
+    assert_eq!(seen[0].1.is_some(), modes[winner] == Mode::Four, "{ctx}");
     assert!(
         !r.delivered.iter().any(|(_, _, s)| s.attr("type") == Some("error")),
         "{ctx}: no error stanza: {:?}",
@@ -1453,7 +1464,7 @@ fn crossing_requests_end_in_one_session_the_lower_jids() {
     // alice@example.org < bob@example.com: Alice's request wins, whoever started first.
     for mode in [Mode::Four, Mode::Three] {
         for first in [0, 1] {
-            one_session_from_crossing([ALICE, BOB], true, first, mode, Some(0));
+            one_session_from_crossing([ALICE, BOB], true, first, [mode; 2], true, Some(0));
         }
     }
 }
@@ -1463,7 +1474,7 @@ fn crossing_requests_the_lower_jid_wins_either_way_round() {
     // The roles swapped: the party added first (and starting first) now has the higher JID.
     for mode in [Mode::Four, Mode::Three] {
         for first in [0, 1] {
-            one_session_from_crossing(["zoe@example.org/pda", BOB], true, first, mode, Some(1));
+            one_session_from_crossing(["zoe@example.org/pda", BOB], true, first, [mode; 2], true, Some(1));
         }
     }
 }
@@ -1476,14 +1487,16 @@ fn crossing_requests_of_one_accounts_resources_compare_full_jids() {
                 ["carol@example.net/b", "carol@example.net/a"],
                 true,
                 first,
-                mode,
+                [mode; 2],
+                true,
                 Some(1),
             );
             one_session_from_crossing(
                 ["carol@example.net/a", "carol@example.net/b"],
                 true,
                 first,
-                mode,
+                [mode; 2],
+                true,
                 Some(0),
             );
         }
@@ -1495,7 +1508,7 @@ fn crossing_requests_without_an_account_compare_the_threads() {
     for mode in [Mode::Four, Mode::Three] {
         for first in [0, 1] {
             // The threads are random: either party may win, each run.
-            one_session_from_crossing([ALICE, BOB], false, first, mode, None);
+            one_session_from_crossing([ALICE, BOB], false, first, [mode; 2], true, None);
         }
     }
 }
@@ -1506,7 +1519,7 @@ fn what_comes_on_a_request_dropped_for_a_crossing_one_is_ignored_quietly() {
     // later (here Alice's decline turned into an error, and a copy of it) tells his
     // application nothing and is not answered.
     for mode in [Mode::Four, Mode::Three] {
-        let (mut r, p, threads) = crossing([ALICE, BOB], true, 0, mode);
+        let (mut r, p, threads) = crossing([ALICE, BOB], true, 0, [mode; 2]);
         let (a, b) = (p[0], p[1]);
         let dropped = threads[1].clone();
         let seen: Rc<RefCell<Option<Element>>> = Rc::new(RefCell::new(None));
@@ -1566,4 +1579,244 @@ fn content_a_request_dropped_for_a_crossing_one_carried_goes_in_the_session_that
         assert_eq!(e.iter().filter(|e| matches!(e, Event::Negotiated { .. })).count(), 1, "{e:?}");
         assert!(!e.iter().any(|e| matches!(e, Event::Failed { .. })), "{e:?}");
     }
+}
+
+#[test]
+fn crossing_requests_are_answered_even_while_not_accepting() {
+    // Neither accepts requests (set_accepting(false)), yet each asked the other: the request
+    // that wins is answered (the loser asked that contact for a session), one session.
+    for mode in [Mode::Four, Mode::Three] {
+        for first in [0, 1] {
+            one_session_from_crossing([ALICE, BOB], true, first, [mode; 2], false, Some(0));
+            one_session_from_crossing(["zoe@example.org/pda", BOB], true, first, [mode; 2], false, Some(1));
+        }
+    }
+}
+
+#[test]
+fn crossing_requests_a_four_message_request_beats_a_three_message_one() {
+    // Whatever the JIDs (or the threads): a crossing 3-message request, perhaps forged by a
+    // server, never takes the SAS away.
+    for first in [0, 1] {
+        for accepting in [true, false] {
+            // alice@ sorts lower, but asks for 3 messages: Bob's 4-message request wins.
+            one_session_from_crossing(
+                [ALICE, BOB],
+                true,
+                first,
+                [Mode::Three, Mode::Four],
+                accepting,
+                Some(1),
+            );
+            one_session_from_crossing(
+                [ALICE, BOB],
+                true,
+                first,
+                [Mode::Four, Mode::Three],
+                accepting,
+                Some(0),
+            );
+            one_session_from_crossing(
+                ["zoe@example.org/pda", BOB],
+                true,
+                first,
+                [Mode::Four, Mode::Three],
+                accepting,
+                Some(0),
+            );
+            one_session_from_crossing(
+                ["carol@example.net/a", "carol@example.net/b"],
+                true,
+                first,
+                [Mode::Three, Mode::Four],
+                accepting,
+                Some(1),
+            );
+            one_session_from_crossing(
+                [ALICE, BOB],
+                false,
+                first,
+                [Mode::Three, Mode::Four],
+                accepting,
+                Some(1),
+            );
+        }
+    }
+}
+
+const MALLORY: &str = "mallory@example.net/x";
+
+/// Replaces the `<thread/>` of `s` with `thread`.
+fn with_thread(mut s: Element, thread: &str) -> Element {
+    s.remove_child("thread", "jabber:client");
+    s.append_child(Element::builder("thread", "jabber:client").append(thread).build());
+    s
+}
+
+fn thread_text(s: &Element) -> Option<String> {
+    s.get_child("thread", "jabber:client").map(Element::text)
+}
+
+/// Bob (the higher JID) asks Alice for a 3-message session carrying `text`, and Alice asks him
+/// at the same moment: his request gives way to hers, his content is parked for the session of
+/// hers. What Bob sends to Alice on her thread is lost in flight: her negotiation stalls. Also
+/// in the relay: Mallory, a contact Bob trusts, whose requests reach Bob on the thread of
+/// Alice's (the server sees thread ids in clear; the filter rewrites them both ways). The
+/// relay, Alice, Bob, Mallory, and the thread of Alice's request.
+fn carried_over_a_stalled_crossing(text: &str) -> (Relay, usize, usize, usize, String) {
+    let (mut r, a, b) = pair();
+    r.engine(a).set_account(&jid(ALICE));
+    r.engine(b).set_account(&jid(BOB));
+    let mk = bob_key();
+    let m = r.add(MALLORY, engine(Some(rsa("rsa.pem")), &[("bob@example.com", mk.public_key())])).unwrap();
+    r.engine(b).verify_key(&bare(MALLORY), rsa("rsa.pem").public_key()).unwrap();
+    let mut content = esession_xmpp::engine::body_message(text);
+    set(&mut content, "to", ALICE);
+    let step = r.engine(b).start_with(now(), &jid(ALICE), Mode::Three, Some((content, false))).unwrap();
+    r.output(b, step);
+    r.start(a, BOB, Mode::Three).unwrap();
+    let theirs = thread_text(&r.in_flight().back().unwrap().1).unwrap();
+    let t = theirs.clone();
+    let mallorys: Rc<RefCell<Option<String>>> = Rc::new(RefCell::new(None));
+    r.set_filter(Box::new(move |from, s| {
+        let to = s.attr("to").unwrap_or_default().to_owned();
+        let thread = thread_text(&s);
+        if from == b && to.starts_with("alice@") && thread.as_deref() == Some(t.as_str()) {
+            return None;
+        }
+        if from == m && to.starts_with("bob@") {
+            mallorys.borrow_mut().get_or_insert_with(|| thread.unwrap_or_default());
+            return Some(with_thread(s, &t));
+        }
+        if from == b && to.starts_with("mallory@") && thread.as_deref() == Some(t.as_str()) {
+            let ms = mallorys.borrow().clone().unwrap_or_default();
+            return Some(with_thread(s, &ms));
+        }
+        Some(s)
+    }));
+    r.drive();
+    let events = r.take_events(b);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Failed { .. } | Event::Negotiated { .. })),
+        "{events:?}"
+    );
+    assert!(r.engine(b).negotiating(&bare(ALICE)), "Bob answered Alice's request and waits");
+    r.take_events(a);
+    (r, a, b, m, theirs)
+}
+
+/// The content given back as not sent, to whom.
+fn not_sent(events: &[Event]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Failed { peer, failure: Failure::NotSent { stanza } } => Some((
+                peer.to_bare().to_string(),
+                stanza.get_child("body", "jabber:client").map(Element::text).unwrap_or_default(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn content_carried_over_a_crossing_goes_to_that_contact_only() {
+    let (mut r, _, b, m, _) = carried_over_a_stalled_crossing("for Alice only");
+    let sent = r.delivered.len();
+    // Mallory gets a session with Bob on the thread of Alice's request.
+    r.start(m, BOB, Mode::Three).unwrap();
+    r.drive();
+    assert!(r.engine(b).has_session(&bare(MALLORY)) && r.engine(m).has_session(&bare(BOB)));
+    let em = r.take_events(m);
+    assert!(bodies(&em).is_empty(), "Alice's content went to Mallory: {em:?}");
+    let encrypted_to_mallory = r.delivered[sent..]
+        .iter()
+        .filter(|(f, t, s)| *f == b && *t == m && s.get_child("c", esession_stanza::NS).is_some())
+        .count();
+    assert_eq!(encrypted_to_mallory, 0, "nothing encrypted went to Mallory");
+    let eb = r.take_events(b);
+    assert!(not_sent(&eb).is_empty(), "Alice's negotiation still runs: {eb:?}");
+    // Alice's negotiation never completes: her content comes back to Bob's application.
+    r.advance(chrono::Duration::seconds(121));
+    let now = r.now();
+    let step = r.engine(b).tick(now);
+    assert_eq!(not_sent(&step.events), [("alice@example.org".to_owned(), "for Alice only".to_owned())]);
+    assert!(step.events.iter().any(|e| matches!(e, Event::Failed { failure: Failure::Expired, .. })));
+}
+
+#[test]
+fn content_carried_over_a_crossing_comes_back_when_its_negotiation_ends_without_a_session() {
+    for ending in ["expired", "reset", "error", "replaced", "offline"] {
+        let (mut r, a, b, _, theirs) = carried_over_a_stalled_crossing("for Alice");
+        let events = match ending {
+            "expired" => {
+                r.advance(chrono::Duration::seconds(121));
+                let now = r.now();
+                r.engine(b).tick(now).events
+            }
+            "reset" => {
+                let now = r.now();
+                r.engine(b).connection_reset(now).events
+            }
+            "offline" => r.engine(b).terminate_all().events,
+            "error" => {
+                let mut error = Element::builder("error", "jabber:client")
+                    .append(Element::bare("not-acceptable", "urn:ietf:params:xml:ns:xmpp-stanzas"))
+                    .build();
+                set(&mut error, "type", "cancel");
+                let mut e = Element::builder("message", "jabber:client")
+                    .append(Element::builder("thread", "jabber:client").append(theirs.as_str()))
+                    .append(error)
+                    .build();
+                set(&mut e, "to", BOB);
+                set(&mut e, "type", "error");
+                r.inject(a, e);
+                r.drive();
+                r.take_events(b)
+            }
+            // Alice asks again (a new request on a new thread): the one that was to carry it
+            // is replaced.
+            _ => {
+                r.set_filter(Box::new(|_, s| Some(s)));
+                r.start(a, BOB, Mode::Three).unwrap();
+                r.drive();
+                assert!(r.engine(b).has_session(&bare(ALICE)), "{ending}");
+                r.take_events(b)
+            }
+        };
+        assert_eq!(
+            not_sent(&events),
+            [("alice@example.org".to_owned(), "for Alice".to_owned())],
+            "{ending}: {events:?}"
+        );
+        // Given back once: nothing more later.
+        r.advance(chrono::Duration::seconds(600));
+        let now = r.now();
+        assert!(not_sent(&r.engine(b).tick(now).events).is_empty(), "{ending}");
+    }
+}
+
+#[test]
+fn content_carried_over_crossings_is_bounded_and_what_is_pushed_out_comes_back() {
+    // Bob gives way to 65 crossing requests in a row (each from another contact), each
+    // stalled: 64 contents are kept, the first comes back at once.
+    let (mut r, _, b) = pair();
+    r.engine(b).set_account(&jid(BOB));
+    let mut back = Vec::new();
+    for i in 0..65 {
+        let peer = format!("a{i:02}@example.org/x");
+        let mut content = esession_xmpp::engine::body_message(&format!("to {i}"));
+        set(&mut content, "to", &peer);
+        let step = r.engine(b).start_with(now(), &jid(&peer), Mode::Three, Some((content, false))).unwrap();
+        back.extend(not_sent(&step.events));
+        // The contact's crossing request, made by an engine of its own.
+        let mut other = engine(Some(rsa("rsa.pem")), &[]);
+        other.set_account(&jid(&peer));
+        let request = other.start(now(), &jid(BOB), Mode::Three).unwrap().send.remove(0);
+        let mut request = request;
+        set(&mut request, "from", &peer);
+        let step = r.engine(b).handle(now(), &request);
+        back.extend(not_sent(&step.events));
+    }
+    assert_eq!(back, [("a00@example.org".to_owned(), "to 0".to_owned())]);
 }

@@ -17,7 +17,8 @@ impl Engine {
     ///   delivered when the connection dropped is lost with it: what the application sends
     ///   from now on needs a new session;
     /// * every negotiation in progress fails ([`Failure::ConnectionLost`]): its peer may have
-    ///   answered a resource that no longer exists;
+    ///   answered a resource that no longer exists; content a request of ours was to carry
+    ///   into the session of a crossing request is given back ([`Failure::NotSent`]);
     /// * every contact's resources are forgotten, each one that was available told
     ///   unavailable ([`Event::Presence`]): the server sends presence again once we announce
     ///   ours;
@@ -54,6 +55,8 @@ impl Engine {
         for n in self.negotiations.drain(..) {
             step.event(Event::Failed { peer: n.peer, failure: Failure::ConnectionLost });
         }
+        // Content parked for the session of a crossing request goes back to the application.
+        self.unsent(&mut step);
         for peer in self.presence.forget_resources() {
             step.event(Event::Presence { peer, available: false });
         }

@@ -294,6 +294,16 @@ pub enum Failure {
     /// An offline message from a key not trusted was dropped, unread and silently (XEP-0187):
     /// [`crate::Limits::held`] messages are held for a decision already.
     HeldFull,
+    /// Content that was to go encrypted to this contact was not sent, and is given back: a
+    /// request of ours that was to carry it ([`crate::Engine::start_with`]) was dropped for the
+    /// contact's crossing request (see the [engine's documentation](crate::engine)), and the
+    /// negotiation of that request ended without a session (it failed, expired, was replaced,
+    /// or the connection was reset) or its session could not take the content. Send it again
+    /// in a new session if it is still wanted.
+    NotSent {
+        /// The content, as it was given.
+        stanza: Element,
+    },
 }
 
 /// One `tracing` event per [`Event`]: who (bare JID), the thread, kinds and conditions. Never
@@ -370,6 +380,7 @@ impl Failure {
             Failure::Store(_) => "store",
             Failure::Declined => "declined",
             Failure::HeldFull => "held-full",
+            Failure::NotSent { .. } => "not-sent",
         }
     }
 
@@ -400,6 +411,7 @@ impl Failure {
             Failure::Store(_) => "internal-server-error",
             Failure::Declined => "declined",
             Failure::HeldFull => "silent",
+            Failure::NotSent { .. } => "not-sent",
         }
     }
 }
@@ -441,6 +453,10 @@ impl fmt::Display for Failure {
             Failure::HeldFull => f.write_str(
                 "an offline message from a key not trusted was dropped: too many are held for a decision \
                  (trust or refuse their keys)",
+            ),
+            Failure::NotSent { .. } => f.write_str(
+                "content to send was not sent: the negotiation that was to carry it ended without a \
+                 session (send it again)",
             ),
         }
     }

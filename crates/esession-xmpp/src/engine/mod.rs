@@ -33,18 +33,23 @@
 //! **Crossing requests** (the specs are silent; our resolution). When both contacts start a
 //! negotiation at the same moment (typically right after a reconnection), each receives the
 //! other's request while its own has had no answer yet. Only one goes on, chosen the same way
-//! on both sides: the request of the entity whose JID sorts lower wins. The bare JIDs are
-//! compared as strings (normalized, byte order); ours is the account
-//! [`Engine::set_account`] was given. Two resources of one account compare their full JIDs;
-//! without our account, the two thread ids decide. The side whose request loses drops it
-//! (its state wiped, no event: the session that answers the contact's request is the one the
-//! application is told of, once, with its SAS; content the dropped request was to carry goes
-//! in that session) and answers the contact's request as any other; whatever comes later on
-//! the dropped thread (the contact's decline, a late answer, an error) is ignored quietly.
-//! The side whose request wins keeps it and declines the contact's on its thread as
-//! XEP-0155 §4.3 has it (no event: the contact dropped that request already). This applies
-//! even while the engine does not accept requests ([`Engine::set_accepting`]): it wants a
-//! session with that contact. Offline starts (XEP-0187) are not requests: unaffected.
+//! on both sides: a 4-message request wins over a 3-message one, whatever the JIDs (a crossing
+//! request, perhaps forged by a server, never takes the SAS away); between requests of one
+//! mode, the request of the entity whose JID sorts lower wins. The bare JIDs are compared as
+//! strings (normalized, byte order); ours is the account [`Engine::set_account`] was given.
+//! Two resources of one account compare their full JIDs; without our account, the two thread
+//! ids decide. The side whose request loses drops it (its state wiped, no event: the session
+//! that answers the contact's request is the one the application is told of, once, with its
+//! SAS) and answers the contact's request as any other; whatever comes later on the dropped
+//! thread (the contact's decline, a late answer, an error) is ignored quietly. Content the
+//! dropped request was to carry ([`Engine::start_with`]) goes in the session of the contact's
+//! request, with that contact and on that thread only; if that negotiation ends without a
+//! session (it fails, expires, is replaced, or the connection is reset), the content is given
+//! back to the application ([`Failure::NotSent`]). The side whose request wins keeps it and
+//! declines the contact's on its thread as XEP-0155 §4.3 has it (no event: the contact
+//! dropped that request already). This applies even while the engine does not accept requests
+//! ([`Engine::set_accepting`]): it asked for a session with that contact, so the contact's
+//! request that won is answered. Offline starts (XEP-0187) are not requests: unaffected.
 
 mod connection;
 mod event;
@@ -265,6 +270,36 @@ struct Negotiation {
     /// Ours (Alice): the content our 3-message accept is to carry ([`Engine::start_with`]),
     /// kept to go in the session of a crossing request instead if ours gives way to it.
     content: Option<(Element, bool)>,
+    /// The mode of the request: the one we asked for (Alice), or the one the contact's request
+    /// asked for (Bob). The crossing rule reads it ([`Engine::ours_wins`]).
+    mode: Mode,
+}
+
+/// Content a request of ours was to carry, parked when that request was dropped for the
+/// crossing request of `peer` on `thread`: sent in the session of that contact and thread
+/// once established ([`Engine::send_carried`]), given back to the application otherwise
+/// ([`Engine::unsent`]).
+struct Carried {
+    /// The contact whose crossing request won (the full JID it came from): only a session
+    /// with this contact (any resource) carries the content.
+    peer: Jid,
+    /// The thread of that contact's request.
+    thread: String,
+    content: Element,
+    /// The session is terminated after the content (object encryption).
+    terminate: bool,
+}
+
+/// How a contact's request stands against a request of ours ([`Engine::crossing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Crossing {
+    /// No request of ours to that contact waits for an answer.
+    No,
+    /// Ours goes on; the contact's was declined.
+    OursKept,
+    /// Ours was dropped for the contact's, which is to be answered whatever
+    /// [`Engine::set_accepting`] says: we asked that contact for a session.
+    OursDropped,
 }
 
 /// What a negotiation holds besides the request it keeps: its DH values, keys, the machine.
@@ -318,10 +353,9 @@ pub struct Engine {
     /// Threads of our own requests dropped for a contact's crossing request, with the
     /// contact, newest last (at most [`YIELDED_THREADS`]): what comes on them is ignored.
     yielded: std::collections::VecDeque<(BareJid, String)>,
-    /// Content a request of ours dropped for a crossing request was to carry, with the thread
-    /// of the request that won (at most [`YIELDED_THREADS`]): sent in that session once
-    /// established.
-    carried: Vec<(String, Element, bool)>,
+    /// Content requests of ours dropped for crossing requests were to carry, each with the
+    /// contact and thread of the request that won, oldest first (at most [`YIELDED_THREADS`]).
+    carried: std::collections::VecDeque<Carried>,
     /// Where offline messages wait for the application's acknowledgement ([`Inbox`]).
     inbox: Option<Box<dyn Inbox + Send>>,
     /// When [`Engine::tick`] last ran.
@@ -381,8 +415,9 @@ fn thread_of(s: &Element) -> Option<String> {
 
 /// What a negotiation form is, from its data form alone.
 enum FormKindIn {
-    /// Alice's request (a `form` with the ESession FORM_TYPE and DH values).
-    Request,
+    /// Alice's request (a `form` with the ESession FORM_TYPE and DH values), in the mode its
+    /// DH values say: commitments (`dhhashes`) are 4-message, keys (`dhkeys`) 3-message.
+    Request(Mode),
     /// A terminate or acknowledgement form in clear (SSN termination, A14).
     Terminate,
     /// An XEP-0187 offline start (`<init/>`, an answer with an identity and no `accept`).
@@ -403,7 +438,8 @@ fn classify(stanza: &Element) -> Option<FormKindIn> {
         x.is_some_and(|x| x.children().any(|f| f.name() == "field" && f.attr("var") == Some(var)))
     };
     Some(match (w, kind) {
-        (Wrapper::Feature, Some(FormType::Form)) if has("dhhashes") || has("dhkeys") => FormKindIn::Request,
+        (Wrapper::Feature, Some(FormType::Form)) if has("dhhashes") => FormKindIn::Request(Mode::Four),
+        (Wrapper::Feature, Some(FormType::Form)) if has("dhkeys") => FormKindIn::Request(Mode::Three),
         (Wrapper::Feature, _) if has("terminate") && !has("dhkeys") => FormKindIn::Terminate,
         (Wrapper::Init, _) if !has("accept") && has("identity") && has("counter") => FormKindIn::OfflineStart,
         _ => FormKindIn::Other,
@@ -445,7 +481,7 @@ impl Engine {
             me: None,
             account: None,
             yielded: std::collections::VecDeque::new(),
-            carried: Vec::new(),
+            carried: std::collections::VecDeque::new(),
             inbox: None,
             ticked: None,
             accepting: true,
@@ -743,6 +779,7 @@ impl Engine {
         let inner = self.route(now, &from, s);
         self.count_failures(now, &from, &bare, &inner, s);
         step.append(inner);
+        self.unsent(&mut step);
         step
     }
 
@@ -841,7 +878,7 @@ impl Engine {
             return self.on_error(from, s);
         }
         match classify(s) {
-            Some(FormKindIn::Request) => return self.on_request(now, from, s),
+            Some(FormKindIn::Request(mode)) => return self.on_request(now, from, s, mode),
             Some(FormKindIn::OfflineStart) => return self.on_offline_start(now, from, s),
             Some(FormKindIn::Terminate) if !s.children().any(|c| c.is("c", esession_stanza::NS)) => {
                 return self.on_session_stanza(now, from, s);
@@ -949,6 +986,7 @@ impl Engine {
         let per_minute = self.limits.failures_per_minute;
         self.failures.retain(|_, s| !s.budget.full(per_minute, now));
         self.offline.expire(now);
+        self.unsent(&mut step);
         step
     }
 
@@ -1008,8 +1046,10 @@ impl Engine {
             cost: NEGOTIATION_COST,
             answered: false,
             content,
+            mode,
         });
         self.drain(now, &mut step);
+        self.unsent(&mut step);
         Ok(step)
     }
 
@@ -1049,10 +1089,10 @@ impl Engine {
         gone
     }
 
-    /// A request: a new responder. It replaces any negotiation with the contact (a request
-    /// is never read as the next message of an old negotiation), and a contact may start only
-    /// so many per minute.
-    fn on_request(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element) -> Step {
+    /// A request (asking for `offered`): a new responder. It replaces any negotiation with the
+    /// contact (a request is never read as the next message of an old negotiation), and a
+    /// contact may start only so many per minute.
+    fn on_request(&mut self, now: DateTime<Utc>, from: &Jid, s: &Element, offered: Mode) -> Step {
         let mut step = Step::default();
         // A request without a <thread/> is not a session request (XEP-0155 §4.1): ignored.
         let Some(thread) = thread_of(s).filter(|t| !t.is_empty()) else {
@@ -1081,12 +1121,16 @@ impl Engine {
             step.event(Event::Failed { peer: from.clone(), failure: Failure::RateLimited });
             return step;
         }
-        if self.crossing(from, &thread, &mut step) {
-            return step;
-        }
-        if !self.accepting {
-            self.decline(from, &thread, &mut step);
-            return step;
+        match self.crossing(from, &thread, offered, &mut step) {
+            Crossing::OursKept => return step,
+            // We asked this contact for a session: its request is answered even while we
+            // accept none (module documentation, resolution I32).
+            Crossing::OursDropped => {}
+            Crossing::No if !self.accepting => {
+                self.decline(from, &thread, &mut step);
+                return step;
+            }
+            Crossing::No => {}
         }
         tracing::info!(peer = %bare, thread = %thread, "negotiation request received");
         self.negotiations.retain(|n| n.peer.to_bare() != bare);
@@ -1104,21 +1148,23 @@ impl Engine {
             cost,
             answered: false,
             content: None,
+            mode: offered,
         });
         let i = self.negotiations.len() - 1;
         self.feed(now, i, s, &mut step);
         step
     }
 
-    /// A request of `from` on `thread` that crossed our own request to the same contact (our
-    /// negotiation as Alice has had no answer yet): settled by [`Engine::ours_wins`], the same
-    /// on both sides (see the [module documentation](self)). When ours wins, theirs is
-    /// declined (without an event: the contact dropped that request already and ignores the
-    /// decline) and `true` is returned; when theirs wins, ours is dropped (its state with it,
-    /// without an event: the session answering theirs is the one the application is told of)
-    /// and its thread remembered, so that what comes on it later is ignored, and the request
-    /// is answered as any other. `false` when there is no crossing.
-    fn crossing(&mut self, from: &Jid, thread: &str, step: &mut Step) -> bool {
+    /// A request of `from` on `thread` asking for `offered` that crossed our own request to
+    /// the same contact (our negotiation as Alice has had no answer yet): settled by
+    /// [`Engine::ours_wins`], the same on both sides (see the [module documentation](self)).
+    /// When ours wins, theirs is declined (without an event: the contact dropped that request
+    /// already and ignores the decline): [`Crossing::OursKept`]. When theirs wins, ours is
+    /// dropped (its state with it, without an event: the session answering theirs is the one
+    /// the application is told of), its thread remembered, so that what comes on it later is
+    /// ignored, and the content it was to carry parked for the session of theirs
+    /// ([`Carried`]): [`Crossing::OursDropped`], theirs to be answered.
+    fn crossing(&mut self, from: &Jid, thread: &str, offered: Mode, step: &mut Step) -> Crossing {
         let bare = from.to_bare();
         let Some(i) = self.negotiations.iter().position(|n| {
             matches!(n.machine, Machine::Alice(_))
@@ -1127,13 +1173,14 @@ impl Engine {
                 && of(&n.peer, &bare)
                 && n.thread != thread
         }) else {
-            return false;
+            return Crossing::No;
         };
-        if self.ours_wins(&self.negotiations[i].thread, from, thread) {
-            tracing::info!(peer = %bare, ours = %self.negotiations[i].thread, theirs = %thread,
+        let ours = &self.negotiations[i];
+        if self.ours_wins((ours.mode, &ours.thread), from, (offered, thread)) {
+            tracing::info!(peer = %bare, ours = %ours.thread, theirs = %thread,
                 "crossing negotiation requests: ours goes on, the contact's is declined");
             self.send_decline(from, thread, step);
-            return true;
+            return Crossing::OursKept;
         }
         let mut n = self.negotiations.remove(i);
         tracing::info!(peer = %bare, ours = %n.thread, theirs = %thread,
@@ -1142,29 +1189,63 @@ impl Engine {
             self.yielded.pop_front();
         }
         self.yielded.push_back((bare, n.thread.clone()));
-        // What our request was to carry goes in the session of theirs.
+        // What our request was to carry goes in the session of theirs: with that contact, on
+        // that thread, and no other (the server sees thread ids in clear).
         if let Some((content, terminate)) = n.content.take() {
-            if self.carried.len() >= YIELDED_THREADS {
-                self.carried.remove(0);
+            if self.carried.len() >= YIELDED_THREADS
+                && let Some(old) = self.carried.pop_front()
+            {
+                not_sent(old, step);
             }
-            self.carried.push((thread.to_owned(), content, terminate));
+            self.carried.push_back(Carried {
+                peer: from.clone(),
+                thread: thread.to_owned(),
+                content,
+                terminate,
+            });
         }
         // Our negotiation's state (DH secret, nonce) is wiped as it drops here.
         drop(n);
-        false
+        Crossing::OursDropped
     }
 
-    /// The crossing rule (issue 19; the specs are silent): the request of the entity whose
-    /// JID sorts lower wins. Bare JIDs are compared as strings (normalized: byte order); two
-    /// resources of one account compare their full JIDs; without our account
-    /// ([`Engine::set_account`]), or with our own full JID, the two threads decide. Whether
-    /// our request (on `ours`) wins over that of `peer` (on `theirs`).
-    fn ours_wins(&self, ours: &str, peer: &Jid, theirs: &str) -> bool {
+    /// The crossing rule (issue 19; the specs are silent): a 4-message request wins over a
+    /// 3-message one (a crossing request never takes the SAS away); between requests of one
+    /// mode, the request of the entity whose JID sorts lower wins. Bare JIDs are compared as
+    /// strings (normalized: byte order); two resources of one account compare their full
+    /// JIDs; without our account ([`Engine::set_account`]), or with our own full JID, the two
+    /// threads decide. Whether our request (its mode, on its thread) wins over that of `peer`.
+    fn ours_wins(&self, ours: (Mode, &str), peer: &Jid, theirs: (Mode, &str)) -> bool {
+        if ours.0 != theirs.0 {
+            return ours.0 == Mode::Four;
+        }
         let peer_bare = peer.to_bare();
         match (&self.me, &self.account) {
             (Some(me), _) if *me != peer_bare => me.as_str() < peer_bare.as_str(),
             (_, Some(full)) if full.resource().is_some() && full != peer => full.as_str() < peer.as_str(),
-            _ => ours < theirs,
+            _ => ours.1 < theirs.1,
+        }
+    }
+
+    /// Gives back to the application the content parked for sessions of crossing requests
+    /// ([`Carried`]) whose negotiation is gone without a session (it failed, expired, was
+    /// replaced, or the connection was reset): [`Failure::NotSent`], nothing lost in silence.
+    /// Called at the end of every input that may end negotiations.
+    fn unsent(&mut self, step: &mut Step) {
+        if self.carried.is_empty() {
+            return;
+        }
+        let negotiations = &self.negotiations;
+        let (kept, gone): (std::collections::VecDeque<_>, std::collections::VecDeque<_>) =
+            std::mem::take(&mut self.carried).into_iter().partition(|c| {
+                let bare = c.peer.to_bare();
+                negotiations
+                    .iter()
+                    .any(|n| of(&n.peer, &bare) && n.thread == c.thread && !n.machine.is_done())
+            });
+        self.carried = kept;
+        for c in gone {
+            not_sent(c, step);
         }
     }
 
@@ -1280,20 +1361,28 @@ impl Engine {
 
     /// Sends, in the session of `thread` with `peer` just established, the content a request
     /// of ours dropped for that session's crossing request was to carry (with `terminate`:
-    /// the session is terminated after it).
+    /// the session is terminated after it). Only content parked for that contact and that
+    /// thread goes; content that cannot go is given back ([`Failure::NotSent`]).
     fn send_carried(&mut self, peer: &BareJid, thread: &str, step: &mut Step) {
-        let Some(i) = self.carried.iter().position(|(t, ..)| t == thread) else { return };
-        let (_, mut content, terminate) = self.carried.remove(i);
-        let Some(to) = self.session_peer(peer).cloned() else { return };
-        set_attr(&mut content, "to", to.as_str());
-        match self.protect(&content, EncryptOptions::default()) {
+        let Some(i) = self.carried.iter().position(|c| of(&c.peer, peer) && c.thread == thread) else {
+            return;
+        };
+        let Some(mut c) = self.carried.remove(i) else { return };
+        let Some(to) = self.session_peer(peer).cloned() else { return not_sent(c, step) };
+        if self.session(peer).map(Established::thread) != Some(thread) {
+            return not_sent(c, step);
+        }
+        set_attr(&mut c.content, "to", to.as_str());
+        match self.protect(&c.content, EncryptOptions::default()) {
             Ok(w) => step.send.push(w),
-            Err(Error::Session(e)) => step.event(Event::Failed { peer: to, failure: Failure::Session(e) }),
             Err(e) => {
-                tracing::warn!(peer = %peer, error = %e, "content carried over a crossing request not sent")
+                tracing::warn!(peer = %peer, error = %e, "content carried over a crossing request not sent");
+                return not_sent(c, step);
             }
         }
-        if terminate && let Ok(t) = self.terminate(peer) {
+        if c.terminate
+            && let Ok(t) = self.terminate(peer)
+        {
             step.send.push(t);
         }
     }
@@ -1514,10 +1603,18 @@ impl Engine {
                 failure: Failure::Negotiation(esession_negotiate::Error::ApiMisuse("we went offline")),
             });
         }
+        self.unsent(&mut step);
         // The offline sessions accepted on the last return end with it: their kept state goes.
         self.forget_ended_offline();
         step
     }
+}
+
+/// Tells the application that content parked for the session of a crossing request was not
+/// sent ([`Failure::NotSent`]), and gives it back.
+fn not_sent(c: Carried, step: &mut Step) {
+    tracing::info!(peer = %c.peer.to_bare(), thread = %c.thread, "content carried over a crossing request not sent: given back");
+    step.event(Event::Failed { peer: c.peer, failure: Failure::NotSent { stanza: c.content } });
 }
 
 /// A chat message with `text` as its body (no `to`: the session's peer is set when sent).
