@@ -992,7 +992,9 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
             // passphrase given) or `--sealed` asks for it; else the public key kept apart,
             // unsealed, and that is said. An account of an earlier version, sealed with a
             // passphrase and with no copy yet, needs the passphrase, and the prompt says why.
-            let copy = if sealed || s.passphrase.is_some() || !passphrase_account(&dir) {
+            // A key given to contacts (`--pem`) always comes from the sealed identity: whoever
+            // can write the data directory could have planted another in the copy.
+            let copy = if sealed || pem.is_some() || s.passphrase.is_some() || !passphrase_account(&dir) {
                 None
             } else {
                 kept_public(&dir).filter(|_| dir.join(DB).exists())
@@ -1007,7 +1009,7 @@ async fn run(s: &Settings, cmd: AccountCmd) -> Result<(), Fail> {
                     k
                 }
                 None => {
-                    if !sealed && s.passphrase.is_none() && passphrase_account(&dir) {
+                    if !sealed && pem.is_none() && s.passphrase.is_none() && passphrase_account(&dir) {
                         eprintln!(
                             "esession: this account's identity key is sealed with its passphrase, and its public \
                              key is not kept apart yet (an account of an earlier version): the passphrase is \

@@ -662,4 +662,14 @@ fn the_unsealed_public_key_is_checked_against_the_sealed_identity() {
     // `--sealed` without the passphrase and no terminal: it is needed, not the copy.
     let o = run(&alice, None, &["fingerprint", "--sealed"]);
     assert!(error_with(&o, 2).contains("passphrase"));
+    // The key given to contacts (`--pem`) never comes from the copy: a planted copy is not
+    // exported, and without the passphrase nothing is.
+    std::fs::copy(mallory.join("identity.pub.pem"), &copy).unwrap();
+    let o = run(&alice, None, &["fingerprint", "--pem", "-"]);
+    assert!(error_with(&o, 2).contains("passphrase"), "{o:?}");
+    let out = ok(&run(&alice, Some("right"), &["fingerprint", "--pem", "-"]));
+    assert!(out.starts_with(&real), "{out}");
+    let exported = out.split_once('\n').unwrap().1;
+    let planted = std::fs::read_to_string(mallory.join("identity.pub.pem")).unwrap();
+    assert_ne!(exported.trim(), planted.trim(), "the planted key was exported");
 }
