@@ -208,7 +208,14 @@ impl AckGate {
         let mut g = self.lock();
         let Some(name) = StanzaName::of(name.as_bytes()) else { return };
         let want = Read::Stanza(name, id.map(|id| g.keys.hash_one(id)));
-        let Some(at) = g.read.iter().position(|(r, m, _)| *r == want && *m == from) else { return };
+        // The first entry that may be this stanza: one of its name and id, or one the reader
+        // could not name (a start tag too long), which may be it. Taking an unknown one counts
+        // less, never more: a later stanza of the same name and id (a peer may reuse an id)
+        // must not count the stanzas between them as handled.
+        let Some(at) = g.read.iter().position(|(r, m, _)| (*r == want || *r == Read::Unknown) && *m == from)
+        else {
+            return;
+        };
         g.read[at].1 = to;
         if from == Mark::Unseen {
             // Read before it and not seen by the client: dropped by tokio-xmpp.
@@ -935,6 +942,34 @@ mod gate_tests {
             gate.handled("message", Some("m1"));
             assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='9'/>"]).ends_with("h='5'/>"));
         }
+    }
+
+    /// A stanza whose start tag is too long to name is read as unknown; when the client handles
+    /// a stanza, an unknown one before any of its name and id may be it, and counts as it:
+    /// the stanzas after it are not counted (hostile review M2: a hostile peer's long stanza
+    /// followed by another contact's message and then a short stanza reusing the long one's
+    /// id made the gate acknowledge the other contact's message unhandled).
+    #[tokio::test]
+    async fn an_unknown_stanza_before_one_of_the_same_id_counts_as_the_one_handled() {
+        let gate = Arc::new(AckGate::default());
+        through(&gate, &[b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>"]);
+        let long = "r".repeat(TAG_MAX);
+        let stream = format!(
+            "{HEADER}<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>\
+             <iq type='result' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>{ENABLED}\
+             <message id='e1' from='mallory@localhost/{long}'><body>1</body></message>\
+             <message id='e2' from='bob@localhost/x'><body>2</body></message>\
+             <message id='e1' from='mallory@localhost/x'><body>3</body></message>"
+        );
+        read_through(&gate, stream.as_bytes(), false).await;
+        gate.reset();
+        // The long one handled: 1, not 3 (bob's message is not handled yet).
+        gate.handled("message", Some("e1"));
+        assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='3'/>"]).ends_with("h='1'/>"));
+        gate.handled("message", Some("e2"));
+        assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='3'/>"]).ends_with("h='2'/>"));
+        gate.handled("message", Some("e1"));
+        assert!(through(&gate, &[b"<a xmlns='urn:xmpp:sm:3' h='3'/>"]).ends_with("h='3'/>"));
     }
 
     /// The reader tells whole stanzas at the top of the stream only: not those inside another
