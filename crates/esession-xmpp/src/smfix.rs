@@ -110,8 +110,9 @@ const READ_MAX: usize = 8192;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Read {
     Stanza(StanzaName, Option<u64>),
-    /// Read, and not to be matched (a prefixed name, a start tag too long to read): counted
-    /// when a later stanza is handled.
+    /// Read, and not named (a prefixed name, a start tag too long to read): it may be the next
+    /// stanza the client handles, whatever its name and id, and counts as it
+    /// ([`AckGate::handled`]), or with a later one.
     Unknown,
 }
 
@@ -975,7 +976,7 @@ mod gate_tests {
     /// The reader tells whole stanzas at the top of the stream only: not those inside another
     /// (a forwarded message), not one cut off by a new stream, not what a comment, a CDATA
     /// section or an attribute's value holds; `<enabled/>` starts again; a start tag too long
-    /// to read is told as unknown (never matched).
+    /// to read is told as unknown (never matched by name).
     #[tokio::test]
     async fn the_reader_tells_whole_stanzas_at_the_top_of_the_stream() {
         for octets in [false, true] {
