@@ -150,12 +150,14 @@ fn newer(what: &str, version: u8) -> StoreError {
 
 /// Whether the unsealed octets of a kept message ([`Kept::encode`]) are of a version newer than
 /// this build reads (left untouched, never set aside as damaged).
+#[cfg(feature = "durable")]
 pub(crate) fn kept_is_newer(plain: &[u8]) -> bool {
     plain.first().is_some_and(|v| *v > RECORD_V2)
 }
 
 /// Whether the unsealed octets of a kept session ([`KeptSession::encode`]) are of a version
 /// newer than this build reads.
+#[cfg(feature = "durable")]
 pub(crate) fn session_is_newer(plain: &[u8]) -> bool {
     plain.first().is_some_and(|v| *v > SESSION_V1)
 }

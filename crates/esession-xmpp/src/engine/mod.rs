@@ -65,6 +65,7 @@ mod traced;
 
 pub use event::{Ended, Event, Failure, Step, shown};
 pub use inbox::{Inbox, Kept, KeptSession, MemoryInbox, MessageId, SetAside};
+#[cfg(feature = "durable")]
 pub(crate) use inbox::{kept_is_newer, session_is_newer};
 pub use limits::Limits;
 pub use offline::Away;
