@@ -964,6 +964,37 @@ mod tests {
         PrivateKey::from_pkcs8_pem(include_str!("../tests/vectors/pem/rsa.pem")).unwrap()
     }
 
+    /// A kept message `n` from bob@example.com/laptop.
+    #[cfg(feature = "durable")]
+    fn kept_message(n: u32) -> Kept {
+        Kept {
+            id: MessageId::derive(&[9; 32], n),
+            peer: esession_negotiate::Jid::new("bob@example.com/laptop").unwrap(),
+            thread: "t".into(),
+            stanza: esession_forms::xml::parse("<message xmlns='jabber:client'><body>hi</body></message>")
+                .unwrap(),
+            petname: None,
+            clear: Vec::new(),
+            replay: Vec::new(),
+            untrusted: None,
+        }
+    }
+
+    /// A kept offline session with bob@example.com/laptop, its base all `b`.
+    #[cfg(feature = "durable")]
+    fn kept_session(b: u8) -> KeptSession {
+        KeptSession {
+            base: [b; 32],
+            next: 2,
+            peer: esession_negotiate::Jid::new("bob@example.com/laptop").unwrap(),
+            until: chrono::Utc::now() + chrono::Duration::days(1),
+            replay: Vec::new(),
+            untrusted: None,
+            taken: Vec::new(),
+            state: SecretBytes::new(vec![5; 64]),
+        }
+    }
+
     /// Issue 21: one kept record that cannot be read back (here a flipped octet in a sealed
     /// message and in a sealed offline session) stopped the account from starting: the
     /// engine's `set_inbox` failed ("does not unseal"). Now each is set aside (moved to a
@@ -978,28 +1009,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let a = Account::open(&dir, Sealing::KeyFile).unwrap();
         let Records::File(db) = &a.records else { unreachable!() };
-        let peer = esession_negotiate::Jid::new("bob@example.com/laptop").unwrap();
-        let msg = |n: u32| Kept {
-            id: MessageId::derive(&[9; 32], n),
-            peer: peer.clone(),
-            thread: "t".into(),
-            stanza: esession_forms::xml::parse("<message xmlns='jabber:client'><body>hi</body></message>")
-                .unwrap(),
-            petname: None,
-            clear: Vec::new(),
-            replay: Vec::new(),
-            untrusted: None,
-        };
-        let session = |b: u8| KeptSession {
-            base: [b; 32],
-            next: 2,
-            peer: peer.clone(),
-            until: chrono::Utc::now() + chrono::Duration::days(1),
-            replay: Vec::new(),
-            untrusted: None,
-            taken: Vec::new(),
-            state: SecretBytes::new(vec![5; 64]),
-        };
+        let msg = kept_message;
+        let session = kept_session;
         let mut inbox = a.inbox().unwrap();
         assert!(inbox.keep(&msg(0)).unwrap() && inbox.keep(&msg(1)).unwrap());
         inbox.keep_in_session(None, &session(1), Some(&[1; 16])).unwrap();
@@ -1076,28 +1087,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let a = Account::open(&dir, Sealing::KeyFile).unwrap();
         let Records::File(db) = &a.records else { unreachable!() };
-        let peer = esession_negotiate::Jid::new("bob@example.com/laptop").unwrap();
-        let msg = |n: u32| Kept {
-            id: MessageId::derive(&[9; 32], n),
-            peer: peer.clone(),
-            thread: "t".into(),
-            stanza: esession_forms::xml::parse("<message xmlns='jabber:client'><body>hi</body></message>")
-                .unwrap(),
-            petname: None,
-            clear: Vec::new(),
-            replay: Vec::new(),
-            untrusted: None,
-        };
-        let session = KeptSession {
-            base: [7; 32],
-            next: 2,
-            peer: peer.clone(),
-            until: chrono::Utc::now() + chrono::Duration::days(1),
-            replay: Vec::new(),
-            untrusted: None,
-            taken: Vec::new(),
-            state: SecretBytes::new(vec![5; 64]),
-        };
+        let msg = kept_message;
+        let session = kept_session(7);
         let mut inbox = a.inbox().unwrap();
         for n in 0..3 {
             assert!(inbox.keep(&msg(n)).unwrap());
